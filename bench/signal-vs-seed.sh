@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# Measures Switchboard against the seed's Socket.IO relay in one run, under the
+# same load on the same machine, and prints each RESULT line and the ratios
+# ours/seed.
+#
+#   bench/signal-vs-seed.sh            # from the repository root or anywhere
+#
+# Steps, each against our server (native protocol) then the seed (socket.io):
+#   idle     CONNS idle connections (fresh servers, so the RSS baseline is clean)
+#   connect  handshakes/s with 50 workers
+#   closed   signal, PAIRS pairs, closed loop
+#   paced    signal, PAIRS pairs, RATE relayed msgs/s in total
+#
+# Our server runs with --rate-limit 100000 --rate-burst 100000: its default
+# per-connection limit (200 msgs/s, burst 400) would throttle a closed-loop
+# pair, which the seed server does not do.
+#
+# Environment (defaults): OURS_PORT (8080) SEED_PORT (3000) PAIRS (500)
+# RATE (3000) CONNS (10000) DURATION (10s) WARMUP (2s) SETTLE (5s)
+# STEP_TIMEOUT (180, seconds per step) BIN (/tmp/switchboard) KEEP_LOGS (unset)
+# BUILD (1; 0 runs an existing $BIN instead of building ./cmd/switchboard).
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+
+OURS_PORT=${OURS_PORT:-8080}
+SEED_PORT=${SEED_PORT:-3000}
+PAIRS=${PAIRS:-500}
+RATE=${RATE:-3000}
+CONNS=${CONNS:-10000}
+DURATION=${DURATION:-10s}
+WARMUP=${WARMUP:-2s}
+SETTLE=${SETTLE:-5s}
+STEP_TIMEOUT=${STEP_TIMEOUT:-180}
+BIN=${BIN:-/tmp/switchboard}
+
+ours_url="ws://127.0.0.1:$OURS_PORT/ws"
+seed_url="ws://127.0.0.1:$SEED_PORT/socket.io/?EIO=4&transport=websocket"
+
+# Both servers and the load tool need ~CONNS descriptors each.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+logdir=$(mktemp -d "${TMPDIR:-/tmp}/switchboard-bench.XXXXXX")
+pids=()
+cleanup() {
+	local p
+	for p in "${pids[@]}"; do
+		kill "$p" 2>/dev/null || true
+	done
+	for p in "${pids[@]}"; do
+		wait "$p" 2>/dev/null || true
+	done
+	if [[ -n ${KEEP_LOGS:-} ]]; then
+		echo "logs kept in $logdir" >&2
+	else
+		rm -rf "$logdir"
+	fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# wait_port PORT PID NAME LOG: until PORT accepts connections (60 s at most).
+wait_port() {
+	local i
+	for ((i = 0; i < 600; i++)); do
+		if ! kill -0 "$2" 2>/dev/null; then
+			echo "$3 exited before listening; its log:" >&2
+			cat "$4" >&2
+			exit 1
+		fi
+		if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	echo "$3 is not listening on port $1 after 60 s; its log:" >&2
+	cat "$4" >&2
+	exit 1
+}
+
+if [[ ${BUILD:-1} != 0 ]]; then
+	echo "building $BIN"
+	go build -o "$BIN" ./cmd/switchboard
+fi
+
+"$BIN" serve --listen "127.0.0.1:$OURS_PORT" --rate-limit 100000 --rate-burst 100000 >"$logdir/ours.log" 2>&1 &
+ours_pid=$!
+pids+=("$ours_pid")
+bench/anchor-seed.sh "$SEED_PORT" >"$logdir/seed.log" 2>&1 &
+seed_pid=$! # anchor-seed.sh execs node, so this is node's pid once it listens
+pids+=("$seed_pid")
+wait_port "$OURS_PORT" "$ours_pid" "switchboard serve" "$logdir/ours.log"
+wait_port "$SEED_PORT" "$seed_pid" "seed server" "$logdir/seed.log"
+echo "ours: switchboard serve pid $ours_pid on :$OURS_PORT (--rate-limit 100000 --rate-burst 100000, raised from 200/400 so the closed loop is not throttled)"
+echo "seed: node $(node --version) pid $seed_pid on :$SEED_PORT (socket.io $(node -p 'require(process.argv[1]).version' "${SEED_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/switchboard-bench/seed-socketio}/node_modules/socket.io/package.json" 2>/dev/null || echo '?'))"
+echo "cores: $(nproc), load tool and servers share them"
+
+declare -A result
+# step NAME SIDE ARGS...: runs one bench and keeps its RESULT line.
+step() {
+	local name=$1 side=$2
+	shift 2
+	local pid url proto out
+	if [[ $side == ours ]]; then
+		pid=$ours_pid url=$ours_url proto=native
+	else
+		pid=$seed_pid url=$seed_url proto=socketio
+	fi
+	kill -0 "$pid" 2>/dev/null || { echo "$side server (pid $pid) is gone; its log:" >&2; cat "$logdir/$side.log" >&2; exit 1; }
+	echo
+	echo "=== $name / $side: switchboard bench $* --proto $proto --url '$url' --pid $pid"
+	out=$logdir/$name-$side.out
+	if ! timeout -k 10 "$STEP_TIMEOUT" "$BIN" bench "$@" --proto "$proto" --url "$url" --pid "$pid" | tee "$out"; then
+		echo "step $name/$side failed" >&2
+	fi
+	result[$name-$side]=$(grep '^RESULT ' "$out" | tail -n1 || true)
+}
+
+for side in ours seed; do step idle "$side" idle --conns "$CONNS" --settle "$SETTLE"; done
+for side in ours seed; do step connect "$side" connect --duration "$DURATION" --warmup "$WARMUP"; done
+for side in ours seed; do step closed "$side" signal --pairs "$PAIRS" --duration "$DURATION" --warmup "$WARMUP"; done
+for side in ours seed; do step paced "$side" signal --pairs "$PAIRS" --rate "$RATE" --duration "$DURATION" --warmup "$WARMUP"; done
+
+# field LINE KEY: the value of KEY=... in a RESULT line, or NA.
+field() {
+	local v
+	v=$(sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<"$1")
+	echo "${v:-NA}"
+}
+
+echo
+echo "=== RESULT lines"
+for name in idle connect closed paced; do
+	for side in ours seed; do
+		echo "${result[$name-$side]:-RESULT step=$name side=$side missing}"
+	done
+done
+
+echo
+echo "=== ours/seed"
+printf '%-36s %14s %14s %10s  %s\n' metric ours seed ratio better
+ratio() { # label step key better
+	local o s
+	o=$(field "${result[$2-ours]:-}" "$3")
+	s=$(field "${result[$2-seed]:-}" "$3")
+	awk -v l="$1" -v o="$o" -v s="$s" -v b="$4" 'BEGIN {
+		r = "NA"
+		if (o ~ /^[0-9.eE+-]+$/ && s ~ /^[0-9.eE+-]+$/ && s + 0 != 0) r = sprintf("%.3f", o / s)
+		printf "%-36s %14s %14s %10s  %s\n", l, o, s, r, b
+	}'
+}
+ratio "server CPU us per msg (closed loop)" closed cpu_us_per_msg lower
+ratio "server CPU us per msg (paced)" paced cpu_us_per_msg lower
+ratio "relayed msgs/s (closed loop)" closed msgs_per_s higher
+ratio "offer-answer p99 ms (closed loop)" closed p99_ms lower
+ratio "offer-answer p99 ms (paced)" paced p99_ms lower
+ratio "server bytes per idle connection" idle bytes_per_conn lower
+ratio "handshakes/s" connect handshakes_per_s higher
+ratio "server CPU us per handshake" connect cpu_us_per_handshake lower
+ratio "errors (closed loop)" closed errors lower

@@ -1,0 +1,89 @@
+// Command switchboard is the Switchboard binary: `switchboard serve` runs the signaling server,
+// `switchboard bench` measures it (or any server speaking its protocol).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/switchboard-rtc/switchboard/internal/bench"
+	"github.com/switchboard-rtc/switchboard/internal/config"
+	"github.com/switchboard-rtc/switchboard/internal/server"
+)
+
+// version is stamped at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+const usage = `Usage: switchboard <command> [flags]
+
+Commands:
+  serve     run the signaling server (switchboard serve --help)
+  bench     load-test a signaling server (switchboard bench --help)
+  version   print the version
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(os.Stderr, "switchboard:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errors.New("no command")
+	}
+	switch args[0] {
+	case "serve":
+		return serve(ctx, args[1:], stderr)
+	case "bench":
+		return bench.Main(ctx, args[1:], stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, "switchboard", version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", args[0])
+}
+
+func serve(ctx context.Context, args []string, stderr io.Writer) error {
+	cfg, err := config.Load(args, os.LookupEnv, stderr)
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(cfg, stderr)
+	if err != nil {
+		return err
+	}
+	srv, err := server.New(cfg, log)
+	if err != nil {
+		return err
+	}
+	return srv.Run(ctx)
+}
+
+func newLogger(cfg config.Config, w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
+		return nil, fmt.Errorf("log-level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return slog.New(slog.NewTextHandler(w, opts)), nil
+}

@@ -1,0 +1,148 @@
+package bus
+
+import (
+	"context"
+	"sync"
+
+	"github.com/switchboard-rtc/switchboard/internal/stats"
+	"github.com/switchboard-rtc/switchboard/protocol"
+)
+
+// Memory is the single-node Bus: rooms live in this process.
+type Memory struct {
+	stats *stats.Stats
+
+	mu    sync.Mutex // guards rooms and every room's membership changes
+	rooms map[string]*memRoom
+}
+
+type memRoom struct {
+	name string
+	mu   sync.RWMutex // held for reading by relays, for writing by membership changes
+	byID map[string]*Member
+	// order is the members in join order.
+	order []*Member
+}
+
+// NewMemory returns an in-memory Bus. st may be nil.
+func NewMemory(st *stats.Stats) *Memory {
+	if st == nil {
+		st = new(stats.Stats)
+	}
+	return &Memory{stats: st, rooms: make(map[string]*memRoom)}
+}
+
+var _ Bus = (*Memory)(nil)
+
+// Join implements Bus.
+func (b *Memory) Join(ctx context.Context, m *Member, maxPeers int, welcome func([]protocol.PeerInfo)) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	r := b.rooms[m.Room]
+	if r == nil {
+		r = &memRoom{name: m.Room, byID: make(map[string]*Member)}
+		b.rooms[m.Room] = r
+		b.stats.Rooms.Add(1)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if maxPeers > 0 && len(r.order) >= maxPeers {
+		if len(r.order) == 0 {
+			delete(b.rooms, m.Room)
+			b.stats.Rooms.Add(-1)
+		}
+		return ErrRoomFull
+	}
+	others := make([]protocol.PeerInfo, len(r.order))
+	for i, o := range r.order {
+		others[i] = o.Info
+	}
+	m.room = r
+	r.byID[string(m.Info.ID)] = m
+	r.order = append(r.order, m)
+	b.stats.Peers.Add(1)
+	welcome(others)
+	ev := protocol.Event{Type: protocol.TypePeerJoined, Peer: &m.Info}
+	for _, o := range r.order {
+		if o != m {
+			o.Sink.Send(&ev)
+		}
+	}
+	return nil
+}
+
+// Leave implements Bus.
+func (b *Memory) Leave(m *Member, reason string) {
+	r, _ := m.room.(*memRoom)
+	if r == nil {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.byID[string(m.Info.ID)] != m {
+		return
+	}
+	delete(r.byID, string(m.Info.ID))
+	for i, o := range r.order {
+		if o == m {
+			r.order = append(r.order[:i:i], r.order[i+1:]...)
+			break
+		}
+	}
+	m.room = nil
+	b.stats.Peers.Add(-1)
+	if len(r.order) == 0 {
+		delete(b.rooms, r.name)
+		b.stats.Rooms.Add(-1)
+		return
+	}
+	ev := protocol.Event{Type: protocol.TypePeerLeft, Peer: &protocol.PeerInfo{ID: m.Info.ID}, Reason: reason}
+	for _, o := range r.order {
+		o.Sink.Send(&ev)
+	}
+}
+
+// Relay implements Bus.
+func (b *Memory) Relay(from *Member, target []byte, e *protocol.Event) error {
+	r, _ := from.room.(*memRoom)
+	if r == nil {
+		return ErrNotMember
+	}
+	r.mu.RLock()
+	t := r.byID[string(target)]
+	r.mu.RUnlock()
+	if t == nil || t == from {
+		return ErrUnknownTarget
+	}
+	if t.Sink.Send(e) {
+		b.stats.Relayed[e.Type].Add(1)
+	}
+	return nil
+}
+
+// Broadcast implements Bus.
+func (b *Memory) Broadcast(from *Member, e *protocol.Event) error {
+	r, _ := from.room.(*memRoom)
+	if r == nil {
+		return ErrNotMember
+	}
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	for _, o := range r.order {
+		if o != from && o.Sink.Send(e) {
+			b.stats.Relayed[e.Type].Add(1)
+		}
+	}
+	return nil
+}
+
+// Ready implements Bus: memory is always ready.
+func (b *Memory) Ready() error { return nil }
+
+// Close implements Bus.
+func (b *Memory) Close() error { return nil }

@@ -1,0 +1,316 @@
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+	"unicode/utf8"
+
+	"github.com/switchboard-rtc/switchboard/internal/bus"
+	"github.com/switchboard-rtc/switchboard/internal/stats"
+	"github.com/switchboard-rtc/switchboard/protocol"
+)
+
+// Config configures a Hub. The zero value means defaults.
+type Config struct {
+	// MaxPeersPerRoom caps room size (default 50).
+	MaxPeersPerRoom int
+	// MaxMetaBytes caps a join's meta object (default 1024).
+	MaxMetaBytes int
+	// RateLimit is the sustained messages per second a connection may send (default 200);
+	// RateBurst the bucket size (default 2×RateLimit).
+	RateLimit float64
+	RateBurst float64
+	// RateStrikes is how many rejected messages a connection may send, refilled at a tenth of
+	// that per second, before it is closed (default 100).
+	RateStrikes float64
+	// ICEServers are handed to every peer in its welcome.
+	ICEServers []protocol.ICEServer
+	// Bus routes events; nil means a new in-memory bus.
+	Bus bus.Bus
+	// Stats receives counters; nil means a private set.
+	Stats *stats.Stats
+	// Logger is the hub's logger; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.MaxPeersPerRoom == 0 {
+		c.MaxPeersPerRoom = 50
+	}
+	if c.MaxMetaBytes == 0 {
+		c.MaxMetaBytes = 1024
+	}
+	if c.RateLimit == 0 {
+		c.RateLimit = 200
+	}
+	if c.RateBurst == 0 {
+		c.RateBurst = 2 * c.RateLimit
+	}
+	if c.RateStrikes == 0 {
+		c.RateStrikes = 100
+	}
+	if c.Stats == nil {
+		c.Stats = new(stats.Stats)
+	}
+	if c.Bus == nil {
+		c.Bus = bus.NewMemory(c.Stats)
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+func (c *Config) validate() error {
+	switch {
+	case c.MaxPeersPerRoom < 0:
+		return fmt.Errorf("%w: max peers per room %d", ErrBadConfig, c.MaxPeersPerRoom)
+	case c.MaxMetaBytes < 0:
+		return fmt.Errorf("%w: max meta bytes %d", ErrBadConfig, c.MaxMetaBytes)
+	case c.RateLimit < 0 || c.RateBurst < 1 || c.RateStrikes < 1:
+		return fmt.Errorf("%w: rate limit %v burst %v strikes %v", ErrBadConfig, c.RateLimit, c.RateBurst, c.RateStrikes)
+	}
+	return nil
+}
+
+// Hub is the signaling hub. It is safe for concurrent use.
+type Hub struct {
+	cfg        Config
+	bus        bus.Bus
+	stats      *stats.Stats
+	log        *slog.Logger
+	iceServers []byte
+	draining   chan struct{}
+}
+
+// New returns a Hub for cfg.
+func New(cfg Config) (*Hub, error) {
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	ice := cfg.ICEServers
+	if ice == nil {
+		ice = []protocol.ICEServer{}
+	}
+	iceJSON, err := json.Marshal(ice)
+	if err != nil {
+		return nil, fmt.Errorf("hub: encode ICE servers: %w", err)
+	}
+	return &Hub{
+		cfg:        cfg,
+		bus:        cfg.Bus,
+		stats:      cfg.Stats,
+		log:        cfg.Logger,
+		iceServers: iceJSON,
+		draining:   make(chan struct{}),
+	}, nil
+}
+
+// Stats returns the hub's counters.
+func (h *Hub) Stats() *stats.Stats { return h.stats }
+
+// Bus returns the hub's bus.
+func (h *Hub) Bus() bus.Bus { return h.bus }
+
+// Ready reports whether the hub takes new joins.
+func (h *Hub) Ready() error {
+	select {
+	case <-h.draining:
+		return ErrDraining
+	default:
+	}
+	if err := h.bus.Ready(); err != nil {
+		return fmt.Errorf("hub: bus not ready: %w", err)
+	}
+	return nil
+}
+
+// Drain makes the hub refuse new joins. Existing sessions go on until their transports close.
+func (h *Hub) Drain() {
+	select {
+	case <-h.draining:
+	default:
+		close(h.draining)
+	}
+}
+
+// Connect starts a session for one client connection whose events go to sink.
+// now is the connection's start time, used by the rate limiter.
+func (h *Hub) Connect(sink bus.Sink, now time.Time) *Session {
+	s := &Session{hub: h, sink: sink}
+	s.bucket.init(h.cfg.RateBurst, h.cfg.RateStrikes, now)
+	return s
+}
+
+// Session is one connection's presence in the hub. Its methods are called by the transport
+// from one goroutine at a time.
+type Session struct {
+	hub    *Hub
+	sink   bus.Sink
+	member *bus.Member
+	bucket bucket
+}
+
+// Peer returns the session's peer id, or "" before it joins.
+func (s *Session) Peer() protocol.PeerID {
+	if s.member == nil {
+		return ""
+	}
+	return s.member.Info.ID
+}
+
+// Room returns the session's room, or "" before it joins.
+func (s *Session) Room() string {
+	if s.member == nil {
+		return ""
+	}
+	return s.member.Room
+}
+
+// HandleFrame handles one native-protocol text frame received at now. Protocol errors are
+// answered with error frames; a *CloseError return means the transport must close the
+// connection with that code.
+func (s *Session) HandleFrame(b []byte, now time.Time) error {
+	if ok, kick := s.bucket.take(s.hub.cfg.RateLimit, s.hub.cfg.RateBurst, s.hub.cfg.RateStrikes, now); !ok {
+		s.sendError(nil, protocol.Errorf(protocol.CodeRateLimited, "over %g messages/s", s.hub.cfg.RateLimit))
+		if kick {
+			s.hub.stats.Kicks.Add(1)
+			return &CloseError{Code: ClosePolicyViolation, Reason: "rate limit exceeded", LeaveReason: "kicked"}
+		}
+		return nil
+	}
+	var f protocol.Frame
+	if perr := protocol.DecodeFrame(b, &f); perr != nil {
+		s.sendError(f.ID, perr)
+		return nil
+	}
+	if perr := s.Handle(&f); perr != nil {
+		s.sendError(f.ID, perr)
+	}
+	return nil
+}
+
+// Handle handles one decoded frame. It returns the protocol error to answer with, if any;
+// successful requests that carry an id are acknowledged here.
+func (s *Session) Handle(f *protocol.Frame) *protocol.Error {
+	switch f.Type {
+	case protocol.TypeJoin:
+		return s.join(f)
+	case protocol.TypeLeave:
+		if s.member == nil {
+			return protocol.Errorf(protocol.CodeNotJoined, "not in a room")
+		}
+		s.Leave("left")
+		s.ack(f.ID)
+		return nil
+	case protocol.TypeOffer, protocol.TypeAnswer, protocol.TypeICECandidate, protocol.TypeMessage:
+		return s.relay(f)
+	}
+	return protocol.Errorf(protocol.CodeUnknownType, "unknown type")
+}
+
+// RejectBinary answers a binary frame.
+func (s *Session) RejectBinary() {
+	s.sendError(nil, protocol.Errorf(protocol.CodeBinaryUnsupported, "binary frames are not supported; send JSON text"))
+}
+
+func (s *Session) join(f *protocol.Frame) *protocol.Error {
+	if s.member != nil {
+		return protocol.Errorf(protocol.CodeAlreadyJoined, "already in room %q; leave first", s.member.Room)
+	}
+	if f.V != 0 && f.V != protocol.Version {
+		return protocol.Errorf(protocol.CodeUnsupportedVersion, "protocol version %d is not supported; this server speaks %d", f.V, protocol.Version)
+	}
+	room := string(f.Room)
+	if !protocol.ValidRoom(room) {
+		return protocol.Errorf(protocol.CodeBadField, "room names are 1-%d characters of A-Z a-z 0-9 _ - .", protocol.MaxRoomLen)
+	}
+	if len(f.Name) > protocol.MaxNameLen || !utf8.Valid(f.Name) {
+		return protocol.Errorf(protocol.CodeMetaTooLarge, "name is over %d bytes", protocol.MaxNameLen)
+	}
+	if len(f.Meta) > s.hub.cfg.MaxMetaBytes {
+		return protocol.Errorf(protocol.CodeMetaTooLarge, "meta is %d bytes; the limit is %d", len(f.Meta), s.hub.cfg.MaxMetaBytes)
+	}
+	if err := s.hub.Ready(); err != nil {
+		return protocol.Errorf(protocol.CodeUnavailable, "the server is not taking joins now")
+	}
+	m := &bus.Member{
+		Room: room,
+		Info: protocol.PeerInfo{ID: protocol.NewPeerID(), Name: string(f.Name)},
+		Sink: s.sink,
+	}
+	if f.Meta != nil {
+		m.Info.Meta = append([]byte(nil), f.Meta...)
+	}
+	id := f.ID
+	err := s.hub.bus.Join(context.Background(), m, s.hub.cfg.MaxPeersPerRoom, func(others []protocol.PeerInfo) {
+		s.sink.Send(&protocol.Event{
+			Type: protocol.TypeWelcome,
+			ID:   id,
+			Welcome: &protocol.Welcome{
+				Self:       m.Info.ID,
+				Room:       room,
+				Peers:      others,
+				ICEServers: s.hub.iceServers,
+			},
+		})
+	})
+	switch {
+	case err == nil:
+		s.member = m
+		return nil
+	case errors.Is(err, bus.ErrRoomFull):
+		return protocol.Errorf(protocol.CodeRoomFull, "room %q has %d peers already", room, s.hub.cfg.MaxPeersPerRoom)
+	default:
+		s.hub.log.Warn("join failed", "room", room, "err", err)
+		return protocol.Errorf(protocol.CodeUnavailable, "cannot join now")
+	}
+}
+
+func (s *Session) relay(f *protocol.Frame) *protocol.Error {
+	if s.member == nil {
+		return protocol.Errorf(protocol.CodeNotJoined, "join a room first")
+	}
+	e := protocol.Event{Type: f.Type, From: s.member.Info.ID, Data: f.Data, Broadcast: f.Broadcast}
+	var err error
+	if f.Broadcast {
+		err = s.hub.bus.Broadcast(s.member, &e)
+	} else {
+		err = s.hub.bus.Relay(s.member, f.Target, &e)
+	}
+	switch {
+	case err == nil:
+		s.ack(f.ID)
+		return nil
+	case errors.Is(err, bus.ErrUnknownTarget):
+		return protocol.Errorf(protocol.CodeUnknownTarget, "target is not in your room")
+	default:
+		s.hub.log.Warn("relay failed", "room", s.member.Room, "err", err)
+		return protocol.Errorf(protocol.CodeUnavailable, "cannot relay now")
+	}
+}
+
+// Leave leaves the session's room, if any, telling the others why (see docs/protocol.md for
+// reasons). Transports call it when the connection ends.
+func (s *Session) Leave(reason string) {
+	if s.member == nil {
+		return
+	}
+	s.hub.bus.Leave(s.member, reason)
+	s.member = nil
+}
+
+func (s *Session) ack(id []byte) {
+	if id != nil {
+		s.sink.Send(&protocol.Event{Type: protocol.TypeAck, ID: id})
+	}
+}
+
+func (s *Session) sendError(id []byte, perr *protocol.Error) {
+	s.hub.stats.Errors[perr.Code].Add(1)
+	s.sink.Send(&protocol.Event{Type: protocol.TypeError, ID: id, Err: perr})
+}

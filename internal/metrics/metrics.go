@@ -1,0 +1,79 @@
+// Package metrics exposes the server's counters (package stats) as Prometheus metrics on a
+// private registry, so several servers can run in one process (as tests do).
+package metrics
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/switchboard-rtc/switchboard/internal/stats"
+	"github.com/switchboard-rtc/switchboard/protocol"
+)
+
+// Handler returns an http.Handler serving st (plus Go runtime and process metrics) in the
+// Prometheus text format.
+func Handler(st *stats.Stats) http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		&collector{st: st},
+	)
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
+}
+
+func desc(name, help string, labels ...string) *prometheus.Desc {
+	return prometheus.NewDesc("switchboard_"+name, help, labels, nil)
+}
+
+var (
+	descConnections   = desc("connections", "Open signaling connections.")
+	descHandshakes    = desc("handshakes_total", "WebSocket handshakes by result.", "result")
+	descRooms         = desc("rooms", "Rooms with at least one peer.")
+	descPeers         = desc("peers", "Peers joined to a room.")
+	descRelayed       = desc("messages_relayed_total", "Messages relayed to a peer, by type.", "type")
+	descErrors        = desc("errors_total", "Error frames sent, by code.", "code")
+	descBytes         = desc("bytes_total", "WebSocket payload bytes, by direction.", "direction")
+	descSendQueueDrop = desc("send_queue_drops_total", "Peers dropped because their send queue overflowed.")
+	descKicks         = desc("kicks_total", "Connections closed for exceeding the rate limit.")
+	descPanics        = desc("panics_total", "Recovered panics while handling a connection.")
+)
+
+// collector reads the atomics at scrape time: nothing is added to the hot paths.
+type collector struct{ st *stats.Stats }
+
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descConnections, descHandshakes, descRooms, descPeers, descRelayed,
+		descErrors, descBytes, descSendQueueDrop, descKicks, descPanics} {
+		ch <- d
+	}
+}
+
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	st := c.st
+	gauge := func(d *prometheus.Desc, v int64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v), labels...)
+	}
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge(descConnections, st.Connections.Load())
+	counter(descHandshakes, st.Handshakes.Load(), "accepted")
+	counter(descHandshakes, st.HandshakesRefused.Load(), "refused")
+	gauge(descRooms, st.Rooms.Load())
+	gauge(descPeers, st.Peers.Load())
+	for t := protocol.TypeOffer; t <= protocol.TypeMessage; t++ {
+		counter(descRelayed, st.Relayed[t].Load(), t.String())
+	}
+	for code := protocol.Code(0); int(code) < protocol.NumCodes; code++ {
+		counter(descErrors, st.Errors[code].Load(), code.String())
+	}
+	counter(descBytes, st.BytesIn.Load(), "in")
+	counter(descBytes, st.BytesOut.Load(), "out")
+	counter(descSendQueueDrop, st.SendQueueDrops.Load())
+	counter(descKicks, st.Kicks.Load())
+	counter(descPanics, st.Panics.Load())
+}

@@ -1,0 +1,154 @@
+// Package server assembles `switchboard serve`: the hub, the native WebSocket endpoint, health,
+// readiness and metrics handlers on one HTTP listener, and the graceful shutdown that ties
+// them together.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/switchboard-rtc/switchboard/internal/config"
+	"github.com/switchboard-rtc/switchboard/internal/hub"
+	"github.com/switchboard-rtc/switchboard/internal/metrics"
+	"github.com/switchboard-rtc/switchboard/internal/stats"
+	"github.com/switchboard-rtc/switchboard/internal/wsserver"
+)
+
+// Server is a running signaling server.
+type Server struct {
+	cfg  config.Config
+	log  *slog.Logger
+	hub  *hub.Hub
+	ws   *wsserver.Server
+	http *http.Server
+	ln   net.Listener
+}
+
+// New builds a server from cfg and binds its listener, so Addr is known before Serve.
+func New(cfg config.Config, log *slog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	st := new(stats.Stats)
+	h, err := hub.New(hub.Config{
+		MaxPeersPerRoom: cfg.MaxPeers,
+		MaxMetaBytes:    cfg.MaxMetaBytes,
+		RateLimit:       cfg.RateLimit,
+		RateBurst:       cfg.RateBurst,
+		ICEServers:      cfg.ICEServers,
+		Stats:           st,
+		Logger:          log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	ws, err := wsserver.New(wsserver.Config{
+		Hub:            h,
+		MaxFrameBytes:  cfg.MaxFrameBytes,
+		SendQueueBytes: cfg.SendQueueBytes,
+		PingInterval:   cfg.PingInterval,
+		PeerTimeout:    cfg.PeerTimeout,
+		AllowedOrigins: cfg.AllowedOrigins,
+		Logger:         log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		_ = ws.Close()
+		return nil, fmt.Errorf("server: listen: %w", err)
+	}
+	s := &Server{cfg: cfg, log: log, hub: h, ws: ws, ln: ln}
+	s.http = &http.Server{
+		Handler:           s.routes(st),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	return s, nil
+}
+
+func (s *Server) routes(st *stats.Stats) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /ws", s.ws)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if err := s.hub.Ready(); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = fmt.Fprintf(w, "not ready: %v\n", err)
+			return
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
+	mux.Handle("GET /metrics", metrics.Handler(st))
+	mux.HandleFunc("GET /{$}", placeholder)
+	return mux
+}
+
+// Addr returns the address the server listens on.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Hub returns the server's hub.
+func (s *Server) Hub() *hub.Hub { return s.hub }
+
+// Run serves until ctx is canceled, then shuts down gracefully within the configured
+// shutdown timeout. It returns nil after a clean shutdown.
+func (s *Server) Run(ctx context.Context) error {
+	errc := make(chan error, 1)
+	go func() { errc <- s.http.Serve(s.ln) }()
+	s.log.Info("switchboard serving", "addr", s.ln.Addr().String())
+	select {
+	case err := <-errc:
+		_ = s.ws.Close()
+		return fmt.Errorf("server: %w", err)
+	case <-ctx.Done():
+	}
+	s.log.Info("shutting down", "timeout", s.cfg.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	return s.Shutdown(sctx)
+}
+
+// Shutdown stops accepting, says goodbye (1001) to every peer, waits for them within ctx and
+// stops everything.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.hub.Drain()
+	herr := s.http.Shutdown(ctx)
+	werr := s.ws.Shutdown(ctx)
+	if herr != nil && !errors.Is(herr, http.ErrServerClosed) {
+		return fmt.Errorf("server: http shutdown: %w", errors.Join(herr, werr))
+	}
+	if werr != nil {
+		return fmt.Errorf("server: %w", werr)
+	}
+	return nil
+}
+
+func placeholder(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	_, _ = w.Write([]byte(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>Switchboard</title></head>
+<body style="font-family:system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem">
+<h1>Switchboard</h1>
+<p>The signaling server is running. Connect a WebSocket to <code>/ws</code>
+(protocol: <code>docs/protocol.md</code>). Health: <a href="/healthz">/healthz</a>,
+readiness: <a href="/readyz">/readyz</a>, metrics: <a href="/metrics">/metrics</a>.</p>
+<p>The video-call web app will live here.</p>
+</body></html>
+`))
+}

@@ -1,0 +1,34 @@
+// Package stats holds the server's counters and gauges as plain atomics, updated on hot paths
+// without locks or allocation. The metrics package exposes them to Prometheus.
+package stats
+
+import (
+	"sync/atomic"
+
+	"github.com/switchboard-rtc/switchboard/protocol"
+)
+
+// Stats is the set of server counters. The zero value is ready to use.
+type Stats struct {
+	// Connections is the number of open signaling connections (gauge).
+	Connections atomic.Int64
+	// Handshakes counts accepted WebSocket handshakes; HandshakesRefused those refused.
+	Handshakes        atomic.Uint64
+	HandshakesRefused atomic.Uint64
+	// Rooms and Peers are the number of rooms and joined peers (gauges).
+	Rooms atomic.Int64
+	Peers atomic.Int64
+	// Relayed counts relayed messages by type, counting each delivery.
+	Relayed [protocol.NumTypes]atomic.Uint64
+	// Errors counts error frames sent, by code.
+	Errors [protocol.NumCodes]atomic.Uint64
+	// BytesIn and BytesOut count WebSocket payload bytes read and written.
+	BytesIn  atomic.Uint64
+	BytesOut atomic.Uint64
+	// SendQueueDrops counts peers disconnected because their send queue overflowed.
+	SendQueueDrops atomic.Uint64
+	// Kicks counts connections closed for policy violations (rate limit).
+	Kicks atomic.Uint64
+	// Panics counts recovered panics in connection handling.
+	Panics atomic.Uint64
+}

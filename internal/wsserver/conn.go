@@ -1,0 +1,286 @@
+package wsserver
+
+import (
+	"errors"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/switchboard-rtc/switchboard/internal/hub"
+	"github.com/switchboard-rtc/switchboard/protocol"
+)
+
+// conn states, owned by the loop.
+const (
+	stateOpen    = iota
+	stateClosing // close frame sent, write side shut; waiting for EOF
+)
+
+// conn is one upgraded WebSocket connection. Fields above mu belong to the owning loop's
+// goroutine; fields below it are guarded by mu and touched by any goroutine that sends.
+type conn struct {
+	l    *loop
+	fd   int
+	sess *hub.Session
+
+	in           []byte // bytes of an incomplete frame carried to the next read
+	frag         []byte // fragments of a message in progress
+	fragOp       byte
+	fragging     bool
+	state        uint8
+	lastRead     int64 // unix ns
+	lastPing     int64
+	closingSince int64
+
+	mu       sync.Mutex
+	out      []byte // bytes the socket could not take yet; nil when empty
+	outArmed bool   // EPOLLOUT is registered
+	closed   bool   // fd is closed
+	shut     bool   // shut down by a sender (slow or broken); the loop finishes the close
+	noSend   bool   // a close frame went out; nothing more may follow it
+	reason   string // peer-left reason when shut
+}
+
+// scratch buffers for encoding outgoing frames.
+var scratchPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// Send implements bus.Sink: it encodes e as a text frame and writes it, or queues what the
+// socket cannot take. It returns false if the peer is gone or its queue overflowed.
+func (c *conn) Send(e *protocol.Event) bool {
+	bp := scratchPool.Get().(*[]byte)
+	const reserve = 10 // longest server frame header
+	b := append((*bp)[:0], make([]byte, reserve)...)
+	b = protocol.AppendEvent(b, e)
+	start := putFrameHeader(b, reserve, opText, len(b)-reserve)
+	ok := c.write(b[start:], false)
+	if cap(b) <= 1<<16 {
+		*bp = b[:0]
+		scratchPool.Put(bp)
+	}
+	return ok
+}
+
+// sendControl writes a control frame. last marks the close frame: nothing may follow it.
+func (c *conn) sendControl(op byte, payload []byte, last bool) bool {
+	var buf [2 + 125]byte
+	b := appendFrameHeader(buf[:0], op, len(payload))
+	b = append(b, payload...)
+	return c.write(b, last)
+}
+
+func (c *conn) write(frame []byte, last bool) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed || c.shut || c.noSend {
+		return false
+	}
+	if last {
+		c.noSend = true
+	}
+	st := c.l.srv.stats
+	if len(c.out) == 0 {
+		n, err := writeFD(c.fd, frame)
+		if n > 0 {
+			st.BytesOut.Add(uint64(n))
+		}
+		if err == nil && n == len(frame) {
+			return true
+		}
+		if err != nil && !errors.Is(err, unix.EAGAIN) {
+			c.shutLocked("closed")
+			return false
+		}
+		frame = frame[max(n, 0):]
+	}
+	if len(c.out)+len(frame) > c.l.srv.cfg.SendQueueBytes {
+		st.SendQueueDrops.Add(1)
+		c.shutLocked("slow")
+		return false
+	}
+	if c.out == nil {
+		c.out = make([]byte, 0, max(len(frame), 4096))
+	}
+	c.out = append(c.out, frame...)
+	if !c.outArmed {
+		c.outArmed = true
+		c.l.modify(c.fd, true)
+	}
+	return true
+}
+
+// shutLocked shuts the socket down so the owning loop sees EOF and closes it. c.mu is held.
+func (c *conn) shutLocked(reason string) {
+	if c.shut || c.closed {
+		return
+	}
+	c.shut = true
+	c.reason = reason
+	c.out = nil
+	_ = unix.Shutdown(c.fd, unix.SHUT_RDWR)
+}
+
+// flush writes queued bytes when the socket becomes writable (owning loop).
+func (c *conn) flush() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed || len(c.out) == 0 {
+		return
+	}
+	n, err := writeFD(c.fd, c.out)
+	if n > 0 {
+		c.l.srv.stats.BytesOut.Add(uint64(n))
+		c.out = c.out[n:]
+	}
+	if err != nil && !errors.Is(err, unix.EAGAIN) {
+		c.shutLocked("closed")
+		return
+	}
+	if len(c.out) == 0 {
+		c.out = nil
+		c.outArmed = false
+		c.l.modify(c.fd, false)
+		if c.noSend {
+			_ = unix.Shutdown(c.fd, unix.SHUT_WR)
+		}
+	}
+}
+
+func writeFD(fd int, b []byte) (int, error) {
+	for {
+		n, err := unix.Write(fd, b)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		return n, err
+	}
+}
+
+// process parses and handles the complete frames at the start of data and returns how many
+// bytes it consumed. It runs on the owning loop.
+func (c *conn) process(data []byte, now time.Time) int {
+	maxLen := uint64(c.l.srv.cfg.MaxFrameBytes)
+	off := 0
+	for c.state == stateOpen {
+		h, err := parseHeader(data[off:])
+		if err != nil {
+			break // incomplete
+		}
+		switch {
+		case h.rsv != 0:
+			c.closeWith(hub.CloseProtocolError, "reserved bits set", "kicked", now)
+			return len(data)
+		case !h.masked:
+			c.closeWith(hub.CloseProtocolError, "client frames must be masked", "kicked", now)
+			return len(data)
+		case h.opcode >= opClose && (!h.fin || h.length > 125):
+			c.closeWith(hub.CloseProtocolError, "bad control frame", "kicked", now)
+			return len(data)
+		case h.length > maxLen:
+			c.closeWith(hub.CloseMessageTooBig, "frame too big", "kicked", now)
+			return len(data)
+		}
+		end := off + h.size + int(h.length)
+		if end > len(data) {
+			break
+		}
+		payload := data[off+h.size : end]
+		unmask(payload, h.mask)
+		off = end
+		c.frame(h, payload, now)
+	}
+	if c.state != stateOpen {
+		return len(data)
+	}
+	return off
+}
+
+// frame handles one complete frame.
+func (c *conn) frame(h header, p []byte, now time.Time) {
+	switch h.opcode {
+	case opText, opBinary:
+		if c.fragging {
+			c.closeWith(hub.CloseProtocolError, "new message inside a fragmented one", "kicked", now)
+			return
+		}
+		if h.fin {
+			c.message(h.opcode, p, now)
+			return
+		}
+		c.fragging, c.fragOp = true, h.opcode
+		c.frag = append(c.frag[:0], p...)
+	case opContinuation:
+		if !c.fragging {
+			c.closeWith(hub.CloseProtocolError, "continuation without a message", "kicked", now)
+			return
+		}
+		if len(c.frag)+len(p) > c.l.srv.cfg.MaxFrameBytes {
+			c.closeWith(hub.CloseMessageTooBig, "message too big", "kicked", now)
+			return
+		}
+		c.frag = append(c.frag, p...)
+		if h.fin {
+			msg := c.frag
+			c.frag, c.fragging = nil, false
+			c.message(c.fragOp, msg, now)
+		}
+	case opClose:
+		code, ok := parseClose(p)
+		if !ok {
+			c.closeWith(hub.CloseProtocolError, "bad close frame", "closed", now)
+			return
+		}
+		var reply []byte
+		if code != 1005 {
+			reply = closePayload(int(code), "")
+		}
+		c.sendControl(opClose, reply, true)
+		c.l.closeConn(c, "closed")
+	case opPing:
+		c.sendControl(opPong, p, false)
+	case opPong:
+	default:
+		c.closeWith(hub.CloseProtocolError, "unknown opcode", "kicked", now)
+	}
+}
+
+// message handles one complete data message.
+func (c *conn) message(op byte, p []byte, now time.Time) {
+	if op == opBinary {
+		c.sess.RejectBinary()
+		return
+	}
+	if !utf8.Valid(p) {
+		c.closeWith(hub.CloseInvalidPayload, "text is not valid UTF-8", "kicked", now)
+		return
+	}
+	c.l.srv.stats.BytesIn.Add(uint64(len(p)))
+	if err := c.sess.HandleFrame(p, now); err != nil {
+		var ce *hub.CloseError
+		if errors.As(err, &ce) {
+			c.closeWith(ce.Code, ce.Reason, ce.LeaveReason, now)
+			return
+		}
+		c.closeWith(hub.CloseInternalError, "internal error", "closed", now)
+	}
+}
+
+// closeWith starts a server-initiated close: a close frame, then the write side shut so the
+// client sees the end; the loop closes the socket at EOF or after the close timeout. The peer
+// leaves its room at once.
+func (c *conn) closeWith(code int, reason, leaveReason string, now time.Time) {
+	if c.state != stateOpen {
+		return
+	}
+	c.state = stateClosing
+	c.closingSince = now.UnixNano()
+	c.in, c.frag = nil, nil
+	c.sendControl(opClose, closePayload(code, reason), true)
+	c.mu.Lock()
+	if !c.closed && len(c.out) == 0 {
+		_ = unix.Shutdown(c.fd, unix.SHUT_WR)
+	}
+	c.mu.Unlock()
+	c.sess.Leave(leaveReason)
+}

@@ -1,0 +1,263 @@
+package wsserver
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// loop is one epoll event loop. Its goroutine owns the connections registered with it: it alone
+// reads them and closes their sockets.
+type loop struct {
+	srv    *Server
+	epfd   int
+	wakefd int
+	buf    []byte // read buffer: a whole frame plus a read's worth
+
+	mu    sync.Mutex // guards conns, tasks, stop
+	conns map[int]*conn
+	tasks []func(now time.Time)
+	stop  bool
+
+	done chan struct{}
+}
+
+func newLoop(srv *Server) (*loop, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("wsserver: epoll_create: %w", err)
+	}
+	wakefd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		unix.Close(epfd)
+		return nil, fmt.Errorf("wsserver: eventfd: %w", err)
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(wakefd)}
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wakefd, &ev); err != nil {
+		unix.Close(epfd)
+		unix.Close(wakefd)
+		return nil, fmt.Errorf("wsserver: epoll_ctl: %w", err)
+	}
+	return &loop{
+		srv:    srv,
+		epfd:   epfd,
+		wakefd: wakefd,
+		buf:    make([]byte, srv.cfg.MaxFrameBytes+maxHeaderLen+32<<10),
+		conns:  make(map[int]*conn),
+		done:   make(chan struct{}),
+	}, nil
+}
+
+const (
+	evRead  = unix.EPOLLIN | unix.EPOLLRDHUP
+	evWrite = unix.EPOLLOUT
+)
+
+// add registers c with the loop and starts watching its socket.
+func (l *loop) add(c *conn) error {
+	l.mu.Lock()
+	if l.stop {
+		l.mu.Unlock()
+		return ErrClosed
+	}
+	l.conns[c.fd] = c
+	l.mu.Unlock()
+	ev := unix.EpollEvent{Events: evRead, Fd: int32(c.fd)}
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, c.fd, &ev); err != nil {
+		l.mu.Lock()
+		delete(l.conns, c.fd)
+		l.mu.Unlock()
+		return fmt.Errorf("wsserver: epoll_ctl add: %w", err)
+	}
+	return nil
+}
+
+// modify turns write interest on or off. Any goroutine may call it with c.mu held.
+func (l *loop) modify(fd int, write bool) {
+	ev := unix.EpollEvent{Events: evRead, Fd: int32(fd)}
+	if write {
+		ev.Events |= evWrite
+	}
+	_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, fd, &ev)
+}
+
+// post runs f on the loop's goroutine.
+func (l *loop) post(f func(now time.Time)) {
+	l.mu.Lock()
+	l.tasks = append(l.tasks, f)
+	l.mu.Unlock()
+	l.wake()
+}
+
+func (l *loop) wake() {
+	var one [8]byte
+	binary.NativeEndian.PutUint64(one[:], 1)
+	_, _ = unix.Write(l.wakefd, one[:])
+}
+
+// shutdown asks the loop to close every connection and exit.
+func (l *loop) shutdown() {
+	l.mu.Lock()
+	l.stop = true
+	l.mu.Unlock()
+	l.wake()
+}
+
+func (l *loop) run() {
+	defer close(l.done)
+	defer unix.Close(l.wakefd)
+	defer unix.Close(l.epfd)
+	events := make([]unix.EpollEvent, 128)
+	tick := l.srv.tickInterval()
+	nextTick := time.Now().Add(tick)
+	for {
+		wait := int(time.Until(nextTick) / time.Millisecond)
+		if wait < 0 {
+			wait = 0
+		}
+		n, err := unix.EpollWait(l.epfd, events, wait)
+		if err != nil && !errors.Is(err, unix.EINTR) {
+			l.srv.log.Error("epoll_wait failed; closing this loop's connections", "err", err)
+			l.closeAll("shutdown")
+			return
+		}
+		now := time.Now()
+		for i := 0; i < n; i++ {
+			ev := events[i]
+			fd := int(ev.Fd)
+			if fd == l.wakefd {
+				var b [8]byte
+				_, _ = unix.Read(l.wakefd, b[:])
+				if l.runTasks(now) {
+					l.closeAll("shutdown")
+					return
+				}
+				continue
+			}
+			l.mu.Lock()
+			c := l.conns[fd]
+			l.mu.Unlock()
+			if c != nil {
+				l.handle(c, ev.Events, now)
+			}
+		}
+		if !now.Before(nextTick) {
+			l.tick(now)
+			nextTick = now.Add(tick)
+		}
+	}
+}
+
+// runTasks runs posted tasks and reports whether the loop must stop.
+func (l *loop) runTasks(now time.Time) bool {
+	l.mu.Lock()
+	tasks, stop := l.tasks, l.stop
+	l.tasks = nil
+	l.mu.Unlock()
+	for _, f := range tasks {
+		f(now)
+	}
+	return stop
+}
+
+// handle processes one epoll event for c; a panic closes c alone.
+func (l *loop) handle(c *conn, events uint32, now time.Time) {
+	defer func() {
+		if r := recover(); r != nil {
+			l.srv.stats.Panics.Add(1)
+			l.srv.log.Error("panic handling connection; closing it", "panic", r, "peer", c.sess.Peer(), "stack", string(debug.Stack()))
+			l.closeConn(c, "closed")
+		}
+	}()
+	if events&evWrite != 0 {
+		c.flush()
+	}
+	if events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+		l.read(c, now)
+	}
+}
+
+func (l *loop) read(c *conn, now time.Time) {
+	pending := copy(l.buf, c.in)
+	n, err := unix.Read(c.fd, l.buf[pending:])
+	switch {
+	case errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR):
+		return
+	case err != nil || n == 0:
+		l.closeConn(c, "closed")
+		return
+	}
+	c.in = nil
+	c.lastRead = now.UnixNano()
+	if c.state != stateOpen {
+		return // closing: discard until EOF
+	}
+	data := l.buf[:pending+n]
+	used := c.process(data, now)
+	if rest := data[used:]; len(rest) > 0 && c.state == stateOpen {
+		c.in = append(make([]byte, 0, len(rest)), rest...)
+	}
+}
+
+// closeConn closes c's socket and removes its peer from the hub. Loop goroutine only.
+func (l *loop) closeConn(c *conn, reason string) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	if c.shut {
+		reason = c.reason
+	}
+	c.closed = true
+	c.out = nil
+	_ = unix.Close(c.fd)
+	c.mu.Unlock()
+	l.mu.Lock()
+	delete(l.conns, c.fd)
+	l.mu.Unlock()
+	c.in, c.frag = nil, nil
+	c.sess.Leave(reason)
+	l.srv.connClosed()
+}
+
+func (l *loop) snapshot() []*conn {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	cs := make([]*conn, 0, len(l.conns))
+	for _, c := range l.conns {
+		cs = append(cs, c)
+	}
+	return cs
+}
+
+func (l *loop) closeAll(reason string) {
+	for _, c := range l.snapshot() {
+		l.closeConn(c, reason)
+	}
+}
+
+// tick pings quiet peers, drops silent ones and ends stalled closing handshakes.
+func (l *loop) tick(now time.Time) {
+	cfg := &l.srv.cfg
+	t := now.UnixNano()
+	ping := int64(cfg.PingInterval)
+	for _, c := range l.snapshot() {
+		switch {
+		case c.state == stateClosing:
+			if t-c.closingSince > int64(cfg.CloseTimeout) {
+				l.closeConn(c, "closed")
+			}
+		case t-c.lastRead > int64(cfg.PeerTimeout):
+			l.closeConn(c, "timeout")
+		case t-c.lastRead >= ping && t-c.lastPing >= ping:
+			c.lastPing = t
+			c.sendControl(opPing, nil, false)
+		}
+	}
+}

@@ -1,0 +1,344 @@
+package wsserver
+
+import (
+	"context"
+	"crypto/sha1"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"path"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/switchboard-rtc/switchboard/internal/hub"
+	"github.com/switchboard-rtc/switchboard/internal/stats"
+)
+
+// ErrClosed is returned once the server is shutting down.
+var ErrClosed = errors.New("wsserver: server closed")
+
+// Subprotocol is the WebSocket subprotocol name of the native protocol. Clients may ask for it;
+// the server also accepts clients that ask for none.
+const Subprotocol = "switchboard.v1"
+
+// Config configures a Server. Zero values mean defaults.
+type Config struct {
+	// Hub receives every connection's frames. Required.
+	Hub *hub.Hub
+	// MaxFrameBytes caps a frame and a reassembled message (default 64 KiB); over it the
+	// connection is closed with 1009.
+	MaxFrameBytes int
+	// SendQueueBytes caps the bytes waiting for a slow peer (default 1 MiB); over it the peer
+	// is dropped.
+	SendQueueBytes int
+	// PingInterval is how long a peer may be quiet before it is pinged (default 10 s).
+	PingInterval time.Duration
+	// PeerTimeout is how long a peer may be silent before it is dropped (default 30 s).
+	PeerTimeout time.Duration
+	// CloseTimeout bounds a closing handshake (default 3 s).
+	CloseTimeout time.Duration
+	// AllowedOrigins lists the browser origins accepted besides the server's own host:
+	// "https://app.example.com", host patterns like "*.example.com", or "*" for any.
+	AllowedOrigins []string
+	// Loops is the number of event loops (default GOMAXPROCS).
+	Loops int
+	// Logger is the server's logger (default slog.Default()).
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.MaxFrameBytes == 0 {
+		c.MaxFrameBytes = 64 << 10
+	}
+	if c.SendQueueBytes == 0 {
+		c.SendQueueBytes = 1 << 20
+	}
+	if c.PingInterval == 0 {
+		c.PingInterval = 10 * time.Second
+	}
+	if c.PeerTimeout == 0 {
+		c.PeerTimeout = 30 * time.Second
+	}
+	if c.CloseTimeout == 0 {
+		c.CloseTimeout = 3 * time.Second
+	}
+	if c.Loops == 0 {
+		c.Loops = runtime.GOMAXPROCS(0)
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+func (c *Config) validate() error {
+	switch {
+	case c.Hub == nil:
+		return errors.New("wsserver: Config.Hub is required")
+	case c.MaxFrameBytes < 128 || c.MaxFrameBytes > 16<<20:
+		return fmt.Errorf("wsserver: max frame bytes %d is outside 128..16MiB", c.MaxFrameBytes)
+	case c.SendQueueBytes < c.MaxFrameBytes:
+		return fmt.Errorf("wsserver: send queue %d is smaller than a frame (%d)", c.SendQueueBytes, c.MaxFrameBytes)
+	case c.PingInterval <= 0 || c.PeerTimeout <= c.PingInterval:
+		return fmt.Errorf("wsserver: peer timeout %v must exceed ping interval %v", c.PeerTimeout, c.PingInterval)
+	case c.Loops < 1:
+		return fmt.Errorf("wsserver: %d loops", c.Loops)
+	}
+	for _, o := range c.AllowedOrigins {
+		if _, err := path.Match(o, ""); err != nil {
+			return fmt.Errorf("wsserver: allowed origin %q: %w", o, err)
+		}
+	}
+	return nil
+}
+
+// Server is the native WebSocket endpoint. It implements http.Handler for the upgrade request.
+type Server struct {
+	cfg   Config
+	hub   *hub.Hub
+	stats *stats.Stats
+	log   *slog.Logger
+	loops []*loop
+	next  atomic.Uint32
+
+	open    atomic.Int64 // this server's connections
+	closing atomic.Bool
+	mu      sync.Mutex
+	idle    chan struct{} // closed when the last connection closes during shutdown
+	wg      sync.WaitGroup
+}
+
+// New starts a Server's event loops. Stop them with Shutdown or Close.
+func New(cfg Config) (*Server, error) {
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, hub: cfg.Hub, stats: cfg.Hub.Stats(), log: cfg.Logger, idle: make(chan struct{})}
+	for i := 0; i < cfg.Loops; i++ {
+		l, err := newLoop(s)
+		if err != nil {
+			for _, l := range s.loops {
+				l.shutdown()
+			}
+			s.wg.Wait()
+			return nil, err
+		}
+		s.loops = append(s.loops, l)
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			l.run()
+		}()
+	}
+	return s, nil
+}
+
+func (s *Server) tickInterval() time.Duration {
+	return min(time.Second, s.cfg.PingInterval/4, s.cfg.CloseTimeout/2)
+}
+
+// ServeHTTP upgrades a GET request to a WebSocket connection.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if status, msg := s.checkUpgrade(r); status != 0 {
+		s.stats.HandshakesRefused.Add(1)
+		if status == http.StatusUpgradeRequired {
+			w.Header().Set("Sec-WebSocket-Version", "13")
+		}
+		http.Error(w, msg, status)
+		return
+	}
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		http.Error(w, "connection cannot be upgraded", http.StatusInternalServerError)
+		return
+	}
+	netConn, brw, err := hj.Hijack()
+	if err != nil {
+		s.log.Warn("hijack failed", "err", err)
+		return
+	}
+	if err := s.upgrade(r, netConn, brw.Reader.Buffered()); err != nil {
+		s.log.Debug("upgrade failed", "remote", r.RemoteAddr, "err", err)
+	}
+}
+
+func (s *Server) checkUpgrade(r *http.Request) (int, string) {
+	switch {
+	case s.closing.Load():
+		return http.StatusServiceUnavailable, "server is shutting down"
+	case r.Method != http.MethodGet:
+		return http.StatusMethodNotAllowed, "WebSocket upgrade needs GET"
+	case !headerHasToken(r.Header, "Connection", "upgrade") || !headerHasToken(r.Header, "Upgrade", "websocket"):
+		return http.StatusUpgradeRequired, "this endpoint speaks WebSocket"
+	case r.Header.Get("Sec-WebSocket-Version") != "13":
+		return http.StatusUpgradeRequired, "unsupported WebSocket version"
+	}
+	if key, err := base64.StdEncoding.DecodeString(r.Header.Get("Sec-WebSocket-Key")); err != nil || len(key) != 16 {
+		return http.StatusBadRequest, "bad Sec-WebSocket-Key"
+	}
+	if !s.originAllowed(r) {
+		return http.StatusForbidden, "origin not allowed"
+	}
+	return 0, ""
+}
+
+func headerHasToken(h http.Header, name, token string) bool {
+	for _, v := range h.Values(name) {
+		for _, t := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// originAllowed accepts requests with no Origin (non-browser clients), same-origin requests,
+// and origins matching AllowedOrigins.
+func (s *Server) originAllowed(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	if strings.EqualFold(u.Host, r.Host) {
+		return true
+	}
+	for _, pat := range s.cfg.AllowedOrigins {
+		if pat == "*" || strings.EqualFold(pat, origin) {
+			return true
+		}
+		if ok, _ := path.Match(strings.ToLower(pat), strings.ToLower(u.Host)); ok {
+			return true
+		}
+	}
+	return false
+}
+
+var acceptGUID = []byte("258EAFA5-E914-47DA-95CA-C5AB0DC85B11")
+
+func acceptKey(key string) string {
+	h := sha1.New()
+	h.Write([]byte(key))
+	h.Write(acceptGUID)
+	return base64.StdEncoding.EncodeToString(h.Sum(nil))
+}
+
+// upgrade answers the handshake on netConn and moves the socket to an event loop.
+func (s *Server) upgrade(r *http.Request, netConn net.Conn, buffered int) error {
+	defer netConn.Close()
+	if buffered > 0 {
+		// The client sent frames before it saw our answer; RFC 6455 §4.1 forbids that.
+		return errors.New("data before handshake completed")
+	}
+	tcp, ok := netConn.(*net.TCPConn)
+	if !ok {
+		return fmt.Errorf("not a TCP connection: %T", netConn)
+	}
+	resp := "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " +
+		acceptKey(r.Header.Get("Sec-WebSocket-Key")) + "\r\n"
+	if headerHasToken(r.Header, "Sec-WebSocket-Protocol", Subprotocol) {
+		resp += "Sec-WebSocket-Protocol: " + Subprotocol + "\r\n"
+	}
+	resp += "\r\n"
+	_ = tcp.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	if _, err := tcp.Write([]byte(resp)); err != nil {
+		return fmt.Errorf("write handshake: %w", err)
+	}
+	raw, err := tcp.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("syscall conn: %w", err)
+	}
+	fd := -1
+	var dupErr error
+	if err := raw.Control(func(f uintptr) {
+		fd, dupErr = unix.FcntlInt(f, unix.F_DUPFD_CLOEXEC, 0)
+	}); err != nil {
+		return fmt.Errorf("control: %w", err)
+	}
+	if dupErr != nil {
+		return fmt.Errorf("dup: %w", dupErr)
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return fmt.Errorf("nonblock: %w", err)
+	}
+	now := time.Now()
+	c := &conn{fd: fd, lastRead: now.UnixNano(), lastPing: now.UnixNano()}
+	c.l = s.loops[int(s.next.Add(1))%len(s.loops)]
+	c.sess = s.hub.Connect(c, now)
+	s.stats.Handshakes.Add(1)
+	s.stats.Connections.Add(1)
+	s.open.Add(1)
+	if err := c.l.add(c); err != nil {
+		unix.Close(fd)
+		s.connClosed()
+		return err
+	}
+	return nil
+}
+
+func (s *Server) connClosed() {
+	s.stats.Connections.Add(-1)
+	if s.open.Add(-1) == 0 && s.closing.Load() {
+		s.mu.Lock()
+		select {
+		case <-s.idle:
+		default:
+			close(s.idle)
+		}
+		s.mu.Unlock()
+	}
+}
+
+// Shutdown refuses new connections, sends every peer a close frame (1001 Going Away), waits
+// until they are gone or ctx ends, then closes what is left and stops the event loops.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if s.closing.Swap(true) {
+		s.wg.Wait()
+		return nil
+	}
+	s.hub.Drain()
+	for _, l := range s.loops {
+		l.post(func(now time.Time) {
+			for _, c := range l.snapshot() {
+				c.closeWith(hub.CloseGoingAway, "server shutting down", "shutdown", now)
+			}
+		})
+	}
+	var err error
+	if s.open.Load() > 0 {
+		select {
+		case <-s.idle:
+		case <-ctx.Done():
+			err = fmt.Errorf("wsserver: shutdown: %w", ctx.Err())
+		}
+	}
+	for _, l := range s.loops {
+		l.shutdown()
+	}
+	s.wg.Wait()
+	return err
+}
+
+// Close stops the server at once, closing every connection without waiting.
+func (s *Server) Close() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := s.Shutdown(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,151 @@
+package protocol
+
+import (
+	"strconv"
+	"unicode/utf8"
+)
+
+// Event is a server-to-client message in transport-neutral form. The hub produces Events;
+// each transport encodes them its own way (AppendEvent for the native protocol).
+type Event struct {
+	Type Type
+	// ID echoes a request id (raw JSON) in welcome, ack and error frames.
+	ID []byte
+	// From is the sender of a relay.
+	From PeerID
+	// Data is the relayed raw JSON value.
+	Data []byte
+	// Broadcast marks a relayed message sent to the whole room.
+	Broadcast bool
+	// Peer is the subject of peer-joined and peer-left.
+	Peer *PeerInfo
+	// Reason says why a peer left.
+	Reason string
+	// Err is the error of an error frame.
+	Err *Error
+	// Welcome is the body of a welcome frame.
+	Welcome *Welcome
+}
+
+// Welcome is the body of a welcome frame.
+type Welcome struct {
+	Self  PeerID
+	Room  string
+	Peers []PeerInfo
+	// ICEServers is the raw JSON array of RTCIceServer objects.
+	ICEServers []byte
+}
+
+// AppendEvent appends the native JSON encoding of e to dst.
+func AppendEvent(dst []byte, e *Event) []byte {
+	dst = append(dst, `{"type":"`...)
+	dst = append(dst, e.Type.String()...)
+	dst = append(dst, '"')
+	if e.ID != nil {
+		dst = append(dst, `,"id":`...)
+		dst = append(dst, e.ID...)
+	}
+	switch e.Type {
+	case TypeOffer, TypeAnswer, TypeICECandidate, TypeMessage:
+		dst = append(dst, `,"from":`...)
+		dst = AppendString(dst, string(e.From))
+		dst = append(dst, `,"data":`...)
+		dst = append(dst, e.Data...)
+		if e.Broadcast {
+			dst = append(dst, `,"broadcast":true`...)
+		}
+	case TypeWelcome:
+		w := e.Welcome
+		dst = append(dst, `,"v":`...)
+		dst = strconv.AppendInt(dst, Version, 10)
+		dst = append(dst, `,"peer":`...)
+		dst = AppendString(dst, string(w.Self))
+		dst = append(dst, `,"room":`...)
+		dst = AppendString(dst, w.Room)
+		dst = append(dst, `,"peers":[`...)
+		for i := range w.Peers {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendPeer(dst, &w.Peers[i])
+		}
+		dst = append(dst, `],"iceServers":`...)
+		if w.ICEServers != nil {
+			dst = append(dst, w.ICEServers...)
+		} else {
+			dst = append(dst, `[]`...)
+		}
+	case TypePeerJoined:
+		dst = append(dst, `,"peer":`...)
+		dst = appendPeer(dst, e.Peer)
+	case TypePeerLeft:
+		dst = append(dst, `,"peer":{"id":`...)
+		dst = AppendString(dst, string(e.Peer.ID))
+		dst = append(dst, `},"reason":`...)
+		dst = AppendString(dst, e.Reason)
+	case TypeError:
+		dst = append(dst, `,"code":`...)
+		dst = AppendString(dst, e.Err.Code.String())
+		dst = append(dst, `,"message":`...)
+		dst = AppendString(dst, e.Err.Message)
+	}
+	return append(dst, '}')
+}
+
+func appendPeer(dst []byte, p *PeerInfo) []byte {
+	dst = append(dst, `{"id":`...)
+	dst = AppendString(dst, string(p.ID))
+	if p.Name != "" {
+		dst = append(dst, `,"name":`...)
+		dst = AppendString(dst, p.Name)
+	}
+	if p.Meta != nil {
+		dst = append(dst, `,"meta":`...)
+		dst = append(dst, p.Meta...)
+	}
+	return append(dst, '}')
+}
+
+const hexDigits = "0123456789abcdef"
+
+// AppendString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD.
+func AppendString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
