@@ -38,6 +38,7 @@ type signalPair struct {
 	rtts                   []time.Duration // offer→answer, offers sent in the window
 	late                   int64           // paced: ticks skipped because a round overran
 	incomplete             bool            // a round was still open when the run ended
+	offset                 time.Duration   // paced: first round's delay after the start
 }
 
 // signalRun is the shared state of a signal run.
@@ -64,9 +65,6 @@ func runSignal(ctx context.Context, o *options, stdout, stderr io.Writer) error 
 	}
 	defer d.close()
 	s := &signalRun{opts: o, d: d, errs: newErrorLog(stderr), runID: newRunID(), stop: make(chan struct{})}
-	if o.rate > 0 {
-		s.interval = time.Duration(float64(o.pairs*relaysPerRound) / o.rate * float64(time.Second))
-	}
 	probe := serverProbe{pid: o.pid}
 	if _, _, err := probe.cpu(); err != nil {
 		return fmt.Errorf("--pid: %w", err)
@@ -85,6 +83,13 @@ func runSignal(ctx context.Context, o *options, stdout, stderr io.Writer) error 
 	}()
 	if len(pairs) == 0 {
 		return fmt.Errorf("no pair could be set up (%d errors)", s.errs.count())
+	}
+	if o.rate > 0 {
+		// Pace the pairs that exist; spread their first rounds over one interval.
+		s.interval = time.Duration(float64(len(pairs)*relaysPerRound) / o.rate * float64(time.Second))
+		for i, p := range pairs {
+			p.offset = time.Duration(int64(s.interval) * int64(i) / int64(len(pairs)))
+		}
 	}
 	fmt.Fprintf(stdout, "signal: proto=%s url=%s pairs=%d/%d set up in %.2fs, %s, warmup=%s duration=%s\n",
 		o.proto, o.url, len(pairs), o.pairs, time.Since(setupStart).Seconds(), s.loadDesc(), o.warmup, o.duration)
@@ -361,7 +366,7 @@ func (s *signalRun) runCaller(p *signalPair) {
 	var timer *time.Timer
 	var next time.Time
 	if s.interval > 0 {
-		next = s.start.Add(time.Duration(int64(s.interval) * int64(p.idx) / int64(s.opts.pairs)))
+		next = s.start.Add(p.offset)
 		timer = time.NewTimer(time.Until(next))
 		defer timer.Stop()
 	}

@@ -43,6 +43,9 @@ type conn struct {
 	reason   string // peer-left reason when shut
 }
 
+// testHookMessage, when set by a test, sees every text message before the hub does.
+var testHookMessage func(p []byte)
+
 // scratch buffers for encoding outgoing frames.
 var scratchPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
@@ -256,6 +259,9 @@ func (c *conn) message(op byte, p []byte, now time.Time) {
 		return
 	}
 	c.l.srv.stats.BytesIn.Add(uint64(len(p)))
+	if testHookMessage != nil {
+		testHookMessage(p)
+	}
 	if err := c.sess.HandleFrame(p, now); err != nil {
 		var ce *hub.CloseError
 		if errors.As(err, &ce) {
