@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"bytes"
 	"encoding/json"
 	"unicode/utf8"
 )
@@ -29,7 +30,7 @@ type Frame struct {
 	Room []byte
 	Name []byte
 	Meta []byte
-	// V is the protocol version asked for in a join, or 0 if absent.
+	// V is the protocol version asked for in a join, 0 if absent, or -1 if given as 0.
 	V int
 }
 
@@ -56,6 +57,10 @@ func DecodeFrame(b []byte, f *Frame) *Error {
 			key, ok := s.str()
 			if !ok {
 				return s.syntaxError()
+			}
+			if bytes.IndexByte(key, '\\') >= 0 {
+				// An escaped key names the same field as its unescaped form.
+				key, _ = stringValue(s.b[s.i-len(key)-2 : s.i])
 			}
 			s.skipSpace()
 			if !s.consume(':') {
@@ -111,6 +116,8 @@ func DecodeFrame(b []byte, f *Frame) *Error {
 			case "v":
 				if !smallInt(val, &f.V) {
 					badField = "v"
+				} else if f.V == 0 {
+					f.V = -1 // present but 0: not a version this server speaks
 				}
 			}
 			s.skipSpace()

@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"sort"
 	"strings"
@@ -70,6 +71,24 @@ func (c *Config) Validate() error {
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("log-format %q: want text or json", c.LogFormat))
 	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		errs = append(errs, fmt.Errorf("log-level %q: want debug, info, warn or error", c.LogLevel))
+	}
+	if c.MaxFrameBytes < 128 || c.MaxMetaBytes < 0 || c.SendQueueBytes < c.MaxFrameBytes {
+		errs = append(errs, fmt.Errorf("max-frame-bytes %d (min 128), max-meta-bytes %d (min 0), send-queue-bytes %d (min max-frame-bytes)",
+			c.MaxFrameBytes, c.MaxMetaBytes, c.SendQueueBytes))
+	}
+	for _, s := range c.ICEServers {
+		if len(s.URLs) == 0 {
+			errs = append(errs, errors.New("ice-servers: an entry has no urls"))
+		}
+		for _, u := range s.URLs {
+			if err := checkICEURL(u); err != nil {
+				errs = append(errs, fmt.Errorf("ice-servers: %w", err))
+			}
+		}
+	}
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("shutdown-timeout %v: must be positive", c.ShutdownTimeout))
 	}
@@ -126,12 +145,21 @@ func (v iceValue) Set(s string) error {
 	}
 	*v.p = nil
 	for _, u := range urls {
-		if !strings.HasPrefix(u, "stun:") && !strings.HasPrefix(u, "turn:") && !strings.HasPrefix(u, "turns:") {
-			return fmt.Errorf("ICE server URL %q: want stun:, turn: or turns:", u)
+		if err := checkICEURL(u); err != nil {
+			return err
 		}
 		*v.p = append(*v.p, protocol.ICEServer{URLs: []string{u}})
 	}
 	return nil
+}
+
+func checkICEURL(u string) error {
+	for _, scheme := range []string{"stun:", "stuns:", "turn:", "turns:"} {
+		if strings.HasPrefix(u, scheme) && len(u) > len(scheme) {
+			return nil
+		}
+	}
+	return fmt.Errorf("ICE server URL %q: want stun:, stuns:, turn: or turns:", u)
 }
 
 // FlagSet returns the serve flags bound to c, plus the --config flag bound to configPath.

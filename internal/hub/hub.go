@@ -223,7 +223,7 @@ func (s *Session) join(f *protocol.Frame) *protocol.Error {
 		return protocol.Errorf(protocol.CodeAlreadyJoined, "already in room %q; leave first", s.member.Room)
 	}
 	if f.V != 0 && f.V != protocol.Version {
-		return protocol.Errorf(protocol.CodeUnsupportedVersion, "protocol version %d is not supported; this server speaks %d", f.V, protocol.Version)
+		return protocol.Errorf(protocol.CodeUnsupportedVersion, "this server speaks protocol version %d", protocol.Version)
 	}
 	room := string(f.Room)
 	if !protocol.ValidRoom(room) {
