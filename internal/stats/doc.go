@@ -1,0 +1,3 @@
+// Package stats holds the server's counters and gauges as plain atomics, updated on hot paths
+// without locks or allocation. The metrics package exposes them to Prometheus.
+package stats
