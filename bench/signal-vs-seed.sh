@@ -5,11 +5,12 @@
 #
 #   bench/signal-vs-seed.sh            # from the repository root or anywhere
 #
-# Steps, each against our server (native protocol) then the seed (socket.io):
+# Steps, in this order, each against our server (native protocol) and the
+# seed (socket.io):
 #   idle     CONNS idle connections (fresh servers, so the RSS baseline is clean)
-#   connect  handshakes/s with 50 workers
 #   closed   signal, PAIRS pairs, closed loop
 #   paced    signal, PAIRS pairs, RATE relayed msgs/s in total
+#   connect  handshakes/s with 50 workers
 #
 # Our server runs with --rate-limit 100000 --rate-burst 100000: its default
 # per-connection limit (200 msgs/s, burst 400) would throttle a closed-loop
@@ -17,6 +18,8 @@
 #
 # Environment (defaults): OURS_PORT (8080) SEED_PORT (3000) PAIRS (500)
 # RATE (3000) CONNS (10000) DURATION (10s) WARMUP (2s) SETTLE (5s)
+# OTHER_CPU_WARN (25: warn when processes other than the server and the load
+# tool used more than this % of a core during a measured window)
 # STEP_TIMEOUT (180, seconds per step) BIN (/tmp/switchboard) KEEP_LOGS (unset)
 # BUILD (1; 0 runs an existing $BIN instead of building ./cmd/switchboard).
 set -euo pipefail
@@ -33,6 +36,7 @@ DURATION=${DURATION:-10s}
 WARMUP=${WARMUP:-2s}
 SETTLE=${SETTLE:-5s}
 STEP_TIMEOUT=${STEP_TIMEOUT:-180}
+OTHER_CPU_WARN=${OTHER_CPU_WARN:-25}
 BIN=${BIN:-/tmp/switchboard}
 
 ours_url="ws://127.0.0.1:$OURS_PORT/ws"
@@ -44,11 +48,17 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 logdir=$(mktemp -d "${TMPDIR:-/tmp}/switchboard-bench.XXXXXX")
 pids=()
 cleanup() {
-	local p
+	local p i
 	for p in "${pids[@]}"; do
 		kill "$p" 2>/dev/null || true
 	done
+	# SIGTERM drains gracefully; give it 15 s, then SIGKILL.
 	for p in "${pids[@]}"; do
+		for ((i = 0; i < 150; i++)); do
+			kill -0 "$p" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -9 "$p" 2>/dev/null || true
 		wait "$p" 2>/dev/null || true
 	done
 	if [[ -n ${KEEP_LOGS:-} ]]; then
@@ -97,6 +107,15 @@ echo "seed: node $(node --version) pid $seed_pid on :$SEED_PORT (socket.io $(nod
 echo "cores: $(nproc), load tool and servers share them"
 
 declare -A result
+disturbed=()
+
+# field LINE KEY: the value of KEY=... in a RESULT line, or NA.
+field() {
+	local v
+	v=$(sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<"$1")
+	echo "${v:-NA}"
+}
+
 # step NAME SIDE ARGS...: runs one bench and keeps its RESULT line.
 step() {
 	local name=$1 side=$2
@@ -115,23 +134,26 @@ step() {
 		echo "step $name/$side failed" >&2
 	fi
 	result[$name-$side]=$(grep '^RESULT ' "$out" | tail -n1 || true)
+	local other
+	other=$(field "${result[$name-$side]}" other_cpu_pct)
+	if [[ $other =~ ^[0-9]+$ ]] && ((other > OTHER_CPU_WARN)); then
+		disturbed+=("$name/$side (${other}% of a core)")
+		echo "WARNING: other work on the machine used ${other}% of a core during $name/$side: its figures are disturbed" >&2
+	fi
 }
 
+# idle first, on fresh servers, for a clean RSS baseline; connect last, as its
+# churn (tens of thousands of short connections) is the likeliest to leave a
+# server worse off for what follows (and within it the seed first, so that a
+# server of ours left busy by the churn cannot slow the seed's run).
 for side in ours seed; do step idle "$side" idle --conns "$CONNS" --settle "$SETTLE"; done
-for side in ours seed; do step connect "$side" connect --duration "$DURATION" --warmup "$WARMUP"; done
 for side in ours seed; do step closed "$side" signal --pairs "$PAIRS" --duration "$DURATION" --warmup "$WARMUP"; done
 for side in ours seed; do step paced "$side" signal --pairs "$PAIRS" --rate "$RATE" --duration "$DURATION" --warmup "$WARMUP"; done
-
-# field LINE KEY: the value of KEY=... in a RESULT line, or NA.
-field() {
-	local v
-	v=$(sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<"$1")
-	echo "${v:-NA}"
-}
+for side in seed ours; do step connect "$side" connect --duration "$DURATION" --warmup "$WARMUP"; done
 
 echo
 echo "=== RESULT lines"
-for name in idle connect closed paced; do
+for name in idle closed paced connect; do
 	for side in ours seed; do
 		echo "${result[$name-$side]:-RESULT step=$name side=$side missing}"
 	done
@@ -159,3 +181,8 @@ ratio "server bytes per idle connection" idle bytes_per_conn lower
 ratio "handshakes/s" connect handshakes_per_s higher
 ratio "server CPU us per handshake" connect cpu_us_per_handshake lower
 ratio "errors (closed loop)" closed errors lower
+ratio "errors (connect)" connect errors lower
+if ((${#disturbed[@]} > 0)); then
+	echo
+	echo "WARNING: other work on the machine disturbed: ${disturbed[*]}; rerun on a quiet machine"
+fi

@@ -85,8 +85,7 @@ func runConnect(ctx context.Context, o *options, stdout, stderr io.Writer) error
 		finish()
 		return err
 	}
-	cpu0, cpuOK, _ := probe.cpu()
-	self0 := selfCPU()
+	cpu0, _ := probe.sample()
 	t0 := time.Now()
 	phase.Store(phaseMeasure)
 	if err := sleepCtx(ctx, o.duration); err != nil {
@@ -95,8 +94,7 @@ func runConnect(ctx context.Context, o *options, stdout, stderr io.Writer) error
 	}
 	phase.Store(phaseDone)
 	t1 := time.Now()
-	cpu1, cpuOK1, cpuErr := probe.cpu()
-	self1 := selfCPU()
+	cpu1, cpuErr := probe.sample()
 	finish()
 
 	window := t1.Sub(t0)
@@ -113,20 +111,11 @@ func runConnect(ctx context.Context, o *options, stdout, stderr io.Writer) error
 		done, window.Seconds(), rate, map[protoKind]string{protoNative: "join/welcome", protoSocketIO: "engine.io open + socket.io CONNECT"}[o.proto])
 	fmt.Fprintf(stdout, "handshake time: p50 %.3f ms  p90 %.3f ms  p99 %.3f ms  max %.3f ms\n", ms(lat.P50), ms(lat.P90), ms(lat.P99), ms(lat.Max))
 	fmt.Fprintf(stdout, "errors: %d\n", errs.count())
-	cpuOK = cpuOK && cpuOK1
-	var cpuPer float64
-	if cpuOK {
-		cpu := cpu1 - cpu0
-		if done > 0 {
-			cpuPer = float64(cpu.Microseconds()) / float64(done)
-		}
-		fmt.Fprintf(stdout, "server pid %d: CPU %.2fs in the window (%.0f%% of one core) = %.1f µs per handshake\n",
-			o.pid, cpu.Seconds(), 100*cpu.Seconds()/window.Seconds(), cpuPer)
-	} else if cpuErr != nil {
+	cpu := diffCPU(cpu0, cpu1)
+	if cpuErr != nil {
 		fmt.Fprintf(stderr, "bench: warning: server CPU: %v\n", cpuErr)
 	}
-	self := self1 - self0
-	fmt.Fprintf(stdout, "load tool: CPU %.2fs in the window (%.0f%% of one core)\n", self.Seconds(), 100*self.Seconds()/window.Seconds())
+	printCPU(stdout, o.pid, cpu, window, done, "handshake")
 
 	r := newResultLine("connect", o.proto)
 	r.int("workers", int64(o.concurrency))
@@ -134,9 +123,7 @@ func runConnect(ctx context.Context, o *options, stdout, stderr io.Writer) error
 	r.float("p50_ms", ms(lat.P50), 3)
 	r.float("p99_ms", ms(lat.P99), 3)
 	r.int("errors", errs.count())
-	r.optFloat("cpu_s", (cpu1 - cpu0).Seconds(), cpuOK, 2)
-	r.optFloat("cpu_us_per_handshake", cpuPer, cpuOK && done > 0, 2)
-	r.float("load_cpu_pct", 100*self.Seconds()/window.Seconds(), 0)
+	cpu.addTo(r, window, done, "cpu_us_per_handshake")
 	fmt.Fprintln(stdout, r)
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"syscall"
@@ -142,4 +143,107 @@ func (p serverProbe) rss() (kb int64, ok bool, err error) {
 	}
 	kb, err = procRSS(p.pid)
 	return kb, err == nil, err
+}
+
+// parseProcStatBusy returns the CPU time all CPUs spent busy (user, nice,
+// system, irq, softirq, steal; not idle or iowait) from the contents of
+// /proc/stat.
+func parseProcStatBusy(b []byte) (time.Duration, error) {
+	line, _, _ := bytes.Cut(b, []byte("\n"))
+	f := bytes.Fields(line)
+	if len(f) < 9 || string(f[0]) != "cpu" {
+		return 0, fmt.Errorf("unexpected first line %q", line)
+	}
+	var ticks uint64
+	for _, i := range []int{1, 2, 3, 6, 7, 8} { // user nice system (idle iowait) irq softirq steal
+		v, err := strconv.ParseUint(string(f[i]), 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("field %d: %w", i, err)
+		}
+		ticks += v
+	}
+	return time.Duration(ticks) * (time.Second / clockTicks), nil
+}
+
+// machineBusy returns the busy CPU time of the whole machine so far, or 0 if
+// /proc/stat cannot be read.
+func machineBusy() time.Duration {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	d, err := parseProcStatBusy(b)
+	if err != nil {
+		return 0
+	}
+	return d
+}
+
+// cpuSample is the CPU time used so far by the server, this process and the
+// whole machine.
+type cpuSample struct {
+	server   time.Duration
+	serverOK bool
+	self     time.Duration
+	machine  time.Duration
+}
+
+func (p serverProbe) sample() (cpuSample, error) {
+	s := cpuSample{self: selfCPU(), machine: machineBusy()}
+	var err error
+	s.server, s.serverOK, err = p.cpu()
+	return s, err
+}
+
+// cpuWindow is the CPU time used between two samples.
+type cpuWindow struct {
+	server, self, other time.Duration
+	serverOK            bool
+}
+
+func diffCPU(a, b cpuSample) cpuWindow {
+	w := cpuWindow{self: b.self - a.self, serverOK: a.serverOK && b.serverOK}
+	if w.serverOK {
+		w.server = b.server - a.server
+	}
+	// Everything else the machine did: other processes, and the kernel's
+	// work not charged to the server or the load tool (mostly softirq).
+	w.other = max(b.machine-a.machine-w.self-w.server, 0)
+	return w
+}
+
+// pct returns d as a percentage of one core over window.
+func pct(d, window time.Duration) float64 {
+	if window <= 0 {
+		return 0
+	}
+	return 100 * d.Seconds() / window.Seconds()
+}
+
+// printCPU prints the window's CPU use: the server's (per unit of work when
+// n > 0), the load tool's and everything else's, so that a run disturbed by
+// other processes on the machine shows.
+func printCPU(w io.Writer, pid int, c cpuWindow, window time.Duration, n int64, unit string) {
+	if c.serverOK {
+		per := 0.0
+		if n > 0 {
+			per = float64(c.server.Nanoseconds()) / 1e3 / float64(n)
+		}
+		fmt.Fprintf(w, "server pid %d: CPU %.2fs in the %.2fs window (%.0f%% of one core) = %.2f µs per %s\n",
+			pid, c.server.Seconds(), window.Seconds(), pct(c.server, window), per, unit)
+	}
+	fmt.Fprintf(w, "load tool: CPU %.2fs (%.0f%% of one core); everything else on the machine: %.0f%% of one core\n",
+		c.self.Seconds(), pct(c.self, window), pct(c.other, window))
+}
+
+// addTo adds cpu_s, the per-unit key, load_cpu_pct and other_cpu_pct to r.
+func (c cpuWindow) addTo(r *resultLine, window time.Duration, n int64, perKey string) {
+	r.optFloat("cpu_s", c.server.Seconds(), c.serverOK, 2)
+	per := 0.0
+	if n > 0 {
+		per = float64(c.server.Nanoseconds()) / 1e3 / float64(n)
+	}
+	r.optFloat(perKey, per, c.serverOK && n > 0, 2)
+	r.float("load_cpu_pct", pct(c.self, window), 0)
+	r.float("other_cpu_pct", pct(c.other, window), 0)
 }

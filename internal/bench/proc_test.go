@@ -81,3 +81,58 @@ func TestProcSelf(t *testing.T) {
 		t.Errorf("probe without pid: ok=%v err=%v, want false, nil", ok, err)
 	}
 }
+
+func TestParseProcStatBusy(t *testing.T) {
+	tests := []struct {
+		name    string
+		stat    string
+		want    time.Duration
+		wantErr bool
+	}{
+		{"typical", "cpu  100 5 50 9000 30 2 3 1 0 0\ncpu0 50 2 25 4500 15 1 1 0 0 0\n", 161 * 10 * time.Millisecond, false},
+		{"no guest fields", "cpu  1 0 1 5 0 0 0 0\n", 20 * time.Millisecond, false},
+		{"per-cpu line first", "cpu0 1 2 3 4 5 6 7 8\n", 0, true},
+		{"short", "cpu  1 2 3\n", 0, true},
+		{"bad number", "cpu  x 0 0 0 0 0 0 0 0 0\n", 0, true},
+		{"empty", "", 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseProcStatBusy([]byte(tt.stat))
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v, wantErr %v", err, tt.wantErr)
+			}
+			if got != tt.want {
+				t.Errorf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
+	if machineBusy() <= 0 {
+		t.Error("machineBusy() <= 0 on this machine")
+	}
+}
+
+func TestDiffCPU(t *testing.T) {
+	s := time.Second
+	tests := []struct {
+		name string
+		a, b cpuSample
+		want cpuWindow
+	}{
+		{"all accounted", cpuSample{server: 1 * s, serverOK: true, self: 2 * s, machine: 10 * s},
+			cpuSample{server: 3 * s, serverOK: true, self: 3 * s, machine: 15 * s},
+			cpuWindow{server: 2 * s, self: 1 * s, other: 2 * s, serverOK: true}},
+		{"clock granularity makes other negative", cpuSample{self: 0, machine: 0},
+			cpuSample{self: 2 * s, machine: 1 * s},
+			cpuWindow{self: 2 * s}},
+		{"server lost", cpuSample{server: 1 * s, serverOK: true}, cpuSample{serverOK: false, machine: 1 * s},
+			cpuWindow{other: 1 * s}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := diffCPU(tt.a, tt.b); got != tt.want {
+				t.Errorf("diffCPU = %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}

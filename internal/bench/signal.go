@@ -90,6 +90,10 @@ func runSignal(ctx context.Context, o *options, stdout, stderr io.Writer) error 
 		for i, p := range pairs {
 			p.offset = time.Duration(int64(s.interval) * int64(i) / int64(len(pairs)))
 		}
+		if s.interval > 10*time.Second {
+			// A caller reads (and so answers WebSocket pings) only during its rounds.
+			fmt.Fprintf(stderr, "bench: warning: one round per pair every %s: callers may miss the server's pings; raise --rate or lower --pairs\n", s.interval)
+		}
 	}
 	fmt.Fprintf(stdout, "signal: proto=%s url=%s pairs=%d/%d set up in %.2fs, %s, warmup=%s duration=%s\n",
 		o.proto, o.url, len(pairs), o.pairs, time.Since(setupStart).Seconds(), s.loadDesc(), o.warmup, o.duration)
@@ -136,8 +140,7 @@ func runSignal(ctx context.Context, o *options, stdout, stderr io.Writer) error 
 	if err := sleepCtx(ctx, o.warmup); err != nil {
 		return interrupted()
 	}
-	cpu0, cpuOK, _ := probe.cpu()
-	self0 := selfCPU()
+	cpu0, _ := probe.sample()
 	t0 := time.Now()
 	s.phase.Store(phaseMeasure)
 	if err := sleepCtx(ctx, o.duration); err != nil {
@@ -145,8 +148,7 @@ func runSignal(ctx context.Context, o *options, stdout, stderr io.Writer) error 
 	}
 	s.phase.Store(phaseDone)
 	t1 := time.Now()
-	cpu1, cpuOK1, cpuErr := probe.cpu()
-	self1 := selfCPU()
+	cpu1, cpuErr := probe.sample()
 	rssKB, rssOK, rssErr := probe.rss()
 	close(s.stop)
 
@@ -190,25 +192,16 @@ func runSignal(ctx context.Context, o *options, stdout, stderr io.Writer) error 
 	if s.limited.Load() {
 		fmt.Fprintln(stdout, "hint: the server rate-limited the clients; start it with a higher limit (switchboard serve --rate-limit 100000 --rate-burst 100000)")
 	}
-	cpuOK = cpuOK && cpuOK1
-	var cpuPerMsg float64
-	if cpuOK {
-		cpu := cpu1 - cpu0
-		if recv > 0 {
-			cpuPerMsg = float64(cpu.Microseconds()) / float64(recv)
-		}
-		fmt.Fprintf(stdout, "server pid %d: CPU %.2fs in the %.2fs window (%.0f%% of one core) = %.2f µs per relayed message\n",
-			o.pid, cpu.Seconds(), window.Seconds(), 100*cpu.Seconds()/window.Seconds(), cpuPerMsg)
-	} else if cpuErr != nil {
+	cpu := diffCPU(cpu0, cpu1)
+	if cpuErr != nil {
 		fmt.Fprintf(stderr, "bench: warning: server CPU: %v\n", cpuErr)
 	}
+	printCPU(stdout, o.pid, cpu, window, recv, "relayed message")
 	if rssOK {
 		fmt.Fprintf(stdout, "server pid %d: RSS %d kB at the end of the window\n", o.pid, rssKB)
 	} else if rssErr != nil {
 		fmt.Fprintf(stderr, "bench: warning: server RSS: %v\n", rssErr)
 	}
-	self := self1 - self0
-	fmt.Fprintf(stdout, "load tool: CPU %.2fs in the window (%.0f%% of one core)\n", self.Seconds(), 100*self.Seconds()/window.Seconds())
 
 	r := newResultLine("signal", o.proto)
 	r.int("pairs", int64(len(pairs)))
@@ -220,10 +213,8 @@ func runSignal(ctx context.Context, o *options, stdout, stderr io.Writer) error 
 	r.float("max_ms", ms(lat.Max), 3)
 	r.int("rounds", rounds)
 	r.int("errors", errCount)
-	r.optFloat("cpu_s", (cpu1 - cpu0).Seconds(), cpuOK, 2)
-	r.optFloat("cpu_us_per_msg", cpuPerMsg, cpuOK && recv > 0, 2)
+	cpu.addTo(r, window, recv, "cpu_us_per_msg")
 	r.optFloat("rss_kb", float64(rssKB), rssOK, 0)
-	r.float("load_cpu_pct", 100*self.Seconds()/window.Seconds(), 0)
 	fmt.Fprintln(stdout, r)
 	return nil
 }
