@@ -216,11 +216,15 @@ func (l *loop) closeConn(c *conn, reason string) {
 	}
 	c.closed = true
 	c.out = nil
+	// Forget the fd before closing it: once closed, the kernel may hand the same number to a
+	// new connection, whose entry must not be deleted.
+	l.mu.Lock()
+	if l.conns[c.fd] == c {
+		delete(l.conns, c.fd)
+	}
+	l.mu.Unlock()
 	_ = unix.Close(c.fd)
 	c.mu.Unlock()
-	l.mu.Lock()
-	delete(l.conns, c.fd)
-	l.mu.Unlock()
 	c.in, c.frag = nil, nil
 	c.sess.Leave(reason)
 	l.srv.connClosed()
