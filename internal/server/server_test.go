@@ -58,7 +58,9 @@ func TestJoinPresenceOrdering(t *testing.T) {
 			t.Fatalf("peer-left: %s", pl.Raw)
 		}
 	}
-	c.c.Close(websocket.StatusNormalClosure, "bye")
+	if err := c.c.Close(websocket.StatusNormalClosure, "bye"); err != nil {
+		t.Fatalf("closing handshake: %v", err) // the server must answer our close frame
+	}
 	if pl := a.expect("peer-left"); pl.peerID() != c.id || pl.Reason != "closed" {
 		t.Fatalf("peer-left after close: %s", pl.Raw)
 	}
@@ -583,8 +585,9 @@ func TestConnectionChurn(t *testing.T) {
 						break
 					}
 				}
-				if i%2 == 0 {
-					c.Close(websocket.StatusNormalClosure, "")
+				if i%2 == 0 && err == nil {
+					// A clean closing handshake: the server must answer our close frame.
+					err = c.Close(websocket.StatusNormalClosure, "")
 				} else {
 					c.CloseNow()
 				}

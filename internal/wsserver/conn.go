@@ -37,6 +37,7 @@ type conn struct {
 	mu       sync.Mutex
 	out      []byte // bytes the socket could not take yet; nil when empty
 	outArmed bool   // EPOLLOUT is registered
+	dirty    bool   // on the owning loop's list of connections to flush at the end of its batch
 	closed   bool   // fd is closed
 	shut     bool   // shut down by a sender (slow or broken); the loop finishes the close
 	noSend   bool   // a close frame went out; nothing more may follow it
@@ -83,19 +84,25 @@ func (c *conn) write(frame []byte, last bool) bool {
 		c.noSend = true
 	}
 	st := c.l.srv.stats
-	if len(c.out) == 0 {
-		n, err := writeFD(c.fd, frame)
-		if n > 0 {
-			st.BytesOut.Add(uint64(n))
+	if len(c.out) == 0 && !c.dirty {
+		if c.l.deferFlush(c) {
+			// The owning loop is mid-batch: queue the frame and let the loop write everything
+			// queued for this peer in one syscall when the batch ends.
+			c.dirty = true
+		} else {
+			n, err := writeFD(c.fd, frame)
+			if n > 0 {
+				st.BytesOut.Add(uint64(n))
+			}
+			if err == nil && n == len(frame) {
+				return true
+			}
+			if err != nil && !errors.Is(err, unix.EAGAIN) {
+				c.shutLocked("closed")
+				return false
+			}
+			frame = frame[max(n, 0):]
 		}
-		if err == nil && n == len(frame) {
-			return true
-		}
-		if err != nil && !errors.Is(err, unix.EAGAIN) {
-			c.shutLocked("closed")
-			return false
-		}
-		frame = frame[max(n, 0):]
 	}
 	if len(c.out)+len(frame) > c.l.srv.cfg.SendQueueBytes {
 		st.SendQueueDrops.Add(1)
@@ -103,14 +110,31 @@ func (c *conn) write(frame []byte, last bool) bool {
 		return false
 	}
 	if c.out == nil {
-		c.out = make([]byte, 0, max(len(frame), 4096))
+		c.out = getOutBuf(len(frame))
 	}
 	c.out = append(c.out, frame...)
-	if !c.outArmed {
+	if !c.dirty && !c.outArmed {
 		c.outArmed = true
 		c.l.modify(c.fd, true)
 	}
 	return true
+}
+
+// outPool recycles send queues, so an idle connection holds none.
+var outPool = sync.Pool{New: func() any { b := make([]byte, 0, 8192); return &b }}
+
+func getOutBuf(n int) []byte {
+	if n > 8192 {
+		return make([]byte, 0, n)
+	}
+	return (*outPool.Get().(*[]byte))[:0]
+}
+
+func putOutBuf(b []byte) {
+	if cap(b) <= 64<<10 {
+		b = b[:0]
+		outPool.Put(&b)
+	}
 }
 
 // shutLocked shuts the socket down so the owning loop sees EOF and closes it. c.mu is held.
@@ -124,10 +148,12 @@ func (c *conn) shutLocked(reason string) {
 	_ = unix.Shutdown(c.fd, unix.SHUT_RDWR)
 }
 
-// flush writes queued bytes when the socket becomes writable (owning loop).
+// flush writes queued bytes: at the end of the owning loop's batch, or when the socket
+// becomes writable again.
 func (c *conn) flush() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.dirty = false
 	if c.closed || len(c.out) == 0 {
 		return
 	}
@@ -141,12 +167,20 @@ func (c *conn) flush() {
 		return
 	}
 	if len(c.out) == 0 {
+		putOutBuf(c.out[:0:cap(c.out)])
 		c.out = nil
-		c.outArmed = false
-		c.l.modify(c.fd, false)
+		if c.outArmed {
+			c.outArmed = false
+			c.l.modify(c.fd, false)
+		}
 		if c.noSend {
 			_ = unix.Shutdown(c.fd, unix.SHUT_WR)
 		}
+		return
+	}
+	if !c.outArmed {
+		c.outArmed = true
+		c.l.modify(c.fd, true)
 	}
 }
 

@@ -24,6 +24,10 @@ type loop struct {
 	tasks []func(now time.Time)
 	stop  bool
 
+	fmu      sync.Mutex // guards batching and dirty; taken after a conn's mu, never before
+	batching bool       // the loop is handling a batch of events and will flush at its end
+	dirty    []*conn    // connections with frames queued during this batch
+
 	done chan struct{}
 }
 
@@ -86,6 +90,38 @@ func (l *loop) modify(fd int, write bool) {
 	_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, fd, &ev)
 }
 
+// deferFlush puts c on the list of connections to flush when the current batch ends, if the
+// loop is in a batch. The caller holds c.mu.
+func (l *loop) deferFlush(c *conn) bool {
+	l.fmu.Lock()
+	defer l.fmu.Unlock()
+	if !l.batching {
+		return false
+	}
+	l.dirty = append(l.dirty, c)
+	return true
+}
+
+// flushDirty ends the batch and writes what it queued, one syscall per connection.
+func (l *loop) flushDirty() {
+	l.fmu.Lock()
+	dirty := l.dirty
+	l.dirty = nil
+	l.batching = false
+	l.fmu.Unlock()
+	for _, c := range dirty {
+		c.flush()
+	}
+	clear(dirty)
+	if cap(dirty) <= 1024 {
+		l.fmu.Lock()
+		if l.dirty == nil {
+			l.dirty = dirty[:0]
+		}
+		l.fmu.Unlock()
+	}
+}
+
 // post runs f on the loop's goroutine.
 func (l *loop) post(f func(now time.Time)) {
 	l.mu.Lock()
@@ -127,6 +163,11 @@ func (l *loop) run() {
 			return
 		}
 		now := time.Now()
+		if n > 0 {
+			l.fmu.Lock()
+			l.batching = true
+			l.fmu.Unlock()
+		}
 		for i := 0; i < n; i++ {
 			ev := events[i]
 			fd := int(ev.Fd)
@@ -134,6 +175,7 @@ func (l *loop) run() {
 				var b [8]byte
 				_, _ = unix.Read(l.wakefd, b[:])
 				if l.runTasks(now) {
+					l.flushDirty()
 					l.closeAll("shutdown")
 					return
 				}
@@ -145,6 +187,9 @@ func (l *loop) run() {
 			if c != nil {
 				l.handle(c, ev.Events, now)
 			}
+		}
+		if n > 0 {
+			l.flushDirty()
 		}
 		if !now.Before(nextTick) {
 			l.tick(now)
@@ -213,6 +258,10 @@ func (l *loop) closeConn(c *conn, reason string) {
 	}
 	if c.shut {
 		reason = c.reason
+	}
+	if len(c.out) > 0 && !c.shut {
+		// Last words (a close frame, say) still queued: one non-blocking try before the socket goes.
+		_, _ = writeFD(c.fd, c.out)
 	}
 	c.closed = true
 	c.out = nil
