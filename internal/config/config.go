@@ -37,6 +37,7 @@ type Config struct {
 	PingInterval   time.Duration `yaml:"ping-interval"`
 	PeerTimeout    time.Duration `yaml:"peer-timeout"`
 	AllowedOrigins []string      `yaml:"allowed-origins"`
+	EventLoops     int           `yaml:"event-loops"`
 
 	// ICEServers are handed to peers in their welcome. The flag and variable take a comma
 	// list of URLs without credentials; the YAML key takes RTCIceServer objects.
@@ -84,6 +85,9 @@ func (c *Config) Validate() error {
 				errs = append(errs, fmt.Errorf("ice-servers: %w", err))
 			}
 		}
+	}
+	if c.EventLoops < 0 {
+		errs = append(errs, fmt.Errorf("event-loops %d: must be 0 (half the CPUs) or more", c.EventLoops))
 	}
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("shutdown-timeout %v: must be positive", c.ShutdownTimeout))
@@ -174,6 +178,7 @@ func FlagSet(c *Config, configPath *string) *flag.FlagSet {
 	fs.IntVar(&c.SendQueueBytes, "send-queue-bytes", c.SendQueueBytes, "bytes queued for a slow peer before it is dropped")
 	fs.DurationVar(&c.PingInterval, "ping-interval", c.PingInterval, "ping a peer that has been quiet this long")
 	fs.DurationVar(&c.PeerTimeout, "peer-timeout", c.PeerTimeout, "drop a peer silent this long")
+	fs.IntVar(&c.EventLoops, "event-loops", c.EventLoops, "WebSocket event loops (0: half the CPUs, at least 1)")
 	fs.Var(listValue{&c.AllowedOrigins}, "allowed-origins", "browser origins allowed besides the server's own (comma list; patterns like *.example.com; * for any)")
 	fs.Var(iceValue{&c.ICEServers}, "ice-servers", "STUN/TURN URLs handed to peers (comma list)")
 	return fs

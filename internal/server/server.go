@@ -54,12 +54,16 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		PingInterval:   cfg.PingInterval,
 		PeerTimeout:    cfg.PeerTimeout,
 		AllowedOrigins: cfg.AllowedOrigins,
+		Loops:          cfg.EventLoops,
 		Logger:         log,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
-	ln, err := net.Listen("tcp", cfg.Listen)
+	// No TCP keep-alive: the WebSocket layer pings, and skipping the setsockopt calls makes
+	// each accept cheaper.
+	lc := net.ListenConfig{KeepAlive: -1}
+	ln, err := lc.Listen(context.Background(), "tcp", cfg.Listen)
 	if err != nil {
 		_ = ws.Close()
 		return nil, fmt.Errorf("server: listen: %w", err)

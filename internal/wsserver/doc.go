@@ -2,7 +2,7 @@
 // many mostly idle connections.
 //
 // The HTTP handshake runs on net/http. After the upgrade the socket leaves Go's netpoller and
-// joins one of a few epoll loops (one per CPU), so an idle connection costs no goroutine, no
+// joins one of a few epoll loops (half as many as CPUs), so an idle connection costs no goroutine, no
 // stack and no buffer: a few hundred bytes of state. A loop reads into its own buffer, parses
 // and unmasks frames in place, and hands each text message to the connection's hub.Session.
 // Events for a peer are encoded and written straight to its socket by whichever goroutine
