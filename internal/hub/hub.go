@@ -262,6 +262,7 @@ func (s *Session) join(f *protocol.Frame) *protocol.Error {
 	switch {
 	case err == nil:
 		s.member = m
+		s.hub.log.Debug("peer joined", "room", room, "peer", m.Info.ID)
 		return nil
 	case errors.Is(err, bus.ErrRoomFull):
 		return protocol.Errorf(protocol.CodeRoomFull, "room %q has %d peers already", room, s.hub.cfg.MaxPeersPerRoom)
@@ -301,6 +302,11 @@ func (s *Session) Leave(reason string) {
 		return
 	}
 	s.hub.bus.Leave(s.member, reason)
+	lvl := slog.LevelDebug
+	if reason == "slow" || reason == "kicked" {
+		lvl = slog.LevelInfo
+	}
+	s.hub.log.Log(context.Background(), lvl, "peer left", "room", s.member.Room, "peer", s.member.Info.ID, "reason", reason)
 	s.member = nil
 }
 
