@@ -1,9 +1,12 @@
 package bench
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,11 +25,10 @@ func runConnect(ctx context.Context, o *options, stdout, stderr io.Writer) error
 	if _, err := raiseNoFile(); err != nil {
 		fmt.Fprintf(stderr, "bench: warning: %v\n", err)
 	}
-	d, err := newDialer(o.url, o.proto, o.sourceIPs, o.dialTimeout)
+	d, err := newRawDialer(o.url, o.sourceIPs, o.dialTimeout)
 	if err != nil {
 		return err
 	}
-	defer d.close()
 	probe := serverProbe{pid: o.pid}
 	if _, _, err := probe.cpu(); err != nil {
 		return fmt.Errorf("--pid: %w", err)
@@ -42,14 +44,18 @@ func runConnect(ctx context.Context, o *options, stdout, stderr io.Writer) error
 		go func() {
 			defer wg.Done()
 			cw := &workers[w]
+			c := newRawConn()
+			prefix := fmt.Sprintf("conn-%s-%d-", runID, w)
+			room := make([]byte, 0, len(prefix)+12)
 			for k := range maxHandshakesPerWorker {
 				select {
 				case <-stop:
 					return
 				default:
 				}
+				room = strconv.AppendInt(append(room[:0], prefix...), int64(k), 10)
 				t0 := time.Now()
-				c, err := d.open(ctx, w+k*o.concurrency, fmt.Sprintf("conn-%s-%d-%d", runID, w, k))
+				err := openConnect(ctx, d, c, o.proto, w+k*o.concurrency, room)
 				if err != nil {
 					if phase.Load() != phaseDone {
 						errs.add("worker %d: %v", w, err)
@@ -68,7 +74,7 @@ func runConnect(ctx context.Context, o *options, stdout, stderr io.Writer) error
 						cw.lats = append(cw.lats, lat)
 					}
 				}
-				if err := c.closeGracefully(); err != nil && phase.Load() == phaseMeasure {
+				if err := c.closeGracefully(o.dialTimeout); err != nil && phase.Load() == phaseMeasure {
 					// A close that fails does not undo the handshake; count it anyway.
 					errs.add("worker %d: %v", w, err)
 				}
@@ -127,3 +133,109 @@ func runConnect(ctx context.Context, o *options, stdout, stderr io.Writer) error
 	fmt.Fprintln(stdout, r)
 	return nil
 }
+
+// openConnect dials connection number slot on c and completes the protocol
+// handshake: native joins room and waits for the welcome; Socket.IO waits for
+// the Engine.IO open packet, sends CONNECT and waits for its reply. The whole
+// exchange is bounded by the dialer's timeout and aborted when ctx is done.
+// On error c holds no connection.
+func openConnect(ctx context.Context, d *rawDialer, c *rawConn, proto protoKind, slot int, room []byte) error {
+	if err := d.dial(ctx, c, slot); err != nil {
+		return err
+	}
+	if ctx.Done() != nil {
+		conn := c.conn
+		stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
+		defer stop()
+	}
+	var err error
+	if proto == protoSocketIO {
+		err = rawSocketIOHandshake(c)
+	} else {
+		err = rawNativeJoin(c, room)
+	}
+	if err != nil {
+		c.close()
+		return err
+	}
+	return nil
+}
+
+// rawNativeJoin sends a join for room and waits for the welcome. Frames are
+// classified by scanning, not decoding, to keep the load tool's cost low.
+func rawNativeJoin(c *rawConn, room []byte) error {
+	join := append(c.rbuf[:0], `{"type":"join","id":1,"v":1,"room":`...)
+	join = strconv.AppendQuote(join, string(room))
+	join = append(join, '}')
+	c.rbuf = join[:0]
+	if err := c.writeText(join); err != nil {
+		return fmt.Errorf("send join: %w", err)
+	}
+	for range 16 {
+		msg, err := c.readMessage()
+		if err != nil {
+			return fmt.Errorf("wait for welcome: %w", err)
+		}
+		t, ok := topLevelString(msg, "type")
+		if !ok {
+			return fmt.Errorf("frame without a type: %q", truncate(msg))
+		}
+		switch string(t) {
+		case "welcome":
+			if peer, ok := topLevelString(msg, "peer"); !ok || len(peer) == 0 {
+				return fmt.Errorf("welcome without peer id: %s", truncate(msg))
+			}
+			return nil
+		case "error":
+			code, _ := topLevelString(msg, "code")
+			text, _ := topLevelString(msg, "message")
+			return fmt.Errorf("join %s: %s: %s", room, code, text)
+		}
+	}
+	return errors.New("no welcome within 16 frames")
+}
+
+// rawSocketIOHandshake waits for the Engine.IO open packet, sends a Socket.IO
+// CONNECT for the main namespace and waits for its reply, answering Engine.IO
+// pings on the way.
+func rawSocketIOHandshake(c *rawConn) error {
+	msg, err := c.readMessage()
+	if err != nil {
+		return fmt.Errorf("wait for engine.io open: %w", err)
+	}
+	if len(msg) < 2 || msg[0] != '0' {
+		return fmt.Errorf("want engine.io open packet, got %q", truncate(msg))
+	}
+	if sid, ok := topLevelString(msg[1:], "sid"); !ok || len(sid) == 0 {
+		return fmt.Errorf("engine.io open without sid: %q", truncate(msg))
+	}
+	if err := c.writeText(sioConnect); err != nil {
+		return fmt.Errorf("send socket.io CONNECT: %w", err)
+	}
+	for range 16 {
+		msg, err := c.readMessage()
+		if err != nil {
+			return fmt.Errorf("wait for socket.io CONNECT reply: %w", err)
+		}
+		if isEIOPing(msg) {
+			if err := c.writeText(eioPong); err != nil {
+				return fmt.Errorf("send engine.io pong: %w", err)
+			}
+			continue
+		}
+		switch {
+		case bytes.HasPrefix(msg, []byte("44")):
+			return fmt.Errorf("socket.io CONNECT_ERROR: %s", truncate(msg))
+		case !bytes.HasPrefix(msg, []byte("40")):
+			return fmt.Errorf("want socket.io CONNECT reply, got %q", truncate(msg))
+		}
+		if sid, ok := topLevelString(msg[2:], "sid"); !ok || len(sid) == 0 {
+			return fmt.Errorf("socket.io CONNECT reply without sid: %q", truncate(msg))
+		}
+		return nil
+	}
+	return errors.New("no socket.io CONNECT reply within 16 frames")
+}
+
+// sioConnect is a Socket.IO CONNECT packet for the main namespace.
+var sioConnect = []byte("40")
