@@ -1,0 +1,396 @@
+package sdk
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/pion/ice/v4"
+	"github.com/pion/webrtc/v4"
+)
+
+// Options configure a Client. A nil *Options means defaults.
+type Options struct {
+	// Name and Meta are shown to the other peers (Meta must marshal to a JSON object).
+	Name string
+	Meta any
+
+	// ICEServers, when set, replace the ICE servers from the server's welcome.
+	ICEServers []webrtc.ICEServer
+	// ICETransportPolicy restricts candidates (webrtc.ICETransportPolicyRelay for TURN only).
+	ICETransportPolicy webrtc.ICETransportPolicy
+	// Loopback keeps all WebRTC traffic on 127.0.0.1: for tests and same-host transfers.
+	Loopback bool
+	// SettingEngine, when set, is used as is instead of the tuned default.
+	SettingEngine *webrtc.SettingEngine
+	// AcceptanceMinWait is how long ICE waits for better candidate pairs before it settles on
+	// a server-reflexive, peer-reflexive or relay pair (default 100 ms; Pion's own default
+	// is 0.5-2 s). Host pairs are accepted at once.
+	AcceptanceMinWait time.Duration
+
+	// OnPeer is called for each remote peer as soon as its connection exists and before any
+	// negotiation, so handlers (OnDataChannel, OnTrack, ...) set here miss nothing.
+	OnPeer func(*Peer)
+	// OnPeerLeft is called when a remote peer leaves or its connection is dropped.
+	OnPeerLeft func(p *Peer, reason string)
+	// OnError reports errors that concern one pair (bad SDP from the remote, ICE failure)
+	// or the signaling connection (p is nil then). The client goes on.
+	OnError func(p *Peer, err error)
+
+	// Logger receives debug logs; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Client is a peer in one room of a Switchboard server.
+type Client struct {
+	opts  Options
+	api   *webrtc.API
+	ws    *websocket.Conn
+	log   *slog.Logger
+	id    string
+	room  string
+	ice   []webrtc.ICEServer
+	ctx   context.Context // canceled by Close; only for the client's own goroutines
+	stop  context.CancelFunc
+	wg    sync.WaitGroup
+	done  chan struct{}
+	errMu sync.Mutex
+	err   error
+
+	mu    sync.Mutex
+	peers map[string]*Peer
+}
+
+// serverFrame is a frame from the server, decoded loosely.
+type serverFrame struct {
+	Type       string             `json:"type"`
+	Peer       json.RawMessage    `json:"peer"`
+	Peers      []peerInfo         `json:"peers"`
+	From       string             `json:"from"`
+	Data       json.RawMessage    `json:"data"`
+	Code       string             `json:"code"`
+	Message    string             `json:"message"`
+	Reason     string             `json:"reason"`
+	ICEServers []webrtc.ICEServer `json:"iceServers"`
+}
+
+type peerInfo struct {
+	ID   string          `json:"id"`
+	Name string          `json:"name"`
+	Meta json.RawMessage `json:"meta"`
+}
+
+// ServerError is an error frame from the signaling server.
+type ServerError struct {
+	Code    string
+	Message string
+}
+
+func (e *ServerError) Error() string { return "switchboard: " + e.Code + ": " + e.Message }
+
+// WebSocketURL turns a server base URL (http://host:8080) into its signaling endpoint
+// (ws://host:8080/ws). ws:// and wss:// URLs with a path are kept as they are.
+func WebSocketURL(server string) (string, error) {
+	u, err := url.Parse(server)
+	if err != nil {
+		return "", fmt.Errorf("sdk: server URL: %w", err)
+	}
+	switch u.Scheme {
+	case "http":
+		u.Scheme = "ws"
+	case "https":
+		u.Scheme = "wss"
+	case "ws", "wss":
+		if u.Path != "" && u.Path != "/" {
+			return u.String(), nil
+		}
+	default:
+		return "", fmt.Errorf("sdk: server URL %q: want http, https, ws or wss", server)
+	}
+	u.Path = strings.TrimSuffix(u.Path, "/") + "/ws"
+	return u.String(), nil
+}
+
+// Dial connects to the server at serverURL, joins room and starts connecting to every peer
+// in it. It returns once the server has welcomed the client.
+func Dial(ctx context.Context, serverURL, room string, opts *Options) (*Client, error) {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.AcceptanceMinWait == 0 {
+		o.AcceptanceMinWait = 100 * time.Millisecond
+	}
+	wsURL, err := WebSocketURL(serverURL)
+	if err != nil {
+		return nil, err
+	}
+	ws, _, err := websocket.Dial(ctx, wsURL, nil)
+	if err != nil {
+		return nil, fmt.Errorf("sdk: dial %s: %w", wsURL, err)
+	}
+	ws.SetReadLimit(1 << 20)
+	join := map[string]any{"type": "join", "room": room, "id": "join", "v": 1}
+	if o.Name != "" {
+		join["name"] = o.Name
+	}
+	if o.Meta != nil {
+		join["meta"] = o.Meta
+	}
+	if err := writeJSON(ctx, ws, join); err != nil {
+		ws.CloseNow()
+		return nil, err
+	}
+	var welcome serverFrame
+	for welcome.Type != "welcome" {
+		_, b, err := ws.Read(ctx)
+		if err != nil {
+			ws.CloseNow()
+			return nil, fmt.Errorf("sdk: waiting for welcome: %w", err)
+		}
+		if err := json.Unmarshal(b, &welcome); err != nil {
+			ws.CloseNow()
+			return nil, fmt.Errorf("sdk: bad frame from server: %w", err)
+		}
+		if welcome.Type == "error" {
+			ws.CloseNow()
+			return nil, &ServerError{Code: welcome.Code, Message: welcome.Message}
+		}
+	}
+	var self string
+	if err := json.Unmarshal(welcome.Peer, &self); err != nil {
+		ws.CloseNow()
+		return nil, fmt.Errorf("sdk: welcome without a peer id: %w", err)
+	}
+	c := &Client{
+		opts:  o,
+		ws:    ws,
+		log:   o.Logger.With("self", self, "room", room),
+		id:    self,
+		room:  room,
+		ice:   welcome.ICEServers,
+		done:  make(chan struct{}),
+		peers: make(map[string]*Peer),
+	}
+	if o.ICEServers != nil {
+		c.ice = o.ICEServers
+	}
+	c.api = webrtc.NewAPI(webrtc.WithSettingEngine(c.settingEngine()))
+	c.ctx, c.stop = context.WithCancel(context.Background())
+	// Peers already in the room: we are the newcomer, so we open the connection to each.
+	for _, p := range welcome.Peers {
+		if _, err := c.addPeer(p, true); err != nil {
+			c.report(nil, err)
+		}
+	}
+	c.wg.Add(1)
+	go c.readLoop()
+	return c, nil
+}
+
+func (c *Client) settingEngine() webrtc.SettingEngine {
+	if c.opts.SettingEngine != nil {
+		return *c.opts.SettingEngine
+	}
+	var se webrtc.SettingEngine
+	w := c.opts.AcceptanceMinWait
+	se.SetSrflxAcceptanceMinWait(w)
+	se.SetPrflxAcceptanceMinWait(w)
+	se.SetRelayAcceptanceMinWait(w)
+	if c.opts.Loopback {
+		se.SetIncludeLoopbackCandidate(true)
+		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+		se.SetInterfaceFilter(func(name string) bool { return name == "lo" })
+		se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
+		se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	}
+	return se
+}
+
+// ID returns the client's peer id.
+func (c *Client) ID() string { return c.id }
+
+// Room returns the client's room.
+func (c *Client) Room() string { return c.room }
+
+// Peers returns the remote peers currently known.
+func (c *Client) Peers() []*Peer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ps := make([]*Peer, 0, len(c.peers))
+	for _, p := range c.peers {
+		ps = append(ps, p)
+	}
+	return ps
+}
+
+// Peer returns the remote peer with id, or nil.
+func (c *Client) Peer(id string) *Peer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.peers[id]
+}
+
+// Done is closed when the client has stopped: after Close, or when the server went away.
+func (c *Client) Done() <-chan struct{} { return c.done }
+
+// Err returns why the client stopped, or nil while it runs and after a plain Close.
+func (c *Client) Err() error {
+	c.errMu.Lock()
+	defer c.errMu.Unlock()
+	return c.err
+}
+
+// Close leaves the room, closes every peer connection and the signaling socket, and returns
+// when every goroutine the client started has stopped.
+func (c *Client) Close() error {
+	c.stop() // no new peers from here on (addPeer checks under c.mu)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	_ = writeJSON(ctx, c.ws, map[string]any{"type": "leave"})
+	cancel()
+	_ = c.ws.Close(websocket.StatusNormalClosure, "bye")
+	c.ws.CloseNow()
+	for _, p := range c.Peers() {
+		c.removePeer(p.id, "closed")
+	}
+	c.wg.Wait()
+	return nil
+}
+
+func (c *Client) report(p *Peer, err error) {
+	if p != nil {
+		c.log.Debug("peer error", "peer", p.id, "err", err)
+	} else {
+		c.log.Debug("client error", "err", err)
+	}
+	if c.opts.OnError != nil {
+		c.opts.OnError(p, err)
+	}
+}
+
+func (c *Client) readLoop() {
+	defer c.wg.Done()
+	defer close(c.done)
+	for {
+		_, b, err := c.ws.Read(c.ctx)
+		if err != nil {
+			if c.ctx.Err() == nil {
+				c.errMu.Lock()
+				c.err = fmt.Errorf("sdk: signaling connection lost: %w", err)
+				c.errMu.Unlock()
+				c.report(nil, c.err)
+				c.stop()
+			}
+			return
+		}
+		var f serverFrame
+		if err := json.Unmarshal(b, &f); err != nil {
+			c.report(nil, fmt.Errorf("sdk: bad frame from server: %w", err))
+			continue
+		}
+		c.handle(&f)
+	}
+}
+
+func (c *Client) handle(f *serverFrame) {
+	switch f.Type {
+	case "peer-joined":
+		var info peerInfo
+		if err := json.Unmarshal(f.Peer, &info); err != nil || info.ID == "" {
+			c.report(nil, fmt.Errorf("sdk: bad peer-joined: %s", f.Peer))
+			return
+		}
+		// The newcomer offers; we wait for its offer.
+		if _, err := c.addPeer(info, false); err != nil {
+			c.report(nil, err)
+		}
+	case "peer-left":
+		var info peerInfo
+		_ = json.Unmarshal(f.Peer, &info)
+		c.removePeer(info.ID, f.Reason)
+	case "offer", "answer", "ice-candidate":
+		p := c.Peer(f.From)
+		if p == nil {
+			c.report(nil, fmt.Errorf("sdk: %s from unknown peer %q", f.Type, f.From))
+			return
+		}
+		p.signal(f.Type, f.Data)
+	case "message":
+		if p := c.Peer(f.From); p != nil {
+			p.message(f.Data)
+		}
+	case "error":
+		c.report(nil, &ServerError{Code: f.Code, Message: f.Message})
+	}
+}
+
+func (c *Client) addPeer(info peerInfo, initiate bool) (*Peer, error) {
+	c.mu.Lock()
+	if c.ctx.Err() != nil {
+		c.mu.Unlock()
+		return nil, errors.New("sdk: client closed")
+	}
+	if old := c.peers[info.ID]; old != nil {
+		c.mu.Unlock()
+		return old, nil
+	}
+	p, err := newPeer(c, info)
+	if err != nil {
+		c.mu.Unlock()
+		return nil, err
+	}
+	c.wg.Add(1) // for p.run, counted before Close can wait
+	c.peers[info.ID] = p
+	c.mu.Unlock()
+	if c.opts.OnPeer != nil {
+		c.opts.OnPeer(p)
+	}
+	p.start(initiate)
+	return p, nil
+}
+
+func (c *Client) removePeer(id, reason string) {
+	c.mu.Lock()
+	p := c.peers[id]
+	delete(c.peers, id)
+	c.mu.Unlock()
+	if p == nil {
+		return
+	}
+	p.close()
+	if c.opts.OnPeerLeft != nil {
+		c.opts.OnPeerLeft(p, reason)
+	}
+}
+
+// send relays a frame to peer id through the server.
+func (c *Client) send(typ, target string, data any) error {
+	ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
+	defer cancel()
+	return writeJSON(ctx, c.ws, map[string]any{"type": typ, "target": target, "data": data})
+}
+
+func writeJSON(ctx context.Context, ws *websocket.Conn, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("sdk: encode: %w", err)
+	}
+	if err := ws.Write(ctx, websocket.MessageText, b); err != nil {
+		return fmt.Errorf("sdk: send: %w", err)
+	}
+	return nil
+}
+
+var _ io.Closer = (*Client)(nil)

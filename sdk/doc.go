@@ -1,0 +1,18 @@
+// Package sdk is Switchboard's Go peer SDK: it dials a `switchboard serve`, joins a room and
+// connects to every other peer in it with Pion WebRTC, exactly as the seed guide describes —
+// offer, local description, relay through the server, remote description, answer, and trickle
+// ICE both ways — made robust:
+//
+//   - Perfect negotiation. Each pair has a polite and an impolite side, decided from the peer
+//     ids, so glare (both sides offering at once) and renegotiation (a track or channel added
+//     later) always converge.
+//   - Every negotiation step of a pair runs in order on that pair's own goroutine, like Pion's
+//     operations queue; remote candidates that arrive before the remote description are queued,
+//     not lost.
+//   - ICE servers come from the server's welcome; the SettingEngine is tuned for fast setup and
+//     every knob is an Option.
+//   - Bad input from one remote peer (malformed SDP, a stray answer, a candidate for an unknown
+//     m-line) is reported through Options.OnError for that pair only.
+//
+// A Client owns everything it starts: Close stops every goroutine, peer connection and socket.
+package sdk

@@ -1,0 +1,377 @@
+package sdk
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/pion/webrtc/v4"
+)
+
+// controlLabel is the data channel the newcomer opens so that every pair negotiates a
+// connection even before the application adds anything. It is not shown to OnDataChannel.
+const controlLabel = "switchboard"
+
+// Errors reported for a pair.
+var (
+	// ErrBadSignal means the remote peer sent a description or candidate that could not be
+	// decoded or applied.
+	ErrBadSignal = errors.New("sdk: bad signaling message from peer")
+	// ErrPeerClosed is returned by operations on a peer that has left.
+	ErrPeerClosed = errors.New("sdk: peer closed")
+)
+
+// Peer is one remote peer of the room and the RTCPeerConnection to it.
+type Peer struct {
+	c      *Client
+	id     string
+	name   string
+	meta   json.RawMessage
+	polite bool
+	pc     *webrtc.PeerConnection
+
+	ops       chan func()
+	quit      chan struct{}
+	closeOnce sync.Once
+	connected chan struct{}
+	connOnce  sync.Once
+
+	// Negotiation state, touched only by the ops goroutine.
+	makingOffer bool
+	ignoreOffer bool
+	pending     []webrtc.ICECandidateInit
+
+	mu          sync.Mutex
+	onDC        func(*webrtc.DataChannel)
+	onTrack     func(*webrtc.TrackRemote, *webrtc.RTPReceiver)
+	onState     func(webrtc.PeerConnectionState)
+	onMessage   func(json.RawMessage)
+	controlOpen chan struct{}
+}
+
+func newPeer(c *Client, info peerInfo) (*Peer, error) {
+	pc, err := c.api.NewPeerConnection(webrtc.Configuration{
+		ICEServers:         c.ice,
+		ICETransportPolicy: c.opts.ICETransportPolicy,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sdk: new peer connection: %w", err)
+	}
+	p := &Peer{
+		c:           c,
+		id:          info.ID,
+		name:        info.Name,
+		meta:        info.Meta,
+		polite:      c.id > info.ID,
+		pc:          pc,
+		ops:         make(chan func(), 64),
+		quit:        make(chan struct{}),
+		connected:   make(chan struct{}),
+		controlOpen: make(chan struct{}),
+	}
+	pc.OnICECandidate(func(cand *webrtc.ICECandidate) {
+		if cand == nil {
+			return
+		}
+		if err := c.send("ice-candidate", p.id, cand.ToJSON()); err != nil && c.ctx.Err() == nil {
+			c.report(p, err)
+		}
+	})
+	pc.OnNegotiationNeeded(func() { p.do(p.negotiate) })
+	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+		if s == webrtc.PeerConnectionStateConnected {
+			p.connOnce.Do(func() { close(p.connected) })
+		}
+		if s == webrtc.PeerConnectionStateFailed {
+			c.report(p, fmt.Errorf("sdk: connection to %s failed", p.id))
+		}
+		p.mu.Lock()
+		f := p.onState
+		p.mu.Unlock()
+		if f != nil {
+			f(s)
+		}
+	})
+	pc.OnDataChannel(func(dc *webrtc.DataChannel) {
+		if dc.Label() == controlLabel {
+			p.watchControl(dc)
+			return
+		}
+		p.mu.Lock()
+		f := p.onDC
+		p.mu.Unlock()
+		if f != nil {
+			f(dc)
+		}
+	})
+	pc.OnTrack(func(t *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
+		p.mu.Lock()
+		f := p.onTrack
+		p.mu.Unlock()
+		if f != nil {
+			f(t, r)
+		} else {
+			drainTrack(t) // keep Pion's buffers moving for tracks nobody asked for
+		}
+	})
+	return p, nil
+}
+
+func drainTrack(t *webrtc.TrackRemote) {
+	buf := make([]byte, 1500)
+	for {
+		if _, _, err := t.Read(buf); err != nil {
+			return
+		}
+	}
+}
+
+func (p *Peer) watchControl(dc *webrtc.DataChannel) {
+	dc.OnOpen(func() {
+		select {
+		case <-p.controlOpen:
+		default:
+			close(p.controlOpen)
+		}
+	})
+}
+
+// start runs the peer's negotiation goroutine; the newcomer side opens the control channel,
+// which makes Pion ask for the first negotiation.
+func (p *Peer) start(initiate bool) {
+	go p.run()
+	if initiate {
+		p.do(func() {
+			dc, err := p.pc.CreateDataChannel(controlLabel, nil)
+			if err != nil {
+				p.c.report(p, fmt.Errorf("sdk: control channel: %w", err))
+				return
+			}
+			p.watchControl(dc)
+		})
+	}
+}
+
+func (p *Peer) run() {
+	defer p.c.wg.Done()
+	for {
+		select {
+		case op := <-p.ops:
+			op()
+		case <-p.quit:
+			return
+		}
+	}
+}
+
+// do queues op on the peer's negotiation goroutine.
+func (p *Peer) do(op func()) {
+	select {
+	case p.ops <- op:
+	case <-p.quit:
+	}
+}
+
+// negotiate makes and sends an offer (perfect negotiation: onnegotiationneeded).
+func (p *Peer) negotiate() {
+	if p.pc.SignalingState() != webrtc.SignalingStateStable {
+		return // Pion fires again once back to stable
+	}
+	p.makingOffer = true
+	defer func() { p.makingOffer = false }()
+	offer, err := p.pc.CreateOffer(nil)
+	if err != nil {
+		p.c.report(p, fmt.Errorf("sdk: create offer: %w", err))
+		return
+	}
+	if err := p.pc.SetLocalDescription(offer); err != nil {
+		p.c.report(p, fmt.Errorf("sdk: set local offer: %w", err))
+		return
+	}
+	if err := p.c.send("offer", p.id, p.pc.LocalDescription()); err != nil && p.c.ctx.Err() == nil {
+		p.c.report(p, err)
+	}
+}
+
+// signal handles an offer, answer or candidate from the remote peer, in order.
+func (p *Peer) signal(typ string, data json.RawMessage) {
+	p.do(func() {
+		var err error
+		switch typ {
+		case "offer", "answer":
+			err = p.description(data)
+		case "ice-candidate":
+			err = p.candidate(data)
+		}
+		if err != nil {
+			p.c.report(p, err)
+		}
+	})
+}
+
+func (p *Peer) description(data json.RawMessage) error {
+	var desc webrtc.SessionDescription
+	if err := json.Unmarshal(data, &desc); err != nil {
+		return fmt.Errorf("%w: description: %w", ErrBadSignal, err)
+	}
+	stable := p.pc.SignalingState() == webrtc.SignalingStateStable
+	collision := desc.Type == webrtc.SDPTypeOffer && (p.makingOffer || !stable)
+	p.ignoreOffer = !p.polite && collision
+	if p.ignoreOffer {
+		return nil // the impolite side keeps its own offer; the polite side will answer it
+	}
+	if collision {
+		if err := p.pc.SetLocalDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeRollback}); err != nil {
+			return fmt.Errorf("sdk: rollback: %w", err)
+		}
+	}
+	if err := p.pc.SetRemoteDescription(desc); err != nil {
+		return fmt.Errorf("%w: %s: %w", ErrBadSignal, desc.Type, err)
+	}
+	for _, c := range p.pending {
+		if err := p.pc.AddICECandidate(c); err != nil {
+			p.c.report(p, fmt.Errorf("%w: queued candidate: %w", ErrBadSignal, err))
+		}
+	}
+	p.pending = nil
+	if desc.Type != webrtc.SDPTypeOffer {
+		return nil
+	}
+	answer, err := p.pc.CreateAnswer(nil)
+	if err != nil {
+		return fmt.Errorf("sdk: create answer: %w", err)
+	}
+	if err := p.pc.SetLocalDescription(answer); err != nil {
+		return fmt.Errorf("sdk: set local answer: %w", err)
+	}
+	return p.c.send("answer", p.id, p.pc.LocalDescription())
+}
+
+func (p *Peer) candidate(data json.RawMessage) error {
+	var c webrtc.ICECandidateInit
+	if err := json.Unmarshal(data, &c); err != nil {
+		return fmt.Errorf("%w: candidate: %w", ErrBadSignal, err)
+	}
+	if p.pc.RemoteDescription() == nil {
+		p.pending = append(p.pending, c)
+		return nil
+	}
+	if err := p.pc.AddICECandidate(c); err != nil && !p.ignoreOffer {
+		return fmt.Errorf("%w: candidate: %w", ErrBadSignal, err)
+	}
+	return nil
+}
+
+func (p *Peer) message(data json.RawMessage) {
+	p.mu.Lock()
+	f := p.onMessage
+	p.mu.Unlock()
+	if f != nil {
+		f(data)
+	}
+}
+
+func (p *Peer) close() {
+	p.closeOnce.Do(func() {
+		close(p.quit)
+		if err := p.pc.Close(); err != nil {
+			p.c.log.Debug("close peer connection", "peer", p.id, "err", err)
+		}
+	})
+}
+
+// ID returns the remote peer's id.
+func (p *Peer) ID() string { return p.id }
+
+// Name returns the remote peer's display name.
+func (p *Peer) Name() string { return p.name }
+
+// Meta returns the remote peer's metadata as raw JSON, or nil.
+func (p *Peer) Meta() json.RawMessage { return p.meta }
+
+// Polite reports whether this side yields in an offer collision.
+func (p *Peer) Polite() bool { return p.polite }
+
+// PeerConnection returns the underlying Pion peer connection. Add tracks and channels through
+// the Peer's methods (or the connection's own: negotiation follows either way).
+func (p *Peer) PeerConnection() *webrtc.PeerConnection { return p.pc }
+
+// Connected is closed once the peer connection first reaches the connected state.
+func (p *Peer) Connected() <-chan struct{} { return p.connected }
+
+// Closed is closed once the peer has left or the client closed.
+func (p *Peer) Closed() <-chan struct{} { return p.quit }
+
+// OnDataChannel sets the handler for data channels the remote peer opens.
+func (p *Peer) OnDataChannel(f func(*webrtc.DataChannel)) {
+	p.mu.Lock()
+	p.onDC = f
+	p.mu.Unlock()
+}
+
+// OnTrack sets the handler for remote media tracks. Tracks with no handler are read and
+// dropped so they never stall.
+func (p *Peer) OnTrack(f func(*webrtc.TrackRemote, *webrtc.RTPReceiver)) {
+	p.mu.Lock()
+	p.onTrack = f
+	p.mu.Unlock()
+}
+
+// OnConnectionState sets the handler for connection state changes.
+func (p *Peer) OnConnectionState(f func(webrtc.PeerConnectionState)) {
+	p.mu.Lock()
+	p.onState = f
+	p.mu.Unlock()
+}
+
+// OnMessage sets the handler for `message` frames the remote peer relays through the server.
+func (p *Peer) OnMessage(f func(json.RawMessage)) {
+	p.mu.Lock()
+	p.onMessage = f
+	p.mu.Unlock()
+}
+
+// CreateDataChannel opens a data channel to the peer; negotiation follows by itself.
+func (p *Peer) CreateDataChannel(label string, init *webrtc.DataChannelInit) (*webrtc.DataChannel, error) {
+	if label == controlLabel {
+		return nil, fmt.Errorf("sdk: data channel label %q is reserved", controlLabel)
+	}
+	select {
+	case <-p.quit:
+		return nil, ErrPeerClosed
+	default:
+	}
+	dc, err := p.pc.CreateDataChannel(label, init)
+	if err != nil {
+		return nil, fmt.Errorf("sdk: create data channel: %w", err)
+	}
+	return dc, nil
+}
+
+// AddTrack sends a local track to the peer; negotiation follows by itself.
+func (p *Peer) AddTrack(t webrtc.TrackLocal) (*webrtc.RTPSender, error) {
+	select {
+	case <-p.quit:
+		return nil, ErrPeerClosed
+	default:
+	}
+	s, err := p.pc.AddTrack(t)
+	if err != nil {
+		return nil, fmt.Errorf("sdk: add track: %w", err)
+	}
+	p.c.wg.Add(1)
+	go func() { // read RTCP so the sender's interceptors keep working; ends when pc closes
+		defer p.c.wg.Done()
+		buf := make([]byte, 1500)
+		for {
+			if _, _, err := s.Read(buf); err != nil {
+				return
+			}
+		}
+	}()
+	return s, nil
+}
+
+// SendMessage relays data (any JSON value) to the peer through the signaling server.
+func (p *Peer) SendMessage(data any) error { return p.c.send("message", p.id, data) }

@@ -1,0 +1,386 @@
+package sdk_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/pion/webrtc/v4"
+	"github.com/pion/webrtc/v4/pkg/media"
+
+	"github.com/switchboard-rtc/switchboard/internal/config"
+	"github.com/switchboard-rtc/switchboard/internal/server"
+	"github.com/switchboard-rtc/switchboard/sdk"
+)
+
+const wait = 10 * time.Second
+
+// startServer runs a real switchboard server on loopback.
+func startServer(t *testing.T) string {
+	t.Helper()
+	cfg := config.Default()
+	cfg.Listen = "127.0.0.1:0"
+	srv, err := server.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	return "http://" + srv.Addr().String()
+}
+
+type errs struct {
+	mu   sync.Mutex
+	list []error
+	ch   chan error
+}
+
+func newErrs() *errs { return &errs{ch: make(chan error, 100)} }
+
+func (e *errs) on(_ *sdk.Peer, err error) {
+	e.mu.Lock()
+	e.list = append(e.list, err)
+	e.mu.Unlock()
+	select {
+	case e.ch <- err:
+	default:
+	}
+}
+
+func dial(t *testing.T, url, room string, opts sdk.Options) *sdk.Client {
+	t.Helper()
+	opts.Loopback = true
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	c, err := sdk.Dial(ctx, url, room, &opts)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func waitChan[T any](t *testing.T, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(wait):
+		t.Fatalf("timed out waiting for %s", what)
+	}
+	var zero T
+	return zero
+}
+
+// echoOnChannels answers every message on every data channel the remote opens.
+func echoOnChannels(p *sdk.Peer) {
+	p.OnDataChannel(func(dc *webrtc.DataChannel) {
+		dc.OnMessage(func(m webrtc.DataChannelMessage) { _ = dc.Send(append([]byte("echo:"), m.Data...)) })
+	})
+}
+
+func TestTwoPeersExchangeData(t *testing.T) {
+	url := startServer(t)
+	a := dial(t, url, "pair", sdk.Options{Name: "a", OnPeer: echoOnChannels})
+	got := make(chan string, 10)
+	b := dial(t, url, "pair", sdk.Options{Name: "b", OnPeer: func(p *sdk.Peer) {
+		dc, err := p.CreateDataChannel("chat", nil)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		dc.OnOpen(func() { _ = dc.SendText("hello") })
+		dc.OnMessage(func(m webrtc.DataChannelMessage) { got <- string(m.Data) })
+	}})
+	if msg := waitChan(t, got, "echo"); msg != "echo:hello" {
+		t.Fatalf("got %q", msg)
+	}
+	pb := b.Peer(a.ID())
+	if pb == nil || pb.Name() != "a" {
+		t.Fatalf("b does not know a by name")
+	}
+	waitChan(t, pb.Connected(), "connected")
+	if pa := a.Peer(b.ID()); pa == nil || pa.Polite() == pb.Polite() {
+		t.Fatal("exactly one side of a pair must be polite")
+	}
+}
+
+func TestThreePeersFullMeshAndLeave(t *testing.T) {
+	url := startServer(t)
+	type link struct{ from, to string }
+	opened := make(chan link, 20)
+	left := make(chan link, 20)
+	mk := func(name string) sdk.Options {
+		return sdk.Options{
+			Name: name,
+			OnPeer: func(p *sdk.Peer) {
+				go func() {
+					select {
+					case <-p.Connected():
+						opened <- link{name, p.Name()}
+					case <-p.Closed():
+					}
+				}()
+			},
+			OnPeerLeft: func(p *sdk.Peer, reason string) { left <- link{name, p.Name()} },
+		}
+	}
+	dial(t, url, "mesh", mk("a"))
+	b := dial(t, url, "mesh", mk("b"))
+	dial(t, url, "mesh", mk("c"))
+	seen := map[link]bool{}
+	for len(seen) < 6 {
+		seen[waitChan(t, opened, "mesh connections")] = true
+	}
+	for _, l := range []link{{"a", "b"}, {"b", "a"}, {"a", "c"}, {"c", "a"}, {"b", "c"}, {"c", "b"}} {
+		if !seen[l] {
+			t.Fatalf("missing %v in %v", l, seen)
+		}
+	}
+	b.Close()
+	gone := map[link]bool{}
+	for len(gone) < 2 {
+		if l := waitChan(t, left, "peer-left"); l.from != "b" { // b itself reports its peers at Close
+			gone[l] = true
+		}
+	}
+	if !gone[link{"a", "b"}] || !gone[link{"c", "b"}] {
+		t.Fatalf("b's departure not seen by both: %v", gone)
+	}
+}
+
+// Both sides add a channel at the same moment on an established pair: the offers collide
+// and perfect negotiation must still open both channels on both sides.
+func TestGlareConverges(t *testing.T) {
+	url := startServer(t)
+	var mu sync.Mutex
+	peers := map[string]*sdk.Peer{}
+	opened := make(chan string, 10)
+	onPeer := func(side string) func(*sdk.Peer) {
+		return func(p *sdk.Peer) {
+			mu.Lock()
+			peers[side] = p
+			mu.Unlock()
+			p.OnDataChannel(func(dc *webrtc.DataChannel) {
+				dc.OnOpen(func() { opened <- side + " got " + dc.Label() })
+			})
+		}
+	}
+	dial(t, url, "glare", sdk.Options{OnPeer: onPeer("a")})
+	dial(t, url, "glare", sdk.Options{OnPeer: onPeer("b")})
+	for {
+		mu.Lock()
+		n := len(peers)
+		mu.Unlock()
+		if n == 2 {
+			break
+		}
+		waitChan(t, time.After(10*time.Millisecond), "peers")
+	}
+	waitChan(t, peers["a"].Connected(), "a connected")
+	waitChan(t, peers["b"].Connected(), "b connected")
+	for round := 0; round < 3; round++ {
+		var wg sync.WaitGroup
+		for _, side := range []string{"a", "b"} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if _, err := peers[side].CreateDataChannel(side+"-chan", nil); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+		got := map[string]bool{}
+		for len(got) < 2 {
+			got[waitChan(t, opened, "channels after glare")] = true
+		}
+		if !got["a got b-chan"] || !got["b got a-chan"] {
+			t.Fatalf("round %d: %v", round, got)
+		}
+	}
+}
+
+// A rogue peer sends malformed SDP, a stray answer and a garbage candidate to a: errors are
+// reported for that pair only, and a's pair with b keeps working.
+func TestMalformedSignalHurtsOnlyItsPair(t *testing.T) {
+	url := startServer(t)
+	e := newErrs()
+	got := make(chan string, 4)
+	a := dial(t, url, "bad", sdk.Options{Name: "a", OnError: e.on, OnPeer: echoOnChannels})
+
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	rogue, _, err := websocket.Dial(ctx, url+"/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rogue.CloseNow()
+	send := func(v any) {
+		b, _ := json.Marshal(v)
+		if err := rogue.Write(ctx, websocket.MessageText, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send(map[string]any{"type": "join", "room": "bad"})
+	for _, bad := range []map[string]any{
+		{"type": "offer", "target": a.ID(), "data": map[string]any{"type": "offer", "sdp": "this is not sdp"}},
+		{"type": "answer", "target": a.ID(), "data": map[string]any{"type": "answer", "sdp": "v=0\r\n"}},
+		{"type": "offer", "target": a.ID(), "data": "not an object"},
+		{"type": "ice-candidate", "target": a.ID(), "data": map[string]any{"candidate": "garbage", "sdpMid": "99"}},
+	} {
+		send(bad)
+	}
+	waitChan(t, e.ch, "an error for the rogue pair")
+
+	dial(t, url, "bad", sdk.Options{Name: "b", OnPeer: func(p *sdk.Peer) {
+		if p.Name() != "a" {
+			return
+		}
+		dc, err := p.CreateDataChannel("chat", nil)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		dc.OnOpen(func() { _ = dc.SendText("still fine") })
+		dc.OnMessage(func(m webrtc.DataChannelMessage) { got <- string(m.Data) })
+	}})
+	if msg := waitChan(t, got, "a-b echo"); msg != "echo:still fine" {
+		t.Fatalf("got %q", msg)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, err := range e.list {
+		var se *sdk.ServerError
+		if errors.As(err, &se) {
+			t.Fatalf("a's signaling got a server error: %v", err)
+		}
+	}
+}
+
+func TestMediaTrackArrivesWithCodec(t *testing.T) {
+	url := startServer(t)
+	type arrival struct {
+		mime string
+		n    int
+	}
+	got := make(chan arrival, 1)
+	dial(t, url, "media", sdk.Options{OnPeer: func(p *sdk.Peer) {
+		p.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+			n := 0
+			for n < 10 {
+				if _, _, err := tr.ReadRTP(); err != nil {
+					return
+				}
+				n++
+			}
+			got <- arrival{tr.Codec().MimeType, n}
+		})
+	}})
+	track, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", "sb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dial(t, url, "media", sdk.Options{OnPeer: func(p *sdk.Peer) {
+		if _, err := p.AddTrack(track); err != nil {
+			t.Error(err)
+			return
+		}
+		go func() {
+			select {
+			case <-p.Connected():
+			case <-p.Closed():
+				return
+			}
+			tick := time.NewTicker(20 * time.Millisecond)
+			defer tick.Stop()
+			for i := 0; i < 500; i++ {
+				select {
+				case <-tick.C:
+				case <-p.Closed():
+					return
+				}
+				if err := track.WriteSample(media.Sample{Data: []byte{0xfc, 0xff, 0xfe}, Duration: 20 * time.Millisecond}); err != nil {
+					return
+				}
+			}
+		}()
+	}})
+	a := waitChan(t, got, "RTP packets")
+	if a.mime != webrtc.MimeTypeOpus || a.n != 10 {
+		t.Fatalf("got %+v", a)
+	}
+}
+
+func TestCloseLeaksNoGoroutines(t *testing.T) {
+	url := startServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	opened := make(chan struct{}, 2)
+	opts := &sdk.Options{Loopback: true, OnPeer: func(p *sdk.Peer) {
+		go func() {
+			select {
+			case <-p.Connected():
+				opened <- struct{}{}
+			case <-p.Closed():
+			}
+		}()
+	}}
+	a, err := sdk.Dial(ctx, url, "leak", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := sdk.Dial(ctx, url, "leak", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitChan(t, opened, "a connected")
+	waitChan(t, opened, "b connected")
+	if sdkGoroutines() == "" {
+		t.Fatal("the leak check sees no SDK goroutines while peers are connected")
+	}
+	a.Close()
+	b.Close()
+	// Close returns after its own goroutines; Pion's last timers may take a moment.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		left := sdkGoroutines()
+		if left == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("goroutines left after Close:\n%s", left)
+		}
+		runtime.Gosched()
+	}
+}
+
+// sdkGoroutines returns the stacks of goroutines running SDK or Pion code. The server in the
+// same process is not counted.
+func sdkGoroutines() string {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	var out []string
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "TestCloseLeaksNoGoroutines") {
+			continue
+		}
+		if strings.Contains(g, "github.com/pion/") || strings.Contains(g, "switchboard/sdk.") {
+			out = append(out, g)
+		}
+	}
+	return strings.Join(out, "\n\n")
+}
