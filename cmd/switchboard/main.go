@@ -25,8 +25,15 @@ const usage = `Usage: switchboard <command> [flags]
 
 Commands:
   serve     run the signaling server (switchboard serve --help)
-  bench     load-test a signaling server (switchboard bench --help)
+  send      send files to a peer: switchboard send FILE... [--room R]
+  recv      receive files: switchboard recv --room R [--out DIR]
+  stream    send an IVF or Ogg file as a media track to every peer in a room
+  record    save every track received in a room to IVF/Ogg files
+  echo      a bot that sends each peer's tracks and data back to it
+  bench     measure a server or the peer stack (switchboard bench --help)
   version   print the version
+
+Peer commands take --server URL (default http://localhost:8080, env SWITCHBOARD_SERVER).
 `
 
 func main() {
@@ -47,6 +54,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	switch args[0] {
 	case "serve":
 		return serve(ctx, args[1:], stderr)
+	case "send":
+		return sendFiles(ctx, args[1:], stdout, stderr)
+	case "recv":
+		return recvFiles(ctx, args[1:], stdout, stderr)
+	case "stream":
+		return streamMedia(ctx, args[1:], stdout, stderr)
+	case "record":
+		return recordMedia(ctx, args[1:], stdout, stderr)
+	case "echo":
+		return echoBot(ctx, args[1:], stdout, stderr)
 	case "bench":
 		return bench.Main(ctx, args[1:], stdout, stderr)
 	case "version":
