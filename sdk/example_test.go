@@ -1,0 +1,47 @@
+package sdk_test
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/switchboard-rtc/switchboard/sdk"
+)
+
+// Join a room and say hello over a data channel to every peer in it, now or later.
+func ExampleDial() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	client, err := sdk.Dial(ctx, "http://localhost:8080", "standup", &sdk.Options{
+		Name: "gopher",
+		OnPeer: func(p *sdk.Peer) {
+			dc, err := p.CreateDataChannel("chat", nil)
+			if err != nil {
+				log.Print(err)
+				return
+			}
+			dc.OnOpen(func() { _ = dc.SendText("hello, " + p.Name()) })
+			dc.OnMessage(func(m webrtc.DataChannelMessage) { fmt.Printf("%s: %s\n", p.Name(), m.Data) })
+		},
+		OnPeerLeft: func(p *sdk.Peer, reason string) { fmt.Println(p.Name(), "left:", reason) },
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer client.Close()
+	<-ctx.Done()
+}
+
+func ExampleWebSocketURL() {
+	for _, server := range []string{"http://localhost:8080", "https://rtc.example.com/", "ws://127.0.0.1:9000/custom"} {
+		u, _ := sdk.WebSocketURL(server)
+		fmt.Println(u)
+	}
+	// Output:
+	// ws://localhost:8080/ws
+	// wss://rtc.example.com/ws
+	// ws://127.0.0.1:9000/custom
+}
