@@ -38,7 +38,8 @@ type Options struct {
 	AcceptanceMinWait time.Duration
 
 	// OnPeer is called for each remote peer as soon as its connection exists and before any
-	// negotiation, so handlers (OnDataChannel, OnTrack, ...) set here miss nothing.
+	// negotiation, so handlers (OnDataChannel, OnTrack, ...) set here miss nothing. It runs on
+	// the signaling goroutine: it must not block.
 	OnPeer func(*Peer)
 	// OnPeerLeft is called when a remote peer leaves or its connection is dropped.
 	OnPeerLeft func(p *Peer, reason string)
