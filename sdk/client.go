@@ -15,6 +15,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/pion/ice/v4"
+	"github.com/pion/transport/v5/stdnet"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -36,6 +37,11 @@ type Options struct {
 	// a server-reflexive, peer-reflexive or relay pair (default 100 ms; Pion's own default
 	// is 0.5-2 s). Host pairs are accepted at once.
 	AcceptanceMinWait time.Duration
+	// UDPBufferSize sets the receive and send buffers of every UDP socket ICE opens (default
+	// 4 MiB, capped by the kernel's net.core.rmem_max/wmem_max; negative keeps the kernel's
+	// default). Small buffers overflow under bulk data-channel transfers, and each lost packet
+	// stalls a reliable channel for a retransmission timeout.
+	UDPBufferSize int
 
 	// OnPeer is called for each remote peer as soon as its connection exists and before any
 	// negotiation, so handlers (OnDataChannel, OnTrack, ...) set here miss nothing. It runs on
@@ -134,6 +140,9 @@ func Dial(ctx context.Context, serverURL, room string, opts *Options) (*Client, 
 	if o.AcceptanceMinWait == 0 {
 		o.AcceptanceMinWait = 100 * time.Millisecond
 	}
+	if o.UDPBufferSize == 0 {
+		o.UDPBufferSize = 4 << 20
+	}
 	wsURL, err := WebSocketURL(serverURL)
 	if err != nil {
 		return nil, err
@@ -188,7 +197,12 @@ func Dial(ctx context.Context, serverURL, room string, opts *Options) (*Client, 
 	if o.ICEServers != nil {
 		c.ice = o.ICEServers
 	}
-	c.api = webrtc.NewAPI(webrtc.WithSettingEngine(c.settingEngine()))
+	se, err := c.settingEngine()
+	if err != nil {
+		ws.CloseNow()
+		return nil, err
+	}
+	c.api = webrtc.NewAPI(webrtc.WithSettingEngine(se))
 	c.ctx, c.stop = context.WithCancel(context.Background())
 	// Peers already in the room: we are the newcomer, so we open the connection to each.
 	for _, p := range welcome.Peers {
@@ -201,11 +215,18 @@ func Dial(ctx context.Context, serverURL, room string, opts *Options) (*Client, 
 	return c, nil
 }
 
-func (c *Client) settingEngine() webrtc.SettingEngine {
+func (c *Client) settingEngine() (webrtc.SettingEngine, error) {
 	if c.opts.SettingEngine != nil {
-		return *c.opts.SettingEngine
+		return *c.opts.SettingEngine, nil
 	}
 	var se webrtc.SettingEngine
+	if c.opts.UDPBufferSize > 0 {
+		n, err := stdnet.NewNet()
+		if err != nil {
+			return se, fmt.Errorf("sdk: network: %w", err)
+		}
+		se.SetNet(bufferedNet{Net: n, size: c.opts.UDPBufferSize})
+	}
 	w := c.opts.AcceptanceMinWait
 	se.SetSrflxAcceptanceMinWait(w)
 	se.SetPrflxAcceptanceMinWait(w)
@@ -217,7 +238,7 @@ func (c *Client) settingEngine() webrtc.SettingEngine {
 		se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
 		se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	}
-	return se
+	return se, nil
 }
 
 // ID returns the client's peer id.
