@@ -23,8 +23,13 @@ modes:
   signal    pairs of clients relay offer/answer/ICE candidates (closed loop or paced)
   idle      hold many idle connections and measure the server's memory per connection
   connect   open and close connections as fast as possible
+  setup     Go peer SDK: time from join to data channel open, beside a bare Pion pair
+            ("bench connect" in the SDK issue; connect above is the server's handshakes)
+  throughput
+            Go peer SDK: data channel MB/s on loopback, beside Pion's flow-control
+            example and loopback TCP
 
-common flags:
+common flags (signal, idle, connect; setup and throughput have their own):
   --proto native|socketio   protocol (default native)
   --url URL                 server URL (native ` + defaultNativeURL + `,
                             socketio ` + defaultSocketIOURL + `)
@@ -72,6 +77,12 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("%w: missing mode", ErrUsage)
 		}
 		return nil
+	}
+	switch args[0] { // the peer SDK modes have their own flags
+	case "setup":
+		return runSetup(ctx, args[1:], stdout, stderr)
+	case "throughput":
+		return runThroughput(ctx, args[1:], stdout, stderr)
 	}
 	opts, err := parseOptions(args, stderr)
 	if err != nil {
