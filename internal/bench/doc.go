@@ -13,6 +13,11 @@
 //     server's RSS growth per connection.
 //   - connect: opens and closes connections as fast as a fixed number of workers
 //     can and reports handshakes/s and the server's CPU time per handshake.
+//   - setup: WebRTC pairs made with the Go SDK, timed from join to data channel
+//     open, beside a bare Pion pair signaled in-process (the SDK's peer-to-peer
+//     "connect" figure; the name connect was taken by the handshake mode).
+//   - throughput: data channel MB/s between two SDK peers beside Pion's
+//     flow-control example settings and loopback TCP, in the same run.
 //
 // Every mode ends with one machine-readable line starting with "RESULT".
 //
