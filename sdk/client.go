@@ -204,9 +204,9 @@ func Dial(ctx context.Context, serverURL, room string, opts *Options) (*Client, 
 	}
 	c.api = webrtc.NewAPI(webrtc.WithSettingEngine(se))
 	c.ctx, c.stop = context.WithCancel(context.Background())
-	// Peers already in the room: we are the newcomer, so we open the connection to each.
+	// Peers already in the room; the ids decide which side of each pair offers.
 	for _, p := range welcome.Peers {
-		if _, err := c.addPeer(p, true); err != nil {
+		if _, err := c.addPeer(p); err != nil {
 			c.report(nil, err)
 		}
 	}
@@ -334,8 +334,7 @@ func (c *Client) handle(f *serverFrame) {
 			c.report(nil, fmt.Errorf("sdk: bad peer-joined: %s", f.Peer))
 			return
 		}
-		// The newcomer offers; we wait for its offer.
-		if _, err := c.addPeer(info, false); err != nil {
+		if _, err := c.addPeer(info); err != nil {
 			c.report(nil, err)
 		}
 	case "peer-left":
@@ -358,7 +357,7 @@ func (c *Client) handle(f *serverFrame) {
 	}
 }
 
-func (c *Client) addPeer(info peerInfo, initiate bool) (*Peer, error) {
+func (c *Client) addPeer(info peerInfo) (*Peer, error) {
 	c.mu.Lock()
 	if c.ctx.Err() != nil {
 		c.mu.Unlock()
@@ -379,7 +378,7 @@ func (c *Client) addPeer(info peerInfo, initiate bool) (*Peer, error) {
 	if c.opts.OnPeer != nil {
 		c.opts.OnPeer(p)
 	}
-	p.start(initiate)
+	p.start()
 	return p, nil
 }
 

@@ -3,9 +3,12 @@
 // offer, local description, relay through the server, remote description, answer, and trickle
 // ICE both ways — made robust:
 //
-//   - Perfect negotiation. Each pair has a polite and an impolite side, decided from the peer
-//     ids, so glare (both sides offering at once) and renegotiation (a track or channel added
-//     later) always converge.
+//   - Negotiation that always converges. Each pair has a polite and an impolite side, decided
+//     from the peer ids. The impolite side makes every offer; when the polite side adds a track
+//     it asks the impolite side (through the server) to renegotiate, and the offer then carries
+//     an m-line for it. Offers therefore never collide, and renegotiation from either side
+//     converges. (Browser-style perfect negotiation resolves collisions by rolling back a local
+//     offer, which Pion v4.2.26 cannot do; avoiding the collision gives the same guarantee.)
 //   - Every negotiation step of a pair runs in order on that pair's own goroutine, like Pion's
 //     operations queue; remote candidates that arrive before the remote description are queued,
 //     not lost.

@@ -38,9 +38,9 @@ type Peer struct {
 	connOnce  sync.Once
 
 	// Negotiation state, touched only by the ops goroutine.
-	makingOffer bool
-	ignoreOffer bool
-	pending     []webrtc.ICECandidateInit
+	askedToNegotiate   bool // polite side: a negotiate request is out, no offer yet
+	renegotiatePending bool // impolite side: negotiation was asked for mid-exchange
+	pending            []webrtc.ICECandidateInit
 
 	mu          sync.Mutex
 	onDC        func(*webrtc.DataChannel)
@@ -78,7 +78,7 @@ func newPeer(c *Client, info peerInfo) (*Peer, error) {
 			c.report(p, err)
 		}
 	})
-	pc.OnNegotiationNeeded(func() { p.do(p.negotiate) })
+	pc.OnNegotiationNeeded(func() { p.do(p.onNegotiationNeeded) })
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
 		if s == webrtc.PeerConnectionStateConnected {
 			p.connOnce.Do(func() { close(p.connected) })
@@ -137,11 +137,11 @@ func (p *Peer) watchControl(dc *webrtc.DataChannel) {
 	})
 }
 
-// start runs the peer's negotiation goroutine; the newcomer side opens the control channel,
-// which makes Pion ask for the first negotiation.
-func (p *Peer) start(initiate bool) {
+// start runs the peer's negotiation goroutine. The offering side opens the control channel,
+// which makes Pion ask for the first negotiation; the other side waits for the offer.
+func (p *Peer) start() {
 	go p.run()
-	if initiate {
+	if !p.polite {
 		p.do(func() {
 			dc, err := p.pc.CreateDataChannel(controlLabel, nil)
 			if err != nil {
@@ -173,13 +173,76 @@ func (p *Peer) do(op func()) {
 	}
 }
 
-// negotiate makes and sends an offer (perfect negotiation: onnegotiationneeded).
+// onNegotiationNeeded runs when Pion asks for a negotiation. Only the impolite side of a pair
+// ever makes offers, so offers never collide (Pion v4.2.26 cannot roll back a local offer,
+// which browser-style perfect negotiation relies on). The polite side asks the other to
+// renegotiate instead, saying which kinds of media it needs m-lines for.
+func (p *Peer) onNegotiationNeeded() {
+	if !p.polite {
+		p.negotiate()
+		return
+	}
+	if p.askedToNegotiate {
+		return // an offer is on its way; Pion asks again after it if still needed
+	}
+	req := negotiateRequest{Switchboard: "negotiate"}
+	for _, t := range p.pc.GetTransceivers() {
+		if t.Mid() != "" || t.Sender() == nil || t.Sender().Track() == nil {
+			continue
+		}
+		switch t.Kind() {
+		case webrtc.RTPCodecTypeAudio:
+			req.Audio++
+		case webrtc.RTPCodecTypeVideo:
+			req.Video++
+		}
+	}
+	p.askedToNegotiate = true
+	if err := p.c.send("message", p.id, req); err != nil && p.c.ctx.Err() == nil {
+		p.c.report(p, err)
+	}
+}
+
+// maxTransceivers bounds what a remote peer's negotiate requests can make us allocate.
+const maxTransceivers = 64
+
+// negotiateRequest is the SDK's own relayed message asking the offering side to renegotiate.
+type negotiateRequest struct {
+	Switchboard string `json:"switchboard"`
+	Audio       int    `json:"audio,omitempty"`
+	Video       int    `json:"video,omitempty"`
+}
+
+// renegotiate answers a negotiateRequest on the offering side: it adds receive-only
+// transceivers for the media the other side wants to send, then offers.
+func (p *Peer) renegotiate(req negotiateRequest) {
+	if p.polite {
+		return // only the offering side honours requests
+	}
+	if len(p.pc.GetTransceivers())+req.Audio+req.Video > maxTransceivers {
+		p.c.report(p, fmt.Errorf("%w: renegotiation would exceed %d transceivers", ErrBadSignal, maxTransceivers))
+		return
+	}
+	add := func(kind webrtc.RTPCodecType, n int) {
+		for i := 0; i < n && i < 16; i++ {
+			if _, err := p.pc.AddTransceiverFromKind(kind, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+				p.c.report(p, fmt.Errorf("sdk: add transceiver: %w", err))
+				return
+			}
+		}
+	}
+	add(webrtc.RTPCodecTypeAudio, req.Audio)
+	add(webrtc.RTPCodecTypeVideo, req.Video)
+	p.negotiate()
+}
+
+// negotiate makes and sends an offer.
 func (p *Peer) negotiate() {
 	if p.pc.SignalingState() != webrtc.SignalingStateStable {
-		return // Pion fires again once back to stable
+		p.renegotiatePending = true // offer again once the current exchange completes
+		return
 	}
-	p.makingOffer = true
-	defer func() { p.makingOffer = false }()
+	p.renegotiatePending = false
 	offer, err := p.pc.CreateOffer(nil)
 	if err != nil {
 		p.c.report(p, fmt.Errorf("sdk: create offer: %w", err))
@@ -215,16 +278,13 @@ func (p *Peer) description(data json.RawMessage) error {
 	if err := json.Unmarshal(data, &desc); err != nil {
 		return fmt.Errorf("%w: description: %w", ErrBadSignal, err)
 	}
-	stable := p.pc.SignalingState() == webrtc.SignalingStateStable
-	collision := desc.Type == webrtc.SDPTypeOffer && (p.makingOffer || !stable)
-	p.ignoreOffer = !p.polite && collision
-	if p.ignoreOffer {
-		return nil // the impolite side keeps its own offer; the polite side will answer it
-	}
-	if collision {
-		if err := p.pc.SetLocalDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeRollback}); err != nil {
-			return fmt.Errorf("sdk: rollback: %w", err)
-		}
+	switch {
+	case desc.Type == webrtc.SDPTypeOffer && !p.polite:
+		return fmt.Errorf("%w: an offer from the answering side of the pair", ErrBadSignal)
+	case desc.Type == webrtc.SDPTypeAnswer && p.polite:
+		return fmt.Errorf("%w: an answer to the answering side of the pair", ErrBadSignal)
+	case desc.Type != webrtc.SDPTypeOffer && desc.Type != webrtc.SDPTypeAnswer:
+		return fmt.Errorf("%w: description type %q", ErrBadSignal, desc.Type)
 	}
 	if err := p.pc.SetRemoteDescription(desc); err != nil {
 		return fmt.Errorf("%w: %s: %w", ErrBadSignal, desc.Type, err)
@@ -235,9 +295,13 @@ func (p *Peer) description(data json.RawMessage) error {
 		}
 	}
 	p.pending = nil
-	if desc.Type != webrtc.SDPTypeOffer {
+	if desc.Type == webrtc.SDPTypeAnswer {
+		if p.renegotiatePending {
+			p.negotiate()
+		}
 		return nil
 	}
+	p.askedToNegotiate = false
 	answer, err := p.pc.CreateAnswer(nil)
 	if err != nil {
 		return fmt.Errorf("sdk: create answer: %w", err)
@@ -257,13 +321,18 @@ func (p *Peer) candidate(data json.RawMessage) error {
 		p.pending = append(p.pending, c)
 		return nil
 	}
-	if err := p.pc.AddICECandidate(c); err != nil && !p.ignoreOffer {
+	if err := p.pc.AddICECandidate(c); err != nil {
 		return fmt.Errorf("%w: candidate: %w", ErrBadSignal, err)
 	}
 	return nil
 }
 
 func (p *Peer) message(data json.RawMessage) {
+	var req negotiateRequest
+	if json.Unmarshal(data, &req) == nil && req.Switchboard == "negotiate" {
+		p.do(func() { p.renegotiate(req) })
+		return
+	}
 	p.mu.Lock()
 	f := p.onMessage
 	p.mu.Unlock()
@@ -290,7 +359,8 @@ func (p *Peer) Name() string { return p.name }
 // Meta returns the remote peer's metadata as raw JSON, or nil.
 func (p *Peer) Meta() json.RawMessage { return p.meta }
 
-// Polite reports whether this side yields in an offer collision.
+// Polite reports whether this side is the pair's answering side: it never makes an offer but
+// asks the other side to renegotiate when it needs to. Exactly one side of a pair is polite.
 func (p *Peer) Polite() bool { return p.polite }
 
 // PeerConnection returns the underlying Pion peer connection. Add tracks and channels through

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"runtime"
@@ -162,53 +163,75 @@ func TestThreePeersFullMeshAndLeave(t *testing.T) {
 	}
 }
 
-// Both sides add a channel at the same moment on an established pair: the offers collide
-// and perfect negotiation must still open both channels on both sides.
+// Both sides of an established pair add a track at the same moment, three times over: both
+// want to renegotiate at once (glare), and every track must still reach the other side.
 func TestGlareConverges(t *testing.T) {
 	url := startServer(t)
 	var mu sync.Mutex
 	peers := map[string]*sdk.Peer{}
-	opened := make(chan string, 10)
+	arrived := make(chan string, 20)
+	ready := make(chan struct{}, 2)
 	onPeer := func(side string) func(*sdk.Peer) {
 		return func(p *sdk.Peer) {
 			mu.Lock()
 			peers[side] = p
 			mu.Unlock()
-			p.OnDataChannel(func(dc *webrtc.DataChannel) {
-				dc.OnOpen(func() { opened <- side + " got " + dc.Label() })
+			p.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+				if _, _, err := tr.ReadRTP(); err == nil {
+					arrived <- side + " got " + tr.StreamID()
+				}
 			})
+			go func() {
+				select {
+				case <-p.Connected():
+					ready <- struct{}{}
+				case <-p.Closed():
+				}
+			}()
 		}
 	}
 	dial(t, url, "glare", sdk.Options{OnPeer: onPeer("a")})
 	dial(t, url, "glare", sdk.Options{OnPeer: onPeer("b")})
-	for {
-		mu.Lock()
-		n := len(peers)
-		mu.Unlock()
-		if n == 2 {
-			break
-		}
-		waitChan(t, time.After(10*time.Millisecond), "peers")
-	}
-	waitChan(t, peers["a"].Connected(), "a connected")
-	waitChan(t, peers["b"].Connected(), "b connected")
+	waitChan(t, ready, "a connected")
+	waitChan(t, ready, "b connected")
+	stop := make(chan struct{})
+	var writers sync.WaitGroup
+	defer func() { close(stop); writers.Wait() }()
 	for round := 0; round < 3; round++ {
 		var wg sync.WaitGroup
 		for _, side := range []string{"a", "b"} {
+			tr, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", fmt.Sprintf("%s%d", side, round))
+			if err != nil {
+				t.Fatal(err)
+			}
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if _, err := peers[side].CreateDataChannel(side+"-chan", nil); err != nil {
+				if _, err := peers[side].AddTrack(tr); err != nil {
 					t.Error(err)
+				}
+			}()
+			writers.Add(1)
+			go func() {
+				defer writers.Done()
+				tick := time.NewTicker(20 * time.Millisecond)
+				defer tick.Stop()
+				for i := 0; i < 1000; i++ {
+					select {
+					case <-tick.C:
+					case <-stop:
+						return
+					}
+					_ = tr.WriteSample(media.Sample{Data: []byte{0xfc, 0xff, 0xfe}, Duration: 20 * time.Millisecond})
 				}
 			}()
 		}
 		wg.Wait()
 		got := map[string]bool{}
 		for len(got) < 2 {
-			got[waitChan(t, opened, "channels after glare")] = true
+			got[waitChan(t, arrived, fmt.Sprintf("tracks after glare round %d", round))] = true
 		}
-		if !got["a got b-chan"] || !got["b got a-chan"] {
+		if want := fmt.Sprintf("a got b%d", round); !got[want] || !got[fmt.Sprintf("b got a%d", round)] {
 			t.Fatalf("round %d: %v", round, got)
 		}
 	}
