@@ -2,16 +2,465 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/json"
 	"errors"
+	"flag"
+	"fmt"
 	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/switchboard-rtc/switchboard/internal/transfer"
+	"github.com/switchboard-rtc/switchboard/sdk"
 )
 
-// sendFiles runs `switchboard send`. Placeholder until the file-transfer commands land.
-func sendFiles(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return errors.New("send: not implemented yet")
+// defaultServer is the signaling server of the peer commands unless --server or
+// SWITCHBOARD_SERVER says otherwise.
+const defaultServer = "http://localhost:8080"
+
+const sendUsage = `Usage: switchboard send FILE... [--room R] [--server URL]
+
+Send files to the first peer that joins the room (or is already in it), directly over WebRTC,
+and wait until it has confirmed each one. Without --room a random room name is made up, and
+the command to run on the receiving side is printed.
+
+Flags (before or after the files):
+`
+
+const recvUsage = `Usage: switchboard recv --room R [--out DIR] [--overwrite] [--server URL]
+
+Receive files from the sender in the room into DIR. Each file is written to NAME.part and
+renamed to NAME only once its size and SHA-256 match; a failed or interrupted file leaves
+nothing behind. Only plain names are accepted (no paths), and existing files are refused
+unless --overwrite.
+
+Flags:
+`
+
+// peerFlags are the flags shared by the peer commands.
+type peerFlags struct {
+	server   string
+	loopback bool
 }
 
-// recvFiles runs `switchboard recv`. Placeholder until the file-transfer commands land.
+func (f *peerFlags) register(fs *flag.FlagSet) {
+	server := os.Getenv("SWITCHBOARD_SERVER")
+	if server == "" {
+		server = defaultServer
+	}
+	fs.StringVar(&f.server, "server", server, "signaling server URL (env SWITCHBOARD_SERVER)")
+	fs.BoolVar(&f.loopback, "loopback", false, "keep WebRTC traffic on 127.0.0.1: both peers on this host (tests, local copies)")
+}
+
+func (f *peerFlags) options(role string, stderr io.Writer) *sdk.Options {
+	return &sdk.Options{
+		Meta:     map[string]string{"role": role},
+		Loopback: f.loopback,
+		Logger:   slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	}
+}
+
+// newFlagSet returns a flag set that prints usage, then the flags, to stderr.
+func newFlagSet(name, usage string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usage)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parseInterspersed parses flags anywhere among the positional arguments (the standard
+// flag package stops at the first one); everything after "--" is positional.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if used := len(args) - len(rest); used > 0 && args[used-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+// randomRoom returns a fresh room name: 8 base32 characters, 40 random bits.
+func randomRoom() string {
+	return strings.ToLower(rand.Text()[:8])
+}
+
+// roleOf returns the role a peer announced in its meta, if any.
+func roleOf(p *sdk.Peer) string {
+	var m struct {
+		Role string `json:"role"`
+	}
+	_ = json.Unmarshal(p.Meta(), &m)
+	return m.Role
+}
+
+// peerName names a peer for messages.
+func peerName(p *sdk.Peer) string {
+	if p.Name() != "" {
+		return fmt.Sprintf("%s (%s)", p.Name(), p.ID())
+	}
+	return p.ID()
+}
+
+// watchPeer cancels ctx with a cause when p leaves or its connection fails, until ctx ends.
+// The returned function stops the watch and waits for it.
+func watchPeer(ctx context.Context, cancel context.CancelCauseFunc, p *sdk.Peer, failed <-chan struct{}, who string) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		select {
+		case <-p.Closed():
+			cancel(fmt.Errorf("the %s left", who))
+		case <-failed:
+			cancel(fmt.Errorf("the connection to the %s failed", who))
+		case <-ctx.Done():
+		}
+	}()
+	return func() {
+		cancel(nil)
+		<-done
+	}
+}
+
+// onFailed returns a channel closed when p's connection fails. Set it up from OnPeer.
+func onFailed(p *sdk.Peer) <-chan struct{} {
+	failed := make(chan struct{})
+	var once sync.Once
+	p.OnConnectionState(func(s webrtc.PeerConnectionState) {
+		if s == webrtc.PeerConnectionStateFailed {
+			once.Do(func() { close(failed) })
+		}
+	})
+	return failed
+}
+
+// interrupted turns a transfer error into what the user should read: the cause of a
+// cancellation (the peer left) rather than "context canceled".
+func interrupted(ctx context.Context, err error) error {
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) && errors.Is(err, context.Canceled) {
+		return fmt.Errorf("%w (%w)", cause, err)
+	}
+	return err
+}
+
+// sendFiles runs `switchboard send`.
+func sendFiles(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("send", sendUsage, stderr)
+	var pf peerFlags
+	pf.register(fs)
+	room := fs.String("room", "", "room to meet the receiver in (default: a new random name, printed)")
+	paths, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(paths) == 0 {
+		fs.Usage()
+		return errors.New("send: no files given")
+	}
+	plan, err := transfer.Plan(paths)
+	if err != nil {
+		return fmt.Errorf("send: %w", err)
+	}
+	if *room == "" {
+		*room = randomRoom()
+		cmd := "switchboard recv --room " + *room
+		if pf.server != defaultServer {
+			cmd += " --server " + pf.server
+		}
+		if pf.loopback {
+			cmd += " --loopback"
+		}
+		fmt.Fprintf(stdout, "On the receiving side, run:\n\n    %s\n\n", cmd)
+	}
+
+	// The channel is opened once the peer is connected, not from OnPeer: a channel created
+	// on the side that did not join last races the newcomer's offer (glare), and the
+	// connection already carries the SDK's control channel, so no new negotiation is needed.
+	type candidate struct {
+		p      *sdk.Peer
+		failed <-chan struct{}
+	}
+	candidates := make(chan candidate, 16)
+	opts := pf.options("send", stderr)
+	opts.OnPeer = func(p *sdk.Peer) {
+		if roleOf(p) == "send" {
+			return
+		}
+		select {
+		case candidates <- candidate{p, onFailed(p)}:
+		default: // plenty already
+		}
+	}
+	client, err := sdk.Dial(ctx, pf.server, *room, opts)
+	if err != nil {
+		return fmt.Errorf("send: %w", err)
+	}
+	defer client.Close()
+
+	var total int64
+	for _, r := range plan {
+		total += r.Size
+	}
+	fmt.Fprintf(stderr, "%d file(s), %s; waiting for a receiver in room %s ...\n", len(plan), humanBytes(total), *room)
+	var t candidate
+	for t.p == nil {
+		var c candidate
+		select {
+		case c = <-candidates:
+		case <-client.Done():
+			return fmt.Errorf("send: %w", client.Err())
+		case <-ctx.Done():
+			return fmt.Errorf("send: %w", ctx.Err())
+		}
+		select {
+		case <-c.p.Connected():
+			t = c
+		case <-c.p.Closed():
+			fmt.Fprintf(stderr, "%s left before connecting\n", peerName(c.p))
+		case <-c.failed:
+			fmt.Fprintf(stderr, "could not connect to %s\n", peerName(c.p))
+		case <-client.Done():
+			return fmt.Errorf("send: %w", client.Err())
+		case <-ctx.Done():
+			return fmt.Errorf("send: %w", ctx.Err())
+		}
+	}
+	pr := newProgressPrinter(stderr, "sending")
+	dc, err := t.p.CreateDataChannel(transfer.Label, transfer.DataChannelInit())
+	if err != nil {
+		return fmt.Errorf("send: %w", err)
+	}
+	sender := transfer.NewSender(dc, &transfer.SendOptions{Progress: pr.update})
+	fmt.Fprintf(stderr, "sending to %s\n", peerName(t.p))
+	tctx, cancel := context.WithCancelCause(ctx)
+	stop := watchPeer(tctx, cancel, t.p, t.failed, "receiver")
+	start := time.Now()
+	results, err := sender.Send(tctx, paths)
+	stop()
+	pr.finish()
+	elapsed := time.Since(start)
+	var sent int64
+	for _, r := range results {
+		if r.Err != nil {
+			fmt.Fprintf(stderr, "%s: FAILED: %v\n", r.Name, r.Err)
+			continue
+		}
+		sent += r.Size
+	}
+	if err != nil {
+		return fmt.Errorf("send: %w", interrupted(tctx, err))
+	}
+	fmt.Fprintf(stderr, "sent %d file(s), %s in %s (%s/s); the receiver confirmed each\n",
+		len(results), humanBytes(sent), elapsed.Round(time.Millisecond), humanBytes(int64(float64(sent)/elapsed.Seconds())))
+	return nil
+}
+
+// recvFiles runs `switchboard recv`.
 func recvFiles(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return errors.New("recv: not implemented yet")
+	fs := newFlagSet("recv", recvUsage, stderr)
+	var pf peerFlags
+	pf.register(fs)
+	room := fs.String("room", "", "room to meet the sender in (required: the sender prints it)")
+	out := fs.String("out", ".", "directory to write the files into (created if missing)")
+	overwrite := fs.Bool("overwrite", false, "replace existing files of the same name")
+	rest, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		fs.Usage()
+		return fmt.Errorf("recv: unexpected argument %q", rest[0])
+	}
+	if *room == "" {
+		fs.Usage()
+		return errors.New("recv: --room is required (switchboard send prints it)")
+	}
+	if err := os.MkdirAll(*out, 0o755); err != nil {
+		return fmt.Errorf("recv: %w", err)
+	}
+
+	type source struct {
+		p      *sdk.Peer
+		r      *transfer.Receiver
+		failed <-chan struct{}
+	}
+	sources := make(chan source, 1)
+	var taken atomic.Bool
+	pr := newProgressPrinter(stderr, "receiving")
+	ropts := transfer.ReceiveOptions{Dir: *out, Overwrite: *overwrite, Progress: pr.update}
+	opts := pf.options("recv", stderr)
+	opts.OnPeer = func(p *sdk.Peer) {
+		failed := onFailed(p)
+		p.OnDataChannel(func(dc *webrtc.DataChannel) {
+			if !transfer.Accept(dc) {
+				return
+			}
+			if !taken.CompareAndSwap(false, true) {
+				_ = dc.Close() // busy with another sender
+				return
+			}
+			sources <- source{p, transfer.NewReceiver(dc, ropts), failed}
+		})
+	}
+	client, err := sdk.Dial(ctx, pf.server, *room, opts)
+	if err != nil {
+		return fmt.Errorf("recv: %w", err)
+	}
+	defer client.Close()
+	fmt.Fprintf(stderr, "waiting for a sender in room %s; files go to %s\n", *room, *out)
+	var src source
+	select {
+	case src = <-sources:
+	case <-client.Done():
+		return fmt.Errorf("recv: %w", client.Err())
+	case <-ctx.Done():
+		return fmt.Errorf("recv: %w", ctx.Err())
+	}
+	fmt.Fprintf(stderr, "receiving from %s\n", peerName(src.p))
+	tctx, cancel := context.WithCancelCause(ctx)
+	stop := watchPeer(tctx, cancel, src.p, src.failed, "sender")
+	start := time.Now()
+	results, err := src.r.Run(tctx)
+	stop()
+	pr.finish()
+	elapsed := time.Since(start)
+	var got int64
+	var n int
+	for _, r := range results {
+		if r.Err != nil {
+			fmt.Fprintf(stderr, "%s: FAILED: %v\n", r.Name, r.Err)
+			continue
+		}
+		n++
+		got += r.Size
+		fmt.Fprintf(stdout, "%s\n", r.Name)
+	}
+	if err != nil {
+		return fmt.Errorf("recv: %w", interrupted(tctx, err))
+	}
+	fmt.Fprintf(stderr, "received %d file(s), %s in %s (%s/s) into %s\n",
+		n, humanBytes(got), elapsed.Round(time.Millisecond), humanBytes(int64(float64(got)/elapsed.Seconds())), *out)
+	return nil
+}
+
+// progressPrinter shows transfer progress on stderr: a bar redrawn in place on a terminal,
+// plain lines (every second, every 10 % and at the end of each file) otherwise. It is called
+// only from the goroutine running the transfer.
+type progressPrinter struct {
+	w       io.Writer
+	verb    string
+	tty     bool
+	open    bool // a bar line is drawn and not yet ended
+	last    time.Time
+	lastPct int
+	file    int
+}
+
+func newProgressPrinter(w io.Writer, verb string) *progressPrinter {
+	return &progressPrinter{w: w, verb: verb, tty: isTerminal(w)}
+}
+
+// isTerminal reports whether w is a terminal (a character device: /dev/null counts too,
+// which does no harm).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+func (pp *progressPrinter) update(p transfer.Progress) {
+	pct := 100
+	if p.Size > 0 {
+		pct = int(p.Bytes * 100 / p.Size)
+	}
+	name := p.Name
+	if p.Files > 1 {
+		name = fmt.Sprintf("[%d/%d] %s", p.File, p.Files, p.Name)
+	}
+	stats := fmt.Sprintf("%s / %s", humanBytes(p.Bytes), humanBytes(p.Size))
+	if p.Rate > 0 {
+		stats += fmt.Sprintf("  %s/s", humanBytes(int64(p.Rate)))
+	}
+	if p.ETA >= 0 && !p.Done {
+		stats += "  ETA " + humanDuration(p.ETA)
+	}
+	if pp.tty {
+		const width = 24
+		fill := pct * width / 100
+		bar := strings.Repeat("=", fill) + strings.Repeat(" ", width-fill)
+		fmt.Fprintf(pp.w, "\r\033[K%s %s [%s] %3d%%  %s", pp.verb, name, bar, pct, stats)
+		pp.open = true
+		if p.Done {
+			pp.finish()
+		}
+		return
+	}
+	now := time.Now()
+	if p.File != pp.file {
+		pp.file, pp.lastPct, pp.last = p.File, -1, time.Time{}
+	}
+	if !p.Done && now.Sub(pp.last) < time.Second && pct/10 == pp.lastPct/10 {
+		return
+	}
+	pp.last, pp.lastPct = now, pct
+	state := fmt.Sprintf("%d%%", pct)
+	if p.Done {
+		state = "done"
+	}
+	fmt.Fprintf(pp.w, "%s %s: %s  %s\n", pp.verb, name, state, stats)
+}
+
+// finish ends a bar line in progress, so that other output starts on a line of its own.
+func (pp *progressPrinter) finish() {
+	if pp.open {
+		fmt.Fprintln(pp.w)
+		pp.open = false
+	}
+}
+
+// humanBytes formats n bytes with a binary unit.
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	v, i := float64(n), -1
+	for v >= unit && i < 4 {
+		v /= unit
+		i++
+	}
+	return fmt.Sprintf("%.1f %ciB", v, "KMGTP"[i])
+}
+
+// humanDuration formats an ETA: 1h02m, 3m05s, 12s.
+func humanDuration(d time.Duration) string {
+	d = d.Round(time.Second)
+	switch {
+	case d >= time.Hour:
+		return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
+	case d >= time.Minute:
+		return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
+	}
+	return fmt.Sprintf("%ds", int(d.Seconds()))
 }

@@ -1,0 +1,23 @@
+// Package transfer sends files between two peers over one WebRTC data channel: the protocol
+// behind `switchboard send` and `switchboard recv`, specified for other implementations (a
+// browser) in docs/file-transfer.md.
+//
+// The sender opens an ordered, reliable channel labelled Label with protocol Protocol and,
+// for each file, sends a JSON text message {"type":"file","name":...,"size":...}, the bytes
+// as binary messages of ChunkSize, and {"type":"end","sha256":...}; then {"type":"done"}. The
+// receiver answers each file once, in order, with {"type":"ok"} or {"type":"error","code":...}
+// and the final done with {"type":"done"}, upon which the sender closes the channel. Files are
+// pipelined: the sender does not wait for a file's answer before the next one.
+//
+// A Receiver writes only into its directory (through an os.Root), accepts only base names
+// (CheckName), never overwrites unless told to, and writes to NAME.part, which it renames to
+// NAME only once the size and SHA-256 match and the data is synced; on any failure the .part
+// is removed. Sends go through an sdk.ChannelWriter, so the sender never buffers more than
+// the writer's high-water mark.
+//
+// NewSender and NewReceiver only install the channel's handlers: call NewSender right after
+// creating the channel, NewReceiver from Peer.OnDataChannel, so that no event is missed.
+// Sender.Send and Receiver.Run then do the work on the caller's goroutine and start none of
+// their own. A sender should create its channel once the peer is connected (see
+// docs/file-transfer.md on offers crossing).
+package transfer

@@ -1,0 +1,121 @@
+package transfer
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+)
+
+const (
+	// Label is the data channel label of a file transfer.
+	Label = "switchboard-file"
+	// Protocol is the data channel protocol string of this version.
+	Protocol = "switchboard-file/1"
+	// ChunkSize is the size of the binary messages the sender sends.
+	ChunkSize = 64 << 10
+	// MaxNameBytes is the longest accepted file name, so that NAME.part fits in 255 bytes.
+	MaxNameBytes = 250
+	// maxSize is the largest size a browser can express exactly (2^53 - 1).
+	maxSize = 1<<53 - 1
+)
+
+// Message types.
+const (
+	typeFile  = "file"
+	typeEnd   = "end"
+	typeDone  = "done"
+	typeOK    = "ok"
+	typeError = "error"
+)
+
+// Error codes of the receiver's error answers (docs/file-transfer.md).
+const (
+	CodeBadName  = "bad-name"
+	CodeExists   = "exists"
+	CodeSize     = "size-mismatch"
+	CodeHash     = "hash-mismatch"
+	CodeIO       = "io"
+	CodeProtocol = "protocol"
+)
+
+// Result is the outcome of one file.
+type Result struct {
+	Name string
+	Size int64
+	// Err is nil when the receiver confirmed the file, otherwise why not (often a *FileError).
+	Err error
+}
+
+// message is any text message of the protocol, decoded. Pointers tell absent from zero.
+type message struct {
+	Type    string  `json:"type"`
+	Name    *string `json:"name"`
+	Size    *int64  `json:"size"`
+	SHA256  string  `json:"sha256"`
+	Code    string  `json:"code"`
+	Message string  `json:"message"`
+}
+
+// Encoders: one struct per message, so that zero values (size 0) are written.
+type (
+	fileMsg struct {
+		Type string `json:"type"`
+		Name string `json:"name"`
+		Size int64  `json:"size"`
+	}
+	endMsg struct {
+		Type   string `json:"type"`
+		SHA256 string `json:"sha256"`
+	}
+	answerMsg struct {
+		Type    string  `json:"type"`
+		Name    *string `json:"name,omitempty"` // present (maybe "") in a file's answer
+		Code    string  `json:"code,omitempty"`
+		Message string  `json:"message,omitempty"`
+	}
+)
+
+func encode(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil { // only strings and integers: cannot happen
+		panic(err)
+	}
+	return string(b)
+}
+
+func decode(b []byte) (message, error) {
+	var m message
+	if err := json.Unmarshal(b, &m); err != nil {
+		return m, fmt.Errorf("%w: %w", ErrProtocol, err)
+	}
+	if m.Type == "" {
+		return m, fmt.Errorf("%w: a text message without a type", ErrProtocol)
+	}
+	return m, nil
+}
+
+// CheckName reports whether name is acceptable as a received file's name: 1 to MaxNameBytes
+// bytes of UTF-8, no '/', '\\', NUL or other control character, not "." or "..". Such a name
+// can only mean a file directly inside the receiver's directory, on any operating system.
+func CheckName(name string) error {
+	bad := func(why string) error { return fmt.Errorf("%w %q: %s", ErrBadName, name, why) }
+	switch {
+	case name == "":
+		return bad("empty")
+	case name == "." || name == "..":
+		return bad("not a file name")
+	case len(name) > MaxNameBytes:
+		return bad(fmt.Sprintf("longer than %d bytes", MaxNameBytes))
+	case !utf8.ValidString(name):
+		return bad("not UTF-8")
+	case strings.ContainsAny(name, `/\`):
+		return bad("contains a path separator")
+	}
+	for _, r := range name {
+		if r < 0x20 || r == 0x7f {
+			return bad("contains a control character")
+		}
+	}
+	return nil
+}
