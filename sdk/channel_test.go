@@ -10,6 +10,7 @@ import (
 
 	"github.com/pion/webrtc/v4"
 
+	"github.com/switchboard-rtc/switchboard/internal/testserver"
 	"github.com/switchboard-rtc/switchboard/sdk"
 )
 
@@ -17,7 +18,7 @@ import (
 // that a created to b; every message b receives on it goes to onMsg, on Pion's read goroutine.
 func bulkPair(t *testing.T, onMsg func(webrtc.DataChannelMessage)) *webrtc.DataChannel {
 	t.Helper()
-	url := startServer(t)
+	url := testserver.Start(t, nil)
 	dial(t, url, "bulk", sdk.Options{Name: "b", OnPeer: func(p *sdk.Peer) {
 		p.OnDataChannel(func(dc *webrtc.DataChannel) { dc.OnMessage(onMsg) })
 	}})

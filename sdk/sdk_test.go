@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"runtime"
 	"strings"
 	"sync"
@@ -17,31 +15,11 @@ import (
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media"
 
-	"github.com/switchboard-rtc/switchboard/internal/config"
-	"github.com/switchboard-rtc/switchboard/internal/server"
+	"github.com/switchboard-rtc/switchboard/internal/testserver"
 	"github.com/switchboard-rtc/switchboard/sdk"
 )
 
 const wait = 10 * time.Second
-
-// startServer runs a real switchboard server on loopback.
-func startServer(t *testing.T) string {
-	t.Helper()
-	cfg := config.Default()
-	cfg.Listen = "127.0.0.1:0"
-	srv, err := server.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	return "http://" + srv.Addr().String()
-}
 
 type errs struct {
 	mu   sync.Mutex
@@ -94,7 +72,7 @@ func echoOnChannels(p *sdk.Peer) {
 }
 
 func TestTwoPeersExchangeData(t *testing.T) {
-	url := startServer(t)
+	url := testserver.Start(t, nil)
 	a := dial(t, url, "pair", sdk.Options{Name: "a", OnPeer: echoOnChannels})
 	got := make(chan string, 10)
 	b := dial(t, url, "pair", sdk.Options{Name: "b", OnPeer: func(p *sdk.Peer) {
@@ -120,7 +98,7 @@ func TestTwoPeersExchangeData(t *testing.T) {
 }
 
 func TestThreePeersFullMeshAndLeave(t *testing.T) {
-	url := startServer(t)
+	url := testserver.Start(t, nil)
 	type link struct{ from, to string }
 	opened := make(chan link, 20)
 	left := make(chan link, 20)
@@ -166,7 +144,7 @@ func TestThreePeersFullMeshAndLeave(t *testing.T) {
 // Both sides of an established pair add a track at the same moment, three times over: both
 // want to renegotiate at once (glare), and every track must still reach the other side.
 func TestGlareConverges(t *testing.T) {
-	url := startServer(t)
+	url := testserver.Start(t, nil)
 	var mu sync.Mutex
 	peers := map[string]*sdk.Peer{}
 	arrived := make(chan string, 20)
@@ -240,7 +218,7 @@ func TestGlareConverges(t *testing.T) {
 // A rogue peer sends malformed SDP, a stray answer and a garbage candidate to a: errors are
 // reported for that pair only, and a's pair with b keeps working.
 func TestMalformedSignalHurtsOnlyItsPair(t *testing.T) {
-	url := startServer(t)
+	url := testserver.Start(t, nil)
 	e := newErrs()
 	got := make(chan string, 4)
 	a := dial(t, url, "bad", sdk.Options{Name: "a", OnError: e.on, OnPeer: echoOnChannels})
@@ -295,7 +273,7 @@ func TestMalformedSignalHurtsOnlyItsPair(t *testing.T) {
 }
 
 func TestMediaTrackArrivesWithCodec(t *testing.T) {
-	url := startServer(t)
+	url := testserver.Start(t, nil)
 	type arrival struct {
 		mime string
 		n    int
@@ -349,7 +327,7 @@ func TestMediaTrackArrivesWithCodec(t *testing.T) {
 }
 
 func TestCloseLeaksNoGoroutines(t *testing.T) {
-	url := startServer(t)
+	url := testserver.Start(t, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	opened := make(chan struct{}, 2)

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"flag"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -25,31 +24,12 @@ import (
 	"github.com/pion/webrtc/v4/pkg/media/oggreader"
 	"github.com/pion/webrtc/v4/pkg/media/oggwriter"
 
-	"github.com/switchboard-rtc/switchboard/internal/config"
-	"github.com/switchboard-rtc/switchboard/internal/server"
+	"github.com/switchboard-rtc/switchboard/internal/testserver"
 	"github.com/switchboard-rtc/switchboard/sdk"
 	"github.com/switchboard-rtc/switchboard/sdk/mediafile"
 )
 
 const mediaWaitFor = 20 * time.Second
-
-func startMediaServer(t *testing.T) string {
-	t.Helper()
-	cfg := config.Default()
-	cfg.Listen = "127.0.0.1:0"
-	srv, err := server.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	return "http://" + srv.Addr().String()
-}
 
 // mediaLines is an io.Writer that hands out what is written line by line.
 type mediaLines struct {
@@ -204,7 +184,7 @@ func recordedLine(t *testing.T, line string) (string, int) {
 // The stream command plays an IVF, then an Ogg file, into a room; the record command saves
 // both; the files hold what was sent.
 func TestStreamAndRecordCommands(t *testing.T) {
-	url := startMediaServer(t)
+	url := testserver.Start(t, nil)
 	dir := filepath.Join(t.TempDir(), "out")
 	rec := runMedia(t, recordMedia, "--room", "cli", "--out", dir, "--server", url, "--loopback")
 	rec.stderr.waitFor(t, "recording room")
@@ -298,7 +278,7 @@ func mediaGoroutines() string {
 
 // A peer sends a VP8 track and data channel messages to the echo bot and gets them back.
 func TestEchoCommand(t *testing.T) {
-	url := startMediaServer(t)
+	url := testserver.Start(t, nil)
 	bot := runMedia(t, echoBot, "--room", "echo", "--server", url, "--loopback")
 	bot.stderr.waitFor(t, "in room")
 

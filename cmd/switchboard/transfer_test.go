@@ -7,7 +7,6 @@ import (
 	"errors"
 	"flag"
 	"io"
-	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -17,31 +16,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchboard-rtc/switchboard/internal/config"
-	"github.com/switchboard-rtc/switchboard/internal/server"
+	"github.com/switchboard-rtc/switchboard/internal/testserver"
 	"github.com/switchboard-rtc/switchboard/internal/transfer"
 )
 
 const transferWait = 30 * time.Second
-
-// startTestServer runs a real switchboard server on loopback.
-func startTestServer(t *testing.T) string {
-	t.Helper()
-	cfg := config.Default()
-	cfg.Listen = "127.0.0.1:0"
-	srv, err := server.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	return "http://" + srv.Addr().String()
-}
 
 // lineBuf is an io.Writer safe for concurrent use that hands each complete line to watch.
 type lineBuf struct {
@@ -131,7 +110,7 @@ func sumFile(t *testing.T, path string) [32]byte {
 }
 
 func TestSendRecvCommands(t *testing.T) {
-	url := startTestServer(t)
+	url := testserver.Start(t, nil)
 	src, out := t.TempDir(), filepath.Join(t.TempDir(), "new", "out")
 	sizes := map[string]int{"a.bin": 3<<20 + 17, "b.txt": 1000, "empty": 0}
 	sums := map[string][32]byte{}
@@ -173,7 +152,7 @@ func TestSendRecvCommands(t *testing.T) {
 
 // Without --room, send makes one up and prints the recv command, which works as printed.
 func TestSendPrintsRecvCommand(t *testing.T) {
-	url := startTestServer(t)
+	url := testserver.Start(t, nil)
 	src, out := t.TempDir(), t.TempDir()
 	want := writeRandom(t, filepath.Join(src, "x.dat"), 100<<10)
 	ctx, cancel := context.WithTimeout(context.Background(), transferWait)
@@ -217,7 +196,7 @@ func TestSendPrintsRecvCommand(t *testing.T) {
 
 // An existing file is refused: both commands fail and the file is kept.
 func TestRecvRefusesOverwrite(t *testing.T) {
-	url := startTestServer(t)
+	url := testserver.Start(t, nil)
 	src, out := t.TempDir(), t.TempDir()
 	writeRandom(t, filepath.Join(src, "keep.txt"), 5000)
 	if err := os.WriteFile(filepath.Join(out, "keep.txt"), []byte("mine"), 0o644); err != nil {
@@ -244,7 +223,7 @@ func TestRecvRefusesOverwrite(t *testing.T) {
 
 // Interrupting send in the middle of a file makes recv fail and leaves nothing behind.
 func TestSendInterrupted(t *testing.T) {
-	url := startTestServer(t)
+	url := testserver.Start(t, nil)
 	src, out := t.TempDir(), t.TempDir()
 	writeRandom(t, filepath.Join(src, "big.bin"), 8<<20)
 	ctx, cancel := context.WithTimeout(context.Background(), transferWait)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/pion/webrtc/v4"
 
+	"github.com/switchboard-rtc/switchboard/internal/testserver"
 	"github.com/switchboard-rtc/switchboard/internal/transfer"
 	"github.com/switchboard-rtc/switchboard/sdk"
 )
@@ -34,7 +35,7 @@ func BenchmarkFileVsRaw(b *testing.B) {
 	rawDone := make(chan struct{}, 1)
 	receivers := make(chan *transfer.Receiver, 1)
 	peers := make(chan *sdk.Peer, 1)
-	url := startServer(b)
+	url := testserver.Start(b, nil)
 	dial(b, url, "bench", sdk.Options{OnPeer: func(p *sdk.Peer) {
 		p.OnDataChannel(func(dc *webrtc.DataChannel) {
 			if transfer.Accept(dc) {

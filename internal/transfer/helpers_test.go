@@ -16,8 +16,7 @@ import (
 
 	"github.com/pion/webrtc/v4"
 
-	"github.com/switchboard-rtc/switchboard/internal/config"
-	"github.com/switchboard-rtc/switchboard/internal/server"
+	"github.com/switchboard-rtc/switchboard/internal/testserver"
 	"github.com/switchboard-rtc/switchboard/internal/transfer"
 	"github.com/switchboard-rtc/switchboard/sdk"
 )
@@ -30,25 +29,6 @@ func bigSize() int64 {
 		return 8 << 20
 	}
 	return 64 << 20
-}
-
-// startServer runs a real switchboard server on loopback.
-func startServer(tb testing.TB) string {
-	tb.Helper()
-	cfg := config.Default()
-	cfg.Listen = "127.0.0.1:0"
-	srv, err := server.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	tb.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	return "http://" + srv.Addr().String()
 }
 
 func dial(tb testing.TB, url, room string, opts sdk.Options) *sdk.Client {
@@ -83,7 +63,7 @@ func waitChan[T any](tb testing.TB, ch <-chan T, what string) T {
 // onRecv (from OnDataChannel: before any message).
 func connect(tb testing.TB, onSend, onRecv func(*webrtc.DataChannel)) {
 	tb.Helper()
-	url := startServer(tb)
+	url := testserver.Start(tb, nil)
 	dial(tb, url, "files", sdk.Options{Name: "recv", OnPeer: func(p *sdk.Peer) {
 		p.OnDataChannel(func(dc *webrtc.DataChannel) {
 			if transfer.Accept(dc) {

@@ -3,8 +3,6 @@ package mediafile
 import (
 	"bytes"
 	"context"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
@@ -12,31 +10,11 @@ import (
 
 	"github.com/pion/webrtc/v4"
 
-	"github.com/switchboard-rtc/switchboard/internal/config"
-	"github.com/switchboard-rtc/switchboard/internal/server"
+	"github.com/switchboard-rtc/switchboard/internal/testserver"
 	"github.com/switchboard-rtc/switchboard/sdk"
 )
 
 const wait = 15 * time.Second
-
-// startServer runs a real switchboard server on loopback.
-func startServer(t *testing.T) string {
-	t.Helper()
-	cfg := config.Default()
-	cfg.Listen = "127.0.0.1:0"
-	srv, err := server.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	return "http://" + srv.Addr().String()
-}
 
 func dial(t *testing.T, url, room string, opts sdk.Options) *sdk.Client {
 	t.Helper()
@@ -74,7 +52,7 @@ type recorded struct {
 // the recorder wrote once the player has finished and left.
 func streamAndRecord(t *testing.T, file string) recorded {
 	t.Helper()
-	url := startServer(t)
+	url := testserver.Start(t, nil)
 	dir := t.TempDir()
 	got := make(chan recorded, 1)
 	dial(t, url, "media", sdk.Options{Name: "recorder", OnPeer: func(p *sdk.Peer) {
@@ -202,7 +180,7 @@ func TestStreamAndRecordOgg(t *testing.T) {
 }
 
 func TestRecordStopsWithContext(t *testing.T) {
-	url := startServer(t)
+	url := testserver.Start(t, nil)
 	type result struct {
 		st  Stats
 		err error

@@ -1,0 +1,39 @@
+// Package testserver starts a real `switchboard serve` on a loopback port for tests of the
+// parts built on it (the SDK, the peer commands, file transfer, media).
+package testserver
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+
+	"github.com/switchboard-rtc/switchboard/internal/config"
+	"github.com/switchboard-rtc/switchboard/internal/server"
+)
+
+// Start runs a server with the default configuration, changed by mod if not nil, on
+// 127.0.0.1 and a free port, stops it when the test ends, and returns its base URL
+// (http://127.0.0.1:PORT).
+func Start(tb testing.TB, mod func(*config.Config)) string {
+	tb.Helper()
+	cfg := config.Default()
+	cfg.Listen = "127.0.0.1:0"
+	if mod != nil {
+		mod(&cfg)
+	}
+	srv, err := server.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		tb.Fatalf("testserver: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	tb.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			tb.Errorf("testserver: %v", err)
+		}
+	})
+	return "http://" + srv.Addr().String()
+}
