@@ -55,7 +55,7 @@ var scratchPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return
 func (c *conn) Send(e *protocol.Event) bool {
 	bp := scratchPool.Get().(*[]byte)
 	const reserve = 10 // longest server frame header
-	b := append((*bp)[:0], make([]byte, reserve)...)
+	b := (*bp)[:reserve] // room for the header, written once the length is known
 	b = protocol.AppendEvent(b, e)
 	start := putFrameHeader(b, reserve, opText, len(b)-reserve)
 	ok := c.write(b[start:], false)
@@ -160,14 +160,16 @@ func (c *conn) flush() {
 	n, err := writeFD(c.fd, c.out)
 	if n > 0 {
 		c.l.srv.stats.BytesOut.Add(uint64(n))
-		c.out = c.out[n:]
+		// Keep the buffer's start so it goes back to the pool whole; a partial write (a full
+		// socket) moves the rest to the front, which is rare.
+		c.out = c.out[:copy(c.out, c.out[n:])]
 	}
 	if err != nil && !errors.Is(err, unix.EAGAIN) {
 		c.shutLocked("closed")
 		return
 	}
 	if len(c.out) == 0 {
-		putOutBuf(c.out[:0:cap(c.out)])
+		putOutBuf(c.out)
 		c.out = nil
 		if c.outArmed {
 			c.outArmed = false
