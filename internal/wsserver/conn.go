@@ -54,7 +54,7 @@ var scratchPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return
 // socket cannot take. It returns false if the peer is gone or its queue overflowed.
 func (c *conn) Send(e *protocol.Event) bool {
 	bp := scratchPool.Get().(*[]byte)
-	const reserve = 10 // longest server frame header
+	const reserve = 10   // longest server frame header
 	b := (*bp)[:reserve] // room for the header, written once the length is known
 	b = protocol.AppendEvent(b, e)
 	start := putFrameHeader(b, reserve, opText, len(b)-reserve)
