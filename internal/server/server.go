@@ -13,6 +13,7 @@ import (
 	"github.com/switchboard-rtc/switchboard/internal/hub"
 	"github.com/switchboard-rtc/switchboard/internal/metrics"
 	"github.com/switchboard-rtc/switchboard/internal/stats"
+	"github.com/switchboard-rtc/switchboard/internal/web"
 	"github.com/switchboard-rtc/switchboard/internal/wsserver"
 )
 
@@ -96,6 +97,7 @@ func (s *Server) routes(st *stats.Stats) http.Handler {
 		_, _ = w.Write([]byte("ready\n"))
 	})
 	mux.Handle("GET /metrics", metrics.Handler(st))
+	mux.Handle("GET /sdk/", web.Handler())
 	mux.HandleFunc("GET /{$}", placeholder)
 	return mux
 }

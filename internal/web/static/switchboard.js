@@ -1,0 +1,517 @@
+// switchboard.js: Switchboard's browser peer SDK, a plain ES module (no bundler, no
+// dependencies). It speaks the native signaling protocol on GET /ws (docs/protocol.md) and
+// negotiates exactly like the Go SDK (sdk/), so browsers and Go peers connect to each other:
+//
+//   - One RTCPeerConnection per remote peer, ICE servers from the server's welcome.
+//   - The side whose peer id is greater is polite and NEVER makes an offer. The impolite side
+//     opens the reserved data channel "switchboard" to start the first negotiation and makes
+//     every offer. When the polite side needs a renegotiation (it added a track, ...) it relays
+//     a `message` {"switchboard":"negotiate","audio":N,"video":M}; the impolite side adds N
+//     audio and M video recvonly transceivers and offers. Offers therefore never collide.
+//   - Every negotiation step of a pair runs in order on that pair's queue; remote candidates
+//     that arrive before the remote description wait and are added right after it.
+//   - Trickle ICE both ways.
+//
+// See docs/browser-sdk.md. Type-checkable with `tsc --checkJs --noEmit --lib es2022,dom`.
+
+/** The reserved data channel label the offering side opens; never shown to the app. */
+export const CONTROL_LABEL = 'switchboard';
+
+/** Bound on transceivers a remote peer's negotiate requests can make us allocate. */
+const MAX_TRANSCEIVERS = 64;
+
+/**
+ * @typedef {Object} PeerInfo
+ * @property {string} id
+ * @property {string} [name]
+ * @property {Object<string, any>} [meta]
+ */
+
+/**
+ * @typedef {Object} JoinOptions
+ * @property {string} [name] display name shown to the other peers (≤ 64 bytes)
+ * @property {Object<string, any>} [meta] metadata object shown to the other peers
+ * @property {(peer: Peer) => void} [onPeer] called for each remote peer as soon as its
+ *   RTCPeerConnection exists and before any negotiation: set the peer's handlers here
+ * @property {(peer: Peer, reason: string) => void} [onPeerLeft] a remote peer left
+ *   (reason: left, closed, timeout, slow, kicked, shutdown)
+ * @property {(peer: Peer|null, err: Error) => void} [onError] errors of one pair (bad SDP,
+ *   ICE failure) or of the signaling connection (peer is null); the client goes on
+ * @property {(ev: CloseEvent) => void} [onClose] the signaling socket closed (also after close())
+ * @property {RTCIceServer[]} [iceServers] replace the ICE servers from the welcome
+ * @property {RTCIceTransportPolicy} [iceTransportPolicy] e.g. "relay" for TURN only
+ * @property {number} [timeout] milliseconds to wait for the welcome (default 10000)
+ */
+
+/**
+ * @typedef {Object} NegotiateRequest
+ * @property {'negotiate'} switchboard
+ * @property {number} [audio]
+ * @property {number} [video]
+ */
+
+/** An error frame from the signaling server. */
+export class ServerError extends Error {
+  /**
+   * @param {string} code stable, machine-readable code (docs/protocol.md)
+   * @param {string} message
+   */
+  constructor(code, message) {
+    super(`switchboard: ${code}: ${message}`);
+    this.name = 'ServerError';
+    /** @type {string} */
+    this.code = code;
+  }
+}
+
+/**
+ * Connects to a Switchboard server, joins room and starts connecting to every peer in it.
+ * Resolves once the server has welcomed the client.
+ *
+ * @param {string} serverWsUrl the signaling endpoint, e.g. "wss://example.org/ws"
+ * @param {string} room 1–64 characters of A-Z a-z 0-9 _ - .
+ * @param {JoinOptions} [options]
+ * @returns {Promise<Client>}
+ */
+export async function join(serverWsUrl, room, options = {}) {
+  const ws = new WebSocket(serverWsUrl);
+  const timeout = options.timeout ?? 10000;
+  /** @type {any} */
+  const welcome = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => fail(new Error('switchboard: no welcome in time')), timeout);
+    /** @param {Error} err */
+    const fail = (err) => {
+      clearTimeout(timer);
+      ws.onopen = ws.onmessage = ws.onerror = ws.onclose = null;
+      try { ws.close(); } catch { /* already closed */ }
+      reject(err);
+    };
+    ws.onopen = () => {
+      /** @type {Object<string, any>} */
+      const frame = { type: 'join', id: 'join', room, v: 1 };
+      if (options.name) frame.name = options.name;
+      if (options.meta) frame.meta = options.meta;
+      ws.send(JSON.stringify(frame));
+    };
+    ws.onerror = () => fail(new Error(`switchboard: cannot connect to ${serverWsUrl}`));
+    ws.onclose = (ev) => fail(new Error(`switchboard: socket closed before welcome (${ev.code})`));
+    ws.onmessage = (ev) => {
+      let f;
+      try { f = JSON.parse(ev.data); } catch { return fail(new Error('switchboard: bad frame from server')); }
+      if (f.type === 'error') return fail(new ServerError(f.code, f.message));
+      if (f.type !== 'welcome') return;
+      clearTimeout(timer);
+      ws.onopen = ws.onmessage = ws.onerror = ws.onclose = null;
+      resolve(f);
+    };
+  });
+  const client = new Client(ws, welcome, options);
+  client._start(welcome.peers || []);
+  return client;
+}
+
+/** A peer in one room of a Switchboard server. Create it with join(). */
+export class Client {
+  /**
+   * @param {WebSocket} ws
+   * @param {any} welcome
+   * @param {JoinOptions} options
+   */
+  constructor(ws, welcome, options) {
+    /** @private */ this._ws = ws;
+    /** @internal */ this._opts = options;
+    /** This client's own peer id, assigned by the server. @type {string} */
+    this.id = welcome.peer;
+    /** @type {string} */
+    this.room = welcome.room;
+    /** ICE servers used for every peer connection. @type {RTCIceServer[]} */
+    this.iceServers = options.iceServers || welcome.iceServers || [];
+    /** The remote peers, by id. @type {Map<string, Peer>} */
+    this.peers = new Map();
+    /** @private */ this._closed = false;
+    /** @private */ this._seq = 0;
+    /** @private @type {Map<string, {resolve: () => void, reject: (e: Error) => void}>} */
+    this._acks = new Map();
+    ws.onmessage = (ev) => this._frame(ev.data);
+    ws.onclose = (ev) => this._socketClosed(ev);
+    ws.onerror = () => { /* onclose follows */ };
+  }
+
+  /** @internal @param {PeerInfo[]} peers */
+  _start(peers) {
+    for (const info of peers) this._addPeer(info);
+  }
+
+  /**
+   * Relays data (any JSON value) to every other peer of the room through the server.
+   * Resolves when the server has queued it.
+   * @param {any} data
+   * @returns {Promise<void>}
+   */
+  broadcast(data) {
+    return this._request({ type: 'message', broadcast: true, data });
+  }
+
+  /** Leaves the room: closes every peer connection and the signaling socket. */
+  close() {
+    if (this._closed) return;
+    this._closed = true;
+    for (const p of this.peers.values()) p._close();
+    this.peers.clear();
+    try { this._ws.send(JSON.stringify({ type: 'leave' })); } catch { /* not open */ }
+    this._ws.close(1000);
+    this._failAcks(new Error('switchboard: client closed'));
+  }
+
+  /**
+   * Sends a frame without a request id.
+   * @internal @param {string} type @param {string} target @param {any} data
+   */
+  _send(type, target, data) {
+    if (this._ws.readyState !== WebSocket.OPEN) throw new Error('switchboard: signaling socket is not open');
+    this._ws.send(JSON.stringify({ type, target, data }));
+  }
+
+  /**
+   * Sends a frame with a request id; resolves on its ack, rejects on its error.
+   * @internal @param {Object<string, any>} frame @returns {Promise<void>}
+   */
+  _request(frame) {
+    return new Promise((resolve, reject) => {
+      if (this._closed || this._ws.readyState !== WebSocket.OPEN) {
+        reject(new Error('switchboard: signaling socket is not open'));
+        return;
+      }
+      const id = `m${++this._seq}`;
+      this._acks.set(id, { resolve, reject });
+      this._ws.send(JSON.stringify({ ...frame, id }));
+    });
+  }
+
+  /** @private @param {Error} err */
+  _failAcks(err) {
+    for (const a of this._acks.values()) a.reject(err);
+    this._acks.clear();
+  }
+
+  /** @internal @param {Peer|null} peer @param {any} err */
+  _report(peer, err) {
+    if (this._closed) return;
+    const e = err instanceof Error ? err : new Error(String(err));
+    if (this._opts.onError) this._opts.onError(peer, e);
+    else console.warn('switchboard:', peer ? peer.id : '', e);
+  }
+
+  /** @private @param {PeerInfo} info */
+  _addPeer(info) {
+    if (this.peers.has(info.id) || info.id === this.id) return;
+    const p = new Peer(this, info);
+    this.peers.set(info.id, p);
+    if (this._opts.onPeer) {
+      try { this._opts.onPeer(p); } catch (e) { this._report(p, e); }
+    }
+    p._start();
+  }
+
+  /** @private @param {string} raw */
+  _frame(raw) {
+    let f;
+    try { f = JSON.parse(raw); } catch { this._report(null, new Error('switchboard: bad frame from server')); return; }
+    switch (f.type) {
+      case 'peer-joined':
+        if (f.peer && typeof f.peer.id === 'string') this._addPeer(f.peer);
+        return;
+      case 'peer-left': {
+        const p = f.peer && this.peers.get(f.peer.id);
+        if (!p) return;
+        this.peers.delete(p.id);
+        p._close();
+        if (this._opts.onPeerLeft) this._opts.onPeerLeft(p, f.reason || 'left');
+        return;
+      }
+      case 'offer': case 'answer': case 'ice-candidate': {
+        const p = this.peers.get(f.from);
+        if (p) p._signal(f.type, f.data);
+        return;
+      }
+      case 'message': {
+        const p = this.peers.get(f.from);
+        if (p) p._message(f.data, !!f.broadcast);
+        return;
+      }
+      case 'ack': {
+        const a = this._acks.get(String(f.id));
+        if (a) { this._acks.delete(String(f.id)); a.resolve(); }
+        return;
+      }
+      case 'error': {
+        const err = new ServerError(f.code, f.message);
+        const a = f.id != null && this._acks.get(String(f.id));
+        if (a) { this._acks.delete(String(f.id)); a.reject(err); return; }
+        this._report(null, err);
+        return;
+      }
+    }
+  }
+
+  /** @private @param {CloseEvent} ev */
+  _socketClosed(ev) {
+    const wasClosed = this._closed;
+    this._closed = true;
+    // No signaling, no renegotiation, and the server tells every other peer we left: close
+    // the peer connections too. (Reconnect-and-resume is not implemented yet.)
+    for (const p of this.peers.values()) p._close();
+    this.peers.clear();
+    this._failAcks(new Error('switchboard: signaling socket closed'));
+    if (!wasClosed && this._opts.onError) {
+      this._opts.onError(null, new Error(`switchboard: signaling socket closed (${ev.code})`));
+    }
+    if (this._opts.onClose) this._opts.onClose(ev);
+  }
+}
+
+/** One remote peer of the room and the RTCPeerConnection to it. */
+export class Peer {
+  /**
+   * @param {Client} client
+   * @param {PeerInfo} info
+   */
+  constructor(client, info) {
+    /** @private */ this._c = client;
+    /** The remote peer's id. @type {string} */
+    this.id = info.id;
+    /** @type {string} */
+    this.name = info.name || '';
+    /** @type {Object<string, any>|undefined} */
+    this.meta = info.meta;
+    /**
+     * True when this side is the pair's answering side: it never makes an offer but asks the
+     * other side to renegotiate. Exactly one side of a pair is polite.
+     * @type {boolean}
+     */
+    this.polite = client.id > info.id;
+    /** The underlying connection (add tracks and channels through the Peer's methods). */
+    this.pc = new RTCPeerConnection({
+      iceServers: client.iceServers,
+      iceTransportPolicy: client._opts.iceTransportPolicy || 'all',
+    });
+
+    /** Data channels the remote peer opens. @type {((channel: RTCDataChannel) => void)|null} */
+    this.onDataChannel = null;
+    /** Remote media. @type {((track: MediaStreamTrack, streams: readonly MediaStream[], ev: RTCTrackEvent) => void)|null} */
+    this.onTrack = null;
+    /** Connection state changes. @type {((state: RTCPeerConnectionState) => void)|null} */
+    this.onConnectionState = null;
+    /** Messages the remote peer relays through the server (peer.send / broadcast). @type {((data: any, broadcast: boolean) => void)|null} */
+    this.onMessage = null;
+
+    /** @private @type {Promise<void>} */ this._ops = Promise.resolve();
+    /** @private */ this._closed = false;
+    /** @private */ this._askedToNegotiate = false; // polite: a request is out, no offer yet
+    /** @private */ this._renegotiatePending = false; // impolite: asked for mid-exchange
+    /** @private @type {RTCIceCandidateInit[]} */ this._pending = [];
+    /** @private @type {RTCDataChannel|null} */ this._control = null;
+
+    /** @private @type {() => void} */ this._resolveConnected = () => {};
+    /** Resolves once the connection first reaches "connected". @type {Promise<void>} */
+    this.connected = new Promise((resolve) => { this._resolveConnected = resolve; });
+    /** @private @type {() => void} */ this._resolveClosed = () => {};
+    /** Resolves once the peer has left or the client closed. @type {Promise<void>} */
+    this.closed = new Promise((resolve) => { this._resolveClosed = resolve; });
+
+    const pc = this.pc;
+    pc.onicecandidate = (ev) => {
+      if (!ev.candidate || !ev.candidate.candidate) return; // end of gathering
+      try { client._send('ice-candidate', this.id, ev.candidate.toJSON()); } catch (e) { client._report(this, e); }
+    };
+    pc.onnegotiationneeded = () => this._do(() => this._onNegotiationNeeded());
+    pc.onconnectionstatechange = () => {
+      const s = pc.connectionState;
+      if (s === 'connected') this._resolveConnected();
+      if (s === 'failed') client._report(this, new Error(`switchboard: connection to ${this.id} failed`));
+      if (this.onConnectionState) this.onConnectionState(s);
+    };
+    pc.ondatachannel = (ev) => {
+      if (ev.channel.label === CONTROL_LABEL) { this._control = ev.channel; return; }
+      if (this.onDataChannel) this.onDataChannel(ev.channel);
+    };
+    pc.ontrack = (ev) => {
+      if (this.onTrack) this.onTrack(ev.track, ev.streams, ev);
+    };
+  }
+
+  /** The connection state ("new", "connecting", "connected", ...). @returns {RTCPeerConnectionState} */
+  get connectionState() { return this.pc.connectionState; }
+
+  /**
+   * Opens a data channel to the peer; negotiation follows by itself.
+   * @param {string} label any label but the reserved "switchboard"
+   * @param {RTCDataChannelInit} [init]
+   * @returns {RTCDataChannel}
+   */
+  createDataChannel(label, init) {
+    if (label === CONTROL_LABEL) throw new Error(`switchboard: data channel label "${CONTROL_LABEL}" is reserved`);
+    if (this._closed) throw new Error('switchboard: peer closed');
+    return this.pc.createDataChannel(label, init);
+  }
+
+  /**
+   * Sends a local track to the peer; negotiation follows by itself.
+   * @param {MediaStreamTrack} track
+   * @param {...MediaStream} streams
+   * @returns {RTCRtpSender}
+   */
+  addTrack(track, ...streams) {
+    if (this._closed) throw new Error('switchboard: peer closed');
+    return this.pc.addTrack(track, ...streams);
+  }
+
+  /**
+   * Stops sending a track added with addTrack; negotiation follows by itself.
+   * @param {RTCRtpSender} sender
+   */
+  removeTrack(sender) {
+    if (this._closed) throw new Error('switchboard: peer closed');
+    this.pc.removeTrack(sender);
+  }
+
+  /**
+   * Relays data (any JSON value) to this peer through the signaling server. Resolves when the
+   * server has queued it; rejects with a ServerError (e.g. unknown-target) otherwise.
+   * @param {any} data
+   * @returns {Promise<void>}
+   */
+  send(data) {
+    return this._c._request({ type: 'message', target: this.id, data });
+  }
+
+  /** @internal */
+  _start() {
+    if (this.polite) return; // the answering side waits for the offer
+    this._do(() => {
+      // Opening the control channel makes the browser fire negotiationneeded.
+      this._control = this.pc.createDataChannel(CONTROL_LABEL);
+    });
+  }
+
+  /**
+   * Queues op on the pair's negotiation queue: every step runs in order.
+   * @private @param {() => (void|Promise<void>)} op
+   */
+  _do(op) {
+    this._ops = this._ops
+      .then(() => (this._closed ? undefined : op()))
+      .catch((e) => this._c._report(this, e));
+  }
+
+  /** @private */
+  async _onNegotiationNeeded() {
+    if (!this.polite) {
+      await this._negotiate();
+      return;
+    }
+    if (this._askedToNegotiate) return; // an offer is on its way; the browser asks again if needed
+    /** @type {NegotiateRequest} */
+    const req = { switchboard: 'negotiate' };
+    let audio = 0, video = 0;
+    for (const t of this.pc.getTransceivers()) {
+      const track = t.sender && t.sender.track;
+      if (t.mid !== null || !track || t.currentDirection === 'stopped') continue;
+      if (track.kind === 'audio') audio++;
+      else if (track.kind === 'video') video++;
+    }
+    if (audio) req.audio = audio;
+    if (video) req.video = video;
+    this._askedToNegotiate = true;
+    this._c._send('message', this.id, req);
+  }
+
+  /**
+   * The impolite side honours a negotiate request: recvonly transceivers for what the other
+   * side wants to send, then an offer.
+   * @private @param {NegotiateRequest} req
+   */
+  async _renegotiate(req) {
+    if (this.polite) return; // only the offering side honours requests
+    const audio = Math.max(0, Math.min(16, Number(req.audio) || 0));
+    const video = Math.max(0, Math.min(16, Number(req.video) || 0));
+    if (this.pc.getTransceivers().length + audio + video > MAX_TRANSCEIVERS) {
+      throw new Error(`switchboard: renegotiation would exceed ${MAX_TRANSCEIVERS} transceivers`);
+    }
+    for (let i = 0; i < audio; i++) this.pc.addTransceiver('audio', { direction: 'recvonly' });
+    for (let i = 0; i < video; i++) this.pc.addTransceiver('video', { direction: 'recvonly' });
+    await this._negotiate();
+  }
+
+  /** Makes and sends an offer (impolite side only). @private */
+  async _negotiate() {
+    if (this.pc.signalingState !== 'stable') {
+      this._renegotiatePending = true; // offer again once the current exchange completes
+      return;
+    }
+    this._renegotiatePending = false;
+    const offer = await this.pc.createOffer();
+    await this.pc.setLocalDescription(offer);
+    const d = /** @type {RTCSessionDescription} */ (this.pc.localDescription);
+    this._c._send('offer', this.id, { type: d.type, sdp: d.sdp });
+  }
+
+  /** @internal @param {string} type @param {any} data */
+  _signal(type, data) {
+    this._do(() => (type === 'ice-candidate' ? this._candidate(data) : this._description(data)));
+  }
+
+  /** @private @param {any} desc */
+  async _description(desc) {
+    if (!desc || (desc.type !== 'offer' && desc.type !== 'answer') || typeof desc.sdp !== 'string') {
+      throw new Error('switchboard: bad description from peer');
+    }
+    if (desc.type === 'offer' && !this.polite) throw new Error('switchboard: an offer from the answering side of the pair');
+    if (desc.type === 'answer' && this.polite) throw new Error('switchboard: an answer to the answering side of the pair');
+    await this.pc.setRemoteDescription({ type: desc.type, sdp: desc.sdp });
+    const queued = this._pending;
+    this._pending = [];
+    for (const c of queued) {
+      try { await this.pc.addIceCandidate(c); } catch (e) { this._c._report(this, e); }
+    }
+    if (desc.type === 'answer') {
+      if (this._renegotiatePending) await this._negotiate();
+      return;
+    }
+    this._askedToNegotiate = false;
+    const answer = await this.pc.createAnswer();
+    await this.pc.setLocalDescription(answer);
+    const d = /** @type {RTCSessionDescription} */ (this.pc.localDescription);
+    this._c._send('answer', this.id, { type: d.type, sdp: d.sdp });
+  }
+
+  /** @private @param {any} c */
+  async _candidate(c) {
+    if (!c || typeof c.candidate !== 'string' || c.candidate === '') return; // end-of-candidates
+    /** @type {RTCIceCandidateInit} */
+    const init = { candidate: c.candidate, sdpMid: c.sdpMid ?? null, sdpMLineIndex: c.sdpMLineIndex ?? null };
+    if (c.usernameFragment) init.usernameFragment = c.usernameFragment;
+    if (!this.pc.remoteDescription) {
+      this._pending.push(init);
+      return;
+    }
+    await this.pc.addIceCandidate(init);
+  }
+
+  /** @internal @param {any} data @param {boolean} broadcast */
+  _message(data, broadcast) {
+    if (data && typeof data === 'object' && !Array.isArray(data) && data.switchboard === 'negotiate') {
+      if (!broadcast) this._do(() => this._renegotiate(data)); // the SDK's own; never surfaced
+      return;
+    }
+    if (this.onMessage) this.onMessage(data, broadcast);
+  }
+
+  /** @internal */
+  _close() {
+    if (this._closed) return;
+    this._closed = true;
+    this.pc.close();
+    this._resolveClosed();
+  }
+}

@@ -1,0 +1,50 @@
+package web
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+func TestHandler(t *testing.T) {
+	srv := httptest.NewServer(Handler())
+	defer srv.Close()
+	for _, tc := range []struct {
+		path, method string
+		status       int
+		ctype, body  string
+	}{
+		{"/sdk/switchboard.js", "GET", 200, "text/javascript; charset=utf-8", "export async function join("},
+		{"/sdk/test.html", "GET", 200, "text/html; charset=utf-8", "import { join } from './switchboard.js'"},
+		{"/sdk/switchboard.js", "HEAD", 200, "text/javascript; charset=utf-8", ""},
+		{"/sdk/", "GET", 404, "", ""},
+		{"/sdk/missing.js", "GET", 404, "", ""},
+		{"/sdk/static/switchboard.js", "GET", 404, "", ""},
+		{"/sdk/../web.go", "GET", 404, "", ""},
+		{"/other/switchboard.js", "GET", 404, "", ""},
+		{"/sdk/switchboard.js", "POST", 405, "", ""},
+	} {
+		req, err := http.NewRequest(tc.method, srv.URL+tc.path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		if resp.StatusCode != tc.status {
+			t.Errorf("%s %s: status %d, want %d", tc.method, tc.path, resp.StatusCode, tc.status)
+			continue
+		}
+		if tc.ctype != "" && resp.Header.Get("Content-Type") != tc.ctype {
+			t.Errorf("%s %s: Content-Type %q, want %q", tc.method, tc.path, resp.Header.Get("Content-Type"), tc.ctype)
+		}
+		if !strings.Contains(string(b), tc.body) {
+			t.Errorf("%s %s: body does not contain %q", tc.method, tc.path, tc.body)
+		}
+	}
+}
