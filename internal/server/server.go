@@ -98,7 +98,10 @@ func (s *Server) routes(st *stats.Stats) http.Handler {
 	})
 	mux.Handle("GET /metrics", metrics.Handler(st))
 	mux.Handle("GET /sdk/", web.Handler())
-	mux.HandleFunc("GET /{$}", placeholder)
+	app := web.App()
+	mux.Handle("GET /{$}", app)
+	mux.Handle("GET /r/{room}", app)
+	mux.Handle("GET /app/", app)
 	return mux
 }
 
@@ -139,19 +142,4 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return fmt.Errorf("server: %w", werr)
 	}
 	return nil
-}
-
-func placeholder(w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	_, _ = w.Write([]byte(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<title>Switchboard</title></head>
-<body style="font-family:system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem">
-<h1>Switchboard</h1>
-<p>The signaling server is running. Connect a WebSocket to <code>/ws</code>
-(protocol: <code>docs/protocol.md</code>). Health: <a href="/healthz">/healthz</a>,
-readiness: <a href="/readyz">/readyz</a>, metrics: <a href="/metrics">/metrics</a>.</p>
-<p>The video-call web app will live here.</p>
-</body></html>
-`))
 }

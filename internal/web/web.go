@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"net/http"
 	"path"
+	"regexp"
 	"strings"
 )
 
@@ -16,6 +17,7 @@ var static embed.FS
 var contentTypes = map[string]string{
 	".js":   "text/javascript; charset=utf-8",
 	".html": "text/html; charset=utf-8",
+	".css":  "text/css; charset=utf-8",
 }
 
 // Handler serves the embedded files under /sdk/: /sdk/switchboard.js and /sdk/test.html.
@@ -45,6 +47,77 @@ func Handler() http.Handler {
 		w.Header().Set("Content-Type", ct)
 		w.Header().Set("Cache-Control", "no-cache")
 		w.Header().Set("X-Content-Type-Options", "nosniff")
+		r2 := r.Clone(r.Context())
+		r2.URL.Path = "/" + name
+		files.ServeHTTP(w, r2)
+	})
+}
+
+// roomName is the server's room name rule: 1-64 of A-Z a-z 0-9 _ - .
+var roomName = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
+
+// App serves the video-call web app: the landing page at /, the call page at /r/{room} (the
+// same page; app.js reads the path) and its assets at /app/{file}. Mount it with
+// mux.Handle("GET /{$}", web.App()), mux.Handle("GET /r/{room}", web.App()) and
+// mux.Handle("GET /app/", web.App()).
+func App() http.Handler {
+	sub, err := fs.Sub(static, "static/app")
+	if err != nil {
+		panic(err) // the embedded tree always has "static/app"
+	}
+	files := http.FileServerFS(sub)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		p := r.URL.Path
+		var name string
+		switch {
+		case p == "/":
+			name = "index.html"
+		case strings.HasPrefix(p, "/r/"):
+			if !roomName.MatchString(strings.TrimPrefix(p, "/r/")) {
+				http.Error(w, "bad room name: use 1-64 of A-Z a-z 0-9 _ - .", http.StatusNotFound)
+				return
+			}
+			name = "index.html"
+		case strings.HasPrefix(p, "/app/"):
+			name = strings.TrimPrefix(p, "/app/")
+			if name == "" || name == "index.html" || strings.Contains(name, "/") {
+				http.NotFound(w, r)
+				return
+			}
+		default:
+			http.NotFound(w, r)
+			return
+		}
+		ct := contentTypes[path.Ext(name)]
+		if ct == "" {
+			http.NotFound(w, r)
+			return
+		}
+		if _, err := fs.Stat(sub, name); err != nil {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", ct)
+		w.Header().Set("Cache-Control", "no-cache")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		if name == "index.html" {
+			// Serve the bytes directly: the file server redirects /index.html to ./.
+			b, err := fs.ReadFile(sub, name)
+			if err != nil {
+				http.Error(w, "internal error", http.StatusInternalServerError)
+				return
+			}
+			if r.Method == http.MethodHead {
+				return
+			}
+			_, _ = w.Write(b)
+			return
+		}
 		r2 := r.Clone(r.Context())
 		r2.URL.Path = "/" + name
 		files.ServeHTTP(w, r2)

@@ -1,0 +1,62 @@
+package web
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+func TestApp(t *testing.T) {
+	mux := http.NewServeMux()
+	app := App()
+	mux.Handle("GET /{$}", app)
+	mux.Handle("GET /r/{room}", app)
+	mux.Handle("GET /app/", app)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	for _, tc := range []struct {
+		path, method string
+		status       int
+		ctype, body  string
+	}{
+		{"/", "GET", 200, "text/html; charset=utf-8", `<script type="module" src="/app/app.js">`},
+		{"/", "HEAD", 200, "text/html; charset=utf-8", ""},
+		{"/r/standup-42", "GET", 200, "text/html; charset=utf-8", `id="chat-input"`},
+		{"/r/A.b_c-9", "GET", 200, "text/html; charset=utf-8", `id="grid"`},
+		{"/r/" + strings.Repeat("x", 64), "GET", 200, "text/html; charset=utf-8", ""},
+		{"/r/" + strings.Repeat("x", 65), "GET", 404, "", ""},
+		{"/r/bad%20name", "GET", 404, "", ""},
+		{"/r/a%2Fb", "GET", 404, "", ""},
+		{"/r/", "GET", 404, "", ""},
+		{"/app/app.js", "GET", 200, "text/javascript; charset=utf-8", "from '/sdk/switchboard.js'"},
+		{"/app/app.css", "GET", 200, "text/css; charset=utf-8", ".grid"},
+		{"/app/index.html", "GET", 404, "", ""},
+		{"/app/", "GET", 404, "", ""},
+		{"/app/missing.js", "GET", 404, "", ""},
+		{"/app/../web.go", "GET", 404, "", ""},
+		{"/", "POST", 405, "", ""},
+	} {
+		req, err := http.NewRequest(tc.method, srv.URL+tc.path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		if resp.StatusCode != tc.status {
+			t.Errorf("%s %s: status %d, want %d", tc.method, tc.path, resp.StatusCode, tc.status)
+			continue
+		}
+		if tc.ctype != "" && resp.Header.Get("Content-Type") != tc.ctype {
+			t.Errorf("%s %s: Content-Type %q, want %q", tc.method, tc.path, resp.Header.Get("Content-Type"), tc.ctype)
+		}
+		if !strings.Contains(string(b), tc.body) {
+			t.Errorf("%s %s: body does not contain %q", tc.method, tc.path, tc.body)
+		}
+	}
+}

@@ -1,0 +1,396 @@
+// app.js: Switchboard's video-call web app (plain ES module, no build step). The landing page
+// at / creates or joins a room; /r/{room} is the call: a mesh of one RTCPeerConnection per
+// remote peer (through the browser SDK), local preview, a tile per remote peer, mic/camera
+// toggles and chat over a data channel labelled "chat".
+//
+// Stable hooks for tests and automation: body[data-view] (landing, prompt, call, left),
+// body[data-joined], #chat-input, #chat-send, #chat-log li[data-from], .tile[data-peer]
+// (data-state, data-route), #mic, #camera, #leave, window.switchboardApp.
+
+import { join } from '/sdk/switchboard.js';
+
+/** Room names the server accepts. */
+const ROOM_RE = /^[A-Za-z0-9_.-]{1,64}$/;
+const NAME_KEY = 'switchboard.name';
+const CHAT_LABEL = 'chat';
+const MAX_CHAT = 1000;
+
+/** @typedef {import('/sdk/switchboard.js').Client} Client */
+/** @typedef {import('/sdk/switchboard.js').Peer} Peer */
+
+/**
+ * @typedef {Object} Remote
+ * @property {Peer} peer
+ * @property {HTMLElement} tile
+ * @property {HTMLVideoElement} video
+ * @property {RTCDataChannel|null} chat
+ * @property {string[]} outbox chat messages waiting for the channel to open
+ */
+
+/** @param {string} id @returns {HTMLElement} */
+function $(id) {
+  const el = document.getElementById(id);
+  if (!el) throw new Error(`missing #${id}`);
+  return el;
+}
+
+/** @param {string} view */
+function show(view) {
+  for (const id of ['landing', 'prompt', 'call', 'left']) $(id).hidden = id !== view;
+  document.body.dataset.view = view;
+}
+
+/** @param {string} text @param {'error'|'info'} [kind] */
+function notice(text, kind = 'error') {
+  const el = $('notice');
+  el.textContent = text;
+  el.className = `notice ${kind}`;
+  el.hidden = !text;
+}
+
+/** A random room name such as "k3v9-x2mq". @returns {string} */
+export function randomRoom() {
+  const abc = 'abcdefghjkmnpqrstuvwxyz23456789';
+  const b = crypto.getRandomValues(new Uint8Array(8));
+  let s = '';
+  for (let i = 0; i < b.length; i++) {
+    if (i === 4) s += '-';
+    s += abc[b[i] % abc.length];
+  }
+  return s;
+}
+
+function landing() {
+  show('landing');
+  document.title = 'Switchboard';
+  $('create-room').addEventListener('click', () => { location.assign(`/r/${randomRoom()}`); });
+  const input = /** @type {HTMLInputElement} */ ($('room-input'));
+  $('join-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const room = input.value.trim();
+    if (!ROOM_RE.test(room)) {
+      notice('Room names are 1–64 letters, digits, "_", "-" or ".".');
+      return;
+    }
+    location.assign(`/r/${encodeURIComponent(room)}`);
+  });
+}
+
+/** @param {string} room */
+function prompt(room) {
+  return new Promise((resolve) => {
+    show('prompt');
+    $('prompt-room').textContent = room;
+    const input = /** @type {HTMLInputElement} */ ($('name-input'));
+    try { input.value = localStorage.getItem(NAME_KEY) || ''; } catch { /* storage blocked */ }
+    input.focus();
+    $('name-form').addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      const name = input.value.trim();
+      if (name) resolve(name);
+    });
+  });
+}
+
+/** @returns {Promise<MediaStream|null>} */
+async function getMedia() {
+  if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+    notice('Camera and microphone need a secure page (HTTPS or localhost). You can still chat and see the others.');
+    return null;
+  }
+  try {
+    return await navigator.mediaDevices.getUserMedia({ video: true, audio: true });
+  } catch (e) {
+    const err = /** @type {DOMException} */ (e);
+    if (err.name === 'NotAllowedError' || err.name === 'SecurityError') {
+      notice('Camera and microphone access was denied. You joined without them: you can still see and hear the others and chat. Allow access in the browser and rejoin to send video.');
+    } else if (err.name === 'NotFoundError' || err.name === 'OverconstrainedError') {
+      notice('No camera or microphone was found. You can still see and hear the others and chat.');
+    } else if (err.name === 'NotReadableError') {
+      notice('The camera or microphone is in use by another application. You can still see and hear the others and chat.');
+    } else {
+      notice(`Cannot use the camera or microphone (${err.name}). You can still see and hear the others and chat.`);
+    }
+    return null;
+  }
+}
+
+/** @param {HTMLVideoElement} video @param {HTMLElement} tile */
+function play(video, tile) {
+  video.play().catch(() => {
+    // Autoplay with sound refused: play muted and offer to unmute.
+    video.muted = true;
+    video.play().catch(() => { /* not playable yet; srcObject changes retry */ });
+    if (tile.querySelector('.unmute')) return;
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.className = 'unmute';
+    b.textContent = 'Unmute';
+    b.addEventListener('click', () => { video.muted = false; video.play().catch(() => {}); b.remove(); });
+    tile.append(b);
+  });
+}
+
+/**
+ * The route of a connected pair: "relay" when either selected candidate is a TURN relay.
+ * @param {RTCPeerConnection} pc @returns {Promise<string>}
+ */
+async function route(pc) {
+  const stats = await pc.getStats();
+  /** @type {any} */
+  let pair = null;
+  stats.forEach((s) => {
+    if (s.type === 'transport' && s.selectedCandidatePairId) pair = stats.get(s.selectedCandidatePairId);
+  });
+  if (!pair) stats.forEach((s) => { if (s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded') pair = s; });
+  if (!pair) return '';
+  const l = stats.get(pair.localCandidateId), r = stats.get(pair.remoteCandidateId);
+  return (l && l.candidateType === 'relay') || (r && r.candidateType === 'relay') ? 'relay' : 'direct';
+}
+
+/** @param {string} room @param {string} name @param {URLSearchParams} params */
+async function call(room, name, params) {
+  show('call');
+  document.title = `${room} · Switchboard`;
+  $('room-label').textContent = room;
+  $('local-name').textContent = `${name} (you)`;
+  const grid = $('grid');
+  const log = $('chat-log');
+  const chatInput = /** @type {HTMLInputElement} */ ($('chat-input'));
+  /** @type {Map<string, Remote>} */
+  const remotes = new Map();
+  /** @type {Client|null} */
+  let client = null;
+  let left = false;
+
+  /** @param {string} from @param {string} who @param {string} text @param {boolean} [sys] */
+  function addChat(from, who, text, sys = false) {
+    const li = document.createElement('li');
+    li.dataset.from = from;
+    if (sys) {
+      li.className = 'sys';
+      li.textContent = text;
+    } else {
+      const w = document.createElement('span');
+      w.className = 'who';
+      w.textContent = who;
+      const t = document.createElement('span');
+      t.className = 'text';
+      t.textContent = text;
+      li.append(w, t);
+    }
+    const atBottom = log.scrollTop + log.clientHeight >= log.scrollHeight - 8;
+    log.append(li);
+    if (atBottom) log.scrollTop = log.scrollHeight;
+  }
+
+  const stream = await getMedia();
+  const localVideo = /** @type {HTMLVideoElement} */ ($('local-video'));
+  if (stream) {
+    localVideo.srcObject = stream;
+    localVideo.play().catch(() => {});
+  } else {
+    $('local-state').textContent = 'no camera';
+    /** @type {HTMLButtonElement} */ ($('mic')).disabled = true;
+    /** @type {HTMLButtonElement} */ ($('camera')).disabled = true;
+  }
+
+  /** @param {Remote} r @param {string} state */
+  function setState(r, state) {
+    const label = /** @type {HTMLElement} */ (r.tile.querySelector('.state'));
+    r.tile.dataset.state = state;
+    if (state === 'connected') {
+      label.textContent = 'connected';
+      route(r.peer.pc).then((how) => {
+        if (!how || r.tile.dataset.state !== 'connected') return;
+        r.tile.dataset.route = how;
+        label.textContent = `connected · ${how}`;
+      }).catch(() => {});
+    } else if (state === 'new') {
+      label.textContent = 'connecting';
+    } else {
+      label.textContent = state;
+    }
+  }
+
+  /** @param {Remote} r @param {RTCDataChannel} ch */
+  function attachChat(r, ch) {
+    r.chat = ch;
+    ch.onopen = () => {
+      for (const m of r.outbox.splice(0)) ch.send(m);
+    };
+    ch.onmessage = (ev) => {
+      let text = '';
+      try { text = String(JSON.parse(ev.data).text ?? ''); } catch { return; }
+      if (text) addChat(r.peer.id, r.peer.name || 'Anonymous', text.slice(0, MAX_CHAT));
+    };
+    if (ch.readyState === 'open') ch.onopen(new Event('open'));
+  }
+
+  /** @param {Peer} peer */
+  function onPeer(peer) {
+    const tile = document.createElement('figure');
+    tile.className = 'tile remote';
+    tile.dataset.peer = peer.id;
+    const video = document.createElement('video');
+    video.autoplay = true;
+    video.playsInline = true;
+    const cap = document.createElement('figcaption');
+    const n = document.createElement('span');
+    n.className = 'name';
+    n.textContent = peer.name || 'Anonymous';
+    const st = document.createElement('span');
+    st.className = 'state';
+    cap.append(n, ' ', st);
+    tile.append(video, cap);
+    grid.append(tile);
+    /** @type {Remote} */
+    const r = { peer, tile, video, chat: null, outbox: [] };
+    remotes.set(peer.id, r);
+    setState(r, 'connecting');
+    addChat(peer.id, '', `${peer.name || 'Anonymous'} is here`, true);
+
+    peer.onConnectionState = (s) => setState(r, s);
+    peer.onTrack = (track, streams) => {
+      const ms = streams[0] || new MediaStream([track]);
+      if (video.srcObject !== ms) {
+        if (!streams[0] && video.srcObject instanceof MediaStream) video.srcObject.addTrack(track);
+        else video.srcObject = ms;
+      }
+      play(video, tile);
+    };
+    peer.onDataChannel = (ch) => { if (ch.label === CHAT_LABEL) attachChat(r, ch); };
+    // One chat channel per pair, opened by the side that makes the offers.
+    if (!peer.polite) attachChat(r, peer.createDataChannel(CHAT_LABEL, { ordered: true }));
+    if (stream) for (const t of stream.getTracks()) peer.addTrack(t, stream);
+  }
+
+  /** @param {Peer} peer */
+  function onPeerLeft(peer) {
+    const r = remotes.get(peer.id);
+    if (!r) return;
+    remotes.delete(peer.id);
+    r.video.srcObject = null;
+    r.tile.remove();
+    addChat(peer.id, '', `${peer.name || 'Anonymous'} left`, true);
+  }
+
+  /** @param {string} text */
+  function sendChat(text) {
+    text = text.slice(0, MAX_CHAT);
+    const msg = JSON.stringify({ text });
+    for (const r of remotes.values()) {
+      if (r.chat && r.chat.readyState === 'open') r.chat.send(msg);
+      else r.outbox.push(msg);
+    }
+    addChat(client ? client.id : '', `${name} (you)`, text);
+  }
+
+  $('chat-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const text = chatInput.value.trim();
+    if (!text || !client) return;
+    chatInput.value = '';
+    sendChat(text);
+  });
+
+  $('mic').addEventListener('click', () => {
+    if (!stream) return;
+    const tracks = stream.getAudioTracks();
+    const muted = tracks.some((t) => t.enabled);
+    for (const t of tracks) t.enabled = !muted;
+    $('mic').setAttribute('aria-pressed', String(muted));
+    $('mic').textContent = muted ? 'Unmute' : 'Mute';
+  });
+  $('camera').addEventListener('click', () => {
+    if (!stream) return;
+    const tracks = stream.getVideoTracks();
+    const off = tracks.some((t) => t.enabled);
+    for (const t of tracks) t.enabled = !off;
+    $('camera').setAttribute('aria-pressed', String(off));
+    $('camera').textContent = off ? 'Camera on' : 'Camera off';
+    $('local-state').textContent = off ? 'camera off' : '';
+  });
+  $('copy-link').addEventListener('click', () => {
+    const url = `${location.origin}/r/${encodeURIComponent(room)}`;
+    if (navigator.clipboard) {
+      navigator.clipboard.writeText(url).then(() => notice('Link copied.', 'info'), () => notice(`Share this link: ${url}`, 'info'));
+    } else {
+      notice(`Share this link: ${url}`, 'info');
+    }
+  });
+
+  function leave() {
+    if (left) return;
+    left = true;
+    if (client) client.close();
+    client = null;
+    if (stream) for (const t of stream.getTracks()) t.stop();
+    for (const r of remotes.values()) r.tile.remove();
+    remotes.clear();
+    document.body.dataset.joined = 'false';
+    const q = new URLSearchParams(params);
+    q.set('name', name);
+    /** @type {HTMLAnchorElement} */ ($('rejoin')).href = `/r/${encodeURIComponent(room)}?${q}`;
+    show('left');
+  }
+  $('leave').addEventListener('click', leave);
+  window.addEventListener('pagehide', () => { if (client) client.close(); });
+
+  const wsUrl = location.origin.replace(/^http/, 'ws') + '/ws';
+  try {
+    client = await join(wsUrl, room, {
+      name,
+      onPeer,
+      onPeerLeft,
+      onError(peer, err) {
+        if (!peer) return; // signaling problems are reported by onClose
+        // A pair's trouble shows on its tile; details go to the console as a warning.
+        console.warn('switchboard:', peer.id, err.message);
+        const r = remotes.get(peer.id);
+        if (r && /failed/.test(err.message)) setState(r, 'failed');
+      },
+      onClose() {
+        if (left) return;
+        notice('Disconnected from the server. Reload the page to rejoin.');
+        document.body.dataset.joined = 'false';
+        for (const r of remotes.values()) setState(r, 'disconnected');
+      },
+    });
+  } catch (e) {
+    const err = /** @type {Error & {code?: string}} */ (e);
+    if (err.code === 'room-full') notice('This room is full.');
+    else if (err.code) notice(`The server refused to join: ${err.code}.`);
+    else notice('Cannot reach the Switchboard server. Check your connection and reload the page.');
+    document.body.dataset.joined = 'error';
+    return;
+  }
+  if (left) { client.close(); return; }
+  document.body.dataset.joined = 'true';
+  /** @type {any} */ (window).switchboardApp = { client, remotes, stream, leave, sendChat };
+}
+
+async function main() {
+  const params = new URLSearchParams(location.search);
+  const m = location.pathname.match(/^\/r\/([^/]+)$/);
+  if (!m) {
+    landing();
+    return;
+  }
+  let room = '';
+  try { room = decodeURIComponent(m[1]); } catch { /* bad escape: fails the check below */ }
+  if (!ROOM_RE.test(room)) {
+    landing();
+    notice('That room name is not valid: use 1–64 letters, digits, "_", "-" or ".".');
+    return;
+  }
+  let name = (params.get('name') || '').trim().slice(0, 64);
+  if (!name) name = await prompt(room);
+  try { localStorage.setItem(NAME_KEY, name); } catch { /* storage blocked */ }
+  await call(room, name, params);
+}
+
+/** @type {any} */ (window).switchboardApp = null;
+main().catch((e) => {
+  notice(`Something went wrong: ${e instanceof Error ? e.message : e}`);
+});
