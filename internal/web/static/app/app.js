@@ -1,13 +1,19 @@
 // app.js: Switchboard's video-call web app (plain ES module, no build step). The landing page
 // at / creates or joins a room; /r/{room} is the call: a mesh of one RTCPeerConnection per
 // remote peer (through the browser SDK), local preview, a tile per remote peer, mic/camera
-// toggles and chat over a data channel labelled "chat".
+// toggles and chat over a data channel labelled "chat". Files dropped on the page (or picked
+// with #file-pick) go to every other peer with transfer.js (docs/file-transfer.md, so
+// `switchboard send` and `switchboard recv` interoperate); files arriving show in the chat log
+// as download links.
 //
 // Stable hooks for tests and automation: body[data-view] (landing, prompt, call, left),
 // body[data-joined], #chat-input, #chat-send, #chat-log li[data-from], .tile[data-peer]
-// (data-state, data-route), #mic, #camera, #leave, window.switchboardApp.
+// (data-state, data-route), #mic, #camera, #leave, #file-pick, #file-input,
+// #chat-log li.file (data-state: sending, receiving, done, failed) with a.file-link[download]
+// for received files, window.switchboardApp.
 
 import { join } from '/sdk/switchboard.js';
+import { sendFiles, receiveFiles } from '/sdk/transfer.js';
 
 /** Room names the server accepts. */
 const ROOM_RE = /^[A-Za-z0-9_.-]{1,64}$/;
@@ -25,7 +31,16 @@ const MAX_CHAT = 1000;
  * @property {HTMLVideoElement} video
  * @property {RTCDataChannel|null} chat
  * @property {string[]} outbox chat messages waiting for the channel to open
+ * @property {Promise<void>} sending the file transfers to this peer, one after the other
  */
+
+/** @param {number} n @returns {string} a size such as "1.5 MiB" */
+export function humanBytes(n) {
+  if (n < 1024) return `${n} B`;
+  let v = n, i = -1;
+  while (v >= 1024 && i < 4) { v /= 1024; i++; }
+  return `${v.toFixed(1)} ${'KMGTP'[i]}iB`;
+}
 
 /** @param {string} id @returns {HTMLElement} */
 function $(id) {
@@ -184,6 +199,58 @@ async function call(room, name, params) {
     if (atBottom) log.scrollTop = log.scrollHeight;
   }
 
+  /**
+   * A chat log entry for one file: who, name, size, a progress bar and a status.
+   * @param {string} from @param {string} who @param {string} fileName @param {number} size @param {string} state
+   */
+  function addFile(from, who, fileName, size, state) {
+    const li = document.createElement('li');
+    li.className = 'file';
+    li.dataset.from = from;
+    li.dataset.state = state;
+    const w = document.createElement('span');
+    w.className = 'who';
+    w.textContent = who;
+    const n = document.createElement('span');
+    n.className = 'file-name';
+    n.textContent = fileName;
+    const z = document.createElement('span');
+    z.className = 'file-size';
+    z.textContent = ` (${humanBytes(size)})`;
+    const bar = document.createElement('progress');
+    bar.max = 1;
+    bar.value = 0;
+    const st = document.createElement('span');
+    st.className = 'file-state';
+    li.append(w, n, z, bar, st);
+    const atBottom = log.scrollTop + log.clientHeight >= log.scrollHeight - 8;
+    log.append(li);
+    if (atBottom) log.scrollTop = log.scrollHeight;
+    return {
+      li,
+      /** @param {number} frac @param {string} text */
+      progress(frac, text) {
+        bar.value = Math.max(0, Math.min(1, frac));
+        st.textContent = text;
+      },
+      /** @param {string} url */
+      link(url) {
+        const a = document.createElement('a');
+        a.className = 'file-link';
+        a.href = url;
+        a.download = fileName;
+        a.textContent = fileName;
+        n.replaceChildren(a);
+      },
+      /** @param {'done'|'failed'} s @param {string} text */
+      end(s, text) {
+        li.dataset.state = s;
+        bar.remove();
+        st.textContent = text;
+      },
+    };
+  }
+
   const stream = await getMedia();
   const localVideo = /** @type {HTMLVideoElement} */ ($('local-video'));
   if (stream) {
@@ -245,7 +312,7 @@ async function call(room, name, params) {
     tile.append(video, cap);
     grid.append(tile);
     /** @type {Remote} */
-    const r = { peer, tile, video, chat: null, outbox: [] };
+    const r = { peer, tile, video, chat: null, outbox: [], sending: Promise.resolve() };
     remotes.set(peer.id, r);
     setState(r, 'connecting');
     addChat(peer.id, '', `${peer.name || 'Anonymous'} is here`, true);
@@ -262,6 +329,7 @@ async function call(room, name, params) {
     peer.onDataChannel = (ch) => { if (ch.label === CHAT_LABEL) attachChat(r, ch); };
     // One chat channel per pair, opened by the side that makes the offers.
     if (!peer.polite) attachChat(r, peer.createDataChannel(CHAT_LABEL, { ordered: true }));
+    receiveFrom(r); // after onDataChannel is set: transfer.js passes the other channels on
     if (stream) for (const t of stream.getTracks()) peer.addTrack(t, stream);
   }
 
@@ -274,6 +342,123 @@ async function call(room, name, params) {
     r.tile.remove();
     addChat(peer.id, '', `${peer.name || 'Anonymous'} left`, true);
   }
+
+  /**
+   * Takes the next file transfer r's peer opens (one at a time, as `switchboard recv` does),
+   * then waits for the next one.
+   * @param {Remote} r
+   */
+  function receiveFrom(r) {
+    if (left || remotes.get(r.peer.id) !== r) return;
+    const who = r.peer.name || 'Anonymous';
+    /** @type {Map<number, ReturnType<typeof addFile>>} */
+    const entries = new Map();
+    receiveFiles(r.peer, {
+      onProgress(p) {
+        let e = entries.get(p.file);
+        if (!e) {
+          e = addFile(r.peer.id, who, p.name, p.size, 'receiving');
+          entries.set(p.file, e);
+        }
+        if (!p.done) e.progress(p.size ? p.bytes / p.size : 0, `receiving ${Math.floor(p.size ? (p.bytes * 100) / p.size : 0)}%`);
+      },
+      onFile(f) {
+        const i = [...entries.values()].findIndex((e) => e.li.dataset.state === 'receiving');
+        const e = i >= 0 ? [...entries.values()][i] : addFile(r.peer.id, who, f.name, f.size, 'receiving');
+        e.link(f.url);
+        e.end('done', '');
+      },
+    }).then((results) => results, (err) => {
+      console.warn('switchboard: receiving files:', err instanceof Error ? err.message : err);
+      return /** @type {any} */ (err).results || [];
+    }).then((/** @type {import('/sdk/transfer.js').ReceiveResult[]} */ results) => {
+      for (const [i, e] of entries) {
+        const res = results[i - 1];
+        if (e.li.dataset.state === 'receiving') e.end('failed', `failed${res && res.error ? ': ' + res.error.code : ''}`);
+      }
+      receiveFrom(r);
+    });
+  }
+
+  /**
+   * Sends files to every other peer in the room (not to `switchboard send`, which only sends).
+   * @param {File[]} files
+   */
+  function sendFilesToAll(files) {
+    if (!client || left || !files.length) return;
+    const targets = [...remotes.values()].filter((r) => !(r.peer.meta && r.peer.meta.role === 'send'));
+    if (!targets.length) {
+      notice('Nobody else is in the room to send files to.', 'info');
+      return;
+    }
+    const me = `${name} (you)`;
+    const entries = files.map((f) => {
+      const e = addFile(client ? client.id : '', me, f.name, f.size, 'sending');
+      e.progress(0, 'waiting');
+      return { e, size: f.size, bytes: new Map(), ok: 0, failed: /** @type {string[]} */ ([]) };
+    });
+    const settle = () => {
+      for (const x of entries) {
+        if (x.ok + x.failed.length < targets.length) continue;
+        if (x.failed.length === 0) x.e.end('done', `sent to ${x.ok}`);
+        else x.e.end('failed', `sent to ${x.ok} of ${targets.length}; failed: ${[...new Set(x.failed)].join(', ')}`);
+      }
+    };
+    for (const r of targets) {
+      const to = r.peer.id;
+      r.sending = r.sending.then(() => sendFiles(r.peer, files, {
+        onProgress(p) {
+          const x = entries[p.file - 1];
+          if (!x || x.e.li.dataset.state !== 'sending') return;
+          x.bytes.set(to, p.bytes);
+          let sum = 0;
+          for (const b of x.bytes.values()) sum += b;
+          const total = x.size * targets.length;
+          x.e.progress(total ? sum / total : 1, `sending ${Math.floor(total ? (sum * 100) / total : 100)}%`);
+        },
+      })).then((results) => {
+        results.forEach((res, i) => {
+          if (res.error) entries[i].failed.push(res.error.code);
+          else entries[i].ok++;
+        });
+      }, (err) => {
+        console.warn('switchboard: sending files:', err instanceof Error ? err.message : err);
+        for (const x of entries) if (x.ok + x.failed.length < targets.length) x.failed.push(err && err.code ? err.code : 'error');
+      }).then(settle);
+    }
+  }
+
+  const fileInput = /** @type {HTMLInputElement} */ ($('file-input'));
+  $('file-pick').addEventListener('click', () => fileInput.click());
+  fileInput.addEventListener('change', () => {
+    const files = Array.from(fileInput.files || []);
+    fileInput.value = '';
+    sendFilesToAll(files);
+  });
+  /** @param {DragEvent} ev */
+  const hasFiles = (ev) => !!ev.dataTransfer && Array.from(ev.dataTransfer.types).includes('Files');
+  let dragDepth = 0;
+  document.addEventListener('dragenter', (ev) => {
+    if (!hasFiles(ev) || left) return;
+    ev.preventDefault();
+    dragDepth++;
+    document.body.classList.add('dragging');
+  });
+  document.addEventListener('dragover', (ev) => {
+    if (!hasFiles(ev) || left) return;
+    ev.preventDefault();
+    if (ev.dataTransfer) ev.dataTransfer.dropEffect = 'copy';
+  });
+  document.addEventListener('dragleave', () => {
+    if (dragDepth > 0 && --dragDepth === 0) document.body.classList.remove('dragging');
+  });
+  document.addEventListener('drop', (ev) => {
+    dragDepth = 0;
+    document.body.classList.remove('dragging');
+    if (!hasFiles(ev) || left) return;
+    ev.preventDefault();
+    sendFilesToAll(Array.from(ev.dataTransfer ? ev.dataTransfer.files : []));
+  });
 
   /** @param {string} text */
   function sendChat(text) {
@@ -367,7 +552,7 @@ async function call(room, name, params) {
   }
   if (left) { client.close(); return; }
   document.body.dataset.joined = 'true';
-  /** @type {any} */ (window).switchboardApp = { client, remotes, stream, leave, sendChat };
+  /** @type {any} */ (window).switchboardApp = { client, remotes, stream, leave, sendChat, sendFiles: sendFilesToAll };
 }
 
 async function main() {
