@@ -166,6 +166,29 @@ func (p *appTab) waitVideos(n int) []string {
 	}, 25000, 'decoded video from every remote tile')`)
 }
 
+// waitAudio waits until the page receives audio from n remote peers: on each peer's
+// connection, inbound-rtp of kind audio with packetsReceived > 0 (and totalSamplesReceived > 0
+// where the browser reports it). It returns the peers' names.
+func (p *appTab) waitAudio(n int) []string {
+	p.t.Helper()
+	return appEval[[]string](p, waitJS+`(async () => {
+		const app = window.switchboardApp;
+		if (!app || app.client.peers.size !== `+fmt.Sprint(n)+`) return null;
+		const names = [];
+		for (const peer of app.client.peers.values()) {
+			let packets = 0, samples = 0, sampled = false;
+			(await peer.pc.getStats()).forEach((s) => {
+				if (s.type !== 'inbound-rtp' || s.kind !== 'audio') return;
+				packets += s.packetsReceived || 0;
+				if (s.totalSamplesReceived !== undefined) { sampled = true; samples += s.totalSamplesReceived; }
+			});
+			if (packets <= 0 || (sampled && samples <= 0)) return null;
+			names.push(peer.name || peer.id);
+		}
+		return names.sort();
+	}, 15000, 'audio from every remote peer')`)
+}
+
 // chat sends text through the page's chat form.
 func (p *appTab) chat(text string) {
 	p.t.Helper()
@@ -247,6 +270,15 @@ func TestWebApp(t *testing.T) {
 		}
 	}
 	t.Logf("three pages: every page decodes every other page's video after %v", time.Since(t0).Round(time.Millisecond))
+	for _, p := range tabs {
+		names := p.waitAudio(2)
+		for _, q := range tabs {
+			if q != p && !slices.Contains(names, q.name) {
+				t.Errorf("%s: no audio from %s: audio from %v", p.name, q.name, names)
+			}
+		}
+	}
+	t.Logf("three pages: every page receives every other page's audio after %v", time.Since(t0).Round(time.Millisecond))
 	if w := appEval[[]int](p3, `[document.documentElement.scrollWidth, window.innerWidth]`); w[0] > w[1] {
 		t.Errorf("phone width: page is %d px wide in a %d px viewport (horizontal scroll)", w[0], w[1])
 	}
