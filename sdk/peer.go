@@ -267,7 +267,7 @@ func (p *Peer) signal(typ string, data json.RawMessage) {
 		case "ice-candidate":
 			err = p.candidate(data)
 		}
-		if err != nil {
+		if err != nil && p.c.ctx.Err() == nil { // errors while closing are not news
 			p.c.report(p, err)
 		}
 	})
