@@ -25,39 +25,8 @@ import (
 // Chromium with a fake camera and microphone. The whole test is bounded by timeout.
 func appBrowser(t *testing.T, timeout time.Duration) (base string, browser context.Context) {
 	t.Helper()
-	if _, err := os.Stat(chromiumPath); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is missing: run scripts/install-test-deps.sh (CI must run the browser tests)", chromiumPath)
-		}
-		t.Skipf("\n\n*** SKIPPING BROWSER TEST: %s is missing. Run scripts/install-test-deps.sh to install Debian's chromium. ***\n", chromiumPath)
-	}
-	base = testserver.Start(t, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	t.Cleanup(cancel)
-	opts := append(chromedp.DefaultExecAllocatorOptions[:0:0], chromedp.DefaultExecAllocatorOptions[:]...)
-	opts = append(opts,
-		chromedp.ExecPath(chromiumPath),
-		chromedp.Flag("headless", true),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("use-fake-device-for-media-stream", true),
-		chromedp.Flag("use-fake-ui-for-media-stream", true),
-		chromedp.Flag("allow-loopback-in-peer-connection", true),
-		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.NoFirstRun,
-		chromedp.Flag("disable-features", "Translate,BlinkGenPropertyTrees,WebRtcHideLocalIpsWithMdns"),
-	)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
-	t.Cleanup(cancelAlloc)
-	b, cancelBrowser := chromedp.NewContext(allocCtx)
-	t.Cleanup(cancelBrowser)
-	if err := chromedp.Do(b); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	return base, b
+	requireChromium(t)
+	return testserver.Start(t, nil), startChromium(t, timeout)
 }
 
 // appTab is one tab of the web app, with the console errors and exceptions it logged.

@@ -37,12 +37,7 @@ type env struct {
 // timeout.
 func setup(t *testing.T, timeout time.Duration) *env {
 	t.Helper()
-	if _, err := os.Stat(chromiumPath); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is missing: run scripts/install-test-deps.sh (CI must run the browser tests)", chromiumPath)
-		}
-		t.Skipf("\n\n*** SKIPPING BROWSER TEST: %s is missing. Run scripts/install-test-deps.sh to install Debian's chromium. ***\n", chromiumPath)
-	}
+	requireChromium(t)
 	pages := httptest.NewServer(web.Handler())
 	t.Cleanup(pages.Close)
 	base := testserver.Start(t, func(c *config.Config) {
@@ -51,6 +46,26 @@ func setup(t *testing.T, timeout time.Duration) *env {
 	e := &env{t: t, wsURL: "ws" + strings.TrimPrefix(base, "http") + "/ws"}
 	e.pageURL = pages.URL + "/sdk/test.html?ws=" + e.wsURL
 
+	e.browser = startChromium(t, timeout)
+	return e
+}
+
+// requireChromium skips the test loudly when Debian's chromium is missing, and fails it under
+// CI=true, where a missing browser must never pass unnoticed.
+func requireChromium(t *testing.T) {
+	t.Helper()
+	if _, err := os.Stat(chromiumPath); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s is missing: run scripts/install-test-deps.sh (CI must run the browser tests)", chromiumPath)
+		}
+		t.Skipf("\n\n*** SKIPPING BROWSER TEST: %s is missing. Run scripts/install-test-deps.sh to install Debian's chromium. ***\n", chromiumPath)
+	}
+}
+
+// startChromium launches headless Chromium with a fake camera and microphone, bounded by
+// timeout and stopped when the test ends, and returns its browser context.
+func startChromium(t *testing.T, timeout time.Duration) context.Context {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	t.Cleanup(cancel)
 	opts := append(chromedp.DefaultExecAllocatorOptions[:0:0], chromedp.DefaultExecAllocatorOptions[:]...)
@@ -79,8 +94,7 @@ func setup(t *testing.T, timeout time.Duration) *env {
 		t.Fatalf("start chromium: %v", err)
 	}
 	t.Logf("chromium started in %v", time.Since(start).Round(time.Millisecond))
-	e.browser = browser
-	return e
+	return browser
 }
 
 // page opens a new tab on the test page.
