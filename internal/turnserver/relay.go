@@ -1,0 +1,193 @@
+package turnserver
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+
+	"github.com/pion/turn/v5"
+)
+
+// quota counts live relay sockets per user and overall. A slot is taken when the relay
+// socket is created and given back when pion closes it with the allocation, so the count is
+// exact even under concurrent Allocate requests.
+type quota struct {
+	perUser, total int
+
+	mu    sync.Mutex
+	users map[string]int
+	n     int
+}
+
+func (q *quota) take(user string) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.n >= q.total || q.users[user] >= q.perUser {
+		return false
+	}
+	q.n++
+	q.users[user]++
+	return true
+}
+
+func (q *quota) give(user string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.n--
+	if q.users[user]--; q.users[user] <= 0 {
+		delete(q.users, user)
+	}
+}
+
+// has reports whether user may take one more slot now (for the early 486 answer).
+func (q *quota) has(user string) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.n < q.total && q.users[user] < q.perUser
+}
+
+func (q *quota) count() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.n
+}
+
+// relayGen wraps pion's port-range generator: it charges the quota, refuses requested ports
+// outside the range, and wraps every relay socket in the peer filter, so a denied address can
+// neither receive from nor send to the relay whatever path the request took.
+type relayGen struct {
+	inner    *turn.RelayAddressGeneratorPortRange
+	filter   *PeerFilter
+	quota    *quota
+	min, max int
+	onDenied func(net.Addr)
+}
+
+var _ turn.RelayAddressGenerator = (*relayGen)(nil)
+
+func (g *relayGen) Validate() error {
+	if err := g.inner.Validate(); err != nil {
+		return fmt.Errorf("turnserver: relay addresses: %w", err)
+	}
+	return nil
+}
+
+func (g *relayGen) checkPort(p int) error {
+	if p != 0 && (p < g.min || p > g.max) {
+		return fmt.Errorf("%w: requested port %d outside %d-%d", ErrPeerDenied, p, g.min, g.max)
+	}
+	return nil
+}
+
+func (g *relayGen) AllocatePacketConn(c turn.AllocateListenerConfig) (net.PacketConn, net.Addr, error) {
+	if err := g.checkPort(c.RequestedPort); err != nil {
+		return nil, nil, err
+	}
+	if !g.quota.take(c.UserID) {
+		return nil, nil, fmt.Errorf("%w: user %q", ErrQuota, c.UserID)
+	}
+	pc, addr, err := g.inner.AllocatePacketConn(c)
+	if err != nil {
+		g.quota.give(c.UserID)
+		return nil, nil, fmt.Errorf("turnserver: relay socket: %w", err)
+	}
+	return &filteredPacketConn{PacketConn: pc, g: g, user: c.UserID}, addr, nil
+}
+
+func (g *relayGen) AllocateListener(c turn.AllocateListenerConfig) (net.Listener, net.Addr, error) {
+	if err := g.checkPort(c.RequestedPort); err != nil {
+		return nil, nil, err
+	}
+	if !g.quota.take(c.UserID) {
+		return nil, nil, fmt.Errorf("%w: user %q", ErrQuota, c.UserID)
+	}
+	ln, addr, err := g.inner.AllocateListener(c)
+	if err != nil {
+		g.quota.give(c.UserID)
+		return nil, nil, fmt.Errorf("turnserver: relay listener: %w", err)
+	}
+	return &filteredListener{Listener: ln, g: g, user: c.UserID}, addr, nil
+}
+
+// AllocateConn is the TCP relay path (RFC 6062 Connect): the peer is checked before dialing.
+func (g *relayGen) AllocateConn(c turn.AllocateConnConfig) (net.Conn, error) {
+	if !g.filter.AllowedAddr(c.RemoteAddr) {
+		g.denied(c.RemoteAddr)
+		return nil, fmt.Errorf("%w: %v", ErrPeerDenied, c.RemoteAddr)
+	}
+	conn, err := g.inner.AllocateConn(c)
+	if err != nil {
+		return nil, fmt.Errorf("turnserver: relay connect: %w", err)
+	}
+	return conn, nil
+}
+
+func (g *relayGen) denied(a net.Addr) {
+	if g.onDenied != nil {
+		g.onDenied(a)
+	}
+}
+
+// filteredPacketConn is a UDP relay socket that drops datagrams to and from denied peers.
+type filteredPacketConn struct {
+	net.PacketConn
+	g     *relayGen
+	user  string
+	close sync.Once
+}
+
+func (c *filteredPacketConn) WriteTo(p []byte, addr net.Addr) (int, error) {
+	if !c.g.filter.AllowedAddr(addr) {
+		c.g.denied(addr)
+		return 0, fmt.Errorf("%w: %v", ErrPeerDenied, addr)
+	}
+	return c.PacketConn.WriteTo(p, addr) //nolint:wrapcheck // the socket's own error, for pion
+}
+
+func (c *filteredPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
+	for {
+		n, addr, err := c.PacketConn.ReadFrom(p)
+		if err != nil || c.g.filter.AllowedAddr(addr) {
+			return n, addr, err //nolint:wrapcheck // the socket's own error, for pion
+		}
+		c.g.denied(addr)
+	}
+}
+
+func (c *filteredPacketConn) Close() error {
+	err := c.PacketConn.Close()
+	c.close.Do(func() { c.g.quota.give(c.user) })
+	return err //nolint:wrapcheck // the socket's own error, for pion
+}
+
+// filteredListener is a TCP relay listener that drops connections from denied peers.
+type filteredListener struct {
+	net.Listener
+	g     *relayGen
+	user  string
+	close sync.Once
+}
+
+func (l *filteredListener) Accept() (net.Conn, error) {
+	for {
+		conn, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err //nolint:wrapcheck // the listener's own error, for pion
+		}
+		if l.g.filter.AllowedAddr(conn.RemoteAddr()) {
+			return conn, nil
+		}
+		l.g.denied(conn.RemoteAddr())
+		_ = conn.Close()
+	}
+}
+
+func (l *filteredListener) Close() error {
+	err := l.Listener.Close()
+	l.close.Do(func() { l.g.quota.give(l.user) })
+	if errors.Is(err, net.ErrClosed) {
+		return nil
+	}
+	return err //nolint:wrapcheck // the listener's own error, for pion
+}

@@ -1,0 +1,466 @@
+package turnserver
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/stun/v4"
+	"github.com/pion/turn/v5"
+
+	"github.com/switchboard-rtc/switchboard/protocol"
+)
+
+// Defaults for the zero values of Config.
+const (
+	DefaultListen         = ":3478"
+	DefaultRealm          = "switchboard"
+	DefaultMinPort        = 49152
+	DefaultMaxPort        = 65535
+	DefaultUserQuota      = 100
+	DefaultMaxAllocations = 4096
+	DefaultGrace          = 12 * time.Hour
+)
+
+// Config configures a Server. The zero value means defaults.
+type Config struct {
+	// Listen is the host:port TURN listens on, over both UDP and TCP (default ":3478").
+	// Port 0 picks a free port (the same for both).
+	Listen string
+	// PublicIP is the address clients and peers reach the server at: the host of the URLs
+	// handed out and the address of every relay candidate. Zero means the listen host when it
+	// is a specific address, else the first non-loopback IPv4 address of an interface that is
+	// up, else 127.0.0.1.
+	PublicIP netip.Addr
+	// RelayBind is the local address relay sockets bind to (default: the listen host when it is
+	// a specific address, else the unspecified address of PublicIP's family).
+	RelayBind netip.Addr
+	// MinPort and MaxPort bound the relay ports (default 49152-65535).
+	MinPort, MaxPort int
+	// Realm is the TURN realm (default "switchboard"); requests naming another are refused.
+	Realm string
+	// Secret is the TURN REST shared secret. Empty means a random one, good for this process
+	// only (a warning says so: every node of a cluster, and a coturn, needs the same secret).
+	Secret []byte
+	// TTL is how long minted credentials may start new allocations (default 10 minutes,
+	// at most MaxTTL).
+	TTL time.Duration
+	// Grace is how long after its credentials expire an allocation made in time may still
+	// refresh itself, its permissions and channels (default 12 hours): the longest relayed
+	// call is about TTL+Grace. New allocations always need unexpired credentials.
+	Grace time.Duration
+	// AllowPeers are peer address ranges relayed to although they are not public unicast
+	// (for example 127.0.0.0/8 for tests on one host, 10.0.0.0/8 on a private network).
+	AllowPeers []netip.Prefix
+	// UserQuota caps live allocations per user (peer id; default 100, enough for one
+	// allocation per transport to each peer of a full room).
+	UserQuota int
+	// MaxAllocations caps live allocations overall (default 4096, at most the number of
+	// relay ports).
+	MaxAllocations int
+	// Logger is the server's logger; nil means slog.Default().
+	Logger *slog.Logger
+	// Now is the clock for credentials; nil means time.Now. For tests.
+	Now func() time.Time
+}
+
+func (c *Config) setDefaults() error {
+	if c.Listen == "" {
+		c.Listen = DefaultListen
+	}
+	if c.Realm == "" {
+		c.Realm = DefaultRealm
+	}
+	if c.MinPort == 0 && c.MaxPort == 0 {
+		c.MinPort, c.MaxPort = DefaultMinPort, DefaultMaxPort
+	}
+	if c.TTL == 0 {
+		c.TTL = DefaultTTL
+	}
+	if c.Grace == 0 {
+		c.Grace = DefaultGrace
+	}
+	if c.UserQuota == 0 {
+		c.UserQuota = DefaultUserQuota
+	}
+	if c.MaxAllocations == 0 {
+		c.MaxAllocations = min(DefaultMaxAllocations, c.MaxPort-c.MinPort+1)
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c.validate()
+}
+
+func (c *Config) validate() error {
+	ports := c.MaxPort - c.MinPort + 1
+	switch {
+	case c.MinPort < 1 || c.MaxPort > 65535 || c.MinPort > c.MaxPort:
+		return fmt.Errorf("%w: relay ports %d-%d", ErrBadConfig, c.MinPort, c.MaxPort)
+	case c.TTL < time.Second || c.TTL > MaxTTL:
+		return fmt.Errorf("%w: ttl %v: want 1s to %v", ErrBadConfig, c.TTL, MaxTTL)
+	case c.Grace < 0:
+		return fmt.Errorf("%w: grace %v", ErrBadConfig, c.Grace)
+	case c.MaxAllocations < 1 || c.MaxAllocations > ports:
+		return fmt.Errorf("%w: max allocations %d: want 1 to the %d relay ports", ErrBadConfig, c.MaxAllocations, ports)
+	case c.UserQuota < 1 || c.UserQuota > c.MaxAllocations:
+		return fmt.Errorf("%w: user quota %d: want 1 to max allocations %d", ErrBadConfig, c.UserQuota, c.MaxAllocations)
+	}
+	return nil
+}
+
+// Stats are the server's counters.
+type Stats struct {
+	// Denied counts datagrams, connections and requests refused by the peer filter.
+	Denied atomic.Int64
+	// AuthFailures counts requests with refused credentials.
+	AuthFailures atomic.Int64
+}
+
+// Server is a running STUN/TURN server.
+type Server struct {
+	cfg    Config
+	log    *slog.Logger
+	filter *PeerFilter
+	quota  *quota
+	turn   *turn.Server
+	udp    *trackedPacketConn
+	tcp    *trackedListener
+	host   string // host:port in handed-out URLs
+	stats  Stats
+}
+
+// New starts a server for cfg: it binds the UDP and TCP listeners and serves until Close.
+func New(cfg Config) (*Server, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg:    cfg,
+		log:    cfg.Logger,
+		filter: NewPeerFilter(cfg.AllowPeers),
+		quota:  &quota{perUser: cfg.UserQuota, total: cfg.MaxAllocations, users: map[string]int{}},
+	}
+	if len(s.cfg.Secret) == 0 {
+		b := make([]byte, 32)
+		_, _ = rand.Read(b) // crypto/rand never fails on Linux
+		s.cfg.Secret = []byte(base64.RawStdEncoding.EncodeToString(b))
+		s.log.Warn("turn: no secret configured; generated one for this process. Clustered nodes (and a coturn) need the same --turn-secret")
+	}
+	listenHost, _, err := net.SplitHostPort(cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("%w: listen %q: %w", ErrBadConfig, cfg.Listen, err)
+	}
+	listenIP, _ := netip.ParseAddr(listenHost)
+	if listenIP.IsUnspecified() {
+		listenIP = netip.Addr{}
+	}
+	if !s.cfg.PublicIP.IsValid() {
+		s.cfg.PublicIP = listenIP
+		if !s.cfg.PublicIP.IsValid() {
+			s.cfg.PublicIP = guessPublicIP()
+		}
+		s.log.Info("turn: advertising "+s.cfg.PublicIP.String()+" (set --turn-public-ip to change)", "ip", s.cfg.PublicIP)
+	}
+	s.cfg.PublicIP = s.cfg.PublicIP.Unmap()
+	if !s.cfg.RelayBind.IsValid() {
+		switch {
+		case listenIP.IsValid():
+			s.cfg.RelayBind = listenIP
+		case s.cfg.PublicIP.Is4():
+			s.cfg.RelayBind = netip.IPv4Unspecified()
+		default:
+			s.cfg.RelayBind = netip.IPv6Unspecified()
+		}
+	}
+	if err := s.listen(); err != nil {
+		return nil, err
+	}
+	gen := func() *relayGen {
+		return &relayGen{
+			inner: &turn.RelayAddressGeneratorPortRange{
+				RelayAddress: net.IP(s.cfg.PublicIP.AsSlice()),
+				Address:      s.cfg.RelayBind.String(),
+				MinPort:      uint16(s.cfg.MinPort), //nolint:gosec // validated 1-65535
+				MaxPort:      uint16(s.cfg.MaxPort), //nolint:gosec // validated 1-65535
+			},
+			filter:   s.filter,
+			quota:    s.quota,
+			min:      s.cfg.MinPort,
+			max:      s.cfg.MaxPort,
+			onDenied: s.denied,
+		}
+	}
+	perm := func(_ net.Addr, peer net.IP) bool {
+		if s.filter.AllowedIP(peer) {
+			return true
+		}
+		s.denied(&net.UDPAddr{IP: peer})
+		return false
+	}
+	ts, err := turn.NewServer(turn.ServerConfig{
+		Realm:         s.cfg.Realm,
+		AuthHandler:   s.auth,
+		QuotaHandler:  func(user, _ string, _ net.Addr) bool { return s.quota.has(user) },
+		LoggerFactory: loggerFactory{s.log},
+		PacketConnConfigs: []turn.PacketConnConfig{{
+			PacketConn: s.udp, RelayAddressGenerator: gen(), PermissionHandler: perm,
+		}},
+		ListenerConfigs: []turn.ListenerConfig{{
+			Listener: s.tcp, RelayAddressGenerator: gen(), PermissionHandler: perm,
+		}},
+	})
+	if err != nil {
+		_ = s.udp.Close()
+		_ = s.tcp.Close()
+		return nil, fmt.Errorf("turnserver: %w", err)
+	}
+	s.turn = ts
+	s.host = net.JoinHostPort(s.cfg.PublicIP.String(), strconv.Itoa(s.udp.LocalAddr().(*net.UDPAddr).Port))
+	return s, nil
+}
+
+// listen binds UDP and TCP on the same port; with port 0 it retries until both get one.
+func (s *Server) listen() error {
+	var lastErr error
+	for range 10 {
+		pc, err := net.ListenPacket("udp", s.cfg.Listen) //nolint:noctx // bound once at start
+		if err != nil {
+			return fmt.Errorf("turnserver: listen udp %s: %w", s.cfg.Listen, err)
+		}
+		host, _, _ := net.SplitHostPort(s.cfg.Listen)
+		port := pc.LocalAddr().(*net.UDPAddr).Port
+		ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port))) //nolint:noctx // bound once at start
+		if err != nil {
+			_ = pc.Close()
+			lastErr = err
+			if _, p, _ := net.SplitHostPort(s.cfg.Listen); p == "0" {
+				continue
+			}
+			break
+		}
+		s.udp = &trackedPacketConn{PacketConn: pc, done: make(chan struct{})}
+		s.tcp = &trackedListener{Listener: ln, max: s.cfg.MaxAllocations, conns: map[*trackedConn]struct{}{}, done: make(chan struct{})}
+		return nil
+	}
+	return fmt.Errorf("turnserver: listen tcp %s: %w", s.cfg.Listen, lastErr)
+}
+
+func (s *Server) denied(a net.Addr) {
+	s.stats.Denied.Add(1)
+	s.log.Debug("turn: peer denied", "peer", a.String())
+}
+
+// auth is the pion AuthHandler: TURN REST credentials in this server's realm. Allocate needs
+// unexpired credentials; the requests that keep an existing allocation alive (Refresh,
+// CreatePermission, ChannelBind, Connect) accept them for Grace longer.
+func (s *Server) auth(ra *turn.RequestAttributes) (string, []byte, bool) {
+	ok := false
+	defer func() {
+		if !ok {
+			s.stats.AuthFailures.Add(1)
+			s.log.Debug("turn: credentials refused", "username", ra.Username, "realm", ra.Realm, "method", ra.Method.String(), "src", ra.SrcAddr.String())
+		}
+	}()
+	if ra.Realm != s.cfg.Realm {
+		return "", nil, false
+	}
+	expiry, user, err := ParseUsername(ra.Username)
+	if err != nil {
+		return "", nil, false
+	}
+	now := s.cfg.Now()
+	switch {
+	case expiry.After(now.Add(MaxTTL + time.Minute)):
+		return "", nil, false // minted with a lifetime over the cap
+	case ra.Method == stun.MethodAllocate && !now.Before(expiry):
+		return "", nil, false
+	case now.After(expiry.Add(s.cfg.Grace)):
+		return "", nil, false
+	}
+	ok = true
+	return user, turn.GenerateAuthKey(ra.Username, s.cfg.Realm, Password(s.cfg.Secret, ra.Username)), true
+}
+
+// Credentials mints credentials for user valid from now for the configured TTL.
+func (s *Server) Credentials(user string, now time.Time) (username, password string) {
+	return Mint(s.cfg.Secret, user, now.Add(s.cfg.TTL))
+}
+
+// ICEServers returns the RTCIceServer entries for this server with credentials minted for
+// user at now: stun:, and turn: over UDP and TCP.
+func (s *Server) ICEServers(user string, now time.Time) []protocol.ICEServer {
+	u, p := s.Credentials(user, now)
+	return []protocol.ICEServer{
+		{URLs: []string{"stun:" + s.host}},
+		{
+			URLs:       []string{"turn:" + s.host + "?transport=udp", "turn:" + s.host + "?transport=tcp"},
+			Username:   u,
+			Credential: p,
+		},
+	}
+}
+
+// Addr returns the UDP address the server listens on; TCP listens on the same port.
+func (s *Server) Addr() *net.UDPAddr { return s.udp.LocalAddr().(*net.UDPAddr) }
+
+// TCPAddr returns the TCP address the server listens on.
+func (s *Server) TCPAddr() *net.TCPAddr { return s.tcp.Addr().(*net.TCPAddr) }
+
+// PublicIP returns the advertised address.
+func (s *Server) PublicIP() netip.Addr { return s.cfg.PublicIP }
+
+// Realm returns the realm.
+func (s *Server) Realm() string { return s.cfg.Realm }
+
+// Allocations returns the number of live allocations.
+func (s *Server) Allocations() int { return s.quota.count() }
+
+// Stats returns the server's counters.
+func (s *Server) Stats() *Stats { return &s.stats }
+
+// Close stops the server: the listeners, every TCP client connection and every allocation.
+// It returns when pion's loops have ended and every relay socket is closed, or after ctx ends.
+func (s *Server) Close(ctx context.Context) error {
+	err := s.turn.Close()
+	s.tcp.closeAll()
+	select {
+	case <-s.udp.done:
+	case <-ctx.Done():
+	}
+	select {
+	case <-s.tcp.done:
+	case <-ctx.Done():
+	}
+	s.tcp.wg.Wait() // every conn is closed: their loops return at once
+	for s.quota.count() > 0 && ctx.Err() == nil {
+		// The allocation managers close their relay sockets right after the read loops
+		// end; wait for them in short steps.
+		t := time.NewTimer(5 * time.Millisecond)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("turnserver: close: %w", err)
+	}
+	if n := s.quota.count(); n > 0 {
+		return fmt.Errorf("turnserver: close: %d relay sockets still open: %w", n, ctx.Err())
+	}
+	return nil
+}
+
+// guessPublicIP returns the first non-loopback IPv4 address of an interface that is up.
+func guessPublicIP() netip.Addr {
+	ifs, err := net.Interfaces()
+	if err == nil {
+		for _, ifc := range ifs {
+			if ifc.Flags&net.FlagUp == 0 || ifc.Flags&net.FlagLoopback != 0 {
+				continue
+			}
+			addrs, _ := ifc.Addrs()
+			for _, a := range addrs {
+				if n, ok := a.(*net.IPNet); ok {
+					if ip, ok := netip.AddrFromSlice(n.IP); ok && ip.Unmap().Is4() && !ip.IsLinkLocalUnicast() {
+						return ip.Unmap()
+					}
+				}
+			}
+		}
+	}
+	return netip.MustParseAddr("127.0.0.1")
+}
+
+// trackedPacketConn is the UDP listener; done closes when pion's read loop has seen it closed.
+type trackedPacketConn struct {
+	net.PacketConn
+	done chan struct{}
+	once sync.Once
+}
+
+func (c *trackedPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
+	n, a, err := c.PacketConn.ReadFrom(p)
+	if err != nil && errors.Is(err, net.ErrClosed) {
+		c.once.Do(func() { close(c.done) })
+	}
+	return n, a, err //nolint:wrapcheck // the socket's own error, for pion
+}
+
+// trackedListener is the TCP listener: it caps client connections and closes them all on
+// close (pion's listener loop leaves accepted connections open).
+type trackedListener struct {
+	net.Listener
+	max  int
+	wg   sync.WaitGroup
+	done chan struct{}
+	once sync.Once
+
+	mu     sync.Mutex
+	conns  map[*trackedConn]struct{}
+	closed bool
+}
+
+func (l *trackedListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			l.once.Do(func() { close(l.done) })
+			return nil, err //nolint:wrapcheck // the listener's own error, for pion
+		}
+		tc := &trackedConn{Conn: c, l: l}
+		l.mu.Lock()
+		if l.closed || len(l.conns) >= l.max {
+			l.mu.Unlock()
+			_ = c.Close()
+			continue
+		}
+		l.conns[tc] = struct{}{}
+		l.wg.Add(1)
+		l.mu.Unlock()
+		return tc, nil
+	}
+}
+
+func (l *trackedListener) closeAll() {
+	l.mu.Lock()
+	l.closed = true
+	conns := make([]*trackedConn, 0, len(l.conns))
+	for c := range l.conns {
+		conns = append(conns, c)
+	}
+	l.mu.Unlock()
+	for _, c := range conns {
+		_ = c.Conn.Close() // pion's loop sees the error and calls Close
+	}
+}
+
+type trackedConn struct {
+	net.Conn
+	l    *trackedListener
+	once sync.Once
+}
+
+func (c *trackedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() {
+		c.l.mu.Lock()
+		delete(c.l.conns, c)
+		c.l.mu.Unlock()
+		c.l.wg.Done()
+	})
+	return err //nolint:wrapcheck // the conn's own error, for pion
+}
