@@ -33,6 +33,7 @@ func benchServer(tb testing.TB) string {
 	tb.Helper()
 	cfg := config.Default()
 	cfg.Listen = "127.0.0.1:0"
+	cfg.TURN = false
 	srv, err := server.New(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		tb.Fatal(err)

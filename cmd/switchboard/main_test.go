@@ -21,7 +21,7 @@ func TestServeSIGTERM(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
-	cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--log-format", "json", "--shutdown-timeout", "5s")
+	cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--turn-listen", "127.0.0.1:0", "--log-format", "json", "--shutdown-timeout", "5s")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -506,6 +506,7 @@ type localServer struct {
 func startLocalServer(ctx context.Context) (*localServer, error) {
 	cfg := config.Default()
 	cfg.Listen = "127.0.0.1:0"
+	cfg.TURN = false // loopback peers connect directly
 	srv, err := server.New(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return nil, fmt.Errorf("start server: %w", err)

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/netip"
 	"os"
 	"sort"
 	"strings"
@@ -42,6 +44,21 @@ type Config struct {
 	// ICEServers are handed to peers in their welcome. The flag and variable take a comma
 	// list of URLs without credentials; the YAML key takes RTCIceServer objects.
 	ICEServers []protocol.ICEServer `yaml:"ice-servers"`
+
+	// The embedded STUN/TURN server (docs/turn.md). Each welcome carries its URLs with
+	// credentials minted for that peer, after ICEServers.
+	TURN               bool          `yaml:"turn"`
+	TURNListen         string        `yaml:"turn-listen"`
+	TURNPublicIP       string        `yaml:"turn-public-ip"`
+	TURNMinPort        int           `yaml:"turn-min-port"`
+	TURNMaxPort        int           `yaml:"turn-max-port"`
+	TURNRealm          string        `yaml:"turn-realm"`
+	TURNSecret         string        `yaml:"turn-secret"`
+	TURNTTL            time.Duration `yaml:"turn-ttl"`
+	TURNGrace          time.Duration `yaml:"turn-grace"`
+	TURNAllowPeers     []string      `yaml:"turn-allow-peer"`
+	TURNUserQuota      int           `yaml:"turn-user-quota"`
+	TURNMaxAllocations int           `yaml:"turn-max-allocations"`
 }
 
 // Default returns the built-in defaults.
@@ -59,6 +76,16 @@ func Default() Config {
 		SendQueueBytes:  1 << 20,
 		PingInterval:    10 * time.Second,
 		PeerTimeout:     30 * time.Second,
+
+		TURN:               true,
+		TURNListen:         ":3478",
+		TURNMinPort:        49152,
+		TURNMaxPort:        65535,
+		TURNRealm:          "switchboard",
+		TURNTTL:            10 * time.Minute,
+		TURNGrace:          12 * time.Hour,
+		TURNUserQuota:      100,
+		TURNMaxAllocations: 4096,
 	}
 }
 
@@ -101,8 +128,83 @@ func (c *Config) Validate() error {
 	if c.PeerTimeout <= c.PingInterval {
 		errs = append(errs, fmt.Errorf("peer-timeout %v must exceed ping-interval %v", c.PeerTimeout, c.PingInterval))
 	}
+	errs = append(errs, c.validateTURN()...)
 	return errors.Join(errs...)
 }
+
+// MaxTURNTTL caps turn-ttl.
+const MaxTURNTTL = 24 * time.Hour
+
+func (c *Config) validateTURN() []error {
+	if !c.TURN {
+		return nil
+	}
+	var errs []error
+	if _, _, err := net.SplitHostPort(c.TURNListen); err != nil {
+		errs = append(errs, fmt.Errorf("turn-listen %q: want host:port: %w", c.TURNListen, err))
+	}
+	if c.TURNPublicIP != "" {
+		if _, err := netip.ParseAddr(c.TURNPublicIP); err != nil {
+			errs = append(errs, fmt.Errorf("turn-public-ip %q: %w", c.TURNPublicIP, err))
+		}
+	}
+	if _, err := c.TURNAllowPrefixes(); err != nil {
+		errs = append(errs, err)
+	}
+	ports := c.TURNMaxPort - c.TURNMinPort + 1
+	switch {
+	case c.TURNMinPort < 1 || c.TURNMaxPort > 65535 || ports < 1:
+		errs = append(errs, fmt.Errorf("turn-min-port %d / turn-max-port %d: want 1 <= min <= max <= 65535", c.TURNMinPort, c.TURNMaxPort))
+	case c.TURNMaxAllocations < 1 || c.TURNMaxAllocations > ports:
+		errs = append(errs, fmt.Errorf("turn-max-allocations %d: want 1 to the %d relay ports", c.TURNMaxAllocations, ports))
+	case c.TURNUserQuota < 1 || c.TURNUserQuota > c.TURNMaxAllocations:
+		errs = append(errs, fmt.Errorf("turn-user-quota %d: want 1 to turn-max-allocations %d", c.TURNUserQuota, c.TURNMaxAllocations))
+	}
+	if c.TURNTTL < time.Second || c.TURNTTL > MaxTURNTTL {
+		errs = append(errs, fmt.Errorf("turn-ttl %v: want 1s to %v", c.TURNTTL, MaxTURNTTL))
+	}
+	if c.TURNGrace < 0 {
+		errs = append(errs, fmt.Errorf("turn-grace %v: must not be negative", c.TURNGrace))
+	}
+	if c.TURNRealm == "" {
+		errs = append(errs, errors.New("turn-realm: must not be empty"))
+	}
+	return errs
+}
+
+// TURNAllowPrefixes parses turn-allow-peer: CIDRs, or single addresses.
+func (c *Config) TURNAllowPrefixes() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range c.TURNAllowPeers {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, aerr := netip.ParseAddr(s)
+			if aerr != nil {
+				return nil, fmt.Errorf("turn-allow-peer %q: want a CIDR like 127.0.0.0/8: %w", s, err)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// appendValue is a list flag that may be repeated; each use takes a comma list. Load resets
+// it before each source, so flags replace the environment, which replaces the file.
+type appendValue struct{ p *[]string }
+
+func (v appendValue) String() string { return listValue(v).String() }
+
+func (v appendValue) Set(s string) error {
+	var more []string
+	if err := (listValue{&more}).Set(s); err != nil {
+		return err
+	}
+	*v.p = append(*v.p, more...)
+	return nil
+}
+
+func (v appendValue) reset() { *v.p = nil }
 
 // listValue is a comma-separated list flag; each Set replaces the list.
 type listValue struct{ p *[]string }
@@ -181,6 +283,18 @@ func FlagSet(c *Config, configPath *string) *flag.FlagSet {
 	fs.IntVar(&c.EventLoops, "event-loops", c.EventLoops, "WebSocket event loops (0: half the CPUs, at least 1)")
 	fs.Var(listValue{&c.AllowedOrigins}, "allowed-origins", "browser origins allowed besides the server's own (comma list; patterns like *.example.com; * for any)")
 	fs.Var(iceValue{&c.ICEServers}, "ice-servers", "STUN/TURN URLs handed to peers (comma list)")
+	fs.BoolVar(&c.TURN, "turn", c.TURN, "run the embedded STUN/TURN server and hand peers credentials for it (docs/turn.md)")
+	fs.StringVar(&c.TURNListen, "turn-listen", c.TURNListen, "STUN/TURN listen address, UDP and TCP (port 0: any free port)")
+	fs.StringVar(&c.TURNPublicIP, "turn-public-ip", c.TURNPublicIP, "address peers reach TURN at, in URLs and relay candidates (empty: the listen host, else the first non-loopback IPv4 address)")
+	fs.IntVar(&c.TURNMinPort, "turn-min-port", c.TURNMinPort, "lowest relay port")
+	fs.IntVar(&c.TURNMaxPort, "turn-max-port", c.TURNMaxPort, "highest relay port")
+	fs.StringVar(&c.TURNRealm, "turn-realm", c.TURNRealm, "TURN realm")
+	fs.StringVar(&c.TURNSecret, "turn-secret", c.TURNSecret, "TURN REST shared secret (coturn static-auth-secret); empty: random per process")
+	fs.DurationVar(&c.TURNTTL, "turn-ttl", c.TURNTTL, "lifetime of minted TURN credentials for new allocations (max 24h)")
+	fs.DurationVar(&c.TURNGrace, "turn-grace", c.TURNGrace, "how long past expiry an existing allocation may keep refreshing")
+	fs.Var(appendValue{&c.TURNAllowPeers}, "turn-allow-peer", "peer CIDR the relay may use although not public (repeatable or comma list), e.g. 127.0.0.0/8")
+	fs.IntVar(&c.TURNUserQuota, "turn-user-quota", c.TURNUserQuota, "live TURN allocations per peer")
+	fs.IntVar(&c.TURNMaxAllocations, "turn-max-allocations", c.TURNMaxAllocations, "live TURN allocations in all")
 	return fs
 }
 
@@ -224,6 +338,7 @@ func Load(args []string, getenv func(string) (string, bool), usageOut io.Writer)
 			return
 		}
 		if v, ok := getenv(EnvName(f.Name)); ok {
+			resetList(f.Value)
 			if e := f.Value.Set(v); e != nil {
 				err = fmt.Errorf("%s=%q: %w", EnvName(f.Name), v, e)
 			}
@@ -236,11 +351,19 @@ func Load(args []string, getenv func(string) (string, bool), usageOut io.Writer)
 		if name == "config" {
 			continue
 		}
+		resetList(fs.Lookup(name).Value)
 		if e := fs.Lookup(name).Value.Set(v); e != nil {
 			return cfg, fmt.Errorf("--%s: %w", name, e)
 		}
 	}
 	return cfg, cfg.Validate()
+}
+
+// resetList empties a repeatable list flag before a source sets it.
+func resetList(v flag.Value) {
+	if a, ok := v.(appendValue); ok {
+		a.reset()
+	}
 }
 
 func loadYAML(path string, cfg *Config) error {

@@ -29,6 +29,9 @@ type Config struct {
 	RateStrikes float64
 	// ICEServers are handed to every peer in its welcome.
 	ICEServers []protocol.ICEServer
+	// ICEServersFor, when set, returns servers for one peer (with credentials minted for it)
+	// that its welcome carries after ICEServers. It is called at each join.
+	ICEServersFor func(peer protocol.PeerID, now time.Time) []protocol.ICEServer
 	// Bus routes events; nil means a new in-memory bus.
 	Bus bus.Bus
 	// Stats receives counters; nil means a private set.
@@ -108,6 +111,21 @@ func New(cfg Config) (*Hub, error) {
 		iceServers: iceJSON,
 		draining:   make(chan struct{}),
 	}, nil
+}
+
+// iceServersFor returns the welcome's iceServers for peer: the static list, plus the
+// per-peer ones when Config.ICEServersFor is set.
+func (h *Hub) iceServersFor(peer protocol.PeerID) []byte {
+	if h.cfg.ICEServersFor == nil {
+		return h.iceServers
+	}
+	all := append(append([]protocol.ICEServer{}, h.cfg.ICEServers...), h.cfg.ICEServersFor(peer, time.Now())...)
+	b, err := json.Marshal(all)
+	if err != nil {
+		h.log.Warn("encode ICE servers", "peer", peer, "err", err)
+		return h.iceServers
+	}
+	return b
 }
 
 // Stats returns the hub's counters.
@@ -255,7 +273,7 @@ func (s *Session) join(f *protocol.Frame) *protocol.Error {
 				Self:       m.Info.ID,
 				Room:       room,
 				Peers:      others,
-				ICEServers: s.hub.iceServers,
+				ICEServers: s.hub.iceServersFor(m.Info.ID),
 			},
 		})
 	})

@@ -41,6 +41,8 @@ func startServer(t *testing.T, mod func(*config.Config)) *testServer {
 	cfg := config.Default()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.ShutdownTimeout = 3 * time.Second
+	cfg.TURN = false // the TURN tests turn it on
+	cfg.TURNListen = "127.0.0.1:0"
 	if mod != nil {
 		mod(&cfg)
 	}

@@ -7,14 +7,17 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/switchboard-rtc/switchboard/internal/config"
 	"github.com/switchboard-rtc/switchboard/internal/hub"
 	"github.com/switchboard-rtc/switchboard/internal/metrics"
 	"github.com/switchboard-rtc/switchboard/internal/stats"
+	"github.com/switchboard-rtc/switchboard/internal/turnserver"
 	"github.com/switchboard-rtc/switchboard/internal/web"
 	"github.com/switchboard-rtc/switchboard/internal/wsserver"
+	"github.com/switchboard-rtc/switchboard/protocol"
 )
 
 // Server is a running signaling server.
@@ -25,6 +28,7 @@ type Server struct {
 	ws   *wsserver.Server
 	http *http.Server
 	ln   net.Listener
+	turn *turnserver.Server // nil when --turn=false
 }
 
 // New builds a server from cfg and binds its listener, so Addr is known before Serve.
@@ -36,7 +40,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		log = slog.Default()
 	}
 	st := new(stats.Stats)
-	h, err := hub.New(hub.Config{
+	hcfg := hub.Config{
 		MaxPeersPerRoom: cfg.MaxPeers,
 		MaxMetaBytes:    cfg.MaxMetaBytes,
 		RateLimit:       cfg.RateLimit,
@@ -44,8 +48,24 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		ICEServers:      cfg.ICEServers,
 		Stats:           st,
 		Logger:          log,
-	})
+	}
+	ts, err := startTURN(cfg, log)
 	if err != nil {
+		return nil, err
+	}
+	closeTURN := func() {
+		if ts != nil {
+			_ = ts.Close(context.Background())
+		}
+	}
+	if ts != nil {
+		hcfg.ICEServersFor = func(peer protocol.PeerID, now time.Time) []protocol.ICEServer {
+			return ts.ICEServers(string(peer), now)
+		}
+	}
+	h, err := hub.New(hcfg)
+	if err != nil {
+		closeTURN()
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	ws, err := wsserver.New(wsserver.Config{
@@ -59,6 +79,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		Logger:         log,
 	})
 	if err != nil {
+		closeTURN()
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	// No TCP keep-alive: the WebSocket layer pings, and skipping the setsockopt calls makes
@@ -67,9 +88,10 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	ln, err := lc.Listen(context.Background(), "tcp", cfg.Listen)
 	if err != nil {
 		_ = ws.Close()
+		closeTURN()
 		return nil, fmt.Errorf("server: listen: %w", err)
 	}
-	s := &Server{cfg: cfg, log: log, hub: h, ws: ws, ln: ln}
+	s := &Server{cfg: cfg, log: log, hub: h, ws: ws, ln: ln, turn: ts}
 	s.http = &http.Server{
 		Handler:           s.routes(st),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -105,6 +127,45 @@ func (s *Server) routes(st *stats.Stats) http.Handler {
 	return mux
 }
 
+// startTURN starts the embedded STUN/TURN server, or returns nil when cfg.TURN is off.
+func startTURN(cfg config.Config, log *slog.Logger) (*turnserver.Server, error) {
+	if !cfg.TURN {
+		return nil, nil
+	}
+	allow, err := cfg.TURNAllowPrefixes()
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	var public netip.Addr
+	if cfg.TURNPublicIP != "" {
+		if public, err = netip.ParseAddr(cfg.TURNPublicIP); err != nil {
+			return nil, fmt.Errorf("server: turn-public-ip: %w", err)
+		}
+	}
+	ts, err := turnserver.New(turnserver.Config{
+		Listen:         cfg.TURNListen,
+		PublicIP:       public,
+		MinPort:        cfg.TURNMinPort,
+		MaxPort:        cfg.TURNMaxPort,
+		Realm:          cfg.TURNRealm,
+		Secret:         []byte(cfg.TURNSecret),
+		TTL:            cfg.TURNTTL,
+		Grace:          cfg.TURNGrace,
+		AllowPeers:     allow,
+		UserQuota:      cfg.TURNUserQuota,
+		MaxAllocations: cfg.TURNMaxAllocations,
+		Logger:         log.With("component", "turn"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	log.Info("turn serving", "addr", ts.Addr().String(), "public-ip", ts.PublicIP().String(), "realm", ts.Realm())
+	return ts, nil
+}
+
+// TURN returns the embedded STUN/TURN server, or nil when it is off.
+func (s *Server) TURN() *turnserver.Server { return s.turn }
+
 // Addr returns the address the server listens on.
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 
@@ -120,6 +181,9 @@ func (s *Server) Run(ctx context.Context) error {
 	select {
 	case err := <-errc:
 		_ = s.ws.Close()
+		if s.turn != nil {
+			_ = s.turn.Close(context.Background())
+		}
 		return fmt.Errorf("server: %w", err)
 	case <-ctx.Done():
 	}
@@ -135,6 +199,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.hub.Drain()
 	herr := s.http.Shutdown(ctx)
 	werr := s.ws.Shutdown(ctx)
+	if s.turn != nil {
+		// After the peers: a call relayed through TURN lasts as long as its signaling.
+		if terr := s.turn.Close(ctx); terr != nil {
+			werr = errors.Join(werr, terr)
+		}
+	}
 	if herr != nil && !errors.Is(herr, http.ErrServerClosed) {
 		return fmt.Errorf("server: http shutdown: %w", errors.Join(herr, werr))
 	}

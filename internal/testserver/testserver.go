@@ -12,13 +12,16 @@ import (
 	"github.com/switchboard-rtc/switchboard/internal/server"
 )
 
-// Start runs a server with the default configuration, changed by mod if not nil, on
-// 127.0.0.1 and a free port, stops it when the test ends, and returns its base URL
+// Start runs a server with the default configuration (without the embedded TURN server),
+// changed by mod if not nil, on 127.0.0.1 and a free port, stops it when the test ends, and returns its base URL
 // (http://127.0.0.1:PORT).
 func Start(tb testing.TB, mod func(*config.Config)) string {
 	tb.Helper()
 	cfg := config.Default()
 	cfg.Listen = "127.0.0.1:0"
+	// TURN is off unless mod turns it on; then it listens on a free loopback port.
+	cfg.TURN = false
+	cfg.TURNListen = "127.0.0.1:0"
 	if mod != nil {
 		mod(&cfg)
 	}
