@@ -271,7 +271,7 @@ func (s *Server) auth(ra *turn.RequestAttributes) (string, []byte, bool) {
 	defer func() {
 		if !ok {
 			s.stats.AuthFailures.Add(1)
-			s.log.Debug("turn: credentials refused", "username", ra.Username, "realm", ra.Realm, "method", ra.Method.String(), "src", ra.SrcAddr.String())
+			s.log.Debug("turn: credentials refused", "username", ra.Username, "realm", ra.Realm, "method", ra.Method.String(), "src", ra.SrcAddr)
 		}
 	}()
 	if ra.Realm != s.cfg.Realm {

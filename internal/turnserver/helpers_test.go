@@ -1,0 +1,22 @@
+package turnserver
+
+import (
+	"io"
+	"log/slog"
+	"testing"
+)
+
+func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// testLogger logs to t when -v is given.
+func testLogger(t *testing.T) *slog.Logger {
+	t.Helper()
+	if !testing.Verbose() {
+		return discard()
+	}
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type tWriter struct{ t *testing.T }
+
+func (w tWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
