@@ -17,7 +17,7 @@ func TestClassify(t *testing.T) {
 		"::ffff:127.0.0.1", "::ffff:10.1.2.3", "::ffff:169.254.169.254", "::ffff:0.0.0.0",
 		"::ffff:255.255.255.255", "64:ff9b::127.0.0.1", "64:ff9b::a9fe:a9fe", "64:ff9b:1::1",
 		"2002:7f00:1::1", "2002:a9fe:a9fe::", "2002:c0a8:101::5",
-		"2001:0:7f00:1::1",          // Teredo with a loopback server
+		"2001:0:7f00:1::1",             // Teredo with a loopback server
 		"2001:0:808:808:0:0:f5ff:fffe", // Teredo whose client (bits inverted) is 10.0.0.1
 		"100::1", "2001:2::1", "2001:db8::1", "3fff::1", "fc00::1", "fd00::1", "fd00:ec2::254",
 		"fe80::1", "fe80::1%eth0", "fec0::1", "ff02::1", "ff0e::1",

@@ -3,6 +3,7 @@ package turnserver
 import (
 	"io"
 	"log/slog"
+	"strconv"
 	"testing"
 )
 
@@ -20,3 +21,5 @@ func testLogger(t *testing.T) *slog.Logger {
 type tWriter struct{ t *testing.T }
 
 func (w tWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
+
+func itoa(i int) string { return strconv.Itoa(i) }

@@ -125,7 +125,8 @@ func (c *Config) validate() error {
 type Stats struct {
 	// Denied counts datagrams, connections and requests refused by the peer filter.
 	Denied atomic.Int64
-	// AuthFailures counts requests with refused credentials.
+	// AuthFailures counts requests with refused credentials (bad username, realm, expiry or
+	// password).
 	AuthFailures atomic.Int64
 }
 
@@ -215,6 +216,15 @@ func New(cfg Config) (*Server, error) {
 		AuthHandler:   s.auth,
 		QuotaHandler:  func(user, _ string, _ net.Addr) bool { return s.quota.has(user) },
 		LoggerFactory: loggerFactory{s.log},
+		EventHandler: turn.EventHandler{
+			// Wrong passwords fail pion's integrity check after auth accepted the username.
+			OnAuth: func(src, _ net.Addr, _, username, _, method string, verdict bool) {
+				if !verdict {
+					s.stats.AuthFailures.Add(1)
+					s.log.Debug("turn: bad message integrity", "username", username, "method", method, "src", src)
+				}
+			},
+		},
 		PacketConnConfigs: []turn.PacketConnConfig{{
 			PacketConn: s.udp, RelayAddressGenerator: gen(), PermissionHandler: perm,
 		}},
