@@ -1,0 +1,63 @@
+package sdk_test
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/switchboard-rtc/switchboard/internal/config"
+	"github.com/switchboard-rtc/switchboard/internal/testserver"
+	"github.com/switchboard-rtc/switchboard/sdk"
+)
+
+// TestRelayOnlyThroughEmbeddedTURN: two peers that may only use relay candidates connect
+// through the server's embedded TURN with the credentials from their welcomes, move data, and
+// the selected candidate pair is relay on both ends.
+func TestRelayOnlyThroughEmbeddedTURN(t *testing.T) {
+	url := testserver.Start(t, func(c *config.Config) {
+		c.TURN = true
+		c.TURNAllowPeers = []string{"127.0.0.0/8"} // every relay address is 127.0.0.1 here
+	})
+	const n = 200
+	relay := webrtc.ICETransportPolicyRelay
+	a := dial(t, url, "relay", sdk.Options{Name: "a", ICETransportPolicy: relay, OnPeer: echoOnChannels})
+	got := make(chan string, n)
+	b := dial(t, url, "relay", sdk.Options{Name: "b", ICETransportPolicy: relay, OnPeer: func(p *sdk.Peer) {
+		dc, err := p.CreateDataChannel("bulk", nil)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		dc.OnOpen(func() {
+			for i := range n {
+				_ = dc.SendText(fmt.Sprintf("%04d%01000d", i, 0))
+			}
+		})
+		dc.OnMessage(func(m webrtc.DataChannelMessage) { got <- string(m.Data) })
+	}})
+	for i := range n {
+		if msg := waitChan(t, got, "echo"); msg != fmt.Sprintf("echo:%04d%01000d", i, 0) {
+			t.Fatalf("echo %d: got %.20q", i, msg)
+		}
+	}
+	for _, c := range []*sdk.Client{a, b} {
+		var other string
+		if c == a {
+			other = b.ID()
+		} else {
+			other = a.ID()
+		}
+		p := c.Peer(other)
+		waitChan(t, p.Connected(), "connected")
+		pair, err := p.PeerConnection().SCTP().Transport().ICETransport().GetSelectedCandidatePair()
+		if err != nil || pair == nil {
+			t.Fatalf("selected pair: %v", err)
+		}
+		t.Logf("%s selected pair: local %s %s:%d, remote %s %s:%d", c.ID(), pair.Local.Typ, pair.Local.Address, pair.Local.Port,
+			pair.Remote.Typ, pair.Remote.Address, pair.Remote.Port)
+		if pair.Local.Typ != webrtc.ICECandidateTypeRelay || pair.Remote.Typ != webrtc.ICECandidateTypeRelay {
+			t.Errorf("selected pair %s ↔ %s, want relay ↔ relay", pair.Local.Typ, pair.Remote.Typ)
+		}
+	}
+}
