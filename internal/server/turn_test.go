@@ -1,0 +1,55 @@
+package server_test
+
+import (
+	"encoding/json"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchboard-rtc/switchboard/internal/config"
+	"github.com/switchboard-rtc/switchboard/internal/turnserver"
+	"github.com/switchboard-rtc/switchboard/protocol"
+)
+
+// TestWelcomeCarriesMintedTURNCredentials: with the embedded TURN on, each welcome lists the
+// configured servers first, then the embedded server's stun: and turn: URLs with TURN REST
+// credentials minted for that peer under the configured secret and TTL.
+func TestWelcomeCarriesMintedTURNCredentials(t *testing.T) {
+	ts := startServer(t, func(c *config.Config) {
+		c.ICEServers = []protocol.ICEServer{{URLs: []string{"stun:stun.test:3478"}}}
+		c.TURN = true
+		c.TURNSecret = "shared"
+		c.TURNTTL = 5 * time.Minute
+		c.TURNPublicIP = "192.0.2.10"
+	})
+	port := ts.TURN().Addr().Port
+	itoa := strconv.Itoa
+	for range 2 {
+		a := dial(t, ts)
+		w := a.join("r", nil)
+		var full struct {
+			Peer       string               `json:"peer"`
+			ICEServers []protocol.ICEServer `json:"iceServers"`
+		}
+		if err := json.Unmarshal([]byte(w.Raw), &full); err != nil || len(full.ICEServers) != 3 {
+			t.Fatalf("iceServers: %s (%v)", w.Raw, err)
+		}
+		host := "192.0.2.10:" + itoa(port)
+		if full.ICEServers[0].URLs[0] != "stun:stun.test:3478" || full.ICEServers[1].URLs[0] != "stun:"+host ||
+			strings.Join(full.ICEServers[2].URLs, " ") != "turn:"+host+"?transport=udp turn:"+host+"?transport=tcp" {
+			t.Fatalf("iceServers: %s", w.Raw)
+		}
+		turn := full.ICEServers[2]
+		exp, user, err := turnserver.ParseUsername(turn.Username)
+		if err != nil || user != full.Peer {
+			t.Fatalf("username %q: user %q, %v; want the peer id %q", turn.Username, user, err, full.Peer)
+		}
+		if ttl := time.Until(exp); ttl < 4*time.Minute || ttl > 5*time.Minute+time.Second {
+			t.Errorf("credentials expire in %v, want about 5m", ttl)
+		}
+		if turn.Credential != turnserver.Password([]byte("shared"), turn.Username) {
+			t.Error("credential is not HMAC-SHA1(secret, username)")
+		}
+	}
+}
