@@ -1,0 +1,88 @@
+package browsertest
+
+import (
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchboard-rtc/switchboard/internal/config"
+	"github.com/switchboard-rtc/switchboard/internal/testserver"
+	"github.com/switchboard-rtc/switchboard/internal/web"
+)
+
+// relayJoin joins room from the page with iceTransportPolicy "relay", echoing every
+// data-channel message, and returns the page's peer id. R.peer is the remote peer.
+const relayJoin = `(async (ws, room) => {
+	const m = await import('./switchboard.js');
+	window.R = { peer: null, got: [] };
+	const client = await m.join(ws, room, {
+		iceTransportPolicy: 'relay',
+		onPeer(peer) {
+			window.R.peer = peer;
+			peer.onDataChannel = (ch) => { ch.onmessage = (ev) => ch.send('echo:' + ev.data); };
+		},
+	});
+	window.R.client = client;
+	return client.id;
+})`
+
+// relayPair waits for the connection and returns the selected candidate pair's types and
+// addresses from getStats.
+const relayPair = `(async () => {
+	const end = Date.now() + 15000;
+	while (!(R.peer && R.peer.connectionState === 'connected')) {
+		if (Date.now() > end) throw new Error('not connected: ' + (R.peer && R.peer.connectionState));
+		await new Promise((r) => setTimeout(r, 20));
+	}
+	const stats = await R.peer.pc.getStats();
+	let pairId = null;
+	stats.forEach((s) => { if (s.type === 'transport' && s.selectedCandidatePairId) pairId = s.selectedCandidatePairId; });
+	const pair = stats.get(pairId);
+	const local = stats.get(pair.localCandidateId), remote = stats.get(pair.remoteCandidateId);
+	return { local: local.candidateType, remote: remote.candidateType,
+		localAddr: local.address + ':' + local.port + '/' + (local.relayProtocol || local.protocol),
+		remoteAddr: remote.address + ':' + remote.port };
+})()`
+
+// TestBrowserRelayOnly: two Chromium pages with iceTransportPolicy "relay" connect through the
+// embedded TURN with the credentials from their welcomes, exchange data, and getStats shows a
+// relay ↔ relay selected pair.
+func TestBrowserRelayOnly(t *testing.T) {
+	requireChromium(t)
+	pages := httptest.NewServer(web.Handler())
+	t.Cleanup(pages.Close)
+	base := testserver.Start(t, func(c *config.Config) {
+		c.AllowedOrigins = append(c.AllowedOrigins, pages.URL)
+		c.TURN = true
+		c.TURNAllowPeers = []string{"127.0.0.0/8"} // the relay addresses are 127.0.0.1
+	})
+	e := &env{t: t, wsURL: "ws" + strings.TrimPrefix(base, "http") + "/ws", browser: startChromium(t, 45*time.Second)}
+	e.pageURL = pages.URL + "/sdk/test.html?ws=" + e.wsURL
+	a, b := e.page("A"), e.page("B")
+	t0 := time.Now()
+	eval[string](a, relayJoin+`(`+js(e.wsURL)+`, "relay-room")`)
+	eval[string](b, relayJoin+`(`+js(e.wsURL)+`, "relay-room")`)
+	pairs := map[string]map[string]string{}
+	for _, p := range []*page{a, b} {
+		pairs[p.name] = eval[map[string]string](p, relayPair)
+	}
+	t.Logf("connected through TURN in %v", time.Since(t0).Round(time.Millisecond))
+	got := eval[string](b, `(async () => {
+		const ch = R.peer.createDataChannel('relay-chat');
+		return await new Promise((resolve, reject) => {
+			ch.onopen = () => ch.send('over the relay');
+			ch.onmessage = (ev) => resolve(String(ev.data));
+			setTimeout(() => reject(new Error('no echo')), 10000);
+		});
+	})()`)
+	if got != "echo:over the relay" {
+		t.Fatalf("B got %q", got)
+	}
+	for name, p := range pairs {
+		t.Logf("%s selected pair: local %s %s, remote %s %s", name, p["local"], p["localAddr"], p["remote"], p["remoteAddr"])
+		if p["local"] != "relay" || p["remote"] != "relay" {
+			t.Errorf("%s: selected pair %s ↔ %s, want relay ↔ relay", name, p["local"], p["remote"])
+		}
+	}
+}
