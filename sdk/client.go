@@ -35,7 +35,8 @@ type Options struct {
 	SettingEngine *webrtc.SettingEngine
 	// AcceptanceMinWait is how long ICE waits for better candidate pairs before it settles on
 	// a server-reflexive, peer-reflexive or relay pair (default 100 ms; Pion's own default
-	// is 0.5-2 s). Host pairs are accepted at once.
+	// is 0.5-2 s). Host pairs are accepted at once. Relay pairs wait at least 1 s unless
+	// ICETransportPolicy is relay, so a direct path found meanwhile wins over the relay.
 	AcceptanceMinWait time.Duration
 	// UDPBufferSize sets the receive and send buffers of every UDP socket ICE opens (default
 	// 4 MiB, capped by the kernel's net.core.rmem_max/wmem_max; negative keeps the kernel's
@@ -215,6 +216,10 @@ func Dial(ctx context.Context, serverURL, room string, opts *Options) (*Client, 
 	return c, nil
 }
 
+// minRelayWait is the least time ICE waits before it settles on a relay pair when direct
+// pairs are allowed.
+const minRelayWait = time.Second
+
 func (c *Client) settingEngine() (webrtc.SettingEngine, error) {
 	if c.opts.SettingEngine != nil {
 		return *c.opts.SettingEngine, nil
@@ -230,7 +235,13 @@ func (c *Client) settingEngine() (webrtc.SettingEngine, error) {
 	w := c.opts.AcceptanceMinWait
 	se.SetSrflxAcceptanceMinWait(w)
 	se.SetPrflxAcceptanceMinWait(w)
-	se.SetRelayAcceptanceMinWait(w)
+	relayWait := w
+	if c.opts.ICETransportPolicy != webrtc.ICETransportPolicyRelay {
+		// Give hole punching time to beat the relay: a direct pair costs the TURN server
+		// nothing. Behind port-preserving NATs it wins in well under a second.
+		relayWait = max(w, minRelayWait)
+	}
+	se.SetRelayAcceptanceMinWait(relayWait)
 	if c.opts.Loopback {
 		se.SetIncludeLoopbackCandidate(true)
 		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
