@@ -19,7 +19,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 const testSecret = "test-secret"
 
 // startServer runs a server on a free loopback port for the test.
-func startServer(t *testing.T, mod func(*Config)) *Server {
+func startServer(t testing.TB, mod func(*Config)) *Server {
 	t.Helper()
 	cfg := Config{Listen: "127.0.0.1:0", Secret: []byte(testSecret), Logger: testLogger(t)}
 	if mod != nil {
@@ -46,7 +46,7 @@ var quietPion = logging.NewDefaultLoggerFactory()
 func init() { quietPion.Writer = io.Discard }
 
 // pionClient is a real TURN client (pion/turn) over UDP, or over TCP when tcp is set.
-func pionClient(t *testing.T, s *Server, user, pass string, tcp bool) *turn.Client {
+func pionClient(t testing.TB, s *Server, user, pass string, tcp bool) *turn.Client {
 	t.Helper()
 	var conn net.PacketConn
 	if tcp {
