@@ -119,6 +119,19 @@ ice-servers:
 				c.ICEServers = []protocol.ICEServer{{URLs: []string{"stun:a"}}, {URLs: []string{"stun:b"}}}
 			}},
 		{name: "last flag wins", args: []string{"--max-peers=5", "--max-peers=6"}, want: func(c *Config) { c.MaxPeers = 6 }},
+		{name: "turn-allow-peer repeats; flags replace env, env replaces file", yaml: "turn-allow-peer: [\"10.0.0.0/8\"]\n",
+			env:  map[string]string{"SWITCHBOARD_TURN_ALLOW_PEER": "192.168.0.0/16"},
+			args: []string{"--turn-allow-peer=127.0.0.0/8", "--turn-allow-peer", "::1/128,172.16.0.0/12"},
+			want: func(c *Config) { c.TURNAllowPeers = []string{"127.0.0.0/8", "::1/128", "172.16.0.0/12"} }},
+		{name: "turn-allow-peer from env over file", yaml: "turn-allow-peer: [\"10.0.0.0/8\"]\n",
+			env:  map[string]string{"SWITCHBOARD_TURN_ALLOW_PEER": "192.168.0.0/16,127.0.0.1"},
+			want: func(c *Config) { c.TURNAllowPeers = []string{"192.168.0.0/16", "127.0.0.1"} }},
+		{name: "turn settings from every source", yaml: "turn-secret: file-secret\nturn-ttl: 5m\n",
+			env:  map[string]string{"SWITCHBOARD_TURN_PUBLIC_IP": "198.51.100.7", "SWITCHBOARD_TURN": "false"},
+			args: []string{"--turn-listen=127.0.0.1:0", "--turn=true"},
+			want: func(c *Config) {
+				c.TURNSecret, c.TURNTTL, c.TURNPublicIP, c.TURNListen = "file-secret", 5*time.Minute, "198.51.100.7", "127.0.0.1:0"
+			}},
 		{name: "durations from every source", yaml: "ping-interval: 2s\npeer-timeout: 1m\nshutdown-timeout: 3s\n",
 			env:  map[string]string{"SWITCHBOARD_PEER_TIMEOUT": "90s"},
 			args: []string{"--shutdown-timeout=4s"},
@@ -211,6 +224,14 @@ func TestLoadErrors(t *testing.T) {
 		{name: "rate-limit 0", args: []string{"--rate-limit=0"}, wantErr: "rate-limit"},
 		{name: "rate-burst below 1", args: []string{"--rate-burst=0.5"}, wantErr: "rate-burst"},
 		{name: "shutdown-timeout 0", args: []string{"--shutdown-timeout=0s"}, wantErr: "shutdown-timeout"},
+		{name: "turn-ttl over the cap", args: []string{"--turn-ttl=25h"}, wantErr: "turn-ttl"},
+		{name: "turn-ttl 0", args: []string{"--turn-ttl=0s"}, wantErr: "turn-ttl"},
+		{name: "turn-public-ip not an address", args: []string{"--turn-public-ip=turn.example.org"}, wantErr: "turn-public-ip"},
+		{name: "turn-allow-peer not a CIDR", env: map[string]string{"SWITCHBOARD_TURN_ALLOW_PEER": "loopback"}, wantErr: "turn-allow-peer"},
+		{name: "turn ports reversed", args: []string{"--turn-min-port=5000", "--turn-max-port=4000"}, wantErr: "turn-min-port"},
+		{name: "turn quota above the cap", args: []string{"--turn-user-quota=5000"}, wantErr: "turn-user-quota"},
+		{name: "turn cap above the port range", args: []string{"--turn-min-port=50000", "--turn-max-port=50009"}, wantErr: "turn-max-allocations"},
+		{name: "turn-listen without port", yaml: "turn-listen: localhost\n", wantErr: "turn-listen"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
