@@ -59,6 +59,9 @@ type Config struct {
 	TURNAllowPeers     []string      `yaml:"turn-allow-peer"`
 	TURNUserQuota      int           `yaml:"turn-user-quota"`
 	TURNMaxAllocations int           `yaml:"turn-max-allocations"`
+	// TURNURLs are an external server's URLs (coturn with use-auth-secret and the same
+	// TURNSecret) handed out with credentials minted per peer, beside or instead of ours.
+	TURNURLs []string `yaml:"turn-urls"`
 }
 
 // Default returns the built-in defaults.
@@ -136,10 +139,21 @@ func (c *Config) Validate() error {
 const MaxTURNTTL = 24 * time.Hour
 
 func (c *Config) validateTURN() []error {
-	if !c.TURN {
-		return nil
-	}
 	var errs []error
+	for _, u := range c.TURNURLs {
+		if err := checkICEURL(u); err != nil {
+			errs = append(errs, fmt.Errorf("turn-urls: %w", err))
+		}
+	}
+	if len(c.TURNURLs) > 0 && c.TURNSecret == "" {
+		errs = append(errs, errors.New("turn-urls: needs turn-secret, the secret the external server shares"))
+	}
+	if len(c.TURNURLs) > 0 && (c.TURNTTL < time.Second || c.TURNTTL > MaxTURNTTL) {
+		errs = append(errs, fmt.Errorf("turn-ttl %v: want 1s to %v", c.TURNTTL, MaxTURNTTL))
+	}
+	if !c.TURN {
+		return errs
+	}
 	if _, _, err := net.SplitHostPort(c.TURNListen); err != nil {
 		errs = append(errs, fmt.Errorf("turn-listen %q: want host:port: %w", c.TURNListen, err))
 	}
@@ -295,6 +309,7 @@ func FlagSet(c *Config, configPath *string) *flag.FlagSet {
 	fs.Var(appendValue{&c.TURNAllowPeers}, "turn-allow-peer", "peer CIDR the relay may use although not public (repeatable or comma list), e.g. 127.0.0.0/8")
 	fs.IntVar(&c.TURNUserQuota, "turn-user-quota", c.TURNUserQuota, "live TURN allocations per peer")
 	fs.IntVar(&c.TURNMaxAllocations, "turn-max-allocations", c.TURNMaxAllocations, "live TURN allocations in all")
+	fs.Var(listValue{&c.TURNURLs}, "turn-urls", "external STUN/TURN URLs (coturn use-auth-secret with the same --turn-secret) handed out with minted credentials (comma list)")
 	return fs
 }
 

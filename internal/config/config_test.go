@@ -232,6 +232,8 @@ func TestLoadErrors(t *testing.T) {
 		{name: "turn quota above the cap", args: []string{"--turn-user-quota=5000"}, wantErr: "turn-user-quota"},
 		{name: "turn cap above the port range", args: []string{"--turn-min-port=50000", "--turn-max-port=50009"}, wantErr: "turn-max-allocations"},
 		{name: "turn-listen without port", yaml: "turn-listen: localhost\n", wantErr: "turn-listen"},
+		{name: "turn-urls without secret", args: []string{"--turn-urls=turn:turn.example.org"}, wantErr: "turn-secret"},
+		{name: "turn-urls bad scheme", args: []string{"--turn-secret=s", "--turn-urls=http://turn.example.org"}, wantErr: "turn-urls"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -58,9 +58,18 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 			_ = ts.Close(context.Background())
 		}
 	}
-	if ts != nil {
+	if ts != nil || len(cfg.TURNURLs) > 0 {
+		external := cfg.TURNURLs
+		secret, ttl := []byte(cfg.TURNSecret), cfg.TURNTTL
 		hcfg.ICEServersFor = func(peer protocol.PeerID, now time.Time) []protocol.ICEServer {
-			return ts.ICEServers(string(peer), now)
+			var out []protocol.ICEServer
+			if ts != nil {
+				out = ts.ICEServers(string(peer), now)
+			}
+			if len(external) > 0 {
+				out = append(out, turnserver.ICEServers(secret, external, string(peer), now.Add(ttl)))
+			}
+			return out
 		}
 	}
 	h, err := hub.New(hcfg)

@@ -53,3 +53,31 @@ func TestWelcomeCarriesMintedTURNCredentials(t *testing.T) {
 		}
 	}
 }
+
+// TestWelcomeMintsForExternalTURN: with the embedded server off and turn-urls set (a coturn
+// with use-auth-secret), the welcome carries those URLs with credentials under the shared
+// secret.
+func TestWelcomeMintsForExternalTURN(t *testing.T) {
+	ts := startServer(t, func(c *config.Config) {
+		c.TURN = false
+		c.TURNSecret = "coturn-secret"
+		c.TURNURLs = []string{"turn:turn.example.org:3478?transport=udp", "turns:turn.example.org:5349?transport=tcp"}
+	})
+	if ts.TURN() != nil {
+		t.Fatal("embedded TURN runs with turn=false")
+	}
+	a := dial(t, ts)
+	w := a.join("r", nil)
+	var full struct {
+		Peer       string               `json:"peer"`
+		ICEServers []protocol.ICEServer `json:"iceServers"`
+	}
+	if err := json.Unmarshal([]byte(w.Raw), &full); err != nil || len(full.ICEServers) != 1 || len(full.ICEServers[0].URLs) != 2 {
+		t.Fatalf("iceServers: %s (%v)", w.Raw, err)
+	}
+	s := full.ICEServers[0]
+	if _, user, err := turnserver.ParseUsername(s.Username); err != nil || user != full.Peer ||
+		s.Credential != turnserver.Password([]byte("coturn-secret"), s.Username) {
+		t.Fatalf("credentials %q / %q for peer %s", s.Username, s.Credential, full.Peer)
+	}
+}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/switchboard-rtc/switchboard/protocol"
 )
 
 const (
@@ -27,6 +29,13 @@ const (
 func Mint(secret []byte, user string, expiry time.Time) (username, password string) {
 	username = strconv.FormatInt(expiry.Unix(), 10) + ":" + user
 	return username, Password(secret, username)
+}
+
+// ICEServers returns one RTCIceServer entry for urls with TURN REST credentials minted for
+// user, for a server that shares secret (this one, or coturn with use-auth-secret).
+func ICEServers(secret []byte, urls []string, user string, expiry time.Time) protocol.ICEServer {
+	u, p := Mint(secret, user, expiry)
+	return protocol.ICEServer{URLs: urls, Username: u, Credential: p}
 }
 
 // Password returns base64(HMAC-SHA1(secret, username)).
