@@ -47,7 +47,7 @@ func TestServeSIGTERM(t *testing.T) {
 			if !ok {
 				t.Fatal("server exited before listening")
 			}
-			if m := addrRE.FindStringSubmatch(l); m != nil {
+			if m := addrRE.FindStringSubmatch(l); m != nil && strings.Contains(l, "switchboard serving") {
 				addr = m[1]
 			}
 		case <-time.After(10 * time.Second):
