@@ -2,6 +2,7 @@ package turnserver
 
 import (
 	"encoding/binary"
+	"errors"
 	"math/rand/v2"
 	"net"
 	"testing"
@@ -108,4 +109,44 @@ func FuzzServerDatagram(f *testing.F) {
 		}
 		bindingWorks(t, conn, s.Addr())
 	})
+}
+
+// TestTCPIdleAndCap: a TCP client that sends nothing is disconnected after the idle time, and
+// connections over the cap are closed at once.
+func TestTCPIdleAndCap(t *testing.T) {
+	s := startServer(t, func(c *Config) { c.TCPIdle = 200 * time.Millisecond; c.MaxAllocations = 2; c.UserQuota = 1 })
+	dial := func() net.Conn {
+		c, err := net.Dial("tcp4", s.TCPAddr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Close() })
+		return c
+	}
+	closedWithin := func(c net.Conn, d time.Duration) bool {
+		_ = c.SetReadDeadline(time.Now().Add(d))
+		_, err := c.Read(make([]byte, 1))
+		var ne net.Error
+		return err != nil && !(errors.As(err, &ne) && ne.Timeout())
+	}
+	idle1, idle2 := dial(), dial()
+	over := dial()
+	if !closedWithin(over, 3*time.Second) {
+		t.Error("a connection over the cap of 2 stayed open")
+	}
+	start := time.Now()
+	if !closedWithin(idle1, 3*time.Second) || !closedWithin(idle2, 3*time.Second) {
+		t.Fatal("idle connections stayed open")
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("idle connections closed after %v, want about 200ms", d)
+	}
+	// Slots are free again: a new client can allocate over TCP.
+	u, p := s.Credentials("tcp", time.Now())
+	cl := pionClient(t, s, u, p, true)
+	relay, err := cl.Allocate()
+	if err != nil {
+		t.Fatalf("Allocate over TCP after the idle ones left: %v", err)
+	}
+	_ = relay.Close()
 }

@@ -29,6 +29,7 @@ const (
 	DefaultUserQuota      = 100
 	DefaultMaxAllocations = 4096
 	DefaultGrace          = 12 * time.Hour
+	DefaultTCPIdle        = time.Minute
 )
 
 // Config configures a Server. The zero value means defaults.
@@ -67,6 +68,10 @@ type Config struct {
 	// MaxAllocations caps live allocations overall (default 4096, at most the number of
 	// relay ports).
 	MaxAllocations int
+	// TCPIdle closes a client's TCP connection after this long without a byte from it
+	// (default 1 minute; ICE consent checks every few seconds keep a live call's connection
+	// busy), so idle connections cannot pile up to the cap.
+	TCPIdle time.Duration
 	// Logger is the server's logger; nil means slog.Default().
 	Logger *slog.Logger
 	// Now is the clock for credentials; nil means time.Now. For tests.
@@ -94,6 +99,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.MaxAllocations == 0 {
 		c.MaxAllocations = min(DefaultMaxAllocations, c.MaxPort-c.MinPort+1)
+	}
+	if c.TCPIdle == 0 {
+		c.TCPIdle = DefaultTCPIdle
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -262,7 +270,7 @@ func (s *Server) listen() error {
 			break
 		}
 		s.udp = &trackedPacketConn{PacketConn: pc, done: make(chan struct{})}
-		s.tcp = &trackedListener{Listener: ln, max: s.cfg.MaxAllocations, conns: map[*trackedConn]struct{}{}, done: make(chan struct{})}
+		s.tcp = &trackedListener{Listener: ln, max: s.cfg.MaxAllocations, idle: s.cfg.TCPIdle, conns: map[*trackedConn]struct{}{}, done: make(chan struct{})}
 		return nil
 	}
 	return fmt.Errorf("turnserver: listen tcp %s: %w", s.cfg.Listen, lastErr)
@@ -410,11 +418,12 @@ func (c *trackedPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
 	return n, a, err //nolint:wrapcheck // the socket's own error, for pion
 }
 
-// trackedListener is the TCP listener: it caps client connections and closes them all on
-// close (pion's listener loop leaves accepted connections open).
+// trackedListener is the TCP listener: it caps client connections, closes idle ones, and
+// closes them all on close (pion's listener loop leaves accepted connections open).
 type trackedListener struct {
 	net.Listener
 	max  int
+	idle time.Duration
 	wg   sync.WaitGroup
 	done chan struct{}
 	once sync.Once
@@ -462,6 +471,13 @@ type trackedConn struct {
 	net.Conn
 	l    *trackedListener
 	once sync.Once
+}
+
+// Read extends the idle deadline before each read: a client silent for the idle time gets
+// a timeout error, and pion's loop closes the connection.
+func (c *trackedConn) Read(p []byte) (int, error) {
+	_ = c.Conn.SetReadDeadline(time.Now().Add(c.l.idle))
+	return c.Conn.Read(p) //nolint:wrapcheck // the conn's own error, for pion
 }
 
 func (c *trackedConn) Close() error {
