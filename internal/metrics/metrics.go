@@ -11,15 +11,16 @@ import (
 	"github.com/switchboard-rtc/switchboard/protocol"
 )
 
-// Handler returns an http.Handler serving st (plus Go runtime and process metrics) in the
-// Prometheus text format.
-func Handler(st *stats.Stats) http.Handler {
+// Handler returns an http.Handler serving st (plus Go runtime and process metrics, and the
+// extra collectors, such as TURN) in the Prometheus text format.
+func Handler(st *stats.Stats, extra ...prometheus.Collector) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&collector{st: st},
 	)
+	reg.MustRegister(extra...)
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
 }
 

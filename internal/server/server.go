@@ -10,6 +10,8 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/switchboard-rtc/switchboard/internal/config"
 	"github.com/switchboard-rtc/switchboard/internal/hub"
 	"github.com/switchboard-rtc/switchboard/internal/metrics"
@@ -127,7 +129,11 @@ func (s *Server) routes(st *stats.Stats) http.Handler {
 		}
 		_, _ = w.Write([]byte("ready\n"))
 	})
-	mux.Handle("GET /metrics", metrics.Handler(st))
+	var extra []prometheus.Collector
+	if s.turn != nil {
+		extra = append(extra, metrics.TURN(s.turn))
+	}
+	mux.Handle("GET /metrics", metrics.Handler(st, extra...))
 	mux.Handle("GET /sdk/", web.Handler())
 	app := web.App()
 	mux.Handle("GET /{$}", app)

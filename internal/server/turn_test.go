@@ -24,6 +24,12 @@ func TestWelcomeCarriesMintedTURNCredentials(t *testing.T) {
 		c.TURNPublicIP = "192.0.2.10"
 	})
 	port := ts.TURN().Addr().Port
+	if v := metricValue(t, ts, "switchboard_turn_allocations"); v != "0" {
+		t.Errorf("switchboard_turn_allocations = %q, want 0", v)
+	}
+	if v := metricValue(t, ts, "switchboard_turn_denied_total"); v != "0" {
+		t.Errorf("switchboard_turn_denied_total = %q, want 0", v)
+	}
 	itoa := strconv.Itoa
 	for range 2 {
 		a := dial(t, ts)
@@ -65,6 +71,9 @@ func TestWelcomeMintsForExternalTURN(t *testing.T) {
 	})
 	if ts.TURN() != nil {
 		t.Fatal("embedded TURN runs with turn=false")
+	}
+	if v := metricValue(t, ts, "switchboard_turn_allocations"); v != "" {
+		t.Errorf("TURN metrics without a TURN server: %q", v)
 	}
 	a := dial(t, ts)
 	w := a.join("r", nil)

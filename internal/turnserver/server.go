@@ -349,6 +349,12 @@ func (s *Server) Allocations() int { return s.quota.count() }
 // Stats returns the server's counters.
 func (s *Server) Stats() *Stats { return &s.stats }
 
+// Denied returns Stats().Denied (for metrics).
+func (s *Server) Denied() int64 { return s.stats.Denied.Load() }
+
+// AuthFailures returns Stats().AuthFailures (for metrics).
+func (s *Server) AuthFailures() int64 { return s.stats.AuthFailures.Load() }
+
 // Close stops the server: the listeners, every TCP client connection and every allocation.
 // It returns when pion's loops have ended and every relay socket is closed, or after ctx ends.
 func (s *Server) Close(ctx context.Context) error {
