@@ -1,6 +1,7 @@
 package turnserver
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -18,6 +19,7 @@ type quota struct {
 	mu    sync.Mutex
 	users map[string]int
 	n     int
+	idle  chan struct{} // closed when n drops to 0, for waitIdle
 }
 
 func (q *quota) take(user string) bool {
@@ -37,6 +39,28 @@ func (q *quota) give(user string) {
 	q.n--
 	if q.users[user]--; q.users[user] <= 0 {
 		delete(q.users, user)
+	}
+	if q.n == 0 && q.idle != nil {
+		close(q.idle)
+		q.idle = nil
+	}
+}
+
+// waitIdle returns when no slot is taken, or when ctx ends.
+func (q *quota) waitIdle(ctx context.Context) {
+	q.mu.Lock()
+	if q.n == 0 {
+		q.mu.Unlock()
+		return
+	}
+	if q.idle == nil {
+		q.idle = make(chan struct{})
+	}
+	ch := q.idle
+	q.mu.Unlock()
+	select {
+	case <-ch:
+	case <-ctx.Done():
 	}
 }
 

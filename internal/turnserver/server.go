@@ -369,16 +369,8 @@ func (s *Server) Close(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	s.tcp.wg.Wait() // every conn is closed: their loops return at once
-	for s.quota.count() > 0 && ctx.Err() == nil {
-		// The allocation managers close their relay sockets right after the read loops
-		// end; wait for them in short steps.
-		t := time.NewTimer(5 * time.Millisecond)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-		}
-	}
+	// The allocation managers close their relay sockets right after the read loops end.
+	s.quota.waitIdle(ctx)
 	if err != nil {
 		return fmt.Errorf("turnserver: close: %w", err)
 	}
