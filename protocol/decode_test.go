@@ -81,6 +81,7 @@ func TestDecodeFrameValid(t *testing.T) {
 			wantFrame{typ: protocol.TypeJoin, id: "1", room: "standup-42", name: "Ada", meta: `{"avatar":"🦊"}`, v: 1}},
 		{"leave", `{"type":"leave"}`, wantFrame{typ: protocol.TypeLeave}},
 		{"leave with id", `{"type":"leave","id":2}`, wantFrame{typ: protocol.TypeLeave, id: "2"}},
+		{"ice-servers", `{"type":"ice-servers","id":"r1"}`, wantFrame{typ: protocol.TypeICEServers, id: `"r1"`}},
 		{"offer", `{"type":"offer","target":"` + peer + `","data":` + sdp + `}`,
 			wantFrame{typ: protocol.TypeOffer, target: peer, data: sdp}},
 		{"answer", `{"type":"answer","target":"` + peer + `","data":{"type":"answer","sdp":"v=0\r\n..."}}`,

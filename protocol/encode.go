@@ -25,6 +25,8 @@ type Event struct {
 	Err *Error
 	// Welcome is the body of a welcome frame.
 	Welcome *Welcome
+	// ICEServers is the raw JSON array of RTCIceServer objects of an ice-servers answer.
+	ICEServers []byte
 }
 
 // Welcome is the body of a welcome frame.
@@ -72,6 +74,13 @@ func AppendEvent(dst []byte, e *Event) []byte {
 		dst = append(dst, `],"iceServers":`...)
 		if w.ICEServers != nil {
 			dst = append(dst, w.ICEServers...)
+		} else {
+			dst = append(dst, `[]`...)
+		}
+	case TypeICEServers:
+		dst = append(dst, `,"iceServers":`...)
+		if e.ICEServers != nil {
+			dst = append(dst, e.ICEServers...)
 		} else {
 			dst = append(dst, `[]`...)
 		}

@@ -64,6 +64,10 @@ func TestAppendEvent(t *testing.T) {
 		}}, `{"type":"welcome","id":1,"v":1,"peer":"q3m8sXoLqv1yCpTtNd3h1w","room":"standup-42",
 			"peers":[{"id":"Vb4k7hVd0S2v0w9Jv1qgXA","name":"Grace","meta":{"avatar":"🐙"}}],
 			"iceServers":[{"urls":["stun:stun.example.org:3478"]}]}`},
+		{"ice-servers answer", protocol.Event{Type: protocol.TypeICEServers, ID: []byte(`3`), ICEServers: []byte(`[{"urls":["turn:t:3478"],"username":"1:p","credential":"c"}]`)},
+			`{"type":"ice-servers","id":3,"iceServers":[{"urls":["turn:t:3478"],"username":"1:p","credential":"c"}]}`},
+		{"ice-servers answer, none", protocol.Event{Type: protocol.TypeICEServers},
+			`{"type":"ice-servers","iceServers":[]}`},
 		{"welcome empty room, no ICE servers", protocol.Event{Type: protocol.TypeWelcome, Welcome: &protocol.Welcome{Self: ada.ID, Room: "r"}},
 			`{"type":"welcome","v":1,"peer":"q3m8sXoLqv1yCpTtNd3h1w","room":"r","peers":[],"iceServers":[]}`},
 		{"welcome several peers", protocol.Event{Type: protocol.TypeWelcome, ID: []byte(`"j"`), Welcome: &protocol.Welcome{
@@ -332,7 +336,7 @@ func TestTypeNames(t *testing.T) {
 		}
 		seen[name] = true
 		// Client types parse back; server types and "unknown" do not.
-		client := typ == protocol.TypeJoin || typ == protocol.TypeLeave || typ.IsRelay()
+		client := typ == protocol.TypeJoin || typ == protocol.TypeLeave || typ.IsRelay() || typ == protocol.TypeICEServers
 		if got := protocol.ParseType([]byte(name)); client && got != typ || !client && got != protocol.TypeUnknown {
 			t.Errorf("ParseType(%q) = %v", name, got)
 		}

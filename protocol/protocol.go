@@ -29,6 +29,9 @@ const (
 	TypePeerLeft
 	TypeAck
 	TypeError
+	// Both ways: a client asks for fresh ICE servers (TURN credentials); the answer carries
+	// them under the same id.
+	TypeICEServers
 
 	numTypes
 )
@@ -49,6 +52,7 @@ var typeNames = [...]string{
 	TypePeerLeft:     "peer-left",
 	TypeAck:          "ack",
 	TypeError:        "error",
+	TypeICEServers:   "ice-servers",
 }
 
 // String returns the wire name of t.
@@ -77,6 +81,8 @@ func ParseType(b []byte) Type {
 		return TypeICECandidate
 	case "message":
 		return TypeMessage
+	case "ice-servers":
+		return TypeICEServers
 	}
 	return TypeUnknown
 }

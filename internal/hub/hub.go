@@ -227,6 +227,12 @@ func (s *Session) Handle(f *protocol.Frame) *protocol.Error {
 		return nil
 	case protocol.TypeOffer, protocol.TypeAnswer, protocol.TypeICECandidate, protocol.TypeMessage:
 		return s.relay(f)
+	case protocol.TypeICEServers:
+		if s.member == nil {
+			return protocol.Errorf(protocol.CodeNotJoined, "join a room first")
+		}
+		s.sink.Send(&protocol.Event{Type: protocol.TypeICEServers, ID: f.ID, ICEServers: s.hub.iceServersFor(s.member.Info.ID)})
+		return nil
 	}
 	return protocol.Errorf(protocol.CodeUnknownType, "unknown type")
 }

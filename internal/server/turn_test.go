@@ -90,3 +90,35 @@ func TestWelcomeMintsForExternalTURN(t *testing.T) {
 		t.Fatalf("credentials %q / %q for peer %s", s.Username, s.Credential, full.Peer)
 	}
 }
+
+// TestICEServersRequest: a joined client asks for fresh ICE servers and gets the same list a
+// welcome would carry now, with credentials for its own peer id, under its request id; before
+// a join the request is refused.
+func TestICEServersRequest(t *testing.T) {
+	ts := startServer(t, func(c *config.Config) {
+		c.TURN = true
+		c.TURNSecret = "shared"
+		c.ICEServers = []protocol.ICEServer{{URLs: []string{"stun:stun.test:3478"}}}
+	})
+	a := dial(t, ts)
+	a.sendRaw(`{"type":"ice-servers","id":"early"}`)
+	a.expectError("not-joined")
+	w := a.join("r", nil)
+	a.sendRaw(`{"type":"ice-servers","id":"fresh"}`)
+	m := a.expect("ice-servers")
+	var got struct {
+		ID         string                `json:"id"`
+		ICEServers []protocol.ICEServer `json:"iceServers"`
+	}
+	if err := json.Unmarshal([]byte(m.Raw), &got); err != nil || got.ID != "fresh" || len(got.ICEServers) != 3 {
+		t.Fatalf("ice-servers: %s (%v)", m.Raw, err)
+	}
+	if got.ICEServers[0].URLs[0] != "stun:stun.test:3478" {
+		t.Errorf("static server missing: %s", m.Raw)
+	}
+	turn := got.ICEServers[2]
+	if _, user, err := turnserver.ParseUsername(turn.Username); err != nil || user != w.peerID() ||
+		turn.Credential != turnserver.Password([]byte("shared"), turn.Username) {
+		t.Errorf("credentials %q / %q for peer %s", turn.Username, turn.Credential, w.peerID())
+	}
+}
