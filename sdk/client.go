@@ -76,6 +76,8 @@ type Client struct {
 
 	mu    sync.Mutex
 	peers map[string]*Peer
+
+	iceUpdated chan struct{} // an ice-servers answer arrived
 }
 
 // serverFrame is a frame from the server, decoded loosely.
@@ -194,6 +196,8 @@ func Dial(ctx context.Context, serverURL, room string, opts *Options) (*Client, 
 		ice:   welcome.ICEServers,
 		done:  make(chan struct{}),
 		peers: make(map[string]*Peer),
+
+		iceUpdated: make(chan struct{}, 1),
 	}
 	if o.ICEServers != nil {
 		c.ice = o.ICEServers
@@ -213,6 +217,12 @@ func Dial(ctx context.Context, serverURL, room string, opts *Options) (*Client, 
 	}
 	c.wg.Add(1)
 	go c.readLoop()
+	if o.ICEServers == nil {
+		if _, ok := earliestExpiry(c.ice); ok {
+			c.wg.Add(1)
+			go c.refreshICE()
+		}
+	}
 	return c, nil
 }
 
@@ -363,6 +373,10 @@ func (c *Client) handle(f *serverFrame) {
 		if p := c.Peer(f.From); p != nil {
 			p.message(f.Data)
 		}
+	case "ice-servers":
+		if c.opts.ICEServers == nil {
+			c.setICEServers(f.ICEServers)
+		}
 	case "error":
 		c.report(nil, &ServerError{Code: f.Code, Message: f.Message})
 	}
@@ -405,6 +419,13 @@ func (c *Client) removePeer(id, reason string) {
 	if c.opts.OnPeerLeft != nil {
 		c.opts.OnPeerLeft(p, reason)
 	}
+}
+
+// request sends a frame of the client's own to the server.
+func (c *Client) request(frame map[string]any) error {
+	ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
+	defer cancel()
+	return writeJSON(ctx, c.ws, frame)
 }
 
 // send relays a frame to peer id through the server.

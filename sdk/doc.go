@@ -12,8 +12,10 @@
 //   - Every negotiation step of a pair runs in order on that pair's own goroutine, like Pion's
 //     operations queue; remote candidates that arrive before the remote description are queued,
 //     not lost.
-//   - ICE servers come from the server's welcome; the SettingEngine is tuned for fast setup and
-//     every knob is an Option.
+//   - ICE servers come from the server's welcome; TURN credentials in them are refreshed
+//     (an ice-servers request) before they expire, so connections to peers that join later
+//     can still allocate a relay. The SettingEngine is tuned for fast setup and every knob is
+//     an Option.
 //   - Bad input from one remote peer (malformed SDP, a stray answer, a candidate for an unknown
 //     m-line) is reported through Options.OnError for that pair only.
 //

@@ -3,11 +3,13 @@ package sdk_test
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/pion/webrtc/v4"
 
 	"github.com/switchboard-rtc/switchboard/internal/config"
 	"github.com/switchboard-rtc/switchboard/internal/testserver"
+	"github.com/switchboard-rtc/switchboard/internal/turnserver"
 	"github.com/switchboard-rtc/switchboard/sdk"
 )
 
@@ -60,4 +62,50 @@ func TestRelayOnlyThroughEmbeddedTURN(t *testing.T) {
 			t.Errorf("selected pair %s ↔ %s, want relay ↔ relay", pair.Local.Typ, pair.Remote.Typ)
 		}
 	}
+}
+
+// TestRelayAfterCredentialsExpire: a relay-only peer stays in the room past the TTL of the
+// credentials in its welcome; it refreshes them (ice-servers request), so when a second
+// relay-only peer joins later, both allocate relays and connect.
+func TestRelayAfterCredentialsExpire(t *testing.T) {
+	url := testserver.Start(t, func(c *config.Config) {
+		c.TURN = true
+		c.TURNTTL = 3 * time.Second // whole seconds on the wire: 1 s would leave no margin
+		c.TURNAllowPeers = []string{"127.0.0.0/8"}
+	})
+	relay := webrtc.ICETransportPolicyRelay
+	a := dial(t, url, "late", sdk.Options{Name: "a", ICETransportPolicy: relay, OnPeer: echoOnChannels})
+	first := a.ICEServers()
+	exp, ok := turnExpiry(first)
+	if !ok {
+		t.Fatalf("welcome has no TURN credentials: %+v", first)
+	}
+	// Let the welcome's credentials expire: this test is about the passage of time.
+	time.Sleep(time.Until(exp) + 1100*time.Millisecond)
+	if now, _ := turnExpiry(a.ICEServers()); !now.After(exp) {
+		t.Fatalf("credentials not refreshed: expiry %v, the welcome's %v", now, exp)
+	}
+	got := make(chan string, 1)
+	dial(t, url, "late", sdk.Options{Name: "b", ICETransportPolicy: relay, OnPeer: func(p *sdk.Peer) {
+		dc, err := p.CreateDataChannel("late", nil)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		dc.OnOpen(func() { _ = dc.SendText("hi") })
+		dc.OnMessage(func(m webrtc.DataChannelMessage) { got <- string(m.Data) })
+	}})
+	if msg := waitChan(t, got, "echo over the relay"); msg != "echo:hi" {
+		t.Fatalf("got %q", msg)
+	}
+}
+
+func turnExpiry(servers []webrtc.ICEServer) (time.Time, bool) {
+	for _, s := range servers {
+		if s.Username != "" {
+			exp, _, err := turnserver.ParseUsername(s.Username)
+			return exp, err == nil
+		}
+	}
+	return time.Time{}, false
 }
