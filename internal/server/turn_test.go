@@ -107,7 +107,7 @@ func TestICEServersRequest(t *testing.T) {
 	a.sendRaw(`{"type":"ice-servers","id":"fresh"}`)
 	m := a.expect("ice-servers")
 	var got struct {
-		ID         string                `json:"id"`
+		ID         string               `json:"id"`
 		ICEServers []protocol.ICEServer `json:"iceServers"`
 	}
 	if err := json.Unmarshal([]byte(m.Raw), &got); err != nil || got.ID != "fresh" || len(got.ICEServers) != 3 {
