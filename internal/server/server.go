@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/switchboard-rtc/switchboard/internal/bus"
+	"github.com/switchboard-rtc/switchboard/internal/bus/natsbus"
 	"github.com/switchboard-rtc/switchboard/internal/config"
 	"github.com/switchboard-rtc/switchboard/internal/hub"
 	"github.com/switchboard-rtc/switchboard/internal/metrics"
@@ -22,6 +24,7 @@ type Server struct {
 	cfg  config.Config
 	log  *slog.Logger
 	hub  *hub.Hub
+	bus  bus.Bus
 	ws   *wsserver.Server
 	http *http.Server
 	ln   net.Listener
@@ -36,12 +39,38 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		log = slog.Default()
 	}
 	st := new(stats.Stats)
+	var b bus.Bus
+	if cfg.NATS != "" {
+		nb, err := natsbus.New(natsbus.Config{
+			URL:         cfg.NATS,
+			Heartbeat:   cfg.NATSHeartbeat,
+			NodeTimeout: cfg.NATSNodeTimeout,
+			Stats:       st,
+			Logger:      log,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("server: %w", err)
+		}
+		b = nb
+	} else {
+		b = bus.NewMemory(st)
+	}
+	s, err := build(cfg, log, st, b)
+	if err != nil {
+		_ = b.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func build(cfg config.Config, log *slog.Logger, st *stats.Stats, b bus.Bus) (*Server, error) {
 	h, err := hub.New(hub.Config{
 		MaxPeersPerRoom: cfg.MaxPeers,
 		MaxMetaBytes:    cfg.MaxMetaBytes,
 		RateLimit:       cfg.RateLimit,
 		RateBurst:       cfg.RateBurst,
 		ICEServers:      cfg.ICEServers,
+		Bus:             b,
 		Stats:           st,
 		Logger:          log,
 	})
@@ -69,7 +98,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		_ = ws.Close()
 		return nil, fmt.Errorf("server: listen: %w", err)
 	}
-	s := &Server{cfg: cfg, log: log, hub: h, ws: ws, ln: ln}
+	s := &Server{cfg: cfg, log: log, hub: h, bus: b, ws: ws, ln: ln}
 	s.http = &http.Server{
 		Handler:           s.routes(st),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -120,6 +149,7 @@ func (s *Server) Run(ctx context.Context) error {
 	select {
 	case err := <-errc:
 		_ = s.ws.Close()
+		_ = s.bus.Close()
 		return fmt.Errorf("server: %w", err)
 	case <-ctx.Done():
 	}
@@ -130,16 +160,17 @@ func (s *Server) Run(ctx context.Context) error {
 }
 
 // Shutdown stops accepting, says goodbye (1001) to every peer, waits for them within ctx and
-// stops everything.
+// stops everything; a cluster node then tells the other nodes it is gone.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.hub.Drain()
 	herr := s.http.Shutdown(ctx)
 	werr := s.ws.Shutdown(ctx)
+	berr := s.bus.Close()
 	if herr != nil && !errors.Is(herr, http.ErrServerClosed) {
-		return fmt.Errorf("server: http shutdown: %w", errors.Join(herr, werr))
+		return fmt.Errorf("server: http shutdown: %w", errors.Join(herr, werr, berr))
 	}
-	if werr != nil {
-		return fmt.Errorf("server: %w", werr)
+	if werr != nil || berr != nil {
+		return fmt.Errorf("server: %w", errors.Join(werr, berr))
 	}
 	return nil
 }
