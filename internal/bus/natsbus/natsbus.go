@@ -337,11 +337,17 @@ func (b *Bus) Join(ctx context.Context, m *bus.Member, maxPeers int, welcome fun
 			break
 		}
 		rep, err = b.requestJoin(ctx, c, &req)
-		if errors.Is(err, nats.ErrNoResponders) {
+		switch {
+		case errors.Is(err, nats.ErrNoResponders):
 			// The coordinator is gone (its connection closed): skip it until it is heard again.
 			b.mu.Lock()
 			b.suspects[c] = true
 			b.mu.Unlock()
+			continue
+		case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
+			// Lost on the way, or sent to a node as it died: ask again, which is harmless
+			// (a coordinator answers a peer it has admitted with the same admission) and
+			// finds out which.
 			continue
 		}
 		break
