@@ -456,3 +456,28 @@ func TestClusterSDKPeersOnTwoNodes(t *testing.T) {
 		t.Fatal("no data channel message across nodes")
 	}
 }
+
+// A node started while NATS is down serves /healthz, refuses joins, and joins the cluster by
+// itself when NATS comes up.
+func TestClusterNodeStartsWithoutNATS(t *testing.T) {
+	n := startNATS(t)
+	n.stop()
+	ts := startNode(t, n, nil)
+	if got := status(t, ts.base+"/readyz"); got != http.StatusServiceUnavailable {
+		t.Fatalf("readyz %d without NATS", got)
+	}
+	if got := status(t, ts.base+"/healthz"); got != http.StatusOK {
+		t.Fatalf("healthz %d without NATS", got)
+	}
+	c := dial(t, ts)
+	c.send(map[string]any{"type": "join", "room": "r"})
+	c.expectError("unavailable")
+	n.start()
+	other := startNode(t, n, nil)
+	waitCluster(t, ts, other)
+	c.join("r", nil)
+	d := dial(t, other)
+	if w := d.join("r", nil); len(w.Peers) != 1 || w.Peers[0].ID != c.id {
+		t.Fatalf("welcome: %s", w.Raw)
+	}
+}

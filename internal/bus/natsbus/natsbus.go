@@ -123,6 +123,7 @@ type peer struct {
 	node  string
 	seq   uint64
 	local *bus.Member // non-nil for this node's peers
+	added time.Time   // when this node learnt of the peer
 }
 
 type room struct {
@@ -176,6 +177,14 @@ func New(cfg Config) (*Bus, error) {
 		nats.ConnectHandler(func(*nats.Conn) { b.onConnect("connected") }),
 		nats.ReconnectHandler(func(*nats.Conn) { b.onConnect("reconnected") }),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { b.onDisconnect(err) }),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			// Typically a slow consumer: this node could not keep up and NATS dropped messages.
+			subj := ""
+			if sub != nil {
+				subj = sub.Subject
+			}
+			b.log.Warn("cluster bus error", "subject", subj, "err", err)
+		}),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("natsbus: connect %s: %w", cfg.URL, err)
@@ -367,6 +376,9 @@ func (b *Bus) Join(ctx context.Context, m *bus.Member, maxPeers int, welcome fun
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	for i := range rep.Before {
+		b.applyJoinLocked(m.Room, &rep.Before[i])
+	}
 	b.applyJoinLocked(m.Room, &rep.Peer)
 	if b.locals[m] == nil {
 		delete(b.pending, id)
@@ -423,14 +435,18 @@ func (b *Bus) coordinate(req *joinReq) joinRep {
 			return joinRep{Full: true}
 		}
 	}
-	wp := req.Peer
-	wp.Seq = 1
+	rep := joinRep{OK: true, Peer: req.Peer}
+	rep.Peer.Seq = 1
 	if r != nil {
-		wp.Seq = r.lastSeq + 1
+		rep.Peer.Seq = r.lastSeq + 1
+		rep.Before = make([]wirePeer, len(r.peers))
+		for i, p := range r.peers {
+			rep.Before[i] = p.wire()
+		}
 	}
-	b.applyJoinLocked(req.Room, &wp)
-	b.publishLocked(&ctlMsg{Op: opJoin, Node: b.id, Room: req.Room, Peer: &wp})
-	return joinRep{OK: true, Peer: wp}
+	b.applyJoinLocked(req.Room, &rep.Peer)
+	b.publishLocked(&ctlMsg{Op: opJoin, Node: b.id, Room: req.Room, Peer: &rep.Peer})
+	return rep
 }
 
 // applyJoinLocked adds a peer to the replica and tells this node's peers in the room; for a
@@ -454,7 +470,7 @@ func (b *Bus) applyJoinLocked(roomName string, wp *wirePeer) {
 	if r.byID[wp.ID] != nil {
 		return
 	}
-	p := &peer{room: r, info: wp.info(), node: wp.Node, seq: wp.Seq}
+	p := &peer{room: r, info: wp.info(), node: wp.Node, seq: wp.Seq, added: time.Now()}
 	at, _ := slices.BinarySearchFunc(r.peers, p.seq, func(q *peer, seq uint64) int {
 		switch {
 		case q.seq < seq:
@@ -765,24 +781,54 @@ func (b *Bus) handleCtl(data []byte) {
 		}
 		b.tombs[m.Peer.ID] = time.Now() // its join may still be on its way
 	case opSync:
-		for roomName, ps := range m.Rooms {
-			for i := range ps {
-				if ps[i].Node == m.Node {
-					b.applyJoinLocked(roomName, &ps[i])
-				}
-			}
-		}
+		b.applySyncLocked(&m)
 	case opSyncReq:
 		b.publishLocked(b.syncLocked())
 	}
 }
+
+// applySyncLocked makes the replica agree with a node's list of its own peers: it adds the
+// missing ones, and removes the ones the node no longer has (their leave was lost) unless they
+// are too recent to be in the list yet (the coordinator's join can reach this node before the
+// peer's own node has applied it).
+func (b *Bus) applySyncLocked(m *ctlMsg) {
+	has := make(map[protocol.PeerID]bool)
+	for roomName, ps := range m.Rooms {
+		for i := range ps {
+			if ps[i].Node == m.Node {
+				has[ps[i].ID] = true
+				b.applyJoinLocked(roomName, &ps[i])
+			}
+		}
+	}
+	grace := 2*b.cfg.RequestTimeout + b.cfg.Heartbeat
+	now := time.Now()
+	var stale []*peer
+	for _, r := range b.rooms {
+		for _, p := range r.peers {
+			if p.node == m.Node && !has[p.info.ID] && now.Sub(p.added) > grace {
+				stale = append(stale, p)
+			}
+		}
+	}
+	for _, p := range stale {
+		b.leaveLocked(p, "timeout", false)
+	}
+	if len(stale) > 0 {
+		b.log.Warn("cluster sync removed peers whose leave was lost", "peer-node", m.Node, "peers", len(stale))
+	}
+}
+
+// syncEvery is how many heartbeats pass between two syncs of a node's peers to the others,
+// which repair presence after a lost leave.
+const syncEvery = 10
 
 // heartbeats announces this node and drops the nodes that went silent.
 func (b *Bus) heartbeats() {
 	defer b.wg.Done()
 	t := time.NewTicker(b.cfg.Heartbeat)
 	defer t.Stop()
-	for {
+	for beat := 1; ; beat++ {
 		select {
 		case <-b.stop:
 			return
@@ -790,6 +836,9 @@ func (b *Bus) heartbeats() {
 			b.mu.Lock()
 			if b.connected && !b.closed {
 				b.publishLocked(&ctlMsg{Op: opHB, Node: b.id})
+				if beat%syncEvery == 0 {
+					b.publishLocked(b.syncLocked())
+				}
 				for n, seen := range b.nodes {
 					if now.Sub(seen) > b.cfg.NodeTimeout {
 						b.removeNodeLocked(n, "timeout")

@@ -232,3 +232,37 @@ func TestRelayWireRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// A leave lost on the way (simulated: removed without announcing it) is repaired by the next
+// periodic sync of the peer's node.
+func TestBusSyncRepairsLostLeave(t *testing.T) {
+	ns := startNATS(t)
+	defer stopNATS(ns)
+	b1, b2 := newBus(t, ns.ClientURL(), time.Minute), newBus(t, ns.ClientURL(), time.Minute)
+	defer b1.Close()
+	defer b2.Close()
+	waitNodes(t, b1, b2)
+	m1, s1 := member("r")
+	m2, s2 := member("r")
+	if _, err := join(t, b1, m1, 0); err != nil {
+		t.Fatal(err)
+	}
+	s1.expect(t, protocol.TypeWelcome)
+	if _, err := join(t, b2, m2, 0); err != nil {
+		t.Fatal(err)
+	}
+	s2.expect(t, protocol.TypeWelcome)
+	s1.expect(t, protocol.TypePeerJoined)
+
+	b1.mu.Lock()
+	b1.leaveLocked(b1.locals[m1], "left", false) // the leave never reaches node 2
+	b1.mu.Unlock()
+	start := time.Now()
+	if e := s2.expect(t, protocol.TypePeerLeft); e.Peer.ID != m1.Info.ID || e.Reason != "timeout" {
+		t.Fatalf("peer-left: %+v", e)
+	}
+	t.Logf("repaired after %v", time.Since(start).Round(time.Millisecond))
+	if err := b2.Relay(m2, []byte(m1.Info.ID), &protocol.Event{Type: protocol.TypeOffer, From: m2.Info.ID}); !errors.Is(err, bus.ErrUnknownTarget) {
+		t.Fatalf("relay to the repaired peer: %v", err)
+	}
+}

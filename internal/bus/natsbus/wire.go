@@ -53,6 +53,9 @@ type joinRep struct {
 	OK   bool     `json:"ok,omitempty"`
 	Full bool     `json:"full,omitempty"`
 	Peer wirePeer `json:"peer"`
+	// Before is the room as the coordinator saw it at admission: the joining node applies
+	// these first, as their join events may still be on their way.
+	Before []wirePeer `json:"before,omitempty"`
 }
 
 // Messages to one node's inbox start with a kind byte. Relays and broadcasts are binary:
