@@ -120,8 +120,11 @@ field() {
 
 # step NAME ARGS...: runs one bench and keeps its RESULT line.
 step() {
-	local name=$1 out
+	local name=$1 out p
 	shift
+	for p in "$single_pid" "$a_pid" "$b_pid"; do
+		kill -0 "$p" 2>/dev/null || { echo "server pid $p is gone; logs in $logdir:" >&2; tail -n 20 "$logdir"/*.log >&2; exit 1; }
+	done
 	echo
 	echo "=== $name: switchboard bench signal $*"
 	out=$logdir/$name.out
