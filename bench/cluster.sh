@@ -11,8 +11,8 @@
 #   same    every pair on node A (cluster node, relays stay in the process)
 #   cross   callees on node A, callers on node B: every relay crosses NATS
 #
-# Environment (defaults): NATS_PORT (14222) SINGLE_PORT (18080) A_PORT (18081)
-# B_PORT (18082) PAIRS (200) RATE (3000) DURATION (10s) WARMUP (2s)
+# Environment (defaults): NATS_PORT (24222) SINGLE_PORT (28080) A_PORT (28081)
+# B_PORT (28082) PAIRS (200) RATE (3000) DURATION (10s) WARMUP (2s)
 # STEP_TIMEOUT (120, seconds per step) BIN (/tmp/switchboard) NATSD (/tmp/switchboard-natsd)
 # KEEP_LOGS (unset) BUILD (1; 0 runs existing binaries).
 set -euo pipefail
@@ -20,10 +20,10 @@ set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
 
-NATS_PORT=${NATS_PORT:-14222}
-SINGLE_PORT=${SINGLE_PORT:-18080}
-A_PORT=${A_PORT:-18081}
-B_PORT=${B_PORT:-18082}
+NATS_PORT=${NATS_PORT:-24222}
+SINGLE_PORT=${SINGLE_PORT:-28080}
+A_PORT=${A_PORT:-28081}
+B_PORT=${B_PORT:-28082}
 PAIRS=${PAIRS:-200}
 RATE=${RATE:-3000}
 DURATION=${DURATION:-10s}
@@ -76,6 +76,14 @@ wait_ready() {
 	cat "$4" >&2
 	exit 1
 }
+
+# Refuse ports something else listens on: its /readyz would pass for ours.
+for port in "$NATS_PORT" "$SINGLE_PORT" "$A_PORT" "$B_PORT"; do
+	if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+		echo "port $port is already in use; pick others (NATS_PORT SINGLE_PORT A_PORT B_PORT)" >&2
+		exit 1
+	fi
+done
 
 if [[ ${BUILD:-1} != 0 ]]; then
 	echo "building $BIN and $NATSD"
