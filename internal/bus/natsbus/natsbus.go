@@ -32,8 +32,10 @@ type Config struct {
 	// NodeTimeout is how long a node may stay silent before the others drop it and report
 	// its peers peer-left with reason "timeout" (default 10s; more than twice Heartbeat).
 	NodeTimeout time.Duration
-	// Settle is how long after (re)connecting the node waits for the others' state before it
-	// takes joins (default Heartbeat).
+	// Settle is how long after (re)connecting the node waits for the others' state. At the
+	// first heartbeat after it, the node announces it is ready: it takes joins from then on,
+	// and the others start routing to it the joins of the rooms it coordinates (default
+	// Heartbeat).
 	Settle time.Duration
 	// RequestTimeout bounds a join's round trip to the room's coordinator (default 2s).
 	RequestTimeout time.Duration
@@ -108,13 +110,19 @@ type Bus struct {
 	rooms       map[string]*room
 	locals      map[*bus.Member]*peer            // this node's joined peers
 	pending     map[protocol.PeerID]*pendingJoin // joins waiting for their welcome
-	nodes       map[string]time.Time             // other live nodes: last heard
+	nodes       map[string]*nodeState            // other live nodes
 	suspects    map[string]bool                  // nodes whose inbox had no responders
 	tombs       map[protocol.PeerID]time.Time    // peers that left: late joins are ignored
 	subscribed  bool                             // the subscriptions exist: connecting may announce the node
 	connected   bool
 	settleUntil time.Time
+	announced   bool // told the others it takes joins, after settling: Ready
 	closed      bool
+}
+
+type nodeState struct {
+	seen  time.Time // last heard
+	ready bool      // its last heartbeat said it takes joins: it may coordinate rooms
 }
 
 type peer struct {
@@ -162,7 +170,7 @@ func New(cfg Config) (*Bus, error) {
 		rooms:    make(map[string]*room),
 		locals:   make(map[*bus.Member]*peer),
 		pending:  make(map[protocol.PeerID]*pendingJoin),
-		nodes:    make(map[string]time.Time),
+		nodes:    make(map[string]*nodeState),
 		suspects: make(map[string]bool),
 		tombs:    make(map[protocol.PeerID]time.Time),
 	}
@@ -211,11 +219,21 @@ func New(cfg Config) (*Bus, error) {
 // ID returns this node's id.
 func (b *Bus) ID() string { return b.id }
 
-// Nodes returns the number of live nodes this node knows, itself included.
+// Nodes returns the number of nodes that take joins as far as this node knows: the live
+// nodes that announced it, and itself once it has.
 func (b *Bus) Nodes() int {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
-	return len(b.nodes) + 1
+	n := 0
+	if b.announced {
+		n++
+	}
+	for _, st := range b.nodes {
+		if st.ready {
+			n++
+		}
+	}
+	return n
 }
 
 func (b *Bus) onConnect(what string) {
@@ -225,11 +243,12 @@ func (b *Bus) onConnect(what string) {
 		return
 	}
 	b.connected = true
+	b.announced = false
 	now := time.Now()
 	b.settleUntil = now.Add(b.cfg.Settle)
 	// We could not hear anyone while away: give every node a fresh timeout.
-	for n := range b.nodes {
-		b.nodes[n] = now
+	for _, n := range b.nodes {
+		n.seen = now
 	}
 	clear(b.suspects)
 	b.publishLocked(&ctlMsg{Op: opHB, Node: b.id})
@@ -260,7 +279,7 @@ func (b *Bus) Ready() error {
 		return fmt.Errorf("natsbus: closed: %w", bus.ErrUnavailable)
 	case !b.connected:
 		return fmt.Errorf("natsbus: not connected to NATS: %w", bus.ErrUnavailable)
-	case time.Now().Before(b.settleUntil):
+	case !b.announced:
 		return fmt.Errorf("natsbus: learning the cluster state: %w", bus.ErrUnavailable)
 	}
 	return nil
@@ -295,9 +314,9 @@ func (p *peer) wire() wirePeer {
 // only the rooms of a node that comes or goes move.
 func (b *Bus) coordinatorLocked(room string) string {
 	best, bestScore := b.id, score(room, b.id)
-	for n := range b.nodes {
-		if b.suspects[n] {
-			continue
+	for n, st := range b.nodes {
+		if b.suspects[n] || !st.ready {
+			continue // gone, or still learning the rooms
 		}
 		if s := score(room, n); s > bestScore || (s == bestScore && n > best) {
 			best, bestScore = n, s
@@ -423,8 +442,8 @@ func (b *Bus) abandonJoin(m *bus.Member) {
 func (b *Bus) coordinate(req *joinReq) joinRep {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if _, gone := b.tombs[req.Peer.ID]; gone || b.closed {
-		return joinRep{}
+	if _, gone := b.tombs[req.Peer.ID]; gone || b.closed || !b.connected || !b.announced {
+		return joinRep{} // refused: gone, or this node's replica may be behind
 	}
 	r := b.rooms[req.Room]
 	if r != nil {
@@ -753,7 +772,8 @@ func (b *Bus) handleCtl(data []byte) {
 		b.removeNodeLocked(m.Node, "shutdown")
 		return
 	}
-	if _, known := b.nodes[m.Node]; !known {
+	st := b.nodes[m.Node]
+	if st == nil {
 		// A node we did not know (new, or back after being dropped): it learns our peers.
 		// Ask for everyone's peers too, in case this node missed the newcomer's own sync.
 		b.log.Info("cluster node seen", "peer-node", m.Node)
@@ -761,8 +781,13 @@ func (b *Bus) handleCtl(data []byte) {
 			b.publishLocked(b.syncLocked())
 			b.publishLocked(&ctlMsg{Op: opSyncReq, Node: b.id})
 		}
+		st = &nodeState{}
+		b.nodes[m.Node] = st
 	}
-	b.nodes[m.Node] = time.Now()
+	st.seen = time.Now()
+	if m.Op == opHB {
+		st.ready = m.Ready
+	}
 	delete(b.suspects, m.Node)
 	switch m.Op {
 	case opJoin:
@@ -835,12 +860,16 @@ func (b *Bus) heartbeats() {
 		case now := <-t.C:
 			b.mu.Lock()
 			if b.connected && !b.closed {
-				b.publishLocked(&ctlMsg{Op: opHB, Node: b.id})
+				if !b.announced && !now.Before(b.settleUntil) {
+					// Settled: from now on the others may route joins here, and so do we.
+					b.announced = true
+				}
+				b.publishLocked(&ctlMsg{Op: opHB, Node: b.id, Ready: b.announced})
 				if beat%syncEvery == 0 {
 					b.publishLocked(b.syncLocked())
 				}
-				for n, seen := range b.nodes {
-					if now.Sub(seen) > b.cfg.NodeTimeout {
+				for n, st := range b.nodes {
+					if now.Sub(st.seen) > b.cfg.NodeTimeout {
 						b.removeNodeLocked(n, "timeout")
 					}
 				}

@@ -266,3 +266,85 @@ func TestBusSyncRepairsLostLeave(t *testing.T) {
 		t.Fatalf("relay to the repaired peer: %v", err)
 	}
 }
+
+// A node that joins the cluster learns every room from the others' syncs, so the rooms it now
+// coordinates keep their members and order.
+func TestBusNewNodeTakesOverRooms(t *testing.T) {
+	ns := startNATS(t)
+	defer stopNATS(ns)
+	b1, b2 := newBus(t, ns.ClientURL(), time.Minute), newBus(t, ns.ClientURL(), time.Minute)
+	defer b1.Close()
+	defer b2.Close()
+	waitNodes(t, b1, b2)
+	const rooms = 12
+	first := make([][2]protocol.PeerID, rooms)
+	for i := range rooms {
+		room := fmt.Sprintf("r%d", i)
+		m1, _ := member(room)
+		m2, _ := member(room)
+		if _, err := join(t, b1, m1, 2); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := join(t, b2, m2, 2); err != nil {
+			t.Fatal(err)
+		}
+		first[i] = [2]protocol.PeerID{m1.Info.ID, m2.Info.ID}
+	}
+	b3 := newBus(t, ns.ClientURL(), time.Minute)
+	defer b3.Close()
+	waitNodes(t, b1, b2, b3)
+	moved := 0
+	for i := range rooms {
+		room := fmt.Sprintf("r%d", i)
+		b3.mu.RLock()
+		if b3.coordinatorLocked(room) == b3.id {
+			moved++
+		}
+		b3.mu.RUnlock()
+		// Full at 2: the newcomer must know both members wherever the room is coordinated.
+		m, _ := member(room)
+		if _, err := join(t, b3, m, 2); !errors.Is(err, bus.ErrRoomFull) {
+			t.Fatalf("room %s: join on the new node: %v", room, err)
+		}
+		m, _ = member(room)
+		others, err := join(t, b3, m, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(others) != 2 || others[0].ID != first[i][0] || others[1].ID != first[i][1] {
+			t.Fatalf("room %s: welcome on the new node %v, want %v", room, others, first[i])
+		}
+	}
+	if moved == 0 {
+		t.Fatal("no room moved to the new node: the test proves nothing")
+	}
+}
+
+// A relay that reaches a node before the welcome of its target (the sender's node learnt of
+// the join first) waits for the welcome instead of being lost or overtaking it.
+func TestBusRelayWaitsForWelcome(t *testing.T) {
+	ns := startNATS(t)
+	defer stopNATS(ns)
+	b := newBus(t, ns.ClientURL(), time.Minute)
+	defer b.Close()
+	waitNodes(t, b)
+	m, s := member("r")
+	welcome := func([]protocol.PeerInfo) { m.Sink.Send(&protocol.Event{Type: protocol.TypeWelcome}) }
+	b.mu.Lock()
+	b.pending[m.Info.ID] = &pendingJoin{m: m, welcome: welcome}
+	b.mu.Unlock()
+	for i := range 3 {
+		rm := relayMsg{room: "r", target: string(m.Info.ID), ev: protocol.Event{Type: protocol.TypeICECandidate, From: "other", Data: fmt.Appendf(nil, "%d", i)}}
+		b.handleRelay(&rm)
+	}
+	b.mu.Lock()
+	b.applyJoinLocked("r", &wirePeer{ID: "other", Node: "elsewhere", Seq: 1})
+	b.applyJoinLocked("r", &wirePeer{ID: m.Info.ID, Node: b.id, Seq: 2})
+	b.mu.Unlock()
+	s.expect(t, protocol.TypeWelcome)
+	for i := range 3 {
+		if e := s.expect(t, protocol.TypeICECandidate); string(e.Data) != fmt.Sprint(i) {
+			t.Fatalf("relay %d: %s", i, e.Data)
+		}
+	}
+}

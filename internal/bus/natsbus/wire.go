@@ -39,6 +39,7 @@ type ctlMsg struct {
 	Room   string                `json:"room,omitempty"`
 	Peer   *wirePeer             `json:"peer,omitempty"`
 	Reason string                `json:"reason,omitempty"`
+	Ready  bool                  `json:"ready,omitempty"` // hb: the node takes joins
 	Rooms  map[string][]wirePeer `json:"rooms,omitempty"` // sync: room → this node's peers
 }
 
