@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -27,6 +28,14 @@ type Config struct {
 	// RateStrikes is how many rejected messages a connection may send, refilled at a tenth of
 	// that per second, before it is closed (default 100).
 	RateStrikes float64
+	// ResumeGrace is how long the presence of a peer whose connection was lost (no close
+	// frame, no leave) is kept for the client to take back with its resume token
+	// (default 15s; negative disables resumption).
+	ResumeGrace time.Duration
+	// ResumeHoldEvents and ResumeHoldBytes bound the events held for a lost presence; past
+	// either the presence leaves at once (defaults 256 events, 256 KiB).
+	ResumeHoldEvents int
+	ResumeHoldBytes  int
 	// ICEServers are handed to every peer in its welcome.
 	ICEServers []protocol.ICEServer
 	// Bus routes events; nil means a new in-memory bus.
@@ -53,6 +62,15 @@ func (c *Config) setDefaults() {
 	if c.RateStrikes == 0 {
 		c.RateStrikes = 100
 	}
+	if c.ResumeGrace == 0 {
+		c.ResumeGrace = 15 * time.Second
+	}
+	if c.ResumeHoldEvents == 0 {
+		c.ResumeHoldEvents = 256
+	}
+	if c.ResumeHoldBytes == 0 {
+		c.ResumeHoldBytes = 256 << 10
+	}
 	if c.Stats == nil {
 		c.Stats = new(stats.Stats)
 	}
@@ -70,6 +88,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: max peers per room %d", ErrBadConfig, c.MaxPeersPerRoom)
 	case c.MaxMetaBytes < 0:
 		return fmt.Errorf("%w: max meta bytes %d", ErrBadConfig, c.MaxMetaBytes)
+	case c.ResumeHoldEvents < 0 || c.ResumeHoldBytes < 0:
+		return fmt.Errorf("%w: resume hold %d events %d bytes", ErrBadConfig, c.ResumeHoldEvents, c.ResumeHoldBytes)
 	case c.RateLimit < 0 || c.RateBurst < 1 || c.RateStrikes < 1:
 		return fmt.Errorf("%w: rate limit %v burst %v strikes %v", ErrBadConfig, c.RateLimit, c.RateBurst, c.RateStrikes)
 	}
@@ -84,6 +104,9 @@ type Hub struct {
 	log        *slog.Logger
 	iceServers []byte
 	draining   chan struct{}
+
+	mu     sync.Mutex
+	parked map[string]*parked // lost presences by resume token
 }
 
 // New returns a Hub for cfg.
@@ -107,6 +130,7 @@ func New(cfg Config) (*Hub, error) {
 		log:        cfg.Logger,
 		iceServers: iceJSON,
 		draining:   make(chan struct{}),
+		parked:     make(map[string]*parked),
 	}, nil
 }
 
@@ -129,13 +153,18 @@ func (h *Hub) Ready() error {
 	return nil
 }
 
-// Drain makes the hub refuse new joins. Existing sessions go on until their transports close.
+// Drain makes the hub refuse new joins. Existing sessions go on until their transports close;
+// presences kept for resumption leave now (reason shutdown), and lost connections no longer
+// keep theirs.
 func (h *Hub) Drain() {
+	h.mu.Lock()
 	select {
 	case <-h.draining:
 	default:
 		close(h.draining)
 	}
+	h.mu.Unlock()
+	h.expireAll()
 }
 
 // Connect starts a session for one client connection whose events go to sink.
@@ -153,6 +182,8 @@ type Session struct {
 	sink   bus.Sink
 	member *bus.Member
 	bucket bucket
+	rsink  *resumeSink // the member's sink when resumable
+	token  string      // the resume token of the last welcome
 }
 
 // Peer returns the session's peer id, or "" before it joins.
@@ -238,10 +269,20 @@ func (s *Session) join(f *protocol.Frame) *protocol.Error {
 	if err := s.hub.Ready(); err != nil {
 		return protocol.Errorf(protocol.CodeUnavailable, "the server is not taking joins now")
 	}
+	if f.Resume != nil && s.resume(string(f.Resume), room, f.ID) {
+		return nil
+	}
 	m := &bus.Member{
 		Room: room,
 		Info: protocol.PeerInfo{ID: protocol.NewPeerID(), Name: string(f.Name)},
 		Sink: s.sink,
+	}
+	var token string
+	var rsink *resumeSink
+	if s.hub.cfg.ResumeGrace > 0 {
+		token = newResumeToken()
+		rsink = &resumeSink{cur: s.sink, maxEvents: s.hub.cfg.ResumeHoldEvents, maxBytes: s.hub.cfg.ResumeHoldBytes}
+		m.Sink = rsink
 	}
 	if f.Meta != nil {
 		m.Info.Meta = append([]byte(nil), f.Meta...)
@@ -252,16 +293,18 @@ func (s *Session) join(f *protocol.Frame) *protocol.Error {
 			Type: protocol.TypeWelcome,
 			ID:   id,
 			Welcome: &protocol.Welcome{
-				Self:       m.Info.ID,
-				Room:       room,
-				Peers:      others,
-				ICEServers: s.hub.iceServers,
+				Self:         m.Info.ID,
+				Room:         room,
+				Peers:        others,
+				ICEServers:   s.hub.iceServers,
+				Resume:       token,
+				ResumeMillis: s.hub.cfg.ResumeGrace.Milliseconds(),
 			},
 		})
 	})
 	switch {
 	case err == nil:
-		s.member = m
+		s.member, s.rsink, s.token = m, rsink, token
 		s.hub.log.Debug("peer joined", "room", room, "peer", m.Info.ID)
 		return nil
 	case errors.Is(err, bus.ErrRoomFull):
@@ -295,8 +338,54 @@ func (s *Session) relay(f *protocol.Frame) *protocol.Error {
 	}
 }
 
+// resume takes back the presence parked under token in room for this session, welcoming it
+// with f's id. It reports false when there is none: the join goes on as a new presence.
+func (s *Session) resume(token, room string, id []byte) bool {
+	p := s.hub.take(token, room)
+	if p == nil {
+		return false
+	}
+	newToken := newResumeToken()
+	welcome := &protocol.Event{
+		Type: protocol.TypeWelcome,
+		ID:   id,
+		Welcome: &protocol.Welcome{
+			Self:         p.member.Info.ID,
+			Room:         room,
+			ICEServers:   s.hub.iceServers,
+			Resume:       newToken,
+			ResumeMillis: s.hub.cfg.ResumeGrace.Milliseconds(),
+			Resumed:      true,
+		},
+	}
+	if !p.sink.attach(s.sink, welcome) {
+		// Its held events overflowed while we took it: it is gone.
+		s.hub.bus.Leave(p.member, "slow")
+		return false
+	}
+	s.member, s.rsink, s.token = p.member, p.sink, newToken
+	s.hub.stats.Resumes.Add(1)
+	s.hub.log.Debug("peer resumed", "room", room, "peer", p.member.Info.ID)
+	return true
+}
+
+// Drop ends the session because its connection was lost without a goodbye (EOF, a read
+// error, missed pings). When resumption is on, the presence stays in its room for the grace
+// period, for the client to take back; otherwise, or while draining, it is Leave(reason).
+func (s *Session) Drop(reason string) {
+	if s.member == nil {
+		return
+	}
+	if s.rsink == nil || !s.hub.park(s, reason) {
+		s.Leave(reason)
+		return
+	}
+	s.member, s.rsink, s.token = nil, nil, ""
+}
+
 // Leave leaves the session's room, if any, telling the others why (see docs/protocol.md for
-// reasons). Transports call it when the connection ends.
+// reasons). Transports call it when the connection ends with a goodbye (a close frame) or is
+// closed by the server.
 func (s *Session) Leave(reason string) {
 	if s.member == nil {
 		return
@@ -307,7 +396,7 @@ func (s *Session) Leave(reason string) {
 		lvl = slog.LevelInfo
 	}
 	s.hub.log.Log(context.Background(), lvl, "peer left", "room", s.member.Room, "peer", s.member.Info.ID, "reason", reason)
-	s.member = nil
+	s.member, s.rsink, s.token = nil, nil, ""
 }
 
 func (s *Session) ack(id []byte) {

@@ -33,6 +33,7 @@ type conn struct {
 	lastRead     int64 // unix ns
 	lastPing     int64
 	closingSince int64
+	lost         bool // ended without a goodbye: the presence may be resumed (loop only)
 
 	mu       sync.Mutex
 	out      []byte // bytes the socket could not take yet; nil when empty

@@ -1,0 +1,193 @@
+package hub
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/base64"
+	"sync"
+	"time"
+
+	"github.com/switchboard-rtc/switchboard/internal/bus"
+	"github.com/switchboard-rtc/switchboard/protocol"
+)
+
+// Resumption: when a connection is lost (EOF or missed pings, not a close frame or a leave),
+// its presence stays in the room for ResumeGrace. Events for it are held, bounded, and the
+// client may take the presence back by joining with the resume token of its last welcome: the
+// new connection gets the same peer id, a welcome marked resumed, then the held events in
+// order. The other peers see nothing — their peer connections to it, which do not depend on
+// the signaling socket, carry on. If the grace period ends or the held events overflow, the
+// presence leaves with the reason the connection was lost for.
+
+// resumeSink is a resumable member's bus.Sink. It stays the same across connections: it
+// forwards to the current connection's sink, or holds events while there is none.
+type resumeSink struct {
+	mu        sync.Mutex
+	cur       bus.Sink // nil while parked
+	held      []*protocol.Event
+	heldBytes int
+	over      bool   // the hold overflowed: the presence is being given up
+	onOver    func() // called once, under mu, when the hold overflows
+	maxEvents int
+	maxBytes  int
+}
+
+// Send implements bus.Sink.
+func (r *resumeSink) Send(e *protocol.Event) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cur != nil {
+		return r.cur.Send(e)
+	}
+	if r.over {
+		return false
+	}
+	size := eventSize(e)
+	if len(r.held) >= r.maxEvents || r.heldBytes+size > r.maxBytes {
+		r.over, r.held, r.heldBytes = true, nil, 0
+		if r.onOver != nil {
+			r.onOver()
+		}
+		return false
+	}
+	r.held = append(r.held, cloneEvent(e))
+	r.heldBytes += size
+	return true
+}
+
+// park detaches the current connection: events are held from now on.
+func (r *resumeSink) park(onOver func()) {
+	r.mu.Lock()
+	r.cur, r.held, r.heldBytes, r.over, r.onOver = nil, nil, 0, false, onOver
+	r.mu.Unlock()
+}
+
+func (r *resumeSink) overflowed() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.over
+}
+
+// attach hands the presence to sink: first the welcome, then the held events, then whatever
+// comes next. It reports false, and changes nothing, if the hold overflowed.
+func (r *resumeSink) attach(sink bus.Sink, welcome *protocol.Event) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.over {
+		return false
+	}
+	sink.Send(welcome)
+	for _, e := range r.held {
+		sink.Send(e)
+	}
+	r.cur, r.held, r.heldBytes, r.onOver = sink, nil, 0, nil
+	return true
+}
+
+// eventSize approximates an event's memory while held.
+func eventSize(e *protocol.Event) int {
+	n := 96 + len(e.Data) + len(e.Reason)
+	if e.Peer != nil {
+		n += len(e.Peer.ID) + len(e.Peer.Name) + len(e.Peer.Meta)
+	}
+	return n
+}
+
+// cloneEvent copies what an event borrows from its sender: relayed data aliases the sender's
+// read buffer and is only valid during Send.
+func cloneEvent(e *protocol.Event) *protocol.Event {
+	c := *e
+	c.Data = bytes.Clone(e.Data)
+	return &c
+}
+
+// parked is a lost connection's presence waiting to be resumed.
+type parked struct {
+	token  string
+	member *bus.Member
+	sink   *resumeSink
+	timer  *time.Timer
+}
+
+// newResumeToken returns 128 random bits, base64url.
+func newResumeToken() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never returns an error (Go 1.24+).
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// park keeps s's presence for the grace period under its resume token. It reports false,
+// keeping nothing, once the hub drains.
+func (h *Hub) park(s *Session, reason string) bool {
+	p := &parked{token: s.token, member: s.member, sink: s.rsink}
+	// Hold events from now on, so none is lost to the dead connection. An overflow happens
+	// inside a bus delivery, under the bus's locks: leaving from there would deadlock, so the
+	// timer's goroutine does it.
+	p.sink.park(func() {
+		h.mu.Lock()
+		t := p.timer
+		h.mu.Unlock()
+		if t != nil {
+			t.Reset(0)
+		}
+	})
+	h.mu.Lock()
+	select {
+	case <-h.draining:
+		h.mu.Unlock()
+		return false
+	default:
+	}
+	h.parked[p.token] = p
+	p.timer = time.AfterFunc(h.cfg.ResumeGrace, func() { h.expire(p, reason) })
+	h.stats.Parked.Add(1)
+	h.mu.Unlock()
+	if p.sink.overflowed() {
+		p.timer.Reset(0)
+	}
+	h.log.Debug("peer connection lost; presence kept for resumption", "room", p.member.Room, "peer", p.member.Info.ID, "reason", reason)
+	return true
+}
+
+// take removes and returns the parked presence for token in room, or nil.
+func (h *Hub) take(token, room string) *parked {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	p := h.parked[token]
+	if p == nil || p.member.Room != room {
+		return nil
+	}
+	delete(h.parked, token)
+	p.timer.Stop()
+	h.stats.Parked.Add(-1)
+	return p
+}
+
+// expire gives up a parked presence: it leaves its room with the reason it was lost for.
+func (h *Hub) expire(p *parked, reason string) {
+	h.mu.Lock()
+	if h.parked[p.token] != p {
+		h.mu.Unlock()
+		return // resumed, or expired already
+	}
+	delete(h.parked, p.token)
+	h.mu.Unlock()
+	h.stats.Parked.Add(-1)
+	h.stats.ResumesExpired.Add(1)
+	h.bus.Leave(p.member, reason)
+	h.log.Debug("peer left", "room", p.member.Room, "peer", p.member.Info.ID, "reason", reason, "resumed", false)
+}
+
+// expireAll gives up every parked presence now.
+func (h *Hub) expireAll() {
+	h.mu.Lock()
+	ps := make([]*parked, 0, len(h.parked))
+	for _, p := range h.parked {
+		ps = append(ps, p)
+		p.timer.Stop()
+	}
+	h.mu.Unlock()
+	for _, p := range ps {
+		h.expire(p, "shutdown")
+	}
+}
