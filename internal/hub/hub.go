@@ -105,8 +105,9 @@ type Hub struct {
 	iceServers []byte
 	draining   chan struct{}
 
-	mu     sync.Mutex
-	parked map[string]*parked // lost presences by resume token
+	mu      sync.Mutex
+	parked  map[string]*parked  // lost presences by resume token
+	holders map[string]*Session // connected resumable presences by resume token
 }
 
 // New returns a Hub for cfg.
@@ -131,6 +132,7 @@ func New(cfg Config) (*Hub, error) {
 		iceServers: iceJSON,
 		draining:   make(chan struct{}),
 		parked:     make(map[string]*parked),
+		holders:    make(map[string]*Session),
 	}, nil
 }
 
@@ -180,26 +182,52 @@ func (h *Hub) Connect(sink bus.Sink, now time.Time) *Session {
 type Session struct {
 	hub    *Hub
 	sink   bus.Sink
-	member *bus.Member
 	bucket bucket
+
+	// mu guards the presence: another connection resuming it takes it over.
+	mu     sync.Mutex
+	member *bus.Member
 	rsink  *resumeSink // the member's sink when resumable
 	token  string      // the resume token of the last welcome
 }
 
+// cur returns the session's member, or nil when it is not in a room.
+func (s *Session) cur() *bus.Member {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.member
+}
+
+// set makes m (nil: none) the session's presence.
+func (s *Session) set(m *bus.Member, rsink *resumeSink, token string) {
+	s.mu.Lock()
+	s.member, s.rsink, s.token = m, rsink, token
+	s.mu.Unlock()
+}
+
+// Closer is implemented by sinks whose connection the hub may end: when a client resumes its
+// presence on a new connection while the old one still looks open, the old one is closed.
+type Closer interface {
+	// CloseConn ends the connection without a goodbye; its session has no presence anymore.
+	CloseConn(reason string)
+}
+
 // Peer returns the session's peer id, or "" before it joins.
 func (s *Session) Peer() protocol.PeerID {
-	if s.member == nil {
+	m := s.cur()
+	if m == nil {
 		return ""
 	}
-	return s.member.Info.ID
+	return m.Info.ID
 }
 
 // Room returns the session's room, or "" before it joins.
 func (s *Session) Room() string {
-	if s.member == nil {
+	m := s.cur()
+	if m == nil {
 		return ""
 	}
-	return s.member.Room
+	return m.Room
 }
 
 // HandleFrame handles one native-protocol text frame received at now. Protocol errors are
@@ -232,7 +260,7 @@ func (s *Session) Handle(f *protocol.Frame) *protocol.Error {
 	case protocol.TypeJoin:
 		return s.join(f)
 	case protocol.TypeLeave:
-		if s.member == nil {
+		if s.cur() == nil {
 			return protocol.Errorf(protocol.CodeNotJoined, "not in a room")
 		}
 		s.Leave("left")
@@ -250,8 +278,8 @@ func (s *Session) RejectBinary() {
 }
 
 func (s *Session) join(f *protocol.Frame) *protocol.Error {
-	if s.member != nil {
-		return protocol.Errorf(protocol.CodeAlreadyJoined, "already in room %q; leave first", s.member.Room)
+	if m := s.cur(); m != nil {
+		return protocol.Errorf(protocol.CodeAlreadyJoined, "already in room %q; leave first", m.Room)
 	}
 	if f.V != 0 && f.V != protocol.Version {
 		return protocol.Errorf(protocol.CodeUnsupportedVersion, "this server speaks protocol version %d", protocol.Version)
@@ -304,7 +332,8 @@ func (s *Session) join(f *protocol.Frame) *protocol.Error {
 	})
 	switch {
 	case err == nil:
-		s.member, s.rsink, s.token = m, rsink, token
+		s.set(m, rsink, token)
+		s.hub.live(s, token)
 		s.hub.log.Debug("peer joined", "room", room, "peer", m.Info.ID)
 		return nil
 	case errors.Is(err, bus.ErrRoomFull):
@@ -316,15 +345,16 @@ func (s *Session) join(f *protocol.Frame) *protocol.Error {
 }
 
 func (s *Session) relay(f *protocol.Frame) *protocol.Error {
-	if s.member == nil {
+	m := s.cur()
+	if m == nil {
 		return protocol.Errorf(protocol.CodeNotJoined, "join a room first")
 	}
-	e := protocol.Event{Type: f.Type, From: s.member.Info.ID, Data: f.Data, Broadcast: f.Broadcast}
+	e := protocol.Event{Type: f.Type, From: m.Info.ID, Data: f.Data, Broadcast: f.Broadcast}
 	var err error
 	if f.Broadcast {
-		err = s.hub.bus.Broadcast(s.member, &e)
+		err = s.hub.bus.Broadcast(m, &e)
 	} else {
-		err = s.hub.bus.Relay(s.member, f.Target, &e)
+		err = s.hub.bus.Relay(m, f.Target, &e)
 	}
 	switch {
 	case err == nil:
@@ -333,16 +363,18 @@ func (s *Session) relay(f *protocol.Frame) *protocol.Error {
 	case errors.Is(err, bus.ErrUnknownTarget):
 		return protocol.Errorf(protocol.CodeUnknownTarget, "target is not in your room")
 	default:
-		s.hub.log.Warn("relay failed", "room", s.member.Room, "err", err)
+		s.hub.log.Warn("relay failed", "room", m.Room, "err", err)
 		return protocol.Errorf(protocol.CodeUnavailable, "cannot relay now")
 	}
 }
 
-// resume takes back the presence parked under token in room for this session, welcoming it
-// with f's id. It reports false when there is none: the join goes on as a new presence.
+// resume takes back the presence of token in room for this session, welcoming it with the
+// join's id: a presence kept after its connection was lost, or one whose connection still
+// looks open (the client saw it die first) — that connection is then closed. It reports
+// false when there is none: the join goes on as a new presence.
 func (s *Session) resume(token, room string, id []byte) bool {
-	p := s.hub.take(token, room)
-	if p == nil {
+	m, rs, old := s.hub.take(token, room)
+	if m == nil {
 		return false
 	}
 	newToken := newResumeToken()
@@ -350,7 +382,7 @@ func (s *Session) resume(token, room string, id []byte) bool {
 		Type: protocol.TypeWelcome,
 		ID:   id,
 		Welcome: &protocol.Welcome{
-			Self:         p.member.Info.ID,
+			Self:         m.Info.ID,
 			Room:         room,
 			ICEServers:   s.hub.iceServers,
 			Resume:       newToken,
@@ -358,14 +390,20 @@ func (s *Session) resume(token, room string, id []byte) bool {
 			Resumed:      true,
 		},
 	}
-	if !p.sink.attach(s.sink, welcome) {
+	if old != nil {
+		if c, ok := old.(Closer); ok {
+			c.CloseConn("replaced")
+		}
+	}
+	if !rs.attach(s.sink, welcome) {
 		// Its held events overflowed while we took it: it is gone.
-		s.hub.bus.Leave(p.member, "slow")
+		s.hub.bus.Leave(m, "slow")
 		return false
 	}
-	s.member, s.rsink, s.token = p.member, p.sink, newToken
+	s.set(m, rs, newToken)
+	s.hub.live(s, newToken)
 	s.hub.stats.Resumes.Add(1)
-	s.hub.log.Debug("peer resumed", "room", room, "peer", p.member.Info.ID)
+	s.hub.log.Debug("peer resumed", "room", room, "peer", m.Info.ID, "replaced", old != nil)
 	return true
 }
 
@@ -373,30 +411,35 @@ func (s *Session) resume(token, room string, id []byte) bool {
 // error, missed pings). When resumption is on, the presence stays in its room for the grace
 // period, for the client to take back; otherwise, or while draining, it is Leave(reason).
 func (s *Session) Drop(reason string) {
-	if s.member == nil {
+	s.mu.Lock()
+	m, rs, token := s.member, s.rsink, s.token
+	s.mu.Unlock()
+	if m == nil {
 		return
 	}
-	if s.rsink == nil || !s.hub.park(s, reason) {
+	if rs == nil || !s.hub.park(s, token, m, rs, reason) {
 		s.Leave(reason)
-		return
 	}
-	s.member, s.rsink, s.token = nil, nil, ""
 }
 
 // Leave leaves the session's room, if any, telling the others why (see docs/protocol.md for
 // reasons). Transports call it when the connection ends with a goodbye (a close frame) or is
 // closed by the server.
 func (s *Session) Leave(reason string) {
-	if s.member == nil {
+	s.mu.Lock()
+	m, token := s.member, s.token
+	s.member, s.rsink, s.token = nil, nil, ""
+	s.mu.Unlock()
+	if m == nil {
 		return
 	}
-	s.hub.bus.Leave(s.member, reason)
+	s.hub.unlive(s, token)
+	s.hub.bus.Leave(m, reason)
 	lvl := slog.LevelDebug
 	if reason == "slow" || reason == "kicked" {
 		lvl = slog.LevelInfo
 	}
-	s.hub.log.Log(context.Background(), lvl, "peer left", "room", s.member.Room, "peer", s.member.Info.ID, "reason", reason)
-	s.member, s.rsink, s.token = nil, nil, ""
+	s.hub.log.Log(context.Background(), lvl, "peer left", "room", m.Room, "peer", m.Info.ID, "reason", reason)
 }
 
 func (s *Session) ack(id []byte) {

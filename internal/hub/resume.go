@@ -116,51 +116,87 @@ func newResumeToken() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-// park keeps s's presence for the grace period under its resume token. It reports false,
-// keeping nothing, once the hub drains.
-func (h *Hub) park(s *Session, reason string) bool {
-	p := &parked{token: s.token, member: s.member, sink: s.rsink}
-	// Hold events from now on, so none is lost to the dead connection. An overflow happens
-	// inside a bus delivery, under the bus's locks: leaving from there would deadlock, so the
-	// timer's goroutine does it.
-	p.sink.park(func() {
-		h.mu.Lock()
-		t := p.timer
-		h.mu.Unlock()
-		if t != nil {
-			t.Reset(0)
-		}
-	})
+// live records s as the connected holder of token.
+func (h *Hub) live(s *Session, token string) {
+	if token == "" {
+		return
+	}
 	h.mu.Lock()
+	h.holders[token] = s
+	h.mu.Unlock()
+}
+
+// unlive forgets s as the holder of token.
+func (h *Hub) unlive(s *Session, token string) {
+	if token == "" {
+		return
+	}
+	h.mu.Lock()
+	if h.holders[token] == s {
+		delete(h.holders, token)
+	}
+	h.mu.Unlock()
+}
+
+// park keeps the presence m of s for the grace period under its resume token. It reports
+// false, keeping nothing, once the hub drains or when another connection took it over.
+func (h *Hub) park(s *Session, token string, m *bus.Member, rs *resumeSink, reason string) bool {
+	p := &parked{token: token, member: m, sink: rs}
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	select {
 	case <-h.draining:
-		h.mu.Unlock()
 		return false
 	default:
 	}
-	h.parked[p.token] = p
-	p.timer = time.AfterFunc(h.cfg.ResumeGrace, func() { h.expire(p, reason) })
-	h.stats.Parked.Add(1)
-	h.mu.Unlock()
-	if p.sink.overflowed() {
-		p.timer.Reset(0)
+	if h.holders[token] != s {
+		return false
 	}
-	h.log.Debug("peer connection lost; presence kept for resumption", "room", p.member.Room, "peer", p.member.Info.ID, "reason", reason)
+	s.mu.Lock()
+	if s.member != m {
+		s.mu.Unlock()
+		return false // taken over meanwhile
+	}
+	s.member, s.rsink, s.token = nil, nil, ""
+	s.mu.Unlock()
+	delete(h.holders, token)
+	// Hold events from now on, so none is lost to the dead connection. An overflow happens
+	// inside a bus delivery, under the bus's locks: leaving from there would deadlock, so the
+	// timer's goroutine does it (Reset on a fired or stopped timer runs it again; expire
+	// tolerates that).
+	p.timer = time.AfterFunc(h.cfg.ResumeGrace, func() { h.expire(p, reason) })
+	rs.park(func() { p.timer.Reset(0) })
+	h.parked[token] = p
+	h.stats.Parked.Add(1)
+	h.log.Debug("peer connection lost; presence kept for resumption", "room", m.Room, "peer", m.Info.ID, "reason", reason)
 	return true
 }
 
-// take removes and returns the parked presence for token in room, or nil.
-func (h *Hub) take(token, room string) *parked {
+// take hands over the presence of token in room: a parked one, or one whose connection is
+// still open (returned as old, already detached from its session). m is nil when there is
+// none.
+func (h *Hub) take(token, room string) (m *bus.Member, rs *resumeSink, old bus.Sink) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	p := h.parked[token]
-	if p == nil || p.member.Room != room {
-		return nil
+	if p := h.parked[token]; p != nil && p.member.Room == room {
+		delete(h.parked, token)
+		p.timer.Stop()
+		h.stats.Parked.Add(-1)
+		return p.member, p.sink, nil
 	}
-	delete(h.parked, token)
-	p.timer.Stop()
-	h.stats.Parked.Add(-1)
-	return p
+	s := h.holders[token]
+	if s == nil {
+		return nil, nil, nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.member == nil || s.member.Room != room {
+		return nil, nil, nil
+	}
+	delete(h.holders, token)
+	m, rs = s.member, s.rsink
+	s.member, s.rsink, s.token = nil, nil, ""
+	return m, rs, s.sink
 }
 
 // expire gives up a parked presence: it leaves its room with the reason it was lost for.

@@ -174,3 +174,32 @@ func TestDrainEndsKeptPresences(t *testing.T) {
 		t.Fatalf("peer-left: %s", m.Raw)
 	}
 }
+
+// The client often learns first that its connection died (a network change) while the
+// server's socket still looks open. Resuming then takes the presence over from that
+// connection, which the server closes; the others see nothing.
+func TestResumeTakesOverHalfOpenConnection(t *testing.T) {
+	ts := startServer(t, nil)
+	a := dial(t, ts)
+	wa := a.join("r", nil)
+	b := dial(t, ts)
+	b.join("r", nil)
+	a.expect("peer-joined")
+
+	a2 := dial(t, ts)
+	a2.send(map[string]any{"type": "join", "room": "r", "resume": wa.Resume})
+	if w := a2.expect("welcome"); !w.Resumed || w.peerID() != a.id {
+		t.Fatalf("takeover welcome: %s", w.Raw)
+	}
+	// The old connection is closed by the server, without any goodbye to the room.
+	select {
+	case <-a.errc:
+	case <-time.After(waitFor):
+		t.Fatal("old connection still open after the takeover")
+	}
+	b.send(map[string]any{"type": "message", "target": a.id, "data": "to the new one"})
+	if m := a2.expect("message"); string(m.Data) != `"to the new one"` {
+		t.Fatalf("a2: %s", m.Raw)
+	}
+	b.expectNothing(100 * time.Millisecond)
+}

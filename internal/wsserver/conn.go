@@ -67,6 +67,15 @@ func (c *conn) Send(e *protocol.Event) bool {
 	return ok
 }
 
+var _ hub.Closer = (*conn)(nil)
+
+// CloseConn implements hub.Closer: the connection is shut down and its loop closes it.
+func (c *conn) CloseConn(reason string) {
+	c.mu.Lock()
+	c.shutLocked(reason)
+	c.mu.Unlock()
+}
+
 // sendControl writes a control frame. last marks the close frame: nothing may follow it.
 func (c *conn) sendControl(op byte, payload []byte, last bool) bool {
 	var buf [2 + 125]byte
