@@ -208,4 +208,3 @@ func TestBrowserSignalingRejoin(t *testing.T) {
 		t.Fatalf("B did not see A's old id leave:\n%s", log)
 	}
 }
-
