@@ -61,6 +61,7 @@ func (f *peerFlags) register(fs *flag.FlagSet) {
 
 func (f *peerFlags) options(role string, stderr io.Writer) *sdk.Options {
 	return &sdk.Options{
+		Name:     role, // shown in the web app's grid and chat
 		Meta:     map[string]string{"role": role},
 		Loopback: f.loopback,
 		Logger:   slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
