@@ -2,93 +2,14 @@ package browsertest
 
 import (
 	"io"
-	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/switchboard-rtc/switchboard/internal/config"
+	"github.com/switchboard-rtc/switchboard/internal/testserver"
 )
-
-// cutter is a TCP proxy on loopback between a page and the server whose connections the test
-// can cut at once, as a network outage would: no WebSocket close frame either way.
-type cutter struct {
-	ln     net.Listener
-	target string
-	wg     sync.WaitGroup
-	mu     sync.Mutex
-	conns  map[net.Conn]struct{}
-	closed bool
-}
-
-func newCutter(t *testing.T, target string) *cutter {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &cutter{ln: ln, target: target, conns: make(map[net.Conn]struct{})}
-	c.wg.Add(1)
-	go c.accept()
-	t.Cleanup(c.close)
-	return c
-}
-
-func (c *cutter) accept() {
-	defer c.wg.Done()
-	for {
-		down, err := c.ln.Accept()
-		if err != nil {
-			return
-		}
-		up, err := net.Dial("tcp", c.target)
-		if err != nil {
-			_ = down.Close()
-			continue
-		}
-		if !c.track(down, up) {
-			return
-		}
-		c.wg.Add(2)
-		go c.pipe(down, up)
-		go c.pipe(up, down)
-	}
-}
-
-func (c *cutter) track(cs ...net.Conn) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		for _, x := range cs {
-			_ = x.Close()
-		}
-		return false
-	}
-	for _, x := range cs {
-		c.conns[x] = struct{}{}
-	}
-	return true
-}
-
-func (c *cutter) pipe(dst, src net.Conn) {
-	defer c.wg.Done()
-	_, _ = io.Copy(dst, src)
-	_ = dst.Close()
-}
-
-// cut closes every connection through the proxy; new ones still go through.
-func (c *cutter) cut() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n := len(c.conns)
-	for x := range c.conns {
-		_ = x.Close()
-		delete(c.conns, x)
-	}
-	return n / 2
-}
 
 // waitMetric polls base's /metrics until the unlabelled metric name has value want.
 func waitMetric(t *testing.T, base, name, want string) {
@@ -116,22 +37,13 @@ func waitMetric(t *testing.T, base, name, want string) {
 	}
 }
 
-func (c *cutter) close() {
-	c.mu.Lock()
-	c.closed = true
-	c.mu.Unlock()
-	_ = c.ln.Close()
-	c.cut()
-	c.wg.Wait()
-}
-
 // The signaling socket of a page in a call is cut. The SDK reconnects and resumes: same peer
 // id, the peer connection and its data channel never close, a message relayed while away
 // arrives, and the other page never sees it leave.
 func TestBrowserSignalingResume(t *testing.T) {
 	e := setup(t, 60*time.Second)
-	proxy := newCutter(t, strings.TrimSuffix(strings.TrimPrefix(e.wsURL, "ws://"), "/ws"))
-	viaProxy := "ws://" + proxy.ln.Addr().String() + "/ws"
+	proxy := testserver.NewCutter(t, strings.TrimSuffix(strings.TrimPrefix(e.wsURL, "ws://"), "/ws"))
+	viaProxy := "ws://" + proxy.Addr() + "/ws"
 	room := "resume"
 	a, b := e.page("A"), e.page("B")
 	idA := eval[string](a, `T.join(`+js(viaProxy)+`, `+js(room)+`, "A")`)
@@ -142,7 +54,7 @@ func TestBrowserSignalingResume(t *testing.T) {
 	}
 
 	start := time.Now()
-	if n := proxy.cut(); n != 1 {
+	if n := proxy.Cut(); n != 1 {
 		t.Fatalf("cut %d connections, want A's one", n)
 	}
 	// Once the server has seen A's connection go, B's relay to A is accepted and held.
@@ -182,15 +94,15 @@ func TestBrowserSignalingResume(t *testing.T) {
 // room again under its new id, with working data channels.
 func TestBrowserSignalingRejoin(t *testing.T) {
 	e := setupWith(t, 60*time.Second, func(c *config.Config) { c.ResumeGrace = 0 })
-	proxy := newCutter(t, strings.TrimSuffix(strings.TrimPrefix(e.wsURL, "ws://"), "/ws"))
-	viaProxy := "ws://" + proxy.ln.Addr().String() + "/ws"
+	proxy := testserver.NewCutter(t, strings.TrimSuffix(strings.TrimPrefix(e.wsURL, "ws://"), "/ws"))
+	viaProxy := "ws://" + proxy.Addr() + "/ws"
 	room := "rejoin"
 	a, b := e.page("A"), e.page("B")
 	idA := eval[string](a, `T.join(`+js(viaProxy)+`, `+js(room)+`, "A")`)
 	idB := eval[string](b, `T.join(null, `+js(room)+`, "B")`)
 	eval[bool](a, `T.waitConnected(`+js(idB)+`)`)
 
-	proxy.cut()
+	proxy.Cut()
 	got := eval[map[string]any](a, `T.waitReconnect("reconnected")`)
 	newA, _ := got["id"].(string)
 	if got["resumed"] != false || newA == "" || newA == idA {
