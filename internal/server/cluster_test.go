@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/pion/webrtc/v4"
 
@@ -211,7 +212,9 @@ func TestClusterPresenceRelayAndOrdering(t *testing.T) {
 			t.Fatalf("peer-left: %s", pl.Raw)
 		}
 	}
-	c.c.CloseNow()
+	if err := c.c.Close(websocket.StatusNormalClosure, "bye"); err != nil {
+		t.Fatalf("close: %v", err)
+	}
 	if pl := a.expect("peer-left"); pl.peerID() != c.id || pl.Reason != "closed" {
 		t.Fatalf("peer-left after close: %s", pl.Raw)
 	}
@@ -479,5 +482,42 @@ func TestClusterNodeStartsWithoutNATS(t *testing.T) {
 	d := dial(t, other)
 	if w := d.join("r", nil); len(w.Peers) != 1 || w.Peers[0].ID != c.id {
 		t.Fatalf("welcome: %s", w.Raw)
+	}
+}
+
+// A lost connection resumed on the same node keeps its presence cluster-wide: the other node's
+// peer sees no leave, and relays sent meanwhile across nodes are replayed. A token presented to
+// another node is unknown there: the client gets a new presence (docs/cluster.md).
+func TestClusterResumeOnSameNode(t *testing.T) {
+	n := startNATS(t)
+	n1, n2 := startNode(t, n, nil), startNode(t, n, nil)
+	waitCluster(t, n1, n2)
+	a, b := dial(t, n1), dial(t, n2)
+	wa := a.join("r", nil)
+	b.join("r", nil)
+	a.expect("peer-joined")
+
+	a.c.CloseNow() // lost, not closed
+	for i := range 3 {
+		b.send(map[string]any{"type": "message", "id": i, "target": a.id, "data": i})
+		b.expect("ack")
+	}
+	a2 := dial(t, n1)
+	a2.send(map[string]any{"type": "join", "room": "r", "resume": wa.Resume})
+	w := a2.expect("welcome")
+	if w.peerID() != a.id || !w.Resumed {
+		t.Fatalf("resumed welcome: %s", w.Raw)
+	}
+	for i := range 3 {
+		if m := a2.expect("message"); m.From != b.id || string(m.Data) != fmt.Sprint(i) {
+			t.Fatalf("held message %d: %s", i, m.Raw)
+		}
+	}
+	b.expectNothing(50 * time.Millisecond) // no peer-left, no peer-joined
+
+	elsewhere := dial(t, n2)
+	we := elsewhere.join("r", map[string]any{"resume": w.Resume})
+	if we.Resumed || we.peerID() == a.id || len(we.Peers) != 2 {
+		t.Fatalf("token on another node: %s", we.Raw)
 	}
 }

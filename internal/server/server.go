@@ -64,7 +64,12 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 }
 
 func build(cfg config.Config, log *slog.Logger, st *stats.Stats, b bus.Bus) (*Server, error) {
+	grace := cfg.ResumeGrace
+	if grace == 0 {
+		grace = -1 // the hub's zero value means its default
+	}
 	h, err := hub.New(hub.Config{
+		ResumeGrace:     grace,
 		MaxPeersPerRoom: cfg.MaxPeers,
 		MaxMetaBytes:    cfg.MaxMetaBytes,
 		RateLimit:       cfg.RateLimit,
