@@ -37,7 +37,8 @@ type Config struct {
 	// and the others start routing to it the joins of the rooms it coordinates (default
 	// Heartbeat).
 	Settle time.Duration
-	// RequestTimeout bounds a join's round trip to the room's coordinator (default 2s).
+	// RequestTimeout bounds a join's round trip to the room's coordinator (default 1s). A join
+	// blocks the connection's event loop for that round trip, so keep it short.
 	RequestTimeout time.Duration
 	// ReconnectWait is the pause between reconnection attempts to NATS (default 250ms).
 	ReconnectWait time.Duration
@@ -61,7 +62,7 @@ func (c *Config) setDefaults() {
 		c.Settle = c.Heartbeat
 	}
 	if c.RequestTimeout == 0 {
-		c.RequestTimeout = 2 * time.Second
+		c.RequestTimeout = time.Second
 	}
 	if c.ReconnectWait == 0 {
 		c.ReconnectWait = 250 * time.Millisecond
@@ -355,6 +356,7 @@ func (b *Bus) Join(ctx context.Context, m *bus.Member, maxPeers int, welcome fun
 	req := joinReq{Room: m.Room, Max: maxPeers, Peer: wirePeer{ID: id, Name: m.Info.Name, Meta: json.RawMessage(m.Info.Meta), Node: b.id}}
 	var rep joinRep
 	var err error
+	timeouts := 0
 	for range 4 {
 		b.mu.RLock()
 		c := b.coordinatorLocked(m.Room)
@@ -372,10 +374,11 @@ func (b *Bus) Join(ctx context.Context, m *bus.Member, maxPeers int, welcome fun
 			b.suspects[c] = true
 			b.mu.Unlock()
 			continue
-		case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
-			// Lost on the way, or sent to a node as it died: ask again, which is harmless
+		case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil && timeouts == 0:
+			// Lost on the way, or sent to a node as it died: ask once more, which is harmless
 			// (a coordinator answers a peer it has admitted with the same admission) and
 			// finds out which.
+			timeouts++
 			continue
 		}
 		break
