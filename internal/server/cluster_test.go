@@ -16,6 +16,7 @@ import (
 
 	"github.com/switchboard-rtc/switchboard/internal/bus/natsbus"
 	"github.com/switchboard-rtc/switchboard/internal/config"
+	"github.com/switchboard-rtc/switchboard/internal/testserver"
 	"github.com/switchboard-rtc/switchboard/sdk"
 )
 
@@ -519,5 +520,55 @@ func TestClusterResumeOnSameNode(t *testing.T) {
 	we := elsewhere.join("r", map[string]any{"resume": w.Resume})
 	if we.Resumed || we.peerID() == a.id || len(we.Peers) != 2 {
 		t.Fatalf("token on another node: %s", we.Raw)
+	}
+}
+
+// One node loses its own NATS connection for a moment (the others keep theirs): what it missed
+// meanwhile (a leave, a join on another node) reaches its peers after it reconnects, through
+// the state syncs.
+func TestClusterNodeMissesMessagesAndCatchesUp(t *testing.T) {
+	n := startNATS(t)
+	cut := testserver.NewCutter(t, fmt.Sprintf("127.0.0.1:%d", n.port))
+	n1 := startNode(t, n, func(c *config.Config) { c.NATSNodeTimeout = time.Minute })
+	n2 := startNode(t, n, func(c *config.Config) {
+		c.NATS = "nats://" + cut.Addr()
+		c.NATSNodeTimeout = time.Minute
+	})
+	waitCluster(t, n1, n2)
+	a, b, x := dial(t, n1), dial(t, n2), dial(t, n1)
+	a.join("r", nil)
+	x.join("r", nil)
+	a.expect("peer-joined")
+	b.join("r", nil)
+	a.expect("peer-joined")
+	x.expect("peer-joined")
+
+	if cut.Cut() == 0 {
+		t.Fatal("node 2 was not connected through the proxy")
+	}
+	eventually(t, "node 2 to notice", func() bool { return natsBus(t, n2).Ready() != nil })
+	x.send(map[string]any{"type": "leave"}) // published while node 2 is away: lost for it
+	a.expect("peer-left")
+	y := dial(t, n1)
+	y.join("r", nil)
+	a.expect("peer-joined")
+
+	eventually(t, "node 2 to reconnect", func() bool { return natsBus(t, n2).Ready() == nil })
+	got := map[string]string{}
+	for len(got) < 2 {
+		m := b.next()
+		switch m.Type {
+		case "peer-left", "peer-joined":
+			got[m.Type] = m.peerID()
+		default:
+			t.Fatalf("unexpected %s", m.Raw)
+		}
+	}
+	if got["peer-left"] != x.id || got["peer-joined"] != y.id {
+		t.Fatalf("node 2's peer saw %v; want x (%s) gone and y (%s) arrived", got, x.id, y.id)
+	}
+	b.send(map[string]any{"type": "message", "target": y.id, "data": 1})
+	if m := y.expect("message"); m.From != b.id {
+		t.Fatalf("relay after catching up: %s", m.Raw)
 	}
 }
