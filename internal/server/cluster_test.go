@@ -499,6 +499,7 @@ func TestClusterResumeOnSameNode(t *testing.T) {
 	a.expect("peer-joined")
 
 	a.c.CloseNow() // lost, not closed
+	eventually(t, "the presence to be kept", func() bool { return n1.Hub().Stats().Parked.Load() == 1 })
 	for i := range 3 {
 		b.send(map[string]any{"type": "message", "id": i, "target": a.id, "data": i})
 		b.expect("ack")
