@@ -387,7 +387,9 @@ func (b *Bus) Join(ctx context.Context, m *bus.Member, maxPeers int, welcome fun
 		err = errors.New("coordinator refused the join")
 	}
 	if err != nil {
-		b.abandonJoin(m)
+		if b.abandonJoin(m) {
+			return nil // admitted after all: its join event arrived and it was welcomed
+		}
 		return fmt.Errorf("natsbus: join %q: %w: %w", m.Room, bus.ErrUnavailable, err)
 	}
 	if rep.Full {
@@ -427,18 +429,19 @@ func (b *Bus) requestJoin(ctx context.Context, node string, req *joinReq) (joinR
 	return rep, nil
 }
 
-// abandonJoin forgets a join whose outcome is unknown; if the coordinator admitted it after
-// all, the leave published here takes it back everywhere.
-func (b *Bus) abandonJoin(m *bus.Member) {
+// abandonJoin forgets a join whose outcome is unknown, unless its admission reached this
+// node meanwhile (then the peer was welcomed and abandonJoin reports true). If the coordinator
+// admitted it after all, the leave published here takes it back everywhere.
+func (b *Bus) abandonJoin(m *bus.Member) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	delete(b.pending, m.Info.ID)
-	if p := b.locals[m]; p != nil {
-		b.leaveLocked(p, "closed", true)
-		return
+	if b.locals[m] != nil {
+		return true
 	}
 	b.tombs[m.Info.ID] = time.Now()
 	b.publishLocked(&ctlMsg{Op: opLeave, Node: b.id, Room: m.Room, Peer: &wirePeer{ID: m.Info.ID, Node: b.id}, Reason: "closed"})
+	return false
 }
 
 // coordinate admits or refuses a join as the room's coordinator.
