@@ -405,7 +405,10 @@ func (b *Bus) Join(ctx context.Context, m *bus.Member, maxPeers int, welcome fun
 	}
 	b.applyJoinLocked(m.Room, &rep.Peer)
 	if b.locals[m] == nil {
+		// Admitted, but not applicable here (never expected): take it back everywhere.
 		delete(b.pending, id)
+		b.tombs[id] = time.Now()
+		b.publishLocked(&ctlMsg{Op: opLeave, Node: b.id, Room: m.Room, Peer: &wirePeer{ID: id, Node: b.id}, Reason: "closed"})
 		return fmt.Errorf("natsbus: join %q: %w: admitted but not applied", m.Room, bus.ErrUnavailable)
 	}
 	return nil
