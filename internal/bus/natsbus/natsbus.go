@@ -183,6 +183,10 @@ func New(cfg Config) (*Bus, error) {
 		nats.RetryOnFailedConnect(true),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(cfg.ReconnectWait),
+		// Notice a NATS server that vanished without closing the connection (host down)
+		// within about the node timeout, not nats.go's default of minutes.
+		nats.PingInterval(cfg.NodeTimeout/2),
+		nats.MaxPingsOutstanding(2),
 		nats.ConnectHandler(func(*nats.Conn) { b.onConnect("connected") }),
 		nats.ReconnectHandler(func(*nats.Conn) { b.onConnect("reconnected") }),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { b.onDisconnect(err) }),
