@@ -36,8 +36,11 @@ type Config struct {
 	RateBurst      float64 `yaml:"rate-burst"`
 	SendQueueBytes int     `yaml:"send-queue-bytes"`
 
-	PingInterval   time.Duration `yaml:"ping-interval"`
-	PeerTimeout    time.Duration `yaml:"peer-timeout"`
+	PingInterval time.Duration `yaml:"ping-interval"`
+	PeerTimeout  time.Duration `yaml:"peer-timeout"`
+	// ResumeGrace is how long a peer whose connection was lost keeps its place for a
+	// reconnecting client to resume it; 0 disables resumption.
+	ResumeGrace    time.Duration `yaml:"resume-grace"`
 	AllowedOrigins []string      `yaml:"allowed-origins"`
 	EventLoops     int           `yaml:"event-loops"`
 
@@ -45,6 +48,11 @@ type Config struct {
 	// list of URLs without credentials; the YAML key takes RTCIceServer objects.
 	ICEServers []protocol.ICEServer `yaml:"ice-servers"`
 
+	// NATS, when set, makes the node one of a cluster sharing rooms over that NATS server
+	// (docs/cluster.md); empty keeps rooms in this process.
+	NATS            string        `yaml:"nats"`
+	NATSHeartbeat   time.Duration `yaml:"nats-heartbeat"`
+	NATSNodeTimeout time.Duration `yaml:"nats-node-timeout"`
 	// The embedded STUN/TURN server (docs/turn.md). Each welcome carries its URLs with
 	// credentials minted for that peer, after ICEServers.
 	TURN               bool          `yaml:"turn"`
@@ -79,6 +87,9 @@ func Default() Config {
 		SendQueueBytes:  1 << 20,
 		PingInterval:    10 * time.Second,
 		PeerTimeout:     30 * time.Second,
+		ResumeGrace:     15 * time.Second,
+		NATSHeartbeat:   time.Second,
+		NATSNodeTimeout: 10 * time.Second,
 
 		TURN:               true,
 		TURNListen:         ":3478",
@@ -128,8 +139,14 @@ func (c *Config) Validate() error {
 	if c.RateLimit <= 0 || c.RateBurst < 1 {
 		errs = append(errs, fmt.Errorf("rate-limit %v / rate-burst %v: must be positive", c.RateLimit, c.RateBurst))
 	}
+	if c.ResumeGrace < 0 || c.ResumeGrace > 10*time.Minute {
+		errs = append(errs, fmt.Errorf("resume-grace %v must be between 0 (off) and 10m", c.ResumeGrace))
+	}
 	if c.PeerTimeout <= c.PingInterval {
 		errs = append(errs, fmt.Errorf("peer-timeout %v must exceed ping-interval %v", c.PeerTimeout, c.PingInterval))
+	}
+	if c.NATS != "" && (c.NATSHeartbeat <= 0 || c.NATSNodeTimeout <= 2*c.NATSHeartbeat) {
+		errs = append(errs, fmt.Errorf("nats-node-timeout %v must exceed twice nats-heartbeat %v (positive)", c.NATSNodeTimeout, c.NATSHeartbeat))
 	}
 	errs = append(errs, c.validateTURN()...)
 	return errors.Join(errs...)
@@ -294,9 +311,13 @@ func FlagSet(c *Config, configPath *string) *flag.FlagSet {
 	fs.IntVar(&c.SendQueueBytes, "send-queue-bytes", c.SendQueueBytes, "bytes queued for a slow peer before it is dropped")
 	fs.DurationVar(&c.PingInterval, "ping-interval", c.PingInterval, "ping a peer that has been quiet this long")
 	fs.DurationVar(&c.PeerTimeout, "peer-timeout", c.PeerTimeout, "drop a peer silent this long")
+	fs.DurationVar(&c.ResumeGrace, "resume-grace", c.ResumeGrace, "keep a lost connection's peer this long for the client to resume it (0: off)")
 	fs.IntVar(&c.EventLoops, "event-loops", c.EventLoops, "WebSocket event loops (0: half the CPUs, at least 1)")
 	fs.Var(listValue{&c.AllowedOrigins}, "allowed-origins", "browser origins allowed besides the server's own (comma list; patterns like *.example.com; * for any)")
 	fs.Var(iceValue{&c.ICEServers}, "ice-servers", "STUN/TURN URLs handed to peers (comma list)")
+	fs.StringVar(&c.NATS, "nats", c.NATS, "NATS URL (e.g. nats://127.0.0.1:4222): share rooms with the other nodes on it; empty: single node")
+	fs.DurationVar(&c.NATSHeartbeat, "nats-heartbeat", c.NATSHeartbeat, "cluster: how often a node tells the others it is alive")
+	fs.DurationVar(&c.NATSNodeTimeout, "nats-node-timeout", c.NATSNodeTimeout, "cluster: a node silent this long is dropped and its peers reported peer-left")
 	fs.BoolVar(&c.TURN, "turn", c.TURN, "run the embedded STUN/TURN server and hand peers credentials for it (docs/turn.md)")
 	fs.StringVar(&c.TURNListen, "turn-listen", c.TURNListen, "STUN/TURN listen address, UDP and TCP (port 0: any free port)")
 	fs.StringVar(&c.TURNPublicIP, "turn-public-ip", c.TURNPublicIP, "address peers reach TURN at, in URLs and relay candidates (empty: the listen host, else the first non-loopback IPv4 address)")

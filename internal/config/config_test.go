@@ -132,6 +132,13 @@ ice-servers:
 			want: func(c *Config) {
 				c.TURNSecret, c.TURNTTL, c.TURNPublicIP, c.TURNListen = "file-secret", 5*time.Minute, "198.51.100.7", "127.0.0.1:0"
 			}},
+		{name: "cluster from file and flag", yaml: "nats: nats://10.0.0.1:4222\nnats-node-timeout: 5s\n",
+			args: []string{"--nats-heartbeat=500ms"},
+			want: func(c *Config) {
+				c.NATS = "nats://10.0.0.1:4222"
+				c.NATSNodeTimeout = 5 * time.Second
+				c.NATSHeartbeat = 500 * time.Millisecond
+			}},
 		{name: "durations from every source", yaml: "ping-interval: 2s\npeer-timeout: 1m\nshutdown-timeout: 3s\n",
 			env:  map[string]string{"SWITCHBOARD_PEER_TIMEOUT": "90s"},
 			args: []string{"--shutdown-timeout=4s"},
@@ -212,6 +219,7 @@ func TestLoadErrors(t *testing.T) {
 		{name: "flag bad ice scheme", args: []string{"--ice-servers=https://stun.example"}, wantErr: "ice-servers"},
 		{name: "flag ice url without scheme", args: []string{"--ice-servers=stun.example.org"}, wantErr: "ice-servers"},
 		{name: "unknown flag", args: []string{"--max-peer=3"}, wantErr: "max-peer"},
+		{name: "node timeout within two heartbeats", args: []string{"--nats=nats://127.0.0.1:4222", "--nats-heartbeat=2s", "--nats-node-timeout=3s"}, wantErr: "nats-node-timeout"},
 		{name: "flag bad int", args: []string{"--max-peers=x"}, wantErr: "max-peers"},
 		{name: "positional argument", args: []string{"extra"}, wantErr: "extra"},
 		{name: "bad log-format flag", args: []string{"--log-format=xml"}, wantErr: "log-format"},

@@ -39,6 +39,8 @@ var (
 	descSendQueueDrop = desc("send_queue_drops_total", "Peers dropped because their send queue overflowed.")
 	descKicks         = desc("kicks_total", "Connections closed for exceeding the rate limit.")
 	descPanics        = desc("panics_total", "Recovered panics while handling a connection.")
+	descParked        = desc("resumable_peers", "Peers whose connection was lost, kept for resumption.")
+	descResumes       = desc("resumes_total", "Lost connections' presences, by outcome.", "result")
 )
 
 // collector reads the atomics at scrape time: nothing is added to the hot paths.
@@ -46,7 +48,7 @@ type collector struct{ st *stats.Stats }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descConnections, descHandshakes, descRooms, descPeers, descRelayed,
-		descErrors, descBytes, descSendQueueDrop, descKicks, descPanics} {
+		descErrors, descBytes, descSendQueueDrop, descKicks, descPanics, descParked, descResumes} {
 		ch <- d
 	}
 }
@@ -75,4 +77,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descSendQueueDrop, st.SendQueueDrops.Load())
 	counter(descKicks, st.Kicks.Load())
 	counter(descPanics, st.Panics.Load())
+	gauge(descParked, st.Parked.Load())
+	counter(descResumes, st.Resumes.Load(), "resumed")
+	counter(descResumes, st.ResumesExpired.Load(), "expired")
 }

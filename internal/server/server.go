@@ -12,6 +12,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/switchboard-rtc/switchboard/internal/bus"
+	"github.com/switchboard-rtc/switchboard/internal/bus/natsbus"
 	"github.com/switchboard-rtc/switchboard/internal/config"
 	"github.com/switchboard-rtc/switchboard/internal/hub"
 	"github.com/switchboard-rtc/switchboard/internal/metrics"
@@ -27,6 +29,7 @@ type Server struct {
 	cfg  config.Config
 	log  *slog.Logger
 	hub  *hub.Hub
+	bus  bus.Bus
 	ws   *wsserver.Server
 	http *http.Server
 	ln   net.Listener
@@ -42,12 +45,43 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		log = slog.Default()
 	}
 	st := new(stats.Stats)
+	var b bus.Bus
+	if cfg.NATS != "" {
+		nb, err := natsbus.New(natsbus.Config{
+			URL:         cfg.NATS,
+			Heartbeat:   cfg.NATSHeartbeat,
+			NodeTimeout: cfg.NATSNodeTimeout,
+			Stats:       st,
+			Logger:      log,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("server: %w", err)
+		}
+		b = nb
+	} else {
+		b = bus.NewMemory(st)
+	}
+	s, err := build(cfg, log, st, b)
+	if err != nil {
+		_ = b.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func build(cfg config.Config, log *slog.Logger, st *stats.Stats, b bus.Bus) (*Server, error) {
+	grace := cfg.ResumeGrace
+	if grace == 0 {
+		grace = -1 // the hub's zero value means its default
+	}
 	hcfg := hub.Config{
+		ResumeGrace:     grace,
 		MaxPeersPerRoom: cfg.MaxPeers,
 		MaxMetaBytes:    cfg.MaxMetaBytes,
 		RateLimit:       cfg.RateLimit,
 		RateBurst:       cfg.RateBurst,
 		ICEServers:      cfg.ICEServers,
+		Bus:             b,
 		Stats:           st,
 		Logger:          log,
 	}
@@ -102,7 +136,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		closeTURN()
 		return nil, fmt.Errorf("server: listen: %w", err)
 	}
-	s := &Server{cfg: cfg, log: log, hub: h, ws: ws, ln: ln, turn: ts}
+	s := &Server{cfg: cfg, log: log, hub: h, bus: b, ws: ws, ln: ln, turn: ts}
 	s.http = &http.Server{
 		Handler:           s.routes(st),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -141,6 +175,9 @@ func (s *Server) routes(st *stats.Stats) http.Handler {
 	mux.Handle("GET /app/", app)
 	return mux
 }
+
+// Addr returns the address the server listens on.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 
 // startTURN starts the embedded STUN/TURN server, or returns nil when cfg.TURN is off.
 func startTURN(cfg config.Config, log *slog.Logger) (*turnserver.Server, error) {
@@ -181,9 +218,6 @@ func startTURN(cfg config.Config, log *slog.Logger) (*turnserver.Server, error) 
 // TURN returns the embedded STUN/TURN server, or nil when it is off.
 func (s *Server) TURN() *turnserver.Server { return s.turn }
 
-// Addr returns the address the server listens on.
-func (s *Server) Addr() net.Addr { return s.ln.Addr() }
-
 // Hub returns the server's hub.
 func (s *Server) Hub() *hub.Hub { return s.hub }
 
@@ -196,6 +230,7 @@ func (s *Server) Run(ctx context.Context) error {
 	select {
 	case err := <-errc:
 		_ = s.ws.Close()
+		_ = s.bus.Close()
 		if s.turn != nil {
 			_ = s.turn.Close(context.Background())
 		}
@@ -209,11 +244,12 @@ func (s *Server) Run(ctx context.Context) error {
 }
 
 // Shutdown stops accepting, says goodbye (1001) to every peer, waits for them within ctx and
-// stops everything.
+// stops everything; a cluster node then tells the other nodes it is gone.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.hub.Drain()
 	herr := s.http.Shutdown(ctx)
 	werr := s.ws.Shutdown(ctx)
+	berr := s.bus.Close()
 	if s.turn != nil {
 		// After the peers: a call relayed through TURN lasts as long as its signaling.
 		if terr := s.turn.Close(ctx); terr != nil {
@@ -221,10 +257,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 	}
 	if herr != nil && !errors.Is(herr, http.ErrServerClosed) {
-		return fmt.Errorf("server: http shutdown: %w", errors.Join(herr, werr))
+		return fmt.Errorf("server: http shutdown: %w", errors.Join(herr, werr, berr))
 	}
-	if werr != nil {
-		return fmt.Errorf("server: %w", werr)
+	if werr != nil || berr != nil {
+		return fmt.Errorf("server: %w", errors.Join(werr, berr))
 	}
 	return nil
 }
