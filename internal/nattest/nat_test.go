@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -237,7 +238,7 @@ func (tp *topo) masquerade(ns, wan string, random bool) {
 // 203.0.113.0/24 (TEST-NET-3) plays the internet; the server runs in pub on 203.0.113.1.
 func newTopo(t *testing.T, nat string, random bool) *topo {
 	t.Helper()
-	tp := &topo{t: t, id: fmt.Sprintf("%d%s", os.Getpid()%100000, map[bool]string{false: "m", true: "r"}[random]), nat: nat}
+	tp := &topo{t: t, id: fmt.Sprintf("%d%d", os.Getpid()%100000, topoSeq.Add(1)), nat: nat}
 	t.Cleanup(func() {
 		for _, n := range tp.list {
 			_ = exec.Command("ip", "netns", "del", n).Run() // removes its veths too
@@ -254,6 +255,22 @@ func newTopo(t *testing.T, nat string, random bool) *topo {
 		tp.masquerade("nat"+n, "nat"+n+"-pub", random)
 	}
 	return tp
+}
+
+// topoSeq tells apart the namespaces of the topologies of one test binary.
+var topoSeq atomic.Int32
+
+// blockUDP makes ns drop every UDP packet it would forward from lan: a network where only TCP
+// goes out.
+func (tp *topo) blockUDP(ns, lan string) {
+	tp.t.Helper()
+	if tp.nat == "nft" {
+		tp.run(ns, "nft", "add table inet noudp")
+		tp.run(ns, "nft", "add chain inet noudp out { type filter hook forward priority 0 ; policy accept ; }")
+		tp.run(ns, "nft", "add rule inet noudp out iifname "+lan+" meta l4proto udp drop")
+		return
+	}
+	tp.run(ns, "iptables", "-A", "FORWARD", "-i", lan, "-p", "udp", "-j", "DROP")
 }
 
 // buildSwitchboard builds the real binary once per test binary run.
@@ -376,7 +393,8 @@ func (tp *topo) runPeers() map[string]pairReport {
 // TestRealNAT puts two peers behind separate NATs in network namespaces with the server on a
 // third. Behind port-preserving masquerade they connect directly through server-reflexive
 // (or peer-reflexive) candidates; behind port-randomizing masquerade on both sides, where
-// hole punching cannot work, they connect only through the embedded TURN relay.
+// hole punching cannot work, they connect only through the embedded TURN relay; with UDP
+// blocked behind one NAT, that peer connects through TURN over TCP.
 func TestRealNAT(t *testing.T) {
 	nat := requireNetns(t)
 	bin := buildSwitchboard(t)
@@ -399,6 +417,16 @@ func TestRealNAT(t *testing.T) {
 			if r.Local != "relay" && r.Remote != "relay" {
 				t.Errorf("%s: %s ↔ %s, want a relay candidate in the pair", role, r.Local, r.Remote)
 			}
+		}
+	})
+	t.Run("UDP blocked behind NAT 1", func(t *testing.T) {
+		// Peer 1 reaches nothing over UDP: its only way out is TURN over TCP.
+		tp := newTopo(t, nat, false)
+		tp.blockUDP("nat1", "nat1-peer1")
+		tp.startServer(bin)
+		reports := tp.runPeers()
+		if r := reports["offer"]; r.Local != "relay" {
+			t.Errorf("peer 1 (UDP blocked): local %s, want its TURN-over-TCP relay", r.Local)
 		}
 	})
 }
