@@ -341,6 +341,7 @@ func (s *Session) join(f *protocol.Frame) *protocol.Error {
 		m.Info.Meta = append([]byte(nil), f.Meta...)
 	}
 	id := f.ID
+	ice := s.hub.iceServersFor(m.Info.ID) // minted here, not under the room's lock
 	err := s.hub.bus.Join(context.Background(), m, s.hub.cfg.MaxPeersPerRoom, func(others []protocol.PeerInfo) {
 		s.sink.Send(&protocol.Event{
 			Type: protocol.TypeWelcome,
@@ -349,7 +350,7 @@ func (s *Session) join(f *protocol.Frame) *protocol.Error {
 				Self:         m.Info.ID,
 				Room:         room,
 				Peers:        others,
-				ICEServers:   s.hub.iceServersFor(m.Info.ID),
+				ICEServers:   ice,
 				Resume:       token,
 				ResumeMillis: s.hub.cfg.ResumeGrace.Milliseconds(),
 			},
