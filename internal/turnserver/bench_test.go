@@ -129,3 +129,14 @@ func benchPath(b *testing.B, send func([]byte) error, peer *net.UDPConn) {
 	b.ReportMetric(float64(n)*benchPacket*8/elapsed.Seconds()/1e6, "Mbit/s")
 	b.ReportMetric(100*float64(int64(b.N)-n)/float64(b.N), "%lost")
 }
+
+// BenchmarkICEServers is the cost the embedded TURN adds to each join: minting credentials
+// and building the entries (the hub then encodes them with the welcome).
+func BenchmarkICEServers(b *testing.B) {
+	s := startServer(b, nil)
+	now := time.Now()
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = s.ICEServers("Vb4k7hVd0S2v0w9Jv1qgXA", now)
+	}
+}
