@@ -67,6 +67,7 @@ type Config struct {
 	TURNAllowPeers     []string      `yaml:"turn-allow-peer"`
 	TURNUserQuota      int           `yaml:"turn-user-quota"`
 	TURNMaxAllocations int           `yaml:"turn-max-allocations"`
+	TURNIPQuota        int           `yaml:"turn-ip-quota"`
 	// TURNURLs are an external server's URLs (coturn with use-auth-secret and the same
 	// TURNSecret) handed out with credentials minted per peer, beside or instead of ours.
 	TURNURLs []string `yaml:"turn-urls"`
@@ -100,6 +101,7 @@ func Default() Config {
 		TURNGrace:          12 * time.Hour,
 		TURNUserQuota:      100,
 		TURNMaxAllocations: 4096,
+		TURNIPQuota:        1024,
 	}
 }
 
@@ -188,8 +190,9 @@ func (c *Config) validateTURN() []error {
 		errs = append(errs, fmt.Errorf("turn-min-port %d / turn-max-port %d: want 1 <= min <= max <= 65535", c.TURNMinPort, c.TURNMaxPort))
 	case c.TURNMaxAllocations < 1 || c.TURNMaxAllocations > ports:
 		errs = append(errs, fmt.Errorf("turn-max-allocations %d: want 1 to the %d relay ports", c.TURNMaxAllocations, ports))
-	case c.TURNUserQuota < 1 || c.TURNUserQuota > c.TURNMaxAllocations:
-		errs = append(errs, fmt.Errorf("turn-user-quota %d: want 1 to turn-max-allocations %d", c.TURNUserQuota, c.TURNMaxAllocations))
+	case c.TURNUserQuota < 1 || c.TURNIPQuota < 1:
+		// Both are capped at turn-max-allocations when the server starts.
+		errs = append(errs, fmt.Errorf("turn-user-quota %d / turn-ip-quota %d: must be at least 1", c.TURNUserQuota, c.TURNIPQuota))
 	}
 	if c.TURNTTL < time.Second || c.TURNTTL > MaxTURNTTL {
 		errs = append(errs, fmt.Errorf("turn-ttl %v: want 1s to %v", c.TURNTTL, MaxTURNTTL))
@@ -328,8 +331,9 @@ func FlagSet(c *Config, configPath *string) *flag.FlagSet {
 	fs.DurationVar(&c.TURNTTL, "turn-ttl", c.TURNTTL, "lifetime of minted TURN credentials for new allocations (max 24h)")
 	fs.DurationVar(&c.TURNGrace, "turn-grace", c.TURNGrace, "how long past expiry an existing allocation may keep refreshing")
 	fs.Var(appendValue{&c.TURNAllowPeers}, "turn-allow-peer", "peer CIDR the relay may use although not public (repeatable or comma list), e.g. 127.0.0.0/8")
-	fs.IntVar(&c.TURNUserQuota, "turn-user-quota", c.TURNUserQuota, "live TURN allocations per peer")
+	fs.IntVar(&c.TURNUserQuota, "turn-user-quota", c.TURNUserQuota, "live TURN allocations per peer (at most turn-max-allocations)")
 	fs.IntVar(&c.TURNMaxAllocations, "turn-max-allocations", c.TURNMaxAllocations, "live TURN allocations in all")
+	fs.IntVar(&c.TURNIPQuota, "turn-ip-quota", c.TURNIPQuota, "live TURN allocations per client IP address, at most turn-max-allocations (high: users behind a carrier-grade NAT share one)")
 	fs.Var(listValue{&c.TURNURLs}, "turn-urls", "external STUN/TURN URLs (coturn use-auth-secret with the same --turn-secret) handed out with minted credentials (comma list)")
 	return fs
 }

@@ -204,8 +204,9 @@ func startTURN(cfg config.Config, log *slog.Logger) (*turnserver.Server, error) 
 		TTL:            cfg.TURNTTL,
 		Grace:          cfg.TURNGrace,
 		AllowPeers:     allow,
-		UserQuota:      cfg.TURNUserQuota,
+		UserQuota:      min(cfg.TURNUserQuota, cfg.TURNMaxAllocations),
 		MaxAllocations: cfg.TURNMaxAllocations,
+		IPQuota:        min(cfg.TURNIPQuota, cfg.TURNMaxAllocations),
 		Logger:         log.With("component", "turn"),
 	})
 	if err != nil {

@@ -22,6 +22,7 @@ func TestWelcomeCarriesMintedTURNCredentials(t *testing.T) {
 		c.TURNSecret = "shared"
 		c.TURNTTL = 5 * time.Minute
 		c.TURNPublicIP = "192.0.2.10"
+		c.TURNMaxAllocations = 50 // below the default per-user and per-IP quotas: they are capped
 	})
 	port := ts.TURN().Addr().Port
 	if v := metricValue(t, ts, "switchboard_turn_allocations"); v != "0" {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"sync"
 
 	"github.com/pion/turn/v5"
@@ -75,6 +76,43 @@ func (q *quota) count() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return q.n
+}
+
+// ipQuota counts live allocations per client IP address. It is checked before an allocation
+// is made and counted from pion's allocation events, so concurrent Allocate requests from one
+// address may overshoot it by a few: it bounds a host, while quota bounds users exactly.
+type ipQuota struct {
+	max int
+
+	mu sync.Mutex
+	n  map[netip.Addr]int
+}
+
+func addrIP(a net.Addr) netip.Addr {
+	switch a := a.(type) {
+	case *net.UDPAddr:
+		ip, _ := netip.AddrFromSlice(a.IP)
+		return ip.Unmap()
+	case *net.TCPAddr:
+		ip, _ := netip.AddrFromSlice(a.IP)
+		return ip.Unmap()
+	}
+	return netip.Addr{}
+}
+
+func (q *ipQuota) has(a net.Addr) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.n[addrIP(a)] < q.max
+}
+
+func (q *ipQuota) add(a net.Addr, d int) {
+	ip := addrIP(a)
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.n[ip] += d; q.n[ip] <= 0 {
+		delete(q.n, ip)
+	}
 }
 
 // relayGen wraps pion's port-range generator: it charges the quota, refuses requested ports

@@ -28,6 +28,7 @@ const (
 	DefaultMaxPort        = 65535
 	DefaultUserQuota      = 100
 	DefaultMaxAllocations = 4096
+	DefaultIPQuota        = 1024
 	DefaultGrace          = 12 * time.Hour
 	DefaultTCPIdle        = time.Minute
 )
@@ -68,6 +69,10 @@ type Config struct {
 	// MaxAllocations caps live allocations overall (default 4096, at most the number of
 	// relay ports).
 	MaxAllocations int
+	// IPQuota caps live allocations per client IP address (default 1024, at most
+	// MaxAllocations), so one host cannot take the whole relay by joining under many peer
+	// ids. It is high because many users may share one address behind a carrier-grade NAT.
+	IPQuota int
 	// TCPIdle closes a client's TCP connection after this long without a byte from it
 	// (default 1 minute; ICE consent checks every few seconds keep a live call's connection
 	// busy), so idle connections cannot pile up to the cap.
@@ -100,6 +105,9 @@ func (c *Config) setDefaults() error {
 	if c.MaxAllocations == 0 {
 		c.MaxAllocations = min(DefaultMaxAllocations, c.MaxPort-c.MinPort+1)
 	}
+	if c.IPQuota == 0 {
+		c.IPQuota = min(DefaultIPQuota, c.MaxAllocations)
+	}
 	if c.TCPIdle == 0 {
 		c.TCPIdle = DefaultTCPIdle
 	}
@@ -125,6 +133,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: max allocations %d: want 1 to the %d relay ports", ErrBadConfig, c.MaxAllocations, ports)
 	case c.UserQuota < 1 || c.UserQuota > c.MaxAllocations:
 		return fmt.Errorf("%w: user quota %d: want 1 to max allocations %d", ErrBadConfig, c.UserQuota, c.MaxAllocations)
+	case c.IPQuota < 1 || c.IPQuota > c.MaxAllocations:
+		return fmt.Errorf("%w: IP quota %d: want 1 to max allocations %d", ErrBadConfig, c.IPQuota, c.MaxAllocations)
 	}
 	return nil
 }
@@ -144,6 +154,7 @@ type Server struct {
 	log    *slog.Logger
 	filter *PeerFilter
 	quota  *quota
+	ips    *ipQuota
 	turn   *turn.Server
 	udp    *trackedPacketConn
 	tcp    *trackedListener
@@ -161,6 +172,7 @@ func New(cfg Config) (*Server, error) {
 		log:    cfg.Logger,
 		filter: NewPeerFilter(cfg.AllowPeers),
 		quota:  &quota{perUser: cfg.UserQuota, total: cfg.MaxAllocations, users: map[string]int{}},
+		ips:    &ipQuota{max: cfg.IPQuota, n: map[netip.Addr]int{}},
 	}
 	if len(s.cfg.Secret) == 0 {
 		b := make([]byte, 32)
@@ -220,11 +232,15 @@ func New(cfg Config) (*Server, error) {
 		return false
 	}
 	ts, err := turn.NewServer(turn.ServerConfig{
-		Realm:         s.cfg.Realm,
-		AuthHandler:   s.auth,
-		QuotaHandler:  func(user, _ string, _ net.Addr) bool { return s.quota.has(user) },
+		Realm:       s.cfg.Realm,
+		AuthHandler: s.auth,
+		QuotaHandler: func(user, _ string, src net.Addr) bool {
+			return s.quota.has(user) && s.ips.has(src)
+		},
 		LoggerFactory: loggerFactory{s.log},
 		EventHandler: turn.EventHandler{
+			OnAllocationCreated: func(src, _ net.Addr, _, _, _ string, _ net.Addr, _ int) { s.ips.add(src, 1) },
+			OnAllocationDeleted: func(src, _ net.Addr, _, _, _ string) { s.ips.add(src, -1) },
 			// Wrong passwords fail pion's integrity check after auth accepted the username.
 			OnAuth: func(src, _ net.Addr, _, username, _, method string, verdict bool) {
 				if !verdict {

@@ -352,3 +352,28 @@ func TestQuotas(t *testing.T) {
 		t.Fatal("freed slot not reusable")
 	}
 }
+
+// TestIPQuota: allocations from one address stop at the IP quota whatever the peer ids, and
+// come back when one ends.
+func TestIPQuota(t *testing.T) {
+	s := startServer(t, func(c *Config) { c.IPQuota = 3 })
+	var clients []*rawClient
+	for i := range 3 {
+		u, p := s.Credentials("peer"+itoa(i), time.Now())
+		c := newRawClient(t, s.Addr(), u, p)
+		if _, code := c.allocate(); code != 0 {
+			t.Fatalf("allocation %d: code %d", i, code)
+		}
+		clients = append(clients, c)
+	}
+	u, p := s.Credentials("one-more-id", time.Now())
+	if _, code := newRawClient(t, s.Addr(), u, p).allocate(); code != stun.CodeAllocQuotaReached {
+		t.Fatalf("fourth allocation from 127.0.0.1 under a new peer id: code %d, want 486", code)
+	}
+	if _, code := clients[0].do(stun.MethodRefresh, attr(stun.AttrLifetime, []byte{0, 0, 0, 0})); code != 0 {
+		t.Fatalf("refresh 0: %d", code)
+	}
+	if _, code := newRawClient(t, s.Addr(), u, p).allocate(); code != 0 {
+		t.Fatalf("allocation after one ended: code %d", code)
+	}
+}
