@@ -12,6 +12,7 @@ import (
 	"github.com/switchboard-rtc/switchboard/internal/config"
 	"github.com/switchboard-rtc/switchboard/internal/hub"
 	"github.com/switchboard-rtc/switchboard/internal/metrics"
+	"github.com/switchboard-rtc/switchboard/internal/sioserver"
 	"github.com/switchboard-rtc/switchboard/internal/stats"
 	"github.com/switchboard-rtc/switchboard/internal/web"
 	"github.com/switchboard-rtc/switchboard/internal/wsserver"
@@ -23,6 +24,7 @@ type Server struct {
 	log  *slog.Logger
 	hub  *hub.Hub
 	ws   *wsserver.Server
+	sio  *sioserver.Server
 	http *http.Server
 	ln   net.Listener
 }
@@ -61,15 +63,29 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
+	sio, err := sioserver.New(sioserver.Config{
+		Hub:            h,
+		WS:             ws,
+		MaxPayload:     cfg.MaxFrameBytes,
+		SendQueueBytes: cfg.SendQueueBytes,
+		PingInterval:   cfg.PingInterval,
+		PingTimeout:    cfg.PeerTimeout - cfg.PingInterval,
+		Logger:         log,
+	})
+	if err != nil {
+		_ = ws.Close()
+		return nil, fmt.Errorf("server: %w", err)
+	}
 	// No TCP keep-alive: the WebSocket layer pings, and skipping the setsockopt calls makes
 	// each accept cheaper.
 	lc := net.ListenConfig{KeepAlive: -1}
 	ln, err := lc.Listen(context.Background(), "tcp", cfg.Listen)
 	if err != nil {
+		_ = sio.Close()
 		_ = ws.Close()
 		return nil, fmt.Errorf("server: listen: %w", err)
 	}
-	s := &Server{cfg: cfg, log: log, hub: h, ws: ws, ln: ln}
+	s := &Server{cfg: cfg, log: log, hub: h, ws: ws, sio: sio, ln: ln}
 	s.http = &http.Server{
 		Handler:           s.routes(st),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -83,6 +99,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 func (s *Server) routes(st *stats.Stats) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /ws", s.ws)
+	mux.Handle("/socket.io/", s.sio)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))
@@ -108,6 +125,9 @@ func (s *Server) routes(st *stats.Stats) http.Handler {
 // Addr returns the address the server listens on.
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 
+// SocketIO returns the server's Socket.IO endpoint.
+func (s *Server) SocketIO() *sioserver.Server { return s.sio }
+
 // Hub returns the server's hub.
 func (s *Server) Hub() *hub.Hub { return s.hub }
 
@@ -119,6 +139,7 @@ func (s *Server) Run(ctx context.Context) error {
 	s.log.Info("switchboard serving", "addr", s.ln.Addr().String())
 	select {
 	case err := <-errc:
+		_ = s.sio.Close()
 		_ = s.ws.Close()
 		return fmt.Errorf("server: %w", err)
 	case <-ctx.Done():
@@ -133,6 +154,8 @@ func (s *Server) Run(ctx context.Context) error {
 // stops everything.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.hub.Drain()
+	// Socket.IO first: its long-polling GETs would hold http.Shutdown until ctx ends.
+	_ = s.sio.Shutdown(ctx)
 	herr := s.http.Shutdown(ctx)
 	werr := s.ws.Shutdown(ctx)
 	if herr != nil && !errors.Is(herr, http.ErrServerClosed) {
