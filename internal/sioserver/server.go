@@ -87,12 +87,13 @@ func (c *Config) validate() error {
 
 // Server is the Socket.IO endpoint. It implements http.Handler for /socket.io/.
 type Server struct {
-	cfg   Config
-	hub   *hub.Hub
-	ws    *wsserver.Server
-	stats *stats.Stats
-	log   *slog.Logger
-	open  []byte // the open packet's fields after the sid
+	cfg    Config
+	hub    *hub.Hub
+	ws     *wsserver.Server
+	stats  *stats.Stats
+	log    *slog.Logger
+	open   []byte // the open packet's fields after the sid, for a polling session
+	openWS []byte // the same for a WebSocket session (no upgrades)
 
 	mu       sync.Mutex
 	sessions map[string]*session // by Engine.IO sid
@@ -122,6 +123,8 @@ func New(cfg Config) (*Server, error) {
 		stop:     make(chan struct{}),
 	}
 	s.open = fmt.Appendf(nil, `","upgrades":["websocket"],"pingInterval":%d,"pingTimeout":%d,"maxPayload":%d}`,
+		cfg.PingInterval.Milliseconds(), cfg.PingTimeout.Milliseconds(), cfg.MaxPayload)
+	s.openWS = fmt.Appendf(nil, `","upgrades":[],"pingInterval":%d,"pingTimeout":%d,"maxPayload":%d}`,
 		cfg.PingInterval.Milliseconds(), cfg.PingTimeout.Milliseconds(), cfg.MaxPayload)
 	s.wg.Add(1)
 	go func() {
@@ -238,10 +241,14 @@ func (s *Server) removeSession(ss *session) {
 	s.mu.Unlock()
 }
 
-// appendOpen appends the Engine.IO open packet for sid.
-func (s *Server) appendOpen(dst []byte, sid string) []byte {
+// appendOpen appends the Engine.IO open packet for sid: a polling session may upgrade to
+// WebSocket, a WebSocket one has nowhere to go.
+func (s *Server) appendOpen(dst []byte, sid string, ws bool) []byte {
 	dst = append(dst, `0{"sid":"`...)
 	dst = append(dst, sid...)
+	if ws {
+		return append(dst, s.openWS...)
+	}
 	return append(dst, s.open...)
 }
 
@@ -253,7 +260,7 @@ func (s *Server) handshakePolling(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=UTF-8")
-	_, _ = w.Write(s.appendOpen(nil, ss.sid))
+	_, _ = w.Write(s.appendOpen(nil, ss.sid, false))
 }
 
 func (s *Server) handshakeWebSocket(w http.ResponseWriter, r *http.Request) {
@@ -269,7 +276,7 @@ func (s *Server) handshakeWebSocket(w http.ResponseWriter, r *http.Request) {
 		ss.mu.Lock()
 		ss.ws = c
 		ss.mu.Unlock()
-		c.SendText(func(dst []byte) []byte { return s.appendOpen(dst, ss.sid) })
+		c.SendText(func(dst []byte) []byte { return s.appendOpen(dst, ss.sid, true) })
 		return (*wsTransport)(ss)
 	})
 	if !adopted {

@@ -38,7 +38,7 @@ type session struct {
 	queue   []byte         // polling: encoded packets waiting for a GET, 0x1e-separated
 	polling bool           // a GET is waiting
 	closed  bool
-	slow    bool // the polling queue overflowed; the timers close the session
+	slow    bool          // the polling queue overflowed; the timers close the session
 	wake    chan struct{} // cap 1: wakes the waiting GET
 }
 
@@ -342,8 +342,8 @@ func (ss *session) join(arg []byte, ack int64) *protocol.Error {
 		return protocol.Errorf(protocol.CodeAlreadyJoined, "already in a room; leave first")
 	}
 	var req struct {
-		Room *string        `json:"room"`
-		Name string         `json:"name"`
+		Room *string         `json:"room"`
+		Name string          `json:"name"`
 		Meta json.RawMessage `json:"meta"`
 		V    *int            `json:"v"`
 	}
@@ -406,7 +406,6 @@ func (ss *session) reply(ack int64, perr *protocol.Error) {
 // the rest are events named after their type whose argument is the native event object.
 func (ss *session) Send(e *protocol.Event) bool {
 	return ss.sendPacket(func(dst []byte) []byte {
-		dst = append(dst, eioMessage)
 		switch {
 		case e.Type.IsRelay():
 			dst = appendEventHeader(dst, -1)
