@@ -69,3 +69,19 @@ func startServer(t *testing.T, hcfg hub.Config, mod func(*Config)) *testServer {
 	})
 	return &testServer{hub: h, ws: ws, sio: sio, url: "http://" + ln.Addr().String() + "/"}
 }
+
+// waitFor checks cond every 10 ms until it holds, failing the test after timeout.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-deadline.C:
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		case <-tick.C:
+		}
+	}
+}
