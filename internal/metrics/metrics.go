@@ -38,6 +38,8 @@ var (
 	descSendQueueDrop = desc("send_queue_drops_total", "Peers dropped because their send queue overflowed.")
 	descKicks         = desc("kicks_total", "Connections closed for exceeding the rate limit.")
 	descPanics        = desc("panics_total", "Recovered panics while handling a connection.")
+	descSIOSessions   = desc("socketio_sessions", "Open Engine.IO sessions on /socket.io/ (WebSocket ones are also connections).")
+	descSIOUpgrades   = desc("socketio_upgrades_total", "Engine.IO sessions upgraded from long-polling to WebSocket.")
 )
 
 // collector reads the atomics at scrape time: nothing is added to the hot paths.
@@ -45,7 +47,7 @@ type collector struct{ st *stats.Stats }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descConnections, descHandshakes, descRooms, descPeers, descRelayed,
-		descErrors, descBytes, descSendQueueDrop, descKicks, descPanics} {
+		descErrors, descBytes, descSendQueueDrop, descKicks, descPanics, descSIOSessions, descSIOUpgrades} {
 		ch <- d
 	}
 }
@@ -74,4 +76,6 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descSendQueueDrop, st.SendQueueDrops.Load())
 	counter(descKicks, st.Kicks.Load())
 	counter(descPanics, st.Panics.Load())
+	gauge(descSIOSessions, st.SocketIOSessions.Load())
+	counter(descSIOUpgrades, st.SocketIOUpgrades.Load())
 }

@@ -221,7 +221,6 @@ func (s *Server) newSession(now time.Time) *session {
 		return nil
 	}
 	s.sessions[ss.sid] = ss
-	s.stats.Handshakes.Add(1)
 	s.stats.SocketIOSessions.Add(1)
 	return ss
 }
