@@ -17,11 +17,25 @@ func skipSpace(b []byte, i int) int {
 
 // skipValue validates the JSON value starting at b[i] and returns the index after it.
 func skipValue(b []byte, i, depth int) (int, bool) {
+	return skipValueT(b, i, depth, false)
+}
+
+// skipTrusted returns the index after the value at b[i], which was validated already: strings
+// are skipped with a vectorized search for their closing quote.
+func skipTrusted(b []byte, i int) int {
+	end, _ := skipValueT(b, i, 0, true)
+	return end
+}
+
+func skipValueT(b []byte, i, depth int, trusted bool) (int, bool) {
 	if i >= len(b) || depth > maxDepth {
 		return i, false
 	}
 	switch c := b[i]; {
 	case c == '"':
+		if trusted {
+			return skipTrustedString(b, i), true
+		}
 		return skipString(b, i)
 	case c == '{':
 		i = skipSpace(b, i+1)
@@ -33,14 +47,16 @@ func skipValue(b []byte, i, depth int) (int, bool) {
 			if i >= len(b) || b[i] != '"' {
 				return i, false
 			}
-			if i, ok = skipString(b, i); !ok {
+			if trusted {
+				i = skipTrustedString(b, i)
+			} else if i, ok = skipString(b, i); !ok {
 				return i, false
 			}
 			i = skipSpace(b, i)
 			if i >= len(b) || b[i] != ':' {
 				return i, false
 			}
-			if i, ok = skipValue(b, skipSpace(b, i+1), depth+1); !ok {
+			if i, ok = skipValueT(b, skipSpace(b, i+1), depth+1, trusted); !ok {
 				return i, false
 			}
 			i = skipSpace(b, i)
@@ -59,7 +75,7 @@ func skipValue(b []byte, i, depth int) (int, bool) {
 		}
 		for {
 			var ok bool
-			if i, ok = skipValue(b, i, depth+1); !ok {
+			if i, ok = skipValueT(b, i, depth+1, trusted); !ok {
 				return i, false
 			}
 			i = skipSpace(b, i)
@@ -90,9 +106,45 @@ func literal(b []byte, i int, lit string) (int, bool) {
 	return i, false
 }
 
+// strStop marks the bytes that end a run of plain string content: the quote, the backslash
+// and control characters.
+var strStop = func() (t [256]bool) {
+	for c := range 0x20 {
+		t[c] = true
+	}
+	t['"'], t['\\'] = true, true
+	return t
+}()
+
+// skipTrustedString returns the index after the valid JSON string starting at b[i].
+func skipTrustedString(b []byte, i int) int {
+	i++
+	for {
+		j := bytes.IndexByte(b[i:], '"')
+		if j < 0 {
+			return len(b)
+		}
+		i += j
+		n := 0 // backslashes right before the quote
+		for k := i - 1; k >= 0 && b[k] == '\\'; k-- {
+			n++
+		}
+		i++
+		if n%2 == 0 {
+			return i
+		}
+	}
+}
+
 func skipString(b []byte, i int) (int, bool) {
 	i++ // opening quote
 	for i < len(b) {
+		for i < len(b) && !strStop[b[i]] {
+			i++
+		}
+		if i >= len(b) {
+			break
+		}
 		c := b[i]
 		switch {
 		case c == '"':
@@ -210,10 +262,10 @@ func field(obj []byte, key string) []byte {
 	var found []byte
 	i = skipSpace(obj, i+1)
 	for i < len(obj) && obj[i] == '"' {
-		kend, _ := skipString(obj, i)
+		kend := skipTrustedString(obj, i)
 		k := obj[i+1 : kend-1]
 		i = skipSpace(obj, skipSpace(obj, kend)+1) // past ':'
-		vend, _ := skipValue(obj, i, 1)
+		vend := skipTrusted(obj, i)
 		if string(k) == key {
 			found = obj[i:vend]
 		}

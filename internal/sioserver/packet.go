@@ -108,7 +108,8 @@ var mainNamespace = []byte("/")
 
 // decodeSIO decodes a Socket.IO packet: type, [attachments "-"], [namespace ","], [ack id],
 // [JSON]. It checks the JSON shape each type allows (CONNECT: an object or nothing; EVENT: an
-// array with a string first; ACK: an array; CONNECT_ERROR: an object) and validates it.
+// array with a string first; ACK: an array; CONNECT_ERROR: an object) and validates it, except
+// an EVENT's, which splitArgs validates as it splits it.
 func decodeSIO(b []byte) (sioPacket, error) {
 	p := sioPacket{nsp: mainNamespace, ack: -1}
 	if len(b) == 0 || b[0] < sioConnect || b[0] > sioBinaryAck {
@@ -145,9 +146,13 @@ func decodeSIO(b []byte) (sioPacket, error) {
 		b = b[i:]
 	}
 	if len(b) > 0 {
-		end, ok := skipValue(b, 0, 0)
-		if !ok || end != len(b) {
-			return p, ErrBadPacket
+		// An event's arguments are validated once, as they are split (splitArgs); everything
+		// else here.
+		if p.typ != sioEvent {
+			end, ok := skipValue(b, 0, 0)
+			if !ok || end != len(b) {
+				return p, ErrBadPacket
+			}
 		}
 		p.data = b
 	}

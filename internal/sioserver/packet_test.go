@@ -59,6 +59,11 @@ func TestDecodeSIO(t *testing.T) {
 	} {
 		p, err := decodeSIO([]byte(tt.in))
 		if tt.bad {
+			if err == nil && p.typ == sioEvent { // an event's JSON is checked as it is split
+				if _, ok := splitArgs(p.data, nil); !ok {
+					continue
+				}
+			}
 			if !errors.Is(err, ErrBadPacket) {
 				t.Errorf("decodeSIO(%q) = %+v, %v; want ErrBadPacket", tt.in, p, err)
 			}
