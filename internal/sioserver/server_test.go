@@ -417,3 +417,37 @@ func TestMaxSessions(t *testing.T) {
 		t.Fatalf("second session: %d, want 503", st)
 	}
 }
+
+// TestShutdownEndsPolls: Shutdown answers a waiting GET with the close packet, so the HTTP
+// server's own shutdown is not held by long-polls.
+func TestShutdownEndsPolls(t *testing.T) {
+	ts := startServer(t, hub.Config{}, nil)
+	u, _ := pollingSession(t, ts.url)
+	ws := dialSIO(t, ts.url, nil)
+	ws.connect()
+	got := make(chan string, 1)
+	go func() {
+		_, b := httpDo(t, "GET", u, "", nil)
+		got <- b
+	}()
+	ss := ts.sio.session(u[strings.Index(u, "sid=")+4:])
+	waitFor(t, 5*time.Second, "the GET to wait", func() bool {
+		ss.mu.Lock()
+		defer ss.mu.Unlock()
+		return ss.polling
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := ts.sio.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if b := <-got; b != "1" {
+		t.Fatalf("waiting GET got %q, want the close packet", b)
+	}
+	if code := ws.expectClosed(); code != websocket.StatusGoingAway {
+		t.Errorf("websocket closed with %v, want 1001", code)
+	}
+	if st, _ := httpDo(t, "GET", ts.url+"socket.io/?EIO=4&transport=polling", "", nil); st != http.StatusServiceUnavailable {
+		t.Errorf("handshake after shutdown: %d, want 503", st)
+	}
+}
