@@ -388,8 +388,11 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request, sid string) {
 	ss.in.Unlock()
 	if err != nil {
 		ss.fail(err)
-		httpError(w, http.StatusBadRequest, errBadRequest, "bad payload")
-		return
+		var ec *errClose
+		if !errors.As(err, &ec) {
+			httpError(w, http.StatusBadRequest, errBadRequest, "bad payload")
+			return
+		}
 	}
 	w.Header().Set("Content-Type", "text/html")
 	_, _ = w.Write([]byte("ok"))

@@ -341,6 +341,14 @@ func TestPolling(t *testing.T) {
 	if st, b := httpDo(t, "POST", u, `42["offer",{"target":"`+id2+`"}]`, nil); st != 200 || b != "ok" {
 		t.Fatalf("POST after 413: %d %q", st, b)
 	}
+	// The client's close packet ends the session politely.
+	u3, id3 := pollingSession(t, ts.url)
+	if st, b := httpDo(t, "POST", u3, "1", nil); st != 200 || b != "ok" {
+		t.Fatalf("POST close: %d %q", st, b)
+	}
+	if ts.sio.Disconnect(protocol.PeerID(id3)) {
+		t.Fatal("session still there after the client's close packet")
+	}
 	// A malformed payload closes the session.
 	if st, _ := httpDo(t, "POST", u, "42[\x1e", nil); st != 400 {
 		t.Fatalf("bad payload: %d", st)

@@ -132,11 +132,14 @@ func (ss *session) closeLocked(reason string) {
 	ss.srv.removeSession(ss)
 }
 
-// fail closes the session after a protocol violation by the client. Caller holds in or not:
-// it takes in only when it is free of it, so it is called without in.
+// fail closes the session after packet handling returned err (a protocol violation, the
+// client's close packet or a rate-limit kick). The caller must not hold ss.in.
 func (ss *session) fail(err error) {
-	ss.srv.log.Debug("socket.io protocol error; closing", "sid", ss.sid, "err", err)
-	ss.close("kicked")
+	reason := closeReason(err)
+	if reason == "kicked" {
+		ss.srv.log.Debug("socket.io protocol error; closing", "sid", ss.sid, "err", err)
+	}
+	ss.close(reason)
 }
 
 // disconnectSocket takes the socket out of the hub and the lobby. Caller holds in.
@@ -258,7 +261,8 @@ func (ss *session) connect(now time.Time) {
 // event handles an EVENT. Caller holds in.
 func (ss *session) event(p *sioPacket) error {
 	args, ok := splitArgs(p.data, ss.args)
-	ss.args = args
+	// Keep the slice, not what it points into (a request body, a read buffer).
+	defer func() { clear(args); ss.args = args[:0] }()
 	if !ok || len(args) == 0 {
 		return fmt.Errorf("%w: bad event arguments", ErrBadPacket)
 	}
@@ -478,8 +482,7 @@ func (t *wsTransport) Text(p []byte, now time.Time) error {
 		}
 	}
 	if err != nil {
-		ss.srv.log.Debug("socket.io websocket closing", "sid", ss.sid, "err", err)
-		ss.close(closeReason(err))
+		ss.fail(err)
 	}
 	return nil
 }
@@ -491,7 +494,7 @@ func (t *wsTransport) Binary(p []byte, now time.Time) error {
 	err := ss.packet(eioPacket{typ: eioMessage, data: p, binary: true}, now)
 	ss.in.Unlock()
 	if err != nil {
-		ss.close(closeReason(err))
+		ss.fail(err)
 	}
 	return nil
 }
