@@ -25,6 +25,7 @@ func TestSocketIOPeerAndGoSDK(t *testing.T) {
 	ts := startServer(t, hub.Config{}, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
+	deadline, _ := ctx.Deadline()
 
 	s := dialSIO(t, ts.url, nil)
 	sid := s.connect()
@@ -87,8 +88,11 @@ func TestSocketIOPeerAndGoSDK(t *testing.T) {
 	readerDone := make(chan error, 1)
 	go func() {
 		readerDone <- func() error {
+			// Candidates may overtake the description they belong to (the SDK sends them as
+			// Pion finds them): keep them until the remote description is set, as the SDK does.
+			var early []webrtc.ICECandidateInit
 			for {
-				msg, err := s.readErr(20 * time.Second)
+				msg, err := s.readErr(time.Until(deadline))
 				if err != nil {
 					return err
 				}
@@ -115,6 +119,12 @@ func TestSocketIOPeerAndGoSDK(t *testing.T) {
 					if err := pc.SetRemoteDescription(d); err != nil {
 						return err
 					}
+					for _, c := range early {
+						if err := pc.AddICECandidate(c); err != nil {
+							return err
+						}
+					}
+					early = nil
 					if d.Type == webrtc.SDPTypeOffer {
 						ans, err := pc.CreateAnswer(nil)
 						if err != nil {
@@ -130,16 +140,21 @@ func TestSocketIOPeerAndGoSDK(t *testing.T) {
 					if err := json.Unmarshal(args[1], &c); err != nil {
 						return err
 					}
-					if err := pc.AddICECandidate(c); err != nil {
+					if pc.RemoteDescription() == nil {
+						early = append(early, c)
+					} else if err := pc.AddICECandidate(c); err != nil {
 						return err
 					}
 				}
 			}
 		}()
 	}()
+	readerEnded := false
 	defer func() {
 		_ = s.c.CloseNow()
-		<-readerDone
+		if !readerEnded {
+			<-readerDone
+		}
 	}()
 
 	var p *sdk.Peer
@@ -155,6 +170,7 @@ func TestSocketIOPeerAndGoSDK(t *testing.T) {
 		select {
 		case <-ch:
 		case err := <-readerDone:
+			readerEnded = true
 			t.Fatalf("socket reader ended: %v", err)
 		case <-ctx.Done():
 			t.Fatal("the pair never connected")
