@@ -30,6 +30,9 @@ type Frame struct {
 	Room []byte
 	Name []byte
 	Meta []byte
+	// Resume is a join's resume token (unescaped), or nil: the token of an earlier welcome
+	// whose connection was lost, to take that presence back.
+	Resume []byte
 	// V is the protocol version asked for in a join, 0 if absent, or -1 if given as 0.
 	V int
 }
@@ -107,6 +110,10 @@ func DecodeFrame(b []byte, f *Frame) *Error {
 			case "name":
 				if f.Name, ok = stringValue(val); !ok {
 					badField = "name"
+				}
+			case "resume":
+				if f.Resume, ok = stringValue(val); !ok {
+					badField = "resume"
 				}
 			case "meta":
 				if kind != '{' {

@@ -34,6 +34,14 @@ type Welcome struct {
 	Peers []PeerInfo
 	// ICEServers is the raw JSON array of RTCIceServer objects.
 	ICEServers []byte
+	// Resume is the token a client sends in a later join to take this presence back after
+	// losing its connection; empty when the server does not offer resumption.
+	Resume string
+	// ResumeMillis is how long the server keeps a lost presence for resumption.
+	ResumeMillis int64
+	// Resumed is set when this welcome answers a join that took a lost presence back: Self
+	// is the earlier id, Peers is empty, and the events missed while away follow.
+	Resumed bool
 }
 
 // AppendEvent appends the native JSON encoding of e to dst.
@@ -74,6 +82,15 @@ func AppendEvent(dst []byte, e *Event) []byte {
 			dst = append(dst, w.ICEServers...)
 		} else {
 			dst = append(dst, `[]`...)
+		}
+		if w.Resume != "" {
+			dst = append(dst, `,"resume":`...)
+			dst = AppendString(dst, w.Resume)
+			dst = append(dst, `,"resumeMs":`...)
+			dst = strconv.AppendInt(dst, w.ResumeMillis, 10)
+		}
+		if w.Resumed {
+			dst = append(dst, `,"resumed":true`...)
 		}
 	case TypePeerJoined:
 		dst = append(dst, `,"peer":`...)

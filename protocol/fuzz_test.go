@@ -70,6 +70,7 @@ func FuzzDecodeFrame(f *testing.F) {
 		`{"type":"message","broadcast":true,"data":{"text":"hello room"}}`,
 		`{"type":"message","id":"m7","target":"q3m8sXoLqv1yCpTtNd3h1w","data":{"text":"hi"}}`,
 		`{"type":"join","room":"r\u0031","name":"\ud83e\udd8a\"\\"}`,
+		`{"type":"join","room":"r","resume":"AbC-_d\u0030"}`,
 		`{"type":"bogus","target":1}`,
 		`{"type":"join"`,
 		`{"type":"leave"} x`,
@@ -126,7 +127,7 @@ func FuzzDecodeFrame(f *testing.F) {
 			for _, c := range []struct {
 				key string
 				got []byte
-			}{{"target", fr.Target}, {"room", fr.Room}, {"name", fr.Name}} {
+			}{{"target", fr.Target}, {"room", fr.Room}, {"name", fr.Name}, {"resume", fr.Resume}} {
 				raw, present := m[c.key]
 				if present != (c.got != nil) {
 					t.Fatalf("DecodeFrame(%q): %s present %v (%q), encoding/json: present %v (%s)", in, c.key, c.got != nil, c.got, present, raw)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/url"
 	"strings"
@@ -53,19 +54,39 @@ type Options struct {
 	// or the signaling connection (p is nil then). The client goes on.
 	OnError func(p *Peer, err error)
 
+	// Reconnect says how the client gets its signaling connection back when it is lost.
+	Reconnect ReconnectOptions
+	// OnReconnecting is called when the signaling connection was lost (cause) and attempt
+	// 1, 2, ... is about to start after its backoff. Peer connections stay up meanwhile.
+	OnReconnecting func(attempt int, cause error)
+	// OnReconnected is called once the client is back in its room. resumed: the server kept
+	// its presence, the id is the same and nothing was lost. Otherwise it joined anew: every
+	// old peer was reported to OnPeerLeft with reason "reconnect", ID is new, and the room's
+	// peers come back through OnPeer.
+	OnReconnected func(resumed bool)
+
 	// Logger receives debug logs; nil means slog.Default().
 	Logger *slog.Logger
+}
+
+// ReconnectOptions configure signaling reconnection. The zero value retries with no limit.
+type ReconnectOptions struct {
+	// Disable makes a lost signaling connection end the client (Done, Err).
+	Disable bool
+	// MaxAttempts is how many attempts are made before the client gives up (0: no limit).
+	MaxAttempts int
+	// MinDelay is the first backoff (default 250 ms), doubled per attempt up to MaxDelay
+	// (default 5 s); each delay is jittered by ±25%.
+	MinDelay, MaxDelay time.Duration
 }
 
 // Client is a peer in one room of a Switchboard server.
 type Client struct {
 	opts  Options
 	api   *webrtc.API
-	ws    *websocket.Conn
+	wsURL string
 	log   *slog.Logger
-	id    string
 	room  string
-	ice   []webrtc.ICEServer
 	ctx   context.Context // canceled by Close; only for the client's own goroutines
 	stop  context.CancelFunc
 	wg    sync.WaitGroup
@@ -73,7 +94,14 @@ type Client struct {
 	errMu sync.Mutex
 	err   error
 
+	wsMu   sync.Mutex
+	ws     *websocket.Conn
+	ready  chan struct{} // closed while ws is usable; open while reconnecting
+	resume string        // the last welcome's resume token (readLoop only)
+
 	mu    sync.Mutex
+	id    string // changes when a reconnect cannot resume
+	ice   []webrtc.ICEServer
 	peers map[string]*Peer
 }
 
@@ -88,6 +116,8 @@ type serverFrame struct {
 	Message    string             `json:"message"`
 	Reason     string             `json:"reason"`
 	ICEServers []webrtc.ICEServer `json:"iceServers"`
+	Resume     string             `json:"resume"`
+	Resumed    bool               `json:"resumed"`
 }
 
 type peerInfo struct {
@@ -143,56 +173,34 @@ func Dial(ctx context.Context, serverURL, room string, opts *Options) (*Client, 
 	if o.UDPBufferSize == 0 {
 		o.UDPBufferSize = 4 << 20
 	}
+	if o.Reconnect.MinDelay <= 0 {
+		o.Reconnect.MinDelay = 250 * time.Millisecond
+	}
+	if o.Reconnect.MaxDelay <= 0 {
+		o.Reconnect.MaxDelay = 5 * time.Second
+	}
 	wsURL, err := WebSocketURL(serverURL)
 	if err != nil {
 		return nil, err
 	}
-	ws, _, err := websocket.Dial(ctx, wsURL, nil)
+	ws, welcome, self, err := dialJoin(ctx, wsURL, room, &o, "")
 	if err != nil {
-		return nil, fmt.Errorf("sdk: dial %s: %w", wsURL, err)
-	}
-	ws.SetReadLimit(1 << 20)
-	join := map[string]any{"type": "join", "room": room, "id": "join", "v": 1}
-	if o.Name != "" {
-		join["name"] = o.Name
-	}
-	if o.Meta != nil {
-		join["meta"] = o.Meta
-	}
-	if err := writeJSON(ctx, ws, join); err != nil {
-		ws.CloseNow()
 		return nil, err
 	}
-	var welcome serverFrame
-	for welcome.Type != "welcome" {
-		_, b, err := ws.Read(ctx)
-		if err != nil {
-			ws.CloseNow()
-			return nil, fmt.Errorf("sdk: waiting for welcome: %w", err)
-		}
-		if err := json.Unmarshal(b, &welcome); err != nil {
-			ws.CloseNow()
-			return nil, fmt.Errorf("sdk: bad frame from server: %w", err)
-		}
-		if welcome.Type == "error" {
-			ws.CloseNow()
-			return nil, &ServerError{Code: welcome.Code, Message: welcome.Message}
-		}
-	}
-	var self string
-	if err := json.Unmarshal(welcome.Peer, &self); err != nil {
-		ws.CloseNow()
-		return nil, fmt.Errorf("sdk: welcome without a peer id: %w", err)
-	}
+	ready := make(chan struct{})
+	close(ready)
 	c := &Client{
-		opts:  o,
-		ws:    ws,
-		log:   o.Logger.With("self", self, "room", room),
-		id:    self,
-		room:  room,
-		ice:   welcome.ICEServers,
-		done:  make(chan struct{}),
-		peers: make(map[string]*Peer),
+		opts:   o,
+		ws:     ws,
+		wsURL:  wsURL,
+		ready:  ready,
+		resume: welcome.Resume,
+		log:    o.Logger.With("room", room),
+		id:     self,
+		room:   room,
+		ice:    welcome.ICEServers,
+		done:   make(chan struct{}),
+		peers:  make(map[string]*Peer),
 	}
 	if o.ICEServers != nil {
 		c.ice = o.ICEServers
@@ -213,6 +221,53 @@ func Dial(ctx context.Context, serverURL, room string, opts *Options) (*Client, 
 	c.wg.Add(1)
 	go c.readLoop()
 	return c, nil
+}
+
+// dialJoin opens a signaling connection and joins room, resuming with token if not empty,
+// and returns the connection, the welcome and the client's id.
+func dialJoin(ctx context.Context, wsURL, room string, o *Options, token string) (*websocket.Conn, *serverFrame, string, error) {
+	ws, _, err := websocket.Dial(ctx, wsURL, nil)
+	if err != nil {
+		return nil, nil, "", fmt.Errorf("sdk: dial %s: %w", wsURL, err)
+	}
+	ws.SetReadLimit(1 << 20)
+	join := map[string]any{"type": "join", "room": room, "id": "join", "v": 1}
+	if o.Name != "" {
+		join["name"] = o.Name
+	}
+	if o.Meta != nil {
+		join["meta"] = o.Meta
+	}
+	if token != "" {
+		join["resume"] = token
+	}
+	if err := writeJSON(ctx, ws, join); err != nil {
+		ws.CloseNow()
+		return nil, nil, "", err
+	}
+	var welcome serverFrame
+	for welcome.Type != "welcome" {
+		_, b, err := ws.Read(ctx)
+		if err != nil {
+			ws.CloseNow()
+			return nil, nil, "", fmt.Errorf("sdk: waiting for welcome: %w", err)
+		}
+		welcome = serverFrame{}
+		if err := json.Unmarshal(b, &welcome); err != nil {
+			ws.CloseNow()
+			return nil, nil, "", fmt.Errorf("sdk: bad frame from server: %w", err)
+		}
+		if welcome.Type == "error" {
+			ws.CloseNow()
+			return nil, nil, "", &ServerError{Code: welcome.Code, Message: welcome.Message}
+		}
+	}
+	var self string
+	if err := json.Unmarshal(welcome.Peer, &self); err != nil || self == "" {
+		ws.CloseNow()
+		return nil, nil, "", fmt.Errorf("sdk: welcome without a peer id: %s", welcome.Peer)
+	}
+	return ws, &welcome, self, nil
 }
 
 func (c *Client) settingEngine() (webrtc.SettingEngine, error) {
@@ -242,7 +297,12 @@ func (c *Client) settingEngine() (webrtc.SettingEngine, error) {
 }
 
 // ID returns the client's peer id.
-func (c *Client) ID() string { return c.id }
+// It changes when a reconnect cannot resume the presence (see Options.OnReconnected).
+func (c *Client) ID() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.id
+}
 
 // Room returns the client's room.
 func (c *Client) Room() string { return c.room }
@@ -279,11 +339,12 @@ func (c *Client) Err() error {
 // when every goroutine the client started has stopped.
 func (c *Client) Close() error {
 	c.stop() // no new peers from here on (addPeer checks under c.mu)
+	ws := c.conn()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	_ = writeJSON(ctx, c.ws, map[string]any{"type": "leave"})
+	_ = writeJSON(ctx, ws, map[string]any{"type": "leave"})
 	cancel()
-	_ = c.ws.Close(websocket.StatusNormalClosure, "bye")
-	c.ws.CloseNow()
+	_ = ws.Close(websocket.StatusNormalClosure, "bye")
+	ws.CloseNow()
 	for _, p := range c.Peers() {
 		c.removePeer(p.id, "closed")
 	}
@@ -306,16 +367,16 @@ func (c *Client) readLoop() {
 	defer c.wg.Done()
 	defer close(c.done)
 	for {
-		_, b, err := c.ws.Read(c.ctx)
+		_, b, err := c.conn().Read(c.ctx)
 		if err != nil {
-			if c.ctx.Err() == nil {
-				c.errMu.Lock()
-				c.err = fmt.Errorf("sdk: signaling connection lost: %w", err)
-				c.errMu.Unlock()
-				c.report(nil, c.err)
-				c.stop()
+			if c.ctx.Err() != nil {
+				return
 			}
-			return
+			if !c.reconnectable(err) || !c.reconnect(err) {
+				c.fail(fmt.Errorf("sdk: signaling connection lost: %w", err))
+				return
+			}
+			continue
 		}
 		var f serverFrame
 		if err := json.Unmarshal(b, &f); err != nil {
@@ -396,11 +457,125 @@ func (c *Client) removePeer(id, reason string) {
 	}
 }
 
-// send relays a frame to peer id through the server.
+// send relays a frame to peer id through the server. While the signaling connection is
+// being reconnected it waits for it (up to 10 s).
 func (c *Client) send(typ, target string, data any) error {
 	ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
 	defer cancel()
-	return writeJSON(ctx, c.ws, map[string]any{"type": typ, "target": target, "data": data})
+	c.wsMu.Lock()
+	ready := c.ready
+	c.wsMu.Unlock()
+	select {
+	case <-ready:
+	case <-ctx.Done():
+		return fmt.Errorf("sdk: signaling connection not back: %w", ctx.Err())
+	}
+	return writeJSON(ctx, c.conn(), map[string]any{"type": typ, "target": target, "data": data})
+}
+
+// conn returns the current signaling connection.
+func (c *Client) conn() *websocket.Conn {
+	c.wsMu.Lock()
+	defer c.wsMu.Unlock()
+	return c.ws
+}
+
+// fail stops the client because of err.
+func (c *Client) fail(err error) {
+	c.errMu.Lock()
+	c.err = err
+	c.errMu.Unlock()
+	c.report(nil, err)
+	c.stop()
+}
+
+// reconnectable reports whether the client should try to get a connection lost with err
+// back: not when disabled, and not after a close the server would repeat (normal, protocol
+// error, bad payload, policy: kicked, too big).
+func (c *Client) reconnectable(err error) bool {
+	if c.opts.Reconnect.Disable {
+		return false
+	}
+	switch websocket.CloseStatus(err) {
+	case websocket.StatusNormalClosure, websocket.StatusProtocolError, websocket.StatusInvalidFramePayloadData,
+		websocket.StatusPolicyViolation, websocket.StatusMessageTooBig:
+		return false
+	}
+	return true
+}
+
+// reconnect gets the signaling connection back after it was lost with cause: it resumes the
+// presence with the last welcome's token or, if the server cannot, joins anew and starts every
+// pair over. It reports false when the client is closing or gave up. readLoop only.
+func (c *Client) reconnect(cause error) bool {
+	c.wsMu.Lock()
+	c.ready = make(chan struct{}) // senders wait from now on
+	c.wsMu.Unlock()
+	r := c.opts.Reconnect
+	for attempt := 1; r.MaxAttempts == 0 || attempt <= r.MaxAttempts; attempt++ {
+		if c.opts.OnReconnecting != nil {
+			c.opts.OnReconnecting(attempt, cause)
+		}
+		delay := r.MinDelay << min(attempt-1, 20)
+		if delay > r.MaxDelay || delay <= 0 {
+			delay = r.MaxDelay
+		}
+		delay = time.Duration(float64(delay) * (0.75 + rand.Float64()/2))
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-c.ctx.Done():
+			t.Stop()
+			return false
+		}
+		ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
+		ws, w, self, err := dialJoin(ctx, c.wsURL, c.room, &c.opts, c.resume)
+		cancel()
+		if err != nil {
+			if c.ctx.Err() != nil {
+				return false
+			}
+			c.log.Debug("reconnect failed", "attempt", attempt, "err", err)
+			cause = err
+			continue
+		}
+		c.resume = w.Resume
+		if !w.Resumed {
+			// A new presence: the others saw us leave and know nothing of the new id.
+			for _, p := range c.Peers() {
+				c.removePeer(p.id, "reconnect")
+			}
+			c.mu.Lock()
+			c.id = self
+			if c.opts.ICEServers == nil && w.ICEServers != nil {
+				c.ice = w.ICEServers
+			}
+			c.mu.Unlock()
+		}
+		c.wsMu.Lock()
+		old := c.ws
+		c.ws = ws
+		close(c.ready)
+		c.wsMu.Unlock()
+		old.CloseNow()
+		if c.ctx.Err() != nil { // Close ran meanwhile and closed the old connection
+			ws.CloseNow()
+			return false
+		}
+		c.log.Debug("signaling reconnected", "attempt", attempt, "resumed", w.Resumed, "self", self)
+		if c.opts.OnReconnected != nil {
+			c.opts.OnReconnected(w.Resumed)
+		}
+		if !w.Resumed {
+			for _, p := range w.Peers {
+				if _, err := c.addPeer(p); err != nil {
+					c.report(nil, err)
+				}
+			}
+		}
+		return true
+	}
+	return false
 }
 
 func writeJSON(ctx context.Context, ws *websocket.Conn, v any) error {

@@ -16,6 +16,9 @@
 //     every knob is an Option.
 //   - Bad input from one remote peer (malformed SDP, a stray answer, a candidate for an unknown
 //     m-line) is reported through Options.OnError for that pair only.
+//   - A lost signaling connection does not end the call: the client reconnects with backoff and
+//     resumes its presence (same id, peer connections untouched, missed events replayed), or,
+//     when the server cannot resume it, joins anew and rebuilds every pair (Options.Reconnect).
 //
 // A Client owns everything it starts: Close stops every goroutine, peer connection and socket.
 package sdk

@@ -122,6 +122,7 @@ func (f *mediaFlags) dial(ctx context.Context, role string, stderr io.Writer, op
 	opts.Name = role
 	opts.Meta = map[string]string{"role": role}
 	opts.Loopback = f.loopback
+	opts.Reconnect = cliReconnect
 	opts.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	opts.OnError = func(p *sdk.Peer, err error) {
 		if p != nil {

@@ -59,11 +59,17 @@ func (f *peerFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.loopback, "loopback", false, "keep WebRTC traffic on 127.0.0.1: both peers on this host (tests, local copies)")
 }
 
+// cliReconnect is how the peer commands ride out a lost signaling connection: transfers and
+// media go on peer to peer meanwhile; after about 45 s of failed attempts the command gives up.
+var cliReconnect = sdk.ReconnectOptions{MaxAttempts: 12}
+
 func (f *peerFlags) options(role string, stderr io.Writer) *sdk.Options {
 	return &sdk.Options{
-		Meta:     map[string]string{"role": role},
-		Loopback: f.loopback,
-		Logger:   slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Name:      role, // shown in the web app's grid and chat
+		Meta:      map[string]string{"role": role},
+		Reconnect: cliReconnect,
+		Loopback:  f.loopback,
+		Logger:    slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
 }
 

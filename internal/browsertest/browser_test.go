@@ -37,11 +37,20 @@ type env struct {
 // timeout.
 func setup(t *testing.T, timeout time.Duration) *env {
 	t.Helper()
+	return setupWith(t, timeout, nil)
+}
+
+// setupWith is setup with the server's defaults changed by mod.
+func setupWith(t *testing.T, timeout time.Duration, mod func(*config.Config)) *env {
+	t.Helper()
 	requireChromium(t)
 	pages := httptest.NewServer(web.Handler())
 	t.Cleanup(pages.Close)
 	base := testserver.Start(t, func(c *config.Config) {
 		c.AllowedOrigins = append(c.AllowedOrigins, pages.URL) // the page is on another port
+		if mod != nil {
+			mod(c)
+		}
 	})
 	e := &env{t: t, wsURL: "ws" + strings.TrimPrefix(base, "http") + "/ws"}
 	e.pageURL = pages.URL + "/sdk/test.html?ws=" + e.wsURL

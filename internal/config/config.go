@@ -34,8 +34,11 @@ type Config struct {
 	RateBurst      float64 `yaml:"rate-burst"`
 	SendQueueBytes int     `yaml:"send-queue-bytes"`
 
-	PingInterval   time.Duration `yaml:"ping-interval"`
-	PeerTimeout    time.Duration `yaml:"peer-timeout"`
+	PingInterval time.Duration `yaml:"ping-interval"`
+	PeerTimeout  time.Duration `yaml:"peer-timeout"`
+	// ResumeGrace is how long a peer whose connection was lost keeps its place for a
+	// reconnecting client to resume it; 0 disables resumption.
+	ResumeGrace    time.Duration `yaml:"resume-grace"`
 	AllowedOrigins []string      `yaml:"allowed-origins"`
 	EventLoops     int           `yaml:"event-loops"`
 
@@ -59,6 +62,7 @@ func Default() Config {
 		SendQueueBytes:  1 << 20,
 		PingInterval:    10 * time.Second,
 		PeerTimeout:     30 * time.Second,
+		ResumeGrace:     15 * time.Second,
 	}
 }
 
@@ -97,6 +101,9 @@ func (c *Config) Validate() error {
 	}
 	if c.RateLimit <= 0 || c.RateBurst < 1 {
 		errs = append(errs, fmt.Errorf("rate-limit %v / rate-burst %v: must be positive", c.RateLimit, c.RateBurst))
+	}
+	if c.ResumeGrace < 0 || c.ResumeGrace > 10*time.Minute {
+		errs = append(errs, fmt.Errorf("resume-grace %v must be between 0 (off) and 10m", c.ResumeGrace))
 	}
 	if c.PeerTimeout <= c.PingInterval {
 		errs = append(errs, fmt.Errorf("peer-timeout %v must exceed ping-interval %v", c.PeerTimeout, c.PingInterval))
@@ -178,6 +185,7 @@ func FlagSet(c *Config, configPath *string) *flag.FlagSet {
 	fs.IntVar(&c.SendQueueBytes, "send-queue-bytes", c.SendQueueBytes, "bytes queued for a slow peer before it is dropped")
 	fs.DurationVar(&c.PingInterval, "ping-interval", c.PingInterval, "ping a peer that has been quiet this long")
 	fs.DurationVar(&c.PeerTimeout, "peer-timeout", c.PeerTimeout, "drop a peer silent this long")
+	fs.DurationVar(&c.ResumeGrace, "resume-grace", c.ResumeGrace, "keep a lost connection's peer this long for the client to resume it (0: off)")
 	fs.IntVar(&c.EventLoops, "event-loops", c.EventLoops, "WebSocket event loops (0: half the CPUs, at least 1)")
 	fs.Var(listValue{&c.AllowedOrigins}, "allowed-origins", "browser origins allowed besides the server's own (comma list; patterns like *.example.com; * for any)")
 	fs.Var(iceValue{&c.ICEServers}, "ice-servers", "STUN/TURN URLs handed to peers (comma list)")

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -27,6 +28,14 @@ type Config struct {
 	// RateStrikes is how many rejected messages a connection may send, refilled at a tenth of
 	// that per second, before it is closed (default 100).
 	RateStrikes float64
+	// ResumeGrace is how long the presence of a peer whose connection was lost (no close
+	// frame, no leave) is kept for the client to take back with its resume token
+	// (default 15s; negative disables resumption).
+	ResumeGrace time.Duration
+	// ResumeHoldEvents and ResumeHoldBytes bound the events held for a lost presence; past
+	// either the presence leaves at once (defaults 256 events, 256 KiB).
+	ResumeHoldEvents int
+	ResumeHoldBytes  int
 	// ICEServers are handed to every peer in its welcome.
 	ICEServers []protocol.ICEServer
 	// Bus routes events; nil means a new in-memory bus.
@@ -53,6 +62,15 @@ func (c *Config) setDefaults() {
 	if c.RateStrikes == 0 {
 		c.RateStrikes = 100
 	}
+	if c.ResumeGrace == 0 {
+		c.ResumeGrace = 15 * time.Second
+	}
+	if c.ResumeHoldEvents == 0 {
+		c.ResumeHoldEvents = 256
+	}
+	if c.ResumeHoldBytes == 0 {
+		c.ResumeHoldBytes = 256 << 10
+	}
 	if c.Stats == nil {
 		c.Stats = new(stats.Stats)
 	}
@@ -70,6 +88,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: max peers per room %d", ErrBadConfig, c.MaxPeersPerRoom)
 	case c.MaxMetaBytes < 0:
 		return fmt.Errorf("%w: max meta bytes %d", ErrBadConfig, c.MaxMetaBytes)
+	case c.ResumeHoldEvents < 0 || c.ResumeHoldBytes < 0:
+		return fmt.Errorf("%w: resume hold %d events %d bytes", ErrBadConfig, c.ResumeHoldEvents, c.ResumeHoldBytes)
 	case c.RateLimit < 0 || c.RateBurst < 1 || c.RateStrikes < 1:
 		return fmt.Errorf("%w: rate limit %v burst %v strikes %v", ErrBadConfig, c.RateLimit, c.RateBurst, c.RateStrikes)
 	}
@@ -84,6 +104,10 @@ type Hub struct {
 	log        *slog.Logger
 	iceServers []byte
 	draining   chan struct{}
+
+	mu      sync.Mutex
+	parked  map[string]*parked  // lost presences by resume token
+	holders map[string]*Session // connected resumable presences by resume token
 }
 
 // New returns a Hub for cfg.
@@ -107,6 +131,8 @@ func New(cfg Config) (*Hub, error) {
 		log:        cfg.Logger,
 		iceServers: iceJSON,
 		draining:   make(chan struct{}),
+		parked:     make(map[string]*parked),
+		holders:    make(map[string]*Session),
 	}, nil
 }
 
@@ -129,13 +155,18 @@ func (h *Hub) Ready() error {
 	return nil
 }
 
-// Drain makes the hub refuse new joins. Existing sessions go on until their transports close.
+// Drain makes the hub refuse new joins. Existing sessions go on until their transports close;
+// presences kept for resumption leave now (reason shutdown), and lost connections no longer
+// keep theirs.
 func (h *Hub) Drain() {
+	h.mu.Lock()
 	select {
 	case <-h.draining:
 	default:
 		close(h.draining)
 	}
+	h.mu.Unlock()
+	h.expireAll()
 }
 
 // Connect starts a session for one client connection whose events go to sink.
@@ -151,8 +182,13 @@ func (h *Hub) Connect(sink bus.Sink, now time.Time) *Session {
 type Session struct {
 	hub    *Hub
 	sink   bus.Sink
-	member *bus.Member
 	bucket bucket
+
+	// mu guards the presence: another connection resuming it takes it over.
+	mu     sync.Mutex
+	member *bus.Member
+	rsink  *resumeSink // the member's sink when resumable
+	token  string      // the resume token of the last welcome
 	// fixedID, when set, is the peer id every join of this session takes (UsePeerID).
 	fixedID protocol.PeerID
 }
@@ -177,20 +213,43 @@ func (s *Session) Allow(now time.Time) (bool, error) {
 	return true, nil
 }
 
+// cur returns the session's member, or nil when it is not in a room.
+func (s *Session) cur() *bus.Member {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.member
+}
+
+// set makes m (nil: none) the session's presence.
+func (s *Session) set(m *bus.Member, rsink *resumeSink, token string) {
+	s.mu.Lock()
+	s.member, s.rsink, s.token = m, rsink, token
+	s.mu.Unlock()
+}
+
+// Closer is implemented by sinks whose connection the hub may end: when a client resumes its
+// presence on a new connection while the old one still looks open, the old one is closed.
+type Closer interface {
+	// CloseConn ends the connection without a goodbye; its session has no presence anymore.
+	CloseConn(reason string)
+}
+
 // Peer returns the session's peer id, or "" before it joins.
 func (s *Session) Peer() protocol.PeerID {
-	if s.member == nil {
+	m := s.cur()
+	if m == nil {
 		return ""
 	}
-	return s.member.Info.ID
+	return m.Info.ID
 }
 
 // Room returns the session's room, or "" before it joins.
 func (s *Session) Room() string {
-	if s.member == nil {
+	m := s.cur()
+	if m == nil {
 		return ""
 	}
-	return s.member.Room
+	return m.Room
 }
 
 // HandleFrame handles one native-protocol text frame received at now. Protocol errors are
@@ -218,7 +277,7 @@ func (s *Session) Handle(f *protocol.Frame) *protocol.Error {
 	case protocol.TypeJoin:
 		return s.join(f)
 	case protocol.TypeLeave:
-		if s.member == nil {
+		if s.cur() == nil {
 			return protocol.Errorf(protocol.CodeNotJoined, "not in a room")
 		}
 		s.Leave("left")
@@ -236,8 +295,8 @@ func (s *Session) RejectBinary() {
 }
 
 func (s *Session) join(f *protocol.Frame) *protocol.Error {
-	if s.member != nil {
-		return protocol.Errorf(protocol.CodeAlreadyJoined, "already in room %q; leave first", s.member.Room)
+	if m := s.cur(); m != nil {
+		return protocol.Errorf(protocol.CodeAlreadyJoined, "already in room %q; leave first", m.Room)
 	}
 	if f.V != 0 && f.V != protocol.Version {
 		return protocol.Errorf(protocol.CodeUnsupportedVersion, "this server speaks protocol version %d", protocol.Version)
@@ -255,6 +314,9 @@ func (s *Session) join(f *protocol.Frame) *protocol.Error {
 	if err := s.hub.Ready(); err != nil {
 		return protocol.Errorf(protocol.CodeUnavailable, "the server is not taking joins now")
 	}
+	if f.Resume != nil && s.resume(string(f.Resume), room, f.ID) {
+		return nil
+	}
 	pid := s.fixedID
 	if pid == "" {
 		pid = protocol.NewPeerID()
@@ -263,6 +325,13 @@ func (s *Session) join(f *protocol.Frame) *protocol.Error {
 		Room: room,
 		Info: protocol.PeerInfo{ID: pid, Name: string(f.Name)},
 		Sink: s.sink,
+	}
+	var token string
+	var rsink *resumeSink
+	if s.hub.cfg.ResumeGrace > 0 {
+		token = newResumeToken()
+		rsink = &resumeSink{cur: s.sink, maxEvents: s.hub.cfg.ResumeHoldEvents, maxBytes: s.hub.cfg.ResumeHoldBytes}
+		m.Sink = rsink
 	}
 	if f.Meta != nil {
 		m.Info.Meta = append([]byte(nil), f.Meta...)
@@ -273,16 +342,19 @@ func (s *Session) join(f *protocol.Frame) *protocol.Error {
 			Type: protocol.TypeWelcome,
 			ID:   id,
 			Welcome: &protocol.Welcome{
-				Self:       m.Info.ID,
-				Room:       room,
-				Peers:      others,
-				ICEServers: s.hub.iceServers,
+				Self:         m.Info.ID,
+				Room:         room,
+				Peers:        others,
+				ICEServers:   s.hub.iceServers,
+				Resume:       token,
+				ResumeMillis: s.hub.cfg.ResumeGrace.Milliseconds(),
 			},
 		})
 	})
 	switch {
 	case err == nil:
-		s.member = m
+		s.set(m, rsink, token)
+		s.hub.live(s, token)
 		s.hub.log.Debug("peer joined", "room", room, "peer", m.Info.ID)
 		return nil
 	case errors.Is(err, bus.ErrRoomFull):
@@ -294,15 +366,16 @@ func (s *Session) join(f *protocol.Frame) *protocol.Error {
 }
 
 func (s *Session) relay(f *protocol.Frame) *protocol.Error {
-	if s.member == nil {
+	m := s.cur()
+	if m == nil {
 		return protocol.Errorf(protocol.CodeNotJoined, "join a room first")
 	}
-	e := protocol.Event{Type: f.Type, From: s.member.Info.ID, Data: f.Data, Broadcast: f.Broadcast}
+	e := protocol.Event{Type: f.Type, From: m.Info.ID, Data: f.Data, Broadcast: f.Broadcast}
 	var err error
 	if f.Broadcast {
-		err = s.hub.bus.Broadcast(s.member, &e)
+		err = s.hub.bus.Broadcast(m, &e)
 	} else {
-		err = s.hub.bus.Relay(s.member, f.Target, &e)
+		err = s.hub.bus.Relay(m, f.Target, &e)
 	}
 	switch {
 	case err == nil:
@@ -311,24 +384,83 @@ func (s *Session) relay(f *protocol.Frame) *protocol.Error {
 	case errors.Is(err, bus.ErrUnknownTarget):
 		return protocol.Errorf(protocol.CodeUnknownTarget, "target is not in your room")
 	default:
-		s.hub.log.Warn("relay failed", "room", s.member.Room, "err", err)
+		s.hub.log.Warn("relay failed", "room", m.Room, "err", err)
 		return protocol.Errorf(protocol.CodeUnavailable, "cannot relay now")
 	}
 }
 
-// Leave leaves the session's room, if any, telling the others why (see docs/protocol.md for
-// reasons). Transports call it when the connection ends.
-func (s *Session) Leave(reason string) {
-	if s.member == nil {
+// resume takes back the presence of token in room for this session, welcoming it with the
+// join's id: a presence kept after its connection was lost, or one whose connection still
+// looks open (the client saw it die first) — that connection is then closed. It reports
+// false when there is none: the join goes on as a new presence.
+func (s *Session) resume(token, room string, id []byte) bool {
+	m, rs, old := s.hub.take(token, room)
+	if m == nil {
+		return false
+	}
+	newToken := newResumeToken()
+	welcome := &protocol.Event{
+		Type: protocol.TypeWelcome,
+		ID:   id,
+		Welcome: &protocol.Welcome{
+			Self:         m.Info.ID,
+			Room:         room,
+			ICEServers:   s.hub.iceServers,
+			Resume:       newToken,
+			ResumeMillis: s.hub.cfg.ResumeGrace.Milliseconds(),
+			Resumed:      true,
+		},
+	}
+	if old != nil {
+		if c, ok := old.(Closer); ok {
+			c.CloseConn("replaced")
+		}
+	}
+	if !rs.attach(s.sink, welcome) {
+		// Its held events overflowed while we took it: it is gone.
+		s.hub.bus.Leave(m, "slow")
+		return false
+	}
+	s.set(m, rs, newToken)
+	s.hub.live(s, newToken)
+	s.hub.stats.Resumes.Add(1)
+	s.hub.log.Debug("peer resumed", "room", room, "peer", m.Info.ID, "replaced", old != nil)
+	return true
+}
+
+// Drop ends the session because its connection was lost without a goodbye (EOF, a read
+// error, missed pings). When resumption is on, the presence stays in its room for the grace
+// period, for the client to take back; otherwise, or while draining, it is Leave(reason).
+func (s *Session) Drop(reason string) {
+	s.mu.Lock()
+	m, rs, token := s.member, s.rsink, s.token
+	s.mu.Unlock()
+	if m == nil {
 		return
 	}
-	s.hub.bus.Leave(s.member, reason)
+	if rs == nil || !s.hub.park(s, token, m, rs, reason) {
+		s.Leave(reason)
+	}
+}
+
+// Leave leaves the session's room, if any, telling the others why (see docs/protocol.md for
+// reasons). Transports call it when the connection ends with a goodbye (a close frame) or is
+// closed by the server.
+func (s *Session) Leave(reason string) {
+	s.mu.Lock()
+	m, token := s.member, s.token
+	s.member, s.rsink, s.token = nil, nil, ""
+	s.mu.Unlock()
+	if m == nil {
+		return
+	}
+	s.hub.unlive(s, token)
+	s.hub.bus.Leave(m, reason)
 	lvl := slog.LevelDebug
 	if reason == "slow" || reason == "kicked" {
 		lvl = slog.LevelInfo
 	}
-	s.hub.log.Log(context.Background(), lvl, "peer left", "room", s.member.Room, "peer", s.member.Info.ID, "reason", reason)
-	s.member = nil
+	s.hub.log.Log(context.Background(), lvl, "peer left", "room", m.Room, "peer", m.Info.ID, "reason", reason)
 }
 
 func (s *Session) ack(id []byte) {

@@ -91,6 +91,8 @@ type msg struct {
 	Message string          `json:"message"`
 	Reason  string          `json:"reason"`
 	V       int             `json:"v"`
+	Resume  string          `json:"resume"`
+	Resumed bool            `json:"resumed"`
 	Raw     string          `json:"-"`
 }
 

@@ -38,7 +38,12 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		log = slog.Default()
 	}
 	st := new(stats.Stats)
+	grace := cfg.ResumeGrace
+	if grace == 0 {
+		grace = -1 // the hub's zero value means its default
+	}
 	h, err := hub.New(hub.Config{
+		ResumeGrace:     grace,
 		MaxPeersPerRoom: cfg.MaxPeers,
 		MaxMetaBytes:    cfg.MaxMetaBytes,
 		RateLimit:       cfg.RateLimit,

@@ -387,6 +387,7 @@ func TestSilentPeerTimesOut(t *testing.T) {
 	ts := startServer(t, func(c *config.Config) {
 		c.PingInterval = 100 * time.Millisecond
 		c.PeerTimeout = 400 * time.Millisecond
+		c.ResumeGrace = 100 * time.Millisecond // kept that long for resumption, then gone
 	})
 	silent := dialRaw(t, ts, 0)
 	silent.sendText(`{"type":"join","room":"r"}`)
@@ -563,7 +564,8 @@ func TestWelcomeCarriesConfiguredICEServers(t *testing.T) {
 // Many short connections opened and closed concurrently: every join is answered, and every
 // socket is released (file descriptor numbers are reused under churn).
 func TestConnectionChurn(t *testing.T) {
-	ts := startServer(t, nil)
+	// Dropped connections would keep their places for resumption and fill the rooms.
+	ts := startServer(t, func(c *config.Config) { c.ResumeGrace = 0 })
 	const workers, perWorker = 16, 60
 	errc := make(chan error, workers)
 	for w := 0; w < workers; w++ {

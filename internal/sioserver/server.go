@@ -425,11 +425,11 @@ func (s *Server) tick(now time.Time) {
 	s.mu.Unlock()
 	for _, ss := range all {
 		ss.mu.Lock()
-		upgraded, slow := ss.ws != nil, ss.slow
+		upgraded, doom := ss.ws != nil, ss.doom
 		ss.mu.Unlock()
 		switch {
-		case slow:
-			ss.close("slow")
+		case doom != "":
+			ss.close(doom)
 		case upgraded:
 			continue
 		case t-ss.lastSeen.Load() > deadline:

@@ -38,7 +38,7 @@ type session struct {
 	queue   []byte         // polling: encoded packets waiting for a GET, 0x1e-separated
 	polling bool           // a GET is waiting
 	closed  bool
-	slow    bool          // the polling queue overflowed; the timers close the session
+	doom    string        // set: the session must close with this reason (the timers do it)
 	wake    chan struct{} // cap 1: wakes the waiting GET
 }
 
@@ -60,7 +60,7 @@ func (ss *session) socketID() protocol.PeerID {
 // session is gone or overflowed (and is then being closed).
 func (ss *session) sendPacket(build func(dst []byte) []byte) bool {
 	ss.mu.Lock()
-	if ss.closed || ss.slow {
+	if ss.closed || ss.doom != "" {
 		ss.mu.Unlock()
 		return false
 	}
@@ -78,7 +78,7 @@ func (ss *session) sendPacket(build func(dst []byte) []byte) bool {
 	if over {
 		// Closing needs ss.in, which a sender holding its own in must not wait for: the
 		// timers close the session within a tick; until then nothing more is queued.
-		ss.slow = true
+		ss.doom = "slow"
 		ss.queue = nil
 		ss.srv.stats.SendQueueDrops.Add(1)
 	}
@@ -158,6 +158,21 @@ func (ss *session) disconnectSocket(reason string) {
 		ss.srv.lobbyMu.Unlock()
 	}
 	ss.hs = nil
+}
+
+// CloseConn implements hub.Closer: the hub moved the socket's presence elsewhere (a client
+// resumed it). The session closes: at once on WebSocket, within a timer tick on polling. It
+// takes no lock the caller may hold.
+func (ss *session) CloseConn(reason string) {
+	ss.mu.Lock()
+	ws := ss.ws
+	if ws == nil && ss.doom == "" {
+		ss.doom = reason
+	}
+	ss.mu.Unlock()
+	if ws != nil {
+		ws.Close(closeNormal, reason)
+	}
 }
 
 // closeNormal is the WebSocket close code of an orderly close.

@@ -27,6 +27,11 @@ type Stats struct {
 	SendQueueDrops atomic.Uint64
 	// Kicks counts connections closed for policy violations (rate limit).
 	Kicks atomic.Uint64
+	// Parked is the number of presences kept for resumption after their connection was lost
+	// (gauge); Resumes counts those taken back, ResumesExpired those given up.
+	Parked         atomic.Int64
+	Resumes        atomic.Uint64
+	ResumesExpired atomic.Uint64
 	// Panics counts recovered panics in connection handling.
 	Panics atomic.Uint64
 	// SocketIOSessions is the number of open Engine.IO sessions on /socket.io/ (gauge; those

@@ -34,6 +34,7 @@ type conn struct {
 	lastRead     int64 // unix ns
 	lastPing     int64
 	closingSince int64
+	lost         bool // ended without a goodbye: the presence may be resumed (loop only)
 	extDone      bool // ext.Closed has been called
 
 	mu       sync.Mutex
@@ -66,6 +67,15 @@ func (c *conn) Send(e *protocol.Event) bool {
 		scratchPool.Put(bp)
 	}
 	return ok
+}
+
+var _ hub.Closer = (*conn)(nil)
+
+// CloseConn implements hub.Closer: the connection is shut down and its loop closes it.
+func (c *conn) CloseConn(reason string) {
+	c.mu.Lock()
+	c.shutLocked(reason)
+	c.mu.Unlock()
 }
 
 // sendControl writes a control frame. last marks the close frame: nothing may follow it.

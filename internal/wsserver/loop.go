@@ -238,7 +238,7 @@ func (l *loop) read(c *conn, now time.Time) {
 	case errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR):
 		return
 	case err != nil || n == 0:
-		l.closeConn(c, "closed")
+		l.loseConn(c, "closed")
 		return
 	}
 	c.in = nil
@@ -279,8 +279,19 @@ func (l *loop) closeConn(c *conn, reason string) {
 	_ = unix.Close(c.fd)
 	c.mu.Unlock()
 	c.in, c.frag = nil, nil
-	c.leave(reason)
+	if c.lost && !c.shut && c.ext == nil {
+		c.sess.Drop(reason)
+	} else {
+		c.leave(reason)
+	}
 	l.srv.connClosed()
+}
+
+// loseConn closes c after its connection was lost without a goodbye (EOF without a close
+// frame, a read error, missed pings): its presence may be resumed. Loop goroutine only.
+func (l *loop) loseConn(c *conn, reason string) {
+	c.lost = true
+	l.closeConn(c, reason)
 }
 
 func (l *loop) snapshot() []*conn {
@@ -311,7 +322,7 @@ func (l *loop) tick(now time.Time) {
 				l.closeConn(c, "closed")
 			}
 		case t-c.lastRead > int64(cfg.PeerTimeout):
-			l.closeConn(c, "timeout")
+			l.loseConn(c, "timeout")
 		case c.ext != nil:
 			// Adopted protocols ping in their own messages, on a fixed beat whatever the
 			// client sends (Engine.IO clients time out when pings stop coming).

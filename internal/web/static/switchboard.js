@@ -11,6 +11,10 @@
 //   - Every negotiation step of a pair runs in order on that pair's queue; remote candidates
 //     that arrive before the remote description wait and are added right after it.
 //   - Trickle ICE both ways.
+//   - The signaling socket reconnects by itself. A socket lost without a goodbye is resumed
+//     with the welcome's resume token: same peer id, peer connections untouched, missed events
+//     replayed. If the server cannot resume (grace passed, another node), the client joins
+//     anew and rebuilds every peer connection under its new id.
 //
 // See docs/browser-sdk.md. Type-checkable with `tsc --checkJs --noEmit --lib es2022,dom`.
 
@@ -41,7 +45,27 @@ const MAX_TRANSCEIVERS = 64;
  * @property {RTCIceServer[]} [iceServers] replace the ICE servers from the welcome
  * @property {RTCIceTransportPolicy} [iceTransportPolicy] e.g. "relay" for TURN only
  * @property {number} [timeout] milliseconds to wait for the welcome (default 10000)
+ * @property {false|ReconnectOptions} [reconnect] false: never reconnect the signaling socket
+ * @property {(info: {attempt: number, code: number}) => void} [onReconnecting] the signaling
+ *   socket was lost (close code `code`); attempt `attempt` (1, 2, ...) starts after a backoff.
+ *   Peer connections stay up meanwhile
+ * @property {(info: {resumed: boolean, id: string}) => void} [onReconnected] the client is
+ *   back in its room. resumed: same id, nothing was lost; otherwise every remote peer was
+ *   reported to onPeerLeft (reason "reconnect") and is being connected anew under the new id
  */
+
+/**
+ * @typedef {Object} ReconnectOptions
+ * @property {number} [maxAttempts] attempts before giving up and calling onClose (default: no limit)
+ * @property {number} [minDelayMs] first backoff (default 250), doubled per attempt
+ * @property {number} [maxDelayMs] backoff cap (default 5000); each delay is jittered ±25%
+ */
+
+/** Close codes after which the client does not reconnect: its own fault, a retry would repeat it. */
+const FINAL_CODES = new Set([1000, 1002, 1007, 1008, 1009]);
+
+/** Bound on frames queued while the signaling socket reconnects. */
+const MAX_OUTBOX = 1000;
 
 /**
  * @typedef {Object} NegotiateRequest
@@ -74,10 +98,28 @@ export class ServerError extends Error {
  * @returns {Promise<Client>}
  */
 export async function join(serverWsUrl, room, options = {}) {
-  const ws = new WebSocket(serverWsUrl);
+  const conn = await connect(serverWsUrl, room, options, '');
+  const client = new Client(serverWsUrl, conn, options);
+  client._start(conn.welcome.peers || [], conn.early);
+  return client;
+}
+
+/**
+ * @typedef {Object} Connection
+ * @property {WebSocket} ws
+ * @property {any} welcome
+ * @property {string[]} early frames that arrived after the welcome, before the client took over
+ */
+
+/**
+ * Opens a signaling socket and joins room, resuming with token when given.
+ * @param {string} url @param {string} room @param {JoinOptions} options @param {string} resume
+ * @returns {Promise<Connection>}
+ */
+function connect(url, room, options, resume) {
+  const ws = new WebSocket(url);
   const timeout = options.timeout ?? 10000;
-  /** @type {any} */
-  const welcome = await new Promise((resolve, reject) => {
+  return new Promise((resolve, reject) => {
     const timer = setTimeout(() => fail(new Error('switchboard: no welcome in time')), timeout);
     /** @param {Error} err */
     const fail = (err) => {
@@ -91,9 +133,10 @@ export async function join(serverWsUrl, room, options = {}) {
       const frame = { type: 'join', id: 'join', room, v: 1 };
       if (options.name) frame.name = options.name;
       if (options.meta) frame.meta = options.meta;
+      if (resume) frame.resume = resume;
       ws.send(JSON.stringify(frame));
     };
-    ws.onerror = () => fail(new Error(`switchboard: cannot connect to ${serverWsUrl}`));
+    ws.onerror = () => fail(new Error(`switchboard: cannot connect to ${url}`));
     ws.onclose = (ev) => fail(new Error(`switchboard: socket closed before welcome (${ev.code})`));
     ws.onmessage = (ev) => {
       let f;
@@ -101,24 +144,26 @@ export async function join(serverWsUrl, room, options = {}) {
       if (f.type === 'error') return fail(new ServerError(f.code, f.message));
       if (f.type !== 'welcome') return;
       clearTimeout(timer);
-      ws.onopen = ws.onmessage = ws.onerror = ws.onclose = null;
-      resolve(f);
+      /** @type {string[]} */
+      const early = [];
+      ws.onmessage = (e) => { early.push(e.data); };
+      ws.onopen = ws.onerror = ws.onclose = null;
+      resolve({ ws, welcome: f, early });
     };
   });
-  const client = new Client(ws, welcome, options);
-  client._start(welcome.peers || []);
-  return client;
 }
 
 /** A peer in one room of a Switchboard server. Create it with join(). */
 export class Client {
   /**
-   * @param {WebSocket} ws
-   * @param {any} welcome
+   * @param {string} url
+   * @param {Connection} conn
    * @param {JoinOptions} options
    */
-  constructor(ws, welcome, options) {
-    /** @private */ this._ws = ws;
+  constructor(url, conn, options) {
+    const welcome = conn.welcome;
+    /** @private */ this._url = url;
+    /** @private @type {WebSocket} */ this._ws = conn.ws;
     /** @internal */ this._opts = options;
     /** This client's own peer id, assigned by the server. @type {string} */
     this.id = welcome.peer;
@@ -128,18 +173,34 @@ export class Client {
     this.iceServers = options.iceServers || welcome.iceServers || [];
     /** The remote peers, by id. @type {Map<string, Peer>} */
     this.peers = new Map();
+    /** True while the signaling socket is being reconnected. @type {boolean} */
+    this.reconnecting = false;
     /** @private */ this._closed = false;
     /** @private */ this._seq = 0;
     /** @private @type {Map<string, {resolve: () => void, reject: (e: Error) => void}>} */
     this._acks = new Map();
+    /** @private @type {string} */ this._resume = welcome.resume || '';
+    /** @private @type {string[]} frames to send once reconnected */ this._outbox = [];
+    /** @private @type {ReturnType<typeof setTimeout>|undefined} */ this._retryTimer = undefined;
+    this._attach(conn);
+  }
+
+  /** @private @param {Connection} conn */
+  _attach(conn) {
+    const ws = conn.ws;
+    this._ws = ws;
     ws.onmessage = (ev) => this._frame(ev.data);
     ws.onclose = (ev) => this._socketClosed(ev);
     ws.onerror = () => { /* onclose follows */ };
   }
 
-  /** @internal @param {PeerInfo[]} peers */
-  _start(peers) {
+  /**
+   * Connects to the welcome's peers, then handles the frames that followed the welcome.
+   * @internal @param {PeerInfo[]} peers @param {string[]} early
+   */
+  _start(peers, early) {
     for (const info of peers) this._addPeer(info);
+    for (const raw of early) this._frame(raw);
   }
 
   /**
@@ -158,18 +219,40 @@ export class Client {
     this._closed = true;
     for (const p of this.peers.values()) p._close();
     this.peers.clear();
+    this._failAcks(new Error('switchboard: client closed'));
+    if (this.reconnecting) {
+      // The socket is gone already: no close event will come, so say it here.
+      this.reconnecting = false;
+      clearTimeout(this._retryTimer);
+      this._outbox = [];
+      if (this._opts.onClose) this._opts.onClose(new CloseEvent('close', { code: 1000, wasClean: true }));
+      return;
+    }
     try { this._ws.send(JSON.stringify({ type: 'leave' })); } catch { /* not open */ }
     this._ws.close(1000);
-    this._failAcks(new Error('switchboard: client closed'));
   }
 
   /**
-   * Sends a frame without a request id.
+   * Sends a frame now, or once reconnected.
+   * @private @param {Object<string, any>} frame
+   */
+  _put(frame) {
+    const text = JSON.stringify(frame);
+    if (this.reconnecting) {
+      if (this._outbox.length >= MAX_OUTBOX) throw new Error('switchboard: too much queued while reconnecting');
+      this._outbox.push(text);
+      return;
+    }
+    if (this._closed || this._ws.readyState !== WebSocket.OPEN) throw new Error('switchboard: signaling socket is not open');
+    this._ws.send(text);
+  }
+
+  /**
+   * Sends a frame without a request id (queued while reconnecting).
    * @internal @param {string} type @param {string} target @param {any} data
    */
   _send(type, target, data) {
-    if (this._ws.readyState !== WebSocket.OPEN) throw new Error('switchboard: signaling socket is not open');
-    this._ws.send(JSON.stringify({ type, target, data }));
+    this._put({ type, target, data });
   }
 
   /**
@@ -178,13 +261,14 @@ export class Client {
    */
   _request(frame) {
     return new Promise((resolve, reject) => {
-      if (this._closed || this._ws.readyState !== WebSocket.OPEN) {
-        reject(new Error('switchboard: signaling socket is not open'));
+      const id = `m${++this._seq}`;
+      try {
+        this._put({ ...frame, id });
+      } catch (e) {
+        reject(e);
         return;
       }
-      const id = `m${++this._seq}`;
       this._acks.set(id, { resolve, reject });
-      this._ws.send(JSON.stringify({ ...frame, id }));
     });
   }
 
@@ -256,17 +340,101 @@ export class Client {
 
   /** @private @param {CloseEvent} ev */
   _socketClosed(ev) {
+    // Requests sent on the lost socket may or may not have been handled: say they failed.
+    this._failAcks(new Error(`switchboard: signaling socket closed (${ev.code})`));
+    if (!this._closed && this._opts.reconnect !== false && !FINAL_CODES.has(ev.code)) {
+      this.reconnecting = true;
+      this._retry(1, ev.code);
+      return;
+    }
+    this._final(ev);
+  }
+
+  /**
+   * Gives up the room: no signaling, no renegotiation, and the server tells every other peer
+   * we left, so the peer connections close too.
+   * @private @param {CloseEvent} ev
+   */
+  _final(ev) {
     const wasClosed = this._closed;
     this._closed = true;
-    // No signaling, no renegotiation, and the server tells every other peer we left: close
-    // the peer connections too. (Reconnect-and-resume is not implemented yet.)
+    this.reconnecting = false;
+    this._outbox = [];
     for (const p of this.peers.values()) p._close();
     this.peers.clear();
-    this._failAcks(new Error('switchboard: signaling socket closed'));
     if (!wasClosed && this._opts.onError) {
       this._opts.onError(null, new Error(`switchboard: signaling socket closed (${ev.code})`));
     }
     if (this._opts.onClose) this._opts.onClose(ev);
+  }
+
+  /**
+   * Schedules reconnection attempt n after a jittered exponential backoff.
+   * @private @param {number} n @param {number} code the close code of the lost socket
+   */
+  _retry(n, code) {
+    const r = this._opts.reconnect || {};
+    if (r.maxAttempts !== undefined && n > r.maxAttempts) {
+      this._final(new CloseEvent('close', { code }));
+      return;
+    }
+    const min = r.minDelayMs ?? 250, max = r.maxDelayMs ?? 5000;
+    const delay = Math.min(max, min * 2 ** (n - 1)) * (0.75 + Math.random() / 2);
+    if (this._opts.onReconnecting) {
+      try { this._opts.onReconnecting({ attempt: n, code }); } catch (e) { this._report(null, e); }
+    }
+    this._retryTimer = setTimeout(() => this._reconnect(n, code), delay);
+  }
+
+  /** @private @param {number} n @param {number} code */
+  async _reconnect(n, code) {
+    /** @type {Connection} */
+    let conn;
+    try {
+      conn = await connect(this._url, this.room, this._opts, this._resume);
+    } catch (e) {
+      if (this._closed) return;
+      if (e instanceof ServerError && e.code === 'bad-field') {
+        // The server refuses this join for good (a bug, not weather): stop here.
+        this._report(null, e);
+        this._final(new CloseEvent('close', { code }));
+        return;
+      }
+      this._retry(n + 1, code);
+      return;
+    }
+    if (this._closed) {
+      conn.ws.onmessage = null;
+      try { conn.ws.close(1000); } catch { /* closed */ }
+      return;
+    }
+    const w = conn.welcome;
+    this._resume = w.resume || '';
+    this.reconnecting = false;
+    const outbox = this._outbox;
+    this._outbox = [];
+    if (w.resumed) {
+      for (const text of outbox) conn.ws.send(text);
+      this._attach(conn);
+    } else {
+      // A new presence: the others saw us leave and know nothing of our new id. Every pair
+      // starts over; what was queued for the old pairs is moot.
+      const old = [...this.peers.values()];
+      this.peers.clear();
+      for (const p of old) {
+        p._close();
+        if (this._opts.onPeerLeft) {
+          try { this._opts.onPeerLeft(p, 'reconnect'); } catch (e) { this._report(p, e); }
+        }
+      }
+      this.id = w.peer;
+      if (!this._opts.iceServers && w.iceServers) this.iceServers = w.iceServers;
+      this._attach(conn);
+    }
+    if (this._opts.onReconnected) {
+      try { this._opts.onReconnected({ resumed: !!w.resumed, id: this.id }); } catch (e) { this._report(null, e); }
+    }
+    this._start(w.resumed ? [] : (w.peers || []), conn.early);
   }
 }
 

@@ -333,14 +333,15 @@ async function call(room, name, params) {
     if (stream) for (const t of stream.getTracks()) peer.addTrack(t, stream);
   }
 
-  /** @param {Peer} peer */
-  function onPeerLeft(peer) {
+  /** @param {Peer} peer @param {string} reason */
+  function onPeerLeft(peer, reason) {
     const r = remotes.get(peer.id);
     if (!r) return;
     remotes.delete(peer.id);
     r.video.srcObject = null;
     r.tile.remove();
-    addChat(peer.id, '', `${peer.name || 'Anonymous'} left`, true);
+    // "reconnect": we rejoined under a new id and connect to everyone again.
+    if (reason !== 'reconnect') addChat(peer.id, '', `${peer.name || 'Anonymous'} left`, true);
   }
 
   /**
@@ -534,6 +535,17 @@ async function call(room, name, params) {
         console.warn('switchboard:', peer.id, err.message);
         const r = remotes.get(peer.id);
         if (r && /failed/.test(err.message)) setState(r, 'failed');
+      },
+      onReconnecting({ attempt }) {
+        if (left) return;
+        // Calls in progress go on; only new peers and renegotiations wait.
+        notice(attempt > 1 ? `Reconnecting to the server (attempt ${attempt})…` : 'Reconnecting to the server…', 'info');
+        document.body.dataset.reconnecting = 'true';
+      },
+      onReconnected() {
+        if (left) return;
+        notice('');
+        delete document.body.dataset.reconnecting;
       },
       onClose() {
         if (left) return;

@@ -1,0 +1,229 @@
+package hub
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/base64"
+	"sync"
+	"time"
+
+	"github.com/switchboard-rtc/switchboard/internal/bus"
+	"github.com/switchboard-rtc/switchboard/protocol"
+)
+
+// Resumption: when a connection is lost (EOF or missed pings, not a close frame or a leave),
+// its presence stays in the room for ResumeGrace. Events for it are held, bounded, and the
+// client may take the presence back by joining with the resume token of its last welcome: the
+// new connection gets the same peer id, a welcome marked resumed, then the held events in
+// order. The other peers see nothing — their peer connections to it, which do not depend on
+// the signaling socket, carry on. If the grace period ends or the held events overflow, the
+// presence leaves with the reason the connection was lost for.
+
+// resumeSink is a resumable member's bus.Sink. It stays the same across connections: it
+// forwards to the current connection's sink, or holds events while there is none.
+type resumeSink struct {
+	mu        sync.Mutex
+	cur       bus.Sink // nil while parked
+	held      []*protocol.Event
+	heldBytes int
+	over      bool   // the hold overflowed: the presence is being given up
+	onOver    func() // called once, under mu, when the hold overflows
+	maxEvents int
+	maxBytes  int
+}
+
+// Send implements bus.Sink.
+func (r *resumeSink) Send(e *protocol.Event) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cur != nil {
+		return r.cur.Send(e)
+	}
+	if r.over {
+		return false
+	}
+	size := eventSize(e)
+	if len(r.held) >= r.maxEvents || r.heldBytes+size > r.maxBytes {
+		r.over, r.held, r.heldBytes = true, nil, 0
+		if r.onOver != nil {
+			r.onOver()
+		}
+		return false
+	}
+	r.held = append(r.held, cloneEvent(e))
+	r.heldBytes += size
+	return true
+}
+
+// park detaches the current connection: events are held from now on.
+func (r *resumeSink) park(onOver func()) {
+	r.mu.Lock()
+	r.cur, r.held, r.heldBytes, r.over, r.onOver = nil, nil, 0, false, onOver
+	r.mu.Unlock()
+}
+
+func (r *resumeSink) overflowed() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.over
+}
+
+// attach hands the presence to sink: first the welcome, then the held events, then whatever
+// comes next. It reports false, and changes nothing, if the hold overflowed.
+func (r *resumeSink) attach(sink bus.Sink, welcome *protocol.Event) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.over {
+		return false
+	}
+	sink.Send(welcome)
+	for _, e := range r.held {
+		sink.Send(e)
+	}
+	r.cur, r.held, r.heldBytes, r.onOver = sink, nil, 0, nil
+	return true
+}
+
+// eventSize approximates an event's memory while held.
+func eventSize(e *protocol.Event) int {
+	n := 96 + len(e.Data) + len(e.Reason)
+	if e.Peer != nil {
+		n += len(e.Peer.ID) + len(e.Peer.Name) + len(e.Peer.Meta)
+	}
+	return n
+}
+
+// cloneEvent copies what an event borrows from its sender: relayed data aliases the sender's
+// read buffer and is only valid during Send.
+func cloneEvent(e *protocol.Event) *protocol.Event {
+	c := *e
+	c.Data = bytes.Clone(e.Data)
+	return &c
+}
+
+// parked is a lost connection's presence waiting to be resumed.
+type parked struct {
+	token  string
+	member *bus.Member
+	sink   *resumeSink
+	timer  *time.Timer
+}
+
+// newResumeToken returns 128 random bits, base64url.
+func newResumeToken() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never returns an error (Go 1.24+).
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// live records s as the connected holder of token.
+func (h *Hub) live(s *Session, token string) {
+	if token == "" {
+		return
+	}
+	h.mu.Lock()
+	h.holders[token] = s
+	h.mu.Unlock()
+}
+
+// unlive forgets s as the holder of token.
+func (h *Hub) unlive(s *Session, token string) {
+	if token == "" {
+		return
+	}
+	h.mu.Lock()
+	if h.holders[token] == s {
+		delete(h.holders, token)
+	}
+	h.mu.Unlock()
+}
+
+// park keeps the presence m of s for the grace period under its resume token. It reports
+// false, keeping nothing, once the hub drains or when another connection took it over.
+func (h *Hub) park(s *Session, token string, m *bus.Member, rs *resumeSink, reason string) bool {
+	p := &parked{token: token, member: m, sink: rs}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	select {
+	case <-h.draining:
+		return false
+	default:
+	}
+	if h.holders[token] != s {
+		return false
+	}
+	s.mu.Lock()
+	if s.member != m {
+		s.mu.Unlock()
+		return false // taken over meanwhile
+	}
+	s.member, s.rsink, s.token = nil, nil, ""
+	s.mu.Unlock()
+	delete(h.holders, token)
+	// Hold events from now on, so none is lost to the dead connection. An overflow happens
+	// inside a bus delivery, under the bus's locks: leaving from there would deadlock, so the
+	// timer's goroutine does it (Reset on a fired or stopped timer runs it again; expire
+	// tolerates that).
+	p.timer = time.AfterFunc(h.cfg.ResumeGrace, func() { h.expire(p, reason) })
+	rs.park(func() { p.timer.Reset(0) })
+	h.parked[token] = p
+	h.stats.Parked.Add(1)
+	h.log.Debug("peer connection lost; presence kept for resumption", "room", m.Room, "peer", m.Info.ID, "reason", reason)
+	return true
+}
+
+// take hands over the presence of token in room: a parked one, or one whose connection is
+// still open (returned as old, already detached from its session). m is nil when there is
+// none.
+func (h *Hub) take(token, room string) (m *bus.Member, rs *resumeSink, old bus.Sink) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if p := h.parked[token]; p != nil && p.member.Room == room {
+		delete(h.parked, token)
+		p.timer.Stop()
+		h.stats.Parked.Add(-1)
+		return p.member, p.sink, nil
+	}
+	s := h.holders[token]
+	if s == nil {
+		return nil, nil, nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.member == nil || s.member.Room != room {
+		return nil, nil, nil
+	}
+	delete(h.holders, token)
+	m, rs = s.member, s.rsink
+	s.member, s.rsink, s.token = nil, nil, ""
+	return m, rs, s.sink
+}
+
+// expire gives up a parked presence: it leaves its room with the reason it was lost for.
+func (h *Hub) expire(p *parked, reason string) {
+	h.mu.Lock()
+	if h.parked[p.token] != p {
+		h.mu.Unlock()
+		return // resumed, or expired already
+	}
+	delete(h.parked, p.token)
+	h.mu.Unlock()
+	h.stats.Parked.Add(-1)
+	h.stats.ResumesExpired.Add(1)
+	h.bus.Leave(p.member, reason)
+	h.log.Debug("peer left", "room", p.member.Room, "peer", p.member.Info.ID, "reason", reason, "resumed", false)
+}
+
+// expireAll gives up every parked presence now.
+func (h *Hub) expireAll() {
+	h.mu.Lock()
+	ps := make([]*parked, 0, len(h.parked))
+	for _, p := range h.parked {
+		ps = append(ps, p)
+		p.timer.Stop()
+	}
+	h.mu.Unlock()
+	for _, p := range ps {
+		h.expire(p, "shutdown")
+	}
+}
