@@ -95,8 +95,15 @@ socket.on("ice-candidate", (data) => {
 });
 
 // Test hooks.
+let firstTransport = "";
+socket.io.once("open", () => { firstTransport = socket.io.engine.transport.name; });
+window.transports = () => new Promise((resolve) => {
+  const done = () => resolve(firstTransport + ">" + socket.io.engine.transport.name);
+  if (socket.io.engine.transport.name === "websocket") return done();
+  socket.io.engine.once("upgrade", done);
+  setTimeout(done, 10000);
+});
 window.socketId = () => new Promise((resolve) => socket.connected ? resolve(socket.id) : socket.once("connect", () => resolve(socket.id)));
-window.transport = () => socket.io.engine.transport.name;
 window.framesDecoded = async () => {
   const end = Date.now() + 20000;
   for (;;) {
@@ -156,8 +163,15 @@ func TestSeedClientThroughSocketIO(t *testing.T) {
 	t0 := time.Now()
 	eval[bool](a, `call(`+js(idB)+`).then(() => true)`)
 	fa, fb := eval[float64](a, `framesDecoded()`), eval[float64](b, `framesDecoded()`)
-	t.Logf("call through /socket.io/ in %v: A decoded %v frames of B's video, B %v of A's; transports %s, %s",
-		time.Since(t0).Round(time.Millisecond), fa, fb, eval[string](a, `transport()`), eval[string](b, `transport()`))
+	t.Logf("call through /socket.io/ in %v: A decoded %v frames of B's video, B %v of A's",
+		time.Since(t0).Round(time.Millisecond), fa, fb)
+	for _, p := range []*page{a, b} {
+		// The client's default: long-polling first (cross-origin here, so through CORS), then
+		// the upgrade to WebSocket.
+		if got := eval[string](p, `transports()`); got != "polling>websocket" {
+			t.Errorf("%s: transports %s, want polling>websocket", p.name, got)
+		}
+	}
 	for _, p := range []*page{a, b} {
 		if errs := eval[[]string](p, `errors`); len(errs) > 0 {
 			t.Errorf("%s: page errors: %s", p.name, strings.Join(errs, "; "))
