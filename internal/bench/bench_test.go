@@ -83,6 +83,20 @@ func TestSignalAgainstFakeServer(t *testing.T) {
 	}
 }
 
+// --url2 sends the callers to a second URL (here the same server under another name).
+func TestSignalSplitAcrossTwoURLs(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	t.Run("native", func(t *testing.T) { // the fake server stops when the subtest ends
+		f := newFakeServer(t)
+		u := f.url(protoNative)
+		m := runMain(t, "signal", "--url", u, "--url2", strings.Replace(u, "127.0.0.1", "localhost", 1),
+			"--pairs", "4", "--warmup", "100ms", "--duration", "500ms")
+		if m["errors"] != "0" || m["nodes"] != "2" || num(t, m, "msgs_per_s") < 100 {
+			t.Errorf("RESULT %v", m)
+		}
+	})
+}
+
 func TestIdleAgainstFakeServer(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	for _, p := range []protoKind{protoNative, protoSocketIO} {
@@ -175,6 +189,7 @@ func TestParseOptions(t *testing.T) {
 			return o.concurrency == 9 && o.pid == 42 && o.duration == 10*time.Second
 		}, false},
 		{"paced", []string{"signal", "--rate", "3000", "--pairs", "5"}, func(o *options) bool { return o.rate == 3000 && o.pairs == 5 }, false},
+		{"two nodes", []string{"signal", "--url", "ws://a/ws", "--url2", "ws://b/ws"}, func(o *options) bool { return o.url2 == "ws://b/ws" }, false},
 		{"unknown mode", []string{"flood"}, nil, true},
 		{"bad proto", []string{"signal", "--proto", "sse"}, nil, true},
 		{"flag of another mode", []string{"connect", "--pairs", "3"}, nil, true},

@@ -46,6 +46,7 @@ type options struct {
 	mode        string
 	proto       protoKind
 	url         string
+	url2        string // signal: callers connect here (a second cluster node) when set
 	pid         int
 	sourceIPs   int
 	concurrency int
@@ -122,6 +123,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	switch o.mode {
 	case "signal":
 		fs.IntVar(&o.pairs, "pairs", 500, "number of caller/callee pairs")
+		fs.StringVar(&o.url2, "url2", "", "callers connect to this server URL (another node of the same cluster), callees to --url: every relay crosses nodes")
 		fs.Float64Var(&o.rate, "rate", 0, "total relayed messages/s across all pairs (0: closed loop)")
 		fs.DurationVar(&o.duration, "duration", 10*time.Second, "measured window")
 		fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "load before the measured window")

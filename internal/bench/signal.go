@@ -45,6 +45,7 @@ type signalPair struct {
 type signalRun struct {
 	opts     *options
 	d        *dialer
+	d2       *dialer // callers' dialer: d, or the second node's with --url2
 	errs     *errorLog
 	runID    string
 	phase    atomic.Int32
@@ -64,7 +65,14 @@ func runSignal(ctx context.Context, o *options, stdout, stderr io.Writer) error 
 		return err
 	}
 	defer d.close()
-	s := &signalRun{opts: o, d: d, errs: newErrorLog(stderr), runID: newRunID(), stop: make(chan struct{})}
+	d2 := d
+	if o.url2 != "" {
+		if d2, err = newDialer(o.url2, o.proto, o.sourceIPs, o.dialTimeout); err != nil {
+			return fmt.Errorf("--url2: %w", err)
+		}
+		defer d2.close()
+	}
+	s := &signalRun{opts: o, d: d, d2: d2, errs: newErrorLog(stderr), runID: newRunID(), stop: make(chan struct{})}
 	probe := serverProbe{pid: o.pid}
 	if _, _, err := probe.cpu(); err != nil {
 		return fmt.Errorf("--pid: %w", err)
@@ -95,8 +103,12 @@ func runSignal(ctx context.Context, o *options, stdout, stderr io.Writer) error 
 			fmt.Fprintf(stderr, "bench: warning: one round per pair every %s: callers may miss the server's pings; raise --rate or lower --pairs\n", s.interval)
 		}
 	}
+	urls := o.url
+	if o.url2 != "" {
+		urls = "callees " + o.url + ", callers " + o.url2
+	}
 	fmt.Fprintf(stdout, "signal: proto=%s url=%s pairs=%d/%d set up in %.2fs, %s, warmup=%s duration=%s\n",
-		o.proto, o.url, len(pairs), o.pairs, time.Since(setupStart).Seconds(), s.loadDesc(), o.warmup, o.duration)
+		o.proto, urls, len(pairs), o.pairs, time.Since(setupStart).Seconds(), s.loadDesc(), o.warmup, o.duration)
 	fmt.Fprintf(stdout, "frames: offer %d B, answer %d B, ice-candidate %d B (SDP %d B)\n",
 		len(pairs[0].callerMsgs.desc), len(pairs[0].calleeMsgs.desc), len(pairs[0].callerMsgs.cands[0]), pairs[0].callerMsgs.sdpLen)
 
@@ -205,6 +217,11 @@ func runSignal(ctx context.Context, o *options, stdout, stderr io.Writer) error 
 
 	r := newResultLine("signal", o.proto)
 	r.int("pairs", int64(len(pairs)))
+	nodes := int64(1)
+	if o.url2 != "" {
+		nodes = 2
+	}
+	r.int("nodes", nodes)
 	r.float("rate", o.rate, 0)
 	r.float("msgs_per_s", msgsPerS, 1)
 	r.float("p50_ms", ms(lat.P50), 3)
@@ -281,7 +298,7 @@ func (s *signalRun) setupPair(ctx context.Context, i int) (_ *signalPair, err er
 			callee.close()
 		}
 	}()
-	caller, err := s.d.open(ctx, 2*i+1, room)
+	caller, err := s.d2.open(ctx, 2*i+1, room)
 	if err != nil {
 		return nil, fmt.Errorf("caller: %w", err)
 	}

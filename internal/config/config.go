@@ -45,6 +45,12 @@ type Config struct {
 	// ICEServers are handed to peers in their welcome. The flag and variable take a comma
 	// list of URLs without credentials; the YAML key takes RTCIceServer objects.
 	ICEServers []protocol.ICEServer `yaml:"ice-servers"`
+
+	// NATS, when set, makes the node one of a cluster sharing rooms over that NATS server
+	// (docs/cluster.md); empty keeps rooms in this process.
+	NATS            string        `yaml:"nats"`
+	NATSHeartbeat   time.Duration `yaml:"nats-heartbeat"`
+	NATSNodeTimeout time.Duration `yaml:"nats-node-timeout"`
 }
 
 // Default returns the built-in defaults.
@@ -63,6 +69,8 @@ func Default() Config {
 		PingInterval:    10 * time.Second,
 		PeerTimeout:     30 * time.Second,
 		ResumeGrace:     15 * time.Second,
+		NATSHeartbeat:   time.Second,
+		NATSNodeTimeout: 10 * time.Second,
 	}
 }
 
@@ -107,6 +115,9 @@ func (c *Config) Validate() error {
 	}
 	if c.PeerTimeout <= c.PingInterval {
 		errs = append(errs, fmt.Errorf("peer-timeout %v must exceed ping-interval %v", c.PeerTimeout, c.PingInterval))
+	}
+	if c.NATS != "" && (c.NATSHeartbeat <= 0 || c.NATSNodeTimeout <= 2*c.NATSHeartbeat) {
+		errs = append(errs, fmt.Errorf("nats-node-timeout %v must exceed twice nats-heartbeat %v (positive)", c.NATSNodeTimeout, c.NATSHeartbeat))
 	}
 	return errors.Join(errs...)
 }
@@ -189,6 +200,9 @@ func FlagSet(c *Config, configPath *string) *flag.FlagSet {
 	fs.IntVar(&c.EventLoops, "event-loops", c.EventLoops, "WebSocket event loops (0: half the CPUs, at least 1)")
 	fs.Var(listValue{&c.AllowedOrigins}, "allowed-origins", "browser origins allowed besides the server's own (comma list; patterns like *.example.com; * for any)")
 	fs.Var(iceValue{&c.ICEServers}, "ice-servers", "STUN/TURN URLs handed to peers (comma list)")
+	fs.StringVar(&c.NATS, "nats", c.NATS, "NATS URL (e.g. nats://127.0.0.1:4222): share rooms with the other nodes on it; empty: single node")
+	fs.DurationVar(&c.NATSHeartbeat, "nats-heartbeat", c.NATSHeartbeat, "cluster: how often a node tells the others it is alive")
+	fs.DurationVar(&c.NATSNodeTimeout, "nats-node-timeout", c.NATSNodeTimeout, "cluster: a node silent this long is dropped and its peers reported peer-left")
 	return fs
 }
 

@@ -119,6 +119,13 @@ ice-servers:
 				c.ICEServers = []protocol.ICEServer{{URLs: []string{"stun:a"}}, {URLs: []string{"stun:b"}}}
 			}},
 		{name: "last flag wins", args: []string{"--max-peers=5", "--max-peers=6"}, want: func(c *Config) { c.MaxPeers = 6 }},
+		{name: "cluster from file and flag", yaml: "nats: nats://10.0.0.1:4222\nnats-node-timeout: 5s\n",
+			args: []string{"--nats-heartbeat=500ms"},
+			want: func(c *Config) {
+				c.NATS = "nats://10.0.0.1:4222"
+				c.NATSNodeTimeout = 5 * time.Second
+				c.NATSHeartbeat = 500 * time.Millisecond
+			}},
 		{name: "durations from every source", yaml: "ping-interval: 2s\npeer-timeout: 1m\nshutdown-timeout: 3s\n",
 			env:  map[string]string{"SWITCHBOARD_PEER_TIMEOUT": "90s"},
 			args: []string{"--shutdown-timeout=4s"},
@@ -199,6 +206,7 @@ func TestLoadErrors(t *testing.T) {
 		{name: "flag bad ice scheme", args: []string{"--ice-servers=https://stun.example"}, wantErr: "ice-servers"},
 		{name: "flag ice url without scheme", args: []string{"--ice-servers=stun.example.org"}, wantErr: "ice-servers"},
 		{name: "unknown flag", args: []string{"--max-peer=3"}, wantErr: "max-peer"},
+		{name: "node timeout within two heartbeats", args: []string{"--nats=nats://127.0.0.1:4222", "--nats-heartbeat=2s", "--nats-node-timeout=3s"}, wantErr: "nats-node-timeout"},
 		{name: "flag bad int", args: []string{"--max-peers=x"}, wantErr: "max-peers"},
 		{name: "positional argument", args: []string{"extra"}, wantErr: "extra"},
 		{name: "bad log-format flag", args: []string{"--log-format=xml"}, wantErr: "log-format"},

@@ -359,6 +359,9 @@ func (s *Session) join(f *protocol.Frame) *protocol.Error {
 		return nil
 	case errors.Is(err, bus.ErrRoomFull):
 		return protocol.Errorf(protocol.CodeRoomFull, "room %q has %d peers already", room, s.hub.cfg.MaxPeersPerRoom)
+	case errors.Is(err, bus.ErrUnavailable):
+		s.hub.log.Info("join refused: bus unavailable", "room", room, "err", err)
+		return protocol.Errorf(protocol.CodeUnavailable, "the cluster cannot take joins now; try again shortly")
 	default:
 		s.hub.log.Warn("join failed", "room", room, "err", err)
 		return protocol.Errorf(protocol.CodeUnavailable, "cannot join now")

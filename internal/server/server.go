@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/switchboard-rtc/switchboard/internal/bus"
+	"github.com/switchboard-rtc/switchboard/internal/bus/natsbus"
 	"github.com/switchboard-rtc/switchboard/internal/config"
 	"github.com/switchboard-rtc/switchboard/internal/hub"
 	"github.com/switchboard-rtc/switchboard/internal/metrics"
@@ -23,6 +25,7 @@ type Server struct {
 	cfg  config.Config
 	log  *slog.Logger
 	hub  *hub.Hub
+	bus  bus.Bus
 	ws   *wsserver.Server
 	sio  *sioserver.Server
 	http *http.Server
@@ -38,6 +41,31 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		log = slog.Default()
 	}
 	st := new(stats.Stats)
+	var b bus.Bus
+	if cfg.NATS != "" {
+		nb, err := natsbus.New(natsbus.Config{
+			URL:         cfg.NATS,
+			Heartbeat:   cfg.NATSHeartbeat,
+			NodeTimeout: cfg.NATSNodeTimeout,
+			Stats:       st,
+			Logger:      log,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("server: %w", err)
+		}
+		b = nb
+	} else {
+		b = bus.NewMemory(st)
+	}
+	s, err := build(cfg, log, st, b)
+	if err != nil {
+		_ = b.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func build(cfg config.Config, log *slog.Logger, st *stats.Stats, b bus.Bus) (*Server, error) {
 	grace := cfg.ResumeGrace
 	if grace == 0 {
 		grace = -1 // the hub's zero value means its default
@@ -49,6 +77,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		RateLimit:       cfg.RateLimit,
 		RateBurst:       cfg.RateBurst,
 		ICEServers:      cfg.ICEServers,
+		Bus:             b,
 		Stats:           st,
 		Logger:          log,
 	})
@@ -90,7 +119,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		_ = ws.Close()
 		return nil, fmt.Errorf("server: listen: %w", err)
 	}
-	s := &Server{cfg: cfg, log: log, hub: h, ws: ws, sio: sio, ln: ln}
+	s := &Server{cfg: cfg, log: log, hub: h, bus: b, ws: ws, sio: sio, ln: ln}
 	s.http = &http.Server{
 		Handler:           s.routes(st),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -146,6 +175,7 @@ func (s *Server) Run(ctx context.Context) error {
 	case err := <-errc:
 		_ = s.sio.Close()
 		_ = s.ws.Close()
+		_ = s.bus.Close()
 		return fmt.Errorf("server: %w", err)
 	case <-ctx.Done():
 	}
@@ -156,18 +186,19 @@ func (s *Server) Run(ctx context.Context) error {
 }
 
 // Shutdown stops accepting, says goodbye (1001) to every peer, waits for them within ctx and
-// stops everything.
+// stops everything; a cluster node then tells the other nodes it is gone.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.hub.Drain()
 	// Socket.IO first: its long-polling GETs would hold http.Shutdown until ctx ends.
 	_ = s.sio.Shutdown(ctx)
 	herr := s.http.Shutdown(ctx)
 	werr := s.ws.Shutdown(ctx)
+	berr := s.bus.Close()
 	if herr != nil && !errors.Is(herr, http.ErrServerClosed) {
-		return fmt.Errorf("server: http shutdown: %w", errors.Join(herr, werr))
+		return fmt.Errorf("server: http shutdown: %w", errors.Join(herr, werr, berr))
 	}
-	if werr != nil {
-		return fmt.Errorf("server: %w", werr)
+	if werr != nil || berr != nil {
+		return fmt.Errorf("server: %w", errors.Join(werr, berr))
 	}
 	return nil
 }

@@ -1,0 +1,135 @@
+package natsbus
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+
+	"github.com/switchboard-rtc/switchboard/protocol"
+)
+
+// Control messages travel on the cluster subject as JSON; all of one node's control messages
+// come from its one connection, so every other node receives them in the order they were sent.
+const (
+	opJoin    = "join"    // a coordinator admitted a peer
+	opLeave   = "leave"   // a peer left (published by its own node)
+	opHB      = "hb"      // a node is alive
+	opBye     = "bye"     // a node is going away: forget it and its peers now
+	opSync    = "sync"    // a node's local peers, sent on request or when it meets a node
+	opSyncReq = "syncreq" // every node: send your sync
+)
+
+// wirePeer is one room member on the wire.
+type wirePeer struct {
+	ID   protocol.PeerID `json:"id"`
+	Name string          `json:"name,omitempty"`
+	Meta json.RawMessage `json:"meta,omitempty"`
+	Node string          `json:"node"`
+	Seq  uint64          `json:"seq,omitempty"`
+}
+
+func (w *wirePeer) info() protocol.PeerInfo {
+	return protocol.PeerInfo{ID: w.ID, Name: w.Name, Meta: []byte(w.Meta)}
+}
+
+// ctlMsg is a control message on the cluster subject.
+type ctlMsg struct {
+	Op     string                `json:"op"`
+	Node   string                `json:"node"`
+	Room   string                `json:"room,omitempty"`
+	Peer   *wirePeer             `json:"peer,omitempty"`
+	Reason string                `json:"reason,omitempty"`
+	Ready  bool                  `json:"ready,omitempty"` // hb: the node takes joins
+	Rooms  map[string][]wirePeer `json:"rooms,omitempty"` // sync: room → this node's peers
+}
+
+// joinReq asks a room's coordinator to admit a peer; joinRep is the answer.
+type joinReq struct {
+	Room string   `json:"room"`
+	Peer wirePeer `json:"peer"`
+	Max  int      `json:"max"`
+}
+
+type joinRep struct {
+	OK   bool     `json:"ok,omitempty"`
+	Full bool     `json:"full,omitempty"`
+	Peer wirePeer `json:"peer"`
+	// Before is the room as the coordinator saw it at admission: the joining node applies
+	// these first, as their join events may still be on their way.
+	Before []wirePeer `json:"before,omitempty"`
+}
+
+// Messages to one node's inbox start with a kind byte. Relays and broadcasts are binary:
+//
+//	kind, event type, u16 len + room, u16 len + target (empty for a broadcast),
+//	u16 len + sender, then the raw data to the end.
+const (
+	kindRelay     byte = 'r'
+	kindBroadcast byte = 'b'
+	kindJoin      byte = 'j' // followed by a JSON joinReq
+)
+
+var errBadMessage = errors.New("natsbus: malformed message")
+
+func appendStr(b []byte, s string) []byte {
+	b = binary.BigEndian.AppendUint16(b, uint16(len(s)))
+	return append(b, s...)
+}
+
+// encodeRelay encodes a relay (or, with an empty target, a broadcast) of e.
+func encodeRelay(room, target string, e *protocol.Event) []byte {
+	kind := kindRelay
+	if target == "" {
+		kind = kindBroadcast
+	}
+	b := make([]byte, 0, 8+len(room)+len(target)+len(e.From)+len(e.Data))
+	b = append(b, kind, byte(e.Type))
+	b = appendStr(b, room)
+	b = appendStr(b, target)
+	b = appendStr(b, string(e.From))
+	return append(b, e.Data...)
+}
+
+type relayMsg struct {
+	broadcast bool
+	room      string
+	target    string
+	ev        protocol.Event
+}
+
+func readStr(b []byte) (string, []byte, error) {
+	if len(b) < 2 {
+		return "", nil, errBadMessage
+	}
+	n := int(binary.BigEndian.Uint16(b))
+	if len(b) < 2+n {
+		return "", nil, errBadMessage
+	}
+	return string(b[2 : 2+n]), b[2+n:], nil
+}
+
+// decodeRelay decodes what encodeRelay made. The event's data aliases b.
+func decodeRelay(b []byte) (relayMsg, error) {
+	var m relayMsg
+	if len(b) < 2 {
+		return m, errBadMessage
+	}
+	m.broadcast = b[0] == kindBroadcast
+	m.ev.Type = protocol.Type(b[1])
+	m.ev.Broadcast = m.broadcast
+	var from string
+	var err error
+	rest := b[2:]
+	if m.room, rest, err = readStr(rest); err != nil {
+		return m, err
+	}
+	if m.target, rest, err = readStr(rest); err != nil {
+		return m, err
+	}
+	if from, rest, err = readStr(rest); err != nil {
+		return m, err
+	}
+	m.ev.From = protocol.PeerID(from)
+	m.ev.Data = rest
+	return m, nil
+}
