@@ -5,8 +5,8 @@
 #
 #   bench/signal-vs-seed.sh            # from the repository root or anywhere
 #
-# Steps, in this order, each against our server (native protocol) and the
-# seed (socket.io):
+# Steps, in this order, each against our server (native protocol, or Socket.IO
+# on its /socket.io/ endpoint with OURS_PROTO=socketio) and the seed (socket.io):
 #   idle     CONNS idle connections (fresh servers, so the RSS baseline is clean)
 #   closed   signal, PAIRS pairs, closed loop
 #   paced    signal, PAIRS pairs, RATE relayed msgs/s in total
@@ -16,7 +16,8 @@
 # per-connection limit (200 msgs/s, burst 400) would throttle a closed-loop
 # pair, which the seed server does not do.
 #
-# Environment (defaults): OURS_PORT (8080) SEED_PORT (3000) PAIRS (500)
+# Environment (defaults): OURS_PROTO (native; socketio runs the same Socket.IO
+# client against both servers) OURS_PORT (8080) SEED_PORT (3000) PAIRS (500)
 # RATE (3000) CONNS (10000) DURATION (10s) WARMUP (2s) SETTLE (5s)
 # OTHER_CPU_WARN (25: warn when processes other than the server and the load
 # tool used more than this % of a core during a measured window)
@@ -39,7 +40,12 @@ STEP_TIMEOUT=${STEP_TIMEOUT:-180}
 OTHER_CPU_WARN=${OTHER_CPU_WARN:-25}
 BIN=${BIN:-/tmp/switchboard}
 
-ours_url="ws://127.0.0.1:$OURS_PORT/ws"
+OURS_PROTO=${OURS_PROTO:-native}
+case $OURS_PROTO in
+native) ours_url="ws://127.0.0.1:$OURS_PORT/ws" ;;
+socketio) ours_url="ws://127.0.0.1:$OURS_PORT/socket.io/?EIO=4&transport=websocket" ;;
+*) echo "OURS_PROTO must be native or socketio" >&2; exit 2 ;;
+esac
 seed_url="ws://127.0.0.1:$SEED_PORT/socket.io/?EIO=4&transport=websocket"
 
 # Both servers and the load tool need ~CONNS descriptors each.
@@ -102,7 +108,7 @@ seed_pid=$! # anchor-seed.sh execs node, so this is node's pid once it listens
 pids+=("$seed_pid")
 wait_port "$OURS_PORT" "$ours_pid" "switchboard serve" "$logdir/ours.log"
 wait_port "$SEED_PORT" "$seed_pid" "seed server" "$logdir/seed.log"
-echo "ours: switchboard serve pid $ours_pid on :$OURS_PORT (--rate-limit 100000 --rate-burst 100000, raised from 200/400 so the closed loop is not throttled)"
+echo "ours: switchboard serve pid $ours_pid on :$OURS_PORT, $OURS_PROTO protocol (--rate-limit 100000 --rate-burst 100000, raised from 200/400 so the closed loop is not throttled)"
 echo "seed: node $(node --version) pid $seed_pid on :$SEED_PORT (socket.io $(node -p 'require(process.argv[1]).version' "${SEED_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/switchboard-bench/seed-socketio}/node_modules/socket.io/package.json" 2>/dev/null || echo '?'))"
 echo "cores: $(nproc), load tool and servers share them"
 
@@ -122,7 +128,7 @@ step() {
 	shift 2
 	local pid url proto out
 	if [[ $side == ours ]]; then
-		pid=$ours_pid url=$ours_url proto=native
+		pid=$ours_pid url=$ours_url proto=$OURS_PROTO
 	else
 		pid=$seed_pid url=$seed_url proto=socketio
 	fi

@@ -1,9 +1,25 @@
 #!/bin/sh
-# install-test-deps.sh installs what the browser and real-NAT tests need: Debian's chromium at
-# /usr/bin/chromium (internal/browsertest), and iproute2 + nftables (internal/nattest, which
-# also needs root to create network namespaces). Idempotent: installs only what is missing.
-# Needs root (or sudo) and apt; ~48 s and ~480 MB on the first chromium install.
+# install-test-deps.sh installs what the browser, Socket.IO and real-NAT tests need: Debian's
+# chromium at /usr/bin/chromium (internal/browsertest); the official socket.io-client from npm
+# for the Socket.IO tests (internal/sioserver and the seed page in internal/browsertest; `npm ci`
+# in internal/sioserver/nodetest, versions pinned by its package-lock.json; needs node and npm);
+# and iproute2 + nftables for the real-NAT test (internal/nattest, which also needs root to
+# create network namespaces). Idempotent: installs only what is missing. The apt packages need
+# root (or sudo); ~48 s and ~480 MB on the first chromium install.
 set -eu
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+nodetest=$repo/internal/sioserver/nodetest
+if [ -f "$nodetest/node_modules/socket.io-client/package.json" ]; then
+	echo "install-test-deps: socket.io-client present in $nodetest"
+else
+	if ! command -v npm >/dev/null 2>&1; then
+		echo "install-test-deps: npm is missing: install Node.js (20 or later) with npm" >&2
+		exit 1
+	fi
+	echo "install-test-deps: npm ci in $nodetest"
+	(cd "$nodetest" && npm ci --no-audit --no-fund)
+fi
 
 missing=""
 [ -x /usr/bin/chromium ] || missing="$missing chromium"

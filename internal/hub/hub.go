@@ -207,6 +207,28 @@ type Session struct {
 	member *bus.Member
 	rsink  *resumeSink // the member's sink when resumable
 	token  string      // the resume token of the last welcome
+	// fixedID, when set, is the peer id every join of this session takes (UsePeerID).
+	fixedID protocol.PeerID
+}
+
+// UsePeerID makes the session's joins take id as their peer id instead of a fresh one. A
+// transport whose connections are addressable before they join (Socket.IO's socket.id) calls
+// it once, before the first join. id must be as unguessable as protocol.NewPeerID's.
+func (s *Session) UsePeerID(id protocol.PeerID) { s.fixedID = id }
+
+// Allow charges one incoming message received at now to the session's rate limit. When the
+// message is over the limit it sends the rate-limited error and reports false; the error is a
+// *CloseError when the connection has been over the limit too often and must be closed.
+func (s *Session) Allow(now time.Time) (bool, error) {
+	if ok, kick := s.bucket.take(s.hub.cfg.RateLimit, s.hub.cfg.RateBurst, s.hub.cfg.RateStrikes, now); !ok {
+		s.sendError(nil, protocol.Errorf(protocol.CodeRateLimited, "over %g messages/s", s.hub.cfg.RateLimit))
+		if kick {
+			s.hub.stats.Kicks.Add(1)
+			return false, &CloseError{Code: ClosePolicyViolation, Reason: "rate limit exceeded", LeaveReason: "kicked"}
+		}
+		return false, nil
+	}
+	return true, nil
 }
 
 // cur returns the session's member, or nil when it is not in a room.
@@ -252,13 +274,8 @@ func (s *Session) Room() string {
 // answered with error frames; a *CloseError return means the transport must close the
 // connection with that code.
 func (s *Session) HandleFrame(b []byte, now time.Time) error {
-	if ok, kick := s.bucket.take(s.hub.cfg.RateLimit, s.hub.cfg.RateBurst, s.hub.cfg.RateStrikes, now); !ok {
-		s.sendError(nil, protocol.Errorf(protocol.CodeRateLimited, "over %g messages/s", s.hub.cfg.RateLimit))
-		if kick {
-			s.hub.stats.Kicks.Add(1)
-			return &CloseError{Code: ClosePolicyViolation, Reason: "rate limit exceeded", LeaveReason: "kicked"}
-		}
-		return nil
+	if ok, err := s.Allow(now); !ok {
+		return err
 	}
 	var f protocol.Frame
 	if perr := protocol.DecodeFrame(b, &f); perr != nil {
@@ -325,9 +342,13 @@ func (s *Session) join(f *protocol.Frame) *protocol.Error {
 	if f.Resume != nil && s.resume(string(f.Resume), room, f.ID) {
 		return nil
 	}
+	pid := s.fixedID
+	if pid == "" {
+		pid = protocol.NewPeerID()
+	}
 	m := &bus.Member{
 		Room: room,
-		Info: protocol.PeerInfo{ID: protocol.NewPeerID(), Name: string(f.Name)},
+		Info: protocol.PeerInfo{ID: pid, Name: string(f.Name)},
 		Sink: s.sink,
 	}
 	var token string

@@ -41,6 +41,8 @@ var (
 	descPanics        = desc("panics_total", "Recovered panics while handling a connection.")
 	descParked        = desc("resumable_peers", "Peers whose connection was lost, kept for resumption.")
 	descResumes       = desc("resumes_total", "Lost connections' presences, by outcome.", "result")
+	descSIOSessions   = desc("socketio_sessions", "Open Engine.IO sessions on /socket.io/ (WebSocket ones are also connections).")
+	descSIOUpgrades   = desc("socketio_upgrades_total", "Engine.IO sessions upgraded from long-polling to WebSocket.")
 )
 
 // collector reads the atomics at scrape time: nothing is added to the hot paths.
@@ -48,7 +50,7 @@ type collector struct{ st *stats.Stats }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descConnections, descHandshakes, descRooms, descPeers, descRelayed,
-		descErrors, descBytes, descSendQueueDrop, descKicks, descPanics, descParked, descResumes} {
+		descErrors, descBytes, descSendQueueDrop, descKicks, descPanics, descParked, descResumes, descSIOSessions, descSIOUpgrades} {
 		ch <- d
 	}
 }
@@ -80,4 +82,6 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descParked, st.Parked.Load())
 	counter(descResumes, st.Resumes.Load(), "resumed")
 	counter(descResumes, st.ResumesExpired.Load(), "expired")
+	gauge(descSIOSessions, st.SocketIOSessions.Load())
+	counter(descSIOUpgrades, st.SocketIOUpgrades.Load())
 }

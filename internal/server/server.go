@@ -17,6 +17,7 @@ import (
 	"github.com/switchboard-rtc/switchboard/internal/config"
 	"github.com/switchboard-rtc/switchboard/internal/hub"
 	"github.com/switchboard-rtc/switchboard/internal/metrics"
+	"github.com/switchboard-rtc/switchboard/internal/sioserver"
 	"github.com/switchboard-rtc/switchboard/internal/stats"
 	"github.com/switchboard-rtc/switchboard/internal/turnserver"
 	"github.com/switchboard-rtc/switchboard/internal/web"
@@ -31,6 +32,7 @@ type Server struct {
 	hub  *hub.Hub
 	bus  bus.Bus
 	ws   *wsserver.Server
+	sio  *sioserver.Server
 	http *http.Server
 	ln   net.Listener
 	turn *turnserver.Server // nil when --turn=false
@@ -127,16 +129,31 @@ func build(cfg config.Config, log *slog.Logger, st *stats.Stats, b bus.Bus) (*Se
 		closeTURN()
 		return nil, fmt.Errorf("server: %w", err)
 	}
+	sio, err := sioserver.New(sioserver.Config{
+		Hub:            h,
+		WS:             ws,
+		MaxPayload:     cfg.MaxFrameBytes,
+		SendQueueBytes: cfg.SendQueueBytes,
+		PingInterval:   cfg.PingInterval,
+		PingTimeout:    cfg.PeerTimeout - cfg.PingInterval,
+		Logger:         log,
+	})
+	if err != nil {
+		_ = ws.Close()
+		closeTURN()
+		return nil, fmt.Errorf("server: %w", err)
+	}
 	// No TCP keep-alive: the WebSocket layer pings, and skipping the setsockopt calls makes
 	// each accept cheaper.
 	lc := net.ListenConfig{KeepAlive: -1}
 	ln, err := lc.Listen(context.Background(), "tcp", cfg.Listen)
 	if err != nil {
+		_ = sio.Close()
 		_ = ws.Close()
 		closeTURN()
 		return nil, fmt.Errorf("server: listen: %w", err)
 	}
-	s := &Server{cfg: cfg, log: log, hub: h, bus: b, ws: ws, ln: ln, turn: ts}
+	s := &Server{cfg: cfg, log: log, hub: h, bus: b, ws: ws, sio: sio, ln: ln, turn: ts}
 	s.http = &http.Server{
 		Handler:           s.routes(st),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -150,6 +167,7 @@ func build(cfg config.Config, log *slog.Logger, st *stats.Stats, b bus.Bus) (*Se
 func (s *Server) routes(st *stats.Stats) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /ws", s.ws)
+	mux.Handle("/socket.io/", s.sio)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))
@@ -219,6 +237,9 @@ func startTURN(cfg config.Config, log *slog.Logger) (*turnserver.Server, error) 
 // TURN returns the embedded STUN/TURN server, or nil when it is off.
 func (s *Server) TURN() *turnserver.Server { return s.turn }
 
+// SocketIO returns the server's Socket.IO endpoint.
+func (s *Server) SocketIO() *sioserver.Server { return s.sio }
+
 // Hub returns the server's hub.
 func (s *Server) Hub() *hub.Hub { return s.hub }
 
@@ -230,6 +251,7 @@ func (s *Server) Run(ctx context.Context) error {
 	s.log.Info("switchboard serving", "addr", s.ln.Addr().String())
 	select {
 	case err := <-errc:
+		_ = s.sio.Close()
 		_ = s.ws.Close()
 		_ = s.bus.Close()
 		if s.turn != nil {
@@ -248,6 +270,8 @@ func (s *Server) Run(ctx context.Context) error {
 // stops everything; a cluster node then tells the other nodes it is gone.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.hub.Drain()
+	// Socket.IO first: its long-polling GETs would hold http.Shutdown until ctx ends.
+	_ = s.sio.Shutdown(ctx)
 	herr := s.http.Shutdown(ctx)
 	werr := s.ws.Shutdown(ctx)
 	berr := s.bus.Close()

@@ -34,4 +34,8 @@ type Stats struct {
 	ResumesExpired atomic.Uint64
 	// Panics counts recovered panics in connection handling.
 	Panics atomic.Uint64
+	// SocketIOSessions is the number of open Engine.IO sessions on /socket.io/ (gauge; those
+	// on a WebSocket are also in Connections); SocketIOUpgrades counts upgrades from polling.
+	SocketIOSessions atomic.Int64
+	SocketIOUpgrades atomic.Uint64
 }

@@ -24,6 +24,7 @@ type conn struct {
 	l    *loop
 	fd   int
 	sess *hub.Session
+	ext  Handler // set instead of sess for a connection adopted by another protocol (Adopt)
 
 	in           []byte // bytes of an incomplete frame carried to the next read
 	frag         []byte // fragments of a message in progress
@@ -34,6 +35,7 @@ type conn struct {
 	lastPing     int64
 	closingSince int64
 	lost         bool // ended without a goodbye: the presence may be resumed (loop only)
+	extDone      bool // ext.Closed has been called
 
 	mu       sync.Mutex
 	out      []byte // bytes the socket could not take yet; nil when empty
@@ -296,11 +298,11 @@ func (c *conn) frame(h header, p []byte, now time.Time) {
 
 // message handles one complete data message.
 func (c *conn) message(op byte, p []byte, now time.Time) {
-	if op == opBinary {
+	if op == opBinary && c.ext == nil {
 		c.sess.RejectBinary()
 		return
 	}
-	if !utf8.Valid(p) {
+	if op == opText && !utf8.Valid(p) {
 		c.closeWith(hub.CloseInvalidPayload, "text is not valid UTF-8", "kicked", now)
 		return
 	}
@@ -308,7 +310,16 @@ func (c *conn) message(op byte, p []byte, now time.Time) {
 	if testHookMessage != nil {
 		testHookMessage(p)
 	}
-	if err := c.sess.HandleFrame(p, now); err != nil {
+	var err error
+	switch {
+	case c.ext == nil:
+		err = c.sess.HandleFrame(p, now)
+	case op == opBinary:
+		err = c.ext.Binary(p, now)
+	default:
+		err = c.ext.Text(p, now)
+	}
+	if err != nil {
 		var ce *hub.CloseError
 		if errors.As(err, &ce) {
 			c.closeWith(ce.Code, ce.Reason, ce.LeaveReason, now)
@@ -334,5 +345,18 @@ func (c *conn) closeWith(code int, reason, leaveReason string, now time.Time) {
 		_ = unix.Shutdown(c.fd, unix.SHUT_WR)
 	}
 	c.mu.Unlock()
-	c.sess.Leave(leaveReason)
+	c.leave(leaveReason)
+}
+
+// leave takes the connection's peer out of the hub, or tells an adopted connection's handler
+// that the connection is gone (once). Loop goroutine only.
+func (c *conn) leave(reason string) {
+	if c.ext == nil {
+		c.sess.Leave(reason)
+		return
+	}
+	if !c.extDone {
+		c.extDone = true
+		c.ext.Closed(reason)
+	}
 }

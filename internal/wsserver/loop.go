@@ -215,7 +215,11 @@ func (l *loop) handle(c *conn, events uint32, now time.Time) {
 	defer func() {
 		if r := recover(); r != nil {
 			l.srv.stats.Panics.Add(1)
-			l.srv.log.Error("panic handling connection; closing it", "panic", r, "peer", c.sess.Peer(), "stack", string(debug.Stack()))
+			var peer any
+			if c.sess != nil {
+				peer = c.sess.Peer()
+			}
+			l.srv.log.Error("panic handling connection; closing it", "panic", r, "peer", peer, "stack", string(debug.Stack()))
 			l.closeConn(c, "closed")
 		}
 	}()
@@ -275,10 +279,10 @@ func (l *loop) closeConn(c *conn, reason string) {
 	_ = unix.Close(c.fd)
 	c.mu.Unlock()
 	c.in, c.frag = nil, nil
-	if c.lost && !c.shut {
+	if c.lost && !c.shut && c.ext == nil {
 		c.sess.Drop(reason)
 	} else {
-		c.sess.Leave(reason)
+		c.leave(reason)
 	}
 	l.srv.connClosed()
 }
@@ -319,6 +323,13 @@ func (l *loop) tick(now time.Time) {
 			}
 		case t-c.lastRead > int64(cfg.PeerTimeout):
 			l.loseConn(c, "timeout")
+		case c.ext != nil:
+			// Adopted protocols ping in their own messages, on a fixed beat whatever the
+			// client sends (Engine.IO clients time out when pings stop coming).
+			if t-c.lastPing >= ping {
+				c.lastPing = t
+				c.ext.Ping(now)
+			}
 		case t-c.lastRead >= ping && t-c.lastPing >= ping:
 			c.lastPing = t
 			c.sendControl(opPing, nil, false)

@@ -152,6 +152,10 @@ func (s *Server) tickInterval() time.Duration {
 
 // ServeHTTP upgrades a GET request to a WebSocket connection.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.serve(w, r, nil)
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, newHandler func(*Conn) Handler) {
 	if status, msg := s.checkUpgrade(r); status != 0 {
 		s.stats.HandshakesRefused.Add(1)
 		if status == http.StatusUpgradeRequired {
@@ -170,7 +174,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.log.Warn("hijack failed", "err", err)
 		return
 	}
-	if err := s.upgrade(r, netConn, brw.Reader.Buffered()); err != nil {
+	if err := s.upgrade(r, netConn, brw.Reader.Buffered(), newHandler); err != nil {
 		s.log.Debug("upgrade failed", "remote", r.RemoteAddr, "err", err)
 	}
 }
@@ -205,6 +209,10 @@ func headerHasToken(h http.Header, name, token string) bool {
 	}
 	return false
 }
+
+// OriginAllowed reports whether r's Origin passes the server's policy (see originAllowed), for
+// other endpoints that share it.
+func (s *Server) OriginAllowed(r *http.Request) bool { return s.originAllowed(r) }
 
 // originAllowed accepts requests with no Origin (non-browser clients), same-origin requests,
 // and origins matching AllowedOrigins.
@@ -241,7 +249,7 @@ func acceptKey(key string) string {
 }
 
 // upgrade answers the handshake on netConn and moves the socket to an event loop.
-func (s *Server) upgrade(r *http.Request, netConn net.Conn, buffered int) error {
+func (s *Server) upgrade(r *http.Request, netConn net.Conn, buffered int, newHandler func(*Conn) Handler) error {
 	defer netConn.Close()
 	if buffered > 0 {
 		// The client sent frames before it saw our answer; RFC 6455 §4.1 forbids that.
@@ -282,7 +290,11 @@ func (s *Server) upgrade(r *http.Request, netConn net.Conn, buffered int) error 
 	now := time.Now()
 	c := &conn{fd: fd, lastRead: now.UnixNano(), lastPing: now.UnixNano()}
 	c.l = s.loops[int(s.next.Add(1))%len(s.loops)]
-	c.sess = s.hub.Connect(c, now)
+	if newHandler != nil {
+		c.ext = newHandler(&Conn{c: c})
+	} else {
+		c.sess = s.hub.Connect(c, now)
+	}
 	s.stats.Handshakes.Add(1)
 	s.stats.Connections.Add(1)
 	s.open.Add(1)

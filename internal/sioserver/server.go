@@ -1,0 +1,488 @@
+package sioserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/switchboard-rtc/switchboard/internal/hub"
+	"github.com/switchboard-rtc/switchboard/internal/stats"
+	"github.com/switchboard-rtc/switchboard/internal/wsserver"
+	"github.com/switchboard-rtc/switchboard/protocol"
+)
+
+// ErrBadConfig is returned by New for an invalid Config.
+var ErrBadConfig = errors.New("sioserver: bad config")
+
+// Config configures a Server. Zero values mean defaults.
+type Config struct {
+	// Hub receives every socket's messages. Required.
+	Hub *hub.Hub
+	// WS is the native endpoint whose event loops, limits and Origin policy the WebSocket
+	// transport shares. Required.
+	WS *wsserver.Server
+	// MaxPayload caps an Engine.IO packet and a long-polling request body (default 64 KiB,
+	// which should equal the WebSocket endpoint's MaxFrameBytes). Larger bodies get 413 before
+	// they are read.
+	MaxPayload int
+	// SendQueueBytes caps what waits for a long-polling client's next GET (default 1 MiB); over
+	// it the socket is dropped as slow.
+	SendQueueBytes int
+	// PingInterval is how often the server pings (default 10 s, which should equal the
+	// WebSocket endpoint's PingInterval); PingTimeout how long after a ping a silent client
+	// is dropped (default 20 s: the WebSocket endpoint's PeerTimeout minus PingInterval).
+	PingInterval time.Duration
+	PingTimeout  time.Duration
+	// MaxSessions caps the Engine.IO sessions open at once (default 100,000); handshakes
+	// over it get 503.
+	MaxSessions int
+	// Logger is the server's logger (default slog.Default()).
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.MaxPayload == 0 {
+		c.MaxPayload = 64 << 10
+	}
+	if c.SendQueueBytes == 0 {
+		c.SendQueueBytes = 1 << 20
+	}
+	if c.PingInterval == 0 {
+		c.PingInterval = 10 * time.Second
+	}
+	if c.PingTimeout == 0 {
+		c.PingTimeout = 20 * time.Second
+	}
+	if c.MaxSessions == 0 {
+		c.MaxSessions = 100_000
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+func (c *Config) validate() error {
+	switch {
+	case c.Hub == nil || c.WS == nil:
+		return fmt.Errorf("%w: Hub and WS are required", ErrBadConfig)
+	case c.MaxPayload < 128:
+		return fmt.Errorf("%w: max payload %d", ErrBadConfig, c.MaxPayload)
+	case c.SendQueueBytes < c.MaxPayload:
+		return fmt.Errorf("%w: send queue %d is smaller than a payload (%d)", ErrBadConfig, c.SendQueueBytes, c.MaxPayload)
+	case c.PingInterval <= 0 || c.PingTimeout <= 0:
+		return fmt.Errorf("%w: ping interval %v, timeout %v", ErrBadConfig, c.PingInterval, c.PingTimeout)
+	case c.MaxSessions < 1:
+		return fmt.Errorf("%w: max sessions %d", ErrBadConfig, c.MaxSessions)
+	}
+	return nil
+}
+
+// Server is the Socket.IO endpoint. It implements http.Handler for /socket.io/.
+type Server struct {
+	cfg    Config
+	hub    *hub.Hub
+	ws     *wsserver.Server
+	stats  *stats.Stats
+	log    *slog.Logger
+	open   []byte // the open packet's fields after the sid, for a polling session
+	openWS []byte // the same for a WebSocket session (no upgrades)
+
+	mu       sync.Mutex
+	sessions map[string]*session // by Engine.IO sid
+
+	lobbyMu sync.RWMutex
+	lobby   map[protocol.PeerID]*session // connected sockets in no room, by socket id
+
+	closing atomic.Bool
+	stop    chan struct{}
+	wg      sync.WaitGroup
+}
+
+// New returns a Server and starts its timer goroutine; stop it with Close.
+func New(cfg Config) (*Server, error) {
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg:      cfg,
+		hub:      cfg.Hub,
+		ws:       cfg.WS,
+		stats:    cfg.Hub.Stats(),
+		log:      cfg.Logger,
+		sessions: make(map[string]*session),
+		lobby:    make(map[protocol.PeerID]*session),
+		stop:     make(chan struct{}),
+	}
+	s.open = fmt.Appendf(nil, `","upgrades":["websocket"],"pingInterval":%d,"pingTimeout":%d,"maxPayload":%d}`,
+		cfg.PingInterval.Milliseconds(), cfg.PingTimeout.Milliseconds(), cfg.MaxPayload)
+	s.openWS = fmt.Appendf(nil, `","upgrades":[],"pingInterval":%d,"pingTimeout":%d,"maxPayload":%d}`,
+		cfg.PingInterval.Milliseconds(), cfg.PingTimeout.Milliseconds(), cfg.MaxPayload)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.timers()
+	}()
+	return s, nil
+}
+
+// Engine.IO error codes, sent as {"code":N,"message":...} with an HTTP error status.
+const (
+	errUnknownTransport = 0
+	errUnknownSID       = 1
+	errBadMethod        = 2
+	errBadRequest       = 3
+	errForbidden        = 4
+	errBadVersion       = 5
+)
+
+func httpError(w http.ResponseWriter, status, code int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	fmt.Fprintf(w, `{"code":%d,"message":%q}`, code, msg)
+}
+
+// ServeHTTP serves Engine.IO requests: the handshake, long-polling GETs and POSTs, and
+// WebSocket upgrades (new sessions or upgrades of polling ones).
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !s.ws.OriginAllowed(r) {
+		s.stats.HandshakesRefused.Add(1)
+		httpError(w, http.StatusForbidden, errForbidden, "origin not allowed")
+		return
+	}
+	if o := r.Header.Get("Origin"); o != "" {
+		w.Header().Set("Access-Control-Allow-Origin", o)
+		w.Header().Set("Access-Control-Allow-Credentials", "true")
+		w.Header().Add("Vary", "Origin")
+	}
+	if r.Method == http.MethodOptions {
+		w.Header().Set("Access-Control-Allow-Methods", "GET, POST")
+		if h := r.Header.Get("Access-Control-Request-Headers"); h != "" {
+			w.Header().Set("Access-Control-Allow-Headers", h)
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	q := r.URL.Query()
+	if q.Get("EIO") != "4" {
+		httpError(w, http.StatusBadRequest, errBadVersion, "unsupported protocol version: this server speaks Engine.IO 4 (socket.io-client v3 and v4)")
+		return
+	}
+	if s.closing.Load() {
+		httpError(w, http.StatusServiceUnavailable, errBadRequest, "server is shutting down")
+		return
+	}
+	sid := q.Get("sid")
+	switch q.Get("transport") {
+	case "polling":
+		switch {
+		case sid == "" && r.Method == http.MethodGet:
+			s.handshakePolling(w, r)
+		case sid == "":
+			httpError(w, http.StatusBadRequest, errBadMethod, "bad handshake method")
+		case r.Method == http.MethodGet:
+			s.poll(w, r, sid)
+		case r.Method == http.MethodPost:
+			s.post(w, r, sid)
+		default:
+			httpError(w, http.StatusBadRequest, errBadRequest, "bad request")
+		}
+	case "websocket":
+		if r.Method != http.MethodGet {
+			httpError(w, http.StatusBadRequest, errBadMethod, "bad handshake method")
+			return
+		}
+		if sid == "" {
+			s.handshakeWebSocket(w, r)
+		} else {
+			s.upgrade(w, r, sid)
+		}
+	default:
+		httpError(w, http.StatusBadRequest, errUnknownTransport, "transport unknown")
+	}
+}
+
+// newSession registers a new session, or returns nil when the table is full.
+func (s *Server) newSession(now time.Time) *session {
+	ss := &session{srv: s, sid: string(protocol.NewPeerID()), wake: make(chan struct{}, 1)}
+	ss.lastSeen.Store(now.UnixNano())
+	ss.lastPing.Store(now.UnixNano())
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.sessions) >= s.cfg.MaxSessions {
+		return nil
+	}
+	s.sessions[ss.sid] = ss
+	s.stats.SocketIOSessions.Add(1)
+	return ss
+}
+
+func (s *Server) session(sid string) *session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sessions[sid]
+}
+
+func (s *Server) removeSession(ss *session) {
+	s.mu.Lock()
+	if s.sessions[ss.sid] == ss {
+		delete(s.sessions, ss.sid)
+		s.stats.SocketIOSessions.Add(-1)
+	}
+	s.mu.Unlock()
+}
+
+// appendOpen appends the Engine.IO open packet for sid: a polling session may upgrade to
+// WebSocket, a WebSocket one has nowhere to go.
+func (s *Server) appendOpen(dst []byte, sid string, ws bool) []byte {
+	dst = append(dst, `0{"sid":"`...)
+	dst = append(dst, sid...)
+	if ws {
+		return append(dst, s.openWS...)
+	}
+	return append(dst, s.open...)
+}
+
+func (s *Server) handshakePolling(w http.ResponseWriter, r *http.Request) {
+	ss := s.newSession(time.Now())
+	if ss == nil {
+		s.stats.HandshakesRefused.Add(1)
+		httpError(w, http.StatusServiceUnavailable, errBadRequest, "too many sessions")
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=UTF-8")
+	_, _ = w.Write(s.appendOpen(nil, ss.sid, false))
+}
+
+func (s *Server) handshakeWebSocket(w http.ResponseWriter, r *http.Request) {
+	ss := s.newSession(time.Now())
+	if ss == nil {
+		s.stats.HandshakesRefused.Add(1)
+		httpError(w, http.StatusServiceUnavailable, errBadRequest, "too many sessions")
+		return
+	}
+	adopted := false
+	s.ws.Adopt(w, r, func(c *wsserver.Conn) wsserver.Handler {
+		adopted = true
+		ss.mu.Lock()
+		ss.ws = c
+		ss.mu.Unlock()
+		c.SendText(func(dst []byte) []byte { return s.appendOpen(dst, ss.sid, true) })
+		return (*wsTransport)(ss)
+	})
+	if !adopted {
+		s.removeSession(ss) // the upgrade was refused
+	}
+}
+
+// upgrade answers a WebSocket request for an existing polling session: the probe.
+func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, sid string) {
+	ss := s.session(sid)
+	if ss == nil {
+		httpError(w, http.StatusBadRequest, errUnknownSID, "session ID unknown")
+		return
+	}
+	ss.mu.Lock()
+	upgraded := ss.ws != nil
+	ss.mu.Unlock()
+	if upgraded {
+		httpError(w, http.StatusBadRequest, errBadRequest, "already upgraded")
+		return
+	}
+	s.ws.Adopt(w, r, func(c *wsserver.Conn) wsserver.Handler {
+		return &probe{ss: ss, c: c}
+	})
+}
+
+// poll answers a long-polling GET with the packets queued for the session, waiting for some
+// when there are none.
+func (s *Server) poll(w http.ResponseWriter, r *http.Request, sid string) {
+	ss := s.session(sid)
+	if ss == nil {
+		httpError(w, http.StatusBadRequest, errUnknownSID, "session ID unknown")
+		return
+	}
+	ss.seen(time.Now())
+	ss.mu.Lock()
+	if ss.ws != nil || ss.polling {
+		ss.mu.Unlock()
+		if !ss.isUpgraded() {
+			ss.close("kicked") // two GETs at once: the client is broken
+		}
+		httpError(w, http.StatusBadRequest, errBadRequest, "overlapping or late poll")
+		return
+	}
+	ss.polling = true
+	for len(ss.queue) == 0 && !ss.closed && ss.ws == nil {
+		ss.mu.Unlock()
+		select {
+		case <-ss.wake:
+		case <-r.Context().Done():
+		}
+		ss.mu.Lock()
+		if r.Context().Err() != nil {
+			ss.polling = false // the client went away: keep the queue for its next poll
+			ss.mu.Unlock()
+			return
+		}
+	}
+	out := ss.queue
+	ss.queue = nil
+	ss.polling = false
+	ss.mu.Unlock()
+	if len(out) == 0 {
+		out = []byte{eioNoop}
+	}
+	ss.seen(time.Now())
+	w.Header().Set("Content-Type", "text/plain; charset=UTF-8")
+	w.Header().Set("Content-Length", strconv.Itoa(len(out)))
+	_, _ = w.Write(out)
+}
+
+// post handles a long-polling POST: a payload of packets.
+func (s *Server) post(w http.ResponseWriter, r *http.Request, sid string) {
+	if r.ContentLength > int64(s.cfg.MaxPayload) {
+		// Refused before reading: the connection is closed rather than drained.
+		w.Header().Set("Connection", "close")
+		httpError(w, http.StatusRequestEntityTooLarge, errBadRequest, "payload over maxPayload")
+		return
+	}
+	ss := s.session(sid)
+	if ss == nil {
+		httpError(w, http.StatusBadRequest, errUnknownSID, "session ID unknown")
+		return
+	}
+	if ss.isUpgraded() {
+		httpError(w, http.StatusBadRequest, errBadRequest, "session upgraded to websocket")
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(s.cfg.MaxPayload)))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			w.Header().Set("Connection", "close")
+			httpError(w, http.StatusRequestEntityTooLarge, errBadRequest, "payload over maxPayload")
+			return
+		}
+		httpError(w, http.StatusBadRequest, errBadRequest, "cannot read body")
+		return
+	}
+	now := time.Now()
+	ss.seen(now)
+	s.stats.BytesIn.Add(uint64(len(body)))
+	if !utf8.Valid(body) {
+		ss.close("kicked")
+		httpError(w, http.StatusBadRequest, errBadRequest, "payload is not UTF-8")
+		return
+	}
+	ss.in.Lock()
+	err = decodePayload(body, func(p eioPacket) error { return ss.packet(p, now) })
+	ss.in.Unlock()
+	if err != nil {
+		ss.fail(err)
+		var ec *errClose
+		if !errors.As(err, &ec) {
+			httpError(w, http.StatusBadRequest, errBadRequest, "bad payload")
+			return
+		}
+	}
+	w.Header().Set("Content-Type", "text/html")
+	_, _ = w.Write([]byte("ok"))
+}
+
+// timers pings polling sessions and drops silent ones; WebSocket sessions are timed by the
+// WebSocket endpoint's loops.
+func (s *Server) timers() {
+	tick := time.NewTicker(min(time.Second, s.cfg.PingInterval/4))
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case now := <-tick.C:
+			s.tick(now)
+		}
+	}
+}
+
+func (s *Server) tick(now time.Time) {
+	t := now.UnixNano()
+	interval := int64(s.cfg.PingInterval)
+	deadline := interval + int64(s.cfg.PingTimeout)
+	s.mu.Lock()
+	all := make([]*session, 0, len(s.sessions))
+	for _, ss := range s.sessions {
+		all = append(all, ss)
+	}
+	s.mu.Unlock()
+	for _, ss := range all {
+		ss.mu.Lock()
+		upgraded, doom := ss.ws != nil, ss.doom
+		ss.mu.Unlock()
+		switch {
+		case doom != "":
+			ss.close(doom)
+		case upgraded:
+			continue
+		case t-ss.lastSeen.Load() > deadline:
+			ss.close("timeout")
+		case t-ss.lastPing.Load() >= interval:
+			ss.lastPing.Store(t)
+			ss.sendPacket(func(dst []byte) []byte { return append(dst, eioPing) })
+		}
+	}
+}
+
+// Disconnect drops the Engine.IO connection of the socket with id, as a lost connection
+// would (the client's reason is "transport close" and it reconnects). It reports whether the
+// socket was found.
+func (s *Server) Disconnect(id protocol.PeerID) bool {
+	s.mu.Lock()
+	var found *session
+	for _, ss := range s.sessions {
+		if ss.socketID() == id {
+			found = ss
+			break
+		}
+	}
+	s.mu.Unlock()
+	if found == nil {
+		return false
+	}
+	found.close("closed")
+	return true
+}
+
+// Shutdown refuses new sessions and closes the open ones (WebSocket ones are closed by the
+// WebSocket endpoint's own Shutdown), then stops the timers. ctx bounds nothing yet: polling
+// sessions end at once.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if s.closing.Swap(true) {
+		return nil
+	}
+	close(s.stop)
+	s.mu.Lock()
+	all := make([]*session, 0, len(s.sessions))
+	for _, ss := range s.sessions {
+		all = append(all, ss)
+	}
+	s.mu.Unlock()
+	for _, ss := range all {
+		ss.close("shutdown")
+	}
+	s.wg.Wait()
+	return ctx.Err()
+}
+
+// Close is Shutdown without a deadline.
+func (s *Server) Close() error {
+	return s.Shutdown(context.Background())
+}

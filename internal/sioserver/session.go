@@ -1,0 +1,598 @@
+package sioserver
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/switchboard-rtc/switchboard/internal/hub"
+	"github.com/switchboard-rtc/switchboard/internal/wsserver"
+	"github.com/switchboard-rtc/switchboard/protocol"
+)
+
+// session is one Engine.IO connection carrying one Socket.IO socket on the main namespace.
+//
+// Inbound packets are handled under in, one at a time, whichever transport brings them (a
+// POST, a WebSocket message); outbound packets go through mu to the WebSocket or the polling
+// queue. in may be held while mu is taken, never the other way round.
+type session struct {
+	srv *Server
+	sid string // Engine.IO session id
+
+	lastSeen atomic.Int64 // unix ns of the client's last request or packet
+	lastPing atomic.Int64 // unix ns of the last ping sent on polling
+
+	in         sync.Mutex
+	hs         *hub.Session    // nil until CONNECT
+	id         protocol.PeerID // socket.id, "" until CONNECT; guarded by in and mu for writes
+	joined     bool            // in a room; otherwise in the lobby
+	skipBinary int             // binary attachments still to drop
+	args       [][]byte        // scratch for event arguments
+
+	mu      sync.Mutex
+	ws      *wsserver.Conn // the WebSocket once upgraded (or from the start)
+	queue   []byte         // polling: encoded packets waiting for a GET, 0x1e-separated
+	polling bool           // a GET is waiting
+	closed  bool
+	doom    string        // set: the session must close with this reason (the timers do it)
+	wake    chan struct{} // cap 1: wakes the waiting GET
+}
+
+func (ss *session) seen(now time.Time) { ss.lastSeen.Store(now.UnixNano()) }
+
+func (ss *session) isUpgraded() bool {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return ss.ws != nil
+}
+
+func (ss *session) socketID() protocol.PeerID {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return ss.id
+}
+
+// sendPacket writes one Engine.IO packet that build appends to dst. It reports false when the
+// session is gone or overflowed (and is then being closed).
+func (ss *session) sendPacket(build func(dst []byte) []byte) bool {
+	ss.mu.Lock()
+	if ss.closed || ss.doom != "" {
+		ss.mu.Unlock()
+		return false
+	}
+	if ws := ss.ws; ws != nil {
+		ss.mu.Unlock()
+		return ws.SendText(build)
+	}
+	n := len(ss.queue)
+	if n > 0 {
+		ss.queue = append(ss.queue, recordSeparator)
+	}
+	ss.queue = build(ss.queue)
+	ss.srv.stats.BytesOut.Add(uint64(len(ss.queue) - n))
+	over := len(ss.queue) > ss.srv.cfg.SendQueueBytes
+	if over {
+		// Closing needs ss.in, which a sender holding its own in must not wait for: the
+		// timers close the session within a tick; until then nothing more is queued.
+		ss.doom = "slow"
+		ss.queue = nil
+		ss.srv.stats.SendQueueDrops.Add(1)
+	}
+	ss.mu.Unlock()
+	select {
+	case ss.wake <- struct{}{}:
+	default:
+	}
+	return !over
+}
+
+// close ends the session: the socket leaves its room or the lobby, a waiting GET gets the
+// close packet, a WebSocket is closed. Safe to call more than once and from any goroutine
+// not holding ss.mu; callers holding ss.in use closeLocked.
+func (ss *session) close(reason string) {
+	ss.in.Lock()
+	defer ss.in.Unlock()
+	ss.closeLocked(reason)
+}
+
+func (ss *session) closeLocked(reason string) {
+	ss.mu.Lock()
+	if ss.closed {
+		ss.mu.Unlock()
+		return
+	}
+	ws := ss.ws
+	if ws == nil {
+		if len(ss.queue) > 0 {
+			ss.queue = append(ss.queue, recordSeparator)
+		}
+		ss.queue = append(ss.queue, eioClose)
+	}
+	ss.closed = true
+	ss.mu.Unlock()
+	select {
+	case ss.wake <- struct{}{}:
+	default:
+	}
+	if ws != nil {
+		code := closeNormal
+		switch reason {
+		case "shutdown":
+			code = hub.CloseGoingAway
+		case "kicked":
+			code = hub.ClosePolicyViolation
+		}
+		ws.Close(code, reason)
+	}
+	ss.disconnectSocket(reason)
+	ss.srv.removeSession(ss)
+}
+
+// fail closes the session after packet handling returned err (a protocol violation, the
+// client's close packet or a rate-limit kick). The caller must not hold ss.in.
+func (ss *session) fail(err error) {
+	reason := closeReason(err)
+	if reason == "kicked" {
+		ss.srv.log.Debug("socket.io protocol error; closing", "sid", ss.sid, "err", err)
+	}
+	ss.close(reason)
+}
+
+// disconnectSocket takes the socket out of the hub and the lobby. Caller holds in.
+func (ss *session) disconnectSocket(reason string) {
+	if ss.hs == nil {
+		return
+	}
+	if ss.joined {
+		ss.hs.Leave(reason)
+		ss.joined = false
+	} else {
+		ss.srv.lobbyMu.Lock()
+		if ss.srv.lobby[ss.id] == ss {
+			delete(ss.srv.lobby, ss.id)
+		}
+		ss.srv.lobbyMu.Unlock()
+	}
+	ss.hs = nil
+}
+
+// CloseConn implements hub.Closer: the hub moved the socket's presence elsewhere (a client
+// resumed it). The session closes: at once on WebSocket, within a timer tick on polling. It
+// takes no lock the caller may hold.
+func (ss *session) CloseConn(reason string) {
+	ss.mu.Lock()
+	ws := ss.ws
+	if ws == nil && ss.doom == "" {
+		ss.doom = reason
+	}
+	ss.mu.Unlock()
+	if ws != nil {
+		ws.Close(closeNormal, reason)
+	}
+}
+
+// closeNormal is the WebSocket close code of an orderly close.
+const closeNormal = 1000
+
+// errClose asks the transport to close the session with a reason.
+type errClose struct{ reason string }
+
+func (e *errClose) Error() string { return "sioserver: close (" + e.reason + ")" }
+
+// packet handles one Engine.IO packet from the client. Caller holds in. A non-nil error
+// means the session must be closed (a *errClose or *hub.CloseError carries the reason).
+func (ss *session) packet(p eioPacket, now time.Time) error {
+	switch p.typ {
+	case eioPong, eioNoop:
+		return nil
+	case eioPing: // clients do not ping in v4, but answering costs nothing
+		ss.sendPacket(func(dst []byte) []byte { return append(append(dst, eioPong), p.data...) })
+		return nil
+	case eioClose:
+		return &errClose{"closed"}
+	case eioMessage:
+		if p.binary {
+			if ss.skipBinary == 0 {
+				return fmt.Errorf("%w: unexpected binary message", ErrBadPacket)
+			}
+			ss.skipBinary--
+			return nil
+		}
+		return ss.message(p.data, now)
+	}
+	return fmt.Errorf("%w: unexpected engine.io packet type %q", ErrBadPacket, p.typ)
+}
+
+// message handles one Socket.IO packet. Caller holds in.
+func (ss *session) message(b []byte, now time.Time) error {
+	if ss.skipBinary > 0 {
+		return fmt.Errorf("%w: text packet while binary attachments are due", ErrBadPacket)
+	}
+	p, err := decodeSIO(b)
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(p.nsp, mainNamespace) {
+		if p.typ == sioConnect {
+			nsp := p.nsp
+			ss.sendPacket(func(dst []byte) []byte {
+				dst = append(append(append(dst, eioMessage, sioConnectError), nsp...), ',')
+				return append(dst, `{"message":"Invalid namespace"}`...)
+			})
+		}
+		return nil // packets for namespaces never connected are ignored, as socket.io does
+	}
+	switch p.typ {
+	case sioConnect:
+		ss.connect(now)
+		return nil
+	case sioDisconnect:
+		ss.disconnectSocket("left")
+		return nil
+	case sioAck:
+		return nil // the server never asks for acks
+	case sioConnectError:
+		return fmt.Errorf("%w: CONNECT_ERROR from a client", ErrBadPacket)
+	}
+	if ss.hs == nil {
+		return nil // an event before CONNECT: ignored, as socket.io does
+	}
+	if ok, err := ss.hs.Allow(now); !ok {
+		return err
+	}
+	if p.typ == sioBinaryEvent || p.typ == sioBinaryAck {
+		ss.skipBinary = p.attachments
+		ss.reply(p.ack, protocol.Errorf(protocol.CodeBinaryUnsupported, "binary events are not supported; send JSON"))
+		return nil
+	}
+	return ss.event(&p)
+}
+
+// connect handles CONNECT to the main namespace. Caller holds in.
+func (ss *session) connect(now time.Time) {
+	if ss.hs == nil {
+		id := protocol.NewPeerID()
+		ss.mu.Lock()
+		ss.id = id
+		ss.mu.Unlock()
+		ss.hs = ss.srv.hub.Connect(ss, now)
+		ss.hs.UsePeerID(id)
+		ss.srv.lobbyMu.Lock()
+		ss.srv.lobby[id] = ss
+		ss.srv.lobbyMu.Unlock()
+	}
+	id := ss.id
+	ss.sendPacket(func(dst []byte) []byte {
+		dst = append(dst, `40{"sid":"`...)
+		dst = append(dst, id...)
+		return append(dst, `"}`...)
+	})
+}
+
+// event handles an EVENT. Caller holds in.
+func (ss *session) event(p *sioPacket) error {
+	args, ok := splitArgs(p.data, ss.args)
+	// Keep the slice, not what it points into (a request body, a read buffer).
+	defer func() { clear(args); ss.args = args[:0] }()
+	if !ok || len(args) == 0 {
+		return fmt.Errorf("%w: bad event arguments", ErrBadPacket)
+	}
+	name, _ := plainString(args[0])
+	var arg []byte
+	if len(args) > 1 {
+		arg = args[1]
+	}
+	var perr *protocol.Error
+	switch t := protocol.ParseType(name); t {
+	case protocol.TypeOffer, protocol.TypeAnswer, protocol.TypeICECandidate, protocol.TypeMessage:
+		perr = ss.relay(t, arg, p.ack)
+	case protocol.TypeJoin:
+		perr = ss.join(arg, p.ack)
+	case protocol.TypeLeave:
+		if !ss.joined {
+			perr = protocol.Errorf(protocol.CodeNotJoined, "not in a room")
+			break
+		}
+		ss.hs.Leave("left")
+		ss.joined = false
+		ss.srv.lobbyMu.Lock()
+		ss.srv.lobby[ss.id] = ss
+		ss.srv.lobbyMu.Unlock()
+		ss.reply(p.ack, nil)
+	default:
+		perr = protocol.Errorf(protocol.CodeUnknownType, "unknown event %.64q", name)
+	}
+	if perr != nil {
+		ss.reply(p.ack, perr)
+	}
+	return nil
+}
+
+// relay handles offer, answer, ice-candidate and message. Caller holds in.
+func (ss *session) relay(t protocol.Type, arg []byte, ack int64) *protocol.Error {
+	obj, _ := isObject(arg)
+	if !obj {
+		return protocol.Errorf(protocol.CodeBadField, "%s takes an object with a target", t)
+	}
+	broadcast := t == protocol.TypeMessage && string(field(arg, "broadcast")) == "true"
+	target, ok := plainString(field(arg, "target"))
+	if !ok && !broadcast {
+		return protocol.Errorf(protocol.CodeMissingField, "target (a socket id) is required")
+	}
+	if ss.joined {
+		f := protocol.Frame{Type: t, Target: target, Data: arg, Broadcast: broadcast}
+		if ack >= 0 {
+			f.ID = appendAckID(ack)
+		}
+		if perr := ss.hs.Handle(&f); perr != nil {
+			return perr
+		}
+		return nil
+	}
+	// The lobby: sockets in no room reach each other by socket id, as on the seed's server.
+	e := protocol.Event{Type: t, From: ss.id, Data: arg, Broadcast: broadcast}
+	if broadcast {
+		return protocol.Errorf(protocol.CodeNotJoined, "join a room to broadcast")
+	}
+	ss.srv.lobbyMu.RLock()
+	to := ss.srv.lobby[protocol.PeerID(target)]
+	ss.srv.lobbyMu.RUnlock()
+	if to == nil || to == ss {
+		return protocol.Errorf(protocol.CodeUnknownTarget, "target is not a connected socket in no room")
+	}
+	if to.Send(&e) {
+		ss.srv.stats.Relayed[t].Add(1)
+	}
+	ss.reply(ack, nil)
+	return nil
+}
+
+func appendAckID(ack int64) []byte {
+	return fmt.Appendf(nil, "%d", ack)
+}
+
+// join handles the join extension. Caller holds in.
+func (ss *session) join(arg []byte, ack int64) *protocol.Error {
+	if ss.joined {
+		return protocol.Errorf(protocol.CodeAlreadyJoined, "already in a room; leave first")
+	}
+	var req struct {
+		Room *string         `json:"room"`
+		Name string          `json:"name"`
+		Meta json.RawMessage `json:"meta"`
+		V    *int            `json:"v"`
+	}
+	if obj, _ := isObject(arg); !obj || json.Unmarshal(arg, &req) != nil {
+		return protocol.Errorf(protocol.CodeBadField, "join takes an object {room, name?, meta?}")
+	}
+	if req.Room == nil {
+		return protocol.Errorf(protocol.CodeMissingField, "room is required")
+	}
+	f := protocol.Frame{Type: protocol.TypeJoin, Room: []byte(*req.Room), Name: []byte(req.Name)}
+	if len(req.Meta) > 0 && string(req.Meta) != "null" {
+		if req.Meta[0] != '{' {
+			return protocol.Errorf(protocol.CodeBadField, "meta must be an object")
+		}
+		f.Meta = req.Meta
+	}
+	if req.V != nil {
+		f.V = *req.V
+		if f.V == 0 {
+			f.V = -1
+		}
+	}
+	if ack >= 0 {
+		f.ID = appendAckID(ack)
+	}
+	// Out of the lobby first, so no lobby relay can reach the socket once it is in a room.
+	ss.srv.lobbyMu.Lock()
+	delete(ss.srv.lobby, ss.id)
+	ss.srv.lobbyMu.Unlock()
+	if perr := ss.hs.Handle(&f); perr != nil {
+		ss.srv.lobbyMu.Lock()
+		ss.srv.lobby[ss.id] = ss
+		ss.srv.lobbyMu.Unlock()
+		return perr
+	}
+	ss.joined = true
+	return nil
+}
+
+// reply answers a request: with an ACK when the client asked for one (perr nil: {"type":"ack"};
+// else the error object), otherwise with an "error" event when perr is set.
+func (ss *session) reply(ack int64, perr *protocol.Error) {
+	var id []byte
+	if ack >= 0 {
+		id = appendAckID(ack)
+	}
+	if perr == nil {
+		if id != nil {
+			ss.Send(&protocol.Event{Type: protocol.TypeAck, ID: id})
+		}
+		return
+	}
+	ss.srv.stats.Errors[perr.Code].Add(1)
+	ss.Send(&protocol.Event{Type: protocol.TypeError, ID: id, Err: perr})
+}
+
+// Send implements bus.Sink: it encodes e as a Socket.IO packet. Relays are the event named
+// after their type with the sender's data, the sender's socket id added as "from" (see
+// appendRelayData); acks, welcomes and errors answering a request with an ack id are its ACK;
+// the rest are events named after their type whose argument is the native event object.
+func (ss *session) Send(e *protocol.Event) bool {
+	return ss.sendPacket(func(dst []byte) []byte {
+		switch {
+		case e.Type.IsRelay():
+			dst = appendEventHeader(dst, -1)
+			dst = protocol.AppendString(dst, e.Type.String())
+			dst = append(dst, ',')
+			dst = appendRelayData(dst, e.Data, e.From)
+		case e.ID != nil && (e.Type == protocol.TypeAck || e.Type == protocol.TypeWelcome || e.Type == protocol.TypeError):
+			dst = append(dst, "43"...)
+			dst = append(dst, e.ID...)
+			dst = append(dst, '[')
+			dst = protocol.AppendEvent(dst, e)
+		default:
+			dst = appendEventHeader(dst, -1)
+			dst = protocol.AppendString(dst, e.Type.String())
+			dst = append(dst, ',')
+			dst = protocol.AppendEvent(dst, e)
+		}
+		return append(dst, ']')
+	})
+}
+
+// appendRelayData appends a relayed value with its sender: an object gets a "from" member
+// last (so it wins over one the sender put there, as JSON.parse keeps the last); any other
+// value is followed by a second argument {"from":id}.
+func appendRelayData(dst, data []byte, from protocol.PeerID) []byte {
+	if obj, empty := isObject(data); obj {
+		dst = append(dst, data[:len(data)-1]...)
+		if !empty {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, `"from":`...)
+		dst = protocol.AppendString(dst, string(from))
+		return append(dst, '}')
+	}
+	dst = append(dst, data...)
+	dst = append(dst, `,{"from":`...)
+	dst = protocol.AppendString(dst, string(from))
+	return append(dst, '}')
+}
+
+// closeReason maps a packet-handling error to the peer-left reason.
+func closeReason(err error) string {
+	var ec *errClose
+	var ce *hub.CloseError
+	switch {
+	case errors.As(err, &ec):
+		return ec.reason
+	case errors.As(err, &ce):
+		return ce.LeaveReason
+	}
+	return "kicked"
+}
+
+// wsTransport is a session's WebSocket once it carries the session.
+type wsTransport session
+
+var _ wsserver.Handler = (*wsTransport)(nil)
+
+func (t *wsTransport) Text(p []byte, now time.Time) error {
+	ss := (*session)(t)
+	ss.seen(now)
+	pkt, err := decodePacket(p)
+	if err == nil {
+		if pkt.binary { // "b" prefixes only exist in polling payloads
+			err = fmt.Errorf("%w: base64 binary packet on a websocket", ErrBadPacket)
+		} else {
+			ss.in.Lock()
+			err = ss.packet(pkt, now)
+			ss.in.Unlock()
+		}
+	}
+	if err != nil {
+		ss.fail(err)
+	}
+	return nil
+}
+
+func (t *wsTransport) Binary(p []byte, now time.Time) error {
+	ss := (*session)(t)
+	ss.seen(now)
+	ss.in.Lock()
+	err := ss.packet(eioPacket{typ: eioMessage, data: p, binary: true}, now)
+	ss.in.Unlock()
+	if err != nil {
+		ss.fail(err)
+	}
+	return nil
+}
+
+func (t *wsTransport) Ping(time.Time) {
+	(*session)(t).sendPacket(func(dst []byte) []byte { return append(dst, eioPing) })
+}
+
+func (t *wsTransport) Closed(reason string) { (*session)(t).close(reason) }
+
+// probe is a WebSocket opened to upgrade a polling session, until the client sends upgrade.
+type probe struct {
+	ss       *session
+	c        *wsserver.Conn
+	probed   bool
+	upgraded bool
+}
+
+func (p *probe) Text(b []byte, now time.Time) error {
+	if p.upgraded {
+		return (*wsTransport)(p.ss).Text(b, now)
+	}
+	ss := p.ss
+	ss.seen(now)
+	switch {
+	case !p.probed && string(b) == "2probe":
+		p.probed = true
+		p.c.SendText(func(dst []byte) []byte { return append(dst, "3probe"...) })
+		// Answer the waiting GET so the client can pause polling and send upgrade.
+		ss.sendPacket(func(dst []byte) []byte { return append(dst, eioNoop) })
+		return nil
+	case p.probed && string(b) == "5":
+		ss.in.Lock()
+		defer ss.in.Unlock()
+		ss.mu.Lock()
+		if ss.closed || ss.ws != nil {
+			ss.mu.Unlock()
+			return &hub.CloseError{Code: closeNormal, Reason: "session closed", LeaveReason: "closed"}
+		}
+		ss.ws = p.c
+		queued := ss.queue
+		ss.queue = nil
+		// Packets queued for polling go out first, in order, still under mu so nothing
+		// sent meanwhile can overtake them.
+		for len(queued) > 0 {
+			pkt := queued
+			if i := bytes.IndexByte(queued, recordSeparator); i >= 0 {
+				pkt, queued = queued[:i], queued[i+1:]
+			} else {
+				queued = nil
+			}
+			if len(pkt) == 1 && pkt[0] == eioNoop {
+				continue
+			}
+			p.c.SendText(func(dst []byte) []byte { return append(dst, pkt...) })
+		}
+		ss.mu.Unlock()
+		select {
+		case ss.wake <- struct{}{}:
+		default:
+		}
+		p.upgraded = true
+		ss.srv.stats.SocketIOUpgrades.Add(1)
+		return nil
+	}
+	return &hub.CloseError{Code: hub.CloseProtocolError, Reason: "bad upgrade probe", LeaveReason: "kicked"}
+}
+
+func (p *probe) Binary(b []byte, now time.Time) error {
+	if p.upgraded {
+		return (*wsTransport)(p.ss).Binary(b, now)
+	}
+	return &hub.CloseError{Code: hub.CloseProtocolError, Reason: "bad upgrade probe", LeaveReason: "kicked"}
+}
+
+func (p *probe) Ping(now time.Time) {
+	if p.upgraded {
+		(*wsTransport)(p.ss).Ping(now)
+	}
+}
+
+func (p *probe) Closed(reason string) {
+	if p.upgraded {
+		p.ss.close(reason)
+	}
+}
