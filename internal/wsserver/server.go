@@ -164,13 +164,24 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, newHandler func(*
 		http.Error(w, msg, status)
 		return
 	}
+	// Count the connection from here on, so a Shutdown that starts now waits for it; one that
+	// started already is seen here (Shutdown sets closing before it reads the count).
+	s.open.Add(1)
+	if s.closing.Load() {
+		s.release()
+		s.stats.HandshakesRefused.Add(1)
+		http.Error(w, "server is shutting down", http.StatusServiceUnavailable)
+		return
+	}
 	hj, ok := w.(http.Hijacker)
 	if !ok {
+		s.release()
 		http.Error(w, "connection cannot be upgraded", http.StatusInternalServerError)
 		return
 	}
 	netConn, brw, err := hj.Hijack()
 	if err != nil {
+		s.release()
 		s.log.Warn("hijack failed", "err", err)
 		return
 	}
@@ -248,9 +259,16 @@ func acceptKey(key string) string {
 	return base64.StdEncoding.EncodeToString(h.Sum(nil))
 }
 
-// upgrade answers the handshake on netConn and moves the socket to an event loop.
-func (s *Server) upgrade(r *http.Request, netConn net.Conn, buffered int, newHandler func(*Conn) Handler) error {
+// upgrade answers the handshake on netConn and moves the socket to an event loop. The caller
+// counted the connection in s.open; upgrade releases it if the socket does not get to a loop.
+func (s *Server) upgrade(r *http.Request, netConn net.Conn, buffered int, newHandler func(*Conn) Handler) (err error) {
 	defer netConn.Close()
+	registered := false
+	defer func() {
+		if !registered {
+			s.release()
+		}
+	}()
 	if buffered > 0 {
 		// The client sent frames before it saw our answer; RFC 6455 §4.1 forbids that.
 		return errors.New("data before handshake completed")
@@ -297,17 +315,31 @@ func (s *Server) upgrade(r *http.Request, netConn net.Conn, buffered int, newHan
 	}
 	s.stats.Handshakes.Add(1)
 	s.stats.Connections.Add(1)
-	s.open.Add(1)
 	if err := c.l.add(c); err != nil {
 		unix.Close(fd)
-		s.connClosed()
+		s.stats.Connections.Add(-1)
+		if c.ext != nil {
+			c.ext.Closed("shutdown") // its handler may hold a session: let it go
+		}
 		return err
+	}
+	registered = true
+	// A Shutdown that began while this handshake was under way may have said goodbye to the
+	// loops' connections before this one was among them: say it to this one too. (Shutdown
+	// sets closing before it posts its goodbyes, so one of the two always sees this conn.)
+	if s.closing.Load() {
+		c.l.post(func(now time.Time) { c.closeWith(hub.CloseGoingAway, "server shutting down", "shutdown", now) })
 	}
 	return nil
 }
 
 func (s *Server) connClosed() {
 	s.stats.Connections.Add(-1)
+	s.release()
+}
+
+// release uncounts one connection; the last one during shutdown wakes Shutdown.
+func (s *Server) release() {
 	if s.open.Add(-1) == 0 && s.closing.Load() {
 		s.mu.Lock()
 		select {
