@@ -55,3 +55,9 @@ type Bus interface {
 	// Close releases the bus.
 	Close() error
 }
+
+// SlowJoiner is implemented by a Bus whose Join waits on the network (a round trip to another
+// node): the hub then runs joins off the transport's goroutine when the transport allows it.
+type SlowJoiner interface {
+	SlowJoins() bool
+}

@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -111,6 +112,9 @@ type Hub struct {
 	mu      sync.Mutex
 	parked  map[string]*parked  // lost presences by resume token
 	holders map[string]*Session // connected resumable presences by resume token
+
+	slowJoins bool           // the bus's joins wait on the network (bus.SlowJoiner)
+	joins     sync.WaitGroup // asynchronous joins under way
 }
 
 // New returns a Hub for cfg.
@@ -135,6 +139,7 @@ func New(cfg Config) (*Hub, error) {
 		iceServers: iceJSON,
 		draining:   make(chan struct{}),
 		parked:     make(map[string]*parked),
+		slowJoins:  isSlowJoiner(cfg.Bus),
 		holders:    make(map[string]*Session),
 	}, nil
 }
@@ -152,6 +157,26 @@ func (h *Hub) iceServersFor(peer protocol.PeerID) []byte {
 		return h.iceServers
 	}
 	return b
+}
+
+func isSlowJoiner(b bus.Bus) bool {
+	sj, ok := b.(bus.SlowJoiner)
+	return ok && sj.SlowJoins()
+}
+
+// WaitJoins waits until no asynchronous join is under way, or ctx ends.
+func (h *Hub) WaitJoins(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		h.joins.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("hub: joins under way: %w", ctx.Err())
+	}
 }
 
 // Stats returns the hub's counters.
@@ -203,12 +228,37 @@ type Session struct {
 	bucket bucket
 
 	// mu guards the presence: another connection resuming it takes it over.
-	mu     sync.Mutex
-	member *bus.Member
-	rsink  *resumeSink // the member's sink when resumable
-	token  string      // the resume token of the last welcome
+	mu      sync.Mutex
+	member  *bus.Member
+	rsink   *resumeSink // the member's sink when resumable
+	token   string      // the resume token of the last welcome
+	joining bool        // an asynchronous join is under way
+	ended   bool        // the transport ended the session (End)
 	// fixedID, when set, is the peer id every join of this session takes (UsePeerID).
 	fixedID protocol.PeerID
+	// async: joins on a bus whose joins block run on their own goroutine (AsyncJoins).
+	async bool
+}
+
+// AsyncJoins lets the session's joins run on their own goroutine when the bus's joins wait on
+// the network (a cluster bus): the transport's goroutine goes on serving other connections
+// meanwhile. The outcome arrives through the sink — the welcome, or an error frame carrying
+// the join's id — and Handle returns nil for a join it started. A transport that enables it
+// must end the session with End. Call it before the first frame.
+func (s *Session) AsyncJoins() { s.async = true }
+
+// End ends the session for good because its connection is gone: Drop(reason) when lost is
+// set (the presence may be resumed), else Leave(reason). A join still under way leaves as
+// soon as it completes.
+func (s *Session) End(reason string, lost bool) {
+	s.mu.Lock()
+	s.ended = true
+	s.mu.Unlock()
+	if lost {
+		s.Drop(reason)
+	} else {
+		s.Leave(reason)
+	}
 }
 
 // UsePeerID makes the session's joins take id as their peer id instead of a fresh one. A
@@ -320,8 +370,14 @@ func (s *Session) RejectBinary() {
 }
 
 func (s *Session) join(f *protocol.Frame) *protocol.Error {
-	if m := s.cur(); m != nil {
+	s.mu.Lock()
+	m, joining := s.member, s.joining
+	s.mu.Unlock()
+	if m != nil {
 		return protocol.Errorf(protocol.CodeAlreadyJoined, "already in room %q; leave first", m.Room)
+	}
+	if joining {
+		return protocol.Errorf(protocol.CodeAlreadyJoined, "a join is under way")
 	}
 	if f.V != 0 && f.V != protocol.Version {
 		return protocol.Errorf(protocol.CodeUnsupportedVersion, "this server speaks protocol version %d", protocol.Version)
@@ -346,7 +402,7 @@ func (s *Session) join(f *protocol.Frame) *protocol.Error {
 	if pid == "" {
 		pid = protocol.NewPeerID()
 	}
-	m := &bus.Member{
+	m = &bus.Member{
 		Room: room,
 		Info: protocol.PeerInfo{ID: pid, Name: string(f.Name)},
 		Sink: s.sink,
@@ -361,9 +417,13 @@ func (s *Session) join(f *protocol.Frame) *protocol.Error {
 	if f.Meta != nil {
 		m.Info.Meta = append([]byte(nil), f.Meta...)
 	}
-	id := f.ID
+	id := bytes.Clone(f.ID)               // f aliases the transport's read buffer; the welcome may go out later
 	ice := s.hub.iceServersFor(m.Info.ID) // minted here, not under the room's lock
-	err := s.hub.bus.Join(context.Background(), m, s.hub.cfg.MaxPeersPerRoom, func(others []protocol.PeerInfo) {
+	welcome := func(others []protocol.PeerInfo) {
+		// The presence is the session's before the welcome goes out: the client may answer
+		// it at once, while an asynchronous Join has not returned yet.
+		s.set(m, rsink, token)
+		s.hub.live(s, token)
 		s.sink.Send(&protocol.Event{
 			Type: protocol.TypeWelcome,
 			ID:   id,
@@ -376,11 +436,35 @@ func (s *Session) join(f *protocol.Frame) *protocol.Error {
 				ResumeMillis: s.hub.cfg.ResumeGrace.Milliseconds(),
 			},
 		})
-	})
+	}
+	if !s.async || !s.hub.slowJoins {
+		return s.joined(room, m, s.hub.bus.Join(context.Background(), m, s.hub.cfg.MaxPeersPerRoom, welcome))
+	}
+	s.mu.Lock()
+	s.joining = true
+	s.mu.Unlock()
+	s.hub.joins.Add(1)
+	go func() {
+		defer s.hub.joins.Done()
+		perr := s.joined(room, m, s.hub.bus.Join(context.Background(), m, s.hub.cfg.MaxPeersPerRoom, welcome))
+		s.mu.Lock()
+		s.joining = false
+		ended := s.ended
+		s.mu.Unlock()
+		switch {
+		case ended:
+			s.Leave("closed") // the connection went while the join was under way
+		case perr != nil:
+			s.sendError(id, perr)
+		}
+	}()
+	return nil
+}
+
+// joined maps a Join's outcome to the protocol error to answer with, if any.
+func (s *Session) joined(room string, m *bus.Member, err error) *protocol.Error {
 	switch {
 	case err == nil:
-		s.set(m, rsink, token)
-		s.hub.live(s, token)
 		s.hub.log.Debug("peer joined", "room", room, "peer", m.Info.ID)
 		return nil
 	case errors.Is(err, bus.ErrRoomFull):

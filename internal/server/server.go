@@ -274,6 +274,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	_ = s.sio.Shutdown(ctx)
 	herr := s.http.Shutdown(ctx)
 	werr := s.ws.Shutdown(ctx)
+	// Joins still waiting on the cluster end before the bus goes (each is bounded by the bus's
+	// request timeout); a presence they admit leaves at once, its connection being gone.
+	if jerr := s.hub.WaitJoins(ctx); jerr != nil {
+		werr = errors.Join(werr, jerr)
+	}
 	berr := s.bus.Close()
 	if s.turn != nil {
 		// After the peers: a call relayed through TURN lasts as long as its signaling.

@@ -352,7 +352,7 @@ func (c *conn) closeWith(code int, reason, leaveReason string, now time.Time) {
 // that the connection is gone (once). Loop goroutine only.
 func (c *conn) leave(reason string) {
 	if c.ext == nil {
-		c.sess.Leave(reason)
+		c.sess.End(reason, false)
 		return
 	}
 	if !c.extDone {

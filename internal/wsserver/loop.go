@@ -279,8 +279,8 @@ func (l *loop) closeConn(c *conn, reason string) {
 	_ = unix.Close(c.fd)
 	c.mu.Unlock()
 	c.in, c.frag = nil, nil
-	if c.lost && !c.shut && c.ext == nil {
-		c.sess.Drop(reason)
+	if c.ext == nil {
+		c.sess.End(reason, c.lost && !c.shut)
 	} else {
 		c.leave(reason)
 	}

@@ -312,6 +312,7 @@ func (s *Server) upgrade(r *http.Request, netConn net.Conn, buffered int, newHan
 		c.ext = newHandler(&Conn{c: c})
 	} else {
 		c.sess = s.hub.Connect(c, now)
+		c.sess.AsyncJoins() // a cluster join must not stall the loop's other connections
 	}
 	s.stats.Handshakes.Add(1)
 	s.stats.Connections.Add(1)

@@ -346,6 +346,9 @@ func score(room, node string) uint64 {
 }
 
 // Join implements bus.Bus.
+// SlowJoins implements bus.SlowJoiner: a join is a request to the room's coordinator node.
+func (b *Bus) SlowJoins() bool { return true }
+
 func (b *Bus) Join(ctx context.Context, m *bus.Member, maxPeers int, welcome func([]protocol.PeerInfo)) error {
 	if err := ctx.Err(); err != nil {
 		return err
