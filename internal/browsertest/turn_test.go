@@ -86,3 +86,51 @@ func TestBrowserRelayOnly(t *testing.T) {
 		}
 	}
 }
+
+// TestBrowserRefreshesTURNCredentials: a relay-only page stays in the room past the TTL of the
+// credentials in its welcome; the SDK refreshes them (ice-servers request) halfway to expiry,
+// so when a second relay-only page joins after they expired, both allocate relays and connect.
+func TestBrowserRefreshesTURNCredentials(t *testing.T) {
+	requireChromium(t)
+	pages := httptest.NewServer(web.Handler())
+	t.Cleanup(pages.Close)
+	base := testserver.Start(t, func(c *config.Config) {
+		c.AllowedOrigins = append(c.AllowedOrigins, pages.URL)
+		c.TURN = true
+		c.TURNTTL = 3 * time.Second // whole seconds on the wire: 1 s would leave no margin
+		c.TURNAllowPeers = []string{"127.0.0.0/8"}
+	})
+	e := &env{t: t, wsURL: "ws" + strings.TrimPrefix(base, "http") + "/ws", browser: startChromium(t, 45*time.Second)}
+	e.pageURL = pages.URL + "/sdk/test.html?ws=" + e.wsURL
+	a, b := e.page("A"), e.page("B")
+	eval[string](a, relayJoin+`(`+js(e.wsURL)+`, "late")`)
+	// Wait, in the page, until the welcome's credentials have expired and been replaced: this
+	// test is about the passage of time.
+	got := eval[map[string]float64](a, `(async () => {
+		const exp = (c) => Math.min(...c.iceServers.filter((s) => s.username).map((s) => Number(s.username.split(':')[0])));
+		const first = exp(R.client);
+		const end = Date.now() + 15000;
+		while (Date.now() < first * 1000 + 1100 || exp(R.client) <= first) {
+			if (Date.now() > end) throw new Error('credentials not refreshed: ' + JSON.stringify(R.client.iceServers));
+			await new Promise((r) => setTimeout(r, 100));
+		}
+		return { first, now: exp(R.client) };
+	})()`)
+	t.Logf("credentials refreshed: expiry %v → %v", got["first"], got["now"])
+	eval[string](b, relayJoin+`(`+js(e.wsURL)+`, "late")`)
+	if got := eval[string](b, `(async () => {
+		const end = Date.now() + 15000;
+		while (!R.peer) { if (Date.now() > end) throw new Error('no peer'); await new Promise((r) => setTimeout(r, 20)); }
+		const ch = R.peer.createDataChannel('late');
+		return await new Promise((resolve, reject) => {
+			ch.onopen = () => ch.send('after expiry');
+			ch.onmessage = (ev) => resolve(String(ev.data));
+			setTimeout(() => reject(new Error('no echo: ' + R.peer.connectionState)), 15000);
+		});
+	})()`); got != "echo:after expiry" {
+		t.Fatalf("B got %q", got)
+	}
+	if p := eval[map[string]string](a, relayPair); p["local"] != "relay" || p["remote"] != "relay" {
+		t.Fatalf("A's pair %v, want relay ↔ relay", p)
+	}
+}

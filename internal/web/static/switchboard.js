@@ -182,7 +182,48 @@ export class Client {
     /** @private @type {string} */ this._resume = welcome.resume || '';
     /** @private @type {string[]} frames to send once reconnected */ this._outbox = [];
     /** @private @type {ReturnType<typeof setTimeout>|undefined} */ this._retryTimer = undefined;
+    /** @private @type {ReturnType<typeof setTimeout>|undefined} */ this._iceTimer = undefined;
+    /** @private */ this._iceGot = Date.now();
     this._attach(conn);
+    this._scheduleIceRefresh();
+  }
+
+  /**
+   * TURN credentials from the server expire (TURN REST usernames are "EXPIRY:PEERID"), and
+   * this client makes connections to later peers with them: halfway to the earliest expiry it
+   * asks the server for fresh ones (an ice-servers request). Connections that exist keep their
+   * allocations; they also get the new servers for their next ICE restart.
+   * @private
+   */
+  _scheduleIceRefresh() {
+    clearTimeout(this._iceTimer);
+    if (this._closed || this._opts.iceServers) return;
+    let first = Infinity;
+    for (const s of this.iceServers) {
+      const m = typeof s.username === 'string' && /^(\d+):/.exec(s.username);
+      if (m) first = Math.min(first, Number(m[1]) * 1000);
+    }
+    if (first === Infinity) return;
+    const wait = Math.max(500, (first - this._iceGot) / 2);
+    this._iceTimer = setTimeout(() => {
+      if (this._closed) return;
+      if (!this.reconnecting) {
+        try { this._put({ type: 'ice-servers', id: `ice${++this._seq}` }); } catch (e) { this._report(null, e); }
+      }
+      // Asked (or away): ask again later unless the answer reschedules first.
+      this._iceTimer = setTimeout(() => this._scheduleIceRefresh(), 10000);
+    }, wait);
+  }
+
+  /** @private @param {RTCIceServer[]} servers */
+  _setIceServers(servers) {
+    if (this._opts.iceServers || !Array.isArray(servers)) return;
+    this.iceServers = servers;
+    this._iceGot = Date.now();
+    for (const p of this.peers.values()) {
+      try { p.pc.setConfiguration({ ...p.pc.getConfiguration(), iceServers: servers }); } catch (e) { this._report(p, e); }
+    }
+    this._scheduleIceRefresh();
   }
 
   /** @private @param {Connection} conn */
@@ -217,6 +258,7 @@ export class Client {
   close() {
     if (this._closed) return;
     this._closed = true;
+    clearTimeout(this._iceTimer);
     for (const p of this.peers.values()) p._close();
     this.peers.clear();
     this._failAcks(new Error('switchboard: client closed'));
@@ -323,6 +365,9 @@ export class Client {
         if (p) p._message(f.data, !!f.broadcast);
         return;
       }
+      case 'ice-servers':
+        this._setIceServers(f.iceServers);
+        return;
       case 'ack': {
         const a = this._acks.get(String(f.id));
         if (a) { this._acks.delete(String(f.id)); a.resolve(); }
@@ -358,6 +403,7 @@ export class Client {
   _final(ev) {
     const wasClosed = this._closed;
     this._closed = true;
+    clearTimeout(this._iceTimer);
     this.reconnecting = false;
     this._outbox = [];
     for (const p of this.peers.values()) p._close();
@@ -428,9 +474,9 @@ export class Client {
         }
       }
       this.id = w.peer;
-      if (!this._opts.iceServers && w.iceServers) this.iceServers = w.iceServers;
       this._attach(conn);
     }
+    if (w.iceServers) this._setIceServers(w.iceServers); // minted for this welcome
     if (this._opts.onReconnected) {
       try { this._opts.onReconnected({ resumed: !!w.resumed, id: this.id }); } catch (e) { this._report(null, e); }
     }
