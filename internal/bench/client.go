@@ -132,8 +132,9 @@ type client struct {
 
 // handshakeInfo is the subset of a native welcome or error the bench needs.
 type handshakeInfo struct {
-	Type  string `json:"type"`
-	Peer  string `json:"peer"`
+	Type string `json:"type"`
+	// Peer is the welcome's own id (a string); other frames (peer-joined) carry an object.
+	Peer  json.RawMessage `json:"peer"`
 	Peers []struct {
 		ID string `json:"id"`
 	} `json:"peers"`
@@ -187,7 +188,7 @@ func (c *client) nativeJoin(ctx context.Context, room string) error {
 		}
 		switch h.Type {
 		case "welcome":
-			c.id = h.Peer
+			_ = json.Unmarshal(h.Peer, &c.id)
 			for _, p := range h.Peers {
 				c.peers = append(c.peers, p.ID)
 			}
