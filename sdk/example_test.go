@@ -45,3 +45,28 @@ func ExampleWebSocketURL() {
 	// wss://rtc.example.com/ws
 	// ws://127.0.0.1:9000/custom
 }
+
+// Ride out a lost signaling connection: peer connections stay up while the client
+// reconnects; give up (Done, Err) after ten failed attempts.
+func ExampleReconnectOptions() {
+	ctx := context.Background()
+	client, err := sdk.Dial(ctx, "http://localhost:8080", "standup", &sdk.Options{
+		Reconnect: sdk.ReconnectOptions{MaxAttempts: 10, MaxDelay: 3 * time.Second},
+		OnReconnecting: func(attempt int, cause error) {
+			log.Printf("signaling lost (%v): attempt %d", cause, attempt)
+		},
+		OnReconnected: func(resumed bool) {
+			if resumed {
+				log.Print("back, same id, nothing missed")
+			} else {
+				log.Print("back under a new id: every pair starts over")
+			}
+		},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer client.Close()
+	<-client.Done()
+	log.Print("gave up: ", client.Err())
+}
