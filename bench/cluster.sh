@@ -32,54 +32,13 @@ STEP_TIMEOUT=${STEP_TIMEOUT:-120}
 BIN=${BIN:-/tmp/switchboard}
 NATSD=${NATSD:-/tmp/switchboard-natsd}
 
-ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-
-logdir=$(mktemp -d "${TMPDIR:-/tmp}/switchboard-cluster-bench.XXXXXX")
-pids=()
-cleanup() {
-	local p i
-	for p in "${pids[@]}"; do
-		kill "$p" 2>/dev/null || true
-	done
-	for p in "${pids[@]}"; do
-		for ((i = 0; i < 150; i++)); do
-			kill -0 "$p" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -9 "$p" 2>/dev/null || true
-		wait "$p" 2>/dev/null || true
-	done
-	if [[ -n ${KEEP_LOGS:-} ]]; then
-		echo "logs kept in $logdir" >&2
-	else
-		rm -rf "$logdir"
-	fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# wait_ready URL PID NAME LOG: until URL answers 200 (60 s at most).
-wait_ready() {
-	local i
-	for ((i = 0; i < 600; i++)); do
-		if ! kill -0 "$2" 2>/dev/null; then
-			echo "$3 exited; its log:" >&2
-			cat "$4" >&2
-			exit 1
-		fi
-		if curl -fsS -o /dev/null "$1" 2>/dev/null; then
-			return 0
-		fi
-		sleep 0.1
-	done
-	echo "$3 not ready at $1 after 60 s; its log:" >&2
-	cat "$4" >&2
-	exit 1
-}
+BENCH_NAME=switchboard-cluster-bench
+# shellcheck source=bench/lib.sh
+. "$repo/bench/lib.sh"
 
 # Refuse ports something else listens on: its /readyz would pass for ours.
 for port in "$NATS_PORT" "$SINGLE_PORT" "$A_PORT" "$B_PORT"; do
-	if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+	if port_open "$port"; then
 		echo "port $port is already in use; pick others (NATS_PORT SINGLE_PORT A_PORT B_PORT)" >&2
 		exit 1
 	fi
@@ -92,12 +51,10 @@ if [[ ${BUILD:-1} != 0 ]]; then
 fi
 
 "$NATSD" --addr "127.0.0.1:$NATS_PORT" >"$logdir/nats.log" 2>&1 &
-pids+=($!)
-for ((i = 0; i < 100; i++)); do
-	grep -q listening "$logdir/nats.log" && break
-	sleep 0.1
-done
-grep listening "$logdir/nats.log" || { cat "$logdir/nats.log" >&2; exit 1; }
+nats_pid=$!
+pids+=("$nats_pid")
+wait_until listening "$nats_pid" "the NATS server" "$logdir/nats.log" grep -q listening "$logdir/nats.log"
+grep listening "$logdir/nats.log"
 
 common=(--turn=false --rate-limit 100000 --rate-burst 100000)
 "$BIN" serve --listen "127.0.0.1:$SINGLE_PORT" "${common[@]}" >"$logdir/single.log" 2>&1 &
@@ -109,9 +66,9 @@ pids+=("$a_pid")
 "$BIN" serve --listen "127.0.0.1:$B_PORT" --nats "nats://127.0.0.1:$NATS_PORT" "${common[@]}" >"$logdir/b.log" 2>&1 &
 b_pid=$!
 pids+=("$b_pid")
-wait_ready "http://127.0.0.1:$SINGLE_PORT/readyz" "$single_pid" single "$logdir/single.log"
-wait_ready "http://127.0.0.1:$A_PORT/readyz" "$a_pid" "node A" "$logdir/a.log"
-wait_ready "http://127.0.0.1:$B_PORT/readyz" "$b_pid" "node B" "$logdir/b.log"
+wait_until ready "$single_pid" single "$logdir/single.log" curl -fsS -o /dev/null "http://127.0.0.1:$SINGLE_PORT/readyz"
+wait_until ready "$a_pid" "node A" "$logdir/a.log" curl -fsS -o /dev/null "http://127.0.0.1:$A_PORT/readyz"
+wait_until ready "$b_pid" "node B" "$logdir/b.log" curl -fsS -o /dev/null "http://127.0.0.1:$B_PORT/readyz"
 echo "single: pid $single_pid :$SINGLE_PORT; node A: pid $a_pid :$A_PORT; node B: pid $b_pid :$B_PORT (all --rate-limit 100000 --rate-burst 100000)"
 echo "cores: $(nproc), NATS, both nodes, the reference server and the load tool share them"
 

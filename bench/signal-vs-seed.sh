@@ -48,52 +48,8 @@ socketio) ours_url="ws://127.0.0.1:$OURS_PORT/socket.io/?EIO=4&transport=websock
 esac
 seed_url="ws://127.0.0.1:$SEED_PORT/socket.io/?EIO=4&transport=websocket"
 
-# Both servers and the load tool need ~CONNS descriptors each.
-ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-
-logdir=$(mktemp -d "${TMPDIR:-/tmp}/switchboard-bench.XXXXXX")
-pids=()
-cleanup() {
-	local p i
-	for p in "${pids[@]}"; do
-		kill "$p" 2>/dev/null || true
-	done
-	# SIGTERM drains gracefully; give it 15 s, then SIGKILL.
-	for p in "${pids[@]}"; do
-		for ((i = 0; i < 150; i++)); do
-			kill -0 "$p" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -9 "$p" 2>/dev/null || true
-		wait "$p" 2>/dev/null || true
-	done
-	if [[ -n ${KEEP_LOGS:-} ]]; then
-		echo "logs kept in $logdir" >&2
-	else
-		rm -rf "$logdir"
-	fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# wait_port PORT PID NAME LOG: until PORT accepts connections (60 s at most).
-wait_port() {
-	local i
-	for ((i = 0; i < 600; i++)); do
-		if ! kill -0 "$2" 2>/dev/null; then
-			echo "$3 exited before listening; its log:" >&2
-			cat "$4" >&2
-			exit 1
-		fi
-		if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
-			return 0
-		fi
-		sleep 0.1
-	done
-	echo "$3 is not listening on port $1 after 60 s; its log:" >&2
-	cat "$4" >&2
-	exit 1
-}
+# shellcheck source=bench/lib.sh
+. "$repo/bench/lib.sh"
 
 if [[ ${BUILD:-1} != 0 ]]; then
 	echo "building $BIN"
@@ -106,8 +62,8 @@ pids+=("$ours_pid")
 bench/anchor-seed.sh "$SEED_PORT" >"$logdir/seed.log" 2>&1 &
 seed_pid=$! # anchor-seed.sh execs node, so this is node's pid once it listens
 pids+=("$seed_pid")
-wait_port "$OURS_PORT" "$ours_pid" "switchboard serve" "$logdir/ours.log"
-wait_port "$SEED_PORT" "$seed_pid" "seed server" "$logdir/seed.log"
+wait_until listening "$ours_pid" "switchboard serve" "$logdir/ours.log" port_open "$OURS_PORT"
+wait_until listening "$seed_pid" "seed server" "$logdir/seed.log" port_open "$SEED_PORT"
 echo "ours: switchboard serve pid $ours_pid on :$OURS_PORT, $OURS_PROTO protocol (--rate-limit 100000 --rate-burst 100000, raised from 200/400 so the closed loop is not throttled)"
 echo "seed: node $(node --version) pid $seed_pid on :$SEED_PORT (socket.io $(node -p 'require(process.argv[1]).version' "${SEED_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/switchboard-bench/seed-socketio}/node_modules/socket.io/package.json" 2>/dev/null || echo '?'))"
 echo "cores: $(nproc), load tool and servers share them"

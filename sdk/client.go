@@ -16,7 +16,6 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/pion/ice/v4"
-	"github.com/pion/transport/v5/stdnet"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -291,11 +290,11 @@ func (c *Client) settingEngine() (webrtc.SettingEngine, error) {
 	}
 	var se webrtc.SettingEngine
 	if c.opts.UDPBufferSize > 0 {
-		n, err := stdnet.NewNet()
+		n, err := BufferedNet(c.opts.UDPBufferSize, nil)
 		if err != nil {
-			return se, fmt.Errorf("sdk: network: %w", err)
+			return se, err
 		}
-		se.SetNet(bufferedNet{Net: n, size: c.opts.UDPBufferSize})
+		se.SetNet(n)
 	}
 	w := c.opts.AcceptanceMinWait
 	se.SetSrflxAcceptanceMinWait(w)

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -59,49 +58,28 @@ const mediaDialTimeout = 15 * time.Second
 // receivers drop the packets they have not read yet.
 const streamLinger = 250 * time.Millisecond
 
-// mediaFlags are the flags every media command takes.
+// mediaFlags are the flags every media command takes: the peer flags and a room.
 type mediaFlags struct {
-	server   string
-	room     string
-	loopback bool
+	peerFlags
+	room string
 }
 
 // newMediaFlagSet returns a flag set with the common flags that prints usage, then the
 // flags, to stderr.
 func newMediaFlagSet(name, usage string, stderr io.Writer) (*flag.FlagSet, *mediaFlags) {
-	fs := flag.NewFlagSet("switchboard "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), usage)
-		fs.PrintDefaults()
-	}
-	f := &mediaFlags{server: os.Getenv("SWITCHBOARD_SERVER")}
-	if f.server == "" {
-		f.server = "http://localhost:8080"
-	}
-	fs.StringVar(&f.server, "server", f.server, "signaling server URL (env SWITCHBOARD_SERVER)")
+	fs := newFlagSet("switchboard "+name, usage, stderr)
+	f := &mediaFlags{}
+	f.register(fs)
 	fs.StringVar(&f.room, "room", "", "room to join (required)")
-	fs.BoolVar(&f.loopback, "loopback", false, "keep WebRTC traffic on 127.0.0.1: every peer on this host (tests, local use)")
 	return fs, f
 }
 
 // parseMediaFlags parses args, allowing flags after positional arguments, and checks that
 // there are exactly npos positional arguments and a room.
 func parseMediaFlags(fs *flag.FlagSet, f *mediaFlags, args []string, npos int) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		rest := fs.Args()
-		if len(rest) == 0 {
-			break
-		}
-		if used := len(args) - len(rest); used > 0 && args[used-1] == "--" {
-			pos = append(pos, rest...)
-			break
-		}
-		pos, args = append(pos, rest[0]), rest[1:]
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return nil, err
 	}
 	switch {
 	case len(pos) != npos && npos == 0:
@@ -119,11 +97,7 @@ func parseMediaFlags(fs *flag.FlagSet, f *mediaFlags, args []string, npos int) (
 
 // dial joins the room with the common options.
 func (f *mediaFlags) dial(ctx context.Context, role string, stderr io.Writer, opts sdk.Options) (*sdk.Client, error) {
-	opts.Name = role
-	opts.Meta = map[string]string{"role": role}
-	opts.Loopback = f.loopback
-	opts.Reconnect = cliReconnect
-	opts.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	f.fill(&opts, role, stderr)
 	opts.OnError = func(p *sdk.Peer, err error) {
 		if p != nil {
 			fmt.Fprintf(stderr, "%s: peer %s: %v\n", role, p.ID(), err)

@@ -56,7 +56,7 @@ func (f *peerFlags) register(fs *flag.FlagSet) {
 		server = defaultServer
 	}
 	fs.StringVar(&f.server, "server", server, "signaling server URL (env SWITCHBOARD_SERVER)")
-	fs.BoolVar(&f.loopback, "loopback", false, "keep WebRTC traffic on 127.0.0.1: both peers on this host (tests, local copies)")
+	fs.BoolVar(&f.loopback, "loopback", false, "keep WebRTC traffic on 127.0.0.1: every peer on this host (tests, local use)")
 }
 
 // cliReconnect is how the peer commands ride out a lost signaling connection: transfers and
@@ -64,13 +64,19 @@ func (f *peerFlags) register(fs *flag.FlagSet) {
 var cliReconnect = sdk.ReconnectOptions{MaxAttempts: 12}
 
 func (f *peerFlags) options(role string, stderr io.Writer) *sdk.Options {
-	return &sdk.Options{
-		Name:      role, // shown in the web app's grid and chat
-		Meta:      map[string]string{"role": role},
-		Reconnect: cliReconnect,
-		Loopback:  f.loopback,
-		Logger:    slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
-	}
+	var o sdk.Options
+	f.fill(&o, role, stderr)
+	return &o
+}
+
+// fill sets what every peer command's options share: its role as name (shown in the web
+// app's grid and chat) and meta, the flags, reconnection and a warnings-only logger.
+func (f *peerFlags) fill(o *sdk.Options, role string, stderr io.Writer) {
+	o.Name = role
+	o.Meta = map[string]string{"role": role}
+	o.Reconnect = cliReconnect
+	o.Loopback = f.loopback
+	o.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
 // newFlagSet returns a flag set that prints usage, then the flags, to stderr.

@@ -4,13 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
-	"os"
 )
 
 // resultFields parses the RESULT line of out.
@@ -172,12 +173,7 @@ func TestSignalInterrupted(t *testing.T) {
 }
 
 func TestParseOptions(t *testing.T) {
-	tests := []struct {
-		name    string
-		args    []string
-		check   func(*options) bool
-		wantErr bool
-	}{
+	tests := []parseCase[options]{
 		{"signal defaults", []string{"signal"}, func(o *options) bool {
 			return o.pairs == 500 && o.rate == 0 && o.duration == 10*time.Second && o.warmup == 2*time.Second &&
 				o.url == defaultNativeURL && o.proto == protoNative && o.sourceIPs == 8 && o.sdpBytes == defaultSDPBytes
@@ -197,24 +193,7 @@ func TestParseOptions(t *testing.T) {
 		{"room size 3", []string{"idle", "--room-size", "3"}, nil, true},
 		{"stray argument", []string{"signal", "extra"}, nil, true},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var stderr bytes.Buffer
-			o, err := parseOptions(tt.args, &stderr)
-			if (err != nil) != tt.wantErr {
-				t.Fatalf("err = %v, wantErr %v", err, tt.wantErr)
-			}
-			if err != nil {
-				if !errors.Is(err, ErrUsage) {
-					t.Errorf("err %v does not wrap ErrUsage", err)
-				}
-				return
-			}
-			if !tt.check(o) {
-				t.Errorf("options %+v", o)
-			}
-		})
-	}
+	runParseCases(t, tests, parseOptions)
 }
 
 func TestMainUsage(t *testing.T) {
@@ -231,5 +210,35 @@ func TestMainUsage(t *testing.T) {
 	}
 	if !strings.Contains(errOut.String(), "-pairs") {
 		t.Errorf("signal --help does not list -pairs: %q", errOut.String())
+	}
+}
+
+// parseCase is one command line for a mode's option parser: it must fail (wantErr, with an
+// error wrapping ErrUsage) or give options for which check holds.
+type parseCase[O any] struct {
+	name    string
+	args    []string
+	check   func(*O) bool
+	wantErr bool
+}
+
+func runParseCases[O any](t *testing.T, tests []parseCase[O], parse func([]string, io.Writer) (*O, error)) {
+	t.Helper()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o, err := parse(tt.args, &bytes.Buffer{})
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v, wantErr %v", err, tt.wantErr)
+			}
+			if err != nil {
+				if !errors.Is(err, ErrUsage) {
+					t.Errorf("err %v does not wrap ErrUsage", err)
+				}
+				return
+			}
+			if !tt.check(o) {
+				t.Errorf("options %+v", o)
+			}
+		})
 	}
 }

@@ -72,6 +72,13 @@ type options struct {
 // prints human-readable figures and a final RESULT line to stdout, and
 // diagnostics to stderr.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if err := run(ctx, args, stdout, stderr); err != nil && !errors.Is(err, flag.ErrHelp) {
+		return err // -h printed the mode's usage: not an error
+	}
+	return nil
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		fmt.Fprint(stderr, usageText)
 		if len(args) == 0 {
@@ -87,9 +94,6 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	opts, err := parseOptions(args, stderr)
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
 		return err
 	}
 	switch opts.mode {

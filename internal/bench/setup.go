@@ -100,9 +100,6 @@ type setupSample struct {
 func runSetup(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	o, err := parseSetupOptions(args, stderr)
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
 		return err
 	}
 	url, where, stop, err := startServerUnlessGiven(ctx, o.server, stderr)

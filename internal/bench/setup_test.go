@@ -3,7 +3,6 @@ package bench
 import (
 	"bytes"
 	"context"
-	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -62,12 +61,7 @@ func TestSetupNoServer(t *testing.T) {
 }
 
 func TestParseSetupOptions(t *testing.T) {
-	tests := []struct {
-		name    string
-		args    []string
-		check   func(*setupOptions) bool
-		wantErr bool
-	}{
+	tests := []parseCase[setupOptions]{
 		{"defaults", nil, func(o *setupOptions) bool {
 			return o.server == "" && o.pairs == 200 && o.warmup == 5 && o.concurrency == 1 && o.loopback && o.pairTimeout == 10*time.Second
 		}, false},
@@ -82,23 +76,7 @@ func TestParseSetupOptions(t *testing.T) {
 		{"flag of another mode", []string{"--proto", "native"}, nil, true},
 		{"stray argument", []string{"extra"}, nil, true},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			o, err := parseSetupOptions(tt.args, &bytes.Buffer{})
-			if (err != nil) != tt.wantErr {
-				t.Fatalf("err = %v, wantErr %v", err, tt.wantErr)
-			}
-			if err != nil {
-				if !errors.Is(err, ErrUsage) {
-					t.Errorf("err %v does not wrap ErrUsage", err)
-				}
-				return
-			}
-			if !tt.check(o) {
-				t.Errorf("options %+v", o)
-			}
-		})
-	}
+	runParseCases(t, tests, parseSetupOptions)
 }
 
 func TestPeerModesHelp(t *testing.T) {

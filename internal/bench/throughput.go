@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -17,8 +16,6 @@ import (
 	"time"
 
 	"github.com/pion/logging"
-	"github.com/pion/transport/v5"
-	"github.com/pion/transport/v5/stdnet"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/switchboard-rtc/switchboard/sdk"
@@ -204,9 +201,6 @@ func (t transfer) mbps() float64 {
 func runThroughput(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	o, err := parseThroughputOptions(args, stderr)
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
 		return err
 	}
 	url, where, stop, err := startServerUnlessGiven(ctx, o.server, stderr)
@@ -316,11 +310,11 @@ func median(xs []float64) float64 {
 func knobSettingEngine(se webrtc.SettingEngine, k dcKnobs, pc *pionCounters) (webrtc.SettingEngine, error) {
 	se.LoggerFactory = pc
 	if k.udpBuffer != 0 {
-		n, err := stdnet.NewNet()
+		n, err := sdk.BufferedNet(k.udpBuffer, pc.recordRcvbuf)
 		if err != nil {
-			return se, fmt.Errorf("network interfaces: %w", err)
+			return se, fmt.Errorf("network: %w", err)
 		}
-		se.SetNet(bufferedNet{Net: n, size: k.udpBuffer, ctr: pc})
+		se.SetNet(n)
 	}
 	if k.rtoMax != 0 {
 		se.SetSCTPRTOMax(k.rtoMax)
@@ -411,43 +405,8 @@ func (counterLogger) Warnf(string, ...any)  {}
 func (counterLogger) Error(string)          {}
 func (counterLogger) Errorf(string, ...any) {}
 
-// bufferedNet is the standard network with larger socket buffers on every UDP socket ICE
-// opens: Pion reads each socket from one goroutine, and on a busy host the kernel's default
-// receive buffer (208 KiB, under 100 full-size packets) overflows; every lost packet then
-// costs SCTP a retransmission timeout (1 s minimum).
-type bufferedNet struct {
-	*stdnet.Net
-	size int
-	ctr  *pionCounters // records what the kernel granted
-}
-
-func (n bufferedNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.UDPConn, error) {
-	c, err := n.Net.ListenUDP(network, laddr)
-	if err != nil {
-		return nil, err //nolint:wrapcheck // Pion's own error, passed through
-	}
-	n.tune(c)
-	return c, nil
-}
-
-func (n bufferedNet) ListenPacket(network, address string) (net.PacketConn, error) {
-	c, err := n.Net.ListenPacket(network, address)
-	if err != nil {
-		return nil, err //nolint:wrapcheck // Pion's own error, passed through
-	}
-	n.tune(c)
-	return c, nil
-}
-
-// tune sets c's buffers, best effort: without CAP_NET_ADMIN the kernel caps them at
-// net.core.rmem_max and wmem_max.
-func (n bufferedNet) tune(c any) {
-	uc, ok := c.(*net.UDPConn)
-	if !ok {
-		return
-	}
-	_ = uc.SetReadBuffer(n.size)
-	_ = uc.SetWriteBuffer(n.size)
+// recordRcvbuf keeps the receive buffer the kernel granted a socket (sdk.BufferedNet's hook).
+func (c *pionCounters) recordRcvbuf(uc *net.UDPConn) {
 	rc, err := uc.SyscallConn()
 	if err != nil {
 		return
@@ -455,7 +414,7 @@ func (n bufferedNet) tune(c any) {
 	_ = rc.Control(func(fd uintptr) {
 		// Linux reports twice the size set (it counts its bookkeeping).
 		if v, err := syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF); err == nil {
-			n.ctr.udpRcvbuf.Store(int64(v / 2))
+			c.udpRcvbuf.Store(int64(v / 2))
 		}
 	})
 }

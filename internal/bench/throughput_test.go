@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -186,12 +185,7 @@ func TestKnobDescriptions(t *testing.T) {
 }
 
 func TestParseThroughputOptions(t *testing.T) {
-	tests := []struct {
-		name    string
-		args    []string
-		check   func(*throughputOptions) bool
-		wantErr bool
-	}{
+	tests := []parseCase[throughputOptions]{
 		{"defaults", nil, func(o *throughputOptions) bool {
 			return o.bytes == 256<<20 && o.rounds == 1 && o.loopback && o.server == "" && o.ours == ourKnobs && o.only == ""
 		}, false},
@@ -211,21 +205,5 @@ func TestParseThroughputOptions(t *testing.T) {
 		{"negative rto", []string{"--sctp-rto-max", "-1s"}, nil, true},
 		{"stray argument", []string{"extra"}, nil, true},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			o, err := parseThroughputOptions(tt.args, &bytes.Buffer{})
-			if (err != nil) != tt.wantErr {
-				t.Fatalf("err = %v, wantErr %v", err, tt.wantErr)
-			}
-			if err != nil {
-				if !errors.Is(err, ErrUsage) {
-					t.Errorf("err %v does not wrap ErrUsage", err)
-				}
-				return
-			}
-			if !tt.check(o) {
-				t.Errorf("options %+v", o)
-			}
-		})
-	}
+	runParseCases(t, tests, parseThroughputOptions)
 }

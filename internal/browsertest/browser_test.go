@@ -16,6 +16,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/switchboard-rtc/switchboard/internal/config"
+	"github.com/switchboard-rtc/switchboard/internal/testenv"
 	"github.com/switchboard-rtc/switchboard/internal/testserver"
 	"github.com/switchboard-rtc/switchboard/internal/web"
 	"github.com/switchboard-rtc/switchboard/sdk"
@@ -64,10 +65,7 @@ func setupWith(t *testing.T, timeout time.Duration, mod func(*config.Config)) *e
 func requireChromium(t *testing.T) {
 	t.Helper()
 	if _, err := os.Stat(chromiumPath); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is missing: run scripts/install-test-deps.sh (CI must run the browser tests)", chromiumPath)
-		}
-		t.Skipf("\n\n*** SKIPPING BROWSER TEST: %s is missing. Run scripts/install-test-deps.sh to install Debian's chromium. ***\n", chromiumPath)
+		testenv.Missing(t, chromiumPath+" is missing", "run scripts/install-test-deps.sh to install Debian's chromium")
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/switchboard-rtc/switchboard/internal/config"
+	"github.com/switchboard-rtc/switchboard/internal/testenv"
 	"github.com/switchboard-rtc/switchboard/internal/testserver"
 )
 
@@ -126,10 +127,7 @@ func TestSeedClientThroughSocketIO(t *testing.T) {
 	requireChromium(t)
 	bundle, err := os.ReadFile(sioBundle)
 	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("socket.io-client bundle missing (%v): run scripts/install-test-deps.sh", err)
-		}
-		t.Skipf("\n\n*** SKIPPING SEED BROWSER TEST: %v. Run scripts/install-test-deps.sh. ***\n", err)
+		testenv.Missing(t, "the socket.io-client bundle is missing ("+err.Error()+")", "run scripts/install-test-deps.sh")
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /socket.io.min.js", func(w http.ResponseWriter, _ *http.Request) {

@@ -1,14 +1,10 @@
 package browsertest
 
 import (
-	"net/http/httptest"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/switchboard-rtc/switchboard/internal/config"
-	"github.com/switchboard-rtc/switchboard/internal/testserver"
-	"github.com/switchboard-rtc/switchboard/internal/web"
 )
 
 // relayJoin joins room from the page with iceTransportPolicy "relay", echoing every
@@ -45,20 +41,24 @@ const relayPair = `(async () => {
 		remoteAddr: remote.address + ':' + remote.port };
 })()`
 
+// turnEnv is setupWith the embedded TURN on, relaying to loopback (the relay addresses are
+// 127.0.0.1), with the defaults further changed by mod.
+func turnEnv(t *testing.T, mod func(*config.Config)) *env {
+	t.Helper()
+	return setupWith(t, 45*time.Second, func(c *config.Config) {
+		c.TURN = true
+		c.TURNAllowPeers = []string{"127.0.0.0/8"}
+		if mod != nil {
+			mod(c)
+		}
+	})
+}
+
 // TestBrowserRelayOnly: two Chromium pages with iceTransportPolicy "relay" connect through the
 // embedded TURN with the credentials from their welcomes, exchange data, and getStats shows a
 // relay ↔ relay selected pair.
 func TestBrowserRelayOnly(t *testing.T) {
-	requireChromium(t)
-	pages := httptest.NewServer(web.Handler())
-	t.Cleanup(pages.Close)
-	base := testserver.Start(t, func(c *config.Config) {
-		c.AllowedOrigins = append(c.AllowedOrigins, pages.URL)
-		c.TURN = true
-		c.TURNAllowPeers = []string{"127.0.0.0/8"} // the relay addresses are 127.0.0.1
-	})
-	e := &env{t: t, wsURL: "ws" + strings.TrimPrefix(base, "http") + "/ws", browser: startChromium(t, 45*time.Second)}
-	e.pageURL = pages.URL + "/sdk/test.html?ws=" + e.wsURL
+	e := turnEnv(t, nil)
 	a, b := e.page("A"), e.page("B")
 	t0 := time.Now()
 	eval[string](a, relayJoin+`(`+js(e.wsURL)+`, "relay-room")`)
@@ -91,17 +91,9 @@ func TestBrowserRelayOnly(t *testing.T) {
 // credentials in its welcome; the SDK refreshes them (ice-servers request) halfway to expiry,
 // so when a second relay-only page joins after they expired, both allocate relays and connect.
 func TestBrowserRefreshesTURNCredentials(t *testing.T) {
-	requireChromium(t)
-	pages := httptest.NewServer(web.Handler())
-	t.Cleanup(pages.Close)
-	base := testserver.Start(t, func(c *config.Config) {
-		c.AllowedOrigins = append(c.AllowedOrigins, pages.URL)
-		c.TURN = true
+	e := turnEnv(t, func(c *config.Config) {
 		c.TURNTTL = 3 * time.Second // whole seconds on the wire: 1 s would leave no margin
-		c.TURNAllowPeers = []string{"127.0.0.0/8"}
 	})
-	e := &env{t: t, wsURL: "ws" + strings.TrimPrefix(base, "http") + "/ws", browser: startChromium(t, 45*time.Second)}
-	e.pageURL = pages.URL + "/sdk/test.html?ws=" + e.wsURL
 	a, b := e.page("A"), e.page("B")
 	eval[string](a, relayJoin+`(`+js(e.wsURL)+`, "late")`)
 	// Wait, in the page, until the welcome's credentials have expired and been replaced: this

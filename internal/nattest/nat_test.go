@@ -17,6 +17,7 @@ import (
 
 	"github.com/pion/webrtc/v4"
 
+	"github.com/switchboard-rtc/switchboard/internal/testenv"
 	"github.com/switchboard-rtc/switchboard/sdk"
 )
 
@@ -132,10 +133,7 @@ func runPeer(role, server, room string) error {
 func requireNetns(t *testing.T) (nat string) {
 	t.Helper()
 	fail := func(why string) {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("real-NAT test cannot run: %s (CI must run it: run scripts/install-test-deps.sh as root)", why)
-		}
-		t.Skipf("\n\n*** SKIPPING REAL-NAT TEST: %s. It needs root, iproute2 and nftables (scripts/install-test-deps.sh). ***\n", why)
+		testenv.Missing(t, "the real-NAT test cannot run: "+why, "it needs root, iproute2 and nftables (run scripts/install-test-deps.sh as root)")
 	}
 	if os.Geteuid() != 0 {
 		fail("not root")

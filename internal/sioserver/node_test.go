@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/switchboard-rtc/switchboard/internal/hub"
+	"github.com/switchboard-rtc/switchboard/internal/testenv"
 	"github.com/switchboard-rtc/switchboard/protocol"
 )
 
@@ -25,10 +26,7 @@ func requireNodeClient(t *testing.T) string {
 		_, err = os.Stat(filepath.Join("nodetest", "node_modules", "socket.io-client", "package.json"))
 	}
 	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("node or socket.io-client is missing (%v): run scripts/install-test-deps.sh (CI must run the Socket.IO client tests)", err)
-		}
-		t.Skipf("\n\n*** SKIPPING SOCKET.IO CLIENT TEST: %v. Run scripts/install-test-deps.sh (node, npm ci in internal/sioserver/nodetest). ***\n", err)
+		testenv.Missing(t, "node or socket.io-client is missing ("+err.Error()+")", "run scripts/install-test-deps.sh (node, npm ci in internal/sioserver/nodetest)")
 	}
 	return node
 }

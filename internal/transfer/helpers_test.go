@@ -29,28 +29,13 @@ func bigSize() int64 { return 64 << 20 }
 
 func dial(tb testing.TB, url, room string, opts sdk.Options) *sdk.Client {
 	tb.Helper()
-	opts.Loopback = true
 	opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	defer cancel()
-	c, err := sdk.Dial(ctx, url, room, &opts)
-	if err != nil {
-		tb.Fatalf("dial: %v", err)
-	}
-	tb.Cleanup(func() { c.Close() })
-	return c
+	return testserver.DialPeer(tb, url, room, opts, wait)
 }
 
 func waitChan[T any](tb testing.TB, ch <-chan T, what string) T {
 	tb.Helper()
-	select {
-	case v := <-ch:
-		return v
-	case <-time.After(wait):
-		tb.Fatalf("timed out waiting for %s", what)
-	}
-	var zero T
-	return zero
+	return testserver.Recv(tb, ch, wait, what)
 }
 
 // connect joins a receiving and a sending client to a fresh room of a fresh server. The

@@ -1,7 +1,6 @@
 package web
 
 import (
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -16,11 +15,7 @@ func TestApp(t *testing.T) {
 	mux.Handle("GET /app/", app)
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
-	for _, tc := range []struct {
-		path, method string
-		status       int
-		ctype, body  string
-	}{
+	for _, tc := range []responseCase{
 		{"/", "GET", 200, "text/html; charset=utf-8", `<script type="module" src="/app/app.js">`},
 		{"/", "HEAD", 200, "text/html; charset=utf-8", ""},
 		{"/r/standup-42", "GET", 200, "text/html; charset=utf-8", `id="chat-input"`},
@@ -38,25 +33,6 @@ func TestApp(t *testing.T) {
 		{"/app/../web.go", "GET", 404, "", ""},
 		{"/", "POST", 405, "", ""},
 	} {
-		req, err := http.NewRequest(tc.method, srv.URL+tc.path, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		_ = resp.Body.Close()
-		if resp.StatusCode != tc.status {
-			t.Errorf("%s %s: status %d, want %d", tc.method, tc.path, resp.StatusCode, tc.status)
-			continue
-		}
-		if tc.ctype != "" && resp.Header.Get("Content-Type") != tc.ctype {
-			t.Errorf("%s %s: Content-Type %q, want %q", tc.method, tc.path, resp.Header.Get("Content-Type"), tc.ctype)
-		}
-		if !strings.Contains(string(b), tc.body) {
-			t.Errorf("%s %s: body does not contain %q", tc.method, tc.path, tc.body)
-		}
+		checkResponse(t, srv.URL, tc)
 	}
 }

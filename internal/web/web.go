@@ -29,28 +29,49 @@ func Handler() http.Handler {
 	}
 	files := http.FileServerFS(sub)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			w.Header().Set("Allow", "GET, HEAD")
-			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		if !readOnly(w, r) {
 			return
 		}
 		name, ok := strings.CutPrefix(r.URL.Path, "/sdk/")
-		ct := contentTypes[path.Ext(name)]
-		if !ok || name == "" || strings.Contains(name, "/") || ct == "" {
+		if !ok || name == "" || strings.Contains(name, "/") || !prepare(w, sub, name) {
 			http.NotFound(w, r)
 			return
 		}
-		if _, err := fs.Stat(sub, name); err != nil {
-			http.NotFound(w, r)
-			return
-		}
-		w.Header().Set("Content-Type", ct)
-		w.Header().Set("Cache-Control", "no-cache")
-		w.Header().Set("X-Content-Type-Options", "nosniff")
-		r2 := r.Clone(r.Context())
-		r2.URL.Path = "/" + name
-		files.ServeHTTP(w, r2)
+		serveAs(w, r, files, name)
 	})
+}
+
+// prepare reports whether name is an embedded file of sub of a type this package serves,
+// and if so sets the headers every answer carries.
+func prepare(w http.ResponseWriter, sub fs.FS, name string) bool {
+	ct := contentTypes[path.Ext(name)]
+	if ct == "" {
+		return false
+	}
+	if _, err := fs.Stat(sub, name); err != nil {
+		return false
+	}
+	w.Header().Set("Content-Type", ct)
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	return true
+}
+
+// serveAs serves the file name through files, whatever r's path.
+func serveAs(w http.ResponseWriter, r *http.Request, files http.Handler, name string) {
+	r2 := r.Clone(r.Context())
+	r2.URL.Path = "/" + name
+	files.ServeHTTP(w, r2)
+}
+
+// readOnly answers anything but GET and HEAD with 405 and reports whether r may go on.
+func readOnly(w http.ResponseWriter, r *http.Request) bool {
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		return true
+	}
+	w.Header().Set("Allow", "GET, HEAD")
+	http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+	return false
 }
 
 // roomName is the server's room name rule: 1-64 of A-Z a-z 0-9 _ - .
@@ -67,9 +88,7 @@ func App() http.Handler {
 	}
 	files := http.FileServerFS(sub)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			w.Header().Set("Allow", "GET, HEAD")
-			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		if !readOnly(w, r) {
 			return
 		}
 		p := r.URL.Path
@@ -93,18 +112,10 @@ func App() http.Handler {
 			http.NotFound(w, r)
 			return
 		}
-		ct := contentTypes[path.Ext(name)]
-		if ct == "" {
+		if !prepare(w, sub, name) {
 			http.NotFound(w, r)
 			return
 		}
-		if _, err := fs.Stat(sub, name); err != nil {
-			http.NotFound(w, r)
-			return
-		}
-		w.Header().Set("Content-Type", ct)
-		w.Header().Set("Cache-Control", "no-cache")
-		w.Header().Set("X-Content-Type-Options", "nosniff")
 		if name == "index.html" {
 			// Serve the bytes directly: the file server redirects /index.html to ./.
 			b, err := fs.ReadFile(sub, name)
@@ -118,8 +129,6 @@ func App() http.Handler {
 			_, _ = w.Write(b)
 			return
 		}
-		r2 := r.Clone(r.Context())
-		r2.URL.Path = "/" + name
-		files.ServeHTTP(w, r2)
+		serveAs(w, r, files, name)
 	})
 }

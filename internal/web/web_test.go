@@ -11,11 +11,7 @@ import (
 func TestHandler(t *testing.T) {
 	srv := httptest.NewServer(Handler())
 	defer srv.Close()
-	for _, tc := range []struct {
-		path, method string
-		status       int
-		ctype, body  string
-	}{
+	for _, tc := range []responseCase{
 		{"/sdk/switchboard.js", "GET", 200, "text/javascript; charset=utf-8", "export async function join("},
 		{"/sdk/test.html", "GET", 200, "text/html; charset=utf-8", "import { join } from './switchboard.js'"},
 		{"/sdk/switchboard.js", "HEAD", 200, "text/javascript; charset=utf-8", ""},
@@ -26,25 +22,38 @@ func TestHandler(t *testing.T) {
 		{"/other/switchboard.js", "GET", 404, "", ""},
 		{"/sdk/switchboard.js", "POST", 405, "", ""},
 	} {
-		req, err := http.NewRequest(tc.method, srv.URL+tc.path, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		_ = resp.Body.Close()
-		if resp.StatusCode != tc.status {
-			t.Errorf("%s %s: status %d, want %d", tc.method, tc.path, resp.StatusCode, tc.status)
-			continue
-		}
-		if tc.ctype != "" && resp.Header.Get("Content-Type") != tc.ctype {
-			t.Errorf("%s %s: Content-Type %q, want %q", tc.method, tc.path, resp.Header.Get("Content-Type"), tc.ctype)
-		}
-		if !strings.Contains(string(b), tc.body) {
-			t.Errorf("%s %s: body does not contain %q", tc.method, tc.path, tc.body)
-		}
+		checkResponse(t, srv.URL, tc)
+	}
+}
+
+// responseCase is one request and what its answer must be: status, Content-Type when ctype
+// is set, and a body containing body.
+type responseCase struct {
+	path, method string
+	status       int
+	ctype, body  string
+}
+
+func checkResponse(t *testing.T, base string, tc responseCase) {
+	t.Helper()
+	req, err := http.NewRequest(tc.method, base+tc.path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if resp.StatusCode != tc.status {
+		t.Errorf("%s %s: status %d, want %d", tc.method, tc.path, resp.StatusCode, tc.status)
+		return
+	}
+	if tc.ctype != "" && resp.Header.Get("Content-Type") != tc.ctype {
+		t.Errorf("%s %s: Content-Type %q, want %q", tc.method, tc.path, resp.Header.Get("Content-Type"), tc.ctype)
+	}
+	if !strings.Contains(string(b), tc.body) {
+		t.Errorf("%s %s: body does not contain %q", tc.method, tc.path, tc.body)
 	}
 }

@@ -18,27 +18,12 @@ const wait = 15 * time.Second
 
 func dial(t *testing.T, url, room string, opts sdk.Options) *sdk.Client {
 	t.Helper()
-	opts.Loopback = true
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	defer cancel()
-	c, err := sdk.Dial(ctx, url, room, &opts)
-	if err != nil {
-		t.Fatalf("dial: %v", err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
+	return testserver.DialPeer(t, url, room, opts, wait)
 }
 
 func waitFor[T any](t *testing.T, ch <-chan T, what string) T {
 	t.Helper()
-	select {
-	case v := <-ch:
-		return v
-	case <-time.After(wait):
-		t.Fatalf("timed out waiting for %s", what)
-	}
-	var zero T
-	return zero
+	return testserver.Recv(t, ch, wait, what)
 }
 
 type recorded struct {
