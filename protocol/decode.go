@@ -12,6 +12,8 @@ const (
 	MaxIDLen = 64
 	// MaxNameLen is the longest display name accepted, in bytes.
 	MaxNameLen = 64
+	// MaxTokenLen is the longest access token accepted, in bytes.
+	MaxTokenLen = 4096
 )
 
 // Frame is a decoded client frame. Its byte slices alias the buffer passed to DecodeFrame and
@@ -33,6 +35,8 @@ type Frame struct {
 	// Resume is a join's resume token (unescaped), or nil: the token of an earlier welcome
 	// whose connection was lost, to take that presence back.
 	Resume []byte
+	// Token is a join's access token (unescaped), or nil (docs/auth.md).
+	Token []byte
 	// V is the protocol version asked for in a join, 0 if absent, or -1 if given as 0.
 	V int
 }
@@ -115,6 +119,10 @@ func DecodeFrame(b []byte, f *Frame) *Error {
 				if f.Resume, ok = stringValue(val); !ok {
 					badField = "resume"
 				}
+			case "token":
+				if f.Token, ok = stringValue(val); !ok || len(f.Token) > MaxTokenLen {
+					badField = "token"
+				}
 			case "meta":
 				if kind != '{' {
 					badField = "meta"
@@ -152,7 +160,7 @@ func DecodeFrame(b []byte, f *Frame) *Error {
 	case TypeUnknown:
 		return Errorf(CodeUnknownType, "unknown type %q", clip(typeRaw))
 	case TypeJoin:
-		if f.Room == nil {
+		if f.Room == nil && f.Token == nil {
 			return Errorf(CodeMissingField, "join needs \"room\"")
 		}
 	case TypeOffer, TypeAnswer, TypeICECandidate, TypeMessage:

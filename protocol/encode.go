@@ -101,7 +101,10 @@ func AppendEvent(dst []byte, e *Event) []byte {
 		} else {
 			dst = append(dst, `[]`...)
 		}
-	case TypePeerJoined:
+	case TypeServerMessage:
+		dst = append(dst, `,"data":`...)
+		dst = append(dst, e.Data...)
+	case TypePeerJoined, TypePeerUpdated:
 		dst = append(dst, `,"peer":`...)
 		dst = appendPeer(dst, e.Peer)
 	case TypePeerLeft:
@@ -121,6 +124,10 @@ func AppendEvent(dst []byte, e *Event) []byte {
 func appendPeer(dst []byte, p *PeerInfo) []byte {
 	dst = append(dst, `{"id":`...)
 	dst = AppendString(dst, string(p.ID))
+	if p.Identity != "" {
+		dst = append(dst, `,"identity":`...)
+		dst = AppendString(dst, p.Identity)
+	}
 	if p.Name != "" {
 		dst = append(dst, `,"name":`...)
 		dst = AppendString(dst, p.Name)

@@ -22,6 +22,17 @@ const (
 	CodeUnknownTarget
 	CodeRateLimited
 	CodeUnavailable
+	// Access control (docs/auth.md): a join refused for its token, or a presence ended by
+	// the server. The connection is closed after the error frame.
+	CodeTokenMissing
+	CodeTokenInvalid
+	CodeTokenExpired
+	CodeTokenNotYetValid
+	CodeRoomNotGranted
+	CodeJoinNotGranted
+	CodeReplaced
+	CodeRemoved
+	CodeRoomClosed
 
 	numCodes
 )
@@ -44,6 +55,15 @@ var codeNames = [...]string{
 	CodeUnknownTarget:      "unknown-target",
 	CodeRateLimited:        "rate-limited",
 	CodeUnavailable:        "unavailable",
+	CodeTokenMissing:       "token-missing",
+	CodeTokenInvalid:       "token-invalid",
+	CodeTokenExpired:       "token-expired",
+	CodeTokenNotYetValid:   "token-not-yet-valid",
+	CodeRoomNotGranted:     "room-not-granted",
+	CodeJoinNotGranted:     "join-not-granted",
+	CodeReplaced:           "replaced",
+	CodeRemoved:            "removed",
+	CodeRoomClosed:         "room-closed",
 }
 
 // String returns the wire name of c.

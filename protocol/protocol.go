@@ -32,6 +32,10 @@ const (
 	// Both ways: a client asks for fresh ICE servers (TURN credentials); the answer carries
 	// them under the same id.
 	TypeICEServers
+	// Server to client: a message from the application's backend (the server API), and a
+	// peer's changed metadata.
+	TypeServerMessage
+	TypePeerUpdated
 
 	numTypes
 )
@@ -52,7 +56,9 @@ var typeNames = [...]string{
 	TypePeerLeft:     "peer-left",
 	TypeAck:          "ack",
 	TypeError:        "error",
-	TypeICEServers:   "ice-servers",
+	TypeICEServers:    "ice-servers",
+	TypeServerMessage: "server-message",
+	TypePeerUpdated:   "peer-updated",
 }
 
 // String returns the wire name of t.
@@ -122,8 +128,10 @@ func ValidRoom(name string) bool {
 
 // PeerInfo describes a peer in a room as other peers see it.
 type PeerInfo struct {
-	ID   PeerID
-	Name string
+	ID PeerID
+	// Identity is the user the peer's access token names (its sub), or "" on an open server.
+	Identity string
+	Name     string
 	// Meta is the peer's metadata as a raw JSON object, or nil.
 	Meta []byte
 }

@@ -3,6 +3,7 @@ package bus
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/switchboard-rtc/switchboard/protocol"
 )
@@ -18,6 +19,10 @@ var (
 	ErrNotMember = errors.New("bus: not a member of a room")
 	// ErrUnavailable is returned by Join when the bus cannot take members now.
 	ErrUnavailable = errors.New("bus: unavailable")
+	// ErrNoRoom is returned by the admin methods for a room that has no members.
+	ErrNoRoom = errors.New("bus: no such room")
+	// ErrNoPeer is returned by the admin methods for a peer that is not in the room.
+	ErrNoPeer = errors.New("bus: no such peer in the room")
 )
 
 // Sink receives events for one local peer. Send must not block: it queues the event or, if the
@@ -32,6 +37,12 @@ type Member struct {
 	Room string
 	Info protocol.PeerInfo
 	Sink Sink
+	// Joined is when the peer joined.
+	Joined time.Time
+	// Kick, when set, ends the presence because the server removed it: code says why
+	// (replaced, removed, room-closed) and reason is the peer-left reason. Kick leaves the
+	// room itself (Leave). A bus calls it without holding its own locks.
+	Kick func(code protocol.Code, reason string)
 
 	// room is the bus's own handle, set by Join.
 	room any
@@ -54,6 +65,85 @@ type Bus interface {
 	Ready() error
 	// Close releases the bus.
 	Close() error
+
+	Admin
+}
+
+// Admin is what the server API asks of a bus. Its answers and actions span every node that
+// shares the bus, not one node's memory.
+//
+// A member whose Identity is set holds the only presence of that identity in its room: when
+// another member with the same Identity joins the room, the bus admits it (even into a full
+// room) and kicks the older one with protocol.CodeReplaced and reason "replaced".
+type Admin interface {
+	// Rooms lists the rooms that have members, with their member counts.
+	Rooms(ctx context.Context) ([]RoomSummary, error)
+	// Peers lists room's members in join order (ErrNoRoom when it has none).
+	Peers(ctx context.Context, room string) ([]PeerDetail, error)
+	// Kick ends peer's presence in room through its Member.Kick (ErrNoPeer when it is not
+	// there). Where the peer lives on another node, Kick returns once the request is sent.
+	Kick(ctx context.Context, room string, peer protocol.PeerID, code protocol.Code, reason string) error
+	// CloseRoom kicks every member of room and returns how many there were.
+	CloseRoom(ctx context.Context, room string, code protocol.Code, reason string) (int, error)
+	// Notify sends a server-message event carrying data (raw JSON) to peer in room, or to every
+	// member of room when peer is "".
+	Notify(ctx context.Context, room string, peer protocol.PeerID, data []byte) error
+	// UpdateMeta replaces peer's metadata (a raw JSON object, or nil) and announces it to
+	// the room with a peer-updated event, the peer itself included.
+	UpdateMeta(ctx context.Context, room string, peer protocol.PeerID, meta []byte) error
+}
+
+// RoomSummary is one room in Admin.Rooms.
+type RoomSummary struct {
+	Name  string
+	Peers int
+}
+
+// PeerDetail is one member in Admin.Peers and in room events.
+type PeerDetail struct {
+	Info   protocol.PeerInfo
+	Joined time.Time
+	// Node is the id of the cluster node the peer is connected to ("" on a single node).
+	Node string
+}
+
+// EventKind is the kind of a RoomEvent.
+type EventKind uint8
+
+// Room event kinds, named as the webhooks name them.
+const (
+	RoomStarted EventKind = iota + 1
+	RoomFinished
+	PeerJoined
+	PeerLeft
+)
+
+var eventNames = [...]string{RoomStarted: "room-started", RoomFinished: "room-finished", PeerJoined: "peer-joined", PeerLeft: "peer-left"}
+
+// String returns the event's name: room-started, room-finished, peer-joined, peer-left.
+func (k EventKind) String() string {
+	if int(k) < len(eventNames) && k > 0 {
+		return eventNames[k]
+	}
+	return "unknown"
+}
+
+// RoomEvent is a change of a room's membership, reported to an Observer.
+type RoomEvent struct {
+	Kind EventKind
+	Room string
+	// Peer is the subject of peer-joined and peer-left.
+	Peer *PeerDetail
+	// Reason is peer-left's reason.
+	Reason string
+	At     time.Time
+}
+
+// Observer hears about every room's membership changes. In a cluster each event is reported
+// by exactly one node, the room's coordinator, so that a room's events arrive in order and
+// once. RoomEvent is called under the bus's locks and must not block.
+type Observer interface {
+	RoomEvent(e *RoomEvent)
 }
 
 // SlowJoiner is implemented by a Bus whose Join waits on the network (a round trip to another

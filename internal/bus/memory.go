@@ -3,6 +3,7 @@ package bus
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/switchboard-rtc/switchboard/internal/stats"
 	"github.com/switchboard-rtc/switchboard/protocol"
@@ -11,6 +12,7 @@ import (
 // Memory is the single-node Bus: rooms live in this process.
 type Memory struct {
 	stats *stats.Stats
+	obs   Observer // nil: none
 
 	mu    sync.Mutex // guards rooms and every room's membership changes
 	rooms map[string]*memRoom
@@ -22,6 +24,17 @@ type memRoom struct {
 	byID map[string]*Member
 	// order is the members in join order.
 	order []*Member
+	// updated holds the infos changed since join (UpdateMeta): a Member's own fields never
+	// change after Join.
+	updated map[*Member]protocol.PeerInfo
+}
+
+// info returns m's current info. Caller holds r.mu.
+func (r *memRoom) info(m *Member) protocol.PeerInfo {
+	if i, ok := r.updated[m]; ok {
+		return i
+	}
+	return m.Info
 }
 
 // NewMemory returns an in-memory Bus. st may be nil.
@@ -34,11 +47,54 @@ func NewMemory(st *stats.Stats) *Memory {
 
 var _ Bus = (*Memory)(nil)
 
+// Observe makes o hear every room's membership changes. Call it before the first Join.
+func (b *Memory) Observe(o Observer) { b.obs = o }
+
+func (b *Memory) observe(kind EventKind, room string, m *Member, reason string) {
+	if b.obs == nil {
+		return
+	}
+	e := &RoomEvent{Kind: kind, Room: room, Reason: reason, At: time.Now()}
+	if m != nil {
+		e.Peer = &PeerDetail{Info: m.Info, Joined: m.Joined}
+	}
+	b.obs.RoomEvent(e)
+}
+
 // Join implements Bus.
 func (b *Memory) Join(ctx context.Context, m *Member, maxPeers int, welcome func([]protocol.PeerInfo)) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	replaced, err := b.join(m, maxPeers, welcome)
+	for _, o := range replaced {
+		kick(o, protocol.CodeReplaced, "replaced")
+	}
+	return err
+}
+
+// kick ends m's presence through its Kick, or makes it leave when it has none.
+func kick(m *Member, code protocol.Code, reason string) {
+	if m.Kick != nil {
+		m.Kick(code, reason)
+	}
+}
+
+// sameIdentity returns the members of ms other than m with m's identity.
+func sameIdentity(ms []*Member, m *Member) []*Member {
+	if m.Info.Identity == "" {
+		return nil
+	}
+	var out []*Member
+	for _, o := range ms {
+		if o != m && o.Info.Identity == m.Info.Identity {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+func (b *Memory) join(m *Member, maxPeers int, welcome func([]protocol.PeerInfo)) ([]*Member, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	r := b.rooms[m.Room]
@@ -49,29 +105,34 @@ func (b *Memory) Join(ctx context.Context, m *Member, maxPeers int, welcome func
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if maxPeers > 0 && len(r.order) >= maxPeers {
+	replaced := sameIdentity(r.order, m)
+	if maxPeers > 0 && len(r.order)-len(replaced) >= maxPeers {
 		if len(r.order) == 0 {
 			delete(b.rooms, m.Room)
 			b.stats.Rooms.Add(-1)
 		}
-		return ErrRoomFull
+		return nil, ErrRoomFull
+	}
+	if len(r.order) == 0 {
+		b.observe(RoomStarted, m.Room, nil, "")
 	}
 	others := make([]protocol.PeerInfo, len(r.order))
 	for i, o := range r.order {
-		others[i] = o.Info
+		others[i] = r.info(o)
 	}
 	m.room = r
 	r.byID[string(m.Info.ID)] = m
 	r.order = append(r.order, m)
 	b.stats.Peers.Add(1)
 	welcome(others)
+	b.observe(PeerJoined, m.Room, m, "")
 	ev := protocol.Event{Type: protocol.TypePeerJoined, Peer: &m.Info}
 	for _, o := range r.order {
 		if o != m {
 			o.Sink.Send(&ev)
 		}
 	}
-	return nil
+	return replaced, nil
 }
 
 // Leave implements Bus.
@@ -88,6 +149,7 @@ func (b *Memory) Leave(m *Member, reason string) {
 		return
 	}
 	delete(r.byID, string(m.Info.ID))
+	delete(r.updated, m)
 	for i, o := range r.order {
 		if o == m {
 			r.order = append(r.order[:i:i], r.order[i+1:]...)
@@ -96,9 +158,11 @@ func (b *Memory) Leave(m *Member, reason string) {
 	}
 	m.room = nil
 	b.stats.Peers.Add(-1)
+	b.observe(PeerLeft, r.name, m, reason)
 	if len(r.order) == 0 {
 		delete(b.rooms, r.name)
 		b.stats.Rooms.Add(-1)
+		b.observe(RoomFinished, r.name, nil, "")
 		return
 	}
 	ev := protocol.Event{Type: protocol.TypePeerLeft, Peer: &protocol.PeerInfo{ID: m.Info.ID}, Reason: reason}

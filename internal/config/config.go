@@ -68,6 +68,17 @@ type Config struct {
 	TURNUserQuota      int           `yaml:"turn-user-quota"`
 	TURNMaxAllocations int           `yaml:"turn-max-allocations"`
 	TURNIPQuota        int           `yaml:"turn-ip-quota"`
+	// APIKeys are KEY_ID:SECRET pairs (docs/auth.md). With any, every join needs an access
+	// token signed by one of them and the server API (/api/v1/) is on; without, the server is
+	// open.
+	APIKeys []string `yaml:"api-keys"`
+	// WebhookURLs receive room-started, room-finished, peer-joined and peer-left as signed
+	// JSON POSTs (docs/webhooks.md).
+	WebhookURLs []string `yaml:"webhook-url"`
+	// WebhookKey is the id of the API key whose secret signs webhooks (default: the first).
+	WebhookKey     string        `yaml:"webhook-key"`
+	WebhookTimeout time.Duration `yaml:"webhook-timeout"`
+	WebhookQueue   int           `yaml:"webhook-queue"`
 	// TURNURLs are an external server's URLs (coturn with use-auth-secret and the same
 	// TURNSecret) handed out with credentials minted per peer, beside or instead of ours.
 	TURNURLs []string `yaml:"turn-urls"`
@@ -90,6 +101,8 @@ func Default() Config {
 		PeerTimeout:     30 * time.Second,
 		ResumeGrace:     15 * time.Second,
 		NATSHeartbeat:   time.Second,
+		WebhookTimeout:  5 * time.Second,
+		WebhookQueue:    10000,
 		NATSNodeTimeout: 10 * time.Second,
 
 		TURN:               true,
@@ -151,6 +164,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("nats-node-timeout %v must exceed twice nats-heartbeat %v (positive)", c.NATSNodeTimeout, c.NATSHeartbeat))
 	}
 	errs = append(errs, c.validateTURN()...)
+	errs = append(errs, c.validateAccess()...)
 	return errors.Join(errs...)
 }
 
@@ -334,6 +348,11 @@ func FlagSet(c *Config, configPath *string) *flag.FlagSet {
 	fs.IntVar(&c.TURNUserQuota, "turn-user-quota", c.TURNUserQuota, "live TURN allocations per peer (at most turn-max-allocations)")
 	fs.IntVar(&c.TURNMaxAllocations, "turn-max-allocations", c.TURNMaxAllocations, "live TURN allocations in all")
 	fs.IntVar(&c.TURNIPQuota, "turn-ip-quota", c.TURNIPQuota, "live TURN allocations per client IP address, at most turn-max-allocations (high: users behind a carrier-grade NAT share one)")
+	fs.Var(listValue{&c.APIKeys}, "api-keys", "API keys KEY_ID:SECRET (comma list; 'switchboard key new' makes one): every join then needs an access token signed by one, and /api/v1/ is on (docs/auth.md)")
+	fs.Var(appendValue{&c.WebhookURLs}, "webhook-url", "URL that receives room and peer events as signed JSON POSTs (repeatable or comma list; needs api-keys; docs/webhooks.md)")
+	fs.StringVar(&c.WebhookKey, "webhook-key", c.WebhookKey, "id of the API key whose secret signs webhooks (empty: the first)")
+	fs.DurationVar(&c.WebhookTimeout, "webhook-timeout", c.WebhookTimeout, "how long a webhook receiver may take to answer before the POST is retried")
+	fs.IntVar(&c.WebhookQueue, "webhook-queue", c.WebhookQueue, "webhook events waiting per URL; past it the oldest are dropped (and counted)")
 	fs.Var(listValue{&c.TURNURLs}, "turn-urls", "external STUN/TURN URLs (coturn use-auth-secret with the same --turn-secret) handed out with minted credentials (comma list)")
 	return fs
 }

@@ -42,6 +42,9 @@ type Config struct {
 	// ICEServersFor, when set, returns servers for one peer (with credentials minted for it)
 	// that its welcome carries after ICEServers. It is called at each join.
 	ICEServersFor func(peer protocol.PeerID, now time.Time) []protocol.ICEServer
+	// Authorize, when set, makes every new presence present an access token (access.go);
+	// nil leaves the hub open: any client joins any room, with TURN credentials.
+	Authorize Authorizer
 	// Bus routes events; nil means a new in-memory bus.
 	Bus bus.Bus
 	// Stats receives counters; nil means a private set.
@@ -107,11 +110,13 @@ type Hub struct {
 	stats      *stats.Stats
 	log        *slog.Logger
 	iceServers []byte
+	stunOnly   []byte // the ICE servers of peers whose grant has no TURN
 	draining   chan struct{}
 
 	mu      sync.Mutex
 	parked  map[string]*parked  // lost presences by resume token
 	holders map[string]*Session // connected resumable presences by resume token
+	owners  map[*bus.Member]owner // who holds each presence of this node, for Kick
 
 	slowJoins bool           // the bus's joins wait on the network (bus.SlowJoiner)
 	joins     sync.WaitGroup // asynchronous joins under way
@@ -131,7 +136,7 @@ func New(cfg Config) (*Hub, error) {
 	if err != nil {
 		return nil, fmt.Errorf("hub: encode ICE servers: %w", err)
 	}
-	return &Hub{
+	h := &Hub{
 		cfg:        cfg,
 		bus:        cfg.Bus,
 		stats:      cfg.Stats,
@@ -141,7 +146,12 @@ func New(cfg Config) (*Hub, error) {
 		parked:     make(map[string]*parked),
 		slowJoins:  isSlowJoiner(cfg.Bus),
 		holders:    make(map[string]*Session),
-	}, nil
+		owners:     make(map[*bus.Member]owner),
+	}
+	if err := h.initSTUN(); err != nil {
+		return nil, fmt.Errorf("hub: encode ICE servers: %w", err)
+	}
+	return h, nil
 }
 
 // iceServersFor returns the welcome's iceServers for peer: the static list, plus the
@@ -236,6 +246,10 @@ type Session struct {
 	ended   bool        // the transport ended the session (End)
 	// fixedID, when set, is the peer id every join of this session takes (UsePeerID).
 	fixedID protocol.PeerID
+	// accessToken is the token the transport received with the connection (SetAccessToken).
+	accessToken string
+	// turn: the presence's grant includes TURN credentials.
+	turn bool
 	// async: joins on a bus whose joins block run on their own goroutine (AsyncJoins).
 	async bool
 }
@@ -288,10 +302,10 @@ func (s *Session) cur() *bus.Member {
 	return s.member
 }
 
-// set makes m (nil: none) the session's presence.
-func (s *Session) set(m *bus.Member, rsink *resumeSink, token string) {
+// set makes m the session's presence.
+func (s *Session) set(m *bus.Member, rsink *resumeSink, token string, turn bool) {
 	s.mu.Lock()
-	s.member, s.rsink, s.token = m, rsink, token
+	s.member, s.rsink, s.token, s.turn = m, rsink, token, turn
 	s.mu.Unlock()
 }
 
@@ -334,6 +348,9 @@ func (s *Session) HandleFrame(b []byte, now time.Time) error {
 	}
 	if perr := s.Handle(&f); perr != nil {
 		s.sendError(f.ID, perr)
+		if closesConnection(perr.Code) {
+			return &CloseError{Code: ClosePolicyViolation, Reason: perr.Code.String(), LeaveReason: "kicked"}
+		}
 	}
 	return nil
 }
@@ -358,7 +375,10 @@ func (s *Session) Handle(f *protocol.Frame) *protocol.Error {
 		if m == nil {
 			return protocol.Errorf(protocol.CodeNotJoined, "join a room first")
 		}
-		s.sink.Send(&protocol.Event{Type: protocol.TypeICEServers, ID: f.ID, ICEServers: s.hub.iceServersFor(m.Info.ID)})
+		s.mu.Lock()
+		turn := s.turn
+		s.mu.Unlock()
+		s.sink.Send(&protocol.Event{Type: protocol.TypeICEServers, ID: f.ID, ICEServers: s.hub.iceFor(m.Info.ID, turn)})
 		return nil
 	}
 	return protocol.Errorf(protocol.CodeUnknownType, "unknown type")
@@ -383,7 +403,7 @@ func (s *Session) join(f *protocol.Frame) *protocol.Error {
 		return protocol.Errorf(protocol.CodeUnsupportedVersion, "this server speaks protocol version %d", protocol.Version)
 	}
 	room := string(f.Room)
-	if !protocol.ValidRoom(room) {
+	if (f.Room != nil || s.hub.cfg.Authorize == nil) && !protocol.ValidRoom(room) {
 		return protocol.Errorf(protocol.CodeBadField, "room names are 1-%d characters of A-Z a-z 0-9 _ - .", protocol.MaxRoomLen)
 	}
 	if len(f.Name) > protocol.MaxNameLen || !utf8.Valid(f.Name) {
@@ -403,10 +423,20 @@ func (s *Session) join(f *protocol.Frame) *protocol.Error {
 		pid = protocol.NewPeerID()
 	}
 	m = &bus.Member{
-		Room: room,
-		Info: protocol.PeerInfo{ID: pid, Name: string(f.Name)},
-		Sink: s.sink,
+		Room:   room,
+		Info:   protocol.PeerInfo{ID: pid, Name: string(f.Name)},
+		Sink:   s.sink,
+		Joined: time.Now(),
 	}
+	if f.Meta != nil {
+		m.Info.Meta = append([]byte(nil), f.Meta...)
+	}
+	turn, perr := s.authorize(f, m)
+	if perr != nil {
+		return perr
+	}
+	room = m.Room
+	m.Kick = s.hub.kickFunc(m)
 	var token string
 	var rsink *resumeSink
 	if s.hub.cfg.ResumeGrace > 0 {
@@ -414,16 +444,13 @@ func (s *Session) join(f *protocol.Frame) *protocol.Error {
 		rsink = &resumeSink{cur: s.sink, maxEvents: s.hub.cfg.ResumeHoldEvents, maxBytes: s.hub.cfg.ResumeHoldBytes}
 		m.Sink = rsink
 	}
-	if f.Meta != nil {
-		m.Info.Meta = append([]byte(nil), f.Meta...)
-	}
-	id := bytes.Clone(f.ID)               // f aliases the transport's read buffer; the welcome may go out later
-	ice := s.hub.iceServersFor(m.Info.ID) // minted here, not under the room's lock
+	id := bytes.Clone(f.ID)             // f aliases the transport's read buffer; the welcome may go out later
+	ice := s.hub.iceFor(m.Info.ID, turn) // minted here, not under the room's lock
 	welcome := func(others []protocol.PeerInfo) {
 		// The presence is the session's before the welcome goes out: the client may answer
 		// it at once, while an asynchronous Join has not returned yet.
-		s.set(m, rsink, token)
-		s.hub.live(s, token)
+		s.set(m, rsink, token, turn)
+		s.hub.live(s, m, token)
 		s.sink.Send(&protocol.Event{
 			Type: protocol.TypeWelcome,
 			ID:   id,
@@ -507,10 +534,11 @@ func (s *Session) relay(f *protocol.Frame) *protocol.Error {
 // looks open (the client saw it die first) — that connection is then closed. It reports
 // false when there is none: the join goes on as a new presence.
 func (s *Session) resume(token, room string, id []byte) bool {
-	m, rs, old := s.hub.take(token, room)
+	m, rs, old, turn := s.hub.take(token, room)
 	if m == nil {
 		return false
 	}
+	room = m.Room
 	newToken := newResumeToken()
 	welcome := &protocol.Event{
 		Type: protocol.TypeWelcome,
@@ -518,7 +546,7 @@ func (s *Session) resume(token, room string, id []byte) bool {
 		Welcome: &protocol.Welcome{
 			Self:         m.Info.ID,
 			Room:         room,
-			ICEServers:   s.hub.iceServersFor(m.Info.ID),
+			ICEServers:   s.hub.iceFor(m.Info.ID, turn),
 			Resume:       newToken,
 			ResumeMillis: s.hub.cfg.ResumeGrace.Milliseconds(),
 			Resumed:      true,
@@ -531,11 +559,14 @@ func (s *Session) resume(token, room string, id []byte) bool {
 	}
 	if !rs.attach(s.sink, welcome) {
 		// Its held events overflowed while we took it: it is gone.
+		s.hub.mu.Lock()
+		s.hub.disownLocked(m, nil)
+		s.hub.mu.Unlock()
 		s.hub.bus.Leave(m, "slow")
 		return false
 	}
-	s.set(m, rs, newToken)
-	s.hub.live(s, newToken)
+	s.set(m, rs, newToken, turn)
+	s.hub.live(s, m, newToken)
 	s.hub.stats.Resumes.Add(1)
 	s.hub.log.Debug("peer resumed", "room", room, "peer", m.Info.ID, "replaced", old != nil)
 	return true
@@ -568,6 +599,9 @@ func (s *Session) Leave(reason string) {
 		return
 	}
 	s.hub.unlive(s, token)
+	s.hub.mu.Lock()
+	s.hub.disownLocked(m, s)
+	s.hub.mu.Unlock()
 	s.hub.bus.Leave(m, reason)
 	lvl := slog.LevelDebug
 	if reason == "slow" || reason == "kicked" {

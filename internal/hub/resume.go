@@ -107,6 +107,7 @@ type parked struct {
 	member *bus.Member
 	sink   *resumeSink
 	timer  *time.Timer
+	turn   bool // the presence's grant includes TURN
 }
 
 // newResumeToken returns 128 random bits, base64url.
@@ -116,13 +117,13 @@ func newResumeToken() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-// live records s as the connected holder of token.
-func (h *Hub) live(s *Session, token string) {
-	if token == "" {
-		return
-	}
+// live records s as the connected holder of m and of its resume token.
+func (h *Hub) live(s *Session, m *bus.Member, token string) {
 	h.mu.Lock()
-	h.holders[token] = s
+	h.ownLocked(m, s, nil)
+	if token != "" {
+		h.holders[token] = s
+	}
 	h.mu.Unlock()
 }
 
@@ -141,7 +142,7 @@ func (h *Hub) unlive(s *Session, token string) {
 // park keeps the presence m of s for the grace period under its resume token. It reports
 // false, keeping nothing, once the hub drains or when another connection took it over.
 func (h *Hub) park(s *Session, token string, m *bus.Member, rs *resumeSink, reason string) bool {
-	p := &parked{token: token, member: m, sink: rs}
+	p := &parked{token: token, member: m, sink: rs, turn: s.turn}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	select {
@@ -160,6 +161,7 @@ func (h *Hub) park(s *Session, token string, m *bus.Member, rs *resumeSink, reas
 	s.member, s.rsink, s.token = nil, nil, ""
 	s.mu.Unlock()
 	delete(h.holders, token)
+	h.ownLocked(m, nil, p)
 	// Hold events from now on, so none is lost to the dead connection. An overflow happens
 	// inside a bus delivery, under the bus's locks: leaving from there would deadlock, so the
 	// timer's goroutine does it (Reset on a fired or stopped timer runs it again; expire
@@ -175,28 +177,28 @@ func (h *Hub) park(s *Session, token string, m *bus.Member, rs *resumeSink, reas
 // take hands over the presence of token in room: a parked one, or one whose connection is
 // still open (returned as old, already detached from its session). m is nil when there is
 // none.
-func (h *Hub) take(token, room string) (m *bus.Member, rs *resumeSink, old bus.Sink) {
+func (h *Hub) take(token, room string) (m *bus.Member, rs *resumeSink, old bus.Sink, turn bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if p := h.parked[token]; p != nil && p.member.Room == room {
+	if p := h.parked[token]; p != nil && (room == "" || p.member.Room == room) {
 		delete(h.parked, token)
 		p.timer.Stop()
 		h.stats.Parked.Add(-1)
-		return p.member, p.sink, nil
+		return p.member, p.sink, nil, p.turn
 	}
 	s := h.holders[token]
 	if s == nil {
-		return nil, nil, nil
+		return nil, nil, nil, false
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.member == nil || s.member.Room != room {
-		return nil, nil, nil
+	if s.member == nil || (room != "" && s.member.Room != room) {
+		return nil, nil, nil, false
 	}
 	delete(h.holders, token)
 	m, rs = s.member, s.rsink
 	s.member, s.rsink, s.token = nil, nil, ""
-	return m, rs, s.sink
+	return m, rs, s.sink, s.turn
 }
 
 // expire gives up a parked presence: it leaves its room with the reason it was lost for.
@@ -207,6 +209,7 @@ func (h *Hub) expire(p *parked, reason string) {
 		return // resumed, or expired already
 	}
 	delete(h.parked, p.token)
+	h.disownLocked(p.member, nil)
 	h.mu.Unlock()
 	h.stats.Parked.Add(-1)
 	h.stats.ResumesExpired.Add(1)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/switchboard-rtc/switchboard/internal/auth"
 	"github.com/switchboard-rtc/switchboard/internal/bus"
 	"github.com/switchboard-rtc/switchboard/internal/bus/natsbus"
 	"github.com/switchboard-rtc/switchboard/internal/config"
@@ -36,6 +37,8 @@ type Server struct {
 	http *http.Server
 	ln   net.Listener
 	turn *turnserver.Server // nil when --turn=false
+	// verifier checks access tokens; nil on an open server (no API keys).
+	verifier *auth.Verifier
 }
 
 // New builds a server from cfg and binds its listener, so Addr is known before Serve.
@@ -86,6 +89,17 @@ func build(cfg config.Config, log *slog.Logger, st *stats.Stats, b bus.Bus) (*Se
 		Bus:             b,
 		Stats:           st,
 		Logger:          log,
+	}
+	keys, err := cfg.Keys()
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	var verifier *auth.Verifier
+	if len(keys) > 0 {
+		if verifier, err = auth.NewVerifier(keys); err != nil {
+			return nil, fmt.Errorf("server: %w", err)
+		}
+		hcfg.Authorize = authorizer(verifier)
 	}
 	ts, err := startTURN(cfg, log)
 	if err != nil {
@@ -153,7 +167,8 @@ func build(cfg config.Config, log *slog.Logger, st *stats.Stats, b bus.Bus) (*Se
 		closeTURN()
 		return nil, fmt.Errorf("server: listen: %w", err)
 	}
-	s := &Server{cfg: cfg, log: log, hub: h, bus: b, ws: ws, sio: sio, ln: ln, turn: ts}
+	warnIfOpen(log, keys, ln.Addr())
+	s := &Server{cfg: cfg, log: log, hub: h, bus: b, ws: ws, sio: sio, ln: ln, turn: ts, verifier: verifier}
 	s.http = &http.Server{
 		Handler:           s.routes(st),
 		ReadHeaderTimeout: 10 * time.Second,

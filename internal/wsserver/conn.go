@@ -69,7 +69,16 @@ func (c *conn) Send(e *protocol.Event) bool {
 	return ok
 }
 
-var _ hub.Closer = (*conn)(nil)
+var (
+	_ hub.Closer = (*conn)(nil)
+	_ hub.Kicker = (*conn)(nil)
+)
+
+// Kick implements hub.Kicker: the loop closes the connection with a close frame carrying code
+// and reason, after whatever was sent before.
+func (c *conn) Kick(code int, reason string) {
+	c.l.post(func(now time.Time) { c.closeWith(code, reason, "kicked", now) })
+}
 
 // CloseConn implements hub.Closer: the connection is shut down and its loop closes it.
 func (c *conn) CloseConn(reason string) {

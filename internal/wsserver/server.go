@@ -313,6 +313,10 @@ func (s *Server) upgrade(r *http.Request, netConn net.Conn, buffered int, newHan
 	} else {
 		c.sess = s.hub.Connect(c, now)
 		c.sess.AsyncJoins() // a cluster join must not stall the loop's other connections
+		// A browser cannot set headers on a WebSocket: the access token may come in the URL.
+		if tok := r.URL.Query().Get("access_token"); tok != "" {
+			c.sess.SetAccessToken(tok)
+		}
 	}
 	s.stats.Handshakes.Add(1)
 	s.stats.Connections.Add(1)

@@ -42,6 +42,9 @@ type Config struct {
 	RequestTimeout time.Duration
 	// ReconnectWait is the pause between reconnection attempts to NATS (default 250ms).
 	ReconnectWait time.Duration
+	// Observer, when set, hears the membership changes of the rooms this node coordinates
+	// (each event is reported by exactly one node of the cluster).
+	Observer bus.Observer
 	// Stats receives the gauges of this node's own peers and rooms; nil means a private set.
 	Stats *stats.Stats
 	// Logger is the bus's logger; nil means slog.Default().

@@ -1,0 +1,64 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/switchboard-rtc/switchboard/internal/auth"
+)
+
+// Keys parses api-keys. Its errors never quote a secret.
+func (c *Config) Keys() ([]auth.Key, error) {
+	keys, err := auth.ParseKeys(c.APIKeys)
+	if err != nil {
+		return nil, fmt.Errorf("api-keys: %w", err)
+	}
+	return keys, nil
+}
+
+// WebhookSigningKey returns the API key that signs webhooks: webhook-key's, or the first.
+func (c *Config) WebhookSigningKey() (auth.Key, error) {
+	keys, err := c.Keys()
+	if err != nil {
+		return auth.Key{}, err
+	}
+	if len(keys) == 0 {
+		return auth.Key{}, errors.New("webhook-url: webhooks are signed with an API key; set api-keys")
+	}
+	if c.WebhookKey == "" {
+		return keys[0], nil
+	}
+	for _, k := range keys {
+		if k.ID == c.WebhookKey {
+			return k, nil
+		}
+	}
+	return auth.Key{}, fmt.Errorf("webhook-key %q: no API key has that id", c.WebhookKey)
+}
+
+func (c *Config) validateAccess() []error {
+	var errs []error
+	if _, err := c.Keys(); err != nil {
+		errs = append(errs, err)
+	}
+	for _, u := range c.WebhookURLs {
+		p, err := url.Parse(u)
+		if err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+			errs = append(errs, fmt.Errorf("webhook-url %q: want an http:// or https:// URL", u))
+		}
+	}
+	if len(c.WebhookURLs) > 0 {
+		if _, err := c.WebhookSigningKey(); err != nil {
+			errs = append(errs, err)
+		}
+		if c.WebhookTimeout < 100*time.Millisecond || c.WebhookTimeout > time.Minute {
+			errs = append(errs, fmt.Errorf("webhook-timeout %v: want 100ms to 1m", c.WebhookTimeout))
+		}
+		if c.WebhookQueue < 1 || c.WebhookQueue > 1000000 {
+			errs = append(errs, fmt.Errorf("webhook-queue %d: want 1 to 1000000", c.WebhookQueue))
+		}
+	}
+	return errs
+}

@@ -1,0 +1,232 @@
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"time"
+
+	"github.com/switchboard-rtc/switchboard/internal/bus"
+	"github.com/switchboard-rtc/switchboard/protocol"
+)
+
+// Access control. With Config.Authorize set, every new presence needs an access token: in the
+// join itself, or given to the session by its transport (SetAccessToken: the WebSocket URL's
+// access_token, Socket.IO's CONNECT auth). The grant decides the room, the name and metadata
+// the others see, the identity, and whether the peer gets TURN credentials. A refused join
+// gets its error frame and then the connection is closed. A resumed presence keeps its grant
+// and needs no token.
+
+// Grant is what an access token lets a join do.
+type Grant struct {
+	// Identity is the user (the token's sub); the room holds one presence per identity.
+	Identity string
+	// Room is the room the join goes to.
+	Room string
+	// Name and Meta are shown to the other peers; the client's own are ignored.
+	Name string
+	Meta []byte
+	// TURN lets the peer have TURN credentials, in its welcome and on refresh.
+	TURN bool
+}
+
+// Authorizer checks a join's access token (empty when there is none) for the room the client
+// asked for ("" when it named none) at now, and returns the grant, or the refusal to send.
+type Authorizer func(token, room string, now time.Time) (Grant, *protocol.Error)
+
+// Kicker is implemented by sinks whose connection the hub may close with a close frame: a
+// presence the server ended (another connection of the same identity, the server API) or a
+// join refused for its token. The session has no presence any more when Kick is called.
+type Kicker interface {
+	Kick(code int, reason string)
+}
+
+// closesConnection reports whether an error with code c ends the connection after its frame.
+func closesConnection(c protocol.Code) bool {
+	switch c {
+	case protocol.CodeTokenMissing, protocol.CodeTokenInvalid, protocol.CodeTokenExpired,
+		protocol.CodeTokenNotYetValid, protocol.CodeRoomNotGranted, protocol.CodeJoinNotGranted,
+		protocol.CodeReplaced, protocol.CodeRemoved, protocol.CodeRoomClosed:
+		return true
+	}
+	return false
+}
+
+// SetAccessToken gives the session the access token its transport received with the
+// connection; a join without a token of its own uses it. Call it before the first frame.
+func (s *Session) SetAccessToken(token string) { s.accessToken = token }
+
+// authorize applies the hub's Authorizer to a join: it fills in m's room, identity, name and
+// meta from the grant and reports whether the peer may have TURN credentials. Without an
+// Authorizer the join stands as the client sent it, with TURN.
+func (s *Session) authorize(f *protocol.Frame, m *bus.Member) (turn bool, perr *protocol.Error) {
+	az := s.hub.cfg.Authorize
+	if az == nil {
+		if f.Room == nil {
+			return false, protocol.Errorf(protocol.CodeMissingField, "join needs \"room\"")
+		}
+		return true, nil
+	}
+	token := s.accessToken
+	if f.Token != nil {
+		token = string(f.Token)
+	}
+	g, perr := az(token, m.Room, time.Now())
+	if perr != nil {
+		return false, perr
+	}
+	if len(g.Meta) > s.hub.cfg.MaxMetaBytes {
+		return false, protocol.Errorf(protocol.CodeTokenInvalid, "the token's meta is %d bytes; the limit is %d", len(g.Meta), s.hub.cfg.MaxMetaBytes)
+	}
+	m.Room = g.Room
+	m.Info.Identity, m.Info.Name, m.Info.Meta = g.Identity, g.Name, nil
+	if len(g.Meta) > 0 {
+		m.Info.Meta = append([]byte(nil), g.Meta...)
+	}
+	return g.TURN, nil
+}
+
+// owner is who holds a presence: a connected session, or nothing while it is parked.
+type owner struct {
+	s *Session
+	p *parked
+}
+
+// own records s (or, with s nil, the parked p) as the holder of m. Caller holds h.mu.
+func (h *Hub) ownLocked(m *bus.Member, s *Session, p *parked) {
+	h.owners[m] = owner{s: s, p: p}
+}
+
+// disown forgets m's holder if it is s. Caller holds h.mu.
+func (h *Hub) disownLocked(m *bus.Member, s *Session) {
+	if o, ok := h.owners[m]; ok && (s == nil || o.s == s) {
+		delete(h.owners, m)
+	}
+}
+
+// kickFunc returns m's bus.Member.Kick: the presence ends wherever it is (connected or
+// parked), its resume token dies, the connection gets an error frame with code and is closed,
+// and the room hears peer-left with reason.
+func (h *Hub) kickFunc(m *bus.Member) func(protocol.Code, string) {
+	return func(code protocol.Code, reason string) { h.kick(m, code, reason) }
+}
+
+func (h *Hub) kick(m *bus.Member, code protocol.Code, reason string) {
+	h.mu.Lock()
+	o, ok := h.owners[m]
+	delete(h.owners, m)
+	if o.p != nil && h.parked[o.p.token] == o.p {
+		delete(h.parked, o.p.token)
+		o.p.timer.Stop()
+		h.stats.Parked.Add(-1)
+	}
+	h.mu.Unlock()
+	if ok && o.s != nil {
+		s := o.s
+		s.mu.Lock()
+		mine := s.member == m
+		token := s.token
+		if mine {
+			s.member, s.rsink, s.token = nil, nil, ""
+		}
+		s.mu.Unlock()
+		if mine {
+			h.unlive(s, token)
+			s.sendError(nil, protocol.Errorf(code, "%s", kickMessage(code)))
+			if k, ok := s.sink.(Kicker); ok {
+				k.Kick(ClosePolicyViolation, code.String())
+			}
+		}
+	}
+	h.bus.Leave(m, reason)
+	h.stats.Kicks.Add(1)
+	h.log.Info("peer removed by the server", "room", m.Room, "peer", m.Info.ID, "reason", reason)
+}
+
+func kickMessage(c protocol.Code) string {
+	switch c {
+	case protocol.CodeReplaced:
+		return "the same identity joined this room from another connection"
+	case protocol.CodeRemoved:
+		return "the application removed you from the room"
+	case protocol.CodeRoomClosed:
+		return "the application closed the room"
+	}
+	return "the server ended your presence"
+}
+
+// refuse answers a join refused for its token: the error frame, then the connection closes.
+func (s *Session) refuse(id []byte, perr *protocol.Error) {
+	s.sendError(id, perr)
+	if k, ok := s.sink.(Kicker); ok {
+		k.Kick(ClosePolicyViolation, perr.Code.String())
+	}
+}
+
+// iceFor returns the welcome's ICE servers for peer: with turn, everything; without, only the
+// STUN URLs (TURN credentials are not minted for it).
+func (h *Hub) iceFor(peer protocol.PeerID, turn bool) []byte {
+	if turn {
+		return h.iceServersFor(peer)
+	}
+	return h.stunOnly
+}
+
+// stunServers keeps the STUN URLs of servers, without credentials.
+func stunServers(servers []protocol.ICEServer) []protocol.ICEServer {
+	out := []protocol.ICEServer{}
+	for _, s := range servers {
+		var urls []string
+		for _, u := range s.URLs {
+			if strings.HasPrefix(u, "stun:") || strings.HasPrefix(u, "stuns:") {
+				urls = append(urls, u)
+			}
+		}
+		if len(urls) > 0 {
+			out = append(out, protocol.ICEServer{URLs: urls})
+		}
+	}
+	return out
+}
+
+// initSTUN computes the ICE servers of peers without the TURN grant.
+func (h *Hub) initSTUN() error {
+	all := h.cfg.ICEServers
+	if h.cfg.ICEServersFor != nil {
+		all = append(append([]protocol.ICEServer{}, all...), h.cfg.ICEServersFor("", time.Now())...)
+	}
+	b, err := json.Marshal(stunServers(all))
+	h.stunOnly = b
+	return err
+}
+
+// Admin operations for the server API, over the bus (so they reach every node).
+
+// Rooms lists the rooms with members.
+func (h *Hub) Rooms(ctx context.Context) ([]bus.RoomSummary, error) { return h.bus.Rooms(ctx) }
+
+// Peers lists room's members.
+func (h *Hub) Peers(ctx context.Context, room string) ([]bus.PeerDetail, error) {
+	return h.bus.Peers(ctx, room)
+}
+
+// Remove ends peer's presence in room: it gets an error "removed" and is disconnected, the
+// room hears peer-left with reason "removed", and its resume token is dead.
+func (h *Hub) Remove(ctx context.Context, room string, peer protocol.PeerID) error {
+	return h.bus.Kick(ctx, room, peer, protocol.CodeRemoved, "removed")
+}
+
+// CloseRoom removes every peer of room (error "room-closed", peer-left reason "room-closed").
+func (h *Hub) CloseRoom(ctx context.Context, room string) (int, error) {
+	return h.bus.CloseRoom(ctx, room, protocol.CodeRoomClosed, "room-closed")
+}
+
+// Notify sends a server-message with data to peer in room, or to the whole room when peer is "".
+func (h *Hub) Notify(ctx context.Context, room string, peer protocol.PeerID, data []byte) error {
+	return h.bus.Notify(ctx, room, peer, data)
+}
+
+// UpdateMeta replaces peer's metadata and announces it to the room (peer-updated).
+func (h *Hub) UpdateMeta(ctx context.Context, room string, peer protocol.PeerID, meta []byte) error {
+	return h.bus.UpdateMeta(ctx, room, peer, meta)
+}
