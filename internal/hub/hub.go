@@ -114,8 +114,8 @@ type Hub struct {
 	draining   chan struct{}
 
 	mu      sync.Mutex
-	parked  map[string]*parked  // lost presences by resume token
-	holders map[string]*Session // connected resumable presences by resume token
+	parked  map[string]*parked    // lost presences by resume token
+	holders map[string]*Session   // connected resumable presences by resume token
 	owners  map[*bus.Member]owner // who holds each presence of this node, for Kick
 
 	slowJoins bool           // the bus's joins wait on the network (bus.SlowJoiner)
@@ -444,7 +444,7 @@ func (s *Session) join(f *protocol.Frame) *protocol.Error {
 		rsink = &resumeSink{cur: s.sink, maxEvents: s.hub.cfg.ResumeHoldEvents, maxBytes: s.hub.cfg.ResumeHoldBytes}
 		m.Sink = rsink
 	}
-	id := bytes.Clone(f.ID)             // f aliases the transport's read buffer; the welcome may go out later
+	id := bytes.Clone(f.ID)              // f aliases the transport's read buffer; the welcome may go out later
 	ice := s.hub.iceFor(m.Info.ID, turn) // minted here, not under the room's lock
 	welcome := func(others []protocol.PeerInfo) {
 		// The presence is the session's before the welcome goes out: the client may answer
