@@ -159,10 +159,6 @@ func DecodeFrame(b []byte, f *Frame) *Error {
 	switch f.Type {
 	case TypeUnknown:
 		return Errorf(CodeUnknownType, "unknown type %q", clip(typeRaw))
-	case TypeJoin:
-		if f.Room == nil && f.Token == nil {
-			return Errorf(CodeMissingField, "join needs \"room\"")
-		}
 	case TypeOffer, TypeAnswer, TypeICECandidate, TypeMessage:
 		if f.Data == nil {
 			return Errorf(CodeMissingField, "%s needs \"data\"", f.Type)

@@ -17,7 +17,7 @@ func ExampleDecodeFrame() {
 	fmt.Println(string(f.Data))
 
 	// A frame that fails validation still yields its id, so the error can echo it.
-	err := protocol.DecodeFrame([]byte(`{"type":"join","id":"j1","name":"Ada"}`), &f)
+	err := protocol.DecodeFrame([]byte(`{"type":"offer","id":"j1","data":{}}`), &f)
 	fmt.Println(err.Code, string(f.ID))
 	// Output:
 	// offer 7 q3m8sXoLqv1yCpTtNd3h1w

@@ -2,6 +2,7 @@ package bus
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -68,16 +69,18 @@ func (b *Memory) Join(ctx context.Context, m *Member, maxPeers int, welcome func
 	}
 	replaced, err := b.join(m, maxPeers, welcome)
 	for _, o := range replaced {
-		kick(o, protocol.CodeReplaced, "replaced")
+		b.kick(o, protocol.CodeReplaced, "replaced")
 	}
 	return err
 }
 
 // kick ends m's presence through its Kick, or makes it leave when it has none.
-func kick(m *Member, code protocol.Code, reason string) {
+func (b *Memory) kick(m *Member, code protocol.Code, reason string) {
 	if m.Kick != nil {
 		m.Kick(code, reason)
+		return
 	}
+	b.Leave(m, reason)
 }
 
 // sameIdentity returns the members of ms other than m with m's identity.
@@ -116,9 +119,11 @@ func (b *Memory) join(m *Member, maxPeers int, welcome func([]protocol.PeerInfo)
 	if len(r.order) == 0 {
 		b.observe(RoomStarted, m.Room, nil, "")
 	}
-	others := make([]protocol.PeerInfo, len(r.order))
-	for i, o := range r.order {
-		others[i] = r.info(o)
+	others := make([]protocol.PeerInfo, 0, len(r.order))
+	for _, o := range r.order {
+		if !slices.Contains(replaced, o) { // on its way out: the newcomer never sees it
+			others = append(others, r.info(o))
+		}
 	}
 	m.room = r
 	r.byID[string(m.Info.ID)] = m
@@ -128,7 +133,7 @@ func (b *Memory) join(m *Member, maxPeers int, welcome func([]protocol.PeerInfo)
 	b.observe(PeerJoined, m.Room, m, "")
 	ev := protocol.Event{Type: protocol.TypePeerJoined, Peer: &m.Info}
 	for _, o := range r.order {
-		if o != m {
+		if o != m && !slices.Contains(replaced, o) {
 			o.Sink.Send(&ev)
 		}
 	}

@@ -77,11 +77,7 @@ func (b *Memory) Kick(ctx context.Context, room string, peer protocol.PeerID, co
 	if m == nil {
 		return ErrNoPeer
 	}
-	if m.Kick == nil {
-		b.Leave(m, reason)
-		return nil
-	}
-	m.Kick(code, reason)
+	b.kick(m, code, reason)
 	return ctx.Err()
 }
 
@@ -92,11 +88,7 @@ func (b *Memory) CloseRoom(ctx context.Context, room string, code protocol.Code,
 		return 0, ErrNoRoom
 	}
 	for _, m := range ms {
-		if m.Kick == nil {
-			b.Leave(m, reason)
-			continue
-		}
-		m.Kick(code, reason)
+		b.kick(m, code, reason)
 	}
 	return len(ms), ctx.Err()
 }

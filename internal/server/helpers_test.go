@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -48,7 +49,7 @@ func startServer(t *testing.T, mod func(*config.Config)) *testServer {
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		log = slog.New(slog.NewTextHandler(newTestWriter(t), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	srv, err := server.New(cfg, log)
 	if err != nil {
@@ -73,10 +74,33 @@ func startServer(t *testing.T, mod func(*config.Config)) *testServer {
 	return ts
 }
 
-type testWriter struct{ t *testing.T }
+// testWriter forwards log lines to t.Log until the test's cleanups have run: a goroutine of
+// the server that logs after the test ended (a TURN allocation timing out, a timer of the hub)
+// must not panic the test binary with "Log in goroutine after Test... has completed".
+type testWriter struct {
+	t    *testing.T
+	mu   sync.Mutex
+	done bool
+}
 
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
+// newTestWriter returns a writer for t. Its cleanup is registered first, so it runs last,
+// after the server's shutdown.
+func newTestWriter(t *testing.T) *testWriter {
+	w := &testWriter{t: t}
+	t.Cleanup(func() {
+		w.mu.Lock()
+		w.done = true
+		w.mu.Unlock()
+	})
+	return w
+}
+
+func (w *testWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.done {
+		w.t.Log(strings.TrimRight(string(p), "\n"))
+	}
 	return len(p), nil
 }
 
