@@ -62,9 +62,6 @@ func (s *Session) SetAccessToken(token string) { s.accessToken = token }
 func (s *Session) authorize(f *protocol.Frame, m *bus.Member) (turn bool, perr *protocol.Error) {
 	az := s.hub.cfg.Authorize
 	if az == nil {
-		if f.Room == nil {
-			return false, protocol.Errorf(protocol.CodeMissingField, "join needs \"room\"")
-		}
 		return true, nil
 	}
 	token := s.accessToken

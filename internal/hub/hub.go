@@ -403,7 +403,10 @@ func (s *Session) join(f *protocol.Frame) *protocol.Error {
 		return protocol.Errorf(protocol.CodeUnsupportedVersion, "this server speaks protocol version %d", protocol.Version)
 	}
 	room := string(f.Room)
-	if (f.Room != nil || s.hub.cfg.Authorize == nil) && !protocol.ValidRoom(room) {
+	if f.Room == nil && s.hub.cfg.Authorize == nil {
+		return protocol.Errorf(protocol.CodeMissingField, "join needs \"room\"")
+	}
+	if f.Room != nil && !protocol.ValidRoom(room) {
 		return protocol.Errorf(protocol.CodeBadField, "room names are 1-%d characters of A-Z a-z 0-9 _ - .", protocol.MaxRoomLen)
 	}
 	if len(f.Name) > protocol.MaxNameLen || !utf8.Valid(f.Name) {
@@ -527,49 +530,6 @@ func (s *Session) relay(f *protocol.Frame) *protocol.Error {
 		s.hub.log.Warn("relay failed", "room", m.Room, "err", err)
 		return protocol.Errorf(protocol.CodeUnavailable, "cannot relay now")
 	}
-}
-
-// resume takes back the presence of token in room for this session, welcoming it with the
-// join's id: a presence kept after its connection was lost, or one whose connection still
-// looks open (the client saw it die first) — that connection is then closed. It reports
-// false when there is none: the join goes on as a new presence.
-func (s *Session) resume(token, room string, id []byte) bool {
-	m, rs, old, turn := s.hub.take(token, room)
-	if m == nil {
-		return false
-	}
-	room = m.Room
-	newToken := newResumeToken()
-	welcome := &protocol.Event{
-		Type: protocol.TypeWelcome,
-		ID:   id,
-		Welcome: &protocol.Welcome{
-			Self:         m.Info.ID,
-			Room:         room,
-			ICEServers:   s.hub.iceFor(m.Info.ID, turn),
-			Resume:       newToken,
-			ResumeMillis: s.hub.cfg.ResumeGrace.Milliseconds(),
-			Resumed:      true,
-		},
-	}
-	if old != nil {
-		if c, ok := old.(Closer); ok {
-			c.CloseConn("replaced")
-		}
-	}
-	if !rs.attach(s.sink, welcome) {
-		// Its held events overflowed while we took it: it is gone.
-		s.hub.mu.Lock()
-		s.hub.disownLocked(m, nil)
-		s.hub.mu.Unlock()
-		s.hub.bus.Leave(m, "slow")
-		return false
-	}
-	s.set(m, rs, newToken, turn)
-	s.hub.live(s, m, newToken)
-	s.hub.stats.Resumes.Add(1)
-	s.hub.log.Debug("peer resumed", "room", room, "peer", m.Info.ID, "replaced", old != nil)
-	return true
 }
 
 // Drop ends the session because its connection was lost without a goodbye (EOF, a read

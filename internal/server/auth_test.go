@@ -7,12 +7,14 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/pion/turn/v5"
 
 	"github.com/switchboard-rtc/switchboard/internal/auth"
 	"github.com/switchboard-rtc/switchboard/internal/config"
@@ -242,6 +244,21 @@ func TestTURNGrant(t *testing.T) {
 		if hasTURN(w.Raw) != grant {
 			t.Errorf("turn grant %v: welcome %s", grant, w.Raw)
 		}
+		// With the grant the welcome's credentials allocate; without, the best a client can
+		// do is guess a password for its own peer id, and the relay refuses it.
+		user, pass := fmt.Sprintf("%d:%s", time.Now().Add(time.Hour).Unix(), w.peerID()), "guessed"
+		var v struct {
+			ICEServers []protocol.ICEServer `json:"iceServers"`
+		}
+		_ = json.Unmarshal([]byte(w.Raw), &v)
+		for _, s := range v.ICEServers {
+			if s.Username != "" {
+				user, pass = s.Username, s.Credential
+			}
+		}
+		if err := turnAllocate(t, ts, user, pass); (err == nil) != grant {
+			t.Errorf("turn grant %v: allocation error %v", grant, err)
+		}
 		c.sendRaw(`{"type":"ice-servers","id":"r"}`)
 		if m := c.expect("ice-servers"); hasTURN(m.Raw) != grant {
 			t.Errorf("turn grant %v: refresh %s", grant, m.Raw)
@@ -266,4 +283,32 @@ func TestResumeNeedsNoToken(t *testing.T) {
 		t.Fatalf("resume without a token: %s", m.Raw)
 	}
 	b.expectNothing(200 * time.Millisecond)
+}
+
+// turnAllocate allocates a relay on ts's embedded TURN server with a real pion/turn client and
+// the given long-term credentials.
+func turnAllocate(t *testing.T, ts *testServer, user, pass string) error {
+	t.Helper()
+	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	addr := ts.TURN().Addr().String()
+	cl, err := turn.NewClient(&turn.ClientConfig{
+		STUNServerAddr: addr, TURNServerAddr: addr, Username: user, Password: pass,
+		Conn: conn, RTO: 200 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if err := cl.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	relay, err := cl.Allocate()
+	if err != nil {
+		return err
+	}
+	return relay.Close()
 }

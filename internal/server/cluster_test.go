@@ -13,7 +13,6 @@ import (
 
 	"github.com/coder/websocket"
 	natsserver "github.com/nats-io/nats-server/v2/server"
-	"github.com/pion/turn/v5"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/switchboard-rtc/switchboard/internal/bus/natsbus"
@@ -610,30 +609,7 @@ func TestClusterTURNCredentialsWorkOnEveryNode(t *testing.T) {
 	if user == "" {
 		t.Fatalf("no TURN credentials in %s", w.Raw)
 	}
-	allocate := func(ts *testServer) error {
-		conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		addr := ts.TURN().Addr().String()
-		cl, err := turn.NewClient(&turn.ClientConfig{
-			STUNServerAddr: addr, TURNServerAddr: addr, Username: user, Password: pass,
-			Conn: conn, RTO: 200 * time.Millisecond,
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer cl.Close()
-		if err := cl.Listen(); err != nil {
-			t.Fatal(err)
-		}
-		relay, err := cl.Allocate()
-		if err != nil {
-			return err
-		}
-		return relay.Close()
-	}
+	allocate := func(ts *testServer) error { return turnAllocate(t, ts, user, pass) }
 	if err := allocate(b); err != nil {
 		t.Fatalf("node a's credentials refused by node b: %v", err)
 	}
