@@ -3,7 +3,7 @@
 # chromium at /usr/bin/chromium (internal/browsertest); the official socket.io-client from npm
 # for the Socket.IO tests (internal/sioserver and the seed page in internal/browsertest; `npm ci`
 # in internal/sioserver/nodetest, versions pinned by its package-lock.json; needs node and npm);
-# and iproute2 + nftables for the real-NAT test (internal/nattest, which also needs root to
+# jsonwebtoken for the Node example of docs/auth.md (docs/examples/mint-token); and iproute2 + nftables for the real-NAT test (internal/nattest, which also needs root to
 # create network namespaces). Idempotent: installs only what is missing. The apt packages need
 # root (or sudo); ~48 s and ~480 MB on the first chromium install.
 set -eu
@@ -19,6 +19,15 @@ else
 	fi
 	echo "install-test-deps: npm ci in $nodetest"
 	(cd "$nodetest" && npm ci --no-audit --no-fund)
+fi
+
+# docs/auth.md's Node example mints tokens with jsonwebtoken (pinned by its package-lock.json).
+mint=$repo/docs/examples/mint-token
+if [ -f "$mint/node_modules/jsonwebtoken/package.json" ]; then
+	echo "install-test-deps: jsonwebtoken present in $mint"
+else
+	echo "install-test-deps: npm ci in $mint"
+	(cd "$mint" && npm ci --no-audit --no-fund)
 fi
 
 missing=""
