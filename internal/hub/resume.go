@@ -142,7 +142,7 @@ func (h *Hub) unlive(s *Session, token string) {
 // park keeps the presence m of s for the grace period under its resume token. It reports
 // false, keeping nothing, once the hub drains or when another connection took it over.
 func (h *Hub) park(s *Session, token string, m *bus.Member, rs *resumeSink, reason string) bool {
-	p := &parked{token: token, member: m, sink: rs, turn: s.turn}
+	p := &parked{token: token, member: m, sink: rs}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	select {
@@ -158,6 +158,7 @@ func (h *Hub) park(s *Session, token string, m *bus.Member, rs *resumeSink, reas
 		s.mu.Unlock()
 		return false // taken over meanwhile
 	}
+	p.turn = s.turn
 	s.member, s.rsink, s.token = nil, nil, ""
 	s.mu.Unlock()
 	delete(h.holders, token)
