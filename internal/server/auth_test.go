@@ -7,8 +7,12 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
+	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +22,7 @@ import (
 
 	"github.com/switchboard-rtc/switchboard/internal/auth"
 	"github.com/switchboard-rtc/switchboard/internal/config"
+	"github.com/switchboard-rtc/switchboard/internal/server"
 	"github.com/switchboard-rtc/switchboard/protocol"
 )
 
@@ -311,4 +316,75 @@ func turnAllocate(t *testing.T, ts *testServer, user, pass string) error {
 		return err
 	}
 	return relay.Close()
+}
+
+// lockedBuffer is a log destination safe for the server's goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestSecretsNeverLeak: with debug logs on, refused and accepted joins, a takeover and a
+// configuration error print no API secret in logs, metrics, error frames or error messages.
+func TestSecretsNeverLeak(t *testing.T) {
+	var logs lockedBuffer
+	cfg := config.Default()
+	cfg.Listen, cfg.TURN = "127.0.0.1:0", false
+	cfg.APIKeys = []string{key1.Spec(), key2.Spec()}
+	srv, err := server.New(cfg, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	ts := &testServer{Server: srv, base: "http://" + srv.Addr().String(), ws: "ws://" + srv.Addr().String() + "/ws"}
+	var frames []string
+	for _, tok := range []string{
+		token(t, key1, "alice", "sales", nil),
+		token(t, key1, "alice", "sales", nil), // takes over
+		token(t, auth.Key{ID: key1.ID, Secret: key2.Secret}, "eve", "sales", nil),
+		token(t, key2, "eve", "sales", func(c *auth.Claims) { c.ExpiresAt = jwt.NewNumericDate(time.Now().Add(-time.Hour)) }),
+	} {
+		c := dial(t, ts)
+		c.send(map[string]any{"type": "join", "room": "sales", "token": tok})
+		frames = append(frames, c.next().Raw)
+	}
+	resp, err := http.Get(ts.base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	bad := config.Default()
+	bad.APIKeys = []string{"id:" + string(key1.Secret[:20])} // too short: an error naming the key
+	verr := bad.Validate()
+	if verr == nil {
+		t.Fatal("a 20-character secret was accepted")
+	}
+	everything := logs.String() + string(metrics) + strings.Join(frames, "\n") + verr.Error()
+	for _, k := range []auth.Key{key1, key2} {
+		if strings.Contains(everything, string(k.Secret[:16])) {
+			t.Fatalf("a secret of %s leaked", k)
+		}
+	}
+	if !strings.Contains(logs.String(), "peer removed by the server") {
+		t.Fatalf("the takeover was not logged; the check saw no such line:\n%s", logs.String())
+	}
 }
