@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -75,18 +76,21 @@ func writeError(w http.ResponseWriter, e *apiError) {
 
 // writeJSON sends v with status.
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false) // read by programs and people at a terminal, never as HTML
+	if err := enc.Encode(v); err != nil {
 		// Every value sent is built here from valid parts; this is a bug, not an input.
 		status = http.StatusInternalServerError
-		b = []byte(`{"error":{"code":"internal","message":"the answer could not be encoded"}}`)
+		b.Reset()
+		b.WriteString(`{"error":{"code":"internal","message":"the answer could not be encoded"}}` + "\n")
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
-	_, _ = w.Write(append(b, '\n'))
+	_, _ = w.Write(b.Bytes())
 }
 
 // backendError maps an error from the Backend to its answer.
