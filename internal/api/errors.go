@@ -40,6 +40,14 @@ const (
 	CodeInternal         = "internal"               // 500
 )
 
+// Codes returns every error code the API answers with, in the order above.
+func Codes() []string {
+	return []string{CodeAPIOff, CodeTokenMissing, CodeTokenInvalid, CodeTokenExpired, CodeTokenNotYetValid,
+		CodeAdminNotGranted, CodeNoRoute, CodeMethodNotAllowed, CodeBadRoom, CodeBadPeer, CodeBadBody,
+		CodeMissingField, CodeBadField, CodeMetaTooLarge, CodeBodyTooLarge, CodeUnsupportedMedia,
+		CodeRoomNotFound, CodePeerNotFound, CodeUnavailable, CodeTimeout, CodeInternal}
+}
+
 // apiError is an error answer: status, code and one-line message.
 type apiError struct {
 	status  int
