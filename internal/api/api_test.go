@@ -171,7 +171,7 @@ func (f *fixture) do(tb testing.TB, method, path, contentType, body, authz strin
 	return a
 }
 
-func TestAuthentication(t *testing.T) {
+func TestAPIAuthentication(t *testing.T) {
 	f := newFixture(t)
 	other, err := auth.Mint(auth.NewKey(), auth.NewClaims("ops", "", time.Now(), time.Hour))
 	if err != nil {
@@ -228,7 +228,7 @@ func TestAuthentication(t *testing.T) {
 	}
 }
 
-func TestOffWithoutVerifier(t *testing.T) {
+func TestAPIOffWithoutVerifier(t *testing.T) {
 	h, err := hub.New(hub.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -251,7 +251,7 @@ func TestOffWithoutVerifier(t *testing.T) {
 	}
 }
 
-func TestBadRequests(t *testing.T) {
+func TestAPIBadRequests(t *testing.T) {
 	f := newFixture(t)
 	const id = "AAAAAAAAAAAAAAAAAAAAAA"
 	f.join(t, "sales", id, "Ada")
@@ -313,7 +313,7 @@ func TestBadRequests(t *testing.T) {
 	}
 }
 
-func TestOperations(t *testing.T) {
+func TestAPIOperations(t *testing.T) {
 	f := newFixture(t)
 	before := time.Now()
 	a, sa := f.join(t, "sales", "", "Ada")

@@ -13,10 +13,10 @@ import (
 	"unicode/utf8"
 )
 
-// FuzzHandler sends arbitrary methods, paths, content types, tokens and bodies to the API over
+// FuzzAPIHandler sends arbitrary methods, paths, content types, tokens and bodies to the API over
 // a hub with a peer in it, and checks that it never panics, never fails inside (500), and
 // answers every refusal with a JSON error of a known status.
-func FuzzHandler(f *testing.F) {
+func FuzzAPIHandler(f *testing.F) {
 	fx := newFixture(f)
 	const id = "AAAAAAAAAAAAAAAAAAAAAA"
 	nonAdmin := fx.token(f, false, time.Hour)

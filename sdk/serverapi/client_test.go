@@ -110,7 +110,7 @@ func (p *peer) expect(t *testing.T, typ string) map[string]any {
 	return m
 }
 
-func TestClient(t *testing.T) {
+func TestAPIClient(t *testing.T) {
 	base, key, admin := server(t)
 	var requests atomic.Int32
 	hc := &http.Client{Transport: countingTransport{&requests, http.DefaultTransport}}
@@ -181,7 +181,7 @@ func (c countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	return c.next.RoundTrip(r)
 }
 
-func TestClientErrors(t *testing.T) {
+func TestAPIClientErrors(t *testing.T) {
 	base, key, admin := server(t)
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
@@ -226,9 +226,9 @@ func TestClientErrors(t *testing.T) {
 	}
 }
 
-// TestStandardLibraryOnly keeps the package importable by any application: no dependency
+// TestAPIClientStandardLibraryOnly keeps the package importable by any application: no dependency
 // beyond the standard library, nothing of the server.
-func TestStandardLibraryOnly(t *testing.T) {
+func TestAPIClientStandardLibraryOnly(t *testing.T) {
 	files, err := filepath.Glob("*.go")
 	if err != nil {
 		t.Fatal(err)
