@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/switchboard-rtc/switchboard/internal/api"
 	"github.com/switchboard-rtc/switchboard/internal/auth"
 	"github.com/switchboard-rtc/switchboard/internal/bus"
 	"github.com/switchboard-rtc/switchboard/internal/bus/natsbus"
@@ -183,6 +184,7 @@ func (s *Server) routes(st *stats.Stats) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /ws", s.ws)
 	mux.Handle("/socket.io/", s.sio)
+	mux.Handle(api.Prefix, s.apiHandler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))
