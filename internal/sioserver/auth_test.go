@@ -26,11 +26,22 @@ var testKey = auth.Key{ID: "k1", Secret: []byte("0123456789abcdef0123456789abcde
 // `serve --api-keys` does (internal/server/access.go).
 func startAuthServer(t *testing.T, hcfg hub.Config) *testServer {
 	t.Helper()
+	hcfg.Authorize = testAuthorizer(t, nil)
+	return startServer(t, hcfg, nil)
+}
+
+// testAuthorizer checks tokens signed with testKey as internal/server/access.go does, at the
+// hub's time, or at clock's when set.
+func testAuthorizer(tb testing.TB, clock func() time.Time) hub.Authorizer {
+	tb.Helper()
 	v, err := auth.NewVerifier([]auth.Key{testKey})
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	hcfg.Authorize = func(token, room string, now time.Time) (hub.Grant, *protocol.Error) {
+	return func(token, room string, now time.Time) (hub.Grant, *protocol.Error) {
+		if clock != nil {
+			now = clock()
+		}
 		c, aerr := v.Verify(token, now)
 		if aerr != nil {
 			return hub.Grant{}, aerr.Protocol()
@@ -41,7 +52,6 @@ func startAuthServer(t *testing.T, hcfg hub.Config) *testServer {
 		}
 		return hub.Grant{Identity: c.Subject, Room: r, Name: c.Name, Meta: c.MetaObject(), TURN: c.TURN}, nil
 	}
-	return startServer(t, hcfg, nil)
 }
 
 // mint returns a token for identity in room, valid for a minute, changed by mod.
@@ -279,6 +289,36 @@ func TestAuthNoLobbyJoinLeave(t *testing.T) {
 	if pl := b.expectEvent("42"); string(pl[0]) != `"peer-left"` || !strings.Contains(string(pl[1]), `"reason":"left"`) {
 		t.Fatalf("b got %s, want peer-left", pl)
 	}
+	// The client's DISCONNECT leaves the room; the next CONNECT authenticates again.
+	b.write("41")
+	b.write("40" + authPayload(mint(t, "bob", "r", nil)))
+	pkts := []string{b.read(), b.read()}
+	if id := checkConnected(t, pkts, "r"); id == bID || !strings.Contains(pkts[1], `"peers":[]`) {
+		t.Fatalf("CONNECT after DISCONNECT: %q; want a new socket id, alone in the room", pkts)
+	}
+	b.write("41")
+	b.write("40")
+	if ce := parseConnectError(t, b.read()); ce.Data.Code != "token-missing" {
+		t.Fatalf("CONNECT without a token after DISCONNECT: %+v", ce)
+	}
+}
+
+// TestAuthRoomFull: a join refused for a reason of its own (here the room is full) is a
+// CONNECT_ERROR too.
+func TestAuthRoomFull(t *testing.T) {
+	ts := startAuthServer(t, hub.Config{MaxPeersPerRoom: 1})
+	a := dialSIO(t, ts.url, nil)
+	a.write("40" + authPayload(mint(t, "a", "small", nil)))
+	checkConnected(t, []string{a.read(), a.read()}, "small")
+	b := dialSIO(t, ts.url, nil)
+	b.write("40" + authPayload(mint(t, "b", "small", nil)))
+	if ce := parseConnectError(t, b.read()); ce.Data.Code != "room-full" {
+		t.Fatalf("got %+v, want room-full", ce)
+	}
+	// The same identity takes its own place over, full room or not.
+	c := dialSIO(t, ts.url, nil)
+	c.write("40" + authPayload(mint(t, "a", "small", nil)))
+	checkConnected(t, []string{c.read(), c.read()}, "small")
 }
 
 // TestAuthKicks: the hub ending a Socket.IO socket's presence — identity takeover, removal,
@@ -333,6 +373,29 @@ func TestAuthKicks(t *testing.T) {
 		wantKicked(t, got, "replaced")
 		if st, _ := httpDo(t, "GET", u, "", nil); st != http.StatusBadRequest {
 			t.Fatalf("GET after the close packet: %d, want 400", st)
+		}
+	})
+	t.Run("takeover by a native peer, and of one", func(t *testing.T) {
+		s := dialSIO(t, ts.url, nil)
+		s.write("40" + authPayload(mint(t, "hal", "t4", nil)))
+		checkConnected(t, []string{s.read(), s.read()}, "t4")
+		nat := dialNative(t, ts.url)
+		nat.send(`{"type":"join","token":"` + mint(t, "hal", "t4", nil) + `"}`)
+		if w := nat.read(); unquote(t, w["type"]) != "welcome" {
+			t.Fatalf("native got %v, want welcome", w)
+		}
+		wantKicked(t, []string{s.read(), s.read(), s.read()}, "replaced")
+		s2 := dialSIO(t, ts.url, nil)
+		s2.write("40" + authPayload(mint(t, "hal", "t4", nil)))
+		checkConnected(t, []string{s2.read(), s2.read()}, "t4")
+		for {
+			m := nat.read()
+			if unquote(t, m["type"]) == "error" {
+				if unquote(t, m["code"]) != "replaced" {
+					t.Fatalf("native got %v, want error replaced", m)
+				}
+				break
+			}
 		}
 	})
 	t.Run("removed and room-closed", func(t *testing.T) {
