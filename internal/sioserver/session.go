@@ -117,8 +117,9 @@ func (ss *session) closeLocked(code int, reason string) {
 	linger := false
 	if ws == nil {
 		// A session closed with a last word for its client (a CONNECT_ERROR, a kick's error
-		// and DISCONNECT) stays until a GET collects it (poll) or a ping timeout passes (tick).
-		linger = ss.flush && len(ss.queue) > 0 && !ss.polling
+		// and DISCONNECT) stays until a GET collects it with the close packet (poll), or a
+		// ping timeout passes (tick).
+		linger = ss.flush && !ss.polling
 		if len(ss.queue) > 0 {
 			ss.queue = append(ss.queue, recordSeparator)
 		}
