@@ -52,6 +52,9 @@ func closesConnection(c protocol.Code) bool {
 	return false
 }
 
+// AuthRequired reports whether joins need an access token (Config.Authorize is set).
+func (h *Hub) AuthRequired() bool { return h.cfg.Authorize != nil }
+
 // SetAccessToken gives the session the access token its transport received with the
 // connection; a join without a token of its own uses it. Call it before the first frame.
 func (s *Session) SetAccessToken(token string) { s.accessToken = token }

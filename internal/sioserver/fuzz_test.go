@@ -29,7 +29,8 @@ func FuzzDecodePayload(f *testing.F) {
 // JSON.
 func FuzzDecodeSIO(f *testing.F) {
 	for _, s := range []string{
-		"0", `0{"token":"x"}`, "0/admin,", "1", `2["offer",{"target":"x","sdp":"v=0"}]`, `212["join",{"room":"r"}]`,
+		"0", `0{"token":"x"}`, `0{"token":"a.b.c","room":"r"}`, `0{"token":5}`, `0{"token":null,"room":["r"]}`,
+		`0"x"`, `0["x"]`, "0null", `0/admin,{"token":"x"}`, "0/admin,", "1", `2["offer",{"target":"x","sdp":"v=0"}]`, `212["join",{"room":"r"}]`,
 		`2/x,5["a"]`, `31[]`, `4{"message":"no"}`, `51-["a",{"_placeholder":true,"num":0}]`, `2["a",-0.5e+3,true,null,"\u00e9\n"]`,
 	} {
 		f.Add([]byte(s))

@@ -31,14 +31,24 @@ func requireNodeClient(t *testing.T) string {
 	return node
 }
 
-// nodeScenario runs one scenario of nodetest/sio.mjs and returns its stdout lines; lines
-// written to the returned channel's consumer go to the script's stdin via onLine.
+// nodeScenario runs one scenario of nodetest/sio.mjs and returns its stdout lines; onLine,
+// when set, sees each line as it comes and may answer on the script's stdin.
 func nodeScenario(t *testing.T, url, scenario string, onLine func(line []byte, stdin io.Writer)) [][]byte {
+	t.Helper()
+	return nodeScenarioSpec(t, url, scenario, "", onLine)
+}
+
+// nodeScenarioSpec is nodeScenario with a JSON argument for the scenario ("" for none).
+func nodeScenarioSpec(t *testing.T, url, scenario, spec string, onLine func(line []byte, stdin io.Writer)) [][]byte {
 	t.Helper()
 	node := requireNodeClient(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, node, "sio.mjs", scenario, url)
+	args := []string{"sio.mjs", scenario, url}
+	if spec != "" {
+		args = append(args, spec)
+	}
+	cmd := exec.CommandContext(ctx, node, args...)
 	cmd.Dir = "nodetest"
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr

@@ -337,7 +337,11 @@ func (s *Server) poll(w http.ResponseWriter, r *http.Request, sid string) {
 	out := ss.queue
 	ss.queue = nil
 	ss.polling = false
+	closed := ss.closed
 	ss.mu.Unlock()
+	if closed {
+		s.removeSession(ss) // kept until now to deliver its last packets (closeLocked)
+	}
 	if len(out) == 0 {
 		out = []byte{eioNoop}
 	}
@@ -425,11 +429,15 @@ func (s *Server) tick(now time.Time) {
 	s.mu.Unlock()
 	for _, ss := range all {
 		ss.mu.Lock()
-		upgraded, doom := ss.ws != nil, ss.doom
+		upgraded, doom, doomCode, closed, closedAt := ss.ws != nil, ss.doom, ss.doomCode, ss.closed, ss.closedAt
 		ss.mu.Unlock()
 		switch {
+		case closed: // kept to deliver its last packets to a GET that did not come
+			if t-closedAt > int64(s.cfg.PingTimeout) {
+				s.removeSession(ss)
+			}
 		case doom != "":
-			ss.close(doom)
+			ss.closeWith(doomCode, doom)
 		case upgraded:
 			continue
 		case t-ss.lastSeen.Load() > deadline:
@@ -448,7 +456,10 @@ func (s *Server) Disconnect(id protocol.PeerID) bool {
 	s.mu.Lock()
 	var found *session
 	for _, ss := range s.sessions {
-		if ss.socketID() == id {
+		ss.mu.Lock()
+		match := ss.id == id && !ss.closed
+		ss.mu.Unlock()
+		if match {
 			found = ss
 			break
 		}
@@ -477,6 +488,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Unlock()
 	for _, ss := range all {
 		ss.close("shutdown")
+		s.removeSession(ss)
 	}
 	s.wg.Wait()
 	return ctx.Err()

@@ -33,13 +33,18 @@ type session struct {
 	skipBinary int             // binary attachments still to drop
 	args       [][]byte        // scratch for event arguments
 
-	mu      sync.Mutex
-	ws      *wsserver.Conn // the WebSocket once upgraded (or from the start)
-	queue   []byte         // polling: encoded packets waiting for a GET, 0x1e-separated
-	polling bool           // a GET is waiting
-	closed  bool
-	doom    string        // set: the session must close with this reason (the timers do it)
-	wake    chan struct{} // cap 1: wakes the waiting GET
+	mu       sync.Mutex
+	ws       *wsserver.Conn // the WebSocket once upgraded (or from the start)
+	queue    []byte         // polling: encoded packets waiting for a GET, 0x1e-separated
+	polling  bool           // a GET is waiting
+	closed   bool           // written under in and mu
+	closedAt int64          // unix ns of the close, for a session kept to deliver its last packets
+	doom     string         // set: the session must close with this reason (the timers do it)
+	doomCode int            // the WebSocket close code that goes with doom (0: from the reason)
+	flush    bool           // polling: the packets queued before the close must still reach a GET
+	holding  bool           // packets wait in held: a CONNECT is being answered (auth.go)
+	held     []byte         // packets sent while holding, 0x1e-separated
+	wake     chan struct{}  // cap 1: wakes the waiting GET
 }
 
 func (ss *session) seen(now time.Time) { ss.lastSeen.Store(now.UnixNano()) }
@@ -50,12 +55,6 @@ func (ss *session) isUpgraded() bool {
 	return ss.ws != nil
 }
 
-func (ss *session) socketID() protocol.PeerID {
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	return ss.id
-}
-
 // sendPacket writes one Engine.IO packet that build appends to dst. It reports false when the
 // session is gone or overflowed (and is then being closed).
 func (ss *session) sendPacket(build func(dst []byte) []byte) bool {
@@ -64,22 +63,28 @@ func (ss *session) sendPacket(build func(dst []byte) []byte) bool {
 		ss.mu.Unlock()
 		return false
 	}
-	if ws := ss.ws; ws != nil {
+	if ws := ss.ws; ws != nil && !ss.holding {
 		ss.mu.Unlock()
 		return ws.SendText(build)
 	}
-	n := len(ss.queue)
-	if n > 0 {
-		ss.queue = append(ss.queue, recordSeparator)
+	buf := &ss.queue
+	if ss.holding {
+		buf = &ss.held
 	}
-	ss.queue = build(ss.queue)
-	ss.srv.stats.BytesOut.Add(uint64(len(ss.queue) - n))
-	over := len(ss.queue) > ss.srv.cfg.SendQueueBytes
+	n := len(*buf)
+	if n > 0 {
+		*buf = append(*buf, recordSeparator)
+	}
+	*buf = build(*buf)
+	if !ss.holding {
+		ss.srv.stats.BytesOut.Add(uint64(len(ss.queue) - n))
+	}
+	over := len(ss.queue)+len(ss.held) > ss.srv.cfg.SendQueueBytes
 	if over {
 		// Closing needs ss.in, which a sender holding its own in must not wait for: the
 		// timers close the session within a tick; until then nothing more is queued.
 		ss.doom = "slow"
-		ss.queue = nil
+		ss.queue, ss.held = nil, nil
 		ss.srv.stats.SendQueueDrops.Add(1)
 	}
 	ss.mu.Unlock()
@@ -93,53 +98,72 @@ func (ss *session) sendPacket(build func(dst []byte) []byte) bool {
 // close ends the session: the socket leaves its room or the lobby, a waiting GET gets the
 // close packet, a WebSocket is closed. Safe to call more than once and from any goroutine
 // not holding ss.mu; callers holding ss.in use closeLocked.
-func (ss *session) close(reason string) {
+func (ss *session) close(reason string) { ss.closeWith(0, reason) }
+
+// closeWith is close with a WebSocket close code (0: the one that goes with reason).
+func (ss *session) closeWith(code int, reason string) {
 	ss.in.Lock()
 	defer ss.in.Unlock()
-	ss.closeLocked(reason)
+	ss.closeLocked(code, reason)
 }
 
-func (ss *session) closeLocked(reason string) {
+func (ss *session) closeLocked(code int, reason string) {
 	ss.mu.Lock()
 	if ss.closed {
 		ss.mu.Unlock()
 		return
 	}
 	ws := ss.ws
+	linger := false
 	if ws == nil {
+		// A session closed with a last word for its client (a CONNECT_ERROR, a kick's error
+		// and DISCONNECT) stays until a GET collects it with the close packet (poll), or a
+		// ping timeout passes (tick).
+		linger = ss.flush && !ss.polling
 		if len(ss.queue) > 0 {
 			ss.queue = append(ss.queue, recordSeparator)
 		}
 		ss.queue = append(ss.queue, eioClose)
 	}
 	ss.closed = true
+	ss.closedAt = time.Now().UnixNano()
+	ss.held, ss.holding = nil, false
 	ss.mu.Unlock()
 	select {
 	case ss.wake <- struct{}{}:
 	default:
 	}
 	if ws != nil {
-		code := closeNormal
-		switch reason {
-		case "shutdown":
-			code = hub.CloseGoingAway
-		case "kicked":
-			code = hub.ClosePolicyViolation
+		if code == 0 {
+			code = closeNormal
+			switch reason {
+			case "shutdown":
+				code = hub.CloseGoingAway
+			case "kicked":
+				code = hub.ClosePolicyViolation
+			}
 		}
 		ws.Close(code, reason)
 	}
 	ss.disconnectSocket(reason)
-	ss.srv.removeSession(ss)
+	if !linger {
+		ss.srv.removeSession(ss)
+	}
 }
 
 // fail closes the session after packet handling returned err (a protocol violation, the
-// client's close packet or a rate-limit kick). The caller must not hold ss.in.
+// client's close packet, a rate-limit kick, a refused CONNECT). The caller must not hold ss.in.
 func (ss *session) fail(err error) {
 	reason := closeReason(err)
 	if reason == "kicked" {
 		ss.srv.log.Debug("socket.io protocol error; closing", "sid", ss.sid, "err", err)
 	}
-	ss.close(reason)
+	code := 0
+	var ec *errClose
+	if errors.As(err, &ec) {
+		code = ec.code
+	}
+	ss.closeWith(code, reason)
 }
 
 // disconnectSocket takes the socket out of the hub and the lobby. Caller holds in.
@@ -160,32 +184,24 @@ func (ss *session) disconnectSocket(reason string) {
 	ss.hs = nil
 }
 
-// CloseConn implements hub.Closer: the hub moved the socket's presence elsewhere (a client
-// resumed it). The session closes: at once on WebSocket, within a timer tick on polling. It
-// takes no lock the caller may hold.
-func (ss *session) CloseConn(reason string) {
-	ss.mu.Lock()
-	ws := ss.ws
-	if ws == nil && ss.doom == "" {
-		ss.doom = reason
-	}
-	ss.mu.Unlock()
-	if ws != nil {
-		ws.Close(closeNormal, reason)
-	}
-}
-
 // closeNormal is the WebSocket close code of an orderly close.
 const closeNormal = 1000
 
-// errClose asks the transport to close the session with a reason.
-type errClose struct{ reason string }
+// errClose asks the transport to close the session with a reason (and a WebSocket close code;
+// 0: the one that goes with the reason).
+type errClose struct {
+	code   int
+	reason string
+}
 
 func (e *errClose) Error() string { return "sioserver: close (" + e.reason + ")" }
 
 // packet handles one Engine.IO packet from the client. Caller holds in. A non-nil error
 // means the session must be closed (a *errClose or *hub.CloseError carries the reason).
 func (ss *session) packet(p eioPacket, now time.Time) error {
+	if ss.closed { // written under in (closeLocked): a closed session must not join again
+		return nil
+	}
 	switch p.typ {
 	case eioPong, eioNoop:
 		return nil
@@ -193,7 +209,7 @@ func (ss *session) packet(p eioPacket, now time.Time) error {
 		ss.sendPacket(func(dst []byte) []byte { return append(append(dst, eioPong), p.data...) })
 		return nil
 	case eioClose:
-		return &errClose{"closed"}
+		return &errClose{reason: "closed"}
 	case eioMessage:
 		if p.binary {
 			if ss.skipBinary == 0 {
@@ -228,8 +244,7 @@ func (ss *session) message(b []byte, now time.Time) error {
 	}
 	switch p.typ {
 	case sioConnect:
-		ss.connect(now)
-		return nil
+		return ss.connect(p.data, now)
 	case sioDisconnect:
 		ss.disconnectSocket("left")
 		return nil
@@ -252,8 +267,13 @@ func (ss *session) message(b []byte, now time.Time) error {
 	return ss.event(&p)
 }
 
-// connect handles CONNECT to the main namespace. Caller holds in.
-func (ss *session) connect(now time.Time) {
+// connect handles CONNECT to the main namespace: without access tokens the socket goes to
+// the lobby and the auth payload is ignored; with them, see connectWithToken. A CONNECT while
+// connected gets the same answer again. Caller holds in.
+func (ss *session) connect(auth []byte, now time.Time) error {
+	if ss.hs == nil && ss.srv.hub.AuthRequired() {
+		return ss.connectWithToken(auth, now)
+	}
 	if ss.hs == nil {
 		id := protocol.NewPeerID()
 		ss.mu.Lock()
@@ -265,12 +285,17 @@ func (ss *session) connect(now time.Time) {
 		ss.srv.lobby[id] = ss
 		ss.srv.lobbyMu.Unlock()
 	}
-	id := ss.id
-	ss.sendPacket(func(dst []byte) []byte {
+	ss.sendPacket(appendConnected(ss.id))
+	return nil
+}
+
+// appendConnected returns the builder of the CONNECT answer for socket id.
+func appendConnected(id protocol.PeerID) func(dst []byte) []byte {
+	return func(dst []byte) []byte {
 		dst = append(dst, `40{"sid":"`...)
 		dst = append(dst, id...)
 		return append(dst, `"}`...)
-	})
+	}
 }
 
 // event handles an EVENT. Caller holds in.
@@ -293,6 +318,9 @@ func (ss *session) event(p *sioPacket) error {
 	case protocol.TypeJoin:
 		perr = ss.join(arg, p.ack)
 	case protocol.TypeLeave:
+		if ss.srv.hub.AuthRequired() {
+			return ss.leaveWithToken(p.ack)
+		}
 		if !ss.joined {
 			perr = protocol.Errorf(protocol.CodeNotJoined, "not in a room")
 			break
@@ -334,9 +362,13 @@ func (ss *session) relay(t protocol.Type, arg []byte, ack int64) *protocol.Error
 		return nil
 	}
 	// The lobby: sockets in no room reach each other by socket id, as on the seed's server.
+	// With access tokens there is none: every socket is in its token's room.
 	e := protocol.Event{Type: t, From: ss.id, Data: arg, Broadcast: broadcast}
 	if broadcast {
 		return protocol.Errorf(protocol.CodeNotJoined, "join a room to broadcast")
+	}
+	if ss.srv.hub.AuthRequired() {
+		return protocol.Errorf(protocol.CodeNotJoined, "this socket is in no room any more")
 	}
 	ss.srv.lobbyMu.RLock()
 	to := ss.srv.lobby[protocol.PeerID(target)]
@@ -357,6 +389,9 @@ func appendAckID(ack int64) []byte {
 
 // join handles the join extension. Caller holds in.
 func (ss *session) join(arg []byte, ack int64) *protocol.Error {
+	if ss.srv.hub.AuthRequired() {
+		return protocol.Errorf(protocol.CodeAlreadyJoined, "this socket is in its access token's room since it connected; connect with another token to change rooms")
+	}
 	if ss.joined {
 		return protocol.Errorf(protocol.CodeAlreadyJoined, "already in a room; leave first")
 	}
@@ -476,123 +511,4 @@ func closeReason(err error) string {
 		return ce.LeaveReason
 	}
 	return "kicked"
-}
-
-// wsTransport is a session's WebSocket once it carries the session.
-type wsTransport session
-
-var _ wsserver.Handler = (*wsTransport)(nil)
-
-func (t *wsTransport) Text(p []byte, now time.Time) error {
-	ss := (*session)(t)
-	ss.seen(now)
-	pkt, err := decodePacket(p)
-	if err == nil {
-		if pkt.binary { // "b" prefixes only exist in polling payloads
-			err = fmt.Errorf("%w: base64 binary packet on a websocket", ErrBadPacket)
-		} else {
-			ss.in.Lock()
-			err = ss.packet(pkt, now)
-			ss.in.Unlock()
-		}
-	}
-	if err != nil {
-		ss.fail(err)
-	}
-	return nil
-}
-
-func (t *wsTransport) Binary(p []byte, now time.Time) error {
-	ss := (*session)(t)
-	ss.seen(now)
-	ss.in.Lock()
-	err := ss.packet(eioPacket{typ: eioMessage, data: p, binary: true}, now)
-	ss.in.Unlock()
-	if err != nil {
-		ss.fail(err)
-	}
-	return nil
-}
-
-func (t *wsTransport) Ping(time.Time) {
-	(*session)(t).sendPacket(func(dst []byte) []byte { return append(dst, eioPing) })
-}
-
-func (t *wsTransport) Closed(reason string) { (*session)(t).close(reason) }
-
-// probe is a WebSocket opened to upgrade a polling session, until the client sends upgrade.
-type probe struct {
-	ss       *session
-	c        *wsserver.Conn
-	probed   bool
-	upgraded bool
-}
-
-func (p *probe) Text(b []byte, now time.Time) error {
-	if p.upgraded {
-		return (*wsTransport)(p.ss).Text(b, now)
-	}
-	ss := p.ss
-	ss.seen(now)
-	switch {
-	case !p.probed && string(b) == "2probe":
-		p.probed = true
-		p.c.SendText(func(dst []byte) []byte { return append(dst, "3probe"...) })
-		// Answer the waiting GET so the client can pause polling and send upgrade.
-		ss.sendPacket(func(dst []byte) []byte { return append(dst, eioNoop) })
-		return nil
-	case p.probed && string(b) == "5":
-		ss.in.Lock()
-		defer ss.in.Unlock()
-		ss.mu.Lock()
-		if ss.closed || ss.ws != nil {
-			ss.mu.Unlock()
-			return &hub.CloseError{Code: closeNormal, Reason: "session closed", LeaveReason: "closed"}
-		}
-		ss.ws = p.c
-		queued := ss.queue
-		ss.queue = nil
-		// Packets queued for polling go out first, in order, still under mu so nothing
-		// sent meanwhile can overtake them.
-		for len(queued) > 0 {
-			pkt := queued
-			if i := bytes.IndexByte(queued, recordSeparator); i >= 0 {
-				pkt, queued = queued[:i], queued[i+1:]
-			} else {
-				queued = nil
-			}
-			if len(pkt) == 1 && pkt[0] == eioNoop {
-				continue
-			}
-			p.c.SendText(func(dst []byte) []byte { return append(dst, pkt...) })
-		}
-		ss.mu.Unlock()
-		select {
-		case ss.wake <- struct{}{}:
-		default:
-		}
-		p.upgraded = true
-		ss.srv.stats.SocketIOUpgrades.Add(1)
-		return nil
-	}
-	return &hub.CloseError{Code: hub.CloseProtocolError, Reason: "bad upgrade probe", LeaveReason: "kicked"}
-}
-
-func (p *probe) Binary(b []byte, now time.Time) error {
-	if p.upgraded {
-		return (*wsTransport)(p.ss).Binary(b, now)
-	}
-	return &hub.CloseError{Code: hub.CloseProtocolError, Reason: "bad upgrade probe", LeaveReason: "kicked"}
-}
-
-func (p *probe) Ping(now time.Time) {
-	if p.upgraded {
-		(*wsTransport)(p.ss).Ping(now)
-	}
-}
-
-func (p *probe) Closed(reason string) {
-	if p.upgraded {
-		p.ss.close(reason)
-	}
 }

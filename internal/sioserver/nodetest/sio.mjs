@@ -1,11 +1,13 @@
 // Drives the official socket.io-client against a Switchboard server for the Go tests in
-// internal/sioserver (node_test.go). Usage: node sio.mjs SCENARIO BASE_URL
-// Prints one JSON object per line on stdout; exits 0 when the scenario passed, 1 with the
-// reason on stderr otherwise. The Go side may write lines to stdin (the reconnect scenario).
+// internal/sioserver (node_test.go, auth_node_test.go). Usage: node sio.mjs SCENARIO BASE_URL [SPEC]
+// (SPEC: a JSON argument of the auth scenarios). Prints one JSON object per line on stdout;
+// exits 0 when the scenario passed, 1 with the reason on stderr otherwise. The Go side may
+// write lines to stdin (the reconnect scenario).
 import { io } from "socket.io-client";
 import readline from "node:readline";
 
-const [scenario, base] = process.argv.slice(2);
+const [scenario, base, specArg] = process.argv.slice(2);
+const spec = specArg ? JSON.parse(specArg) : {};
 const out = (o) => process.stdout.write(JSON.stringify(o) + "\n");
 const fail = (msg) => {
   process.stderr.write(`FAIL ${scenario}: ${msg}\n`);
@@ -56,6 +58,40 @@ async function seedFlow(a, b, n) {
     eq(got.b[i + 1], ["ice-candidate", { target: b.id, candidate: { candidate: `a${i}`, sdpMid: "0" }, from: a.id }], `candidate ${i} to b`);
     eq(got.a[i + 1], ["ice-candidate", { target: a.id, candidate: { candidate: `b${i}`, sdpMid: "0" }, from: b.id }], `candidate ${i} to a`);
   }
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// How long a refused or kicked client is watched for a reconnection it should not make: many
+// times its reconnection delay (20-40 ms here).
+const retryWindow = 400;
+
+// authConnect connects with auth (reconnection on, fast, so a retry would show within
+// retryWindow) and resolves with the outcome: connected with the welcome event that follows
+// the CONNECT answer, or refused with the connect_error's message and data, and whether the
+// client tried again.
+async function authConnect(c) {
+  const s = io(base, { forceNew: true, auth: c.auth, transports: c.transports, reconnectionDelay: 20, reconnectionDelayMax: 40 });
+  let opens = 0, attempts = 0;
+  s.io.on("open", () => opens++);
+  s.io.on("reconnect_attempt", () => attempts++);
+  const welcome = once(s, "welcome");
+  const r = await new Promise((resolve) => {
+    s.once("connect", () => resolve({ ok: true }));
+    s.once("connect_error", (e) => resolve({ ok: false, message: e.message, data: e.data }));
+  });
+  r.name = c.name;
+  if (r.ok) {
+    [r.welcome] = await welcome;
+    r.id = s.id;
+    r.transport = s.io.engine.transport.name;
+    s.close();
+    return r;
+  }
+  await sleep(retryWindow);
+  Object.assign(r, { opens, attempts, active: s.active });
+  s.close();
+  return r;
 }
 
 const upgraded = (s) =>
@@ -157,6 +193,60 @@ try {
       out({ reason, id: s.id, first });
       lines.close();
       s.close();
+      break;
+    }
+    case "auth-matrix": {
+      // spec.cases: [{name, auth, transports}], tried at once; one line each.
+      for (const r of await Promise.all(spec.cases.map(authConnect))) out(r);
+      break;
+    }
+    case "auth-takeover": {
+      // spec: {first, second: {auth, transports}} for one identity: the first socket is
+      // replaced; it hears the error event, then "io server disconnect", and does not
+      // reconnect.
+      const mk = (c) => io(base, { forceNew: true, auth: c.auth, transports: c.transports, reconnectionDelay: 20, reconnectionDelayMax: 40 });
+      const a = mk(spec.first);
+      let attempts = 0, opens = 0;
+      a.io.on("reconnect_attempt", () => attempts++);
+      await once(a, "connect");
+      a.io.on("open", () => opens++);
+      const firstID = a.id;
+      const errEv = once(a, "error");
+      const gone = once(a, "disconnect");
+      const b = mk(spec.second);
+      await once(b, "connect");
+      const [e] = await errEv;
+      const [reason] = await gone;
+      await sleep(retryWindow);
+      out({ first: firstID, second: b.id, code: e.code, message: e.message, reason, attempts, opens, active: a.active, secondConnected: b.connected });
+      a.close(); b.close();
+      break;
+    }
+    case "auth-seed": {
+      // spec: {a, b, c}: auth for two sockets of one room and one of another. The seed's flow
+      // (no join) runs between a and b; c cannot reach them.
+      const a = await connect({ auth: spec.a });
+      const b = await connect({ auth: spec.b, transports: ["websocket"] });
+      const c = await connect({ auth: spec.c, transports: ["polling"] });
+      await upgraded(a);
+      await seedFlow(a, b, 20);
+      let leaked = 0;
+      for (const ev of ["offer", "answer", "ice-candidate", "message"]) {
+        a.on(ev, () => leaked++);
+        b.on(ev, () => leaked++);
+      }
+      const refused = await withAck(c, "offer", { target: a.id, sdp: "x" });
+      eq([refused.type, refused.code], ["error", "unknown-target"], "other room's offer");
+      const errEv = once(c, "error");
+      c.emit("ice-candidate", { target: b.id, candidate: {} });
+      eq((await errEv)[0].code, "unknown-target", "other room's candidate");
+      // Nothing from c reached a or b before a's last message to b.
+      const last = once(b, "message");
+      eq(await withAck(a, "message", { target: b.id, text: "last" }), { type: "ack", id: 0 }, "a to b");
+      eq((await last)[0].text, "last", "a's message to b");
+      eq(leaked, 1, "messages to a and b (the last one only)");
+      out({ a: a.id, b: b.id, c: c.id });
+      a.close(); b.close(); c.close();
       break;
     }
     default:

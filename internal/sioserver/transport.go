@@ -1,0 +1,129 @@
+package sioserver
+
+import (
+	"bytes"
+	"fmt"
+	"time"
+
+	"github.com/switchboard-rtc/switchboard/internal/hub"
+	"github.com/switchboard-rtc/switchboard/internal/wsserver"
+)
+
+// wsTransport is a session's WebSocket once it carries the session.
+type wsTransport session
+
+var _ wsserver.Handler = (*wsTransport)(nil)
+
+func (t *wsTransport) Text(p []byte, now time.Time) error {
+	ss := (*session)(t)
+	ss.seen(now)
+	pkt, err := decodePacket(p)
+	if err == nil {
+		if pkt.binary { // "b" prefixes only exist in polling payloads
+			err = fmt.Errorf("%w: base64 binary packet on a websocket", ErrBadPacket)
+		} else {
+			ss.in.Lock()
+			err = ss.packet(pkt, now)
+			ss.in.Unlock()
+		}
+	}
+	if err != nil {
+		ss.fail(err)
+	}
+	return nil
+}
+
+func (t *wsTransport) Binary(p []byte, now time.Time) error {
+	ss := (*session)(t)
+	ss.seen(now)
+	ss.in.Lock()
+	err := ss.packet(eioPacket{typ: eioMessage, data: p, binary: true}, now)
+	ss.in.Unlock()
+	if err != nil {
+		ss.fail(err)
+	}
+	return nil
+}
+
+func (t *wsTransport) Ping(time.Time) {
+	(*session)(t).sendPacket(func(dst []byte) []byte { return append(dst, eioPing) })
+}
+
+func (t *wsTransport) Closed(reason string) { (*session)(t).close(reason) }
+
+// probe is a WebSocket opened to upgrade a polling session, until the client sends upgrade.
+type probe struct {
+	ss       *session
+	c        *wsserver.Conn
+	probed   bool
+	upgraded bool
+}
+
+func (p *probe) Text(b []byte, now time.Time) error {
+	if p.upgraded {
+		return (*wsTransport)(p.ss).Text(b, now)
+	}
+	ss := p.ss
+	ss.seen(now)
+	switch {
+	case !p.probed && string(b) == "2probe":
+		p.probed = true
+		p.c.SendText(func(dst []byte) []byte { return append(dst, "3probe"...) })
+		// Answer the waiting GET so the client can pause polling and send upgrade.
+		ss.sendPacket(func(dst []byte) []byte { return append(dst, eioNoop) })
+		return nil
+	case p.probed && string(b) == "5":
+		ss.in.Lock()
+		defer ss.in.Unlock()
+		ss.mu.Lock()
+		if ss.closed || ss.ws != nil {
+			ss.mu.Unlock()
+			return &hub.CloseError{Code: closeNormal, Reason: "session closed", LeaveReason: "closed"}
+		}
+		ss.ws = p.c
+		queued := ss.queue
+		ss.queue = nil
+		// Packets queued for polling go out first, in order, still under mu so nothing
+		// sent meanwhile can overtake them.
+		for len(queued) > 0 {
+			pkt := queued
+			if i := bytes.IndexByte(queued, recordSeparator); i >= 0 {
+				pkt, queued = queued[:i], queued[i+1:]
+			} else {
+				queued = nil
+			}
+			if len(pkt) == 1 && pkt[0] == eioNoop {
+				continue
+			}
+			p.c.SendText(func(dst []byte) []byte { return append(dst, pkt...) })
+		}
+		ss.mu.Unlock()
+		select {
+		case ss.wake <- struct{}{}:
+		default:
+		}
+		p.upgraded = true
+		ss.srv.stats.SocketIOUpgrades.Add(1)
+		return nil
+	}
+	return &hub.CloseError{Code: hub.CloseProtocolError, Reason: "bad upgrade probe", LeaveReason: "kicked"}
+}
+
+func (p *probe) Binary(b []byte, now time.Time) error {
+	if p.upgraded {
+		return (*wsTransport)(p.ss).Binary(b, now)
+	}
+	return &hub.CloseError{Code: hub.CloseProtocolError, Reason: "bad upgrade probe", LeaveReason: "kicked"}
+}
+
+func (p *probe) Ping(now time.Time) {
+	if p.upgraded {
+		(*wsTransport)(p.ss).Ping(now)
+	}
+}
+
+func (p *probe) Closed(reason string) {
+	if p.upgraded {
+		p.ss.close(reason)
+	}
+}
