@@ -132,6 +132,9 @@ func (v *Verifier) Verify(token string, now time.Time) (*Claims, *Error) {
 		jwt.WithExpirationRequired(),
 		jwt.WithTimeFunc(func() time.Time { return now }))
 	if err != nil {
+		if alg := headerAlg(token); alg != "" && alg != jwt.SigningMethodHS256.Alg() {
+			return nil, refuse(protocol.CodeTokenInvalid, fmt.Sprintf("the token is signed %.16q; this server accepts HS256 only", alg))
+		}
 		return nil, classify(err, unknownKID)
 	}
 	if e := c.check(); e != nil {
@@ -141,6 +144,17 @@ func (v *Verifier) Verify(token string, now time.Time) (*Claims, *Error) {
 }
 
 var errUnknownKey = errors.New("unknown key")
+
+// headerAlg returns the alg of a token's header without verifying anything, or "" when the
+// header cannot be read. Only used to explain a refusal.
+func headerAlg(token string) string {
+	t, _, err := jwt.NewParser().ParseUnverified(token, jwt.MapClaims{})
+	if err != nil || t == nil {
+		return ""
+	}
+	alg, _ := t.Header["alg"].(string)
+	return alg
+}
 
 // classify maps a parse error to the refusal sent to the client.
 func classify(err error, kid string) *Error {

@@ -174,3 +174,18 @@ func TestKeys(t *testing.T) {
 		t.Fatalf("no keys: %v", err)
 	}
 }
+
+// TestRefusalSaysWhy: an alg other than HS256 is named in the refusal.
+func TestRefusalSaysWhy(t *testing.T) {
+	v, _ := NewVerifier([]Key{testKey})
+	good := strings.Split(mint(t, testKey, NewClaims("a", "r", now, time.Hour)), ".")
+	for alg, tok := range map[string]string{
+		"none":  b64(`{"alg":"none","kid":"k1"}`) + "." + good[1] + ".",
+		"RS256": b64(`{"alg":"RS256","kid":"k1"}`) + "." + good[1] + "." + good[2],
+	} {
+		_, e := v.Verify(tok, now)
+		if e == nil || !strings.Contains(e.Message, alg) || !strings.Contains(e.Message, "HS256 only") {
+			t.Errorf("%s: %v", alg, e)
+		}
+	}
+}
