@@ -84,6 +84,9 @@ func (t *target) close() {
 // closed and its queue is empty, or when the Sender stops.
 func (t *target) next() *item {
 	for {
+		if t.s.ctx.Err() != nil {
+			return nil
+		}
 		t.mu.Lock()
 		if len(t.q) > 0 {
 			it := t.q[0]
