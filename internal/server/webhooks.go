@@ -53,7 +53,7 @@ func (s *Server) stopWebhooks(ctx context.Context) {
 		return
 	}
 	if err := s.webhooks.Shutdown(ctx); err != nil {
-		s.log.Warn("webhooks: " + err.Error())
+		s.log.Warn("webhook events dropped at shutdown", "error", err)
 	}
 }
 
