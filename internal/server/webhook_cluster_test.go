@@ -21,16 +21,16 @@ func TestWebhookClusterEachEventOnce(t *testing.T) {
 	waitCluster(t, n1, n2, n3)
 
 	a, b, c := dial(t, n1), dial(t, n2), dial(t, n3)
-	a.join("standup", map[string]any{"token": token(t, "alice", "standup")})
-	b.join("standup", map[string]any{"token": token(t, "bob", "standup")})
+	a.join("standup", map[string]any{"token": hookToken(t, "alice", "standup")})
+	b.join("standup", map[string]any{"token": hookToken(t, "bob", "standup")})
 	a.expect("peer-joined")
-	c.join("standup", map[string]any{"token": token(t, "carol", "standup")})
+	c.join("standup", map[string]any{"token": hookToken(t, "carol", "standup")})
 	a.expect("peer-joined")
 	b.expect("peer-joined")
 	// A second room on the other two nodes, likely with another coordinator.
 	d, e := dial(t, n2), dial(t, n3)
-	d.join("retro", map[string]any{"token": token(t, "dan", "retro")})
-	e.join("retro", map[string]any{"token": token(t, "erin", "retro")})
+	d.join("retro", map[string]any{"token": hookToken(t, "dan", "retro")})
+	e.join("retro", map[string]any{"token": hookToken(t, "erin", "retro")})
 	d.expect("peer-joined")
 
 	b.send(map[string]any{"type": "leave", "id": 1})

@@ -39,8 +39,9 @@ func withWebhooks(c *config.Config, urls ...string) {
 	c.RateLimit, c.RateBurst = 1e6, 1e6
 }
 
-// token mints an access token for identity in room (a name or a prefix ending in *).
-func token(t testing.TB, identity, room string) string {
+// hookToken mints an access token for identity in room (a name or a prefix ending in *), with
+// a name and meta.
+func hookToken(t testing.TB, identity, room string) string {
 	t.Helper()
 	c := auth.NewClaims(identity, room, time.Now(), time.Hour)
 	c.Name = "Name of " + identity
@@ -311,7 +312,7 @@ func newJoiner(tb testing.TB, wsURL string) *joiner {
 		tb.Fatalf("dial: %v", err)
 	}
 	tb.Cleanup(func() { c.CloseNow() })
-	return &joiner{tb: tb, c: c, token: token(tb, "bench-user", "lat-*")}
+	return &joiner{tb: tb, c: c, token: hookToken(tb, "bench-user", "lat-*")}
 }
 
 // roundTrip sends frame and reads until a frame of type typ.
