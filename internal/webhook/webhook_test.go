@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"reflect"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -333,6 +334,11 @@ func TestWebhookShutdownFlushes(t *testing.T) {
 	}
 	if err := shutdown(s, waitFor); err != nil {
 		t.Fatal(err)
+	}
+	buf := make([]byte, 1<<20)
+	if stacks := string(buf[:runtime.Stack(buf, true)]); strings.Contains(stacks, "internal/webhook.(") ||
+		strings.Contains(stacks, "created by github.com/switchboard-rtc/switchboard/internal/webhook.") {
+		t.Fatalf("a delivery goroutine outlived Shutdown:\n%s", stacks)
 	}
 	if st.WebhooksDelivered.Load() != n || st.WebhooksQueued.Load() != 0 || st.WebhookRetries.Load() == 0 {
 		t.Fatalf("after shutdown: delivered %d queued %d retried %d", st.WebhooksDelivered.Load(), st.WebhooksQueued.Load(), st.WebhookRetries.Load())
