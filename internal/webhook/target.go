@@ -107,18 +107,16 @@ func (t *target) next() *item {
 	}
 }
 
-// finish ends its delivery and reports whether it had been pushed out of the queue.
-func (t *target) finish(it *item) (abandoned bool) {
+// finish ends its delivery: it leaves the queue, unless it was pushed out already.
+func (t *target) finish(it *item) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	abandoned = t.abandoned
-	if !abandoned && len(t.q) > 0 && t.q[0] == it {
+	if !t.abandoned && len(t.q) > 0 && t.q[0] == it {
 		t.q[0] = nil
 		t.q = t.q[1:]
 		t.s.stats.WebhooksQueued.Add(-1)
 	}
 	t.inflight, t.abandoned = nil, false
-	return abandoned
 }
 
 func (t *target) isAbandoned() bool {
@@ -183,7 +181,7 @@ func (t *target) deliver(it *item) {
 				lvl = t.s.log.Debug
 			}
 			t.lastReject = status
-			lvl("webhook refused by its receiver; not retried", "url", t.logURL, "status", status,
+			lvl("webhook refused; not retried", "url", t.logURL, "status", status, "error", err,
 				"event", it.ev.Kind.String(), "room", it.ev.Room, "id", it.ID())
 			return
 		}
