@@ -114,7 +114,7 @@ func newSender(t testing.TB, mod func(*webhook.Config), urls ...string) (*webhoo
 	cfg := webhook.Config{
 		URLs:       urls,
 		Key:        testKey,
-		Timeout:    time.Second,
+		Timeout:    5 * time.Second,
 		MinBackoff: time.Millisecond,
 		MaxBackoff: 10 * time.Millisecond,
 		Stats:      st,

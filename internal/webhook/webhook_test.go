@@ -180,15 +180,19 @@ func TestWebhookTimeoutRetried(t *testing.T) {
 		}
 		w.WriteHeader(http.StatusOK)
 	})
-	s, st := newSender(t, func(c *webhook.Config) { c.Timeout = 100 * time.Millisecond }, rc.url())
+	s, st := newSender(t, func(c *webhook.Config) { c.Timeout = 300 * time.Millisecond }, rc.url())
 	s.RoomEvent(joined("r", "a"))
-	first, second := rc.next(), rc.next()
-	if first.event(t).ID != second.event(t).ID {
-		t.Fatal("the retry after a timeout is another event")
-	}
+	first := rc.next()
 	eventually(t, "delivery", func() bool { return st.WebhooksDelivered.Load() == 1 })
-	if st.WebhookRetries.Load() != 1 {
-		t.Fatalf("retried %d, want 1", st.WebhookRetries.Load())
+	// Usually one retry; a loaded machine may time out a later attempt too.
+	retries := st.WebhookRetries.Load()
+	if retries < 1 {
+		t.Fatalf("retried %d, want at least 1", retries)
+	}
+	for range retries {
+		if d := rc.next(); d.event(t).ID != first.event(t).ID {
+			t.Fatal("the retry after a timeout is another event")
+		}
 	}
 }
 
