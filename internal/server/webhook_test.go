@@ -195,7 +195,11 @@ func TestWebhookQueueOverflowDropsOldest(t *testing.T) {
 	st := ts.Hub().Stats()
 	first := dial(t, ts)
 	first.join("r", map[string]any{"token": hookToken(t, "p0", "r")})
-	<-entered // room-started is stuck at the receiver; peer-joined p0 waits
+	select { // room-started is stuck at the receiver; peer-joined p0 waits
+	case <-entered:
+	case <-time.After(waitFor):
+		t.Fatal("the first event never reached the receiver")
+	}
 	const more = 7
 	for i := 1; i <= more; i++ {
 		dial(t, ts).join("r", map[string]any{"token": hookToken(t, fmt.Sprint("p", i), "r")})

@@ -246,7 +246,11 @@ func TestWebhookOverflowDropsOldest(t *testing.T) {
 			const queue, total = 3, 10
 			s, st := newSender(t, func(c *webhook.Config) { c.Queue = queue; c.Timeout = 10 * time.Second }, rc.url())
 			s.RoomEvent(joined("r", "p0"))
-			<-entered
+			select {
+			case <-entered:
+			case <-time.After(waitFor):
+				t.Fatal("the first event never reached the receiver")
+			}
 			for i := 1; i < total; i++ {
 				s.RoomEvent(joined("r", fmt.Sprint("p", i)))
 			}
