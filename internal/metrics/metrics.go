@@ -19,6 +19,7 @@ func Handler(st *stats.Stats, extra ...prometheus.Collector) http.Handler {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&collector{st: st},
+		webhookCollector{st: st},
 	)
 	reg.MustRegister(extra...)
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})

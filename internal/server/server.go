@@ -23,6 +23,7 @@ import (
 	"github.com/switchboard-rtc/switchboard/internal/stats"
 	"github.com/switchboard-rtc/switchboard/internal/turnserver"
 	"github.com/switchboard-rtc/switchboard/internal/web"
+	"github.com/switchboard-rtc/switchboard/internal/webhook"
 	"github.com/switchboard-rtc/switchboard/internal/wsserver"
 	"github.com/switchboard-rtc/switchboard/protocol"
 )
@@ -40,6 +41,7 @@ type Server struct {
 	turn *turnserver.Server // nil when --turn=false
 	// verifier checks access tokens; nil on an open server (no API keys).
 	verifier *auth.Verifier
+	webhooks *webhook.Sender // nil without --webhook-url
 }
 
 // New builds a server from cfg and binds its listener, so Addr is known before Serve.
@@ -51,27 +53,39 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		log = slog.Default()
 	}
 	st := new(stats.Stats)
+	wh, err := startWebhooks(cfg, log, st)
+	if err != nil {
+		return nil, err
+	}
 	var b bus.Bus
 	if cfg.NATS != "" {
 		nb, err := natsbus.New(natsbus.Config{
 			URL:         cfg.NATS,
 			Heartbeat:   cfg.NATSHeartbeat,
 			NodeTimeout: cfg.NATSNodeTimeout,
+			Observer:    observer(wh),
 			Stats:       st,
 			Logger:      log,
 		})
 		if err != nil {
+			closeWebhooks(wh)
 			return nil, fmt.Errorf("server: %w", err)
 		}
 		b = nb
 	} else {
-		b = bus.NewMemory(st)
+		mb := bus.NewMemory(st)
+		if wh != nil {
+			mb.Observe(wh)
+		}
+		b = mb
 	}
 	s, err := build(cfg, log, st, b)
 	if err != nil {
 		_ = b.Close()
+		closeWebhooks(wh)
 		return nil, err
 	}
+	s.webhooks = wh
 	return s, nil
 }
 
@@ -271,6 +285,7 @@ func (s *Server) Run(ctx context.Context) error {
 		_ = s.sio.Close()
 		_ = s.ws.Close()
 		_ = s.bus.Close()
+		closeWebhooks(s.webhooks)
 		if s.turn != nil {
 			_ = s.turn.Close(context.Background())
 		}
@@ -297,6 +312,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		werr = errors.Join(werr, jerr)
 	}
 	berr := s.bus.Close()
+	// After the bus: the last peer-left and room-finished events are queued by then.
+	s.stopWebhooks(ctx)
 	if s.turn != nil {
 		// After the peers: a call relayed through TURN lasts as long as its signaling.
 		if terr := s.turn.Close(ctx); terr != nil {

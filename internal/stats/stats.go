@@ -38,4 +38,13 @@ type Stats struct {
 	// on a WebSocket are also in Connections); SocketIOUpgrades counts upgrades from polling.
 	SocketIOSessions atomic.Int64
 	SocketIOUpgrades atomic.Uint64
+	// Webhook events by outcome, counted once per URL: WebhooksDelivered accepted (2xx),
+	// WebhooksRejected refused (a 4xx but 408 and 429: not retried), WebhooksDropped lost
+	// (pushed out of a full queue, or left at shutdown). WebhookRetries counts failed attempts
+	// that were retried; WebhooksQueued is the number of events waiting (gauge).
+	WebhooksDelivered atomic.Uint64
+	WebhooksRejected  atomic.Uint64
+	WebhooksDropped   atomic.Uint64
+	WebhookRetries    atomic.Uint64
+	WebhooksQueued    atomic.Int64
 }
