@@ -180,47 +180,81 @@ func TestTokenFuncNotCalledOnResume(t *testing.T) {
 	}
 }
 
-// When the resume fails (the grace passed), TokenFunc is called for a fresh token and the
-// client joins anew; when the fresh token is refused, the client stops after that one
-// attempt with the code, and never loops.
-func TestTokenFuncAfterFailedResume(t *testing.T) {
-	for _, expired := range []bool{false, true} {
-		name := map[bool]string{false: "fresh token", true: "expired token"}[expired]
-		t.Run(name, func(t *testing.T) {
+// peersSeen returns an OnPeer that sends every peer to the channel it also returns.
+func peersSeen() (func(*sdk.Peer), chan *sdk.Peer) {
+	ch := make(chan *sdk.Peer, 16)
+	return func(p *sdk.Peer) { ch <- p }, ch
+}
+
+// waitPeer waits for the peer with id among those seen.
+func waitPeer(t *testing.T, seen <-chan *sdk.Peer, id string) *sdk.Peer {
+	t.Helper()
+	deadline := time.After(wait)
+	for {
+		select {
+		case p := <-seen:
+			if p.ID() == id {
+				return p
+			}
+		case <-deadline:
+			t.Fatalf("peer %s never seen", id)
+		}
+	}
+}
+
+// When the resume fails (the grace passed), the client joins anew: with TokenFunc it gets a
+// fresh token for it, with a static Token it sends that one along. When the fresh token is
+// refused, the client stops after that one attempt with the code, and never loops.
+func TestJoinAnewAfterFailedResume(t *testing.T) {
+	for _, mode := range []string{"TokenFunc", "TokenFunc expired", "static Token"} {
+		t.Run(mode, func(t *testing.T) {
 			s := startAuth(t, func(c *config.Config) { c.ResumeGrace = 100 * time.Millisecond })
 			proxy := testserver.NewCutter(t, strings.TrimPrefix(s.url, "http://"))
 			bLeft := make(chan string, 4)
-			b := dial(t, s.url, "sales", sdk.Options{
+			onPeer, seen := peersSeen()
+			dial(t, s.url, "sales", sdk.Options{
 				Token:      mint(t, s.key, "bob", "sales", time.Hour, nil),
+				OnPeer:     onPeer,
 				OnPeerLeft: func(p *sdk.Peer, reason string) { bLeft <- p.ID() },
 			})
 			var calls, attempts atomic.Int32
 			reconnected := make(chan bool, 2)
 			errs := newErrs()
-			var oldA string
-			a := dial(t, "http://"+proxy.Addr(), "sales", sdk.Options{
-				TokenFunc: func(context.Context) (string, error) {
-					if calls.Add(1) > 1 && expired {
-						return mint(t, s.key, "alice", "sales", -time.Minute, nil), nil
-					}
-					return mint(t, s.key, "alice", "sales", time.Hour, nil), nil
-				},
+			var oldA atomic.Value
+			o := sdk.Options{
 				Reconnect: sdk.ReconnectOptions{MinDelay: 10 * time.Millisecond, MaxDelay: 20 * time.Millisecond},
 				OnReconnecting: func(int, error) {
-					if attempts.Add(1) == 1 {
-						// Hold the reconnect until the server gave the presence up.
-						if id := waitChan(t, bLeft, "b sees a's lost presence end"); id != oldA {
-							t.Errorf("b saw %s leave, want a (%s)", id, oldA)
+					if attempts.Add(1) > 1 {
+						return
+					}
+					// Hold the reconnect until the server gave the presence up.
+					select {
+					case id := <-bLeft:
+						if id != oldA.Load() {
+							t.Errorf("b saw %s leave, want a (%s)", id, oldA.Load())
 						}
+					case <-time.After(wait):
+						t.Error("b never saw a's lost presence end")
 					}
 				},
 				OnReconnected: func(resumed bool) { reconnected <- resumed },
 				OnError:       errs.on,
-			})
-			oldA = a.ID()
-			waitChan(t, waitChan(t, onceFound(b, oldA), "b sees a").Connected(), "a and b connected")
+			}
+			if mode == "static Token" {
+				o.Token = mint(t, s.key, "alice", "sales", time.Hour, nil)
+			} else {
+				o.TokenFunc = func(context.Context) (string, error) {
+					if calls.Add(1) > 1 && mode == "TokenFunc expired" {
+						return mint(t, s.key, "alice", "sales", -time.Minute, nil), nil
+					}
+					return mint(t, s.key, "alice", "sales", time.Hour, nil), nil
+				}
+			}
+			a := dial(t, "http://"+proxy.Addr(), "sales", o)
+			oldA.Store(a.ID())
+			waitChan(t, waitPeer(t, seen, a.ID()).Connected(), "a and b connected")
 			proxy.Cut()
-			if expired {
+			if mode == "TokenFunc expired" {
 				waitChan(t, a.Done(), "a stops")
 				if !errors.Is(a.Err(), sdk.ErrTokenExpired) {
 					t.Fatalf("a stopped with %v, want token-expired", a.Err())
@@ -236,35 +270,15 @@ func TestTokenFuncAfterFailedResume(t *testing.T) {
 			if waitChan(t, reconnected, "a reconnected") {
 				t.Fatal("a resumed after the grace")
 			}
-			if n := calls.Load(); n != 2 {
-				t.Fatalf("TokenFunc called %d times, want 2 (first join, failed resume)", n)
+			if want := map[string]int32{"TokenFunc": 2, "static Token": 0}[mode]; calls.Load() != want {
+				t.Fatalf("TokenFunc called %d times, want %d", calls.Load(), want)
 			}
-			if a.ID() == oldA || a.Room() != "sales" {
+			if a.ID() == oldA.Load() || a.Room() != "sales" {
 				t.Fatalf("a is %s in %q after joining anew", a.ID(), a.Room())
 			}
-			p := waitChan(t, onceFound(b, a.ID()), "b sees the new a")
-			waitChan(t, p.Connected(), "new pair connected")
+			waitChan(t, waitPeer(t, seen, a.ID()).Connected(), "new pair connected")
 		})
 	}
-}
-
-// onceFound returns a channel that yields c's peer id once c knows it.
-func onceFound(c *sdk.Client, id string) <-chan *sdk.Peer {
-	ch := make(chan *sdk.Peer, 1)
-	go func() {
-		for end := time.Now().Add(wait); time.Now().Before(end); {
-			if p := c.Peer(id); p != nil {
-				ch <- p
-				return
-			}
-			select {
-			case <-c.Done():
-				return
-			case <-time.After(20 * time.Millisecond):
-			}
-		}
-	}()
-	return ch
 }
 
 // endedClient joins room with a token for identity and records how it ends.
@@ -309,7 +323,8 @@ func (e *endedClient) stoppedWith(t *testing.T, want error) {
 func TestIdentityTakeover(t *testing.T) {
 	s := startAuth(t, nil)
 	left := make(chan string, 4)
-	watcher := joinAs(t, s, "carol", sdk.Options{OnPeerLeft: func(p *sdk.Peer, reason string) { left <- p.ID() + " " + reason }})
+	onPeer, seen := peersSeen()
+	joinAs(t, s, "carol", sdk.Options{OnPeer: onPeer, OnPeerLeft: func(p *sdk.Peer, reason string) { left <- p.ID() + " " + reason }})
 	first := joinAs(t, s, "alice", sdk.Options{})
 	firstID := first.ID()
 	second := joinAs(t, s, "alice", sdk.Options{})
@@ -317,7 +332,7 @@ func TestIdentityTakeover(t *testing.T) {
 	if got := waitChan(t, left, "watcher sees the first leave"); !strings.HasPrefix(got, firstID+" ") {
 		t.Fatalf("watcher saw %q", got)
 	}
-	p := waitChan(t, onceFound(watcher.Client, second.ID()), "watcher sees the second")
+	p := waitPeer(t, seen, second.ID())
 	if p.Identity() != "alice" {
 		t.Fatalf("second's identity %q", p.Identity())
 	}
