@@ -2,6 +2,9 @@ package browsertest
 
 import (
 	"context"
+	"io"
+	"log/slog"
+	"net/http/httptest"
 	"os/exec"
 	"regexp"
 	"strings"
@@ -12,7 +15,10 @@ import (
 
 	"github.com/switchboard-rtc/switchboard/internal/auth"
 	"github.com/switchboard-rtc/switchboard/internal/config"
+	"github.com/switchboard-rtc/switchboard/internal/server"
 	"github.com/switchboard-rtc/switchboard/internal/testserver"
+	"github.com/switchboard-rtc/switchboard/internal/web"
+	"github.com/switchboard-rtc/switchboard/protocol"
 )
 
 // tokenEnv is a real server with one API key, the switchboard binary and Chromium.
@@ -132,4 +138,124 @@ func TestWebAppTokenReplaced(t *testing.T) {
 	if v := appEval[string](second, `document.body.dataset.view`); v != "call" {
 		t.Fatalf("second tab view %q", v)
 	}
+}
+
+// keyedEnv is a test-page env (see setup) on a server with one API key whose hub the test
+// drives (server messages, meta updates, removal).
+type keyedEnv struct {
+	*env
+	key auth.Key
+	srv *server.Server
+	url string // the server's base URL
+}
+
+func setupKeyed(t *testing.T, timeout time.Duration, mod func(*config.Config)) *keyedEnv {
+	t.Helper()
+	requireChromium(t)
+	pages := httptest.NewServer(web.Handler())
+	t.Cleanup(pages.Close)
+	k := &keyedEnv{key: auth.NewKey()}
+	cfg := config.Default()
+	cfg.Listen, cfg.TURN = "127.0.0.1:0", false
+	cfg.APIKeys = []string{k.key.Spec()}
+	cfg.AllowedOrigins = append(cfg.AllowedOrigins, pages.URL)
+	if mod != nil {
+		mod(&cfg)
+	}
+	srv, err := server.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("server: %v", err)
+		}
+	})
+	k.srv, k.url = srv, "http://"+srv.Addr().String()
+	k.env = &env{t: t, wsURL: "ws://" + srv.Addr().String() + "/ws", browser: startChromium(t, timeout)}
+	k.pageURL = pages.URL + "/sdk/test.html?ws=" + k.wsURL
+	return k
+}
+
+func (k *keyedEnv) mint(t *testing.T, identity string) string {
+	t.Helper()
+	tok, err := auth.Mint(k.key, auth.NewClaims(identity, "sales", time.Now(), time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// The browser SDK with a token function: called for the first join and, after the lost
+// presence could not be resumed, once more for a fresh join; server messages and meta updates
+// reach the page; removal ends the client with the code and no reconnect.
+func TestBrowserTokenFunction(t *testing.T) {
+	k := setupKeyed(t, 60*time.Second, func(c *config.Config) { c.ResumeGrace = 100 * time.Millisecond })
+	proxy := testserver.NewCutter(t, strings.TrimPrefix(k.url, "http://"))
+	a, b := k.page("A"), k.page("B")
+	eval[bool](a, `(window.tokens = [`+js(k.mint(t, "alice"))+`, `+js(k.mint(t, "alice"))+`], window.tokenCalls = 0, true)`)
+	// The first retry waits at least 1.1 s, well past the 100 ms grace: the resume fails.
+	idA := eval[string](a, `T.join(`+js("ws://"+proxy.Addr()+"/ws")+`, '', 'A', {
+		token: async () => { window.tokenCalls++; return window.tokens.shift(); },
+		reconnect: { minDelayMs: 1500 },
+		onServerMessage(data) { T.messages.push({ server: true, data }); },
+		onPeerUpdated(peer) { T.note('updated ' + peer.id + ' ' + JSON.stringify(peer.meta)); },
+		onClose(ev) { T.note('closed ' + ev.code + ' ' + (T.client.error ? T.client.error.code : '')); },
+	})`)
+	idB := eval[string](b, `T.join(null, '', 'B', {token: `+js(k.mint(t, "bob"))+`})`)
+	eval[bool](a, `T.waitConnected(`+js(idB)+`)`)
+	if got := eval[[]string](a, `[T.client.room, T.client.peers.get(`+js(idB)+`).identity, String(window.tokenCalls)]`); strings.Join(got, " ") != "sales bob 1" {
+		t.Fatalf("room, b's identity, token calls = %q", got)
+	}
+
+	proxy.Cut()
+	got := eval[map[string]any](a, `T.waitReconnect("reconnected")`)
+	newA, _ := got["id"].(string)
+	if got["resumed"] != false || newA == idA {
+		t.Fatalf("reconnected %v: want a new presence after the grace", got)
+	}
+	if n := eval[int](a, `window.tokenCalls`); n != 2 {
+		t.Fatalf("token function called %d times, want 2", n)
+	}
+	eval[bool](b, `T.waitConnected(`+js(newA)+`)`)
+
+	ctx := context.Background()
+	hub := k.srv.Hub()
+	if err := hub.Notify(ctx, "sales", protocol.PeerID(newA), []byte(`{"text":"hello A"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if m := eval[map[string]any](a, `T.waitMessage()`); m["text"] != "hello A" {
+		t.Fatalf("server message %v", m)
+	}
+	if err := hub.UpdateMeta(ctx, "sales", protocol.PeerID(idB), []byte(`{"hand":"up"}`)); err != nil {
+		t.Fatal(err)
+	}
+	a.waitLog(t, `updated `+idB+` {"hand":"up"}`)
+	if err := hub.Remove(ctx, "sales", protocol.PeerID(newA)); err != nil {
+		t.Fatal(err)
+	}
+	a.waitLog(t, "closed 1008 removed")
+	if n := eval[int](a, `T.reconnects.filter((r) => r.event === 'reconnecting').length`); n != 1 {
+		t.Fatalf("%d reconnect attempts in all; want only the one after the cut", n)
+	}
+	if errs := eval[[]string](a, `T.errors`); len(errs) == 0 || !strings.Contains(errs[len(errs)-1], "removed") {
+		t.Fatalf("onError did not report the removal: %v", errs)
+	}
+}
+
+// waitLog waits for the page's log to hold line.
+func (p *page) waitLog(t *testing.T, line string) {
+	t.Helper()
+	eval[bool](p, `(async () => {
+		const end = Date.now() + 10000;
+		while (!T.log.includes(`+js(line)+`)) {
+			if (Date.now() > end) throw new Error('no log line ' + `+js(line)+`);
+			await new Promise((r) => setTimeout(r, 50));
+		}
+		return true;
+	})()`)
 }
