@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/url"
 	"strings"
@@ -21,9 +20,20 @@ import (
 
 // Options configure a Client. A nil *Options means defaults.
 type Options struct {
-	// Name and Meta are shown to the other peers (Meta must marshal to a JSON object).
+	// Name and Meta are shown to the other peers (Meta must marshal to a JSON object). On a
+	// server with access control the token's name and meta are shown instead.
 	Name string
 	Meta any
+
+	// Token is the access token sent with the join: a server started with --api-keys admits
+	// no join without one (docs/auth.md). The server takes the room, name and metadata from
+	// it, so Dial's room may be "" when the token grants one room.
+	Token string
+	// TokenFunc, when set, gets a token whenever the client must join anew: for the first join
+	// when Token is empty, and on a reconnect whose resume failed (the old token may have
+	// expired meanwhile). Resuming a presence needs no token. An error counts as a failed
+	// reconnect attempt.
+	TokenFunc func(ctx context.Context) (string, error)
 
 	// ICEServers, when set, replace the ICE servers from the server's welcome.
 	ICEServers []webrtc.ICEServer
@@ -50,8 +60,16 @@ type Options struct {
 	OnPeer func(*Peer)
 	// OnPeerLeft is called when a remote peer leaves or its connection is dropped.
 	OnPeerLeft func(p *Peer, reason string)
+	// OnPeerUpdated is called when the server changed a remote peer's name or metadata
+	// (server API); p.Name and p.Meta return the new values.
+	OnPeerUpdated func(p *Peer)
+	// OnServerMessage receives the data of a message the application sent through the server
+	// API to this peer or its room.
+	OnServerMessage func(data json.RawMessage)
 	// OnError reports errors that concern one pair (bad SDP from the remote, ICE failure)
-	// or the signaling connection (p is nil then). The client goes on.
+	// or the signaling connection (p is nil then). The client goes on, except after a
+	// *ServerError whose Final is true (a refused token, replaced, removed, room-closed): it
+	// is also Err, and Done is closed.
 	OnError func(p *Peer, err error)
 
 	// Reconnect says how the client gets its signaling connection back when it is lost.
@@ -98,6 +116,8 @@ type Client struct {
 	ws     *websocket.Conn
 	ready  chan struct{} // closed while ws is usable; open while reconnecting
 	resume string        // the last welcome's resume token (readLoop only)
+	token  string        // the access token of the last new presence (readLoop only)
+	ended  *ServerError  // the server ended the presence (readLoop only)
 
 	mu    sync.Mutex
 	id    string // changes when a reconnect cannot resume
@@ -114,6 +134,7 @@ type serverFrame struct {
 	Peers      []peerInfo         `json:"peers"`
 	From       string             `json:"from"`
 	Data       json.RawMessage    `json:"data"`
+	Room       string             `json:"room"`
 	Code       string             `json:"code"`
 	Message    string             `json:"message"`
 	Reason     string             `json:"reason"`
@@ -123,18 +144,11 @@ type serverFrame struct {
 }
 
 type peerInfo struct {
-	ID   string          `json:"id"`
-	Name string          `json:"name"`
-	Meta json.RawMessage `json:"meta"`
+	ID       string          `json:"id"`
+	Identity string          `json:"identity"`
+	Name     string          `json:"name"`
+	Meta     json.RawMessage `json:"meta"`
 }
-
-// ServerError is an error frame from the signaling server.
-type ServerError struct {
-	Code    string
-	Message string
-}
-
-func (e *ServerError) Error() string { return "switchboard: " + e.Code + ": " + e.Message }
 
 // WebSocketURL turns a server base URL (http://host:8080) into its signaling endpoint
 // (ws://host:8080/ws). ws:// and wss:// URLs with a path are kept as they are.
@@ -160,7 +174,9 @@ func WebSocketURL(server string) (string, error) {
 }
 
 // Dial connects to the server at serverURL, joins room and starts connecting to every peer
-// in it. It returns once the server has welcomed the client.
+// in it. It returns once the server has welcomed the client. room may be "" when
+// Options.Token grants one room. A refused join returns a *ServerError (errors.Is
+// ErrTokenExpired, ErrRoomNotGranted, ...).
 func Dial(ctx context.Context, serverURL, room string, opts *Options) (*Client, error) {
 	var o Options
 	if opts != nil {
@@ -185,9 +201,17 @@ func Dial(ctx context.Context, serverURL, room string, opts *Options) (*Client, 
 	if err != nil {
 		return nil, err
 	}
-	ws, welcome, self, err := dialJoin(ctx, wsURL, room, &o, "")
+	token, err := firstToken(ctx, &o)
 	if err != nil {
 		return nil, err
+	}
+	j, err := dialJoin(ctx, wsURL, room, &o, "", token)
+	if err != nil {
+		return nil, err
+	}
+	ws, welcome := j.ws, j.welcome
+	if welcome.Room != "" {
+		room = welcome.Room // the token's room
 	}
 	ready := make(chan struct{})
 	close(ready)
@@ -197,8 +221,9 @@ func Dial(ctx context.Context, serverURL, room string, opts *Options) (*Client, 
 		wsURL:  wsURL,
 		ready:  ready,
 		resume: welcome.Resume,
+		token:  token,
 		log:    o.Logger.With("room", room),
-		id:     self,
+		id:     j.self,
 		room:   room,
 		ice:    welcome.ICEServers,
 		done:   make(chan struct{}),
@@ -231,53 +256,6 @@ func Dial(ctx context.Context, serverURL, room string, opts *Options) (*Client, 
 		}
 	}
 	return c, nil
-}
-
-// dialJoin opens a signaling connection and joins room, resuming with token if not empty,
-// and returns the connection, the welcome and the client's id.
-func dialJoin(ctx context.Context, wsURL, room string, o *Options, token string) (*websocket.Conn, *serverFrame, string, error) {
-	ws, _, err := websocket.Dial(ctx, wsURL, nil)
-	if err != nil {
-		return nil, nil, "", fmt.Errorf("sdk: dial %s: %w", wsURL, err)
-	}
-	ws.SetReadLimit(1 << 20)
-	join := map[string]any{"type": "join", "room": room, "id": "join", "v": 1}
-	if o.Name != "" {
-		join["name"] = o.Name
-	}
-	if o.Meta != nil {
-		join["meta"] = o.Meta
-	}
-	if token != "" {
-		join["resume"] = token
-	}
-	if err := writeJSON(ctx, ws, join); err != nil {
-		ws.CloseNow()
-		return nil, nil, "", err
-	}
-	var welcome serverFrame
-	for welcome.Type != "welcome" {
-		_, b, err := ws.Read(ctx)
-		if err != nil {
-			ws.CloseNow()
-			return nil, nil, "", fmt.Errorf("sdk: waiting for welcome: %w", err)
-		}
-		welcome = serverFrame{}
-		if err := json.Unmarshal(b, &welcome); err != nil {
-			ws.CloseNow()
-			return nil, nil, "", fmt.Errorf("sdk: bad frame from server: %w", err)
-		}
-		if welcome.Type == "error" {
-			ws.CloseNow()
-			return nil, nil, "", &ServerError{Code: welcome.Code, Message: welcome.Message}
-		}
-	}
-	var self string
-	if err := json.Unmarshal(welcome.Peer, &self); err != nil || self == "" {
-		ws.CloseNow()
-		return nil, nil, "", fmt.Errorf("sdk: welcome without a peer id: %s", welcome.Peer)
-	}
-	return ws, &welcome, self, nil
 }
 
 // minRelayWait is the least time ICE waits before it settles on a relay pair when direct
@@ -324,7 +302,7 @@ func (c *Client) ID() string {
 	return c.id
 }
 
-// Room returns the client's room.
+// Room returns the client's room (with an access token, the room the server put it in).
 func (c *Client) Room() string { return c.room }
 
 // Peers returns the remote peers currently known.
@@ -345,7 +323,8 @@ func (c *Client) Peer(id string) *Peer {
 	return c.peers[id]
 }
 
-// Done is closed when the client has stopped: after Close, or when the server went away.
+// Done is closed when the client has stopped: after Close, when the server went away, or when
+// the server ended its presence (Err is then a *ServerError such as ErrReplaced).
 func (c *Client) Done() <-chan struct{} { return c.done }
 
 // Err returns why the client stopped, or nil while it runs and after a plain Close.
@@ -392,8 +371,19 @@ func (c *Client) readLoop() {
 			if c.ctx.Err() != nil {
 				return
 			}
+			if c.ended == nil {
+				c.ended = policyClose(err)
+			}
+			if c.ended != nil {
+				c.fail(c.ended) // the server ended the presence: a retry would be refused
+				return
+			}
 			if !c.reconnectable(err) || !c.reconnect(err) {
-				c.fail(fmt.Errorf("sdk: signaling connection lost: %w", err))
+				if c.ended != nil {
+					c.fail(c.ended)
+				} else {
+					c.fail(fmt.Errorf("sdk: signaling connection lost: %w", err))
+				}
 				return
 			}
 			continue
@@ -422,6 +412,22 @@ func (c *Client) handle(f *serverFrame) {
 		var info peerInfo
 		_ = json.Unmarshal(f.Peer, &info)
 		c.removePeer(info.ID, f.Reason)
+	case "peer-updated":
+		var info peerInfo
+		if err := json.Unmarshal(f.Peer, &info); err != nil || info.ID == "" {
+			c.report(nil, fmt.Errorf("sdk: bad peer-updated: %s", f.Peer))
+			return
+		}
+		if p := c.Peer(info.ID); p != nil {
+			p.update(info)
+			if c.opts.OnPeerUpdated != nil {
+				c.opts.OnPeerUpdated(p)
+			}
+		}
+	case "server-message":
+		if c.opts.OnServerMessage != nil {
+			c.opts.OnServerMessage(f.Data)
+		}
 	case "offer", "answer", "ice-candidate":
 		p := c.Peer(f.From)
 		if p == nil {
@@ -438,7 +444,12 @@ func (c *Client) handle(f *serverFrame) {
 			c.setICEServers(f.ICEServers)
 		}
 	case "error":
-		c.report(nil, &ServerError{Code: f.Code, Message: f.Message})
+		se := &ServerError{Code: f.Code, Message: f.Message}
+		if se.Final() {
+			c.ended = se // the close follows; readLoop stops with it
+			return
+		}
+		c.report(nil, se)
 	}
 }
 
@@ -517,95 +528,6 @@ func (c *Client) fail(err error) {
 	c.errMu.Unlock()
 	c.report(nil, err)
 	c.stop()
-}
-
-// reconnectable reports whether the client should try to get a connection lost with err
-// back: not when disabled, and not after a close the server would repeat (normal, protocol
-// error, bad payload, policy: kicked, too big).
-func (c *Client) reconnectable(err error) bool {
-	if c.opts.Reconnect.Disable {
-		return false
-	}
-	switch websocket.CloseStatus(err) {
-	case websocket.StatusNormalClosure, websocket.StatusProtocolError, websocket.StatusInvalidFramePayloadData,
-		websocket.StatusPolicyViolation, websocket.StatusMessageTooBig:
-		return false
-	}
-	return true
-}
-
-// reconnect gets the signaling connection back after it was lost with cause: it resumes the
-// presence with the last welcome's token or, if the server cannot, joins anew and starts every
-// pair over. It reports false when the client is closing or gave up. readLoop only.
-func (c *Client) reconnect(cause error) bool {
-	c.wsMu.Lock()
-	c.ready = make(chan struct{}) // senders wait from now on
-	c.wsMu.Unlock()
-	r := c.opts.Reconnect
-	for attempt := 1; r.MaxAttempts == 0 || attempt <= r.MaxAttempts; attempt++ {
-		if c.opts.OnReconnecting != nil {
-			c.opts.OnReconnecting(attempt, cause)
-		}
-		delay := r.MinDelay << min(attempt-1, 20)
-		if delay > r.MaxDelay || delay <= 0 {
-			delay = r.MaxDelay
-		}
-		delay = time.Duration(float64(delay) * (0.75 + rand.Float64()/2))
-		t := time.NewTimer(delay)
-		select {
-		case <-t.C:
-		case <-c.ctx.Done():
-			t.Stop()
-			return false
-		}
-		ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
-		ws, w, self, err := dialJoin(ctx, c.wsURL, c.room, &c.opts, c.resume)
-		cancel()
-		if err != nil {
-			if c.ctx.Err() != nil {
-				return false
-			}
-			c.log.Debug("reconnect failed", "attempt", attempt, "err", err)
-			cause = err
-			continue
-		}
-		c.resume = w.Resume
-		if !w.Resumed {
-			// A new presence: the others saw us leave and know nothing of the new id.
-			for _, p := range c.Peers() {
-				c.removePeer(p.id, "reconnect")
-			}
-			c.mu.Lock()
-			c.id = self
-			c.mu.Unlock()
-		}
-		if c.opts.ICEServers == nil && w.ICEServers != nil {
-			c.setICEServers(w.ICEServers) // freshly minted credentials, resumed or not
-		}
-		c.wsMu.Lock()
-		old := c.ws
-		c.ws = ws
-		close(c.ready)
-		c.wsMu.Unlock()
-		old.CloseNow()
-		if c.ctx.Err() != nil { // Close ran meanwhile and closed the old connection
-			ws.CloseNow()
-			return false
-		}
-		c.log.Debug("signaling reconnected", "attempt", attempt, "resumed", w.Resumed, "self", self)
-		if c.opts.OnReconnected != nil {
-			c.opts.OnReconnected(w.Resumed)
-		}
-		if !w.Resumed {
-			for _, p := range w.Peers {
-				if _, err := c.addPeer(p); err != nil {
-					c.report(nil, err)
-				}
-			}
-		}
-		return true
-	}
-	return false
 }
 
 func writeJSON(ctx context.Context, ws *websocket.Conn, v any) error {

@@ -21,6 +21,12 @@
 //   - A lost signaling connection does not end the call: the client reconnects with backoff and
 //     resumes its presence (same id, peer connections untouched, missed events replayed), or,
 //     when the server cannot resume it, joins anew and rebuilds every pair (Options.Reconnect).
+//   - Access tokens (docs/auth.md): Options.Token, or Options.TokenFunc to fetch a fresh one
+//     from the application whenever the client must join anew. A refused token and a
+//     presence the server ended (ErrReplaced, ErrRemoved, ErrRoomClosed) are final: the client
+//     stops with a *ServerError carrying the protocol code and never retries them. Messages
+//     from the application (server API) arrive through Options.OnServerMessage, metadata
+//     changes through Options.OnPeerUpdated.
 //
 // A Client owns everything it starts: Close stops every goroutine, peer connection and socket.
 package sdk

@@ -2,8 +2,12 @@ package sdk_test
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"log"
+	"net/http"
 	"time"
 
 	"github.com/pion/webrtc/v4"
@@ -69,4 +73,39 @@ func ExampleReconnectOptions() {
 	defer client.Close()
 	<-client.Done()
 	log.Print("gave up: ", client.Err())
+}
+
+// Join a server that requires access tokens: the application's backend mints them (here
+// fetched from a hypothetical /call-token endpoint), the server takes the room and name from
+// the token, and a fresh one is fetched only when the client must join anew after a lost
+// connection it could not resume.
+func ExampleOptions_tokenFunc() {
+	fetch := func(ctx context.Context) (string, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://app.example.com/call-token", nil)
+		if err != nil {
+			return "", err
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		return string(b), err
+	}
+	client, err := sdk.Dial(context.Background(), "https://rtc.example.com", "", &sdk.Options{
+		TokenFunc:       fetch,
+		OnServerMessage: func(data json.RawMessage) { log.Printf("from the application: %s", data) },
+	})
+	switch {
+	case errors.Is(err, sdk.ErrTokenExpired):
+		log.Fatal("the call link has expired: ask for a new one")
+	case err != nil:
+		log.Fatal(err)
+	}
+	defer client.Close()
+	<-client.Done()
+	if errors.Is(client.Err(), sdk.ErrReplaced) {
+		log.Print("you joined this call from another device")
+	}
 }

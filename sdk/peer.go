@@ -24,12 +24,11 @@ var (
 
 // Peer is one remote peer of the room and the RTCPeerConnection to it.
 type Peer struct {
-	c      *Client
-	id     string
-	name   string
-	meta   json.RawMessage
-	polite bool
-	pc     *webrtc.PeerConnection
+	c        *Client
+	id       string
+	identity string
+	polite   bool
+	pc       *webrtc.PeerConnection
 
 	ops       chan func()
 	quit      chan struct{}
@@ -43,6 +42,8 @@ type Peer struct {
 	pending            []webrtc.ICECandidateInit
 
 	mu          sync.Mutex
+	name        string          // changed by peer-updated
+	meta        json.RawMessage // changed by peer-updated
 	onDC        func(*webrtc.DataChannel)
 	onTrack     func(*webrtc.TrackRemote, *webrtc.RTPReceiver)
 	onState     func(webrtc.PeerConnectionState)
@@ -61,6 +62,7 @@ func newPeer(c *Client, info peerInfo) (*Peer, error) {
 	p := &Peer{
 		c:           c,
 		id:          info.ID,
+		identity:    info.Identity,
 		name:        info.Name,
 		meta:        info.Meta,
 		polite:      c.id > info.ID,
@@ -353,11 +355,30 @@ func (p *Peer) close() {
 // ID returns the remote peer's id.
 func (p *Peer) ID() string { return p.id }
 
+// Identity returns the user the remote peer's access token names (its sub), or "" on a
+// server without access control. A room holds one presence per identity.
+func (p *Peer) Identity() string { return p.identity }
+
 // Name returns the remote peer's display name.
-func (p *Peer) Name() string { return p.name }
+func (p *Peer) Name() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.name
+}
 
 // Meta returns the remote peer's metadata as raw JSON, or nil.
-func (p *Peer) Meta() json.RawMessage { return p.meta }
+func (p *Peer) Meta() json.RawMessage {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.meta
+}
+
+// update applies a peer-updated event.
+func (p *Peer) update(info peerInfo) {
+	p.mu.Lock()
+	p.name, p.meta = info.Name, info.Meta
+	p.mu.Unlock()
+}
 
 // Polite reports whether this side is the pair's answering side: it never makes an offer but
 // asks the other side to renegotiate when it needs to. Exactly one side of a pair is polite.

@@ -30,10 +30,13 @@ Commands:
   stream    send an IVF or Ogg file as a media track to every peer in a room
   record    save every track received in a room to IVF/Ogg files
   echo      a bot that sends each peer's tracks and data back to it
+  key new   print a fresh API key KEY_ID:SECRET for serve --api-keys
+  token     print an access token, or with --url a web-app link (switchboard token --help)
   bench     measure a server or the peer stack (switchboard bench --help)
   version   print the version
 
-Peer commands take --server URL (default http://localhost:8080, env SWITCHBOARD_SERVER).
+Peer commands take --server URL (default http://localhost:8080, env SWITCHBOARD_SERVER) and,
+for a server with API keys, --token (env SWITCHBOARD_TOKEN).
 `
 
 func main() {
@@ -64,6 +67,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return recordMedia(ctx, args[1:], stdout, stderr)
 	case "echo":
 		return echoBot(ctx, args[1:], stdout, stderr)
+	case "key":
+		return keyCommand(args[1:], stdout, stderr)
+	case "token":
+		return tokenCommand(args[1:], stdout, stderr)
 	case "bench":
 		return bench.Main(ctx, args[1:], stdout, stderr)
 	case "version":

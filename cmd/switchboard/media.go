@@ -70,7 +70,7 @@ func newMediaFlagSet(name, usage string, stderr io.Writer) (*flag.FlagSet, *medi
 	fs := newFlagSet("switchboard "+name, usage, stderr)
 	f := &mediaFlags{}
 	f.register(fs)
-	fs.StringVar(&f.room, "room", "", "room to join (required)")
+	fs.StringVar(&f.room, "room", "", "room to join (required unless --token names it)")
 	return fs, f
 }
 
@@ -88,9 +88,9 @@ func parseMediaFlags(fs *flag.FlagSet, f *mediaFlags, args []string, npos int) (
 	case len(pos) != npos:
 		fs.Usage()
 		return nil, fmt.Errorf("%s: want %d file, got %d", fs.Name(), npos, len(pos))
-	case f.room == "":
+	case f.room == "" && f.tokenFor() == "":
 		fs.Usage()
-		return nil, fmt.Errorf("%s: --room is required", fs.Name())
+		return nil, fmt.Errorf("%s: --room is required (or --token for the token's room)", fs.Name())
 	}
 	return pos, nil
 }
@@ -105,10 +105,11 @@ func (f *mediaFlags) dial(ctx context.Context, role string, stderr io.Writer, op
 	}
 	dctx, cancel := context.WithTimeout(ctx, mediaDialTimeout)
 	defer cancel()
-	c, err := sdk.Dial(dctx, f.server, f.room, &opts)
+	c, err := dialPeer(dctx, f.server, f.room, &opts)
 	if err != nil {
 		return nil, fmt.Errorf("%s: join %q at %s: %w", role, f.room, f.server, err)
 	}
+	f.room = c.Room() // the token's, when it named the room
 	return c, nil
 }
 

@@ -47,6 +47,7 @@ Flags:
 // peerFlags are the flags shared by the peer commands.
 type peerFlags struct {
 	server   string
+	token    string
 	loopback bool
 }
 
@@ -56,6 +57,7 @@ func (f *peerFlags) register(fs *flag.FlagSet) {
 		server = defaultServer
 	}
 	fs.StringVar(&f.server, "server", server, "signaling server URL (env SWITCHBOARD_SERVER)")
+	fs.StringVar(&f.token, "token", "", "access token for a server with API keys (env SWITCHBOARD_TOKEN; 'switchboard token' mints one); the room comes from it")
 	fs.BoolVar(&f.loopback, "loopback", false, "keep WebRTC traffic on 127.0.0.1: every peer on this host (tests, local use)")
 }
 
@@ -75,6 +77,7 @@ func (f *peerFlags) fill(o *sdk.Options, role string, stderr io.Writer) {
 	o.Name = role
 	o.Meta = map[string]string{"role": role}
 	o.Reconnect = cliReconnect
+	o.Token = f.tokenFor()
 	o.Loopback = f.loopback
 	o.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
@@ -191,7 +194,7 @@ func sendFiles(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return fmt.Errorf("send: %w", err)
 	}
-	if *room == "" {
+	if *room == "" && pf.tokenFor() == "" {
 		*room = randomRoom()
 		cmd := "switchboard recv --room " + *room
 		if pf.server != defaultServer {
@@ -221,11 +224,12 @@ func sendFiles(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		default: // plenty already
 		}
 	}
-	client, err := sdk.Dial(ctx, pf.server, *room, opts)
+	client, err := dialPeer(ctx, pf.server, *room, opts)
 	if err != nil {
 		return fmt.Errorf("send: %w", err)
 	}
 	defer client.Close()
+	*room = client.Room() // the token's, when it named the room
 
 	var total int64
 	for _, r := range plan {
@@ -301,9 +305,9 @@ func recvFiles(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fs.Usage()
 		return fmt.Errorf("recv: unexpected argument %q", rest[0])
 	}
-	if *room == "" {
+	if *room == "" && pf.tokenFor() == "" {
 		fs.Usage()
-		return errors.New("recv: --room is required (switchboard send prints it)")
+		return errors.New("recv: --room is required (switchboard send prints it), or --token for the token's room")
 	}
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		return fmt.Errorf("recv: %w", err)
@@ -332,11 +336,12 @@ func recvFiles(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			sources <- source{p, transfer.NewReceiver(dc, ropts), failed}
 		})
 	}
-	client, err := sdk.Dial(ctx, pf.server, *room, opts)
+	client, err := dialPeer(ctx, pf.server, *room, opts)
 	if err != nil {
 		return fmt.Errorf("recv: %w", err)
 	}
 	defer client.Close()
+	*room = client.Room()
 	fmt.Fprintf(stderr, "waiting for a sender in room %s; files go to %s\n", *room, *out)
 	var src source
 	select {

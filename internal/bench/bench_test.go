@@ -189,6 +189,12 @@ func TestParseOptions(t *testing.T) {
 		{"unknown mode", []string{"flood"}, nil, true},
 		{"bad proto", []string{"signal", "--proto", "sse"}, nil, true},
 		{"flag of another mode", []string{"connect", "--pairs", "3"}, nil, true},
+		{"connect with tokens", []string{"connect", "--api-key", "k1:" + strings.Repeat("s", 32)}, func(o *options) bool {
+			return o.apiKey != nil && o.apiKey.ID == "k1"
+		}, false},
+		{"short api key", []string{"connect", "--api-key", "k1:short"}, nil, true},
+		{"tokens over socketio", []string{"connect", "--proto", "socketio", "--api-key", "k1:" + strings.Repeat("s", 32)}, nil, true},
+		{"tokens for signal", []string{"signal", "--api-key", "k1:" + strings.Repeat("s", 32)}, nil, true},
 		{"zero pairs", []string{"signal", "--pairs", "0"}, nil, true},
 		{"room size 3", []string{"idle", "--room-size", "3"}, nil, true},
 		{"stray argument", []string{"signal", "extra"}, nil, true},

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/switchboard-rtc/switchboard/internal/auth"
 )
 
 // maxHandshakesPerWorker bounds a connect worker's loop whatever the duration.
@@ -35,6 +37,10 @@ func runConnect(ctx context.Context, o *options, stdout, stderr io.Writer) error
 	}
 	errs := newErrorLog(stderr)
 	runID := newRunID()
+	tokens, err := connectTokens(o, runID)
+	if err != nil {
+		return err
+	}
 	var phase atomic.Int32
 	stop := make(chan struct{})
 	workers := make([]connectWorker, o.concurrency)
@@ -55,7 +61,7 @@ func runConnect(ctx context.Context, o *options, stdout, stderr io.Writer) error
 				}
 				room = strconv.AppendInt(append(room[:0], prefix...), int64(k), 10)
 				t0 := time.Now()
-				err := openConnect(ctx, d, c, o.proto, w+k*o.concurrency, room)
+				err := openConnect(ctx, d, c, o.proto, w+k*o.concurrency, room, tokens[w])
 				if err != nil {
 					if phase.Load() != phaseDone {
 						errs.add("worker %d: %v", w, err)
@@ -113,6 +119,9 @@ func runConnect(ctx context.Context, o *options, stdout, stderr io.Writer) error
 	lat := summarize(lats)
 	rate := float64(done) / window.Seconds()
 	fmt.Fprintf(stdout, "connect: proto=%s url=%s workers=%d warmup=%s duration=%s\n", o.proto, o.url, o.concurrency, o.warmup, o.duration)
+	if o.apiKey != nil {
+		fmt.Fprintf(stdout, "tokens: one per worker (identity bench-%s-W, rooms conn-%s-W-*), minted before the run; the server verifies one with each join (%d bytes)\n", runID, runID, len(tokens[0]))
+	}
 	fmt.Fprintf(stdout, "handshakes: %d in %.2fs = %.0f/s (each: TCP + WebSocket + %s, then close)\n",
 		done, window.Seconds(), rate, map[protoKind]string{protoNative: "join/welcome", protoSocketIO: "engine.io open + socket.io CONNECT"}[o.proto])
 	fmt.Fprintf(stdout, "handshake time: p50 %.3f ms  p90 %.3f ms  p99 %.3f ms  max %.3f ms\n", ms(lat.P50), ms(lat.P90), ms(lat.P99), ms(lat.Max))
@@ -125,6 +134,7 @@ func runConnect(ctx context.Context, o *options, stdout, stderr io.Writer) error
 
 	r := newResultLine("connect", o.proto)
 	r.int("workers", int64(o.concurrency))
+	r.int("tokens", map[bool]int64{false: 0, true: 1}[o.apiKey != nil])
 	r.float("handshakes_per_s", rate, 1)
 	r.float("p50_ms", ms(lat.P50), 3)
 	r.float("p99_ms", ms(lat.P99), 3)
@@ -134,12 +144,35 @@ func runConnect(ctx context.Context, o *options, stdout, stderr io.Writer) error
 	return nil
 }
 
+// connectTokens returns each worker's access token ("" each without --api-key). A worker is
+// one identity that joins room after room: its token grants the prefix of its rooms. They are
+// minted here, before the run, so the measured window holds the server's verification of each
+// join and none of the load tool's signing.
+func connectTokens(o *options, runID string) ([]string, error) {
+	tokens := make([]string, o.concurrency)
+	if o.apiKey == nil {
+		return tokens, nil
+	}
+	now := time.Now()
+	ttl := o.warmup + o.duration + 10*time.Minute
+	for w := range tokens {
+		c := auth.NewClaims(fmt.Sprintf("bench-%s-%d", runID, w), fmt.Sprintf("conn-%s-%d-*", runID, w), now, ttl)
+		c.TURN = false
+		t, err := auth.Mint(*o.apiKey, c)
+		if err != nil {
+			return nil, err
+		}
+		tokens[w] = t
+	}
+	return tokens, nil
+}
+
 // openConnect dials connection number slot on c and completes the protocol
-// handshake: native joins room and waits for the welcome; Socket.IO waits for
-// the Engine.IO open packet, sends CONNECT and waits for its reply. The whole
-// exchange is bounded by the dialer's timeout and aborted when ctx is done.
-// On error c holds no connection.
-func openConnect(ctx context.Context, d *rawDialer, c *rawConn, proto protoKind, slot int, room []byte) error {
+// handshake: native joins room (with token when not empty) and waits for the
+// welcome; Socket.IO waits for the Engine.IO open packet, sends CONNECT and
+// waits for its reply. The whole exchange is bounded by the dialer's timeout
+// and aborted when ctx is done. On error c holds no connection.
+func openConnect(ctx context.Context, d *rawDialer, c *rawConn, proto protoKind, slot int, room []byte, token string) error {
 	if err := d.dial(ctx, c, slot); err != nil {
 		return err
 	}
@@ -152,7 +185,7 @@ func openConnect(ctx context.Context, d *rawDialer, c *rawConn, proto protoKind,
 	if proto == protoSocketIO {
 		err = rawSocketIOHandshake(c)
 	} else {
-		err = rawNativeJoin(c, room)
+		err = rawNativeJoin(c, room, token)
 	}
 	if err != nil {
 		c.close()
@@ -161,11 +194,16 @@ func openConnect(ctx context.Context, d *rawDialer, c *rawConn, proto protoKind,
 	return nil
 }
 
-// rawNativeJoin sends a join for room and waits for the welcome. Frames are
-// classified by scanning, not decoding, to keep the load tool's cost low.
-func rawNativeJoin(c *rawConn, room []byte) error {
+// rawNativeJoin sends a join for room, with the access token when not empty,
+// and waits for the welcome. Frames are classified by scanning, not decoding,
+// to keep the load tool's cost low.
+func rawNativeJoin(c *rawConn, room []byte, token string) error {
 	join := append(c.rbuf[:0], `{"type":"join","id":1,"v":1,"room":`...)
 	join = strconv.AppendQuote(join, string(room))
+	if token != "" {
+		join = append(join, `,"token":`...)
+		join = strconv.AppendQuote(join, token)
+	}
 	join = append(join, '}')
 	c.rbuf = join[:0]
 	if err := c.writeText(join); err != nil {

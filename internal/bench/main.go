@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/switchboard-rtc/switchboard/internal/auth"
 )
 
 // ErrUsage is returned (wrapped) for bad arguments; the usage has already been
@@ -22,7 +24,8 @@ const usageText = `usage: switchboard bench <mode> [flags]
 modes:
   signal    pairs of clients relay offer/answer/ICE candidates (closed loop or paced)
   idle      hold many idle connections and measure the server's memory per connection
-  connect   open and close connections as fast as possible
+  connect   open and close connections as fast as possible (--api-key KEY_ID:SECRET: each
+            join carries an access token, for a server started with that key)
   setup     Go peer SDK: time from join to data channel open, beside a bare Pion pair
             ("bench connect" in the SDK issue; connect above is the server's handshakes)
   throughput
@@ -54,6 +57,9 @@ type options struct {
 
 	// signal and connect
 	duration, warmup time.Duration
+
+	// connect: join with access tokens signed by this key (nil: no tokens)
+	apiKey *auth.Key
 
 	// signal
 	pairs    int
@@ -141,6 +147,14 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	case "connect":
 		fs.DurationVar(&o.duration, "duration", 10*time.Second, "measured window")
 		fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "load before the measured window")
+		fs.Func("api-key", "native: join with access tokens signed by this KEY_ID:SECRET (the server's --api-keys), one per worker, minted before the run", func(v string) error {
+			k, err := auth.ParseKey(v)
+			if err != nil {
+				return err
+			}
+			o.apiKey = &k
+			return nil
+		})
 	}
 	if err := fs.Parse(args[1:]); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrUsage, err)
@@ -199,6 +213,9 @@ func (o *options) validate() error {
 	case "connect":
 		if o.duration <= 0 {
 			return errors.New("--duration must be > 0")
+		}
+		if o.apiKey != nil && o.proto != protoNative {
+			return errors.New("--api-key: tokens are for the native protocol only")
 		}
 	}
 	return nil

@@ -437,7 +437,7 @@ func TestOpenConnectProtocols(t *testing.T) {
 			}
 			c := newRawConn()
 			for k := range 5 { // the rawConn is reused
-				if err := openConnect(context.Background(), d, c, p, k, fmt.Appendf(nil, "room-%d", k)); err != nil {
+				if err := openConnect(context.Background(), d, c, p, k, fmt.Appendf(nil, "room-%d", k), ""); err != nil {
 					t.Fatalf("open %d: %v", k, err)
 				}
 				if err := c.closeGracefully(5 * time.Second); err != nil {
@@ -474,7 +474,7 @@ func TestOpenConnectErrors(t *testing.T) {
 				t.Fatal(err)
 			}
 			c := newRawConn()
-			err = openConnect(context.Background(), d, c, tt.proto, 0, []byte("r"))
+			err = openConnect(context.Background(), d, c, tt.proto, 0, []byte("r"), "")
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Errorf("err = %v, want one containing %q", err, tt.wantErr)
 			}
@@ -492,7 +492,7 @@ func TestOpenConnectErrors(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 		defer cancel()
 		start := time.Now()
-		err = openConnect(ctx, d, newRawConn(), protoNative, 0, []byte("r"))
+		err = openConnect(ctx, d, newRawConn(), protoNative, 0, []byte("r"), "")
 		if err == nil || time.Since(start) > 5*time.Second {
 			t.Errorf("err = %v after %v", err, time.Since(start))
 		}

@@ -27,6 +27,8 @@ func TestApp(t *testing.T) {
 		{"/r/", "GET", 404, "", ""},
 		{"/app/app.js", "GET", 200, "text/javascript; charset=utf-8", "from '/sdk/switchboard.js'"},
 		{"/app/app.css", "GET", 200, "text/css; charset=utf-8", ".grid"},
+		{"/app/access.js", "GET", 200, "text/javascript; charset=utf-8", "export function takeToken("},
+		{"/app/app.js", "GET", 200, "text/javascript; charset=utf-8", "from '/app/access.js'"},
 		{"/app/index.html", "GET", 404, "", ""},
 		{"/app/", "GET", 404, "", ""},
 		{"/app/missing.js", "GET", 404, "", ""},

@@ -15,6 +15,10 @@
 //     with the welcome's resume token: same peer id, peer connections untouched, missed events
 //     replayed. If the server cannot resume (grace passed, another node), the client joins
 //     anew and rebuilds every peer connection under its new id.
+//   - Access tokens (docs/auth.md): the `token` option goes in the join frame, never in a URL.
+//     A function is called for the first join and again whenever a fresh join is needed after
+//     a failed resume. A refused token and a presence the server ended (replaced, removed,
+//     room-closed) are final: no reconnect, onError gets the ServerError, then onClose.
 //
 // See docs/browser-sdk.md. Type-checkable with `tsc --checkJs --noEmit --lib es2022,dom`.
 
@@ -27,12 +31,17 @@ const MAX_TRANSCEIVERS = 64;
 /**
  * @typedef {Object} PeerInfo
  * @property {string} id
+ * @property {string} [identity] the user the peer's access token names (its sub)
  * @property {string} [name]
  * @property {Object<string, any>} [meta]
  */
 
 /**
  * @typedef {Object} JoinOptions
+ * @property {string|(() => string|Promise<string>)} [token] access token for a server with API
+ *   keys (docs/auth.md), sent in the join frame; the server takes the room, name and meta from
+ *   it. A function is called for the first join and again whenever the client must join anew
+ *   after a resume failed (a resumed presence needs no token)
  * @property {string} [name] display name shown to the other peers (≤ 64 bytes)
  * @property {Object<string, any>} [meta] metadata object shown to the other peers
  * @property {(peer: Peer) => void} [onPeer] called for each remote peer as soon as its
@@ -40,7 +49,13 @@ const MAX_TRANSCEIVERS = 64;
  * @property {(peer: Peer, reason: string) => void} [onPeerLeft] a remote peer left
  *   (reason: left, closed, timeout, slow, kicked, shutdown)
  * @property {(peer: Peer|null, err: Error) => void} [onError] errors of one pair (bad SDP,
- *   ICE failure) or of the signaling connection (peer is null); the client goes on
+ *   ICE failure) or of the signaling connection (peer is null); the client goes on, except
+ *   after a ServerError whose `final` is true (a refused token on a rejoin, replaced, removed,
+ *   room-closed): onClose follows and client.error holds it
+ * @property {(peer: Peer) => void} [onPeerUpdated] the server changed a remote peer's name or
+ *   meta (server API); peer.name and peer.meta hold the new values
+ * @property {(data: any) => void} [onServerMessage] a message from the application through the
+ *   server API, to this peer or its room
  * @property {(ev: CloseEvent) => void} [onClose] the signaling socket closed (also after close())
  * @property {RTCIceServer[]} [iceServers] replace the ICE servers from the welcome
  * @property {RTCIceTransportPolicy} [iceTransportPolicy] e.g. "relay" for TURN only
@@ -74,6 +89,13 @@ const MAX_OUTBOX = 1000;
  * @property {number} [video]
  */
 
+/**
+ * Error codes after which the server closes the connection and a retry would be refused the
+ * same way: a refused access token, or a presence the server ended.
+ */
+export const FINAL_ERRORS = new Set(['token-missing', 'token-invalid', 'token-expired', 'token-not-yet-valid',
+  'room-not-granted', 'join-not-granted', 'replaced', 'removed', 'room-closed']);
+
 /** An error frame from the signaling server. */
 export class ServerError extends Error {
   /**
@@ -85,6 +107,8 @@ export class ServerError extends Error {
     this.name = 'ServerError';
     /** @type {string} */
     this.code = code;
+    /** The client does not retry after it (see FINAL_ERRORS). @type {boolean} */
+    this.final = FINAL_ERRORS.has(code);
   }
 }
 
@@ -93,13 +117,15 @@ export class ServerError extends Error {
  * Resolves once the server has welcomed the client.
  *
  * @param {string} serverWsUrl the signaling endpoint, e.g. "wss://example.org/ws"
- * @param {string} room 1–64 characters of A-Z a-z 0-9 _ - .
+ * @param {string} room 1–64 characters of A-Z a-z 0-9 _ - . ('' when options.token names one)
  * @param {JoinOptions} [options]
  * @returns {Promise<Client>}
  */
 export async function join(serverWsUrl, room, options = {}) {
-  const conn = await connect(serverWsUrl, room, options, '');
+  const token = await freshToken(options);
+  const conn = await connect(serverWsUrl, room, options, '', token);
   const client = new Client(serverWsUrl, conn, options);
+  client._token = token;
   client._start(conn.welcome.peers || [], conn.early);
   return client;
 }
@@ -112,11 +138,27 @@ export async function join(serverWsUrl, room, options = {}) {
  */
 
 /**
- * Opens a signaling socket and joins room, resuming with token when given.
+ * The access token for a new presence: options.token, or what the function returns.
+ * @param {JoinOptions} options @returns {Promise<string>}
+ */
+async function freshToken(options) {
+  const t = options.token;
+  if (typeof t !== 'function') return t || '';
+  try {
+    return String(await t());
+  } catch (e) {
+    throw new Error(`switchboard: cannot get an access token: ${e instanceof Error ? e.message : e}`);
+  }
+}
+
+/**
+ * Opens a signaling socket and joins room ('' for the token's) with the access token, if any,
+ * resuming with resume when given.
  * @param {string} url @param {string} room @param {JoinOptions} options @param {string} resume
+ * @param {string} token
  * @returns {Promise<Connection>}
  */
-function connect(url, room, options, resume) {
+function connect(url, room, options, resume, token) {
   const ws = new WebSocket(url);
   const timeout = options.timeout ?? 10000;
   return new Promise((resolve, reject) => {
@@ -130,14 +172,18 @@ function connect(url, room, options, resume) {
     };
     ws.onopen = () => {
       /** @type {Object<string, any>} */
-      const frame = { type: 'join', id: 'join', room, v: 1 };
+      const frame = { type: 'join', id: 'join', v: 1 };
+      if (room) frame.room = room;
+      if (token) frame.token = token;
       if (options.name) frame.name = options.name;
       if (options.meta) frame.meta = options.meta;
       if (resume) frame.resume = resume;
       ws.send(JSON.stringify(frame));
     };
     ws.onerror = () => fail(new Error(`switchboard: cannot connect to ${url}`));
-    ws.onclose = (ev) => fail(new Error(`switchboard: socket closed before welcome (${ev.code})`));
+    ws.onclose = (ev) => fail(ev.code === 1008
+      ? new ServerError(ev.reason || 'policy-violation', 'the server closed the connection')
+      : new Error(`switchboard: socket closed before welcome (${ev.code})`));
     ws.onmessage = (ev) => {
       let f;
       try { f = JSON.parse(ev.data); } catch { return fail(new Error('switchboard: bad frame from server')); }
@@ -175,6 +221,12 @@ export class Client {
     this.peers = new Map();
     /** True while the signaling socket is being reconnected. @type {boolean} */
     this.reconnecting = false;
+    /**
+     * The ServerError that ended the client (a refused token on a rejoin, replaced, removed,
+     * room-closed), or null. @type {ServerError|null}
+     */
+    this.error = null;
+    /** @internal @type {string} the access token of the last new presence */ this._token = '';
     /** @private */ this._closed = false;
     /** @private */ this._seq = 0;
     /** @private @type {Map<string, {resolve: () => void, reject: (e: Error) => void}>} */
@@ -347,6 +399,21 @@ export class Client {
       case 'peer-joined':
         if (f.peer && typeof f.peer.id === 'string') this._addPeer(f.peer);
         return;
+      case 'peer-updated': {
+        const p = f.peer && this.peers.get(f.peer.id);
+        if (!p) return;
+        p.name = f.peer.name || '';
+        p.meta = f.peer.meta;
+        if (this._opts.onPeerUpdated) {
+          try { this._opts.onPeerUpdated(p); } catch (e) { this._report(p, e); }
+        }
+        return;
+      }
+      case 'server-message':
+        if (this._opts.onServerMessage) {
+          try { this._opts.onServerMessage(f.data); } catch (e) { this._report(null, e); }
+        }
+        return;
       case 'peer-left': {
         const p = f.peer && this.peers.get(f.peer.id);
         if (!p) return;
@@ -377,6 +444,7 @@ export class Client {
         const err = new ServerError(f.code, f.message);
         const a = f.id != null && this._acks.get(String(f.id));
         if (a) { this._acks.delete(String(f.id)); a.reject(err); return; }
+        if (err.final) { this.error = err; return; } // the server closes the socket next
         this._report(null, err);
         return;
       }
@@ -387,7 +455,8 @@ export class Client {
   _socketClosed(ev) {
     // Requests sent on the lost socket may or may not have been handled: say they failed.
     this._failAcks(new Error(`switchboard: signaling socket closed (${ev.code})`));
-    if (!this._closed && this._opts.reconnect !== false && !FINAL_CODES.has(ev.code)) {
+    if (!this.error && ev.code === 1008) this.error = new ServerError(ev.reason || 'policy-violation', 'the server closed the connection');
+    if (!this._closed && !this.error && this._opts.reconnect !== false && !FINAL_CODES.has(ev.code)) {
       this.reconnecting = true;
       this._retry(1, ev.code);
       return;
@@ -409,7 +478,7 @@ export class Client {
     for (const p of this.peers.values()) p._close();
     this.peers.clear();
     if (!wasClosed && this._opts.onError) {
-      this._opts.onError(null, new Error(`switchboard: signaling socket closed (${ev.code})`));
+      this._opts.onError(null, this.error || new Error(`switchboard: signaling socket closed (${ev.code})`));
     }
     if (this._opts.onClose) this._opts.onClose(ev);
   }
@@ -432,14 +501,42 @@ export class Client {
     this._retryTimer = setTimeout(() => this._reconnect(n, code), delay);
   }
 
+  /**
+   * Opens a new signaling socket for a reconnect: resumes the presence with the last
+   * welcome's resume token. With a token function, the resume goes without a token and, if
+   * the server cannot resume (it answers token-missing, since a new presence needs one), a
+   * fresh token joins anew; a token string goes along with the resume, for the server to use
+   * only when it cannot resume.
+   * @private @returns {Promise<Connection>}
+   */
+  async _rejoin() {
+    const fn = typeof this._opts.token === 'function';
+    if (!fn || this._resume) {
+      try {
+        return await connect(this._url, this.room, this._opts, this._resume, fn ? '' : this._token);
+      } catch (e) {
+        if (!fn || !(e instanceof ServerError) || e.code !== 'token-missing' || this._closed) throw e;
+      }
+    }
+    const token = await freshToken(this._opts);
+    this._token = token;
+    return connect(this._url, this.room, this._opts, '', token);
+  }
+
   /** @private @param {number} n @param {number} code */
   async _reconnect(n, code) {
     /** @type {Connection} */
     let conn;
     try {
-      conn = await connect(this._url, this.room, this._opts, this._resume);
+      conn = await this._rejoin();
     } catch (e) {
       if (this._closed) return;
+      if (e instanceof ServerError && e.final) {
+        // Refused for good (an expired token, ...): retrying cannot help.
+        this.error = e;
+        this._final(new CloseEvent('close', { code: 1008, reason: e.code }));
+        return;
+      }
       if (e instanceof ServerError && e.code === 'bad-field') {
         // The server refuses this join for good (a bug, not weather): stop here.
         this._report(null, e);
@@ -494,6 +591,8 @@ export class Peer {
     /** @private */ this._c = client;
     /** The remote peer's id. @type {string} */
     this.id = info.id;
+    /** The user the peer's access token names (its sub), or '' on an open server. @type {string} */
+    this.identity = info.identity || '';
     /** @type {string} */
     this.name = info.name || '';
     /** @type {Object<string, any>|undefined} */

@@ -6,7 +6,12 @@
 // `switchboard send` and `switchboard recv` interoperate); files arriving show in the chat log
 // as download links.
 //
-// Stable hooks for tests and automation: body[data-view] (landing, prompt, call, left),
+// An invitation link /r/{room}#token=... joins with the access token in its fragment (see
+// access.js: never sent in a request URL); the name then comes from the token, and a refused
+// token or a presence the server ended shows a page saying why (view "ended").
+//
+// Stable hooks for tests and automation: body[data-view] (landing, prompt, call, left, ended),
+// body[data-ended] (the error code),
 // body[data-joined], #chat-input, #chat-send, #chat-log li[data-from], .tile[data-peer]
 // (data-state, data-route), #mic, #camera, #leave, #file-pick, #file-input,
 // #chat-log li.file (data-state: sending, receiving, done, failed) with a.file-link[download]
@@ -14,6 +19,7 @@
 
 import { join } from '/sdk/switchboard.js';
 import { sendFiles, receiveFiles } from '/sdk/transfer.js';
+import { takeToken, forgetToken, accessMessage, tokenRoomAtRoot } from '/app/access.js';
 
 /** Room names the server accepts. */
 const ROOM_RE = /^[A-Za-z0-9_.-]{1,64}$/;
@@ -51,7 +57,7 @@ function $(id) {
 
 /** @param {string} view */
 function show(view) {
-  for (const id of ['landing', 'prompt', 'call', 'left']) $(id).hidden = id !== view;
+  for (const id of ['landing', 'prompt', 'call', 'left', 'ended']) $(id).hidden = id !== view;
   document.body.dataset.view = view;
 }
 
@@ -61,6 +67,31 @@ function notice(text, kind = 'error') {
   el.textContent = text;
   el.className = `notice ${kind}`;
   el.hidden = !text;
+}
+
+/**
+ * Shows why the call cannot go on (a refused link, replaced, removed, room closed).
+ * @param {string} code @param {{title: string, text: string}} msg
+ */
+function ended(code, msg) {
+  notice('');
+  show('ended');
+  document.body.dataset.ended = code;
+  document.title = `${msg.title} · Switchboard`;
+  $('ended-title').textContent = msg.title;
+  $('ended-text').textContent = msg.text;
+}
+
+/** The name a peer is shown under. @param {Peer} peer @returns {string} */
+function peerName(peer) {
+  return peer.name || peer.identity || 'Anonymous';
+}
+
+/** Shows a server message (from the application, through the server API) in text. @param {any} data */
+function serverText(data) {
+  if (data && typeof data === 'object' && typeof data.text === 'string') return data.text;
+  if (typeof data === 'string') return data;
+  return JSON.stringify(data);
 }
 
 /** A random room name such as "k3v9-x2mq". @returns {string} */
@@ -163,8 +194,11 @@ async function route(pc) {
   return (l && l.candidateType === 'relay') || (r && r.candidateType === 'relay') ? 'relay' : 'direct';
 }
 
-/** @param {string} room @param {string} name @param {URLSearchParams} params */
-async function call(room, name, params) {
+/**
+ * @param {string} room @param {string} name @param {URLSearchParams} params
+ * @param {import('/app/access.js').TokenInfo|null} tok the invitation link's token
+ */
+async function call(room, name, params, tok) {
   show('call');
   document.title = `${room} · Switchboard`;
   $('room-label').textContent = room;
@@ -289,7 +323,7 @@ async function call(room, name, params) {
     ch.onmessage = (ev) => {
       let text = '';
       try { text = String(JSON.parse(ev.data).text ?? ''); } catch { return; }
-      if (text) addChat(r.peer.id, r.peer.name || 'Anonymous', text.slice(0, MAX_CHAT));
+      if (text) addChat(r.peer.id, peerName(r.peer), text.slice(0, MAX_CHAT));
     };
     if (ch.readyState === 'open') ch.onopen(new Event('open'));
   }
@@ -305,7 +339,7 @@ async function call(room, name, params) {
     const cap = document.createElement('figcaption');
     const n = document.createElement('span');
     n.className = 'name';
-    n.textContent = peer.name || 'Anonymous';
+    n.textContent = peerName(peer);
     const st = document.createElement('span');
     st.className = 'state';
     cap.append(n, ' ', st);
@@ -315,7 +349,7 @@ async function call(room, name, params) {
     const r = { peer, tile, video, chat: null, outbox: [], sending: Promise.resolve() };
     remotes.set(peer.id, r);
     setState(r, 'connecting');
-    addChat(peer.id, '', `${peer.name || 'Anonymous'} is here`, true);
+    addChat(peer.id, '', `${peerName(peer)} is here`, true);
 
     peer.onConnectionState = (s) => setState(r, s);
     peer.onTrack = (track, streams) => {
@@ -341,7 +375,7 @@ async function call(room, name, params) {
     r.video.srcObject = null;
     r.tile.remove();
     // "reconnect": we rejoined under a new id and connect to everyone again.
-    if (reason !== 'reconnect') addChat(peer.id, '', `${peer.name || 'Anonymous'} left`, true);
+    if (reason !== 'reconnect') addChat(peer.id, '', `${peerName(peer)} left`, true);
   }
 
   /**
@@ -351,7 +385,7 @@ async function call(room, name, params) {
    */
   function receiveFrom(r) {
     if (left || remotes.get(r.peer.id) !== r) return;
-    const who = r.peer.name || 'Anonymous';
+    const who = peerName(r.peer);
     /** @type {Map<number, ReturnType<typeof addFile>>} */
     const entries = new Map();
     receiveFiles(r.peer, {
@@ -497,6 +531,8 @@ async function call(room, name, params) {
     $('camera').textContent = off ? 'Camera on' : 'Camera off';
     $('local-state').textContent = off ? 'camera off' : '';
   });
+  // An invitation link is personal (one identity per link): there is no shared link to copy.
+  $('copy-link').hidden = !!tok;
   $('copy-link').addEventListener('click', () => {
     const url = `${location.origin}/r/${encodeURIComponent(room)}`;
     if (navigator.clipboard) {
@@ -516,19 +552,38 @@ async function call(room, name, params) {
     remotes.clear();
     document.body.dataset.joined = 'false';
     const q = new URLSearchParams(params);
-    q.set('name', name);
+    if (!tok) q.set('name', name); // with a token, the name is the token's and the tab keeps it
     /** @type {HTMLAnchorElement} */ ($('rejoin')).href = `/r/${encodeURIComponent(room)}?${q}`;
     show('left');
   }
   $('leave').addEventListener('click', leave);
   window.addEventListener('pagehide', () => { if (client) client.close(); });
 
+  /**
+   * The call cannot go on for an access reason: stop everything and say why.
+   * @param {string} code @param {{title: string, text: string}} msg
+   */
+  function endWith(code, msg) {
+    if (code.startsWith('token-') || code.endsWith('-not-granted')) forgetToken(room);
+    leave();
+    ended(code, msg);
+  }
+
   const wsUrl = location.origin.replace(/^http/, 'ws') + '/ws';
   try {
     client = await join(wsUrl, room, {
       name,
+      token: tok ? tok.token : undefined,
       onPeer,
       onPeerLeft,
+      onPeerUpdated(peer) {
+        const r = remotes.get(peer.id);
+        const label = r && r.tile.querySelector('.name');
+        if (label) label.textContent = peerName(peer);
+      },
+      onServerMessage(data) {
+        addChat('', '', `Message from the organiser: ${serverText(data).slice(0, MAX_CHAT)}`, true);
+      },
       onError(peer, err) {
         if (!peer) return; // signaling problems are reported by onClose
         // A pair's trouble shows on its tile; details go to the console as a warning.
@@ -549,6 +604,12 @@ async function call(room, name, params) {
       },
       onClose() {
         if (left) return;
+        const err = client && client.error;
+        const msg = err && accessMessage(err.code, true);
+        if (err && msg) {
+          endWith(err.code, msg);
+          return;
+        }
         notice('Disconnected from the server. Reload the page to rejoin.');
         document.body.dataset.joined = 'false';
         for (const r of remotes.values()) setState(r, 'disconnected');
@@ -556,6 +617,12 @@ async function call(room, name, params) {
     });
   } catch (e) {
     const err = /** @type {Error & {code?: string}} */ (e);
+    const msg = err.code ? accessMessage(err.code, false) : null;
+    if (err.code && msg) {
+      endWith(err.code, msg);
+      document.body.dataset.joined = 'error';
+      return;
+    }
     if (err.code === 'room-full') notice('This room is full.');
     else if (err.code) notice(`The server refused to join: ${err.code}.`);
     else notice('Cannot reach the Switchboard server. Check your connection and reload the page.');
@@ -571,6 +638,12 @@ async function main() {
   const params = new URLSearchParams(location.search);
   const m = location.pathname.match(/^\/r\/([^/]+)$/);
   if (!m) {
+    // An invitation link to the server's root opens the token's room.
+    const tokenRoom = location.pathname === '/' ? tokenRoomAtRoot() : '';
+    if (tokenRoom) {
+      location.replace(`/r/${tokenRoom}${location.hash}`);
+      return;
+    }
     landing();
     return;
   }
@@ -581,10 +654,16 @@ async function main() {
     notice('That room name is not valid: use 1–64 letters, digits, "_", "-" or ".".');
     return;
   }
+  const tok = takeToken(room);
+  if (tok) {
+    // The server shows the token's name (or identity) to the others: no prompt.
+    await call(room, (tok.name || tok.sub || 'You').slice(0, 64), params, tok);
+    return;
+  }
   let name = (params.get('name') || '').trim().slice(0, 64);
   if (!name) name = await prompt(room);
   try { localStorage.setItem(NAME_KEY, name); } catch { /* storage blocked */ }
-  await call(room, name, params);
+  await call(room, name, params, null);
 }
 
 /** @type {any} */ (window).switchboardApp = null;
