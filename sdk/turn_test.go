@@ -7,6 +7,7 @@ import (
 
 	"github.com/pion/webrtc/v4"
 
+	"github.com/switchboard-rtc/switchboard/internal/auth"
 	"github.com/switchboard-rtc/switchboard/internal/config"
 	"github.com/switchboard-rtc/switchboard/internal/testserver"
 	"github.com/switchboard-rtc/switchboard/internal/turnserver"
@@ -17,15 +18,38 @@ import (
 // through the server's embedded TURN with the credentials from their welcomes, move data, and
 // the selected candidate pair is relay on both ends.
 func TestRelayOnlyThroughEmbeddedTURN(t *testing.T) {
+	t.Run("open server", func(t *testing.T) { relayOnly(t, nil) })
+	// With API keys, tokens that carry the turn grant get the credentials (without it the
+	// relay refuses: internal/server TestTURNGrant).
+	t.Run("tokens with turn", func(t *testing.T) {
+		key := auth.NewKey()
+		relayOnly(t, &key)
+	})
+}
+
+func relayOnly(t *testing.T, key *auth.Key) {
 	url := testserver.Start(t, func(c *config.Config) {
 		c.TURN = true
 		c.TURNAllowPeers = []string{"127.0.0.0/8"} // every relay address is 127.0.0.1 here
+		if key != nil {
+			c.APIKeys = []string{key.Spec()}
+		}
 	})
+	tokenFor := func(identity string) string {
+		if key == nil {
+			return ""
+		}
+		tok, err := auth.Mint(*key, auth.NewClaims(identity, "relay", time.Now(), time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
 	const n = 200
 	relay := webrtc.ICETransportPolicyRelay
-	a := dial(t, url, "relay", sdk.Options{Name: "a", ICETransportPolicy: relay, OnPeer: echoOnChannels})
+	a := dial(t, url, "relay", sdk.Options{Name: "a", Token: tokenFor("a"), ICETransportPolicy: relay, OnPeer: echoOnChannels})
 	got := make(chan string, n)
-	b := dial(t, url, "relay", sdk.Options{Name: "b", ICETransportPolicy: relay, OnPeer: func(p *sdk.Peer) {
+	b := dial(t, url, "relay", sdk.Options{Name: "b", Token: tokenFor("b"), ICETransportPolicy: relay, OnPeer: func(p *sdk.Peer) {
 		dc, err := p.CreateDataChannel("bulk", nil)
 		if err != nil {
 			t.Error(err)
