@@ -61,7 +61,10 @@ func (b *Bus) Join(ctx context.Context, m *bus.Member, maxPeers int, welcome fun
 	b.mu.Lock()
 	b.pending[id] = &pendingJoin{m: m, welcome: welcome}
 	b.mu.Unlock()
-	req := joinReq{Room: m.Room, Max: maxPeers, Peer: wirePeer{ID: id, Name: m.Info.Name, Meta: json.RawMessage(m.Info.Meta), Node: b.id}}
+	req := joinReq{Room: m.Room, Max: maxPeers, Peer: wirePeer{
+		ID: id, Identity: m.Info.Identity, Name: m.Info.Name, Meta: json.RawMessage(m.Info.Meta),
+		Node: b.id, Joined: m.Joined,
+	}}
 	var rep joinRep
 	var err error
 	timeouts := 0
@@ -81,6 +84,7 @@ func (b *Bus) Join(ctx context.Context, m *bus.Member, maxPeers int, welcome fun
 			b.mu.Lock()
 			b.suspects[c] = true
 			b.mu.Unlock()
+			req.Skip = append(req.Skip, c)
 			continue
 		case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil && timeouts == 0:
 			// Lost on the way, or sent to a node as it died: ask once more, which is harmless
@@ -107,7 +111,7 @@ func (b *Bus) Join(ctx context.Context, m *bus.Member, maxPeers int, welcome fun
 		return bus.ErrRoomFull
 	}
 	b.mu.Lock()
-	defer b.mu.Unlock()
+	defer b.unlock()
 	for i := range rep.Before {
 		b.applyJoinLocked(m.Room, &rep.Before[i])
 	}
@@ -155,23 +159,43 @@ func (b *Bus) abandonJoin(m *bus.Member) bool {
 	return false
 }
 
-// coordinate admits or refuses a join as the room's coordinator.
+// coordinate admits or refuses a join as the room's coordinator. A member with the identity
+// of the joining peer does not count against the room limit: it is about to be replaced (the
+// nodes that apply the join kick it).
 func (b *Bus) coordinate(req *joinReq) joinRep {
 	b.mu.Lock()
-	defer b.mu.Unlock()
+	defer b.unlock()
 	if _, gone := b.tombs[req.Peer.ID]; gone || b.closed || !b.connected || !b.announced {
 		return joinRep{} // refused: gone, or this node's replica may be behind
+	}
+	for _, n := range req.Skip {
+		// The asking node found n gone: so does this one, so that it agrees it coordinates
+		// the room now (and reports its events) until n is heard again.
+		if _, known := b.nodes[n]; known {
+			b.suspects[n] = true
+		}
 	}
 	r := b.rooms[req.Room]
 	if r != nil {
 		if p := r.byID[req.Peer.ID]; p != nil {
 			return joinRep{OK: true, Peer: p.wire()}
 		}
-		if req.Max > 0 && len(r.peers) >= req.Max {
+		count := len(r.peers)
+		if id := req.Peer.Identity; id != "" {
+			for _, p := range r.peers {
+				if p.info.Identity == id {
+					count--
+				}
+			}
+		}
+		if req.Max > 0 && count >= req.Max {
 			return joinRep{Full: true}
 		}
 	}
 	rep := joinRep{OK: true, Peer: req.Peer}
+	if rep.Peer.Joined.IsZero() {
+		rep.Peer.Joined = time.Now()
+	}
 	rep.Peer.Seq = 1
 	if r != nil {
 		rep.Peer.Seq = r.lastSeq + 1
@@ -186,8 +210,10 @@ func (b *Bus) coordinate(req *joinReq) joinRep {
 }
 
 // applyJoinLocked adds a peer to the replica and tells this node's peers in the room; for a
-// peer of this node it first sends the welcome. It does nothing for a peer already there or
-// gone.
+// peer of this node it first sends the welcome. It does nothing for a peer gone, and for a
+// peer already there it only takes newer metadata. Where the peer's identity had another
+// member, the older of those on this node are queued for a kick (replaced). The room's
+// coordinator reports the join to the observer.
 func (b *Bus) applyJoinLocked(roomName string, wp *wirePeer) {
 	if _, gone := b.tombs[wp.ID]; gone {
 		return
@@ -199,14 +225,16 @@ func (b *Bus) applyJoinLocked(roomName string, wp *wirePeer) {
 		}
 	}
 	r := b.rooms[roomName]
-	if r == nil {
+	created := r == nil
+	if created {
 		r = &room{name: roomName, byID: make(map[protocol.PeerID]*peer)}
 		b.rooms[roomName] = r
 	}
-	if r.byID[wp.ID] != nil {
+	if q := r.byID[wp.ID]; q != nil {
+		b.applyMetaLocked(q, wp)
 		return
 	}
-	p := &peer{room: r, info: wp.info(), node: wp.Node, seq: wp.Seq, added: time.Now()}
+	p := &peer{room: r, info: wp.info(), node: wp.Node, seq: wp.Seq, joined: wp.Joined, metaVer: wp.MetaVer, added: time.Now()}
 	at, _ := slices.BinarySearchFunc(r.peers, p.seq, func(q *peer, seq uint64) int {
 		switch {
 		case q.seq < seq:
@@ -226,6 +254,12 @@ func (b *Bus) applyJoinLocked(roomName string, wp *wirePeer) {
 	r.peers = slices.Insert(r.peers, at, p)
 	r.byID[wp.ID] = p
 	r.lastSeq = max(r.lastSeq, p.seq)
+	if b.reportsLocked(roomName) {
+		if created {
+			b.reportLocked(bus.RoomStarted, roomName, nil, "")
+		}
+		b.reportLocked(bus.PeerJoined, roomName, p, "")
+	}
 	if pj != nil {
 		delete(b.pending, wp.ID)
 		p.local = pj.m
@@ -246,6 +280,27 @@ func (b *Bus) applyJoinLocked(roomName string, wp *wirePeer) {
 	for _, q := range r.peers {
 		if q.local != nil && q != p {
 			q.local.Sink.Send(&ev)
+		}
+	}
+	b.replaceLocked(r, p.info.Identity)
+}
+
+// replaceLocked queues a kick (replaced) for this node's members of r with identity but the
+// newest one: a room holds one presence per identity.
+func (b *Bus) replaceLocked(r *room, identity string) {
+	if identity == "" {
+		return
+	}
+	var newest *peer
+	for _, q := range r.peers {
+		if q.info.Identity == identity && (newest == nil || q.seq > newest.seq) {
+			newest = q
+		}
+	}
+	for _, q := range r.peers {
+		if q != newest && q.info.Identity == identity && q.local != nil && !q.kicked {
+			q.kicked = true
+			b.kicks = append(b.kicks, kickReq{m: q.local, code: protocol.CodeReplaced, reason: "replaced"})
 		}
 	}
 }

@@ -40,7 +40,8 @@ type Config struct {
 	// ReconnectWait is the pause between reconnection attempts to NATS (default 250ms).
 	ReconnectWait time.Duration
 	// Observer, when set, hears the membership changes of the rooms this node coordinates
-	// (each event is reported by exactly one node of the cluster).
+	// (each event is reported by exactly one node of the cluster, the room's coordinator;
+	// docs/cluster.md says when that can fail).
 	Observer bus.Observer
 	// Stats receives the gauges of this node's own peers and rooms; nil means a private set.
 	Stats *stats.Stats
@@ -99,6 +100,7 @@ type Bus struct {
 	nc    *nats.Conn
 	ctl   string // the cluster subject
 	inbox string // this node's inbox subject
+	obs   bus.Observer
 
 	msgs chan *nats.Msg
 	stop chan struct{}
@@ -119,6 +121,8 @@ type Bus struct {
 	settleUntil time.Time
 	announced   bool // told the others it takes joins, after settling: Ready
 	closed      bool
+	// kicks are the Member.Kick calls decided under mu, made once it is released (unlock).
+	kicks []kickReq
 }
 
 type nodeState struct {
@@ -127,12 +131,15 @@ type nodeState struct {
 }
 
 type peer struct {
-	room  *room
-	info  protocol.PeerInfo
-	node  string
-	seq   uint64
-	local *bus.Member // non-nil for this node's peers
-	added time.Time   // when this node learnt of the peer
+	room    *room
+	info    protocol.PeerInfo // its Meta is replaced (never changed in place) by UpdateMeta
+	node    string
+	seq     uint64
+	joined  time.Time   // when the peer joined (bus.Member.Joined)
+	metaVer uint64      // see wirePeer.MetaVer
+	local   *bus.Member // non-nil for this node's peers
+	added   time.Time   // when this node learnt of the peer
+	kicked  bool        // a kick is queued for this local peer
 }
 
 type room struct {
@@ -166,6 +173,7 @@ func New(cfg Config) (*Bus, error) {
 		stats:    cfg.Stats,
 		id:       hex.EncodeToString(idb[:]),
 		ctl:      cfg.Prefix + ".ctl",
+		obs:      cfg.Observer,
 		msgs:     make(chan *nats.Msg, 1<<16),
 		stop:     make(chan struct{}),
 		rooms:    make(map[string]*room),

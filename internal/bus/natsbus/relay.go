@@ -113,6 +113,8 @@ func (b *Bus) handleInbox(msg *nats.Msg) {
 		if err := msg.Respond(data); err != nil {
 			b.log.Warn("join answer failed", "err", err)
 		}
+	case kindAdmin:
+		b.handleAdmin(msg)
 	case kindRelay, kindBroadcast:
 		rm, err := decodeRelay(msg.Data)
 		if err != nil {

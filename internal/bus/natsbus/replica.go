@@ -19,7 +19,7 @@ func (b *Bus) Leave(m *bus.Member, reason string) {
 }
 
 // leaveLocked removes p from the replica, tells this node's peers in the room and, if
-// announce, the other nodes.
+// announce, the other nodes. The room's coordinator reports the leave to the observer.
 func (b *Bus) leaveLocked(p *peer, reason string, announce bool) {
 	r := p.room
 	if r.byID[p.info.ID] != p {
@@ -39,6 +39,12 @@ func (b *Bus) leaveLocked(p *peer, reason string, announce bool) {
 	}
 	if len(r.peers) == 0 {
 		delete(b.rooms, r.name)
+	}
+	if b.reportsLocked(r.name) {
+		b.reportLocked(bus.PeerLeft, r.name, p, reason)
+		if len(r.peers) == 0 {
+			b.reportLocked(bus.RoomFinished, r.name, nil, "")
+		}
 	}
 	if announce {
 		b.publishLocked(&ctlMsg{Op: opLeave, Node: b.id, Room: r.name, Peer: &wirePeer{ID: p.info.ID, Node: p.node}, Reason: reason})
@@ -84,7 +90,7 @@ func (b *Bus) handleCtl(data []byte) {
 		return
 	}
 	b.mu.Lock()
-	defer b.mu.Unlock()
+	defer b.unlock()
 	if b.closed {
 		return
 	}
@@ -125,6 +131,12 @@ func (b *Bus) handleCtl(data []byte) {
 			}
 		}
 		b.tombs[m.Peer.ID] = time.Now() // its join may still be on its way
+	case opMeta:
+		if r := b.rooms[m.Room]; r != nil && m.Peer != nil {
+			if p := r.byID[m.Peer.ID]; p != nil {
+				b.applyMetaLocked(p, m.Peer)
+			}
+		}
 	case opSync:
 		b.applySyncLocked(&m)
 	case opSyncReq:
@@ -214,5 +226,8 @@ func (b *Bus) syncLocked() *ctlMsg {
 }
 
 func (p *peer) wire() wirePeer {
-	return wirePeer{ID: p.info.ID, Name: p.info.Name, Meta: json.RawMessage(p.info.Meta), Node: p.node, Seq: p.seq}
+	return wirePeer{
+		ID: p.info.ID, Identity: p.info.Identity, Name: p.info.Name, Meta: json.RawMessage(p.info.Meta),
+		Node: p.node, Seq: p.seq, Joined: p.joined, MetaVer: p.metaVer,
+	}
 }
