@@ -64,7 +64,9 @@ func peerList(t *testing.T, ts *testServer, room string) []string {
 // The server API's bus operations, called on either node, act on peers wherever they are.
 func TestClusterAdminAcrossNodes(t *testing.T) {
 	n := startNATS(t)
-	n1, n2 := startNode(t, n, nil), startNode(t, n, nil)
+	// No node dies here: a long node timeout keeps a loaded machine from faking one.
+	slow := func(c *config.Config) { c.NATSNodeTimeout = time.Minute }
+	n1, n2 := startNode(t, n, slow), startNode(t, n, slow)
 	waitCluster(t, n1, n2)
 	id1, id2 := natsBus(t, n1).ID(), natsBus(t, n2).ID()
 	ctx := context.Background()
@@ -169,6 +171,7 @@ func TestClusterIdentityTakeover(t *testing.T) {
 	mod := func(c *config.Config) {
 		c.APIKeys = []string{key.Spec()}
 		c.MaxPeers = 2
+		c.NATSNodeTimeout = time.Minute
 	}
 	n1, n2 := startNode(t, n, mod), startNode(t, n, mod)
 	waitCluster(t, n1, n2)

@@ -30,9 +30,10 @@ type Config struct {
 	// its peers peer-left with reason "timeout" (default 10s; more than twice Heartbeat).
 	NodeTimeout time.Duration
 	// Settle is how long after (re)connecting the node waits for the others' state. At the
-	// first heartbeat after it, the node announces it is ready: it takes joins from then on,
-	// and the others start routing to it the joins of the rooms it coordinates (default
-	// Heartbeat).
+	// first heartbeat after it by which every node it has heard from has sent its peers (or
+	// NodeTimeout later, should a list be lost), the node announces it is ready: it takes
+	// joins from then on, and the others start routing to it the joins of the rooms it
+	// coordinates (default Heartbeat).
 	Settle time.Duration
 	// RequestTimeout bounds a join's round trip to the room's coordinator (default 1s). A join
 	// blocks the connection's event loop for that round trip, so keep it short.
@@ -128,6 +129,9 @@ type Bus struct {
 type nodeState struct {
 	seen  time.Time // last heard
 	ready bool      // its last heartbeat said it takes joins: it may coordinate rooms
+	// synced: its list of peers arrived since this node (re)connected; this node announces
+	// itself ready only once every node it knows has synced (or after a node timeout).
+	synced bool
 }
 
 type peer struct {
@@ -262,6 +266,7 @@ func (b *Bus) onConnect(what string) {
 	// We could not hear anyone while away: give every node a fresh timeout.
 	for _, n := range b.nodes {
 		n.seen = now
+		n.synced = false
 	}
 	clear(b.suspects)
 	b.publishLocked(&ctlMsg{Op: opHB, Node: b.id})

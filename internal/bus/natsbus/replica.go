@@ -138,6 +138,7 @@ func (b *Bus) handleCtl(data []byte) {
 			}
 		}
 	case opSync:
+		st.synced = true
 		b.applySyncLocked(&m)
 	case opSyncReq:
 		b.publishLocked(b.syncLocked())
@@ -176,6 +177,17 @@ func (b *Bus) applySyncLocked(m *ctlMsg) {
 	}
 }
 
+// syncedLocked reports whether every node this one knows has sent its peers since this one
+// (re)connected.
+func (b *Bus) syncedLocked() bool {
+	for _, st := range b.nodes {
+		if !st.synced {
+			return false
+		}
+	}
+	return true
+}
+
 // syncEvery is how many heartbeats pass between two syncs of a node's peers to the others,
 // which repair presence after a lost leave.
 const syncEvery = 10
@@ -192,8 +204,9 @@ func (b *Bus) heartbeats() {
 		case now := <-t.C:
 			b.mu.Lock()
 			if b.connected && !b.closed {
-				if !b.announced && !now.Before(b.settleUntil) {
-					// Settled: from now on the others may route joins here, and so do we.
+				if !b.announced && !now.Before(b.settleUntil) && (b.syncedLocked() || now.Sub(b.settleUntil) > b.cfg.NodeTimeout) {
+					// Settled, with the peers of every node it knows (unless a sync was
+					// lost): from now on the others may route joins here, and so do we.
 					b.announced = true
 				}
 				b.publishLocked(&ctlMsg{Op: opHB, Node: b.id, Ready: b.announced})
