@@ -58,8 +58,9 @@ func (b *Bus) Join(ctx context.Context, m *bus.Member, maxPeers int, welcome fun
 		return err
 	}
 	id := m.Info.ID
+	pj := &pendingJoin{m: m, welcome: welcome}
 	b.mu.Lock()
-	b.pending[id] = &pendingJoin{m: m, welcome: welcome}
+	b.pending[id] = pj
 	b.mu.Unlock()
 	req := joinReq{Room: m.Room, Max: maxPeers, Peer: wirePeer{
 		ID: id, Identity: m.Info.Identity, Name: m.Info.Name, Meta: json.RawMessage(m.Info.Meta),
@@ -99,7 +100,7 @@ func (b *Bus) Join(ctx context.Context, m *bus.Member, maxPeers int, welcome fun
 		err = errors.New("coordinator refused the join")
 	}
 	if err != nil {
-		if b.abandonJoin(m) {
+		if b.abandonJoin(pj) {
 			return nil // admitted after all: its join event arrived and it was welcomed
 		}
 		return fmt.Errorf("natsbus: join %q: %w: %w", m.Room, bus.ErrUnavailable, err)
@@ -116,7 +117,7 @@ func (b *Bus) Join(ctx context.Context, m *bus.Member, maxPeers int, welcome fun
 		b.applyJoinLocked(m.Room, &rep.Before[i])
 	}
 	b.applyJoinLocked(m.Room, &rep.Peer)
-	if b.locals[m] == nil {
+	if !pj.welcomed {
 		// Admitted, but not applicable here (never expected): take it back everywhere.
 		delete(b.pending, id)
 		b.tombs[id] = time.Now()
@@ -147,11 +148,12 @@ func (b *Bus) requestJoin(ctx context.Context, node string, req *joinReq) (joinR
 // abandonJoin forgets a join whose outcome is unknown, unless its admission reached this
 // node meanwhile (then the peer was welcomed and abandonJoin reports true). If the coordinator
 // admitted it after all, the leave published here takes it back everywhere.
-func (b *Bus) abandonJoin(m *bus.Member) bool {
+func (b *Bus) abandonJoin(pj *pendingJoin) bool {
+	m := pj.m
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	delete(b.pending, m.Info.ID)
-	if b.locals[m] != nil {
+	if pj.welcomed {
 		return true
 	}
 	b.tombs[m.Info.ID] = time.Now()
@@ -262,6 +264,7 @@ func (b *Bus) applyJoinLocked(roomName string, wp *wirePeer) {
 	}
 	if pj != nil {
 		delete(b.pending, wp.ID)
+		pj.welcomed = true
 		p.local = pj.m
 		b.locals[pj.m] = p
 		if r.locals++; r.locals == 1 {

@@ -158,6 +158,9 @@ type pendingJoin struct {
 	m       *bus.Member
 	welcome func([]protocol.PeerInfo)
 	buf     []protocol.Event // relays that arrived before the welcome
+	// welcomed: the join was applied and the welcome sent. The peer may have left since,
+	// before Join got back the coordinator's answer: the join succeeded all the same.
+	welcomed bool
 }
 
 var _ bus.Bus = (*Bus)(nil)
