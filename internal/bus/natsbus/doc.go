@@ -9,5 +9,14 @@
 // per sender→target pair holds. Nodes publish heartbeats; a node silent for NodeTimeout has its
 // peers removed (peer-left "timeout") by every other node, and a draining node says goodbye.
 //
+// The server API (bus.Admin) reads the replica and acts on a peer through the peer's own node,
+// over that node's inbox. A joining peer replaces the room's older presence of its identity
+// (its node kicks it). Room events (Config.Observer) are reported by each room's coordinator
+// only, so that the cluster reports each once.
+//
+// Files: natsbus.go (config, connection, lifecycle), join.go (coordinators and joins),
+// replica.go (leaves, the cluster subject, syncs, heartbeats), relay.go (the node inbox:
+// relays), admin.go (bus.Admin), observe.go (room events), wire.go (messages).
+//
 // docs/cluster.md describes what this guarantees and what it does not.
 package natsbus

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"time"
 
 	"github.com/switchboard-rtc/switchboard/protocol"
 )
@@ -17,19 +18,25 @@ const (
 	opBye     = "bye"     // a node is going away: forget it and its peers now
 	opSync    = "sync"    // a node's local peers, sent on request or when it meets a node
 	opSyncReq = "syncreq" // every node: send your sync
+	opMeta    = "meta"    // a peer's metadata changed (published by its own node)
 )
 
 // wirePeer is one room member on the wire.
 type wirePeer struct {
-	ID   protocol.PeerID `json:"id"`
-	Name string          `json:"name,omitempty"`
-	Meta json.RawMessage `json:"meta,omitempty"`
-	Node string          `json:"node"`
-	Seq  uint64          `json:"seq,omitempty"`
+	ID       protocol.PeerID `json:"id"`
+	Identity string          `json:"identity,omitempty"`
+	Name     string          `json:"name,omitempty"`
+	Meta     json.RawMessage `json:"meta,omitempty"`
+	Node     string          `json:"node"`
+	Seq      uint64          `json:"seq,omitempty"`
+	Joined   time.Time       `json:"joined,omitzero"`
+	// MetaVer counts the changes of Meta since the join; only the peer's own node makes them,
+	// so a replica takes a Meta whose MetaVer is higher than the one it has.
+	MetaVer uint64 `json:"mv,omitempty"`
 }
 
 func (w *wirePeer) info() protocol.PeerInfo {
-	return protocol.PeerInfo{ID: w.ID, Name: w.Name, Meta: []byte(w.Meta)}
+	return protocol.PeerInfo{ID: w.ID, Identity: w.Identity, Name: w.Name, Meta: []byte(w.Meta)}
 }
 
 // ctlMsg is a control message on the cluster subject.
@@ -48,6 +55,9 @@ type joinReq struct {
 	Room string   `json:"room"`
 	Peer wirePeer `json:"peer"`
 	Max  int      `json:"max"`
+	// Skip lists the nodes the asking node found gone (their inbox had no responders): the
+	// coordinator skips them too, so that it knows it is the room's coordinator now.
+	Skip []string `json:"skip,omitempty"`
 }
 
 type joinRep struct {
@@ -67,7 +77,33 @@ const (
 	kindRelay     byte = 'r'
 	kindBroadcast byte = 'b'
 	kindJoin      byte = 'j' // followed by a JSON joinReq
+	kindAdmin     byte = 'a' // followed by a JSON adminMsg
 )
+
+// Server API requests to the node of the peers they concern.
+const (
+	adminKick   = "kick"   // end the peer's presence through its Member.Kick
+	adminNotify = "notify" // send a server-message to the peer, or to the node's peers in the room
+	adminMeta   = "meta"   // replace the peer's metadata (a request: answered with an adminRep)
+)
+
+// adminMsg is a server API request to one node.
+type adminMsg struct {
+	Op     string          `json:"op"`
+	Room   string          `json:"room"`
+	Peer   protocol.PeerID `json:"peer,omitempty"` // "" with notify: every peer of the node in the room
+	Code   protocol.Code   `json:"code,omitempty"`
+	Reason string          `json:"reason,omitempty"`
+	// Data is notify's message, or meta's new metadata (absent: none).
+	Data json.RawMessage `json:"data,omitempty"`
+}
+
+// adminRep answers a meta request: OK with the peer as updated, or not OK when the node has
+// no such peer.
+type adminRep struct {
+	OK   bool      `json:"ok,omitempty"`
+	Peer *wirePeer `json:"peer,omitempty"`
+}
 
 var errBadMessage = errors.New("natsbus: malformed message")
 
