@@ -80,12 +80,13 @@ func (c *client) expectPeerLeft(id, reason string) {
 }
 
 // expectRemoved checks c is sent the error code, skipping peer-left frames of others
-// removed before it, and then closed with 1008 and reason code.
+// removed before it and peer-joined frames not consumed yet, and then closed with 1008 and
+// reason code.
 func (c *client) expectRemoved(code string) {
 	c.t.Helper()
 	for {
 		m := c.next()
-		if m.Type == "peer-left" && m.Reason == code {
+		if (m.Type == "peer-left" && m.Reason == code) || m.Type == "peer-joined" {
 			continue
 		}
 		if m.Type != "error" || m.Code != code || m.Message == "" {

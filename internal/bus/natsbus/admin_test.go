@@ -258,7 +258,7 @@ func TestBusIdentityTakeoverAcrossNodes(t *testing.T) {
 			if err != nil {
 				t.Fatalf("takeover into a full room: %v", err)
 			}
-			if len(others) != 2 {
+			if len(others) != 1 || others[0].Identity != "bob" { // not the replaced alice
 				t.Fatalf("welcome: %+v", others)
 			}
 			sa.expect(t, protocol.TypeWelcome)

@@ -248,9 +248,11 @@ func (b *Bus) applyJoinLocked(roomName string, wp *wirePeer) {
 	})
 	var others []protocol.PeerInfo
 	if pj != nil {
-		others = make([]protocol.PeerInfo, len(r.peers))
-		for i, q := range r.peers {
-			others[i] = q.info
+		others = make([]protocol.PeerInfo, 0, len(r.peers))
+		for _, q := range r.peers {
+			if !replacedBy(q, p) { // on its way out: the newcomer never sees it
+				others = append(others, q.info)
+			}
 		}
 	}
 	r.peers = slices.Insert(r.peers, at, p)
@@ -281,11 +283,16 @@ func (b *Bus) applyJoinLocked(roomName string, wp *wirePeer) {
 	}
 	ev := protocol.Event{Type: protocol.TypePeerJoined, Peer: &p.info}
 	for _, q := range r.peers {
-		if q.local != nil && q != p {
+		if q.local != nil && q != p && !replacedBy(q, p) {
 			q.local.Sink.Send(&ev)
 		}
 	}
 	b.replaceLocked(r, p.info.Identity)
+}
+
+// replacedBy reports whether q is an older presence of p's identity, which p's join replaces.
+func replacedBy(q, p *peer) bool {
+	return q != p && p.info.Identity != "" && q.info.Identity == p.info.Identity && q.seq < p.seq
 }
 
 // replaceLocked queues a kick (replaced) for this node's members of r with identity but the
