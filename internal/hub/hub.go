@@ -242,7 +242,8 @@ type Session struct {
 	member  *bus.Member
 	rsink   *resumeSink // the member's sink when resumable
 	token   string      // the resume token of the last welcome
-	joining bool        // an asynchronous join is under way
+	joining bool        // an asynchronous join is under way (until its welcome or failure)
+	joinSeq uint64      // numbers asynchronous joins, so a finished one never clears a later one's flag
 	ended   bool        // the transport ended the session (End)
 	// fixedID, when set, is the peer id every join of this session takes (UsePeerID).
 	fixedID protocol.PeerID
@@ -306,6 +307,8 @@ func (s *Session) cur() *bus.Member {
 func (s *Session) set(m *bus.Member, rsink *resumeSink, token string, turn bool) {
 	s.mu.Lock()
 	s.member, s.rsink, s.token, s.turn = m, rsink, token, turn
+	// Welcomed: the client may leave and join again before the bus's Join has returned.
+	s.joining = false
 	s.mu.Unlock()
 }
 
@@ -472,13 +475,17 @@ func (s *Session) join(f *protocol.Frame) *protocol.Error {
 	}
 	s.mu.Lock()
 	s.joining = true
+	s.joinSeq++
+	seq := s.joinSeq
 	s.mu.Unlock()
 	s.hub.joins.Add(1)
 	go func() {
 		defer s.hub.joins.Done()
 		perr := s.joined(room, m, s.hub.bus.Join(context.Background(), m, s.hub.cfg.MaxPeersPerRoom, welcome))
 		s.mu.Lock()
-		s.joining = false
+		if s.joinSeq == seq {
+			s.joining = false
+		}
 		ended := s.ended
 		s.mu.Unlock()
 		switch {
