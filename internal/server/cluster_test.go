@@ -22,10 +22,12 @@ import (
 	"github.com/switchboard-rtc/switchboard/sdk"
 )
 
-// Cluster timings for tests: a dead node is noticed within testNodeTimeout + a heartbeat.
+// Cluster timings for tests: a dead node is noticed within testNodeTimeout + a heartbeat. The
+// timeout is generous so a node stalled by a loaded machine (race detector, 2 shared cores) is
+// not dropped by mistake.
 const (
-	testHeartbeat   = 50 * time.Millisecond
-	testNodeTimeout = 400 * time.Millisecond
+	testHeartbeat   = 100 * time.Millisecond
+	testNodeTimeout = 2 * time.Second
 )
 
 // natsServer is a real NATS server embedded in the test process on a loopback port.
