@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -47,6 +48,16 @@ func (c *Claims) check() *Error {
 		return refuse(protocol.CodeTokenInvalid, fmt.Sprintf("name is over %d bytes or not UTF-8", protocol.MaxNameLen))
 	case len(c.Meta) > 0 && string(c.Meta) != "null" && c.Meta[0] != '{':
 		return refuse(protocol.CodeTokenInvalid, "meta is not a JSON object")
+	case !utf8.Valid(c.Meta):
+		// Raw JSON keeps bytes as signed: invalid UTF-8 would reach every peer's text frames
+		// (and make browsers drop the connection).
+		return refuse(protocol.CodeTokenInvalid, "meta is not valid UTF-8")
+	}
+	if len(c.Meta) > 0 {
+		var b bytes.Buffer
+		if json.Compact(&b, c.Meta) == nil {
+			c.Meta = b.Bytes()
+		}
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package bus
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"time"
 
 	"github.com/switchboard-rtc/switchboard/protocol"
@@ -45,7 +46,7 @@ type Member struct {
 	Kick func(code protocol.Code, reason string)
 
 	// room is the bus's own handle, set by Join.
-	room any
+	room atomic.Pointer[memRoom]
 }
 
 // Bus keeps room membership and routes events between peers.

@@ -125,7 +125,7 @@ func (b *Memory) join(m *Member, maxPeers int, welcome func([]protocol.PeerInfo)
 			others = append(others, r.info(o))
 		}
 	}
-	m.room = r
+	m.room.Store(r)
 	r.byID[string(m.Info.ID)] = m
 	r.order = append(r.order, m)
 	b.stats.Peers.Add(1)
@@ -142,7 +142,7 @@ func (b *Memory) join(m *Member, maxPeers int, welcome func([]protocol.PeerInfo)
 
 // Leave implements Bus.
 func (b *Memory) Leave(m *Member, reason string) {
-	r, _ := m.room.(*memRoom)
+	r := m.room.Load()
 	if r == nil {
 		return
 	}
@@ -161,7 +161,7 @@ func (b *Memory) Leave(m *Member, reason string) {
 			break
 		}
 	}
-	m.room = nil
+	m.room.Store(nil)
 	b.stats.Peers.Add(-1)
 	b.observe(PeerLeft, r.name, m, reason)
 	if len(r.order) == 0 {
@@ -178,7 +178,7 @@ func (b *Memory) Leave(m *Member, reason string) {
 
 // Relay implements Bus.
 func (b *Memory) Relay(from *Member, target []byte, e *protocol.Event) error {
-	r, _ := from.room.(*memRoom)
+	r := from.room.Load()
 	if r == nil {
 		return ErrNotMember
 	}
@@ -196,7 +196,7 @@ func (b *Memory) Relay(from *Member, target []byte, e *protocol.Event) error {
 
 // Broadcast implements Bus.
 func (b *Memory) Broadcast(from *Member, e *protocol.Event) error {
-	r, _ := from.room.(*memRoom)
+	r := from.room.Load()
 	if r == nil {
 		return ErrNotMember
 	}

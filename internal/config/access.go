@@ -43,10 +43,15 @@ func (c *Config) validateAccess() []error {
 	if _, err := c.Keys(); err != nil {
 		errs = append(errs, err)
 	}
-	for _, u := range c.WebhookURLs {
+	for i, u := range c.WebhookURLs {
 		p, err := url.Parse(u)
 		if err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
-			errs = append(errs, fmt.Errorf("webhook-url %q: want an http:// or https:// URL", u))
+			// The URL may hold credentials: name it by position and scheme/host only.
+			what := fmt.Sprintf("webhook-url %d", i+1)
+			if err == nil && p.Host != "" {
+				what += fmt.Sprintf(" (%.16s://%s)", p.Scheme, p.Host)
+			}
+			errs = append(errs, fmt.Errorf("%s: want an http:// or https:// URL", what))
 		}
 	}
 	if len(c.WebhookURLs) > 0 {

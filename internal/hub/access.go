@@ -86,61 +86,99 @@ func (s *Session) authorize(f *protocol.Frame, m *bus.Member) (turn bool, perr *
 	return g.TURN, nil
 }
 
-// owner is who holds a presence: a connected session, or nothing while it is parked.
+// owner is who holds a presence of this node, guarded by Hub.mu: a connected session, a
+// parked presence, or nothing while a resume takes it over. Kick and the resume paths meet
+// here: whichever comes second under Hub.mu sees what the first did.
 type owner struct {
 	s *Session
 	p *parked
+	// killed is set by Kick while a resume holds the presence between take and adopt: the
+	// resume then gives it up and tells its client code.
+	killed bool
+	code   protocol.Code
 }
 
-// own records s (or, with s nil, the parked p) as the holder of m. Caller holds h.mu.
-func (h *Hub) ownLocked(m *bus.Member, s *Session, p *parked) {
-	h.owners[m] = owner{s: s, p: p}
-}
-
-// disown forgets m's holder if it is s. Caller holds h.mu.
+// disownLocked forgets m's holder if it is s (any holder when s is nil). Caller holds h.mu.
 func (h *Hub) disownLocked(m *bus.Member, s *Session) {
-	if o, ok := h.owners[m]; ok && (s == nil || o.s == s) {
+	if o := h.owners[m]; o != nil && (s == nil || o.s == s) {
 		delete(h.owners, m)
 	}
 }
 
-// kickFunc returns m's bus.Member.Kick: the presence ends wherever it is (connected or
-// parked), its resume token dies, the connection gets an error frame with code and is closed,
-// and the room hears peer-left with reason.
+// adopt makes s the holder of m (and of token, its resume token) as one step under h.mu, so
+// a Kick sees either no session yet (and marks o killed) or s holding m. o is the record a
+// resume took over, nil for a new presence. It reports false, changing nothing, when a Kick
+// ended the presence meanwhile; code is why.
+func (h *Hub) adopt(s *Session, m *bus.Member, o *owner, rsink *resumeSink, token string, turn bool) (bool, protocol.Code) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if o != nil && o.killed {
+		return false, o.code
+	}
+	if o == nil {
+		o = &owner{}
+	}
+	o.s, o.p = s, nil
+	h.owners[m] = o
+	s.set(m, rsink, token, turn)
+	if token != "" {
+		h.holders[token] = s
+	}
+	return true, 0
+}
+
+// kickFunc returns m's bus.Member.Kick: the presence ends wherever it is (connected, parked
+// or being resumed), its resume token dies, the connection gets an error frame with code and
+// is closed, and the room hears peer-left with reason.
 func (h *Hub) kickFunc(m *bus.Member) func(protocol.Code, string) {
 	return func(code protocol.Code, reason string) { h.kick(m, code, reason) }
 }
 
 func (h *Hub) kick(m *bus.Member, code protocol.Code, reason string) {
+	var s *Session
+	var token string
 	h.mu.Lock()
-	o, ok := h.owners[m]
-	delete(h.owners, m)
-	if o.p != nil && h.parked[o.p.token] == o.p {
-		delete(h.parked, o.p.token)
-		o.p.timer.Stop()
-		h.stats.Parked.Add(-1)
-	}
-	h.mu.Unlock()
-	if ok && o.s != nil {
-		s := o.s
-		s.mu.Lock()
-		mine := s.member == m
-		token := s.token
-		if mine {
-			s.member, s.rsink, s.token = nil, nil, ""
+	o := h.owners[m]
+	if o != nil {
+		delete(h.owners, m)
+		o.killed, o.code = true, code
+		if o.p != nil && h.parked[o.p.token] == o.p {
+			delete(h.parked, o.p.token)
+			o.p.timer.Stop()
+			h.stats.Parked.Add(-1)
 		}
-		s.mu.Unlock()
-		if mine {
-			h.unlive(s, token)
-			s.sendError(nil, protocol.Errorf(code, "%s", kickMessage(code)))
-			if k, ok := s.sink.(Kicker); ok {
-				k.Kick(ClosePolicyViolation, code.String())
+		if o.s != nil {
+			o.s.mu.Lock()
+			if o.s.member == m {
+				s, token = o.s, o.s.token
+				o.s.member, o.s.rsink, o.s.token = nil, nil, ""
+			}
+			o.s.mu.Unlock()
+			if s != nil && token != "" && h.holders[token] == s {
+				delete(h.holders, token)
 			}
 		}
+	}
+	h.mu.Unlock()
+	if o == nil {
+		h.bus.Leave(m, reason) // not held here (leaving already): nothing to tell anyone
+		return
+	}
+	if s != nil {
+		s.sendKicked(code)
 	}
 	h.bus.Leave(m, reason)
 	h.stats.Kicks.Add(1)
 	h.log.Info("peer removed by the server", "room", m.Room, "peer", m.Info.ID, "reason", reason)
+}
+
+// sendKicked tells the session's client its presence was ended (code) and closes the
+// connection.
+func (s *Session) sendKicked(code protocol.Code) {
+	s.sendError(nil, protocol.Errorf(code, "%s", kickMessage(code)))
+	if k, ok := s.sink.(Kicker); ok {
+		k.Kick(ClosePolicyViolation, code.String())
+	}
 }
 
 func kickMessage(c protocol.Code) string {
@@ -153,14 +191,6 @@ func kickMessage(c protocol.Code) string {
 		return "the application closed the room"
 	}
 	return "the server ended your presence"
-}
-
-// refuse answers a join refused for its token: the error frame, then the connection closes.
-func (s *Session) refuse(id []byte, perr *protocol.Error) {
-	s.sendError(id, perr)
-	if k, ok := s.sink.(Kicker); ok {
-		k.Kick(ClosePolicyViolation, perr.Code.String())
-	}
 }
 
 // iceFor returns the welcome's ICE servers for peer: with turn, everything; without, only the

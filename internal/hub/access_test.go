@@ -17,7 +17,7 @@ func authHub(t testing.TB) *Hub {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := New(Config{Authorize: func(token, room string, now time.Time) (Grant, *protocol.Error) {
+	h, err := New(Config{Logger: quietLogger(), Authorize: func(token, room string, now time.Time) (Grant, *protocol.Error) {
 		c, e := v.Verify(token, now)
 		if e != nil {
 			return Grant{}, e.Protocol()

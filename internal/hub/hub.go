@@ -114,9 +114,9 @@ type Hub struct {
 	draining   chan struct{}
 
 	mu      sync.Mutex
-	parked  map[string]*parked    // lost presences by resume token
-	holders map[string]*Session   // connected resumable presences by resume token
-	owners  map[*bus.Member]owner // who holds each presence of this node, for Kick
+	parked  map[string]*parked     // lost presences by resume token
+	holders map[string]*Session    // connected resumable presences by resume token
+	owners  map[*bus.Member]*owner // who holds each presence of this node, for Kick
 
 	slowJoins bool           // the bus's joins wait on the network (bus.SlowJoiner)
 	joins     sync.WaitGroup // asynchronous joins under way
@@ -146,7 +146,7 @@ func New(cfg Config) (*Hub, error) {
 		parked:     make(map[string]*parked),
 		slowJoins:  isSlowJoiner(cfg.Bus),
 		holders:    make(map[string]*Session),
-		owners:     make(map[*bus.Member]owner),
+		owners:     make(map[*bus.Member]*owner),
 	}
 	if err := h.initSTUN(); err != nil {
 		return nil, fmt.Errorf("hub: encode ICE servers: %w", err)
@@ -455,8 +455,7 @@ func (s *Session) join(f *protocol.Frame) *protocol.Error {
 	welcome := func(others []protocol.PeerInfo) {
 		// The presence is the session's before the welcome goes out: the client may answer
 		// it at once, while an asynchronous Join has not returned yet.
-		s.set(m, rsink, token, turn)
-		s.hub.live(s, m, token)
+		s.hub.adopt(s, m, nil, rsink, token, turn) // a new presence: no Kick can precede it
 		s.sink.Send(&protocol.Event{
 			Type: protocol.TypeWelcome,
 			ID:   id,

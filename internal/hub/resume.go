@@ -117,16 +117,6 @@ func newResumeToken() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-// live records s as the connected holder of m and of its resume token.
-func (h *Hub) live(s *Session, m *bus.Member, token string) {
-	h.mu.Lock()
-	h.ownLocked(m, s, nil)
-	if token != "" {
-		h.holders[token] = s
-	}
-	h.mu.Unlock()
-}
-
 // unlive forgets s as the holder of token.
 func (h *Hub) unlive(s *Session, token string) {
 	if token == "" {
@@ -162,7 +152,12 @@ func (h *Hub) park(s *Session, token string, m *bus.Member, rs *resumeSink, reas
 	s.member, s.rsink, s.token = nil, nil, ""
 	s.mu.Unlock()
 	delete(h.holders, token)
-	h.ownLocked(m, nil, p)
+	o := h.owners[m]
+	if o == nil {
+		o = &owner{}
+		h.owners[m] = o
+	}
+	o.s, o.p = nil, p
 	// Hold events from now on, so none is lost to the dead connection. An overflow happens
 	// inside a bus delivery, under the bus's locks: leaving from there would deadlock, so the
 	// timer's goroutine does it (Reset on a fired or stopped timer runs it again; expire
@@ -178,28 +173,40 @@ func (h *Hub) park(s *Session, token string, m *bus.Member, rs *resumeSink, reas
 // take hands over the presence of token in room: a parked one, or one whose connection is
 // still open (returned as old, already detached from its session). m is nil when there is
 // none.
-func (h *Hub) take(token, room string) (m *bus.Member, rs *resumeSink, old bus.Sink, turn bool) {
+func (h *Hub) take(token, room string) (m *bus.Member, rs *resumeSink, old bus.Sink, turn bool, o *owner) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if p := h.parked[token]; p != nil && (room == "" || p.member.Room == room) {
 		delete(h.parked, token)
 		p.timer.Stop()
 		h.stats.Parked.Add(-1)
-		return p.member, p.sink, nil, p.turn
+		return p.member, p.sink, nil, p.turn, h.taken(p.member)
 	}
 	s := h.holders[token]
 	if s == nil {
-		return nil, nil, nil, false
+		return nil, nil, nil, false, nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.member == nil || (room != "" && s.member.Room != room) {
-		return nil, nil, nil, false
+		return nil, nil, nil, false, nil
 	}
 	delete(h.holders, token)
 	m, rs = s.member, s.rsink
 	s.member, s.rsink, s.token = nil, nil, ""
-	return m, rs, s.sink, s.turn
+	return m, rs, s.sink, s.turn, h.taken(m)
+}
+
+// taken marks m as held by no one while a resume takes it over, and returns its record.
+// Caller holds h.mu.
+func (h *Hub) taken(m *bus.Member) *owner {
+	o := h.owners[m]
+	if o == nil {
+		o = &owner{}
+		h.owners[m] = o
+	}
+	o.s, o.p = nil, nil
+	return o
 }
 
 // expire gives up a parked presence: it leaves its room with the reason it was lost for.
@@ -210,7 +217,9 @@ func (h *Hub) expire(p *parked, reason string) {
 		return // resumed, or expired already
 	}
 	delete(h.parked, p.token)
-	h.disownLocked(p.member, nil)
+	if o := h.owners[p.member]; o != nil && o.p == p {
+		delete(h.owners, p.member)
+	}
 	h.mu.Unlock()
 	h.stats.Parked.Add(-1)
 	h.stats.ResumesExpired.Add(1)
@@ -237,7 +246,7 @@ func (h *Hub) expireAll() {
 // looks open (the client saw it die first) — that connection is then closed. It reports
 // false when there is none: the join goes on as a new presence.
 func (s *Session) resume(token, room string, id []byte) bool {
-	m, rs, old, turn := s.hub.take(token, room)
+	m, rs, old, turn, o := s.hub.take(token, room)
 	if m == nil {
 		return false
 	}
@@ -263,13 +272,19 @@ func (s *Session) resume(token, room string, id []byte) bool {
 	if !rs.attach(s.sink, welcome) {
 		// Its held events overflowed while we took it: it is gone.
 		s.hub.mu.Lock()
-		s.hub.disownLocked(m, nil)
+		if s.hub.owners[m] == o {
+			delete(s.hub.owners, m)
+		}
 		s.hub.mu.Unlock()
 		s.hub.bus.Leave(m, "slow")
 		return false
 	}
-	s.set(m, rs, newToken, turn)
-	s.hub.live(s, m, newToken)
+	if ok, code := s.hub.adopt(s, m, o, rs, newToken, turn); !ok {
+		// The server ended the presence while we took it (removed, replaced): the client
+		// hears why, after its welcome, and goes.
+		s.sendKicked(code)
+		return true
+	}
 	s.hub.stats.Resumes.Add(1)
 	s.hub.log.Debug("peer resumed", "room", room, "peer", m.Info.ID, "replaced", old != nil)
 	return true
