@@ -18,14 +18,27 @@ func (c *Config) Keys() ([]auth.Key, error) {
 	return keys, nil
 }
 
-// WebhookSigningKey returns the API key that signs webhooks: webhook-key's, or the first.
+// WebhookSecretID is the key id webhooks signed with webhook-secret carry.
+const WebhookSecretID = "webhook"
+
+// WebhookSigningKey returns the key that signs webhooks: webhook-secret (id "webhook"), else
+// the API key webhook-key names, else the first API key.
 func (c *Config) WebhookSigningKey() (auth.Key, error) {
+	if c.WebhookSecret != "" {
+		switch {
+		case c.WebhookKey != "":
+			return auth.Key{}, errors.New("webhook-key and webhook-secret: give one (the key that signs webhooks), not both")
+		case len(c.WebhookSecret) < auth.MinSecretLen:
+			return auth.Key{}, fmt.Errorf("webhook-secret: %d characters; at least %d are needed", len(c.WebhookSecret), auth.MinSecretLen)
+		}
+		return auth.Key{ID: WebhookSecretID, Secret: []byte(c.WebhookSecret)}, nil
+	}
 	keys, err := c.Keys()
 	if err != nil {
 		return auth.Key{}, err
 	}
 	if len(keys) == 0 {
-		return auth.Key{}, errors.New("webhook-url: webhooks are signed with an API key; set api-keys")
+		return auth.Key{}, errors.New("webhook-url: webhooks are signed; set webhook-secret (or api-keys)")
 	}
 	if c.WebhookKey == "" {
 		return keys[0], nil

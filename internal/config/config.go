@@ -76,7 +76,10 @@ type Config struct {
 	// JSON POSTs (docs/webhooks.md).
 	WebhookURLs []string `yaml:"webhook-url"`
 	// WebhookKey is the id of the API key whose secret signs webhooks (default: the first).
-	WebhookKey     string        `yaml:"webhook-key"`
+	WebhookKey string `yaml:"webhook-key"`
+	// WebhookSecret, when set, signs webhooks instead of an API key: a receiver holding it
+	// cannot mint access tokens.
+	WebhookSecret  string        `yaml:"webhook-secret"`
 	WebhookTimeout time.Duration `yaml:"webhook-timeout"`
 	WebhookQueue   int           `yaml:"webhook-queue"`
 	// TURNURLs are an external server's URLs (coturn with use-auth-secret and the same
@@ -351,6 +354,7 @@ func FlagSet(c *Config, configPath *string) *flag.FlagSet {
 	fs.Var(listValue{&c.APIKeys}, "api-keys", "API keys KEY_ID:SECRET (comma list; 'switchboard key new' makes one): every join then needs an access token signed by one, and /api/v1/ is on (docs/auth.md)")
 	fs.Var(appendValue{&c.WebhookURLs}, "webhook-url", "URL that receives room and peer events as signed JSON POSTs (repeatable or comma list; needs api-keys; docs/webhooks.md)")
 	fs.StringVar(&c.WebhookKey, "webhook-key", c.WebhookKey, "id of the API key whose secret signs webhooks (empty: the first)")
+	fs.StringVar(&c.WebhookSecret, "webhook-secret", c.WebhookSecret, "a secret (32+ characters) that signs webhooks instead of an API key, so receivers cannot mint access tokens")
 	fs.DurationVar(&c.WebhookTimeout, "webhook-timeout", c.WebhookTimeout, "how long a webhook receiver may take to answer before the POST is retried")
 	fs.IntVar(&c.WebhookQueue, "webhook-queue", c.WebhookQueue, "webhook events waiting per URL; past it the oldest are dropped (and counted)")
 	fs.Var(listValue{&c.TURNURLs}, "turn-urls", "external STUN/TURN URLs (coturn use-auth-secret with the same --turn-secret) handed out with minted credentials (comma list)")
