@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
-	"log/slog"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -31,24 +29,10 @@ type authServer struct {
 func startAuth(t *testing.T, mod func(*config.Config)) *authServer {
 	t.Helper()
 	key := auth.NewKey()
-	cfg := config.Default()
-	cfg.Listen = "127.0.0.1:0"
-	cfg.TURN = false
-	cfg.APIKeys = []string{key.Spec()}
-	if mod != nil {
-		mod(&cfg)
-	}
-	srv, err := server.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("server: %v", err)
+	srv := testserver.Run(t, func(c *config.Config) {
+		c.APIKeys = []string{key.Spec()}
+		if mod != nil {
+			mod(c)
 		}
 	})
 	return &authServer{url: "http://" + srv.Addr().String(), srv: srv, key: key}

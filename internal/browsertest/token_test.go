@@ -2,8 +2,6 @@ package browsertest
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"net/http/httptest"
 	"os/exec"
 	"regexp"
@@ -155,24 +153,11 @@ func setupKeyed(t *testing.T, timeout time.Duration, mod func(*config.Config)) *
 	pages := httptest.NewServer(web.Handler())
 	t.Cleanup(pages.Close)
 	k := &keyedEnv{key: auth.NewKey()}
-	cfg := config.Default()
-	cfg.Listen, cfg.TURN = "127.0.0.1:0", false
-	cfg.APIKeys = []string{k.key.Spec()}
-	cfg.AllowedOrigins = append(cfg.AllowedOrigins, pages.URL)
-	if mod != nil {
-		mod(&cfg)
-	}
-	srv, err := server.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("server: %v", err)
+	srv := testserver.Run(t, func(c *config.Config) {
+		c.APIKeys = []string{k.key.Spec()}
+		c.AllowedOrigins = append(c.AllowedOrigins, pages.URL)
+		if mod != nil {
+			mod(c)
 		}
 	})
 	k.srv, k.url = srv, "http://"+srv.Addr().String()

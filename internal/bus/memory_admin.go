@@ -19,11 +19,16 @@ func (b *Memory) Rooms(ctx context.Context) ([]RoomSummary, error) {
 	return out, ctx.Err()
 }
 
+// room returns the room named name, or nil.
+func (b *Memory) room(name string) *memRoom {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.rooms[name]
+}
+
 // members returns a copy of room's members in join order, or nil.
 func (b *Memory) members(room string) []*Member {
-	b.mu.Lock()
-	r := b.rooms[room]
-	b.mu.Unlock()
+	r := b.room(room)
 	if r == nil {
 		return nil
 	}
@@ -34,9 +39,7 @@ func (b *Memory) members(room string) []*Member {
 
 // details returns room's members as PeerDetails, in join order.
 func (b *Memory) details(room string) []PeerDetail {
-	b.mu.Lock()
-	r := b.rooms[room]
-	b.mu.Unlock()
+	r := b.room(room)
 	if r == nil {
 		return nil
 	}
@@ -51,9 +54,7 @@ func (b *Memory) details(room string) []PeerDetail {
 
 // member returns room's member peer, or nil.
 func (b *Memory) member(room string, peer protocol.PeerID) *Member {
-	b.mu.Lock()
-	r := b.rooms[room]
-	b.mu.Unlock()
+	r := b.room(room)
 	if r == nil {
 		return nil
 	}
@@ -104,9 +105,7 @@ func (b *Memory) Notify(ctx context.Context, room string, peer protocol.PeerID, 
 		m.Sink.Send(&e)
 		return ctx.Err()
 	}
-	b.mu.Lock()
-	r := b.rooms[room]
-	b.mu.Unlock()
+	r := b.room(room)
 	if r == nil {
 		return ErrNoRoom
 	}
@@ -120,9 +119,7 @@ func (b *Memory) Notify(ctx context.Context, room string, peer protocol.PeerID, 
 
 // UpdateMeta implements Admin.
 func (b *Memory) UpdateMeta(ctx context.Context, room string, peer protocol.PeerID, meta []byte) error {
-	b.mu.Lock()
-	r := b.rooms[room]
-	b.mu.Unlock()
+	r := b.room(room)
 	if r == nil {
 		return ErrNoPeer
 	}

@@ -43,7 +43,7 @@ func startAuthServer(t *testing.T, mod func(*config.Config)) *testServer {
 }
 
 // token mints a token with key for claims changed by mod from a one-hour join grant.
-func token(t *testing.T, key auth.Key, identity, room string, mod func(*auth.Claims)) string {
+func token(t testing.TB, key auth.Key, identity, room string, mod func(*auth.Claims)) string {
 	t.Helper()
 	c := auth.NewClaims(identity, room, time.Now(), time.Hour)
 	if mod != nil {

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -23,19 +22,14 @@ import (
 	"github.com/switchboard-rtc/switchboard/internal/auth"
 	"github.com/switchboard-rtc/switchboard/internal/config"
 	"github.com/switchboard-rtc/switchboard/internal/server"
-)
-
-// Two API keys: tokens are signed with the first, webhooks with the second (webhook-key).
-var (
-	tokenKey = auth.Key{ID: "app", Secret: []byte("app-secret-app-secret-app-secret-0123")}
-	hookKey  = auth.Key{ID: "hooks-2026", Secret: []byte("hook-secret-hook-secret-hook-secret-45")}
+	"github.com/switchboard-rtc/switchboard/internal/testserver"
 )
 
 // withWebhooks configures API keys and webhooks to urls (none: keys only).
 func withWebhooks(c *config.Config, urls ...string) {
-	c.APIKeys = []string{tokenKey.Spec(), hookKey.Spec()}
+	c.APIKeys = []string{key1.Spec(), key2.Spec()} // tokens signed with key1, webhooks with key2
 	c.WebhookURLs = urls
-	c.WebhookKey = hookKey.ID
+	c.WebhookKey = key2.ID
 	c.RateLimit, c.RateBurst = 1e6, 1e6
 }
 
@@ -43,14 +37,10 @@ func withWebhooks(c *config.Config, urls ...string) {
 // a name and meta.
 func hookToken(t testing.TB, identity, room string) string {
 	t.Helper()
-	c := auth.NewClaims(identity, room, time.Now(), time.Hour)
-	c.Name = "Name of " + identity
-	c.Meta = json.RawMessage(`{"who":"` + identity + `"}`)
-	tok, err := auth.Mint(tokenKey, c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
+	return token(t, key1, identity, room, func(c *auth.Claims) {
+		c.Name = "Name of " + identity
+		c.Meta = json.RawMessage(`{"who":"` + identity + `"}`)
+	})
 }
 
 // hook is one webhook request as the receiver got it.
@@ -153,7 +143,7 @@ func (rc *hookReceiver) next(within time.Duration) hook {
 	return hook{}
 }
 
-// take returns the next n webhooks, each checked to be signed by hookKey.
+// take returns the next n webhooks, each checked to be signed by key2.
 func (rc *hookReceiver) take(n int, within time.Duration) []hook {
 	rc.t.Helper()
 	out := make([]hook, n)
@@ -180,14 +170,14 @@ func (rc *hookReceiver) rest() []hook {
 // checkHookSignature verifies h's signature with crypto/hmac, independently of the server.
 func checkHookSignature(t *testing.T, h hook) {
 	t.Helper()
-	mac := hmac.New(sha256.New, hookKey.Secret)
+	mac := hmac.New(sha256.New, key2.Secret)
 	mac.Write(h.body)
 	want := "sha256=" + hex.EncodeToString(mac.Sum(nil))
 	if got := h.header.Get("Switchboard-Signature"); !hmac.Equal([]byte(got), []byte(want)) {
 		t.Fatalf("webhook signature %q does not verify with the webhook key (want %q)", got, want)
 	}
-	if got := h.header.Get("Switchboard-Key-Id"); got != hookKey.ID {
-		t.Fatalf("Switchboard-Key-Id %q, want %q", got, hookKey.ID)
+	if got := h.header.Get("Switchboard-Key-Id"); got != key2.ID {
+		t.Fatalf("Switchboard-Key-Id %q, want %q", got, key2.ID)
 	}
 	if got := h.header.Get("Switchboard-Event-Id"); got != h.ev.ID || got == "" {
 		t.Fatalf("Switchboard-Event-Id %q, body id %q", got, h.ev.ID)
@@ -273,24 +263,10 @@ func stopServer(t *testing.T, ts *testServer) {
 // returns it with its WebSocket URL.
 func runServer(tb testing.TB, mod func(*config.Config)) (*server.Server, string) {
 	tb.Helper()
-	cfg := config.Default()
-	cfg.Listen = "127.0.0.1:0"
-	cfg.ShutdownTimeout = time.Second
-	cfg.TURN = false
-	if mod != nil {
-		mod(&cfg)
-	}
-	srv, err := server.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		tb.Fatalf("server.New: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	tb.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			tb.Errorf("server.Run: %v", err)
+	srv := testserver.Run(tb, func(c *config.Config) {
+		c.ShutdownTimeout = time.Second
+		if mod != nil {
+			mod(c)
 		}
 	})
 	return srv, "ws://" + srv.Addr().String() + "/ws"

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/switchboard-rtc/switchboard/internal/config"
 	"github.com/switchboard-rtc/switchboard/internal/server"
@@ -17,8 +18,16 @@ import (
 // (http://127.0.0.1:PORT).
 func Start(tb testing.TB, mod func(*config.Config)) string {
 	tb.Helper()
+	srv := Run(tb, mod)
+	return "http://" + srv.Addr().String()
+}
+
+// Run is Start for tests that need the server itself (its hub, its TURN server).
+func Run(tb testing.TB, mod func(*config.Config)) *server.Server {
+	tb.Helper()
 	cfg := config.Default()
 	cfg.Listen = "127.0.0.1:0"
+	cfg.ShutdownTimeout = 3 * time.Second
 	// TURN is off unless mod turns it on; then it listens on a free loopback port.
 	cfg.TURN = false
 	cfg.TURNListen = "127.0.0.1:0"
@@ -38,5 +47,5 @@ func Start(tb testing.TB, mod func(*config.Config)) string {
 			tb.Errorf("testserver: %v", err)
 		}
 	})
-	return "http://" + srv.Addr().String()
+	return srv
 }
