@@ -20,7 +20,8 @@ var contentTypes = map[string]string{
 	".css":  "text/css; charset=utf-8",
 }
 
-// Handler serves the embedded files under /sdk/: /sdk/switchboard.js and /sdk/test.html.
+// Handler serves the embedded files under /sdk/: /sdk/switchboard.js, the sibling modules it
+// imports (/sdk/sdk-*.js), /sdk/transfer.js and /sdk/test.html.
 // Mount it with mux.Handle("GET /sdk/", web.Handler()).
 func Handler() http.Handler {
 	sub, err := fs.Sub(static, "static")

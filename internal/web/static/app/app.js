@@ -16,83 +16,27 @@
 // (data-state, data-route), #mic, #camera, #leave, #file-pick, #file-input,
 // #chat-log li.file (data-state: sending, receiving, done, failed) with a.file-link[download]
 // for received files, window.switchboardApp.
+//
+// The call's parts are modules of their own: page.js (views, notices, shared types), media.js
+// (camera, microphone, tiles' state), chat.js, files.js (file sharing) and access.js (tokens).
 
 import { join } from '/sdk/switchboard.js';
-import { sendFiles, receiveFiles } from '/sdk/transfer.js';
 import { takeToken, forgetToken, accessMessage, tokenRoomAtRoot } from '/app/access.js';
+import { $, show, notice, ended, peerName, serverText } from '/app/page.js';
+import { getMedia, play, setState } from '/app/media.js';
+import { CHAT_LABEL, MAX_CHAT, callChat } from '/app/chat.js';
+import { callFiles } from '/app/files.js';
+
+export { humanBytes } from '/app/files.js';
 
 /** Room names the server accepts. */
 const ROOM_RE = /^[A-Za-z0-9_.-]{1,64}$/;
 const NAME_KEY = 'switchboard.name';
-const CHAT_LABEL = 'chat';
-const MAX_CHAT = 1000;
 
 /** @typedef {import('/sdk/switchboard.js').Client} Client */
 /** @typedef {import('/sdk/switchboard.js').Peer} Peer */
-
-/**
- * @typedef {Object} Remote
- * @property {Peer} peer
- * @property {HTMLElement} tile
- * @property {HTMLVideoElement} video
- * @property {RTCDataChannel|null} chat
- * @property {string[]} outbox chat messages waiting for the channel to open
- * @property {Promise<void>} sending the file transfers to this peer, one after the other
- */
-
-/** @param {number} n @returns {string} a size such as "1.5 MiB" */
-export function humanBytes(n) {
-  if (n < 1024) return `${n} B`;
-  let v = n, i = -1;
-  while (v >= 1024 && i < 4) { v /= 1024; i++; }
-  return `${v.toFixed(1)} ${'KMGTP'[i]}iB`;
-}
-
-/** @param {string} id @returns {HTMLElement} */
-function $(id) {
-  const el = document.getElementById(id);
-  if (!el) throw new Error(`missing #${id}`);
-  return el;
-}
-
-/** @param {string} view */
-function show(view) {
-  for (const id of ['landing', 'prompt', 'call', 'left', 'ended']) $(id).hidden = id !== view;
-  document.body.dataset.view = view;
-}
-
-/** @param {string} text @param {'error'|'info'} [kind] */
-function notice(text, kind = 'error') {
-  const el = $('notice');
-  el.textContent = text;
-  el.className = `notice ${kind}`;
-  el.hidden = !text;
-}
-
-/**
- * Shows why the call cannot go on (a refused link, replaced, removed, room closed).
- * @param {string} code @param {{title: string, text: string}} msg
- */
-function ended(code, msg) {
-  notice('');
-  show('ended');
-  document.body.dataset.ended = code;
-  document.title = `${msg.title} · Switchboard`;
-  $('ended-title').textContent = msg.title;
-  $('ended-text').textContent = msg.text;
-}
-
-/** The name a peer is shown under. @param {Peer} peer @returns {string} */
-function peerName(peer) {
-  return peer.name || peer.identity || 'Anonymous';
-}
-
-/** Shows a server message (from the application, through the server API) in text. @param {any} data */
-function serverText(data) {
-  if (data && typeof data === 'object' && typeof data.text === 'string') return data.text;
-  if (typeof data === 'string') return data;
-  return JSON.stringify(data);
-}
+/** @typedef {import('/app/page.js').Remote} Remote */
+/** @typedef {import('/app/page.js').CallView} CallView */
 
 /** A random room name such as "k3v9-x2mq". @returns {string} */
 export function randomRoom() {
@@ -138,62 +82,6 @@ function prompt(room) {
   });
 }
 
-/** @returns {Promise<MediaStream|null>} */
-async function getMedia() {
-  if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
-    notice('Camera and microphone need a secure page (HTTPS or localhost). You can still chat and see the others.');
-    return null;
-  }
-  try {
-    return await navigator.mediaDevices.getUserMedia({ video: true, audio: true });
-  } catch (e) {
-    const err = /** @type {DOMException} */ (e);
-    if (err.name === 'NotAllowedError' || err.name === 'SecurityError') {
-      notice('Camera and microphone access was denied. You joined without them: you can still see and hear the others and chat. Allow access in the browser and rejoin to send video.');
-    } else if (err.name === 'NotFoundError' || err.name === 'OverconstrainedError') {
-      notice('No camera or microphone was found. You can still see and hear the others and chat.');
-    } else if (err.name === 'NotReadableError') {
-      notice('The camera or microphone is in use by another application. You can still see and hear the others and chat.');
-    } else {
-      notice(`Cannot use the camera or microphone (${err.name}). You can still see and hear the others and chat.`);
-    }
-    return null;
-  }
-}
-
-/** @param {HTMLVideoElement} video @param {HTMLElement} tile */
-function play(video, tile) {
-  video.play().catch(() => {
-    // Autoplay with sound refused: play muted and offer to unmute.
-    video.muted = true;
-    video.play().catch(() => { /* not playable yet; srcObject changes retry */ });
-    if (tile.querySelector('.unmute')) return;
-    const b = document.createElement('button');
-    b.type = 'button';
-    b.className = 'unmute';
-    b.textContent = 'Unmute';
-    b.addEventListener('click', () => { video.muted = false; video.play().catch(() => {}); b.remove(); });
-    tile.append(b);
-  });
-}
-
-/**
- * The route of a connected pair: "relay" when either selected candidate is a TURN relay.
- * @param {RTCPeerConnection} pc @returns {Promise<string>}
- */
-async function route(pc) {
-  const stats = await pc.getStats();
-  /** @type {any} */
-  let pair = null;
-  stats.forEach((s) => {
-    if (s.type === 'transport' && s.selectedCandidatePairId) pair = stats.get(s.selectedCandidatePairId);
-  });
-  if (!pair) stats.forEach((s) => { if (s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded') pair = s; });
-  if (!pair) return '';
-  const l = stats.get(pair.localCandidateId), r = stats.get(pair.remoteCandidateId);
-  return (l && l.candidateType === 'relay') || (r && r.candidateType === 'relay') ? 'relay' : 'direct';
-}
-
 /**
  * @param {string} room @param {string} name @param {URLSearchParams} params
  * @param {import('/app/access.js').TokenInfo|null} tok the invitation link's token
@@ -212,78 +100,16 @@ async function call(room, name, params, tok) {
   let client = null;
   let left = false;
 
-  /** @param {string} from @param {string} who @param {string} text @param {boolean} [sys] */
-  function addChat(from, who, text, sys = false) {
-    const li = document.createElement('li');
-    li.dataset.from = from;
-    if (sys) {
-      li.className = 'sys';
-      li.textContent = text;
-    } else {
-      const w = document.createElement('span');
-      w.className = 'who';
-      w.textContent = who;
-      const t = document.createElement('span');
-      t.className = 'text';
-      t.textContent = text;
-      li.append(w, t);
-    }
-    const atBottom = log.scrollTop + log.clientHeight >= log.scrollHeight - 8;
-    log.append(li);
-    if (atBottom) log.scrollTop = log.scrollHeight;
-  }
-
-  /**
-   * A chat log entry for one file: who, name, size, a progress bar and a status.
-   * @param {string} from @param {string} who @param {string} fileName @param {number} size @param {string} state
-   */
-  function addFile(from, who, fileName, size, state) {
-    const li = document.createElement('li');
-    li.className = 'file';
-    li.dataset.from = from;
-    li.dataset.state = state;
-    const w = document.createElement('span');
-    w.className = 'who';
-    w.textContent = who;
-    const n = document.createElement('span');
-    n.className = 'file-name';
-    n.textContent = fileName;
-    const z = document.createElement('span');
-    z.className = 'file-size';
-    z.textContent = ` (${humanBytes(size)})`;
-    const bar = document.createElement('progress');
-    bar.max = 1;
-    bar.value = 0;
-    const st = document.createElement('span');
-    st.className = 'file-state';
-    li.append(w, n, z, bar, st);
-    const atBottom = log.scrollTop + log.clientHeight >= log.scrollHeight - 8;
-    log.append(li);
-    if (atBottom) log.scrollTop = log.scrollHeight;
-    return {
-      li,
-      /** @param {number} frac @param {string} text */
-      progress(frac, text) {
-        bar.value = Math.max(0, Math.min(1, frac));
-        st.textContent = text;
-      },
-      /** @param {string} url */
-      link(url) {
-        const a = document.createElement('a');
-        a.className = 'file-link';
-        a.href = url;
-        a.download = fileName;
-        a.textContent = fileName;
-        n.replaceChildren(a);
-      },
-      /** @param {'done'|'failed'} s @param {string} text */
-      end(s, text) {
-        li.dataset.state = s;
-        bar.remove();
-        st.textContent = text;
-      },
-    };
-  }
+  /** @type {CallView} */
+  const view = {
+    log,
+    remotes,
+    me: `${name} (you)`,
+    get client() { return client; },
+    get left() { return left; },
+  };
+  const { addChat, attachChat, sendChat } = callChat(view);
+  const { receiveFrom, sendFilesToAll, acceptFiles } = callFiles(view);
 
   const stream = await getMedia();
   const localVideo = /** @type {HTMLVideoElement} */ ($('local-video'));
@@ -294,38 +120,6 @@ async function call(room, name, params, tok) {
     $('local-state').textContent = 'no camera';
     /** @type {HTMLButtonElement} */ ($('mic')).disabled = true;
     /** @type {HTMLButtonElement} */ ($('camera')).disabled = true;
-  }
-
-  /** @param {Remote} r @param {string} state */
-  function setState(r, state) {
-    const label = /** @type {HTMLElement} */ (r.tile.querySelector('.state'));
-    r.tile.dataset.state = state;
-    if (state === 'connected') {
-      label.textContent = 'connected';
-      route(r.peer.pc).then((how) => {
-        if (!how || r.tile.dataset.state !== 'connected') return;
-        r.tile.dataset.route = how;
-        label.textContent = `connected · ${how}`;
-      }).catch(() => {});
-    } else if (state === 'new') {
-      label.textContent = 'connecting';
-    } else {
-      label.textContent = state;
-    }
-  }
-
-  /** @param {Remote} r @param {RTCDataChannel} ch */
-  function attachChat(r, ch) {
-    r.chat = ch;
-    ch.onopen = () => {
-      for (const m of r.outbox.splice(0)) ch.send(m);
-    };
-    ch.onmessage = (ev) => {
-      let text = '';
-      try { text = String(JSON.parse(ev.data).text ?? ''); } catch { return; }
-      if (text) addChat(r.peer.id, peerName(r.peer), text.slice(0, MAX_CHAT));
-    };
-    if (ch.readyState === 'open') ch.onopen(new Event('open'));
   }
 
   /** @param {Peer} peer */
@@ -378,133 +172,7 @@ async function call(room, name, params, tok) {
     if (reason !== 'reconnect') addChat(peer.id, '', `${peerName(peer)} left`, true);
   }
 
-  /**
-   * Takes the next file transfer r's peer opens (one at a time, as `switchboard recv` does),
-   * then waits for the next one.
-   * @param {Remote} r
-   */
-  function receiveFrom(r) {
-    if (left || remotes.get(r.peer.id) !== r) return;
-    const who = peerName(r.peer);
-    /** @type {Map<number, ReturnType<typeof addFile>>} */
-    const entries = new Map();
-    receiveFiles(r.peer, {
-      onProgress(p) {
-        let e = entries.get(p.file);
-        if (!e) {
-          e = addFile(r.peer.id, who, p.name, p.size, 'receiving');
-          entries.set(p.file, e);
-        }
-        if (!p.done) e.progress(p.size ? p.bytes / p.size : 0, `receiving ${Math.floor(p.size ? (p.bytes * 100) / p.size : 0)}%`);
-      },
-      onFile(f) {
-        const i = [...entries.values()].findIndex((e) => e.li.dataset.state === 'receiving');
-        const e = i >= 0 ? [...entries.values()][i] : addFile(r.peer.id, who, f.name, f.size, 'receiving');
-        e.link(f.url);
-        e.end('done', '');
-      },
-    }).then((results) => results, (err) => {
-      console.warn('switchboard: receiving files:', err instanceof Error ? err.message : err);
-      return /** @type {any} */ (err).results || [];
-    }).then((/** @type {import('/sdk/transfer.js').ReceiveResult[]} */ results) => {
-      for (const [i, e] of entries) {
-        const res = results[i - 1];
-        if (e.li.dataset.state === 'receiving') e.end('failed', `failed${res && res.error ? ': ' + res.error.code : ''}`);
-      }
-      receiveFrom(r);
-    });
-  }
-
-  /**
-   * Sends files to every other peer in the room (not to `switchboard send`, which only sends).
-   * @param {File[]} files
-   */
-  function sendFilesToAll(files) {
-    if (!client || left || !files.length) return;
-    const targets = [...remotes.values()].filter((r) => !(r.peer.meta && r.peer.meta.role === 'send'));
-    if (!targets.length) {
-      notice('Nobody else is in the room to send files to.', 'info');
-      return;
-    }
-    const me = `${name} (you)`;
-    const entries = files.map((f) => {
-      const e = addFile(client ? client.id : '', me, f.name, f.size, 'sending');
-      e.progress(0, 'waiting');
-      return { e, size: f.size, bytes: new Map(), ok: 0, failed: /** @type {string[]} */ ([]) };
-    });
-    const settle = () => {
-      for (const x of entries) {
-        if (x.ok + x.failed.length < targets.length) continue;
-        if (x.failed.length === 0) x.e.end('done', `sent to ${x.ok}`);
-        else x.e.end('failed', `sent to ${x.ok} of ${targets.length}; failed: ${[...new Set(x.failed)].join(', ')}`);
-      }
-    };
-    for (const r of targets) {
-      const to = r.peer.id;
-      r.sending = r.sending.then(() => sendFiles(r.peer, files, {
-        onProgress(p) {
-          const x = entries[p.file - 1];
-          if (!x || x.e.li.dataset.state !== 'sending') return;
-          x.bytes.set(to, p.bytes);
-          let sum = 0;
-          for (const b of x.bytes.values()) sum += b;
-          const total = x.size * targets.length;
-          x.e.progress(total ? sum / total : 1, `sending ${Math.floor(total ? (sum * 100) / total : 100)}%`);
-        },
-      })).then((results) => {
-        results.forEach((res, i) => {
-          if (res.error) entries[i].failed.push(res.error.code);
-          else entries[i].ok++;
-        });
-      }, (err) => {
-        console.warn('switchboard: sending files:', err instanceof Error ? err.message : err);
-        for (const x of entries) if (x.ok + x.failed.length < targets.length) x.failed.push(err && err.code ? err.code : 'error');
-      }).then(settle);
-    }
-  }
-
-  const fileInput = /** @type {HTMLInputElement} */ ($('file-input'));
-  $('file-pick').addEventListener('click', () => fileInput.click());
-  fileInput.addEventListener('change', () => {
-    const files = Array.from(fileInput.files || []);
-    fileInput.value = '';
-    sendFilesToAll(files);
-  });
-  /** @param {DragEvent} ev */
-  const hasFiles = (ev) => !!ev.dataTransfer && Array.from(ev.dataTransfer.types).includes('Files');
-  let dragDepth = 0;
-  document.addEventListener('dragenter', (ev) => {
-    if (!hasFiles(ev) || left) return;
-    ev.preventDefault();
-    dragDepth++;
-    document.body.classList.add('dragging');
-  });
-  document.addEventListener('dragover', (ev) => {
-    if (!hasFiles(ev) || left) return;
-    ev.preventDefault();
-    if (ev.dataTransfer) ev.dataTransfer.dropEffect = 'copy';
-  });
-  document.addEventListener('dragleave', () => {
-    if (dragDepth > 0 && --dragDepth === 0) document.body.classList.remove('dragging');
-  });
-  document.addEventListener('drop', (ev) => {
-    dragDepth = 0;
-    document.body.classList.remove('dragging');
-    if (!hasFiles(ev) || left) return;
-    ev.preventDefault();
-    sendFilesToAll(Array.from(ev.dataTransfer ? ev.dataTransfer.files : []));
-  });
-
-  /** @param {string} text */
-  function sendChat(text) {
-    text = text.slice(0, MAX_CHAT);
-    const msg = JSON.stringify({ text });
-    for (const r of remotes.values()) {
-      if (r.chat && r.chat.readyState === 'open') r.chat.send(msg);
-      else r.outbox.push(msg);
-    }
-    addChat(client ? client.id : '', `${name} (you)`, text);
-  }
+  acceptFiles();
 
   $('chat-form').addEventListener('submit', (ev) => {
     ev.preventDefault();
