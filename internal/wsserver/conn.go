@@ -31,6 +31,7 @@ type conn struct {
 	frag         []byte // fragments of a message in progress
 	fragOp       byte
 	fragging     bool
+	fragDrop     bool // the message in progress went over the rate limit: its fragments are dropped
 	state        uint8
 	lastRead     int64 // unix ns
 	lastPing     int64
@@ -269,17 +270,26 @@ func (c *conn) frame(h header, p []byte, now time.Time) {
 			c.message(h.opcode, p, now)
 			return
 		}
-		if !c.allowFrame(now) {
-			return
-		}
 		c.fragging, c.fragOp = true, h.opcode
-		c.frag = append(c.frag[:0], p...)
+		c.fragDrop = !c.allowFrame(now)
+		if !c.fragDrop {
+			c.frag = append(c.frag[:0], p...)
+		}
 	case opContinuation:
 		if !c.fragging {
 			c.closeWith(hub.CloseProtocolError, "continuation without a message", "kicked", now)
 			return
 		}
 		if !h.fin && !c.allowFrame(now) {
+			c.fragDrop = true // a fragment over the rate limit drops its whole message
+		}
+		if c.state != stateOpen {
+			return
+		}
+		if c.fragDrop {
+			if h.fin {
+				c.frag, c.fragging, c.fragDrop = nil, false, false
+			}
 			return
 		}
 		if len(c.frag)+len(p) > c.l.srv.cfg.MaxFrameBytes {

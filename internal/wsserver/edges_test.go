@@ -278,3 +278,17 @@ func TestAdoptedControlFramesAreRateLimited(t *testing.T) {
 		t.Fatalf("echo: %d %q %v", op, p, err)
 	}
 }
+
+// A fragmented message within the limit still arrives whole.
+func TestFragmentedMessageWithinTheLimit(t *testing.T) {
+	_, addr := newEdgeServer(t, Config{}, nil)
+	c, _ := rawDial(t, addr, "127.0.0.2", "")
+	msg := append(rawFrame(0x01, []byte(`{"type":`)), rawFrame(0x00, []byte(`"join","room"`))...)
+	msg = append(msg, rawFrame(0x80, []byte(`:"r"}`))...)
+	if _, err := c.conn.Write(msg); err != nil {
+		t.Fatal(err)
+	}
+	if m := c.event(t); m["type"] != "welcome" {
+		t.Fatalf("got %v", m)
+	}
+}
