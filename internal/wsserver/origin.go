@@ -154,7 +154,29 @@ func (s *Server) originAllowed(r *http.Request) bool {
 			return true
 		}
 	}
+	s.hintProxy(r, o)
 	return false
+}
+
+// hintProxy logs once why an https page of the server's own host is refused when the request
+// came over plain HTTP: TLS ends at a proxy in front, and --public-url says so.
+func (s *Server) hintProxy(r *http.Request, o origin) {
+	if s.public != nil || r.TLS != nil || o.scheme != "https" || s.proxyHinted.Load() {
+		return
+	}
+	own, ok := requestOrigin(r)
+	if !ok || hostOnly(own.hostport) != hostOnly(o.hostport) || s.proxyHinted.Swap(true) {
+		return
+	}
+	s.log.Warn("refusing a browser whose https page has this server's own host, because the request came over plain HTTP: behind a proxy that ends TLS, set --public-url to the page's origin",
+		"origin", "https://"+o.hostport)
+}
+
+func hostOnly(hostport string) string {
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		return h
+	}
+	return strings.TrimSuffix(strings.TrimPrefix(hostport, "["), "]")
 }
 
 // originMatches matches an origin against an allowed-origins entry: "*"; scheme://host[:port]

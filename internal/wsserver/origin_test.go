@@ -2,12 +2,14 @@ package wsserver
 
 import (
 	"bufio"
+	"bytes"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -177,5 +179,56 @@ func TestPublicURLValidation(t *testing.T) {
 		if err := checkOriginPattern(p); err == nil {
 			t.Errorf("%q accepted", p)
 		}
+	}
+}
+
+// lockedBuffer is a log destination the test reads while the server writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// An https page of the server's own host refused because the request came over plain HTTP (a
+// proxy ends TLS) is logged once, with what to do.
+func TestOriginProxyHint(t *testing.T) {
+	var logs lockedBuffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	h, err := hub.New(hub.Config{Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Config{Hub: h, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(s)
+	t.Cleanup(func() {
+		hs.Close()
+		_ = s.Close()
+	})
+	for range 3 {
+		conn, err := net.Dial("tcp", hs.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := handshake(t, conn, "call.test", "https://call.test"); got != http.StatusForbidden {
+			t.Fatalf("status %d", got)
+		}
+		conn.Close()
+	}
+	if n := strings.Count(logs.String(), "--public-url"); n != 1 {
+		t.Fatalf("hint logged %d times: %s", n, logs.String())
 	}
 }

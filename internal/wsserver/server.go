@@ -105,11 +105,13 @@ func (c *Config) validate() error {
 type Server struct {
 	cfg    Config
 	public *origin // PublicURL's origin; nil when unset
-	hub    *hub.Hub
-	stats  *stats.Stats
-	log    *slog.Logger
-	loops  []*loop
-	next   atomic.Uint32
+
+	proxyHinted atomic.Bool // hintProxy has logged
+	hub         *hub.Hub
+	stats       *stats.Stats
+	log         *slog.Logger
+	loops       []*loop
+	next        atomic.Uint32
 
 	open    atomic.Int64 // this server's connections
 	closing atomic.Bool
