@@ -327,7 +327,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		werr = errors.Join(werr, jerr)
 	}
 	berr := s.bus.Close()
-	s.metrics.stop(ctx) // last: the final counters stay readable while the peers leave
+	s.metrics.stop(ctx) // after the peers: the counters stay readable while they leave
 	// After the bus: the last peer-left and room-finished events are queued by then.
 	s.stopWebhooks(ctx)
 	if s.turn != nil {

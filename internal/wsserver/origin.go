@@ -89,12 +89,12 @@ func checkOriginPattern(p string) error {
 	if p == "*" {
 		return nil
 	}
-	host := p
-	if i := strings.Index(p, "://"); i >= 0 {
-		if _, ok := makeOrigin(p[:i], "x"); !ok {
+	host := strings.TrimSuffix(p, "/") // "https://app.example.com/" is written often enough
+	if i := strings.Index(host, "://"); i >= 0 {
+		if _, ok := makeOrigin(host[:i], "x"); !ok {
 			return fmt.Errorf("allowed origin %q: scheme must be http or https", p)
 		}
-		host = p[i+3:]
+		host = host[i+3:]
 	}
 	if host == "" || strings.ContainsAny(host, "/?#@") {
 		return fmt.Errorf("allowed origin %q: want scheme://host[:port] or a host pattern", p)
@@ -186,9 +186,9 @@ func originMatches(p string, o origin) bool {
 	if p == "*" {
 		return true
 	}
-	scheme, host := "", p
-	if i := strings.Index(p, "://"); i >= 0 {
-		scheme, host = p[:i], p[i+3:]
+	scheme, host := "", strings.TrimSuffix(p, "/")
+	if i := strings.Index(host, "://"); i >= 0 {
+		scheme, host = host[:i], host[i+3:]
 	}
 	if scheme != "" {
 		want, ok := makeOrigin(scheme, "x")

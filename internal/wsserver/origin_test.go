@@ -127,7 +127,8 @@ func TestOriginSameOriginTLS(t *testing.T) {
 // AllowedOrigins entries with a scheme match scheme, host pattern and port; bare host patterns
 // match any scheme on its default port.
 func TestOriginAllowedPatterns(t *testing.T) {
-	runOriginCases(t, Config{AllowedOrigins: []string{"https://*.example.com", "app.example.org", "http://dev.test:3000"}}, []originCase{
+	runOriginCases(t, Config{AllowedOrigins: []string{"https://*.example.com", "app.example.org", "http://dev.test:3000", "https://slash.test/"}}, []originCase{
+		{"", "https://slash.test", http.StatusSwitchingProtocols},
 		{"", "https://a.example.com", http.StatusSwitchingProtocols},
 		{"", "https://a.example.com:443", http.StatusSwitchingProtocols},
 		{"", "http://a.example.com", http.StatusForbidden},
