@@ -85,6 +85,11 @@ type Config struct {
 	// TURNURLs are an external server's URLs (coturn with use-auth-secret and the same
 	// TURNSecret) handed out with credentials minted per peer, beside or instead of ours.
 	TURNURLs []string `yaml:"turn-urls"`
+	// Edges (edges.go, docs/limits.md): the public URL that pins Origin and Host, and where
+	// /metrics is served.
+	PublicURL     string `yaml:"public-url"`
+	MetricsListen string `yaml:"metrics-listen"`
+	MetricsPublic bool   `yaml:"metrics-public"`
 }
 
 // Default returns the built-in defaults.
@@ -168,6 +173,7 @@ func (c *Config) Validate() error {
 	}
 	errs = append(errs, c.validateTURN()...)
 	errs = append(errs, c.validateAccess()...)
+	errs = append(errs, c.validateEdges()...)
 	return errors.Join(errs...)
 }
 
@@ -333,7 +339,7 @@ func FlagSet(c *Config, configPath *string) *flag.FlagSet {
 	fs.DurationVar(&c.PeerTimeout, "peer-timeout", c.PeerTimeout, "drop a peer silent this long")
 	fs.DurationVar(&c.ResumeGrace, "resume-grace", c.ResumeGrace, "keep a lost connection's peer this long for the client to resume it (0: off)")
 	fs.IntVar(&c.EventLoops, "event-loops", c.EventLoops, "WebSocket event loops (0: half the CPUs, at least 1)")
-	fs.Var(listValue{&c.AllowedOrigins}, "allowed-origins", "browser origins allowed besides the server's own (comma list; patterns like *.example.com; * for any)")
+	fs.Var(listValue{&c.AllowedOrigins}, "allowed-origins", "browser origins allowed besides the server's own (comma list: https://app.example.com, https://*.example.com, or a host pattern like *.example.com for any scheme; * for any)")
 	fs.Var(iceValue{&c.ICEServers}, "ice-servers", "STUN/TURN URLs handed to peers (comma list)")
 	fs.StringVar(&c.NATS, "nats", c.NATS, "NATS URL (e.g. nats://127.0.0.1:4222): share rooms with the other nodes on it; empty: single node")
 	fs.DurationVar(&c.NATSHeartbeat, "nats-heartbeat", c.NATSHeartbeat, "cluster: how often a node tells the others it is alive")
@@ -358,6 +364,7 @@ func FlagSet(c *Config, configPath *string) *flag.FlagSet {
 	fs.DurationVar(&c.WebhookTimeout, "webhook-timeout", c.WebhookTimeout, "how long a webhook receiver may take to answer before the POST is retried")
 	fs.IntVar(&c.WebhookQueue, "webhook-queue", c.WebhookQueue, "webhook events waiting per URL; past it the oldest are dropped (and counted)")
 	fs.Var(listValue{&c.TURNURLs}, "turn-urls", "external STUN/TURN URLs (coturn use-auth-secret with the same --turn-secret) handed out with minted credentials (comma list)")
+	edgeFlags(fs, c)
 	return fs
 }
 

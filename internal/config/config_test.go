@@ -374,3 +374,28 @@ func TestDefaultIsValid(t *testing.T) {
 		t.Errorf("Default().Validate() = %v", err)
 	}
 }
+
+// The edge options load and are checked: public-url must be an http(s) origin, metrics-listen
+// a host:port.
+func TestEdgeOptions(t *testing.T) {
+	cfg, err := Load([]string{"--public-url", "https://call.example.com", "--metrics-listen", "127.0.0.1:9090", "--metrics-public"},
+		func(string) (string, bool) { return "", false }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.PublicURL != "https://call.example.com" || cfg.MetricsListen != "127.0.0.1:9090" || !cfg.MetricsPublic {
+		t.Fatalf("got %+v", cfg)
+	}
+	for _, args := range [][]string{
+		{"--public-url", "call.example.com"},
+		{"--public-url", "ftp://call.example.com"},
+		{"--public-url", "https://user:pw@call.example.com"},
+		{"--metrics-listen", "9090"},
+	} {
+		if _, err := Load(args, func(string) (string, bool) { return "", false }, io.Discard); err == nil {
+			t.Errorf("%v accepted", args)
+		} else if !strings.Contains(err.Error(), strings.TrimPrefix(args[0], "--")) {
+			t.Errorf("%v: error %q does not name the option", args, err)
+		}
+	}
+}

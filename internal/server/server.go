@@ -42,6 +42,9 @@ type Server struct {
 	// verifier checks access tokens; nil on an open server (no API keys).
 	verifier *auth.Verifier
 	webhooks *webhook.Sender // nil without --webhook-url
+	metrics  *metricsServer  // nil without --metrics-listen (edges.go)
+	// metricsHandler serves /metrics, on the main listener (gated) and on metrics.
+	metricsHandler http.Handler
 }
 
 // New builds a server from cfg and binds its listener, so Addr is known before Serve.
@@ -151,6 +154,7 @@ func build(cfg config.Config, log *slog.Logger, st *stats.Stats, b bus.Bus) (*Se
 		PingInterval:   cfg.PingInterval,
 		PeerTimeout:    cfg.PeerTimeout,
 		AllowedOrigins: cfg.AllowedOrigins,
+		PublicURL:      cfg.PublicURL,
 		Loops:          cfg.EventLoops,
 		Logger:         log,
 	})
@@ -185,11 +189,18 @@ func build(cfg config.Config, log *slog.Logger, st *stats.Stats, b bus.Bus) (*Se
 	warnIfOpen(log, keys, ln.Addr())
 	s := &Server{cfg: cfg, log: log, hub: h, bus: b, ws: ws, sio: sio, ln: ln, turn: ts, verifier: verifier}
 	s.http = &http.Server{
-		Handler:           s.routes(st),
+		Handler:           s.edges(s.routes(st)),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       60 * time.Second,
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	if s.metrics, err = listenMetrics(cfg.MetricsListen, s.metricsHandler); err != nil {
+		_ = ln.Close()
+		_ = sio.Close()
+		_ = ws.Close()
+		closeTURN()
+		return nil, err
 	}
 	return s, nil
 }
@@ -216,7 +227,9 @@ func (s *Server) routes(st *stats.Stats) http.Handler {
 	if s.turn != nil {
 		extra = append(extra, metrics.TURN(s.turn))
 	}
-	mux.Handle("GET /metrics", metrics.Handler(st, extra...))
+	mh := metrics.Handler(st, extra...)
+	mux.Handle("GET /metrics", s.metricsGate(mh))
+	s.metricsHandler = mh
 	mux.Handle("GET /sdk/", web.Handler())
 	app := web.App()
 	mux.Handle("GET /{$}", app)
@@ -279,12 +292,14 @@ func (s *Server) Hub() *hub.Hub { return s.hub }
 func (s *Server) Run(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() { errc <- s.http.Serve(s.ln) }()
+	s.metrics.start(s)
 	s.log.Info("switchboard serving", "addr", s.ln.Addr().String())
 	select {
 	case err := <-errc:
 		_ = s.sio.Close()
 		_ = s.ws.Close()
 		_ = s.bus.Close()
+		s.metrics.stop(context.Background())
 		closeWebhooks(s.webhooks)
 		if s.turn != nil {
 			_ = s.turn.Close(context.Background())
@@ -312,6 +327,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		werr = errors.Join(werr, jerr)
 	}
 	berr := s.bus.Close()
+	s.metrics.stop(ctx) // after the peers: the counters stay readable while they leave
 	// After the bus: the last peer-left and room-finished events are queued by then.
 	s.stopWebhooks(ctx)
 	if s.turn != nil {

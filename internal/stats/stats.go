@@ -27,6 +27,13 @@ type Stats struct {
 	SendQueueDrops atomic.Uint64
 	// Kicks counts connections closed for policy violations (rate limit).
 	Kicks atomic.Uint64
+	// FramesRateLimited counts WebSocket frames that are not whole messages (pings, pongs,
+	// fragments) dropped over the rate limit.
+	FramesRateLimited atomic.Uint64
+	// HostsRefused counts requests for a Host other than --public-url's (421);
+	// MetricsRefused requests for /metrics from non-loopback clients on the main listener (404).
+	HostsRefused   atomic.Uint64
+	MetricsRefused atomic.Uint64
 	// Parked is the number of presences kept for resumption after their connection was lost
 	// (gauge); Resumes counts those taken back, ResumesExpired those given up.
 	Parked         atomic.Int64

@@ -160,6 +160,7 @@ type Server struct {
 	tcp    *trackedListener
 	host   string // host:port in handed-out URLs
 	stats  Stats
+	binds  bindKeys // keys of ChannelBinds in flight, for forbidDenied
 }
 
 // New starts a server for cfg: it binds the UDP and TCP listeners and serves until Close.
@@ -285,8 +286,8 @@ func (s *Server) listen() error {
 			}
 			break
 		}
-		s.udp = &trackedPacketConn{PacketConn: pc, done: make(chan struct{})}
-		s.tcp = &trackedListener{Listener: ln, max: s.cfg.MaxAllocations, idle: s.cfg.TCPIdle, conns: map[*trackedConn]struct{}{}, done: make(chan struct{})}
+		s.udp = &trackedPacketConn{PacketConn: pc, done: make(chan struct{}), rewrite: s.forbidDenied}
+		s.tcp = &trackedListener{Listener: ln, max: s.cfg.MaxAllocations, idle: s.cfg.TCPIdle, conns: map[*trackedConn]struct{}{}, done: make(chan struct{}), rewrite: s.forbidDenied}
 		return nil
 	}
 	return fmt.Errorf("turnserver: listen tcp %s: %w", s.cfg.Listen, lastErr)
@@ -325,7 +326,11 @@ func (s *Server) auth(ra *turn.RequestAttributes) (string, []byte, bool) {
 		return "", nil, false
 	}
 	ok = true
-	return user, turn.GenerateAuthKey(ra.Username, s.cfg.Realm, Password(s.cfg.Secret, ra.Username)), true
+	key := turn.GenerateAuthKey(ra.Username, s.cfg.Realm, Password(s.cfg.Secret, ra.Username))
+	if ra.Method == stun.MethodChannelBind {
+		s.binds.put(ra.SrcAddr, key) // forbidDenied signs a refusal with it
+	}
+	return user, key, true
 }
 
 // Credentials mints credentials for user valid from now for the configured TTL.
@@ -420,8 +425,9 @@ func guessPublicIP() netip.Addr {
 // trackedPacketConn is the UDP listener; done closes when pion's read loop has seen it closed.
 type trackedPacketConn struct {
 	net.PacketConn
-	done chan struct{}
-	once sync.Once
+	done    chan struct{}
+	once    sync.Once
+	rewrite func(p []byte, to net.Addr) []byte // forbidDenied: a replacement for p, or nil
 }
 
 func (c *trackedPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
@@ -436,11 +442,12 @@ func (c *trackedPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
 // closes them all on close (pion's listener loop leaves accepted connections open).
 type trackedListener struct {
 	net.Listener
-	max  int
-	idle time.Duration
-	wg   sync.WaitGroup
-	done chan struct{}
-	once sync.Once
+	rewrite func(p []byte, to net.Addr) []byte // forbidDenied: a replacement for p, or nil
+	max     int
+	idle    time.Duration
+	wg      sync.WaitGroup
+	done    chan struct{}
+	once    sync.Once
 
 	mu     sync.Mutex
 	conns  map[*trackedConn]struct{}

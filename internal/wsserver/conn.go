@@ -24,12 +24,14 @@ type conn struct {
 	l    *loop
 	fd   int
 	sess *hub.Session
-	ext  Handler // set instead of sess for a connection adopted by another protocol (Adopt)
+	ext  Handler          // set instead of sess for a connection adopted by another protocol (Adopt)
+	lim  *hub.RateLimiter // an adopted connection's share of the rate limit, for its control frames
 
 	in           []byte // bytes of an incomplete frame carried to the next read
 	frag         []byte // fragments of a message in progress
 	fragOp       byte
 	fragging     bool
+	fragDrop     bool // the message in progress went over the rate limit: its fragments are dropped
 	state        uint8
 	lastRead     int64 // unix ns
 	lastPing     int64
@@ -269,10 +271,25 @@ func (c *conn) frame(h header, p []byte, now time.Time) {
 			return
 		}
 		c.fragging, c.fragOp = true, h.opcode
-		c.frag = append(c.frag[:0], p...)
+		c.fragDrop = !c.allowFrame(now)
+		if !c.fragDrop {
+			c.frag = append(c.frag[:0], p...)
+		}
 	case opContinuation:
 		if !c.fragging {
 			c.closeWith(hub.CloseProtocolError, "continuation without a message", "kicked", now)
+			return
+		}
+		if !h.fin && !c.allowFrame(now) {
+			c.fragDrop = true // a fragment over the rate limit drops its whole message
+		}
+		if c.state != stateOpen {
+			return
+		}
+		if c.fragDrop {
+			if h.fin {
+				c.frag, c.fragging, c.fragDrop = nil, false, false
+			}
 			return
 		}
 		if len(c.frag)+len(p) > c.l.srv.cfg.MaxFrameBytes {
@@ -298,11 +315,45 @@ func (c *conn) frame(h header, p []byte, now time.Time) {
 		c.sendControl(opClose, reply, true)
 		c.l.closeConn(c, "closed")
 	case opPing:
-		c.sendControl(opPong, p, false)
+		if c.allowFrame(now) {
+			c.sendControl(opPong, p, false)
+		}
 	case opPong:
+		c.allowFrame(now)
 	default:
 		c.closeWith(hub.CloseProtocolError, "unknown opcode", "kicked", now)
 	}
+}
+
+// allowFrame charges a frame that is not a whole message (a ping, a pong, a fragment before
+// the last: the message itself is charged when it is handled) to the connection's rate limit,
+// so a flood of cheap frames costs what a flood of messages does. Over the limit the frame is
+// dropped (a native client also gets the rate-limited error frame), and a connection over it
+// too often is closed with 1008. It reports whether the frame may be handled.
+func (c *conn) allowFrame(now time.Time) bool {
+	var ok bool
+	var err error
+	if c.ext == nil {
+		ok, err = c.sess.Allow(now)
+	} else {
+		if c.lim == nil {
+			c.lim = c.l.srv.hub.NewRateLimiter(now)
+		}
+		ok, err = c.lim.Allow(now)
+	}
+	if err != nil {
+		var ce *hub.CloseError
+		if errors.As(err, &ce) {
+			c.closeWith(ce.Code, ce.Reason, ce.LeaveReason, now)
+		} else {
+			c.closeWith(hub.CloseInternalError, "internal error", "closed", now)
+		}
+		return false
+	}
+	if !ok {
+		c.l.srv.stats.FramesRateLimited.Add(1)
+	}
+	return ok
 }
 
 // message handles one complete data message.

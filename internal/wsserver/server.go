@@ -9,8 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
-	"path"
 	"runtime"
 	"strings"
 	"sync"
@@ -46,9 +44,13 @@ type Config struct {
 	PeerTimeout time.Duration
 	// CloseTimeout bounds a closing handshake (default 3 s).
 	CloseTimeout time.Duration
-	// AllowedOrigins lists the browser origins accepted besides the server's own host:
-	// "https://app.example.com", host patterns like "*.example.com", or "*" for any.
+	// AllowedOrigins lists the browser origins accepted besides the server's own (origin.go):
+	// "https://app.example.com", patterns like "https://*.example.com" or "*.example.com"
+	// (any scheme, default port), or "*" for any.
 	AllowedOrigins []string
+	// PublicURL, when set (e.g. "https://call.example.com"), is where browsers reach the
+	// server: it is the server's own origin, and requests for another Host are refused.
+	PublicURL string
 	// Loops is the number of event loops (default half of GOMAXPROCS, at least 1).
 	Loops int
 	// Logger is the server's logger (default slog.Default()).
@@ -96,22 +98,20 @@ func (c *Config) validate() error {
 	case c.Loops < 1:
 		return fmt.Errorf("wsserver: %d loops", c.Loops)
 	}
-	for _, o := range c.AllowedOrigins {
-		if _, err := path.Match(o, ""); err != nil {
-			return fmt.Errorf("wsserver: allowed origin %q: %w", o, err)
-		}
-	}
-	return nil
+	return c.validateOrigins()
 }
 
 // Server is the native WebSocket endpoint. It implements http.Handler for the upgrade request.
 type Server struct {
-	cfg   Config
-	hub   *hub.Hub
-	stats *stats.Stats
-	log   *slog.Logger
-	loops []*loop
-	next  atomic.Uint32
+	cfg    Config
+	public *origin // PublicURL's origin; nil when unset
+
+	proxyHinted atomic.Bool // hintProxy has logged
+	hub         *hub.Hub
+	stats       *stats.Stats
+	log         *slog.Logger
+	loops       []*loop
+	next        atomic.Uint32
 
 	open    atomic.Int64 // this server's connections
 	closing atomic.Bool
@@ -127,6 +127,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, hub: cfg.Hub, stats: cfg.Hub.Stats(), log: cfg.Logger, idle: make(chan struct{})}
+	s.public, _ = parsePublicURL(cfg.PublicURL) // validated
 	for i := 0; i < cfg.Loops; i++ {
 		l, err := newLoop(s)
 		if err != nil {
@@ -204,6 +205,9 @@ func (s *Server) checkUpgrade(r *http.Request) (int, string) {
 	if key, err := base64.StdEncoding.DecodeString(r.Header.Get("Sec-WebSocket-Key")); err != nil || len(key) != 16 {
 		return http.StatusBadRequest, "bad Sec-WebSocket-Key"
 	}
+	if !s.HostAllowed(r) {
+		return http.StatusMisdirectedRequest, "this server is not " + r.Host
+	}
 	if !s.originAllowed(r) {
 		return http.StatusForbidden, "origin not allowed"
 	}
@@ -216,35 +220,6 @@ func headerHasToken(h http.Header, name, token string) bool {
 			if strings.EqualFold(strings.TrimSpace(t), token) {
 				return true
 			}
-		}
-	}
-	return false
-}
-
-// OriginAllowed reports whether r's Origin passes the server's policy (see originAllowed), for
-// other endpoints that share it.
-func (s *Server) OriginAllowed(r *http.Request) bool { return s.originAllowed(r) }
-
-// originAllowed accepts requests with no Origin (non-browser clients), same-origin requests,
-// and origins matching AllowedOrigins.
-func (s *Server) originAllowed(r *http.Request) bool {
-	origin := r.Header.Get("Origin")
-	if origin == "" {
-		return true
-	}
-	u, err := url.Parse(origin)
-	if err != nil || u.Host == "" {
-		return false
-	}
-	if strings.EqualFold(u.Host, r.Host) {
-		return true
-	}
-	for _, pat := range s.cfg.AllowedOrigins {
-		if pat == "*" || strings.EqualFold(pat, origin) {
-			return true
-		}
-		if ok, _ := path.Match(strings.ToLower(pat), strings.ToLower(u.Host)); ok {
-			return true
 		}
 	}
 	return false

@@ -1,0 +1,32 @@
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/switchboard-rtc/switchboard/internal/stats"
+)
+
+var (
+	descFramesRateLimited = desc("frames_rate_limited_total",
+		"WebSocket frames that are not whole messages (pings, pongs, fragments) dropped over the rate limit.")
+	descHostsRefused   = desc("hosts_refused_total", "Requests for a Host other than --public-url's, refused with 421.")
+	descMetricsRefused = desc("metrics_refused_total", "Requests for /metrics on the main listener from non-loopback clients, answered 404.")
+)
+
+// edgesCollector exposes the counters of the limits on a connection's edges (docs/limits.md).
+type edgesCollector struct{ st *stats.Stats }
+
+func (c edgesCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descFramesRateLimited
+	ch <- descHostsRefused
+	ch <- descMetricsRefused
+}
+
+func (c edgesCollector) Collect(ch chan<- prometheus.Metric) {
+	counter := func(d *prometheus.Desc, v uint64) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v))
+	}
+	counter(descFramesRateLimited, c.st.FramesRateLimited.Load())
+	counter(descHostsRefused, c.st.HostsRefused.Load())
+	counter(descMetricsRefused, c.st.MetricsRefused.Load())
+}
