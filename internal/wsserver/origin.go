@@ -146,7 +146,7 @@ func (s *Server) originAllowed(r *http.Request) bool {
 		if o == *s.public {
 			return true
 		}
-	} else if own, ok := requestOrigin(r); ok && o == own {
+	} else if own, ok := requestOrigin(r); ok && (o == own || behindTLSProxy(r, own, o)) {
 		return true
 	}
 	for _, p := range s.cfg.AllowedOrigins {
@@ -156,6 +156,14 @@ func (s *Server) originAllowed(r *http.Request) bool {
 	}
 	s.hintProxy(r, o)
 	return false
+}
+
+// behindTLSProxy reports whether an https page of the request's own host and port reaches it
+// over plain HTTP: a proxy in front ends TLS and forwards the Host. Such a page is the
+// server's own (more strictly served than an http one), so it counts as same-origin without
+// --public-url.
+func behindTLSProxy(r *http.Request, own, o origin) bool {
+	return r.TLS == nil && own.scheme == "http" && o.scheme == "https" && o.hostport == own.hostport
 }
 
 // hintProxy logs once why an https page of the server's own host is refused when the request

@@ -78,13 +78,15 @@ func runOriginCases(t *testing.T, cfg Config, cases []originCase) {
 	}
 }
 
-// Same origin means same scheme, host and port as the request: http without TLS.
+// Same origin means same scheme, host and port as the request: http without TLS (and https
+// for the same host and port, a proxy in front having ended TLS).
 func TestOriginSameOriginPlain(t *testing.T) {
 	runOriginCases(t, Config{}, []originCase{
 		{"", "", http.StatusSwitchingProtocols},                             // no Origin: not a browser
 		{"", "http://ADDR", http.StatusSwitchingProtocols},                  // same origin
 		{"", "HTTP://ADDR", http.StatusSwitchingProtocols},                  // case does not matter
-		{"", "https://ADDR", http.StatusForbidden},                          // other scheme
+		{"", "https://ADDR", http.StatusSwitchingProtocols},                 // https page, same host and port: a TLS-ending proxy
+		{"", "https://127.0.0.1", http.StatusForbidden},                     // https on another port
 		{"", "http://127.0.0.1:1", http.StatusForbidden},                    // other port
 		{"", "http://127.0.0.1", http.StatusForbidden},                      // default port is another port
 		{"", "http://localhost.test", http.StatusForbidden},                 // other host
@@ -224,7 +226,8 @@ func TestOriginProxyHint(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := handshake(t, conn, "call.test", "https://call.test"); got != http.StatusForbidden {
+		// The proxy forwards Host with the port it dialled: not the page's, so refused.
+		if got := handshake(t, conn, "call.test:8080", "https://call.test"); got != http.StatusForbidden {
 			t.Fatalf("status %d", got)
 		}
 		conn.Close()
