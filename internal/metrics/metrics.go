@@ -20,6 +20,7 @@ func Handler(st *stats.Stats, extra ...prometheus.Collector) http.Handler {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&collector{st: st},
 		webhookCollector{st: st},
+		timeoutCollector{st: st},
 	)
 	reg.MustRegister(extra...)
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})

@@ -27,7 +27,9 @@ type conn struct {
 	ext  Handler // set instead of sess for a connection adopted by another protocol (Adopt)
 
 	in           []byte // bytes of an incomplete frame carried to the next read
+	inSince      int64  // unix ns: when the frame at the start of in began to arrive
 	frag         []byte // fragments of a message in progress
+	fragSince    int64  // unix ns: when the fragmented message began
 	fragOp       byte
 	fragging     bool
 	state        uint8
@@ -268,7 +270,7 @@ func (c *conn) frame(h header, p []byte, now time.Time) {
 			c.message(h.opcode, p, now)
 			return
 		}
-		c.fragging, c.fragOp = true, h.opcode
+		c.fragging, c.fragOp, c.fragSince = true, h.opcode, now.UnixNano()
 		c.frag = append(c.frag[:0], p...)
 	case opContinuation:
 		if !c.fragging {
