@@ -208,7 +208,7 @@ func canaryRelay(t *testing.T, a *websocket.Conn, b canaryPeer) {
 }
 
 type typedMsg struct {
-	Type string `json:"type"`
+	Type string          `json:"type"`
 	Peer json.RawMessage `json:"peer"` // an id in a welcome, an object elsewhere
 }
 
