@@ -85,6 +85,8 @@ type Config struct {
 	// TURNURLs are an external server's URLs (coturn with use-auth-secret and the same
 	// TURNSecret) handed out with credentials minted per peer, beside or instead of ours.
 	TURNURLs []string `yaml:"turn-urls"`
+	// Timeouts for every step a client takes (docs/limits.md).
+	Timeouts `yaml:",inline"`
 }
 
 // Default returns the built-in defaults.
@@ -118,6 +120,7 @@ func Default() Config {
 		TURNUserQuota:      100,
 		TURNMaxAllocations: 4096,
 		TURNIPQuota:        1024,
+		Timeouts:           DefaultTimeouts(),
 	}
 }
 
@@ -168,6 +171,7 @@ func (c *Config) Validate() error {
 	}
 	errs = append(errs, c.validateTURN()...)
 	errs = append(errs, c.validateAccess()...)
+	errs = append(errs, c.Timeouts.validate()...)
 	return errors.Join(errs...)
 }
 
@@ -358,6 +362,7 @@ func FlagSet(c *Config, configPath *string) *flag.FlagSet {
 	fs.DurationVar(&c.WebhookTimeout, "webhook-timeout", c.WebhookTimeout, "how long a webhook receiver may take to answer before the POST is retried")
 	fs.IntVar(&c.WebhookQueue, "webhook-queue", c.WebhookQueue, "webhook events waiting per URL; past it the oldest are dropped (and counted)")
 	fs.Var(listValue{&c.TURNURLs}, "turn-urls", "external STUN/TURN URLs (coturn use-auth-secret with the same --turn-secret) handed out with minted credentials (comma list)")
+	c.Timeouts.flags(fs)
 	return fs
 }
 

@@ -150,6 +150,7 @@ func build(cfg config.Config, log *slog.Logger, st *stats.Stats, b bus.Bus) (*Se
 		SendQueueBytes: cfg.SendQueueBytes,
 		PingInterval:   cfg.PingInterval,
 		PeerTimeout:    cfg.PeerTimeout,
+		FrameTimeout:   cfg.FrameTimeout,
 		AllowedOrigins: cfg.AllowedOrigins,
 		Loops:          cfg.EventLoops,
 		Logger:         log,
@@ -165,6 +166,7 @@ func build(cfg config.Config, log *slog.Logger, st *stats.Stats, b bus.Bus) (*Se
 		SendQueueBytes: cfg.SendQueueBytes,
 		PingInterval:   cfg.PingInterval,
 		PingTimeout:    cfg.PeerTimeout - cfg.PingInterval,
+		ConnectTimeout: cfg.ConnectTimeout,
 		Logger:         log,
 	})
 	if err != nil {
@@ -185,8 +187,8 @@ func build(cfg config.Config, log *slog.Logger, st *stats.Stats, b bus.Bus) (*Se
 	warnIfOpen(log, keys, ln.Addr())
 	s := &Server{cfg: cfg, log: log, hub: h, bus: b, ws: ws, sio: sio, ln: ln, turn: ts, verifier: verifier}
 	s.http = &http.Server{
-		Handler:           s.routes(st),
-		ReadHeaderTimeout: 10 * time.Second,
+		Handler:           bodyDeadline(cfg.ReadTimeout, st, s.routes(st)),
+		ReadHeaderTimeout: cfg.HeaderTimeout,
 		IdleTimeout:       60 * time.Second,
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
