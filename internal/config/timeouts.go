@@ -21,6 +21,9 @@ type Timeouts struct {
 	// ConnectTimeout bounds the time from an Engine.IO handshake to the Socket.IO CONNECT
 	// (Socket.IO's connectTimeout); a session that has not connected by then is closed.
 	ConnectTimeout time.Duration `yaml:"connect-timeout"`
+	// UpgradeTimeout bounds an Engine.IO upgrade from polling to WebSocket, from the
+	// WebSocket's opening to the upgrade packet (Engine.IO's upgradeTimeout).
+	UpgradeTimeout time.Duration `yaml:"upgrade-timeout"`
 }
 
 // DefaultTimeouts returns the built-in timeouts.
@@ -30,6 +33,7 @@ func DefaultTimeouts() Timeouts {
 		ReadTimeout:    30 * time.Second,
 		FrameTimeout:   10 * time.Second,
 		ConnectTimeout: 45 * time.Second,
+		UpgradeTimeout: 10 * time.Second,
 	}
 }
 
@@ -38,6 +42,7 @@ func (t *Timeouts) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&t.ReadTimeout, "read-timeout", t.ReadTimeout, "how long a client may take to send an HTTP request body (long-polling POSTs, API calls)")
 	fs.DurationVar(&t.FrameTimeout, "frame-timeout", t.FrameTimeout, "how long a WebSocket frame or fragmented message may take to arrive once begun (then close 1008)")
 	fs.DurationVar(&t.ConnectTimeout, "connect-timeout", t.ConnectTimeout, "how long a Socket.IO session may stay open without sending CONNECT")
+	fs.DurationVar(&t.UpgradeTimeout, "upgrade-timeout", t.UpgradeTimeout, "how long a Socket.IO client may take to upgrade from long-polling to WebSocket once the WebSocket is open")
 }
 
 func (t *Timeouts) validate() []error {
@@ -48,6 +53,7 @@ func (t *Timeouts) validate() []error {
 	}{
 		{"header-timeout", t.HeaderTimeout}, {"read-timeout", t.ReadTimeout},
 		{"frame-timeout", t.FrameTimeout}, {"connect-timeout", t.ConnectTimeout},
+		{"upgrade-timeout", t.UpgradeTimeout},
 	} {
 		if d.v <= 0 {
 			errs = append(errs, fmt.Errorf("%s %v: must be positive", d.name, d.v))

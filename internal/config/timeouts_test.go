@@ -21,7 +21,7 @@ func TestTimeoutsLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Timeouts{HeaderTimeout: 10 * time.Second, ReadTimeout: 2 * time.Second, FrameTimeout: 5 * time.Second, ConnectTimeout: 6 * time.Second}
+	want := Timeouts{HeaderTimeout: 10 * time.Second, ReadTimeout: 2 * time.Second, FrameTimeout: 5 * time.Second, ConnectTimeout: 6 * time.Second, UpgradeTimeout: 10 * time.Second}
 	if cfg.Timeouts != want {
 		t.Errorf("timeouts = %+v, want %+v", cfg.Timeouts, want)
 	}

@@ -167,6 +167,7 @@ func build(cfg config.Config, log *slog.Logger, st *stats.Stats, b bus.Bus) (*Se
 		PingInterval:   cfg.PingInterval,
 		PingTimeout:    cfg.PeerTimeout - cfg.PingInterval,
 		ConnectTimeout: cfg.ConnectTimeout,
+		UpgradeTimeout: cfg.UpgradeTimeout,
 		Logger:         log,
 	})
 	if err != nil {

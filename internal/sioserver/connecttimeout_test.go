@@ -1,10 +1,14 @@
 package sioserver
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 
 	"github.com/switchboard-rtc/switchboard/internal/hub"
 	"github.com/switchboard-rtc/switchboard/internal/stats"
@@ -57,5 +61,42 @@ func TestConnectTimeout(t *testing.T) {
 	}
 	if st, b := httpDo(t, "POST", connected, "3", nil); st != 200 || b != "ok" {
 		t.Fatalf("connected session POST: %d %q", st, b)
+	}
+}
+
+// TestUpgradeTimeout: a WebSocket opened to upgrade a polling session that answers the probe
+// but never sends the upgrade packet is closed after UpgradeTimeout (checked on the 1 s ping
+// beat, before the 3 s peer timeout would drop it silently); the polling session goes on.
+func TestUpgradeTimeout(t *testing.T) {
+	ts := startServer(t, hub.Config{}, func(c *Config) { c.UpgradeTimeout = 300 * time.Millisecond })
+	u, _ := pollingSession(t, ts.url)
+	sid := u[strings.Index(u, "sid=")+4:]
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(ts.url, "http")+"socket.io/?EIO=4&transport=websocket&sid="+sid, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	if err := c.Write(ctx, websocket.MessageText, []byte("2probe")); err != nil {
+		t.Fatal(err)
+	}
+	if _, b, err := c.Read(ctx); err != nil || string(b) != "3probe" {
+		t.Fatalf("probe answer %q %v", b, err)
+	}
+	start := time.Now()
+	_, b, err := c.Read(ctx)
+	var ce websocket.CloseError
+	if !errors.As(err, &ce) || ce.Reason != "upgrade timeout" {
+		t.Fatalf("after the probe: %q %v, want a close with reason upgrade timeout", b, err)
+	}
+	if el := time.Since(start); el > 2500*time.Millisecond {
+		t.Errorf("probe closed after %v", el)
+	}
+	if got := ts.hub.Stats().Timeouts[stats.TimeoutUpgrade].Load(); got != 1 {
+		t.Errorf("sio-upgrade timeouts counted %d, want 1", got)
+	}
+	if st, b := httpDo(t, "POST", u, "3", nil); st != 200 || b != "ok" {
+		t.Fatalf("the polling session after the failed upgrade: POST %d %q", st, b)
 	}
 }

@@ -44,6 +44,10 @@ type Config struct {
 	// ConnectTimeout is how long a session may stay open without a Socket.IO CONNECT
 	// (default 45 s, Socket.IO's connectTimeout); then it is closed.
 	ConnectTimeout time.Duration
+	// UpgradeTimeout is how long a WebSocket opened to upgrade a polling session may take to
+	// finish the upgrade (default 10 s, Engine.IO's upgradeTimeout); it is checked on the
+	// ping beat, so a probe is closed between UpgradeTimeout and UpgradeTimeout+PingInterval.
+	UpgradeTimeout time.Duration
 	// MaxSessions caps the Engine.IO sessions open at once (default 100,000); handshakes
 	// over it get 503.
 	MaxSessions int
@@ -70,6 +74,9 @@ func (c *Config) setDefaults() {
 	if c.ConnectTimeout == 0 {
 		c.ConnectTimeout = 45 * time.Second
 	}
+	if c.UpgradeTimeout == 0 {
+		c.UpgradeTimeout = 10 * time.Second
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -85,8 +92,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: send queue %d is smaller than a payload (%d)", ErrBadConfig, c.SendQueueBytes, c.MaxPayload)
 	case c.PingInterval <= 0 || c.PingTimeout <= 0:
 		return fmt.Errorf("%w: ping interval %v, timeout %v", ErrBadConfig, c.PingInterval, c.PingTimeout)
-	case c.ConnectTimeout < 0:
-		return fmt.Errorf("%w: connect timeout %v", ErrBadConfig, c.ConnectTimeout)
+	case c.ConnectTimeout < 0 || c.UpgradeTimeout < 0:
+		return fmt.Errorf("%w: connect timeout %v, upgrade timeout %v", ErrBadConfig, c.ConnectTimeout, c.UpgradeTimeout)
 	case c.MaxSessions < 1:
 		return fmt.Errorf("%w: max sessions %d", ErrBadConfig, c.MaxSessions)
 	}
@@ -307,7 +314,7 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, sid string) {
 		return
 	}
 	s.ws.Adopt(w, r, func(c *wsserver.Conn) wsserver.Handler {
-		return &probe{ss: ss, c: c}
+		return &probe{ss: ss, c: c, since: time.Now()}
 	})
 }
 

@@ -13,11 +13,14 @@ const (
 	// TimeoutConnect: an Engine.IO session that sent no Socket.IO CONNECT within
 	// --connect-timeout.
 	TimeoutConnect
+	// TimeoutUpgrade: a WebSocket opened to upgrade an Engine.IO polling session that did
+	// not finish the upgrade within --upgrade-timeout.
+	TimeoutUpgrade
 	// NumTimeoutKinds is the number of kinds.
 	NumTimeoutKinds
 )
 
-var timeoutNames = [NumTimeoutKinds]string{"http-body", "ws-frame", "sio-connect"}
+var timeoutNames = [NumTimeoutKinds]string{"http-body", "ws-frame", "sio-connect", "sio-upgrade"}
 
 // String returns the kind's metric label.
 func (k TimeoutKind) String() string {
