@@ -90,6 +90,8 @@ type Config struct {
 	PublicURL     string `yaml:"public-url"`
 	MetricsListen string `yaml:"metrics-listen"`
 	MetricsPublic bool   `yaml:"metrics-public"`
+	// Timeouts for every step a client takes (docs/limits.md).
+	Timeouts `yaml:",inline"`
 }
 
 // Default returns the built-in defaults.
@@ -123,6 +125,7 @@ func Default() Config {
 		TURNUserQuota:      100,
 		TURNMaxAllocations: 4096,
 		TURNIPQuota:        1024,
+		Timeouts:           DefaultTimeouts(),
 	}
 }
 
@@ -174,6 +177,7 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.validateTURN()...)
 	errs = append(errs, c.validateAccess()...)
 	errs = append(errs, c.validateEdges()...)
+	errs = append(errs, c.Timeouts.validate()...)
 	return errors.Join(errs...)
 }
 
@@ -365,6 +369,7 @@ func FlagSet(c *Config, configPath *string) *flag.FlagSet {
 	fs.IntVar(&c.WebhookQueue, "webhook-queue", c.WebhookQueue, "webhook events waiting per URL; past it the oldest are dropped (and counted)")
 	fs.Var(listValue{&c.TURNURLs}, "turn-urls", "external STUN/TURN URLs (coturn use-auth-secret with the same --turn-secret) handed out with minted credentials (comma list)")
 	edgeFlags(fs, c)
+	c.Timeouts.flags(fs)
 	return fs
 }
 

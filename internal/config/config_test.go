@@ -321,7 +321,8 @@ func TestLoadHelp(t *testing.T) {
 			t.Errorf("usage line for --%s = %q, want its description %q", f.Name, rest, f.Usage)
 		}
 	})
-	if want := reflect.TypeOf(Config{}).NumField() + 1; n != want { // + --config
+	// Timeouts is one embedded field with a flag per field of its own; + --config.
+	if want := reflect.TypeOf(Config{}).NumField() - 1 + reflect.TypeOf(Timeouts{}).NumField() + 1; n != want {
 		t.Errorf("FlagSet has %d flags, want %d", n, want)
 	}
 	// -h works too.
@@ -335,10 +336,18 @@ func TestLoadHelp(t *testing.T) {
 // key of the same name (and so an environment variable via EnvName).
 func TestEveryOptionHasAllSpellings(t *testing.T) {
 	keys := map[string]bool{}
-	typ := reflect.TypeOf(Config{})
-	for i := 0; i < typ.NumField(); i++ {
-		keys[strings.Split(typ.Field(i).Tag.Get("yaml"), ",")[0]] = true
+	var walk func(typ reflect.Type)
+	walk = func(typ reflect.Type) {
+		for i := 0; i < typ.NumField(); i++ {
+			tag := typ.Field(i).Tag.Get("yaml")
+			if tag == ",inline" { // an embedded group of keys (Timeouts)
+				walk(typ.Field(i).Type)
+				continue
+			}
+			keys[strings.Split(tag, ",")[0]] = true
+		}
 	}
+	walk(reflect.TypeOf(Config{}))
 	var cfg Config
 	var path string
 	flags := map[string]bool{}

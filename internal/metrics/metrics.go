@@ -21,6 +21,7 @@ func Handler(st *stats.Stats, extra ...prometheus.Collector) http.Handler {
 		&collector{st: st},
 		webhookCollector{st: st},
 		edgesCollector{st: st},
+		timeoutCollector{st: st},
 	)
 	reg.MustRegister(extra...)
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})

@@ -25,6 +25,11 @@ func TestResumeAfterLostConnection(t *testing.T) {
 	a.expect("peer-joined")
 
 	a.c.CloseNow() // no close frame: as if the network went away
+	// What follows is held once the server has seen a go; until then an event may be written
+	// into the dead socket and lost (the half-open window, docs/protocol.md "Resuming").
+	eventually(t, "the lost connection to be kept for resumption", func() bool {
+		return metricValue(t, ts, "switchboard_resumable_peers") == "1"
+	})
 	for i := range 3 {
 		// Sent while a is away: acked, since a is still in the room.
 		b.send(map[string]any{"type": "message", "id": i, "target": a.id, "data": i})

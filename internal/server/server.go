@@ -153,6 +153,7 @@ func build(cfg config.Config, log *slog.Logger, st *stats.Stats, b bus.Bus) (*Se
 		SendQueueBytes: cfg.SendQueueBytes,
 		PingInterval:   cfg.PingInterval,
 		PeerTimeout:    cfg.PeerTimeout,
+		FrameTimeout:   cfg.FrameTimeout,
 		AllowedOrigins: cfg.AllowedOrigins,
 		PublicURL:      cfg.PublicURL,
 		Loops:          cfg.EventLoops,
@@ -169,6 +170,8 @@ func build(cfg config.Config, log *slog.Logger, st *stats.Stats, b bus.Bus) (*Se
 		SendQueueBytes: cfg.SendQueueBytes,
 		PingInterval:   cfg.PingInterval,
 		PingTimeout:    cfg.PeerTimeout - cfg.PingInterval,
+		ConnectTimeout: cfg.ConnectTimeout,
+		UpgradeTimeout: cfg.UpgradeTimeout,
 		Logger:         log,
 	})
 	if err != nil {
@@ -189,8 +192,8 @@ func build(cfg config.Config, log *slog.Logger, st *stats.Stats, b bus.Bus) (*Se
 	warnIfOpen(log, keys, ln.Addr())
 	s := &Server{cfg: cfg, log: log, hub: h, bus: b, ws: ws, sio: sio, ln: ln, turn: ts, verifier: verifier}
 	s.http = &http.Server{
-		Handler:           s.edges(s.routes(st)),
-		ReadHeaderTimeout: 10 * time.Second,
+		Handler:           s.edges(bodyDeadline(cfg.ReadTimeout, st, s.routes(st))),
+		ReadHeaderTimeout: cfg.HeaderTimeout,
 		IdleTimeout:       60 * time.Second,
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),

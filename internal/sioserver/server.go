@@ -41,6 +41,13 @@ type Config struct {
 	// is dropped (default 20 s: the WebSocket endpoint's PeerTimeout minus PingInterval).
 	PingInterval time.Duration
 	PingTimeout  time.Duration
+	// ConnectTimeout is how long a session may stay open without a Socket.IO CONNECT
+	// (default 45 s, Socket.IO's connectTimeout); then it is closed.
+	ConnectTimeout time.Duration
+	// UpgradeTimeout is how long a WebSocket opened to upgrade a polling session may take to
+	// finish the upgrade (default 10 s, Engine.IO's upgradeTimeout); it is checked on the
+	// ping beat, so a probe is closed between UpgradeTimeout and UpgradeTimeout+PingInterval.
+	UpgradeTimeout time.Duration
 	// MaxSessions caps the Engine.IO sessions open at once (default 100,000); handshakes
 	// over it get 503.
 	MaxSessions int
@@ -64,6 +71,12 @@ func (c *Config) setDefaults() {
 	if c.MaxSessions == 0 {
 		c.MaxSessions = 100_000
 	}
+	if c.ConnectTimeout == 0 {
+		c.ConnectTimeout = 45 * time.Second
+	}
+	if c.UpgradeTimeout == 0 {
+		c.UpgradeTimeout = 10 * time.Second
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -79,6 +92,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: send queue %d is smaller than a payload (%d)", ErrBadConfig, c.SendQueueBytes, c.MaxPayload)
 	case c.PingInterval <= 0 || c.PingTimeout <= 0:
 		return fmt.Errorf("%w: ping interval %v, timeout %v", ErrBadConfig, c.PingInterval, c.PingTimeout)
+	case c.ConnectTimeout < 0 || c.UpgradeTimeout < 0:
+		return fmt.Errorf("%w: connect timeout %v, upgrade timeout %v", ErrBadConfig, c.ConnectTimeout, c.UpgradeTimeout)
 	case c.MaxSessions < 1:
 		return fmt.Errorf("%w: max sessions %d", ErrBadConfig, c.MaxSessions)
 	}
@@ -215,6 +230,7 @@ func (s *Server) newSession(now time.Time) *session {
 	ss := &session{srv: s, sid: string(protocol.NewPeerID()), wake: make(chan struct{}, 1)}
 	ss.lastSeen.Store(now.UnixNano())
 	ss.lastPing.Store(now.UnixNano())
+	ss.created = now.UnixNano()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.sessions) >= s.cfg.MaxSessions {
@@ -298,7 +314,7 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, sid string) {
 		return
 	}
 	s.ws.Adopt(w, r, func(c *wsserver.Conn) wsserver.Handler {
-		return &probe{ss: ss, c: c}
+		return &probe{ss: ss, c: c, since: time.Now()}
 	})
 }
 
@@ -405,7 +421,7 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request, sid string) {
 // timers pings polling sessions and drops silent ones; WebSocket sessions are timed by the
 // WebSocket endpoint's loops.
 func (s *Server) timers() {
-	tick := time.NewTicker(min(time.Second, s.cfg.PingInterval/4))
+	tick := time.NewTicker(min(time.Second, s.cfg.PingInterval/4, s.cfg.ConnectTimeout/4))
 	defer tick.Stop()
 	for {
 		select {
@@ -430,6 +446,7 @@ func (s *Server) tick(now time.Time) {
 	for _, ss := range all {
 		ss.mu.Lock()
 		upgraded, doom, doomCode, closed, closedAt := ss.ws != nil, ss.doom, ss.doomCode, ss.closed, ss.closedAt
+		connected := ss.id != "" || ss.holding // holding: a CONNECT is being answered
 		ss.mu.Unlock()
 		switch {
 		case closed: // kept to deliver its last packets to a GET that did not come
@@ -438,6 +455,10 @@ func (s *Server) tick(now time.Time) {
 			}
 		case doom != "":
 			ss.closeWith(doomCode, doom)
+		case !connected && t-ss.created > int64(s.cfg.ConnectTimeout):
+			// Socket.IO's connectTimeout: an Engine.IO session that never connected a socket.
+			s.stats.Timeouts[stats.TimeoutConnect].Add(1)
+			ss.close("timeout")
 		case upgraded:
 			continue
 		case t-ss.lastSeen.Load() > deadline:

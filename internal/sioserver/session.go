@@ -25,6 +25,7 @@ type session struct {
 
 	lastSeen atomic.Int64 // unix ns of the client's last request or packet
 	lastPing atomic.Int64 // unix ns of the last ping sent on polling
+	created  int64        // unix ns of the handshake
 
 	in         sync.Mutex
 	hs         *hub.Session    // nil until CONNECT

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/switchboard-rtc/switchboard/internal/hub"
+	"github.com/switchboard-rtc/switchboard/internal/stats"
 	"github.com/switchboard-rtc/switchboard/internal/wsserver"
 )
 
@@ -55,8 +56,10 @@ func (t *wsTransport) Closed(reason string) { (*session)(t).close(reason) }
 type probe struct {
 	ss       *session
 	c        *wsserver.Conn
+	since    time.Time // when the WebSocket opened
 	probed   bool
 	upgraded bool
+	cut      bool // closed by the upgrade timeout
 }
 
 func (p *probe) Text(b []byte, now time.Time) error {
@@ -117,8 +120,15 @@ func (p *probe) Binary(b []byte, now time.Time) error {
 }
 
 func (p *probe) Ping(now time.Time) {
-	if p.upgraded {
+	switch {
+	case p.upgraded:
 		(*wsTransport)(p.ss).Ping(now)
+	case !p.cut && now.Sub(p.since) > p.ss.srv.cfg.UpgradeTimeout:
+		// Engine.IO's upgradeTimeout: a probe kept open (with WebSocket pings, say) without
+		// finishing the upgrade holds a descriptor; the polling session goes on.
+		p.cut = true
+		p.ss.srv.stats.Timeouts[stats.TimeoutUpgrade].Add(1)
+		p.c.Close(closeNormal, "upgrade timeout")
 	}
 }
 

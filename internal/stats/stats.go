@@ -54,4 +54,6 @@ type Stats struct {
 	WebhooksDropped   atomic.Uint64
 	WebhookRetries    atomic.Uint64
 	WebhooksQueued    atomic.Int64
+	// Timeouts counts connections and requests cut by a timeout, by TimeoutKind.
+	Timeouts [NumTimeoutKinds]atomic.Uint64
 }

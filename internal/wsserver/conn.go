@@ -28,7 +28,9 @@ type conn struct {
 	lim  *hub.RateLimiter // an adopted connection's share of the rate limit, for its control frames
 
 	in           []byte // bytes of an incomplete frame carried to the next read
+	inSince      int64  // unix ns: when the frame at the start of in began to arrive
 	frag         []byte // fragments of a message in progress
+	fragSince    int64  // unix ns: when the fragmented message began
 	fragOp       byte
 	fragging     bool
 	fragDrop     bool // the message in progress went over the rate limit: its fragments are dropped
@@ -270,7 +272,7 @@ func (c *conn) frame(h header, p []byte, now time.Time) {
 			c.message(h.opcode, p, now)
 			return
 		}
-		c.fragging, c.fragOp = true, h.opcode
+		c.fragging, c.fragOp, c.fragSince = true, h.opcode, now.UnixNano()
 		c.fragDrop = !c.allowFrame(now)
 		if !c.fragDrop {
 			c.frag = append(c.frag[:0], p...)

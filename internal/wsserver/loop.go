@@ -9,6 +9,9 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/switchboard-rtc/switchboard/internal/hub"
+	"github.com/switchboard-rtc/switchboard/internal/stats"
 )
 
 // loop is one epoll event loop. Its goroutine owns the connections registered with it: it alone
@@ -232,8 +235,11 @@ func (l *loop) handle(c *conn, events uint32, now time.Time) {
 }
 
 func (l *loop) read(c *conn, now time.Time) {
-	pending := copy(l.buf, c.in)
-	n, err := unix.Read(c.fd, l.buf[pending:])
+	if len(c.in) > 0 {
+		l.readPartial(c, now)
+		return
+	}
+	n, err := unix.Read(c.fd, l.buf)
 	switch {
 	case errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR):
 		return
@@ -241,15 +247,62 @@ func (l *loop) read(c *conn, now time.Time) {
 		l.loseConn(c, "closed")
 		return
 	}
-	c.in = nil
 	c.lastRead = now.UnixNano()
 	if c.state != stateOpen {
 		return // closing: discard until EOF
 	}
-	data := l.buf[:pending+n]
+	data := l.buf[:n]
 	used := c.process(data, now)
 	if rest := data[used:]; len(rest) > 0 && c.state == stateOpen {
-		c.in = append(make([]byte, 0, len(rest)), rest...)
+		// Carry the partial frame in a buffer of its own, sized for what arrived (not for what
+		// its header announces): readPartial grows it as more comes.
+		c.in = append(make([]byte, 0, min(max(2*len(rest), minPartial), len(l.buf))), rest...)
+		c.inSince = c.lastRead
+	}
+}
+
+// minPartial is the least free room a partial frame's buffer offers a read.
+const minPartial = 512
+
+// readPartial reads the rest of c's partial frame straight into c.in, after the bytes already
+// there: the buffer doubles when it runs short, so a frame dripped in N pieces costs O(size)
+// copying, not O(N × size). Complete frames are handled in place; what is left of a next frame
+// moves to the front.
+func (l *loop) readPartial(c *conn, now time.Time) {
+	if cap(c.in)-len(c.in) < minPartial {
+		grown := make([]byte, len(c.in), min(max(2*cap(c.in), len(c.in)+minPartial), len(l.buf)))
+		copy(grown, c.in)
+		c.in = grown
+	}
+	pending := len(c.in)
+	n, err := unix.Read(c.fd, c.in[pending:cap(c.in)])
+	switch {
+	case errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR):
+		return
+	case err != nil || n == 0:
+		l.loseConn(c, "closed")
+		return
+	}
+	c.lastRead = now.UnixNano()
+	if c.state != stateOpen {
+		c.in = nil
+		return
+	}
+	data := c.in[:pending+n]
+	used := c.process(data, now)
+	rest := data[used:]
+	switch {
+	case c.state != stateOpen || len(rest) == 0:
+		c.in = nil
+	case used == 0:
+		c.in = data // the same frame, still incomplete
+	case cap(data) > 4*minPartial && cap(data) > 4*len(rest):
+		// A frame ended and a small piece of the next one follows: give the big buffer back.
+		c.in = append(make([]byte, 0, max(2*len(rest), minPartial)), rest...)
+		c.inSince = c.lastRead
+	default:
+		c.in = data[:copy(data, rest)]
+		c.inSince = c.lastRead
 	}
 }
 
@@ -323,6 +376,11 @@ func (l *loop) tick(now time.Time) {
 			}
 		case t-c.lastRead > int64(cfg.PeerTimeout):
 			l.loseConn(c, "timeout")
+		case (len(c.in) > 0 && t-c.inSince > int64(cfg.FrameTimeout)) ||
+			(c.fragging && t-c.fragSince > int64(cfg.FrameTimeout)):
+			// A frame or fragmented message left unfinished: the client holds a buffer here.
+			l.srv.stats.Timeouts[stats.TimeoutFrame].Add(1)
+			c.closeWith(hub.ClosePolicyViolation, "frame not finished in time", "timeout", now)
 		case c.ext != nil:
 			// Adopted protocols ping in their own messages, on a fixed beat whatever the
 			// client sends (Engine.IO clients time out when pings stop coming).

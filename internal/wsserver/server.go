@@ -44,6 +44,9 @@ type Config struct {
 	PeerTimeout time.Duration
 	// CloseTimeout bounds a closing handshake (default 3 s).
 	CloseTimeout time.Duration
+	// FrameTimeout bounds how long a frame, or a fragmented message, may take to arrive once
+	// it began (default 10 s); past it the connection is closed with 1008.
+	FrameTimeout time.Duration
 	// AllowedOrigins lists the browser origins accepted besides the server's own (origin.go):
 	// "https://app.example.com", patterns like "https://*.example.com" or "*.example.com"
 	// (any scheme, default port), or "*" for any.
@@ -73,6 +76,9 @@ func (c *Config) setDefaults() {
 	if c.CloseTimeout == 0 {
 		c.CloseTimeout = 3 * time.Second
 	}
+	if c.FrameTimeout == 0 {
+		c.FrameTimeout = 10 * time.Second
+	}
 	if c.Loops == 0 {
 		// Half the CPUs: the loops do the socket I/O of established connections; the other
 		// half is left to handshakes (net/http), the garbage collector and, on a small machine,
@@ -97,6 +103,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("wsserver: peer timeout %v must exceed ping interval %v", c.PeerTimeout, c.PingInterval)
 	case c.Loops < 1:
 		return fmt.Errorf("wsserver: %d loops", c.Loops)
+	case c.FrameTimeout < 0:
+		return fmt.Errorf("wsserver: frame timeout %v is negative", c.FrameTimeout)
 	}
 	return c.validateOrigins()
 }
@@ -148,7 +156,7 @@ func New(cfg Config) (*Server, error) {
 }
 
 func (s *Server) tickInterval() time.Duration {
-	return min(time.Second, s.cfg.PingInterval/4, s.cfg.CloseTimeout/2)
+	return min(time.Second, s.cfg.PingInterval/4, s.cfg.CloseTimeout/2, s.cfg.FrameTimeout/4)
 }
 
 // ServeHTTP upgrades a GET request to a WebSocket connection.
