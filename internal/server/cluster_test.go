@@ -279,8 +279,12 @@ func TestClusterRoomLimitUnderConcurrentJoins(t *testing.T) {
 				}
 			}
 		}
-		// The coordinator learns of the leave asynchronously: retry while it still counts it.
-		late := dial(t, nodes[(round+1)%len(nodes)])
+		// The coordinator and the late joiner's node learn of the leave asynchronously: wait
+		// for that node's replica (a welcome lists the joining node's view of the room), then
+		// retry while the coordinator still counts the leaver.
+		lateNode := nodes[(round+1)%len(nodes)]
+		eventually(t, "the late node to hear the leave", func() bool { return len(peerList(t, lateNode, room)) == limit-1 })
+		late := dial(t, lateNode)
 		eventually(t, "a place in the room", func() bool {
 			late.send(map[string]any{"type": "join", "room": room})
 			m := late.next()
