@@ -2,6 +2,7 @@ package turnserver
 
 import (
 	"errors"
+	"io"
 	"net"
 	"net/netip"
 	"strings"
@@ -225,4 +226,56 @@ func TestTCPAllocateDeadline(t *testing.T) {
 		t.Fatal(err)
 	}
 	expectDatagram(t, peer, "still here")
+}
+
+// TestTCPDataConnectionPastDeadline: a data connection of a relayed TCP connection (RFC 6062
+// ConnectionBind) never sends an Allocate, and still carries data past the allocate deadline.
+func TestTCPDataConnectionPastDeadline(t *testing.T) {
+	const within = 300 * time.Millisecond
+	s := startServer(t, func(c *Config) { allowLoopback(c); c.AllocateWithin = within })
+	peer, err := net.ListenTCP("tcp4", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	u, p := s.Credentials("tcp-relay", time.Now())
+	alloc, err := pionClient(t, s, u, p, true).AllocateTCP()
+	if err != nil {
+		t.Fatalf("AllocateTCP: %v", err)
+	}
+	defer alloc.Close()
+	data, err := alloc.Dial("tcp", peer.Addr().String())
+	if err != nil {
+		t.Fatalf("TCP relay: %v", err)
+	}
+	defer data.Close()
+	_ = peer.SetDeadline(time.Now().Add(5 * time.Second))
+	remote, err := peer.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer remote.Close()
+	// A silent connection opened after the data connection is closed at its deadline: by then
+	// the data connection's has passed too.
+	if !closedWithin(dialFrom(t, s, "127.0.0.3"), 5*time.Second) {
+		t.Fatal("a silent connection was not closed")
+	}
+	if _, err := data.Write([]byte("ping")); err != nil {
+		t.Fatalf("write on the data connection past the deadline: %v", err)
+	}
+	buf := make([]byte, 4)
+	_ = remote.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(remote, buf); err != nil || string(buf) != "ping" {
+		t.Fatalf("peer read %q, %v", buf, err)
+	}
+	if _, err := remote.Write([]byte("pong")); err != nil {
+		t.Fatal(err)
+	}
+	_ = data.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(data, buf); err != nil || string(buf) != "pong" {
+		t.Fatalf("client read %q, %v", buf, err)
+	}
+	if n := s.Refusals()[RefusedTCPNoAllocate]; n != 1 {
+		t.Errorf("Refusals[%s] = %d, want 1 (the silent connection only)", RefusedTCPNoAllocate, n)
+	}
 }
