@@ -279,3 +279,41 @@ func TestTCPDataConnectionPastDeadline(t *testing.T) {
 		t.Errorf("Refusals[%s] = %d, want 1 (the silent connection only)", RefusedTCPNoAllocate, n)
 	}
 }
+
+// TestHostileJoinsCannotTakeTheRelay is issue 12's attack at default quotas: four addresses
+// allocate under a new peer id each time, as cheap joins would give them; each stops at its
+// own 64 and a newcomer from a fifth address still allocates.
+func TestHostileJoinsCannotTakeTheRelay(t *testing.T) {
+	s := startServer(t, nil)
+	for _, src := range []string{"127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"} {
+		got := 0
+		for i := range DefaultIPQuota + 16 {
+			u, p := s.Credentials(src+"-peer-"+itoa(i), time.Now())
+			conn, err := net.ListenPacket("udp4", net.JoinHostPort(src, "0"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = conn.Close() })
+			c := &rawClient{t: t, conn: conn, server: s.Addr(), user: u, pass: p}
+			switch _, code := c.allocate(); code {
+			case 0:
+				got++
+			case stun.CodeAllocQuotaReached:
+			default:
+				t.Fatalf("allocate from %s: code %d", src, code)
+			}
+		}
+		if got != DefaultIPQuota {
+			t.Fatalf("%s got %d allocations, want its quota %d", src, got, DefaultIPQuota)
+		}
+	}
+	if n := s.Refusals()[RefusedClientQuota]; n != 4*16 {
+		t.Errorf("Refusals[%s] = %d, want %d", RefusedClientQuota, n, 4*16)
+	}
+	u, p := s.Credentials("newcomer", time.Now())
+	relay, err := pionClientFrom(t, s, u, p, false, "127.0.0.9").Allocate()
+	if err != nil {
+		t.Fatalf("newcomer: %v", err)
+	}
+	_ = relay.Close()
+}
