@@ -92,6 +92,8 @@ type Config struct {
 	MetricsPublic bool   `yaml:"metrics-public"`
 	// Timeouts for every step a client takes (docs/limits.md).
 	Timeouts `yaml:",inline"`
+	// Per-client limits and how clients are told apart (clients.go, docs/limits.md).
+	ClientLimits `yaml:",inline"`
 }
 
 // Default returns the built-in defaults.
@@ -124,8 +126,9 @@ func Default() Config {
 		TURNGrace:          12 * time.Hour,
 		TURNUserQuota:      100,
 		TURNMaxAllocations: 4096,
-		TURNIPQuota:        1024,
+		TURNIPQuota:        64,
 		Timeouts:           DefaultTimeouts(),
+		ClientLimits:       DefaultClientLimits(),
 	}
 }
 
@@ -178,6 +181,7 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.validateAccess()...)
 	errs = append(errs, c.validateEdges()...)
 	errs = append(errs, c.Timeouts.validate()...)
+	errs = append(errs, c.ClientLimits.validate()...)
 	return errors.Join(errs...)
 }
 
@@ -360,7 +364,7 @@ func FlagSet(c *Config, configPath *string) *flag.FlagSet {
 	fs.Var(appendValue{&c.TURNAllowPeers}, "turn-allow-peer", "peer CIDR the relay may use although not public (repeatable or comma list), e.g. 127.0.0.0/8")
 	fs.IntVar(&c.TURNUserQuota, "turn-user-quota", c.TURNUserQuota, "live TURN allocations per peer (at most turn-max-allocations)")
 	fs.IntVar(&c.TURNMaxAllocations, "turn-max-allocations", c.TURNMaxAllocations, "live TURN allocations in all")
-	fs.IntVar(&c.TURNIPQuota, "turn-ip-quota", c.TURNIPQuota, "live TURN allocations per client IP address, at most turn-max-allocations (high: users behind a carrier-grade NAT share one)")
+	fs.IntVar(&c.TURNIPQuota, "turn-ip-quota", c.TURNIPQuota, "live TURN allocations per client (an IPv4 address or IPv6 /64, see client-prefix-v4/-v6), at most turn-max-allocations; users behind one carrier-grade NAT share it")
 	fs.Var(listValue{&c.APIKeys}, "api-keys", "API keys KEY_ID:SECRET (comma list; 'switchboard key new' makes one): every join then needs an access token signed by one, and /api/v1/ is on (docs/auth.md)")
 	fs.Var(appendValue{&c.WebhookURLs}, "webhook-url", "URL that receives room and peer events as signed JSON POSTs (repeatable or comma list; needs api-keys; docs/webhooks.md)")
 	fs.StringVar(&c.WebhookKey, "webhook-key", c.WebhookKey, "id of the API key whose secret signs webhooks (empty: the first)")
@@ -370,6 +374,7 @@ func FlagSet(c *Config, configPath *string) *flag.FlagSet {
 	fs.Var(listValue{&c.TURNURLs}, "turn-urls", "external STUN/TURN URLs (coturn use-auth-secret with the same --turn-secret) handed out with minted credentials (comma list)")
 	edgeFlags(fs, c)
 	c.Timeouts.flags(fs)
+	c.ClientLimits.flags(fs)
 	return fs
 }
 

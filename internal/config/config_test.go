@@ -321,8 +321,8 @@ func TestLoadHelp(t *testing.T) {
 			t.Errorf("usage line for --%s = %q, want its description %q", f.Name, rest, f.Usage)
 		}
 	})
-	// Timeouts is one embedded field with a flag per field of its own; + --config.
-	if want := reflect.TypeOf(Config{}).NumField() - 1 + reflect.TypeOf(Timeouts{}).NumField() + 1; n != want {
+	// Timeouts and ClientLimits are embedded fields with a flag per field of their own; + --config.
+	if want := reflect.TypeOf(Config{}).NumField() - 2 + reflect.TypeOf(Timeouts{}).NumField() + reflect.TypeOf(ClientLimits{}).NumField() + 1; n != want {
 		t.Errorf("FlagSet has %d flags, want %d", n, want)
 	}
 	// -h works too.

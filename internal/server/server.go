@@ -272,6 +272,9 @@ func startTURN(cfg config.Config, log *slog.Logger) (*turnserver.Server, error) 
 		UserQuota:      min(cfg.TURNUserQuota, cfg.TURNMaxAllocations),
 		MaxAllocations: cfg.TURNMaxAllocations,
 		IPQuota:        min(cfg.TURNIPQuota, cfg.TURNMaxAllocations),
+		Clients:        cfg.Clients(),
+		TCPPerClient:   min(cfg.TURNTCPPerClient, cfg.TURNMaxAllocations),
+		AllocateWithin: cfg.TURNAllocateTimeout,
 		Logger:         log.With("component", "turn"),
 	})
 	if err != nil {

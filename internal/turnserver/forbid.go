@@ -109,8 +109,9 @@ func (c *trackedPacketConn) WriteTo(p []byte, to net.Addr) (int, error) {
 }
 
 // Write sends p (one STUN message or channel data frame, as pion writes them) to the client,
-// with forbidDenied's rewrite.
+// with forbidDenied's rewrite; an Allocate or ConnectionBind success marks the connection used.
 func (c *trackedConn) Write(p []byte) (int, error) {
+	c.markUsed(p)
 	if c.l.rewrite != nil {
 		if q := c.l.rewrite(p, c.RemoteAddr()); q != nil {
 			if _, err := c.Conn.Write(q); err != nil {

@@ -9,6 +9,8 @@ import (
 	"sync"
 
 	"github.com/pion/turn/v5"
+
+	"github.com/switchboard-rtc/switchboard/internal/clientaddr"
 )
 
 // quota counts live relay sockets per user and overall. A slot is taken when the relay
@@ -78,40 +80,31 @@ func (q *quota) count() int {
 	return q.n
 }
 
-// ipQuota counts live allocations per client IP address. It is checked before an allocation
-// is made and counted from pion's allocation events, so concurrent Allocate requests from one
-// address may overshoot it by a few: it bounds a host, while quota bounds users exactly.
+// ipQuota counts live allocations per client (an IPv4 address or IPv6 /64, as clients
+// aggregates them). It is checked before an allocation is made and counted from pion's
+// allocation events, so concurrent Allocate requests from one client may overshoot it by a
+// few: it bounds a host, while quota bounds users exactly.
 type ipQuota struct {
-	max int
+	max     int
+	clients clientaddr.Aggregator
 
 	mu sync.Mutex
-	n  map[netip.Addr]int
-}
-
-func addrIP(a net.Addr) netip.Addr {
-	switch a := a.(type) {
-	case *net.UDPAddr:
-		ip, _ := netip.AddrFromSlice(a.IP)
-		return ip.Unmap()
-	case *net.TCPAddr:
-		ip, _ := netip.AddrFromSlice(a.IP)
-		return ip.Unmap()
-	}
-	return netip.Addr{}
+	n  map[netip.Prefix]int
 }
 
 func (q *ipQuota) has(a net.Addr) bool {
+	k := q.clients.KeyOf(a)
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return q.n[addrIP(a)] < q.max
+	return q.n[k] < q.max
 }
 
 func (q *ipQuota) add(a net.Addr, d int) {
-	ip := addrIP(a)
+	k := q.clients.KeyOf(a)
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.n[ip] += d; q.n[ip] <= 0 {
-		delete(q.n, ip)
+	if q.n[k] += d; q.n[k] <= 0 {
+		delete(q.n, k)
 	}
 }
 

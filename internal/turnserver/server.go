@@ -17,6 +17,7 @@ import (
 	"github.com/pion/stun/v4"
 	"github.com/pion/turn/v5"
 
+	"github.com/switchboard-rtc/switchboard/internal/clientaddr"
 	"github.com/switchboard-rtc/switchboard/protocol"
 )
 
@@ -28,9 +29,11 @@ const (
 	DefaultMaxPort        = 65535
 	DefaultUserQuota      = 100
 	DefaultMaxAllocations = 4096
-	DefaultIPQuota        = 1024
+	DefaultIPQuota        = 64
 	DefaultGrace          = 12 * time.Hour
 	DefaultTCPIdle        = time.Minute
+	DefaultTCPPerClient   = 32
+	DefaultAllocateWithin = 10 * time.Second
 )
 
 // Config configures a Server. The zero value means defaults.
@@ -69,10 +72,21 @@ type Config struct {
 	// MaxAllocations caps live allocations overall (default 4096, at most the number of
 	// relay ports).
 	MaxAllocations int
-	// IPQuota caps live allocations per client IP address (default 1024, at most
-	// MaxAllocations), so one host cannot take the whole relay by joining under many peer
-	// ids. It is high because many users may share one address behind a carrier-grade NAT.
+	// IPQuota caps live allocations per client (default 64, at most MaxAllocations): per
+	// IPv4 address and per IPv6 /64, as Clients aggregates them, so one host cannot take the
+	// whole relay by joining under many peer ids, nor escape the quota by picking addresses
+	// in its /64. Users behind one carrier-grade NAT share it.
 	IPQuota int
+	// Clients aggregates client addresses into the keys IPQuota and TCPPerClient count
+	// under (zero value: per IPv4 address and per IPv6 /64).
+	Clients clientaddr.Aggregator
+	// TCPPerClient caps a client's TCP connections to the TURN port (default 32, at most
+	// MaxAllocations, which caps them all), so one host cannot fill the connection cap.
+	TCPPerClient int
+	// AllocateWithin closes a client TCP connection that has not been put to use (a
+	// successful Allocate, or ConnectionBind for a relayed TCP connection) this long after
+	// it was accepted (default 10 seconds).
+	AllocateWithin time.Duration
 	// TCPIdle closes a client's TCP connection after this long without a byte from it
 	// (default 1 minute; ICE consent checks every few seconds keep a live call's connection
 	// busy), so idle connections cannot pile up to the cap.
@@ -111,6 +125,12 @@ func (c *Config) setDefaults() error {
 	if c.TCPIdle == 0 {
 		c.TCPIdle = DefaultTCPIdle
 	}
+	if c.TCPPerClient == 0 {
+		c.TCPPerClient = min(DefaultTCPPerClient, c.MaxAllocations)
+	}
+	if c.AllocateWithin == 0 {
+		c.AllocateWithin = DefaultAllocateWithin
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -135,6 +155,13 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: user quota %d: want 1 to max allocations %d", ErrBadConfig, c.UserQuota, c.MaxAllocations)
 	case c.IPQuota < 1 || c.IPQuota > c.MaxAllocations:
 		return fmt.Errorf("%w: IP quota %d: want 1 to max allocations %d", ErrBadConfig, c.IPQuota, c.MaxAllocations)
+	case c.TCPPerClient < 1 || c.TCPPerClient > c.MaxAllocations:
+		return fmt.Errorf("%w: TCP connections per client %d: want 1 to max allocations %d", ErrBadConfig, c.TCPPerClient, c.MaxAllocations)
+	case c.AllocateWithin < 0 || c.TCPIdle < 0:
+		return fmt.Errorf("%w: allocate deadline %v, TCP idle time %v: must be positive", ErrBadConfig, c.AllocateWithin, c.TCPIdle)
+	}
+	if err := c.Clients.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadConfig, err)
 	}
 	return nil
 }
@@ -146,6 +173,33 @@ type Stats struct {
 	// AuthFailures counts requests with refused credentials (bad username, realm, expiry or
 	// password).
 	AuthFailures atomic.Int64
+	// ClientQuota counts Allocate requests refused because their client (IPQuota) had all
+	// its allocations.
+	ClientQuota atomic.Int64
+	// TCPPerClient counts client TCP connections closed at accept because their client had
+	// TCPPerClient open; TCPFull those closed because MaxAllocations were open.
+	TCPPerClient, TCPFull atomic.Int64
+	// TCPNoAllocate counts client TCP connections closed for not allocating (nor binding)
+	// within AllocateWithin.
+	TCPNoAllocate atomic.Int64
+}
+
+// Reasons in Refusals.
+const (
+	RefusedClientQuota   = "client-allocations"
+	RefusedTCPPerClient  = "tcp-per-client"
+	RefusedTCPFull       = "tcp-cap"
+	RefusedTCPNoAllocate = "tcp-allocate-timeout"
+)
+
+// Refusals returns what the per-client limits refused so far, by reason (for metrics).
+func (s *Server) Refusals() map[string]int64 {
+	return map[string]int64{
+		RefusedClientQuota:   s.stats.ClientQuota.Load(),
+		RefusedTCPPerClient:  s.stats.TCPPerClient.Load(),
+		RefusedTCPFull:       s.stats.TCPFull.Load(),
+		RefusedTCPNoAllocate: s.stats.TCPNoAllocate.Load(),
+	}
 }
 
 // Server is a running STUN/TURN server.
@@ -173,7 +227,7 @@ func New(cfg Config) (*Server, error) {
 		log:    cfg.Logger,
 		filter: NewPeerFilter(cfg.AllowPeers),
 		quota:  &quota{perUser: cfg.UserQuota, total: cfg.MaxAllocations, users: map[string]int{}},
-		ips:    &ipQuota{max: cfg.IPQuota, n: map[netip.Addr]int{}},
+		ips:    &ipQuota{max: cfg.IPQuota, clients: cfg.Clients, n: map[netip.Prefix]int{}},
 	}
 	if len(s.cfg.Secret) == 0 {
 		b := make([]byte, 32)
@@ -236,7 +290,15 @@ func New(cfg Config) (*Server, error) {
 		Realm:       s.cfg.Realm,
 		AuthHandler: s.auth,
 		QuotaHandler: func(user, _ string, src net.Addr) bool {
-			return s.quota.has(user) && s.ips.has(src)
+			if !s.quota.has(user) {
+				return false
+			}
+			if !s.ips.has(src) {
+				s.stats.ClientQuota.Add(1)
+				s.log.Debug("turn: allocation refused: client over its quota", "client", src.String(), "quota", s.cfg.IPQuota)
+				return false
+			}
+			return true
 		},
 		LoggerFactory: loggerFactory{s.log},
 		EventHandler: turn.EventHandler{
@@ -287,7 +349,11 @@ func (s *Server) listen() error {
 			break
 		}
 		s.udp = &trackedPacketConn{PacketConn: pc, done: make(chan struct{}), rewrite: s.forbidDenied}
-		s.tcp = &trackedListener{Listener: ln, max: s.cfg.MaxAllocations, idle: s.cfg.TCPIdle, conns: map[*trackedConn]struct{}{}, done: make(chan struct{}), rewrite: s.forbidDenied}
+		s.tcp = &trackedListener{
+			Listener: ln, max: s.cfg.MaxAllocations, perClient: s.cfg.TCPPerClient, clients: s.cfg.Clients,
+			idle: s.cfg.TCPIdle, allocate: s.cfg.AllocateWithin, stats: &s.stats, log: s.log.Debug,
+			conns: map[*trackedConn]struct{}{}, byKey: map[netip.Prefix]int{}, done: make(chan struct{}), rewrite: s.forbidDenied,
+		}
 		return nil
 	}
 	return fmt.Errorf("turnserver: listen tcp %s: %w", s.cfg.Listen, lastErr)
@@ -436,78 +502,4 @@ func (c *trackedPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
 		c.once.Do(func() { close(c.done) })
 	}
 	return n, a, err //nolint:wrapcheck // the socket's own error, for pion
-}
-
-// trackedListener is the TCP listener: it caps client connections, closes idle ones, and
-// closes them all on close (pion's listener loop leaves accepted connections open).
-type trackedListener struct {
-	net.Listener
-	rewrite func(p []byte, to net.Addr) []byte // forbidDenied: a replacement for p, or nil
-	max     int
-	idle    time.Duration
-	wg      sync.WaitGroup
-	done    chan struct{}
-	once    sync.Once
-
-	mu     sync.Mutex
-	conns  map[*trackedConn]struct{}
-	closed bool
-}
-
-func (l *trackedListener) Accept() (net.Conn, error) {
-	for {
-		c, err := l.Listener.Accept()
-		if err != nil {
-			l.once.Do(func() { close(l.done) })
-			return nil, err //nolint:wrapcheck // the listener's own error, for pion
-		}
-		tc := &trackedConn{Conn: c, l: l}
-		l.mu.Lock()
-		if l.closed || len(l.conns) >= l.max {
-			l.mu.Unlock()
-			_ = c.Close()
-			continue
-		}
-		l.conns[tc] = struct{}{}
-		l.wg.Add(1)
-		l.mu.Unlock()
-		return tc, nil
-	}
-}
-
-func (l *trackedListener) closeAll() {
-	l.mu.Lock()
-	l.closed = true
-	conns := make([]*trackedConn, 0, len(l.conns))
-	for c := range l.conns {
-		conns = append(conns, c)
-	}
-	l.mu.Unlock()
-	for _, c := range conns {
-		_ = c.Conn.Close() // pion's loop sees the error and calls Close
-	}
-}
-
-type trackedConn struct {
-	net.Conn
-	l    *trackedListener
-	once sync.Once
-}
-
-// Read extends the idle deadline before each read: a client silent for the idle time gets
-// a timeout error, and pion's loop closes the connection.
-func (c *trackedConn) Read(p []byte) (int, error) {
-	_ = c.Conn.SetReadDeadline(time.Now().Add(c.l.idle))
-	return c.Conn.Read(p) //nolint:wrapcheck // the conn's own error, for pion
-}
-
-func (c *trackedConn) Close() error {
-	err := c.Conn.Close()
-	c.once.Do(func() {
-		c.l.mu.Lock()
-		delete(c.l.conns, c)
-		c.l.mu.Unlock()
-		c.l.wg.Done()
-	})
-	return err //nolint:wrapcheck // the conn's own error, for pion
 }

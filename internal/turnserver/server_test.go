@@ -48,15 +48,23 @@ func init() { quietPion.Writer = io.Discard }
 // pionClient is a real TURN client (pion/turn) over UDP, or over TCP when tcp is set.
 func pionClient(t testing.TB, s *Server, user, pass string, tcp bool) *turn.Client {
 	t.Helper()
+	return pionClientFrom(t, s, user, pass, tcp, "127.0.0.1")
+}
+
+// pionClientFrom is pionClient from the local address src (a 127.0.0.0/8 address stands for
+// a distinct client).
+func pionClientFrom(t testing.TB, s *Server, user, pass string, tcp bool, src string) *turn.Client {
+	t.Helper()
 	var conn net.PacketConn
 	if tcp {
-		c, err := net.Dial("tcp4", s.TCPAddr().String())
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
+		c, err := d.Dial("tcp4", s.TCPAddr().String())
 		if err != nil {
 			t.Fatal(err)
 		}
 		conn = turn.NewSTUNConn(c)
 	} else {
-		c, err := net.ListenPacket("udp4", "127.0.0.1:0")
+		c, err := net.ListenPacket("udp4", net.JoinHostPort(src, "0"))
 		if err != nil {
 			t.Fatal(err)
 		}
