@@ -90,6 +90,9 @@ type Config struct {
 	PublicURL     string `yaml:"public-url"`
 	MetricsListen string `yaml:"metrics-listen"`
 	MetricsPublic bool   `yaml:"metrics-public"`
+	// FDReserve is how many file descriptors below the process limit new WebSocket
+	// connections are refused at (503), kept for probes, metrics and the API.
+	FDReserve int `yaml:"fd-reserve"`
 	// Timeouts for every step a client takes (docs/limits.md).
 	Timeouts `yaml:",inline"`
 }
@@ -126,6 +129,7 @@ func Default() Config {
 		TURNMaxAllocations: 4096,
 		TURNIPQuota:        1024,
 		Timeouts:           DefaultTimeouts(),
+		FDReserve:          64,
 	}
 }
 

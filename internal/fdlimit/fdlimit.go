@@ -1,0 +1,188 @@
+// Package fdlimit keeps a reserve of file descriptors below the process limit (RLIMIT_NOFILE)
+// so that a flood of connections cannot take the last ones: the server refuses new WebSocket
+// upgrades once it is within the reserve, sheds new connections just short of the limit, and
+// turns the accept errors it still gets into one log line per interval (docs/limits.md).
+//
+// Counting open descriptors exactly is a directory read of /proc/self/fd, too dear to do per
+// connection. A Gauge reads it lazily — at most once a second while far from the limit, at
+// most every MinAge when near it — and adds every descriptor it was told about since (Note);
+// closes are only seen at the next read, so the estimate errs high, never low, for the
+// descriptors it is told about.
+package fdlimit
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+const (
+	// MaxAge is how old a count may get while the process is far from its limit.
+	MaxAge = time.Second
+	// MinAge is how often the count may be refreshed while the process is near its limit.
+	MinAge = 20 * time.Millisecond
+)
+
+// Limit returns the process's descriptor limit (the soft RLIMIT_NOFILE, which the Go
+// runtime raises to the hard one at start).
+func Limit() (int, error) {
+	var rl unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err != nil {
+		return 0, fmt.Errorf("fdlimit: getrlimit: %w", err)
+	}
+	if rl.Cur > 1<<30 {
+		return 1 << 30, nil
+	}
+	return int(rl.Cur), nil
+}
+
+// Gauge estimates how many descriptors the process has open. Its methods are safe for
+// concurrent use. Close it to release the descriptor it reads /proc/self/fd with.
+type Gauge struct {
+	limit   int
+	reserve int
+
+	mu  sync.Mutex // one reader of the directory at a time; guards dir
+	dir int        // /proc/self/fd, kept open so a count never needs a free descriptor
+
+	counted atomic.Int64 // descriptors open at the last read
+	since   atomic.Int64 // descriptors noted since the last read
+	at      atomic.Int64 // unix nanoseconds of the last read
+}
+
+// New returns a Gauge for a process limited to limit descriptors that keeps reserve of them
+// for requests that need no descriptor of their own beyond their connection (health checks,
+// metrics, the API).
+func New(limit, reserve int) (*Gauge, error) {
+	if limit <= 0 || reserve < 0 {
+		return nil, fmt.Errorf("fdlimit: limit %d, reserve %d", limit, reserve)
+	}
+	dir, err := unix.Open("/proc/self/fd", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("fdlimit: %w", &os.PathError{Op: "open", Path: "/proc/self/fd", Err: err})
+	}
+	g := &Gauge{limit: limit, reserve: reserve, dir: dir}
+	if err := g.refresh(time.Now()); err != nil {
+		_ = unix.Close(dir)
+		return nil, err
+	}
+	return g, nil
+}
+
+// Close releases the Gauge's descriptor.
+func (g *Gauge) Close() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.dir < 0 {
+		return nil
+	}
+	err := unix.Close(g.dir)
+	g.dir = -1
+	return err
+}
+
+// Limit is the process's descriptor limit the Gauge was made with.
+func (g *Gauge) Limit() int { return g.limit }
+
+// Reserve is the number of descriptors kept back from WebSocket upgrades.
+func (g *Gauge) Reserve() int { return g.reserve }
+
+// Note counts n descriptors just opened (an accepted connection), until the next read.
+func (g *Gauge) Note(n int) { g.since.Add(int64(n)) }
+
+// Open returns the estimated number of open descriptors, reading /proc/self/fd again when
+// the last count is too old: MaxAge in general, MinAge once within twice the reserve (or 16)
+// of the limit.
+func (g *Gauge) Open() int {
+	est := g.estimate()
+	now := time.Now()
+	age := time.Duration(now.UnixNano() - g.at.Load())
+	near := est >= g.limit-max(2*g.reserve, 16)
+	if age >= MaxAge || near && age >= MinAge {
+		if g.mu.TryLock() { // someone else is reading: their count will do
+			if time.Duration(now.UnixNano()-g.at.Load()) >= MinAge {
+				_ = g.refreshLocked(now)
+			}
+			g.mu.Unlock()
+			est = g.estimate()
+		}
+	}
+	return est
+}
+
+// Full reports whether the process is within the reserve of its limit: new connections that
+// would keep a descriptor (a WebSocket) must be refused.
+func (g *Gauge) Full() bool { return g.Open() >= g.limit-g.reserve }
+
+// Exhausted reports whether the process is within a few descriptors of its limit (a quarter
+// of the reserve, at least 4): even a short request cannot be served, and new connections
+// are closed as soon as they are accepted, so the process itself never runs out.
+func (g *Gauge) Exhausted() bool { return g.Open() >= g.limit-g.floor() }
+
+func (g *Gauge) floor() int { return max(g.reserve/4, 4) }
+
+func (g *Gauge) estimate() int { return int(g.counted.Load() + g.since.Load()) }
+
+func (g *Gauge) refresh(now time.Time) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.refreshLocked(now)
+}
+
+// refreshLocked counts the entries of /proc/self/fd. Descriptors noted while it reads may be
+// counted twice: an estimate that errs high.
+func (g *Gauge) refreshLocked(now time.Time) error {
+	if g.dir < 0 {
+		return errors.New("fdlimit: gauge closed")
+	}
+	noted := g.since.Swap(0)
+	n, err := countDir(g.dir)
+	if err != nil {
+		g.since.Add(noted)
+		return err
+	}
+	g.counted.Store(int64(n))
+	g.at.Store(now.UnixNano())
+	return nil
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// countDir counts the descriptors listed in the /proc/self/fd directory dir, its own
+// included (it is open), without "." and "..".
+func countDir(dir int) (int, error) {
+	if _, err := unix.Seek(dir, 0, 0); err != nil {
+		return 0, fmt.Errorf("fdlimit: seek /proc/self/fd: %w", err)
+	}
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
+	n := 0
+	for {
+		m, err := unix.Getdents(dir, buf)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return 0, fmt.Errorf("fdlimit: read /proc/self/fd: %w", err)
+		}
+		if m <= 0 {
+			return n - 2, nil // "." and ".."
+		}
+		// Each linux_dirent64 starts with ino (8), off (8), reclen (2).
+		for off := 0; off+18 <= m; {
+			reclen := int(binary.NativeEndian.Uint16(buf[off+16:]))
+			if reclen == 0 {
+				break
+			}
+			n++
+			off += reclen
+		}
+	}
+}

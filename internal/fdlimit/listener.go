@@ -1,0 +1,116 @@
+package fdlimit
+
+import (
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// LogInterval is how often a Listener logs the accept errors it swallowed.
+const LogInterval = 10 * time.Second
+
+// Listener wraps a net.Listener so that running out of descriptors neither spins nor floods
+// the log, and so that the process keeps its last descriptors: while the Gauge says the
+// process is exhausted, connections are closed as soon as they are accepted (counted by
+// Refused). EMFILE and ENFILE from accept are not returned (net/http would log each one):
+// the Listener pauses — 5 ms, doubling to 250 ms while they last — and logs one line per
+// LogInterval with how many there were.
+type Listener struct {
+	net.Listener
+	g       *Gauge
+	log     *slog.Logger
+	refused func() // counts a connection closed at accept
+
+	done      chan struct{}
+	closeOnce sync.Once
+
+	mu       sync.Mutex // guards the error report below
+	errs     int        // accept errors since the last line
+	loggedAt time.Time
+
+	shed atomic.Uint64
+}
+
+// NewListener wraps ln; g may be nil (no reserve: only the accept errors are handled). refused, if not nil, is called for every connection closed at
+// accept because the process is out of descriptors.
+func NewListener(ln net.Listener, g *Gauge, log *slog.Logger, refused func()) *Listener {
+	if log == nil {
+		log = slog.Default()
+	}
+	if refused == nil {
+		refused = func() {}
+	}
+	return &Listener{Listener: ln, g: g, log: log, refused: refused, done: make(chan struct{})}
+}
+
+// Accept returns the next connection the process has a descriptor to spare for.
+func (l *Listener) Accept() (net.Conn, error) {
+	pause := time.Duration(0)
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			if !outOfDescriptors(err) {
+				return nil, err
+			}
+			l.report(time.Now())
+			pause = min(max(2*pause, 5*time.Millisecond), 250*time.Millisecond)
+			t := time.NewTimer(pause)
+			select {
+			case <-t.C:
+			case <-l.done:
+				t.Stop()
+				return nil, net.ErrClosed
+			}
+			continue
+		}
+		pause = 0
+		if l.g == nil {
+			return c, nil
+		}
+		l.g.Note(1)
+		if l.g.Exhausted() {
+			_ = c.Close()
+			l.shed.Add(1)
+			l.refused()
+			continue
+		}
+		return c, nil
+	}
+}
+
+// Close closes the listener and ends a pause in Accept.
+func (l *Listener) Close() error {
+	l.closeOnce.Do(func() { close(l.done) })
+	return l.Listener.Close()
+}
+
+// Shed returns how many connections were closed at accept.
+func (l *Listener) Shed() uint64 { return l.shed.Load() }
+
+func (l *Listener) report(now time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.errs++
+	if now.Sub(l.loggedAt) < LogInterval {
+		return
+	}
+	l.log.Warn("out of file descriptors: new connections wait in the backlog",
+		"accept_errors", l.errs, "since", l.sinceText(now), "shed", l.shed.Load())
+	l.errs = 0
+	l.loggedAt = now
+}
+
+func (l *Listener) sinceText(now time.Time) string {
+	if l.loggedAt.IsZero() {
+		return "start"
+	}
+	return now.Sub(l.loggedAt).Round(time.Millisecond).String()
+}
+
+func outOfDescriptors(err error) bool {
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)
+}
