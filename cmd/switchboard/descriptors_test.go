@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -105,11 +106,15 @@ type rawWS struct {
 // dialWS sends an upgrade to /ws and reads the answer's status line and headers within d.
 // A status of 0 means no answer arrived in time.
 func dialWS(addr string, d time.Duration) (*rawWS, *http.Response, error) {
+	return dialPath(addr, "/ws", d)
+}
+
+func dialPath(addr, path string, d time.Duration) (*rawWS, *http.Response, error) {
 	c, err := net.DialTimeout("tcp", addr, d)
 	if err != nil {
 		return nil, nil, err
 	}
-	req := "GET /ws HTTP/1.1\r\nHost: " + addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+	req := "GET " + path + " HTTP/1.1\r\nHost: " + addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
 		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
 	_ = c.SetDeadline(time.Now().Add(d))
 	if _, err := io.WriteString(c, req); err != nil {
@@ -234,6 +239,16 @@ func TestDescriptorReserve(t *testing.T) {
 	if upgraded < fdLimit-64-40 || upgraded > fdLimit-64 {
 		t.Errorf("%d upgraded: want close to %d (limit minus reserve minus the server's own)", upgraded, fdLimit-64)
 	}
+	// A Socket.IO WebSocket is refused the same way.
+	w, resp, err := dialPath(s.addr, "/socket.io/?EIO=4&transport=websocket", 3*time.Second)
+	if err != nil {
+		t.Fatalf("Socket.IO handshake at the reserve: %v", err)
+	}
+	w.c.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("Socket.IO handshake at the reserve: %d, Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	refused++
 	// Every 101 is a live WebSocket.
 	for i, w := range open {
 		if err := w.pingPong(3 * time.Second); err != nil {
@@ -254,6 +269,46 @@ func TestDescriptorReserve(t *testing.T) {
 	if m == nil || m[1] != fmt.Sprint(refused) {
 		t.Errorf("connections_refused_total{reason=descriptors}: got %v, want %d", m, refused)
 	}
+	// Idle connections (no request) fill the reserve: short of the limit the server closes
+	// new ones as soon as it accepts them, so it never runs out itself.
+	var idle []net.Conn
+	defer func() {
+		for _, c := range idle {
+			c.Close()
+		}
+	}()
+	for i := 0; i < 64; i++ {
+		c, err := net.DialTimeout("tcp", s.addr, 3*time.Second)
+		if err != nil {
+			t.Fatalf("idle connection %d: %v", i, err)
+		}
+		idle = append(idle, c)
+	}
+	last := idle[len(idle)-1]
+	_ = last.SetReadDeadline(time.Now().Add(3 * time.Second))
+	if _, err := last.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
+		t.Fatalf("idle connection past the reserve: read %v, want EOF (closed at accept)", err)
+	}
+	for _, c := range idle {
+		c.Close()
+	}
+	idle = nil
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		code, body, err = httpGet(s.addr, "/metrics")
+		if err == nil && code == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/metrics once the idle connections closed: %d %v", code, err)
+		}
+		time.Sleep(20 * time.Millisecond) // the server sees the closes on its own time
+	}
+	m = regexp.MustCompile(`switchboard_connections_refused_total\{reason="descriptors"\} (\d+)`).FindStringSubmatch(body)
+	if m == nil || m[1] == fmt.Sprint(refused) {
+		t.Errorf("connections closed at accept not counted: %v (503s: %d)", m, refused)
+	}
+	t.Logf("refused in all (503s and closed at accept): %s", m[1])
 	if n := s.lines("Accept error"); n != 0 {
 		t.Errorf("%d accept errors logged", n)
 	}

@@ -88,13 +88,21 @@ func TestGaugeFullAndExhausted(t *testing.T) {
 	if g.Full() || g.Exhausted() {
 		t.Fatalf("full at start: open %d, limit %d", g.Open(), g.Limit())
 	}
-	pipes(t, 13) // open = limit - 14: within the reserve, above the floor (4)
-	waitFor(t, 2*time.Second, "full", g.Full)
-	if g.Exhausted() {
-		t.Fatalf("exhausted %d below the limit", g.Limit()-g.Open())
+	g.Note(26) // open = limit - 14: within the reserve, above the floor (4)
+	if !g.Full() || g.Exhausted() {
+		t.Fatalf("%d below the limit: full %v, exhausted %v", g.Limit()-g.Open(), g.Full(), g.Exhausted())
 	}
-	pipes(t, 6) // limit - 2
-	waitFor(t, 2*time.Second, "exhausted", g.Exhausted)
+	g.Note(12) // limit - 2
+	if !g.Exhausted() {
+		t.Fatalf("not exhausted %d below the limit", g.Limit()-g.Open())
+	}
+	g.Note(-38)
+	if g.Full() {
+		t.Fatal("still full once the connections closed")
+	}
+	// Descriptors not noted are seen at the next read of /proc/self/fd: within MaxAge.
+	pipes(t, 13)
+	waitFor(t, MaxAge+time.Second, "full from untracked descriptors", g.Full)
 }
 
 type logBuf struct {
@@ -151,8 +159,10 @@ func TestListenerShedsWhenExhausted(t *testing.T) {
 	l := NewListener(inner, g, slog.New(slog.NewTextHandler(io.Discard, nil)), func() { mu.Lock(); shed++; mu.Unlock() })
 	stop := serve(l)
 	defer stop()
-	pipes(t, 13) // limit - 4 (and the listener): exhausted
-	waitFor(t, 2*time.Second, "exhausted", g.Exhausted)
+	g.Note(27) // limit - 3: exhausted
+	if !g.Exhausted() {
+		t.Fatalf("not exhausted %d below the limit", g.Limit()-g.Open())
+	}
 	c, err := net.Dial("tcp", inner.Addr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -166,6 +176,9 @@ func TestListenerShedsWhenExhausted(t *testing.T) {
 	defer mu.Unlock()
 	if shed != 1 || l.Shed() != 1 {
 		t.Fatalf("shed %d (listener says %d), want 1", shed, l.Shed())
+	}
+	if got := g.tracked.Load(); got != 27 {
+		t.Fatalf("tracked %d after a shed connection, want 27 (its note undone)", got)
 	}
 }
 
@@ -278,6 +291,33 @@ func acceptErrorsChild(t *testing.T) {
 			c.Close()
 		default:
 			return
+		}
+	}
+}
+
+// BenchmarkCount is the cost of one read of /proc/self/fd with b.N's process holding about
+// 10,000 descriptors (20,000 is the hard limit here).
+func BenchmarkCount(b *testing.B) {
+	var rl unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err != nil || rl.Cur < 11000 {
+		b.Skip("needs a descriptor limit of 11,000")
+	}
+	for i := 0; i < 5000; i++ {
+		var p [2]int
+		if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { unix.Close(p[0]); unix.Close(p[1]) })
+	}
+	g, err := New(int(rl.Cur), 64)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer g.Close()
+	b.ResetTimer()
+	for b.Loop() {
+		if err := g.refresh(time.Now()); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

@@ -18,7 +18,8 @@ const LogInterval = 10 * time.Second
 // process is exhausted, connections are closed as soon as they are accepted (counted by
 // Refused). EMFILE and ENFILE from accept are not returned (net/http would log each one):
 // the Listener pauses — 5 ms, doubling to 250 ms while they last — and logs one line per
-// LogInterval with how many there were.
+// LogInterval with how many there were. Every connection it returns is noted open on the
+// Gauge: its owner must note it closed (Gauge.Note(-1)).
 type Listener struct {
 	net.Listener
 	g       *Gauge
@@ -74,6 +75,7 @@ func (l *Listener) Accept() (net.Conn, error) {
 		l.g.Note(1)
 		if l.g.Exhausted() {
 			_ = c.Close()
+			l.g.Note(-1)
 			l.shed.Add(1)
 			l.refused()
 			continue

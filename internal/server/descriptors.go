@@ -2,9 +2,12 @@ package server
 
 import (
 	"log/slog"
+	"net"
+	"net/http"
 
 	"github.com/switchboard-rtc/switchboard/internal/config"
 	"github.com/switchboard-rtc/switchboard/internal/fdlimit"
+	"github.com/switchboard-rtc/switchboard/internal/wsserver"
 )
 
 // newGauge returns the gauge of the process's descriptors that keeps --fd-reserve of them
@@ -31,11 +34,25 @@ func newGauge(cfg config.Config, log *slog.Logger) *fdlimit.Gauge {
 }
 
 // descriptors is g as the WebSocket server's Descriptors: nil stays a nil interface.
-func descriptors(g *fdlimit.Gauge) interface{ Full() bool } {
+func descriptors(g *fdlimit.Gauge) wsserver.Descriptors {
 	if g == nil {
 		return nil
 	}
 	return g
+}
+
+// connState notes on g every HTTP connection that closes. Each was noted open by the
+// listener (fdlimit.Listener); a hijacked one is not reported closed here: the WebSocket
+// server that hijacked it notes it when it ends.
+func connState(g *fdlimit.Gauge) func(net.Conn, http.ConnState) {
+	if g == nil {
+		return nil
+	}
+	return func(_ net.Conn, st http.ConnState) {
+		if st == http.StateClosed {
+			g.Note(-1)
+		}
+	}
 }
 
 func closeGauge(g *fdlimit.Gauge) {

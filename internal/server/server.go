@@ -203,6 +203,7 @@ func build(cfg config.Config, log *slog.Logger, st *stats.Stats, b bus.Bus, fds 
 		IdleTimeout:       60 * time.Second,
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		ConnState:         connState(fds),
 	}
 	if s.metrics, err = listenMetrics(cfg.MetricsListen, s.metricsHandler); err != nil {
 		_ = ln.Close()

@@ -9,6 +9,23 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// Descriptors counts the process's file descriptors (internal/fdlimit.Gauge). A connection
+// accepted by the HTTP server was noted open (+1); once hijacked for a WebSocket, the Server
+// notes it closed (-1) when the WebSocket ends or the upgrade fails.
+type Descriptors interface {
+	// Full reports whether the process is within its reserve of descriptors.
+	Full() bool
+	// Note counts n descriptors opened (n > 0) or closed (n < 0).
+	Note(n int)
+}
+
+// fdClosed notes that a hijacked connection's descriptor is closed.
+func (s *Server) fdClosed() {
+	if s.cfg.Descriptors != nil {
+		s.cfg.Descriptors.Note(-1)
+	}
+}
+
 // RetryAfter is the Retry-After, in seconds, of a handshake refused for want of descriptors.
 const RetryAfter = 5
 

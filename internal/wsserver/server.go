@@ -58,10 +58,10 @@ type Config struct {
 	Loops int
 	// Logger is the server's logger (default slog.Default()).
 	Logger *slog.Logger
-	// Descriptors, when set, reports whether the process is within its reserve of file
-	// descriptors; new connections are then refused with 503 before the upgrade
-	// (descriptors.go).
-	Descriptors interface{ Full() bool }
+	// Descriptors, when set, keeps count of the process's file descriptors (descriptors.go):
+	// while it is Full new connections are refused with 503 before the upgrade, and the
+	// server notes (-1) each hijacked connection's descriptor as it closes.
+	Descriptors Descriptors
 }
 
 func (c *Config) setDefaults() {
@@ -258,6 +258,7 @@ func (s *Server) upgrade(r *http.Request, netConn net.Conn, buffered int, newHan
 	defer func() {
 		if !registered {
 			s.release()
+			s.fdClosed() // netConn, closed by the defer above
 		}
 	}()
 	if buffered > 0 {
@@ -324,6 +325,7 @@ func (s *Server) upgrade(r *http.Request, netConn net.Conn, buffered int, newHan
 }
 
 func (s *Server) connClosed() {
+	s.fdClosed()
 	s.stats.Connections.Add(-1)
 	s.release()
 }
