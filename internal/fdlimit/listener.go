@@ -74,10 +74,10 @@ func (l *Listener) Accept() (net.Conn, error) {
 		}
 		l.g.Note(1)
 		if l.g.Exhausted() {
+			l.shed.Add(1) // counted before the client can see the close
+			l.refused()
 			_ = c.Close()
 			l.g.Note(-1)
-			l.shed.Add(1)
-			l.refused()
 			continue
 		}
 		return c, nil
