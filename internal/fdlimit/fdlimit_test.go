@@ -26,16 +26,27 @@ func procCount(t *testing.T) int {
 	return len(es) - 1
 }
 
-// pipes opens n pipes (2n descriptors), closed when the test ends.
-func pipes(t *testing.T, n int) {
+// pipes opens n pipes (2n descriptors), closed when the test ends or by the returned func.
+func pipes(t *testing.T, n int) (closeAll func()) {
 	t.Helper()
+	var fds []int
 	for i := 0; i < n; i++ {
 		var p [2]int
 		if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { unix.Close(p[0]); unix.Close(p[1]) })
+		fds = append(fds, p[0], p[1])
 	}
+	var once sync.Once
+	closeAll = func() {
+		once.Do(func() {
+			for _, fd := range fds {
+				unix.Close(fd)
+			}
+		})
+	}
+	t.Cleanup(closeAll)
+	return closeAll
 }
 
 func newGauge(t *testing.T, limit, reserve int) *Gauge {
@@ -88,21 +99,14 @@ func TestGaugeFullAndExhausted(t *testing.T) {
 	if g.Full() || g.Exhausted() {
 		t.Fatalf("full at start: open %d, limit %d", g.Open(), g.Limit())
 	}
-	g.Note(26) // open = limit - 14: within the reserve, above the floor (4)
-	if !g.Full() || g.Exhausted() {
-		t.Fatalf("%d below the limit: full %v, exhausted %v", g.Limit()-g.Open(), g.Full(), g.Exhausted())
-	}
-	g.Note(12) // limit - 2
-	if !g.Exhausted() {
-		t.Fatalf("not exhausted %d below the limit", g.Limit()-g.Open())
-	}
-	g.Note(-38)
-	if g.Full() {
-		t.Fatal("still full once the connections closed")
-	}
 	// Descriptors not noted are seen at the next read of /proc/self/fd: within MaxAge.
-	pipes(t, 13)
-	waitFor(t, MaxAge+time.Second, "full from untracked descriptors", g.Full)
+	pipes(t, 13) // open = limit - 14: within the reserve, above the floor (4)
+	waitFor(t, MaxAge+time.Second, "full", g.Full)
+	if g.Exhausted() {
+		t.Fatalf("exhausted %d below the limit", g.Limit()-g.Open())
+	}
+	pipes(t, 6) // limit - 2
+	waitFor(t, MaxAge+time.Second, "exhausted", g.Exhausted)
 }
 
 type logBuf struct {
@@ -122,11 +126,12 @@ func (l *logBuf) String() string {
 	return l.b.String()
 }
 
-// serve accepts from l until it fails, holding every connection; it returns when the
-// listener is closed and the held connections are closed.
-func serve(l net.Listener) (stop func()) {
+// serve accepts from l until it fails, holding every connection and reporting how many
+// it holds on count; stop closes the listener and the held connections.
+func serve(l net.Listener) (count <-chan int, stop func()) {
 	var wg sync.WaitGroup
 	var held []net.Conn
+	counts := make(chan int, 16)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -136,9 +141,10 @@ func serve(l net.Listener) (stop func()) {
 				return
 			}
 			held = append(held, c)
+			counts <- len(held)
 		}
 	}()
-	return func() {
+	return counts, func() {
 		l.Close()
 		wg.Wait()
 		for _, c := range held {
@@ -157,12 +163,10 @@ func TestListenerShedsWhenExhausted(t *testing.T) {
 	var shed int
 	var mu sync.Mutex
 	l := NewListener(inner, g, slog.New(slog.NewTextHandler(io.Discard, nil)), func() { mu.Lock(); shed++; mu.Unlock() })
-	stop := serve(l)
+	accepted, stop := serve(l)
 	defer stop()
-	g.Note(27) // limit - 3: exhausted
-	if !g.Exhausted() {
-		t.Fatalf("not exhausted %d below the limit", g.Limit()-g.Open())
-	}
+	free := pipes(t, 14) // limit - 2: exhausted
+	waitFor(t, MaxAge+time.Second, "exhausted", g.Exhausted)
 	c, err := net.Dial("tcp", inner.Addr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -177,9 +181,27 @@ func TestListenerShedsWhenExhausted(t *testing.T) {
 	if shed != 1 || l.Shed() != 1 {
 		t.Fatalf("shed %d (listener says %d), want 1", shed, l.Shed())
 	}
-	if got := g.tracked.Load(); got != 27 {
-		t.Fatalf("tracked %d after a shed connection, want 27 (its note undone)", got)
+	if got := g.tracked.Load(); got != 0 {
+		t.Fatalf("tracked %d after a shed connection, want 0 (its note undone)", got)
 	}
+	mu.Unlock()
+	// Still exhausted, the listener holds off: a new connection waits in the backlog, and
+	// is served once descriptors are freed within MaxHold.
+	c2, err := net.Dial("tcp", inner.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	free()
+	select {
+	case n := <-accepted:
+		if n != 1 || l.Shed() != 1 {
+			t.Fatalf("held %d, shed %d: want the waiting connection served", n, l.Shed())
+		}
+	case <-time.After(MaxHold + MaxAge + time.Second):
+		t.Fatalf("waiting connection not accepted once descriptors were freed (shed %d)", l.Shed())
+	}
+	mu.Lock()
 }
 
 // TestListenerAcceptErrors runs itself again with RLIMIT_NOFILE lowered (the limit is the

@@ -10,13 +10,18 @@ import (
 	"time"
 )
 
-// LogInterval is how often a Listener logs the accept errors it swallowed.
-const LogInterval = 10 * time.Second
+const (
+	// LogInterval is how often a Listener logs the accept errors it swallowed.
+	LogInterval = 10 * time.Second
+	// MaxHold is how long a Listener holds off accepting while the process is exhausted,
+	// before it takes a connection anyway (and closes it if still exhausted).
+	MaxHold = 500 * time.Millisecond
+)
 
 // Listener wraps a net.Listener so that running out of descriptors neither spins nor floods
 // the log, and so that the process keeps its last descriptors: while the Gauge says the
-// process is exhausted, connections are closed as soon as they are accepted (counted by
-// Refused). EMFILE and ENFILE from accept are not returned (net/http would log each one):
+// process is exhausted, it stops accepting for up to MaxHold (new connections wait in the
+// backlog), then closes connections as soon as they are accepted (counted by refused). EMFILE and ENFILE from accept are not returned (net/http would log each one):
 // the Listener pauses — 5 ms, doubling to 250 ms while they last — and logs one line per
 // LogInterval with how many there were. Every connection it returns is noted open on the
 // Gauge: its owner must note it closed (Gauge.Note(-1)).
@@ -52,6 +57,9 @@ func NewListener(ln net.Listener, g *Gauge, log *slog.Logger, refused func()) *L
 func (l *Listener) Accept() (net.Conn, error) {
 	pause := time.Duration(0)
 	for {
+		if err := l.waitForRoom(); err != nil {
+			return nil, err
+		}
 		c, err := l.Listener.Accept()
 		if err != nil {
 			if !outOfDescriptors(err) {
@@ -59,11 +67,7 @@ func (l *Listener) Accept() (net.Conn, error) {
 			}
 			l.report(time.Now())
 			pause = min(max(2*pause, 5*time.Millisecond), 250*time.Millisecond)
-			t := time.NewTimer(pause)
-			select {
-			case <-t.C:
-			case <-l.done:
-				t.Stop()
+			if !l.sleep(pause) {
 				return nil, net.ErrClosed
 			}
 			continue
@@ -81,6 +85,37 @@ func (l *Listener) Accept() (net.Conn, error) {
 			continue
 		}
 		return c, nil
+	}
+}
+
+// waitForRoom holds accepting while the process is exhausted — connections wait in the
+// kernel's backlog, which costs no descriptor, until the requests being answered (most of
+// them refused upgrades) free theirs — for at most MaxHold; then one connection is taken
+// (and closed, if the process is still exhausted) so that a backlog of connections that
+// never send a request still moves.
+func (l *Listener) waitForRoom() error {
+	if l.g == nil {
+		return nil
+	}
+	step := time.Millisecond
+	for waited := time.Duration(0); waited < MaxHold && l.g.Exhausted(); waited += step {
+		if !l.sleep(step) {
+			return net.ErrClosed
+		}
+		step = min(2*step, 20*time.Millisecond)
+	}
+	return nil
+}
+
+// sleep waits d, or reports false when the listener closes first.
+func (l *Listener) sleep(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-l.done:
+		return false
 	}
 }
 
