@@ -129,7 +129,7 @@ func Default() Config {
 		TURNMaxAllocations: 4096,
 		TURNIPQuota:        1024,
 		Timeouts:           DefaultTimeouts(),
-		FDReserve:          256,
+		FDReserve:          64,
 	}
 }
 

@@ -77,7 +77,8 @@ func (l *Listener) Accept() (net.Conn, error) {
 			return c, nil
 		}
 		l.g.Note(1)
-		if l.g.Exhausted() {
+		// Exhausted even without this one: the hold gave up (or others took the room).
+		if l.g.Open()-1 >= l.g.Limit()-l.g.floor() {
 			l.shed.Add(1) // counted before the client can see the close
 			l.refused()
 			_ = c.Close()
