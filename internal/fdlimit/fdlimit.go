@@ -1,7 +1,8 @@
 // Package fdlimit keeps a reserve of file descriptors below the process limit (RLIMIT_NOFILE)
 // so that a flood of connections cannot take the last ones: the server refuses new WebSocket
-// upgrades once it is within the reserve, sheds new connections just short of the limit, and
-// turns the accept errors it still gets into one log line per interval (docs/limits.md).
+// upgrades once it is within the reserve, holds off accepting (then sheds) just short of the
+// limit, and turns the accept errors it still gets into one log line per interval
+// (docs/limits.md).
 //
 // Counting open descriptors by reading /proc/self/fd costs about a microsecond per
 // descriptor (9.5 ms at 10,000), too dear per connection. A Gauge is told of the
