@@ -90,6 +90,9 @@ type Config struct {
 	PublicURL     string `yaml:"public-url"`
 	MetricsListen string `yaml:"metrics-listen"`
 	MetricsPublic bool   `yaml:"metrics-public"`
+	// FDReserve is how many file descriptors below the process limit new WebSocket
+	// connections are refused at (503), kept for probes, metrics and the API.
+	FDReserve int `yaml:"fd-reserve"`
 	// Timeouts for every step a client takes (docs/limits.md).
 	Timeouts `yaml:",inline"`
 	// Per-client limits and how clients are told apart (clients.go, docs/limits.md).
@@ -129,6 +132,7 @@ func Default() Config {
 		TURNIPQuota:        64,
 		Timeouts:           DefaultTimeouts(),
 		ClientLimits:       DefaultClientLimits(),
+		FDReserve:          64,
 	}
 }
 

@@ -11,6 +11,8 @@ var (
 		"WebSocket frames that are not whole messages (pings, pongs, fragments) dropped over the rate limit.")
 	descHostsRefused   = desc("hosts_refused_total", "Requests for a Host other than --public-url's, refused with 421.")
 	descMetricsRefused = desc("metrics_refused_total", "Requests for /metrics on the main listener from non-loopback clients, answered 404.")
+	descConnsRefused   = desc("connections_refused_total", "Connections refused to keep the process within its limits, by reason: "+
+		"descriptors (within --fd-reserve of the descriptor limit: upgrade answered 503, or closed at accept).", "reason")
 )
 
 // edgesCollector exposes the counters of the limits on a connection's edges (docs/limits.md).
@@ -20,6 +22,7 @@ func (c edgesCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descFramesRateLimited
 	ch <- descHostsRefused
 	ch <- descMetricsRefused
+	ch <- descConnsRefused
 }
 
 func (c edgesCollector) Collect(ch chan<- prometheus.Metric) {
@@ -29,4 +32,5 @@ func (c edgesCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descFramesRateLimited, c.st.FramesRateLimited.Load())
 	counter(descHostsRefused, c.st.HostsRefused.Load())
 	counter(descMetricsRefused, c.st.MetricsRefused.Load())
+	ch <- prometheus.MustNewConstMetric(descConnsRefused, prometheus.CounterValue, float64(c.st.RefusedDescriptors.Load()), "descriptors")
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/switchboard-rtc/switchboard/internal/bus"
 	"github.com/switchboard-rtc/switchboard/internal/bus/natsbus"
 	"github.com/switchboard-rtc/switchboard/internal/config"
+	"github.com/switchboard-rtc/switchboard/internal/fdlimit"
 	"github.com/switchboard-rtc/switchboard/internal/hub"
 	"github.com/switchboard-rtc/switchboard/internal/metrics"
 	"github.com/switchboard-rtc/switchboard/internal/sioserver"
@@ -45,6 +46,7 @@ type Server struct {
 	metrics  *metricsServer  // nil without --metrics-listen (edges.go)
 	// metricsHandler serves /metrics, on the main listener (gated) and on metrics.
 	metricsHandler http.Handler
+	fds            *fdlimit.Gauge // nil with --fd-reserve=0 (descriptors.go)
 }
 
 // New builds a server from cfg and binds its listener, so Addr is known before Serve.
@@ -82,8 +84,10 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		}
 		b = mb
 	}
-	s, err := build(cfg, log, st, b)
+	fds := newGauge(cfg, log)
+	s, err := build(cfg, log, st, b, fds)
 	if err != nil {
+		closeGauge(fds)
 		_ = b.Close()
 		closeWebhooks(wh)
 		return nil, err
@@ -92,7 +96,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	return s, nil
 }
 
-func build(cfg config.Config, log *slog.Logger, st *stats.Stats, b bus.Bus) (*Server, error) {
+func build(cfg config.Config, log *slog.Logger, st *stats.Stats, b bus.Bus, fds *fdlimit.Gauge) (*Server, error) {
 	grace := cfg.ResumeGrace
 	if grace == 0 {
 		grace = -1 // the hub's zero value means its default
@@ -158,6 +162,7 @@ func build(cfg config.Config, log *slog.Logger, st *stats.Stats, b bus.Bus) (*Se
 		PublicURL:      cfg.PublicURL,
 		Loops:          cfg.EventLoops,
 		Logger:         log,
+		Descriptors:    descriptors(fds),
 	})
 	if err != nil {
 		closeTURN()
@@ -190,13 +195,15 @@ func build(cfg config.Config, log *slog.Logger, st *stats.Stats, b bus.Bus) (*Se
 		return nil, fmt.Errorf("server: listen: %w", err)
 	}
 	warnIfOpen(log, keys, ln.Addr())
-	s := &Server{cfg: cfg, log: log, hub: h, bus: b, ws: ws, sio: sio, ln: ln, turn: ts, verifier: verifier}
+	ln = fdlimit.NewListener(ln, fds, log, func() { st.RefusedDescriptors.Add(1) })
+	s := &Server{cfg: cfg, log: log, hub: h, bus: b, ws: ws, sio: sio, ln: ln, turn: ts, verifier: verifier, fds: fds}
 	s.http = &http.Server{
 		Handler:           s.edges(bodyDeadline(cfg.ReadTimeout, st, s.routes(st))),
 		ReadHeaderTimeout: cfg.HeaderTimeout,
 		IdleTimeout:       60 * time.Second,
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		ConnState:         connState(fds),
 	}
 	if s.metrics, err = listenMetrics(cfg.MetricsListen, s.metricsHandler); err != nil {
 		_ = ln.Close()
@@ -310,6 +317,7 @@ func (s *Server) Run(ctx context.Context) error {
 		if s.turn != nil {
 			_ = s.turn.Close(context.Background())
 		}
+		closeGauge(s.fds)
 		return fmt.Errorf("server: %w", err)
 	case <-ctx.Done():
 	}
@@ -342,6 +350,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			werr = errors.Join(werr, terr)
 		}
 	}
+	closeGauge(s.fds)
 	if herr != nil && !errors.Is(herr, http.ErrServerClosed) {
 		return fmt.Errorf("server: http shutdown: %w", errors.Join(herr, werr, berr))
 	}

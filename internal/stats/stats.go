@@ -34,6 +34,10 @@ type Stats struct {
 	// MetricsRefused requests for /metrics from non-loopback clients on the main listener (404).
 	HostsRefused   atomic.Uint64
 	MetricsRefused atomic.Uint64
+	// RefusedDescriptors counts connections refused because the process was out of (or
+	// within its reserve of) file descriptors: upgrades answered 503, connections closed at
+	// accept (docs/limits.md).
+	RefusedDescriptors atomic.Uint64
 	// Parked is the number of presences kept for resumption after their connection was lost
 	// (gauge); Resumes counts those taken back, ResumesExpired those given up.
 	Parked         atomic.Int64

@@ -58,6 +58,10 @@ type Config struct {
 	Loops int
 	// Logger is the server's logger (default slog.Default()).
 	Logger *slog.Logger
+	// Descriptors, when set, keeps count of the process's file descriptors (descriptors.go):
+	// while it is Full new connections are refused with 503 before the upgrade, and the
+	// server notes (-1) each hijacked connection's descriptor as it closes.
+	Descriptors Descriptors
 }
 
 func (c *Config) setDefaults() {
@@ -173,6 +177,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, newHandler func(*
 		http.Error(w, msg, status)
 		return
 	}
+	if s.cfg.Descriptors != nil && s.cfg.Descriptors.Full() {
+		s.refuseDescriptors(w)
+		return
+	}
 	// Count the connection from here on, so a Shutdown that starts now waits for it; one that
 	// started already is seen here (Shutdown sets closing before it reads the count).
 	s.open.Add(1)
@@ -250,6 +258,7 @@ func (s *Server) upgrade(r *http.Request, netConn net.Conn, buffered int, newHan
 	defer func() {
 		if !registered {
 			s.release()
+			s.fdClosed() // netConn, closed by the defer above
 		}
 	}()
 	if buffered > 0 {
@@ -260,6 +269,17 @@ func (s *Server) upgrade(r *http.Request, netConn net.Conn, buffered int, newHan
 	if !ok {
 		return fmt.Errorf("not a TCP connection: %T", netConn)
 	}
+	// The loop's own descriptor first: out of descriptors, the client gets a 503 rather than
+	// a 101 on a socket that is then dropped.
+	fd, err := dupConn(tcp)
+	if err != nil {
+		s.stats.HandshakesRefused.Add(1)
+		if errors.Is(err, unix.EMFILE) || errors.Is(err, unix.ENFILE) {
+			s.stats.RefusedDescriptors.Add(1)
+		}
+		_, _ = tcp.Write([]byte(refusedResponse))
+		return err
+	}
 	resp := "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " +
 		acceptKey(r.Header.Get("Sec-WebSocket-Key")) + "\r\n"
 	if headerHasToken(r.Header, "Sec-WebSocket-Protocol", Subprotocol) {
@@ -268,25 +288,8 @@ func (s *Server) upgrade(r *http.Request, netConn net.Conn, buffered int, newHan
 	resp += "\r\n"
 	// A fresh socket's send buffer takes these few bytes at once: no deadline needed.
 	if _, err := tcp.Write([]byte(resp)); err != nil {
-		return fmt.Errorf("write handshake: %w", err)
-	}
-	raw, err := tcp.SyscallConn()
-	if err != nil {
-		return fmt.Errorf("syscall conn: %w", err)
-	}
-	fd := -1
-	var dupErr error
-	if err := raw.Control(func(f uintptr) {
-		fd, dupErr = unix.FcntlInt(f, unix.F_DUPFD_CLOEXEC, 0)
-	}); err != nil {
-		return fmt.Errorf("control: %w", err)
-	}
-	if dupErr != nil {
-		return fmt.Errorf("dup: %w", dupErr)
-	}
-	if err := unix.SetNonblock(fd, true); err != nil {
 		unix.Close(fd)
-		return fmt.Errorf("nonblock: %w", err)
+		return fmt.Errorf("write handshake: %w", err)
 	}
 	now := time.Now()
 	c := &conn{fd: fd, lastRead: now.UnixNano(), lastPing: now.UnixNano()}
@@ -322,6 +325,7 @@ func (s *Server) upgrade(r *http.Request, netConn net.Conn, buffered int, newHan
 }
 
 func (s *Server) connClosed() {
+	s.fdClosed()
 	s.stats.Connections.Add(-1)
 	s.release()
 }
