@@ -17,6 +17,11 @@ type ClientLimits struct {
 	// whole IPv6 /64 to pick addresses from.
 	ClientPrefixV4 int `yaml:"client-prefix-v4"`
 	ClientPrefixV6 int `yaml:"client-prefix-v6"`
+	// SIOSessionsPerClient caps the Engine.IO sessions a client holds open at once.
+	SIOSessionsPerClient int `yaml:"sio-sessions-per-client"`
+	// ConnsPerClient caps the WebSocket connections (on /ws and Socket.IO's) a client holds
+	// open at once.
+	ConnsPerClient int `yaml:"conns-per-client"`
 	// TURNTCPPerClient caps a client's TCP connections to the TURN port.
 	TURNTCPPerClient int `yaml:"turn-tcp-per-client"`
 	// TURNAllocateTimeout closes a TCP connection to the TURN port that has not allocated
@@ -27,10 +32,12 @@ type ClientLimits struct {
 // DefaultClientLimits returns the built-in per-client limits.
 func DefaultClientLimits() ClientLimits {
 	return ClientLimits{
-		ClientPrefixV4:      clientaddr.DefaultV4,
-		ClientPrefixV6:      clientaddr.DefaultV6,
-		TURNTCPPerClient:    32,
-		TURNAllocateTimeout: 10 * time.Second,
+		ClientPrefixV4:       clientaddr.DefaultV4,
+		ClientPrefixV6:       clientaddr.DefaultV6,
+		SIOSessionsPerClient: 64,
+		ConnsPerClient:       256,
+		TURNTCPPerClient:     32,
+		TURNAllocateTimeout:  10 * time.Second,
 	}
 }
 
@@ -42,6 +49,8 @@ func (l *ClientLimits) Clients() clientaddr.Aggregator {
 func (l *ClientLimits) flags(fs *flag.FlagSet) {
 	fs.IntVar(&l.ClientPrefixV4, "client-prefix-v4", l.ClientPrefixV4, "IPv4 prefix length that makes one client for per-client limits (32: each address)")
 	fs.IntVar(&l.ClientPrefixV6, "client-prefix-v6", l.ClientPrefixV6, "IPv6 prefix length that makes one client for per-client limits (64: the block one subscriber gets)")
+	fs.IntVar(&l.SIOSessionsPerClient, "sio-sessions-per-client", l.SIOSessionsPerClient, "Engine.IO sessions one client may hold open; more handshakes get 429")
+	fs.IntVar(&l.ConnsPerClient, "conns-per-client", l.ConnsPerClient, "WebSocket connections (/ws and Socket.IO) one client may hold open; more upgrades get 429")
 	fs.IntVar(&l.TURNTCPPerClient, "turn-tcp-per-client", l.TURNTCPPerClient, "TCP connections to the TURN port per client, at most turn-max-allocations")
 	fs.DurationVar(&l.TURNAllocateTimeout, "turn-allocate-timeout", l.TURNAllocateTimeout, "close a TCP connection to the TURN port that has not allocated this long after connecting")
 }
@@ -53,6 +62,12 @@ func (l *ClientLimits) validate() []error {
 	}
 	if l.ClientPrefixV6 < 1 || l.ClientPrefixV6 > 128 {
 		errs = append(errs, fmt.Errorf("client-prefix-v6 %d: want 1 to 128", l.ClientPrefixV6))
+	}
+	if l.SIOSessionsPerClient < 1 {
+		errs = append(errs, fmt.Errorf("sio-sessions-per-client %d: must be at least 1", l.SIOSessionsPerClient))
+	}
+	if l.ConnsPerClient < 1 {
+		errs = append(errs, fmt.Errorf("conns-per-client %d: must be at least 1", l.ConnsPerClient))
 	}
 	if l.TURNTCPPerClient < 1 {
 		errs = append(errs, fmt.Errorf("turn-tcp-per-client %d: must be at least 1", l.TURNTCPPerClient))

@@ -12,7 +12,9 @@ var (
 	descHostsRefused   = desc("hosts_refused_total", "Requests for a Host other than --public-url's, refused with 421.")
 	descMetricsRefused = desc("metrics_refused_total", "Requests for /metrics on the main listener from non-loopback clients, answered 404.")
 	descConnsRefused   = desc("connections_refused_total", "Connections refused to keep the process within its limits, by reason: "+
-		"descriptors (within --fd-reserve of the descriptor limit: upgrade answered 503, or closed at accept).", "reason")
+		"descriptors (within --fd-reserve of the descriptor limit: upgrade answered 503, or closed at accept), "+
+		"client-sessions (an Engine.IO handshake from a client holding --sio-sessions-per-client, 429), "+
+		"client-connections (a WebSocket upgrade from a client holding --conns-per-client, 429).", "reason")
 )
 
 // edgesCollector exposes the counters of the limits on a connection's edges (docs/limits.md).
@@ -33,4 +35,6 @@ func (c edgesCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descHostsRefused, c.st.HostsRefused.Load())
 	counter(descMetricsRefused, c.st.MetricsRefused.Load())
 	ch <- prometheus.MustNewConstMetric(descConnsRefused, prometheus.CounterValue, float64(c.st.RefusedDescriptors.Load()), "descriptors")
+	ch <- prometheus.MustNewConstMetric(descConnsRefused, prometheus.CounterValue, float64(c.st.RefusedClientSessions.Load()), "client-sessions")
+	ch <- prometheus.MustNewConstMetric(descConnsRefused, prometheus.CounterValue, float64(c.st.RefusedClientConns.Load()), "client-connections")
 }

@@ -178,6 +178,9 @@ func build(cfg config.Config, log *slog.Logger, st *stats.Stats, b bus.Bus, fds 
 		ConnectTimeout: cfg.ConnectTimeout,
 		UpgradeTimeout: cfg.UpgradeTimeout,
 		Logger:         log,
+
+		SessionsPerClient: cfg.SIOSessionsPerClient,
+		Clients:           cfg.Clients(),
 	})
 	if err != nil {
 		_ = ws.Close()

@@ -31,7 +31,7 @@ func BenchmarkRelayOffer(b *testing.B) {
 	}
 	defer srv.Close()
 	now := time.Now()
-	from, to := srv.newSession(now), srv.newSession(now)
+	from, to := newSess(srv, now), newSess(srv, now)
 	_ = from.connect(nil, now)
 	_ = to.connect(nil, now)
 	sdp := strings.Repeat(`a=candidate:1 1 udp 2122260223 192.0.2.1 54400 typ host\r\n`, 50)

@@ -63,7 +63,7 @@ func FuzzConnectAuth(f *testing.F) {
 	defer srv.Close()
 	f.Fuzz(func(t *testing.T, in []byte) {
 		now := time.Now()
-		ss := srv.newSession(now)
+		ss := newSess(srv, now)
 		if ss == nil {
 			t.Fatal("session table full: sessions are not removed")
 		}

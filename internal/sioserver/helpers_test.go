@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -84,4 +85,10 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 		case <-tick.C:
 		}
 	}
+}
+
+// newSess registers a session for the zero client key (nil when refused).
+func newSess(srv *Server, now time.Time) *session {
+	ss, _ := srv.newSession(now, netip.Prefix{})
+	return ss
 }

@@ -7,12 +7,14 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
+	"github.com/switchboard-rtc/switchboard/internal/clientaddr"
 	"github.com/switchboard-rtc/switchboard/internal/hub"
 	"github.com/switchboard-rtc/switchboard/internal/stats"
 	"github.com/switchboard-rtc/switchboard/internal/wsserver"
@@ -51,6 +53,12 @@ type Config struct {
 	// MaxSessions caps the Engine.IO sessions open at once (default 100,000); handshakes
 	// over it get 503.
 	MaxSessions int
+	// SessionsPerClient caps the Engine.IO sessions one client (Clients' key of the TCP peer
+	// address) holds open at once (default 64; negative: no cap); its handshakes over it get
+	// 429 with Retry-After, so one client cannot fill the MaxSessions table for everyone.
+	SessionsPerClient int
+	// Clients aggregates peer addresses into clients (zero value: IPv4 address, IPv6 /64).
+	Clients clientaddr.Aggregator
 	// Logger is the server's logger (default slog.Default()).
 	Logger *slog.Logger
 }
@@ -70,6 +78,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxSessions == 0 {
 		c.MaxSessions = 100_000
+	}
+	if c.SessionsPerClient == 0 {
+		c.SessionsPerClient = 64
 	}
 	if c.ConnectTimeout == 0 {
 		c.ConnectTimeout = 45 * time.Second
@@ -110,8 +121,9 @@ type Server struct {
 	open   []byte // the open packet's fields after the sid, for a polling session
 	openWS []byte // the same for a WebSocket session (no upgrades)
 
-	mu       sync.Mutex
-	sessions map[string]*session // by Engine.IO sid
+	mu        sync.Mutex
+	sessions  map[string]*session // by Engine.IO sid
+	perClient *clientaddr.Counter // sessions open per client
 
 	lobbyMu sync.RWMutex
 	lobby   map[protocol.PeerID]*session // connected sockets in no room, by socket id
@@ -128,14 +140,15 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		cfg:      cfg,
-		hub:      cfg.Hub,
-		ws:       cfg.WS,
-		stats:    cfg.Hub.Stats(),
-		log:      cfg.Logger,
-		sessions: make(map[string]*session),
-		lobby:    make(map[protocol.PeerID]*session),
-		stop:     make(chan struct{}),
+		cfg:       cfg,
+		hub:       cfg.Hub,
+		ws:        cfg.WS,
+		stats:     cfg.Hub.Stats(),
+		log:       cfg.Logger,
+		sessions:  make(map[string]*session),
+		perClient: clientaddr.NewCounter(cfg.SessionsPerClient),
+		lobby:     make(map[protocol.PeerID]*session),
+		stop:      make(chan struct{}),
 	}
 	s.open = fmt.Appendf(nil, `","upgrades":["websocket"],"pingInterval":%d,"pingTimeout":%d,"maxPayload":%d}`,
 		cfg.PingInterval.Milliseconds(), cfg.PingTimeout.Milliseconds(), cfg.MaxPayload)
@@ -225,21 +238,52 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// newSession registers a new session, or returns nil when the table is full.
-func (s *Server) newSession(now time.Time) *session {
-	ss := &session{srv: s, sid: string(protocol.NewPeerID()), wake: make(chan struct{}, 1)}
+// newSession registers a new session for client, or returns nil and the refusal's HTTP
+// status: 429 when the client holds its share of sessions, 503 when the table is full.
+func (s *Server) newSession(now time.Time, client netip.Prefix) (*session, int) {
+	if !s.perClient.Acquire(client) {
+		return nil, http.StatusTooManyRequests
+	}
+	ss := &session{srv: s, sid: string(protocol.NewPeerID()), client: client, wake: make(chan struct{}, 1)}
 	ss.lastSeen.Store(now.UnixNano())
 	ss.lastPing.Store(now.UnixNano())
 	ss.created = now.UnixNano()
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if len(s.sessions) >= s.cfg.MaxSessions {
-		return nil
+		s.mu.Unlock()
+		s.perClient.Release(client)
+		return nil, http.StatusServiceUnavailable
 	}
 	s.sessions[ss.sid] = ss
 	s.stats.SocketIOSessions.Add(1)
-	return ss
+	s.mu.Unlock()
+	return ss, 0
 }
+
+// handshake registers a new session for the client of r, or answers the refusal and
+// returns nil.
+func (s *Server) handshake(w http.ResponseWriter, r *http.Request) *session {
+	ss, status := s.newSession(time.Now(), s.cfg.Clients.KeyOf(remoteAddr(r.RemoteAddr)))
+	switch status {
+	case 0:
+		return ss
+	case http.StatusTooManyRequests:
+		s.stats.HandshakesRefused.Add(1)
+		s.stats.RefusedClientSessions.Add(1)
+		w.Header().Set("Retry-After", "10")
+		httpError(w, status, errForbidden, "too many sessions from this address")
+	default:
+		s.stats.HandshakesRefused.Add(1)
+		httpError(w, status, errBadRequest, "too many sessions")
+	}
+	return nil
+}
+
+// remoteAddr is net/http's Request.RemoteAddr ("host:port") as a net.Addr.
+type remoteAddr string
+
+func (a remoteAddr) Network() string { return "tcp" }
+func (a remoteAddr) String() string  { return string(a) }
 
 func (s *Server) session(sid string) *session {
 	s.mu.Lock()
@@ -249,11 +293,15 @@ func (s *Server) session(sid string) *session {
 
 func (s *Server) removeSession(ss *session) {
 	s.mu.Lock()
-	if s.sessions[ss.sid] == ss {
+	removed := s.sessions[ss.sid] == ss
+	if removed {
 		delete(s.sessions, ss.sid)
 		s.stats.SocketIOSessions.Add(-1)
 	}
 	s.mu.Unlock()
+	if removed {
+		s.perClient.Release(ss.client)
+	}
 }
 
 // appendOpen appends the Engine.IO open packet for sid: a polling session may upgrade to
@@ -268,10 +316,8 @@ func (s *Server) appendOpen(dst []byte, sid string, ws bool) []byte {
 }
 
 func (s *Server) handshakePolling(w http.ResponseWriter, r *http.Request) {
-	ss := s.newSession(time.Now())
+	ss := s.handshake(w, r)
 	if ss == nil {
-		s.stats.HandshakesRefused.Add(1)
-		httpError(w, http.StatusServiceUnavailable, errBadRequest, "too many sessions")
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=UTF-8")
@@ -279,10 +325,8 @@ func (s *Server) handshakePolling(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handshakeWebSocket(w http.ResponseWriter, r *http.Request) {
-	ss := s.newSession(time.Now())
+	ss := s.handshake(w, r)
 	if ss == nil {
-		s.stats.HandshakesRefused.Add(1)
-		httpError(w, http.StatusServiceUnavailable, errBadRequest, "too many sessions")
 		return
 	}
 	adopted := false

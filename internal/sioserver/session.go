@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,8 +21,9 @@ import (
 // POST, a WebSocket message); outbound packets go through mu to the WebSocket or the polling
 // queue. in may be held while mu is taken, never the other way round.
 type session struct {
-	srv *Server
-	sid string // Engine.IO session id
+	srv    *Server
+	sid    string       // Engine.IO session id
+	client netip.Prefix // the client key its handshake came from (per-client cap)
 
 	lastSeen atomic.Int64 // unix ns of the client's last request or packet
 	lastPing atomic.Int64 // unix ns of the last ping sent on polling

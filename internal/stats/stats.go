@@ -38,6 +38,11 @@ type Stats struct {
 	// within its reserve of) file descriptors: upgrades answered 503, connections closed at
 	// accept (docs/limits.md).
 	RefusedDescriptors atomic.Uint64
+	// RefusedClientSessions counts Engine.IO handshakes refused because their client held
+	// its share of sessions (429); RefusedClientConns WebSocket upgrades refused because their
+	// client held its share of connections (429).
+	RefusedClientSessions atomic.Uint64
+	RefusedClientConns    atomic.Uint64
 	// Parked is the number of presences kept for resumption after their connection was lost
 	// (gauge); Resumes counts those taken back, ResumesExpired those given up.
 	Parked         atomic.Int64
