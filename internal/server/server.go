@@ -163,6 +163,9 @@ func build(cfg config.Config, log *slog.Logger, st *stats.Stats, b bus.Bus, fds 
 		Loops:          cfg.EventLoops,
 		Logger:         log,
 		Descriptors:    descriptors(fds),
+
+		ConnsPerClient: cfg.ConnsPerClient,
+		Clients:        cfg.Clients(),
 	})
 	if err != nil {
 		closeTURN()

@@ -2,6 +2,7 @@ package wsserver
 
 import (
 	"errors"
+	"net/netip"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -21,11 +22,12 @@ const (
 // conn is one upgraded WebSocket connection. Fields above mu belong to the owning loop's
 // goroutine; fields below it are guarded by mu and touched by any goroutine that sends.
 type conn struct {
-	l    *loop
-	fd   int
-	sess *hub.Session
-	ext  Handler          // set instead of sess for a connection adopted by another protocol (Adopt)
-	lim  *hub.RateLimiter // an adopted connection's share of the rate limit, for its control frames
+	l      *loop
+	fd     int
+	sess   *hub.Session
+	ext    Handler          // set instead of sess for a connection adopted by another protocol (Adopt)
+	lim    *hub.RateLimiter // an adopted connection's share of the rate limit, for its control frames
+	client netip.Prefix     // its client's key (Config.ConnsPerClient), released when it closes
 
 	in           []byte // bytes of an incomplete frame carried to the next read
 	inSince      int64  // unix ns: when the frame at the start of in began to arrive

@@ -337,7 +337,7 @@ func (l *loop) closeConn(c *conn, reason string) {
 	} else {
 		c.leave(reason)
 	}
-	l.srv.connClosed()
+	l.srv.connClosed(c)
 }
 
 // loseConn closes c after its connection was lost without a goodbye (EOF without a close

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"runtime"
 	"strings"
 	"sync"
@@ -17,6 +18,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/switchboard-rtc/switchboard/internal/clientaddr"
 	"github.com/switchboard-rtc/switchboard/internal/hub"
 	"github.com/switchboard-rtc/switchboard/internal/stats"
 )
@@ -62,6 +64,12 @@ type Config struct {
 	// while it is Full new connections are refused with 503 before the upgrade, and the
 	// server notes (-1) each hijacked connection's descriptor as it closes.
 	Descriptors Descriptors
+	// ConnsPerClient caps the WebSocket connections one client (Clients' key of the TCP peer
+	// address) holds open at once, adopted ones included (default 256; negative: no cap);
+	// upgrades over it get 429 with Retry-After before any 101 (clients.go).
+	ConnsPerClient int
+	// Clients aggregates peer addresses into clients (zero value: IPv4 address, IPv6 /64).
+	Clients clientaddr.Aggregator
 }
 
 func (c *Config) setDefaults() {
@@ -92,6 +100,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.ConnsPerClient == 0 {
+		c.ConnsPerClient = 256
 	}
 }
 
@@ -125,11 +136,12 @@ type Server struct {
 	loops       []*loop
 	next        atomic.Uint32
 
-	open    atomic.Int64 // this server's connections
-	closing atomic.Bool
-	mu      sync.Mutex
-	idle    chan struct{} // closed when the last connection closes during shutdown
-	wg      sync.WaitGroup
+	open      atomic.Int64        // this server's connections
+	perClient *clientaddr.Counter // connections open per client
+	closing   atomic.Bool
+	mu        sync.Mutex
+	idle      chan struct{} // closed when the last connection closes during shutdown
+	wg        sync.WaitGroup
 }
 
 // New starts a Server's event loops. Stop them with Shutdown or Close.
@@ -138,7 +150,8 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, hub: cfg.Hub, stats: cfg.Hub.Stats(), log: cfg.Logger, idle: make(chan struct{})}
+	s := &Server{cfg: cfg, hub: cfg.Hub, stats: cfg.Hub.Stats(), log: cfg.Logger, idle: make(chan struct{}),
+		perClient: clientaddr.NewCounter(cfg.ConnsPerClient)}
 	s.public, _ = parsePublicURL(cfg.PublicURL) // validated
 	for i := 0; i < cfg.Loops; i++ {
 		l, err := newLoop(s)
@@ -181,11 +194,16 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, newHandler func(*
 		s.refuseDescriptors(w)
 		return
 	}
+	client, ok := s.admitClient(w, r)
+	if !ok {
+		return
+	}
 	// Count the connection from here on, so a Shutdown that starts now waits for it; one that
 	// started already is seen here (Shutdown sets closing before it reads the count).
 	s.open.Add(1)
 	if s.closing.Load() {
 		s.release()
+		s.perClient.Release(client)
 		s.stats.HandshakesRefused.Add(1)
 		http.Error(w, "server is shutting down", http.StatusServiceUnavailable)
 		return
@@ -193,16 +211,18 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, newHandler func(*
 	hj, ok := w.(http.Hijacker)
 	if !ok {
 		s.release()
+		s.perClient.Release(client)
 		http.Error(w, "connection cannot be upgraded", http.StatusInternalServerError)
 		return
 	}
 	netConn, brw, err := hj.Hijack()
 	if err != nil {
 		s.release()
+		s.perClient.Release(client)
 		s.log.Warn("hijack failed", "err", err)
 		return
 	}
-	if err := s.upgrade(r, netConn, brw.Reader.Buffered(), newHandler); err != nil {
+	if err := s.upgrade(r, netConn, brw.Reader.Buffered(), client, newHandler); err != nil {
 		s.log.Debug("upgrade failed", "remote", r.RemoteAddr, "err", err)
 	}
 }
@@ -252,12 +272,13 @@ func acceptKey(key string) string {
 
 // upgrade answers the handshake on netConn and moves the socket to an event loop. The caller
 // counted the connection in s.open; upgrade releases it if the socket does not get to a loop.
-func (s *Server) upgrade(r *http.Request, netConn net.Conn, buffered int, newHandler func(*Conn) Handler) (err error) {
+func (s *Server) upgrade(r *http.Request, netConn net.Conn, buffered int, client netip.Prefix, newHandler func(*Conn) Handler) (err error) {
 	defer netConn.Close()
 	registered := false
 	defer func() {
 		if !registered {
 			s.release()
+			s.perClient.Release(client)
 			s.fdClosed() // netConn, closed by the defer above
 		}
 	}()
@@ -292,7 +313,7 @@ func (s *Server) upgrade(r *http.Request, netConn net.Conn, buffered int, newHan
 		return fmt.Errorf("write handshake: %w", err)
 	}
 	now := time.Now()
-	c := &conn{fd: fd, lastRead: now.UnixNano(), lastPing: now.UnixNano()}
+	c := &conn{fd: fd, client: client, lastRead: now.UnixNano(), lastPing: now.UnixNano()}
 	c.l = s.loops[int(s.next.Add(1))%len(s.loops)]
 	if newHandler != nil {
 		c.ext = newHandler(&Conn{c: c})
@@ -324,7 +345,8 @@ func (s *Server) upgrade(r *http.Request, netConn net.Conn, buffered int, newHan
 	return nil
 }
 
-func (s *Server) connClosed() {
+func (s *Server) connClosed(c *conn) {
+	s.perClient.Release(c.client)
 	s.fdClosed()
 	s.stats.Connections.Add(-1)
 	s.release()
