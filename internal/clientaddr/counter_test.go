@@ -39,12 +39,12 @@ func TestCounter(t *testing.T) {
 }
 
 func TestCounterConcurrent(t *testing.T) {
-	const cap, workers = 10, 8
-	c := NewCounter(cap)
+	const limit, workers = 10, 8
+	c := NewCounter(limit)
 	key := netip.MustParsePrefix("198.51.100.0/24")
 	var wg sync.WaitGroup
 	var mu sync.Mutex
-	max := 0
+	peak := 0
 	for range workers {
 		wg.Add(1)
 		go func() {
@@ -54,8 +54,8 @@ func TestCounterConcurrent(t *testing.T) {
 					continue
 				}
 				mu.Lock()
-				if n := c.Count(key); n > max {
-					max = n
+				if n := c.Count(key); n > peak {
+					peak = n
 				}
 				mu.Unlock()
 				c.Release(key)
@@ -63,8 +63,8 @@ func TestCounterConcurrent(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if max > cap {
-		t.Fatalf("count reached %d, cap %d", max, cap)
+	if peak > limit {
+		t.Fatalf("count reached %d, cap %d", peak, limit)
 	}
 	if c.Clients() != 0 {
 		t.Fatalf("%d entries left", c.Clients())
