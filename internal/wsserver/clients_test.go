@@ -3,11 +3,8 @@ package wsserver
 import (
 	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/netip"
 	"strings"
 	"testing"
@@ -58,20 +55,7 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 // relays; closing gives the slots back and leaves no entry behind.
 func TestConnsPerClient(t *testing.T) {
 	const share = 3
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	h, err := hub.New(hub.Config{Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := New(Config{Hub: h, Logger: log, ConnsPerClient: share})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(s)
-	t.Cleanup(func() {
-		hs.Close()
-		_ = s.Close()
-	})
+	s, hs := startTestServer(t, hub.Config{}, Config{ConnsPerClient: share})
 	url := "ws" + strings.TrimPrefix(hs.URL, "http")
 	hogKey := netip.MustParsePrefix("127.0.0.2/32")
 
@@ -87,7 +71,7 @@ func TestConnsPerClient(t *testing.T) {
 		t.Fatalf("connection past the share: open %v, status %d, Retry-After %q; want 429 with Retry-After",
 			c != nil, resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
-	if got := h.Stats().RefusedClientConns.Load(); got != 1 {
+	if got := s.hub.Stats().RefusedClientConns.Load(); got != 1 {
 		t.Errorf("RefusedClientConns = %d, want 1", got)
 	}
 	if n, _ := s.ClientConns(hogKey); n != share {

@@ -2,9 +2,6 @@ package wsserver
 
 import (
 	"encoding/binary"
-	"io"
-	"log/slog"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -20,20 +17,7 @@ import (
 //
 //	go test -run '^$' -bench CanaryUnderDrippedFrames -benchtime 1x ./internal/wsserver/
 func BenchmarkCanaryUnderDrippedFrames(b *testing.B) {
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	h, err := hub.New(hub.Config{Logger: log, RateLimit: 1e9, RateBurst: 1e9})
-	if err != nil {
-		b.Fatal(err)
-	}
-	s, err := New(Config{Hub: h, Logger: log, Loops: 1, FrameTimeout: time.Minute})
-	if err != nil {
-		b.Fatal(err)
-	}
-	hs := httptest.NewServer(s)
-	defer func() {
-		hs.Close()
-		_ = s.Close()
-	}()
+	_, hs := startTestServer(b, hub.Config{RateLimit: 1e9, RateBurst: 1e9}, Config{Loops: 1, FrameTimeout: time.Minute})
 	addr := strings.TrimPrefix(hs.URL, "http://")
 
 	const attackers = 500

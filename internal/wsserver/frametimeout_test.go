@@ -6,10 +6,8 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -26,20 +24,7 @@ import (
 // address joins and relays throughout.
 func TestUnfinishedFrameIsClosed(t *testing.T) {
 	const frameTimeout = 400 * time.Millisecond
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	h, err := hub.New(hub.Config{Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := New(Config{Hub: h, Logger: log, FrameTimeout: frameTimeout})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(s)
-	t.Cleanup(func() {
-		hs.Close()
-		_ = s.Close()
-	})
+	s, hs := startTestServer(t, hub.Config{}, Config{FrameTimeout: frameTimeout})
 	addr := strings.TrimPrefix(hs.URL, "http://")
 
 	cases := []struct {

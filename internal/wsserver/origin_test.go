@@ -3,7 +3,6 @@ package wsserver
 import (
 	"bufio"
 	"bytes"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -45,21 +44,7 @@ type originCase struct {
 
 func runOriginCases(t *testing.T, cfg Config, cases []originCase) {
 	t.Helper()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	h, err := hub.New(hub.Config{Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Hub, cfg.Logger = h, log
-	s, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(s)
-	t.Cleanup(func() {
-		hs.Close()
-		_ = s.Close()
-	})
+	_, hs := startTestServer(t, hub.Config{}, cfg)
 	addr := hs.Listener.Addr().String()
 	for _, c := range cases {
 		host := strings.ReplaceAll(c.host, "ADDR", addr)
@@ -207,20 +192,7 @@ func (l *lockedBuffer) String() string {
 // proxy ends TLS) is logged once, with what to do.
 func TestOriginProxyHint(t *testing.T) {
 	var logs lockedBuffer
-	log := slog.New(slog.NewTextHandler(&logs, nil))
-	h, err := hub.New(hub.Config{Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := New(Config{Hub: h, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(s)
-	t.Cleanup(func() {
-		hs.Close()
-		_ = s.Close()
-	})
+	_, hs := startTestServer(t, hub.Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))}, Config{})
 	for range 3 {
 		conn, err := net.Dial("tcp", hs.Listener.Addr().String())
 		if err != nil {

@@ -18,21 +18,35 @@ import (
 
 func newTestServer(t *testing.T) (*Server, string) {
 	t.Helper()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	h, err := hub.New(hub.Config{Logger: log})
-	if err != nil {
-		t.Fatal(err)
+	s, hs := startTestServer(t, hub.Config{}, Config{})
+	return s, "ws" + strings.TrimPrefix(hs.URL, "http")
+}
+
+// startTestServer runs a Server for cfg (its Hub made from hcfg) behind an httptest server on
+// loopback, both closed when the test ends. Loggers default to discarding.
+func startTestServer(tb testing.TB, hcfg hub.Config, cfg Config) (*Server, *httptest.Server) {
+	tb.Helper()
+	if hcfg.Logger == nil {
+		hcfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	s, err := New(Config{Hub: h, Logger: log})
+	if cfg.Logger == nil {
+		cfg.Logger = hcfg.Logger
+	}
+	h, err := hub.New(hcfg)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
+	}
+	cfg.Hub = h
+	s, err := New(cfg)
+	if err != nil {
+		tb.Fatal(err)
 	}
 	hs := httptest.NewServer(s)
-	t.Cleanup(func() {
+	tb.Cleanup(func() {
 		hs.Close()
 		_ = s.Close()
 	})
-	return s, "ws" + strings.TrimPrefix(hs.URL, "http")
+	return s, hs
 }
 
 func dialT(t *testing.T, url string) *websocket.Conn {
