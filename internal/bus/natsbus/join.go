@@ -114,9 +114,9 @@ func (b *Bus) Join(ctx context.Context, m *bus.Member, maxPeers int, welcome fun
 	b.mu.Lock()
 	defer b.unlock()
 	for i := range rep.Before {
-		b.applyJoinLocked(m.Room, &rep.Before[i])
+		b.applyJoinLocked(m.Room, &rep.Before[i], false)
 	}
-	b.applyJoinLocked(m.Room, &rep.Peer)
+	b.applyJoinLocked(m.Room, &rep.Peer, false)
 	if !pj.welcomed {
 		// Admitted, but not applicable here (never expected): take it back everywhere.
 		delete(b.pending, id)
@@ -206,7 +206,7 @@ func (b *Bus) coordinate(req *joinReq) joinRep {
 			rep.Before[i] = p.wire()
 		}
 	}
-	b.applyJoinLocked(req.Room, &rep.Peer)
+	b.applyJoinLocked(req.Room, &rep.Peer, true)
 	b.publishLocked(&ctlMsg{Op: opJoin, Node: b.id, Room: req.Room, Peer: &rep.Peer})
 	return rep
 }
@@ -214,9 +214,12 @@ func (b *Bus) coordinate(req *joinReq) joinRep {
 // applyJoinLocked adds a peer to the replica and tells this node's peers in the room; for a
 // peer of this node it first sends the welcome. It does nothing for a peer gone, and for a
 // peer already there it only takes newer metadata. Where the peer's identity had another
-// member, the older of those on this node are queued for a kick (replaced). The room's
-// coordinator reports the join to the observer.
-func (b *Bus) applyJoinLocked(roomName string, wp *wirePeer) {
+// member, the older of those on this node are queued for a kick (replaced). admitted is set
+// where the room's coordinator admits the join (coordinate): only there is it reported to the
+// observer — a replica learning a peer from another node's join event or sync, or a joining
+// node applying its coordinator's answer, reports nothing (the admitting coordinator did), so
+// a node that becomes coordinator of rooms it is still learning never reports them again.
+func (b *Bus) applyJoinLocked(roomName string, wp *wirePeer, admitted bool) {
 	if _, gone := b.tombs[wp.ID]; gone {
 		return
 	}
@@ -258,7 +261,7 @@ func (b *Bus) applyJoinLocked(roomName string, wp *wirePeer) {
 	r.peers = slices.Insert(r.peers, at, p)
 	r.byID[wp.ID] = p
 	r.lastSeq = max(r.lastSeq, p.seq)
-	if b.reportsLocked(roomName) {
+	if admitted && b.reportsLocked(roomName) {
 		if created {
 			b.reportLocked(bus.RoomStarted, roomName, nil, "")
 		}

@@ -338,8 +338,8 @@ func TestBusRelayWaitsForWelcome(t *testing.T) {
 		b.handleRelay(&rm)
 	}
 	b.mu.Lock()
-	b.applyJoinLocked("r", &wirePeer{ID: "other", Node: "elsewhere", Seq: 1})
-	b.applyJoinLocked("r", &wirePeer{ID: m.Info.ID, Node: b.id, Seq: 2})
+	b.applyJoinLocked("r", &wirePeer{ID: "other", Node: "elsewhere", Seq: 1}, false)
+	b.applyJoinLocked("r", &wirePeer{ID: m.Info.ID, Node: b.id, Seq: 2}, false)
 	b.mu.Unlock()
 	s.expect(t, protocol.TypeWelcome)
 	for i := range 3 {

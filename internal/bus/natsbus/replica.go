@@ -118,7 +118,7 @@ func (b *Bus) handleCtl(data []byte) {
 	switch m.Op {
 	case opJoin:
 		if m.Peer != nil {
-			b.applyJoinLocked(m.Room, m.Peer)
+			b.applyJoinLocked(m.Room, m.Peer, false)
 		}
 	case opLeave:
 		if m.Peer == nil {
@@ -155,7 +155,7 @@ func (b *Bus) applySyncLocked(m *ctlMsg) {
 		for i := range ps {
 			if ps[i].Node == m.Node {
 				has[ps[i].ID] = true
-				b.applyJoinLocked(roomName, &ps[i])
+				b.applyJoinLocked(roomName, &ps[i], false)
 			}
 		}
 	}
