@@ -57,7 +57,7 @@ func FuzzAPIHandler(f *testing.F) {
 		}
 		u, err := url.ParseRequestURI("/api/v1/" + path)
 		if err != nil {
-			t.Skip()
+			return // not a request line net/http would hand a handler
 		}
 		r := &http.Request{
 			Method:     methods[int(m)%len(methods)],

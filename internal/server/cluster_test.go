@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -18,7 +17,6 @@ import (
 	"github.com/switchboard-rtc/switchboard/internal/bus/natsbus"
 	"github.com/switchboard-rtc/switchboard/internal/config"
 	"github.com/switchboard-rtc/switchboard/internal/testserver"
-	"github.com/switchboard-rtc/switchboard/protocol"
 	"github.com/switchboard-rtc/switchboard/sdk"
 )
 
@@ -582,44 +580,5 @@ func TestClusterNodeMissesMessagesAndCatchesUp(t *testing.T) {
 	b.send(map[string]any{"type": "message", "target": y.id, "data": 1})
 	if m := y.expect("message"); m.From != b.id {
 		t.Fatalf("relay after catching up: %s", m.Raw)
-	}
-}
-
-// TURN credentials minted by one node authenticate at every node that shares the secret: a
-// peer welcomed on node a allocates a relay on node b's embedded TURN (a real pion/turn
-// client), and one minted under another secret is refused there.
-func TestClusterTURNCredentialsWorkOnEveryNode(t *testing.T) {
-	n := startNATS(t)
-	turnOn := func(secret string) func(*config.Config) {
-		return func(c *config.Config) { c.TURN, c.TURNSecret = true, secret }
-	}
-	a := startNode(t, n, turnOn("cluster-secret"))
-	b := startNode(t, n, turnOn("cluster-secret"))
-	other := startNode(t, n, turnOn("another-secret"))
-	waitCluster(t, a, b, other)
-
-	c := dial(t, a)
-	w := c.join("r", nil)
-	var full struct {
-		ICEServers []protocol.ICEServer `json:"iceServers"`
-	}
-	if err := json.Unmarshal([]byte(w.Raw), &full); err != nil {
-		t.Fatal(err)
-	}
-	var user, pass string
-	for _, s := range full.ICEServers {
-		if s.Username != "" {
-			user, pass = s.Username, s.Credential
-		}
-	}
-	if user == "" {
-		t.Fatalf("no TURN credentials in %s", w.Raw)
-	}
-	allocate := func(ts *testServer) error { return turnAllocate(t, ts, user, pass) }
-	if err := allocate(b); err != nil {
-		t.Fatalf("node a's credentials refused by node b: %v", err)
-	}
-	if err := allocate(other); err == nil {
-		t.Fatal("a node with another secret accepted the credentials")
 	}
 }

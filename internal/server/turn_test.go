@@ -123,3 +123,42 @@ func TestICEServersRequest(t *testing.T) {
 		t.Errorf("credentials %q / %q for peer %s", turn.Username, turn.Credential, w.peerID())
 	}
 }
+
+// TURN credentials minted by one node authenticate at every node that shares the secret: a
+// peer welcomed on node a allocates a relay on node b's embedded TURN (a real pion/turn
+// client), and one minted under another secret is refused there.
+func TestClusterTURNCredentialsWorkOnEveryNode(t *testing.T) {
+	n := startNATS(t)
+	turnOn := func(secret string) func(*config.Config) {
+		return func(c *config.Config) { c.TURN, c.TURNSecret = true, secret }
+	}
+	a := startNode(t, n, turnOn("cluster-secret"))
+	b := startNode(t, n, turnOn("cluster-secret"))
+	other := startNode(t, n, turnOn("another-secret"))
+	waitCluster(t, a, b, other)
+
+	c := dial(t, a)
+	w := c.join("r", nil)
+	var full struct {
+		ICEServers []protocol.ICEServer `json:"iceServers"`
+	}
+	if err := json.Unmarshal([]byte(w.Raw), &full); err != nil {
+		t.Fatal(err)
+	}
+	var user, pass string
+	for _, s := range full.ICEServers {
+		if s.Username != "" {
+			user, pass = s.Username, s.Credential
+		}
+	}
+	if user == "" {
+		t.Fatalf("no TURN credentials in %s", w.Raw)
+	}
+	allocate := func(ts *testServer) error { return turnAllocate(t, ts, user, pass) }
+	if err := allocate(b); err != nil {
+		t.Fatalf("node a's credentials refused by node b: %v", err)
+	}
+	if err := allocate(other); err == nil {
+		t.Fatal("a node with another secret accepted the credentials")
+	}
+}

@@ -131,31 +131,40 @@ func (c *benchConn) frame(s string) []byte {
 func (c *benchConn) write(s string) { _, _ = c.conn.Write(c.frame(s)) }
 
 func (c *benchConn) readFrame() (byte, []byte, error) {
-	var h [2]byte
-	if _, err := io.ReadFull(c.br, h[:]); err != nil {
+	op, n, err := readFrameHeader(c.br)
+	if err != nil {
 		return 0, nil, err
-	}
-	n := int(h[1] & 0x7F)
-	switch n {
-	case 126:
-		var l [2]byte
-		if _, err := io.ReadFull(c.br, l[:]); err != nil {
-			return 0, nil, err
-		}
-		n = int(binary.BigEndian.Uint16(l[:]))
-	case 127:
-		var l [8]byte
-		if _, err := io.ReadFull(c.br, l[:]); err != nil {
-			return 0, nil, err
-		}
-		n = int(binary.BigEndian.Uint64(l[:]))
 	}
 	if cap(c.buf) < n {
 		c.buf = make([]byte, n)
 	}
 	p := c.buf[:n]
-	_, err := io.ReadFull(c.br, p)
-	return h[0] & 0x0F, p, err
+	_, err = io.ReadFull(c.br, p)
+	return op, p, err
+}
+
+// readFrameHeader reads an unmasked server frame's header: its opcode and payload length.
+func readFrameHeader(br io.Reader) (byte, int, error) {
+	var h [2]byte
+	if _, err := io.ReadFull(br, h[:]); err != nil {
+		return 0, 0, err
+	}
+	n := int(h[1] & 0x7F)
+	switch n {
+	case 126:
+		var l [2]byte
+		if _, err := io.ReadFull(br, l[:]); err != nil {
+			return 0, 0, err
+		}
+		n = int(binary.BigEndian.Uint16(l[:]))
+	case 127:
+		var l [8]byte
+		if _, err := io.ReadFull(br, l[:]); err != nil {
+			return 0, 0, err
+		}
+		n = int(binary.BigEndian.Uint64(l[:]))
+	}
+	return h[0] & 0x0F, n, nil
 }
 
 type benchMsg struct {

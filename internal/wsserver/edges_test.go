@@ -67,28 +67,13 @@ func (c *rawClient) send(t *testing.T, s string) {
 
 // next reads one frame: its opcode and payload.
 func (c *rawClient) next() (byte, []byte, error) {
-	var h [2]byte
-	if _, err := io.ReadFull(c.br, h[:]); err != nil {
+	op, n, err := readFrameHeader(c.br)
+	if err != nil {
 		return 0, nil, err
 	}
-	n := int(h[1] & 0x7F)
-	switch n {
-	case 126:
-		var l [2]byte
-		if _, err := io.ReadFull(c.br, l[:]); err != nil {
-			return 0, nil, err
-		}
-		n = int(binary.BigEndian.Uint16(l[:]))
-	case 127:
-		var l [8]byte
-		if _, err := io.ReadFull(c.br, l[:]); err != nil {
-			return 0, nil, err
-		}
-		n = int(binary.BigEndian.Uint64(l[:]))
-	}
 	p := make([]byte, n)
-	_, err := io.ReadFull(c.br, p)
-	return h[0] & 0x0F, p, err
+	_, err = io.ReadFull(c.br, p)
+	return op, p, err
 }
 
 // event reads frames until a text one and decodes it.
