@@ -98,10 +98,16 @@ type owner struct {
 	code   protocol.Code
 }
 
-// disownLocked forgets m's holder if it is s (any holder when s is nil). Caller holds h.mu.
-func (h *Hub) disownLocked(m *bus.Member, s *Session) {
-	if o := h.owners[m]; o != nil && (s == nil || o.s == s) {
+// release forgets s as the holder of m and of its resume token token ("" for none), in one
+// step under h.mu.
+func (h *Hub) release(s *Session, m *bus.Member, token string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if o := h.owners[m]; o != nil && o.s == s {
 		delete(h.owners, m)
+	}
+	if token != "" && h.holders[token] == s {
+		delete(h.holders, token)
 	}
 }
 

@@ -564,10 +564,7 @@ func (s *Session) Leave(reason string) {
 	if m == nil {
 		return
 	}
-	s.hub.unlive(s, token)
-	s.hub.mu.Lock()
-	s.hub.disownLocked(m, s)
-	s.hub.mu.Unlock()
+	s.hub.release(s, m, token)
 	s.hub.bus.Leave(m, reason)
 	lvl := slog.LevelDebug
 	if reason == "slow" || reason == "kicked" {

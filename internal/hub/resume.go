@@ -117,18 +117,6 @@ func newResumeToken() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-// unlive forgets s as the holder of token.
-func (h *Hub) unlive(s *Session, token string) {
-	if token == "" {
-		return
-	}
-	h.mu.Lock()
-	if h.holders[token] == s {
-		delete(h.holders, token)
-	}
-	h.mu.Unlock()
-}
-
 // park keeps the presence m of s for the grace period under its resume token. It reports
 // false, keeping nothing, once the hub drains or when another connection took it over.
 func (h *Hub) park(s *Session, token string, m *bus.Member, rs *resumeSink, reason string) bool {
