@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/switchboard-rtc/switchboard/internal/bus"
+	"github.com/switchboard-rtc/switchboard/internal/membudget"
 	"github.com/switchboard-rtc/switchboard/internal/stats"
 	"github.com/switchboard-rtc/switchboard/protocol"
 )
@@ -37,6 +38,9 @@ type Config struct {
 	// either the presence leaves at once (defaults 256 events, 256 KiB).
 	ResumeHoldEvents int
 	ResumeHoldBytes  int
+	// Budget, when set, is charged for the events held for parked presences; its reclaimer
+	// may give the biggest holds up (the presence leaves as slow).
+	Budget *membudget.Budget
 	// ICEServers are handed to every peer in its welcome.
 	ICEServers []protocol.ICEServer
 	// ICEServersFor, when set, returns servers for one peer (with credentials minted for it)

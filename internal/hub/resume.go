@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/switchboard-rtc/switchboard/internal/bus"
+	"github.com/switchboard-rtc/switchboard/internal/membudget"
 	"github.com/switchboard-rtc/switchboard/protocol"
 )
 
@@ -30,6 +31,7 @@ type resumeSink struct {
 	onOver    func() // called once, under mu, when the hold overflows
 	maxEvents int
 	maxBytes  int
+	acct      *membudget.Account // what is held, charged to the memory budget while parked
 }
 
 // Send implements bus.Sink.
@@ -43,11 +45,8 @@ func (r *resumeSink) Send(e *protocol.Event) bool {
 		return false
 	}
 	size := eventSize(e)
-	if len(r.held) >= r.maxEvents || r.heldBytes+size > r.maxBytes {
-		r.over, r.held, r.heldBytes = true, nil, 0
-		if r.onOver != nil {
-			r.onOver()
-		}
+	if len(r.held) >= r.maxEvents || r.heldBytes+size > r.maxBytes || !r.acct.Add(int64(size)) {
+		r.overflowLocked()
 		return false
 	}
 	r.held = append(r.held, cloneEvent(e))
@@ -55,10 +54,38 @@ func (r *resumeSink) Send(e *protocol.Event) bool {
 	return true
 }
 
-// park detaches the current connection: events are held from now on.
-func (r *resumeSink) park(onOver func()) {
+// overflowLocked gives up what is held: the presence is to leave (onOver). r.mu is held.
+func (r *resumeSink) overflowLocked() {
+	r.over, r.held, r.heldBytes = true, nil, 0
+	r.acct.Release()
+	if r.onOver != nil {
+		r.onOver()
+	}
+}
+
+// park detaches the current connection: events are held from now on, charged to b; the
+// budget's reclaimer may drop them (as an overflow) when they are among its biggest holders.
+func (r *resumeSink) park(b *membudget.Budget, onOver func()) {
 	r.mu.Lock()
 	r.cur, r.held, r.heldBytes, r.over, r.onOver = nil, nil, 0, false, onOver
+	r.acct = b.NewAccount(membudget.HeldEvents, r.dropHeld)
+	r.mu.Unlock()
+}
+
+// dropHeld is the memory budget's drop: as if the hold had overflowed.
+func (r *resumeSink) dropHeld() {
+	r.mu.Lock()
+	if r.cur == nil && !r.over {
+		r.overflowLocked()
+	}
+	r.mu.Unlock()
+}
+
+// forget lets go of what is held when the parked presence expires.
+func (r *resumeSink) forget() {
+	r.mu.Lock()
+	r.held, r.heldBytes = nil, 0
+	r.acct.Release()
 	r.mu.Unlock()
 }
 
@@ -81,6 +108,7 @@ func (r *resumeSink) attach(sink bus.Sink, welcome *protocol.Event) bool {
 		sink.Send(e)
 	}
 	r.cur, r.held, r.heldBytes, r.onOver = sink, nil, 0, nil
+	r.acct.Release()
 	return true
 }
 
@@ -151,7 +179,7 @@ func (h *Hub) park(s *Session, token string, m *bus.Member, rs *resumeSink, reas
 	// timer's goroutine does it (Reset on a fired or stopped timer runs it again; expire
 	// tolerates that).
 	p.timer = time.AfterFunc(h.cfg.ResumeGrace, func() { h.expire(p, reason) })
-	rs.park(func() { p.timer.Reset(0) })
+	rs.park(h.cfg.Budget, func() { p.timer.Reset(0) })
 	h.parked[token] = p
 	h.stats.Parked.Add(1)
 	h.log.Debug("peer connection lost; presence kept for resumption", "room", m.Room, "peer", m.Info.ID, "reason", reason)
@@ -209,6 +237,7 @@ func (h *Hub) expire(p *parked, reason string) {
 		delete(h.owners, p.member)
 	}
 	h.mu.Unlock()
+	p.sink.forget()
 	h.stats.Parked.Add(-1)
 	h.stats.ResumesExpired.Add(1)
 	h.bus.Leave(p.member, reason)

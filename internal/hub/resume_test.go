@@ -39,7 +39,7 @@ func TestResumeSinkHolds(t *testing.T) {
 			live := &recorder{}
 			r := &resumeSink{cur: live, maxEvents: tt.maxEvents, maxBytes: tt.maxBytes}
 			overs := 0
-			r.park(func() { overs++ })
+			r.park(nil, func() { overs++ })
 			for _, d := range tt.send {
 				buf := []byte(d)
 				r.Send(&protocol.Event{Type: protocol.TypeMessage, From: "a", Data: buf})

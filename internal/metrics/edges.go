@@ -14,7 +14,8 @@ var (
 	descConnsRefused   = desc("connections_refused_total", "Connections refused to keep the process within its limits, by reason: "+
 		"descriptors (within --fd-reserve of the descriptor limit: upgrade answered 503, or closed at accept), "+
 		"client-sessions (an Engine.IO handshake from a client holding --sio-sessions-per-client, 429), "+
-		"client-connections (a WebSocket upgrade from a client holding --conns-per-client, 429).", "reason")
+		"client-connections (a WebSocket upgrade from a client holding --conns-per-client, 429), "+
+		"memory (nine tenths of --memory-budget held: upgrade or Engine.IO handshake answered 503).", "reason")
 )
 
 // edgesCollector exposes the counters of the limits on a connection's edges (docs/limits.md).
@@ -37,4 +38,5 @@ func (c edgesCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descConnsRefused, prometheus.CounterValue, float64(c.st.RefusedDescriptors.Load()), "descriptors")
 	ch <- prometheus.MustNewConstMetric(descConnsRefused, prometheus.CounterValue, float64(c.st.RefusedClientSessions.Load()), "client-sessions")
 	ch <- prometheus.MustNewConstMetric(descConnsRefused, prometheus.CounterValue, float64(c.st.RefusedClientConns.Load()), "client-connections")
+	ch <- prometheus.MustNewConstMetric(descConnsRefused, prometheus.CounterValue, float64(c.st.RefusedMemory.Load()), "memory")
 }

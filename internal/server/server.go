@@ -47,6 +47,7 @@ type Server struct {
 	// metricsHandler serves /metrics, on the main listener (gated) and on metrics.
 	metricsHandler http.Handler
 	fds            *fdlimit.Gauge // nil with --fd-reserve=0 (descriptors.go)
+	budget         *budgetRunner  // the memory budget and its reclaimer (memory.go)
 }
 
 // New builds a server from cfg and binds its listener, so Addr is known before Serve.
@@ -85,8 +86,10 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		b = mb
 	}
 	fds := newGauge(cfg, log)
-	s, err := build(cfg, log, st, b, fds)
+	mem := startBudget(cfg, log)
+	s, err := build(cfg, log, st, b, fds, mem)
 	if err != nil {
+		mem.stop()
 		closeGauge(fds)
 		_ = b.Close()
 		closeWebhooks(wh)
@@ -96,12 +99,13 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	return s, nil
 }
 
-func build(cfg config.Config, log *slog.Logger, st *stats.Stats, b bus.Bus, fds *fdlimit.Gauge) (*Server, error) {
+func build(cfg config.Config, log *slog.Logger, st *stats.Stats, b bus.Bus, fds *fdlimit.Gauge, mem *budgetRunner) (*Server, error) {
 	grace := cfg.ResumeGrace
 	if grace == 0 {
 		grace = -1 // the hub's zero value means its default
 	}
 	hcfg := hub.Config{
+		Budget:          mem.b,
 		ResumeGrace:     grace,
 		MaxPeersPerRoom: cfg.MaxPeers,
 		MaxMetaBytes:    cfg.MaxMetaBytes,
@@ -166,6 +170,9 @@ func build(cfg config.Config, log *slog.Logger, st *stats.Stats, b bus.Bus, fds 
 
 		ConnsPerClient: cfg.ConnsPerClient,
 		Clients:        cfg.Clients(),
+
+		Budget:           mem.b,
+		KernelSendBuffer: kernelSendBuffer(cfg),
 	})
 	if err != nil {
 		closeTURN()
@@ -184,6 +191,7 @@ func build(cfg config.Config, log *slog.Logger, st *stats.Stats, b bus.Bus, fds 
 
 		SessionsPerClient: cfg.SIOSessionsPerClient,
 		Clients:           cfg.Clients(),
+		Budget:            mem.b,
 	})
 	if err != nil {
 		_ = ws.Close()
@@ -201,8 +209,8 @@ func build(cfg config.Config, log *slog.Logger, st *stats.Stats, b bus.Bus, fds 
 		return nil, fmt.Errorf("server: listen: %w", err)
 	}
 	warnIfOpen(log, keys, ln.Addr())
-	ln = fdlimit.NewListener(ln, fds, log, func() { st.RefusedDescriptors.Add(1) })
-	s := &Server{cfg: cfg, log: log, hub: h, bus: b, ws: ws, sio: sio, ln: ln, turn: ts, verifier: verifier, fds: fds}
+	ln = fdlimit.NewListener(withSendBuffer(ln, cfg.SocketSendBuffer), fds, log, func() { st.RefusedDescriptors.Add(1) })
+	s := &Server{cfg: cfg, log: log, hub: h, bus: b, ws: ws, sio: sio, ln: ln, turn: ts, verifier: verifier, fds: fds, budget: mem}
 	s.http = &http.Server{
 		Handler:           s.edges(bodyDeadline(cfg.ReadTimeout, st, s.routes(st))),
 		ReadHeaderTimeout: cfg.HeaderTimeout,
@@ -239,7 +247,7 @@ func (s *Server) routes(st *stats.Stats) http.Handler {
 		}
 		_, _ = w.Write([]byte("ready\n"))
 	})
-	var extra []prometheus.Collector
+	extra := []prometheus.Collector{metrics.Memory(s.budget.b)}
 	if s.turn != nil {
 		extra = append(extra, metrics.TURN(s.turn))
 	}
@@ -357,6 +365,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 	}
 	closeGauge(s.fds)
+	s.budget.stop()
 	if herr != nil && !errors.Is(herr, http.ErrServerClosed) {
 		return fmt.Errorf("server: http shutdown: %w", errors.Join(herr, werr, berr))
 	}

@@ -43,6 +43,7 @@ func (ss *session) connectWithToken(auth []byte, now time.Time) error {
 		ss.mu.Lock()
 		ss.held, ss.holding = nil, false
 		ss.flush = true
+		ss.chargeLocked()
 		ss.mu.Unlock()
 		ss.srv.stats.Errors[perr.Code].Add(1)
 		ss.sendPacket(func(dst []byte) []byte { return appendConnectError(dst, perr) })
@@ -131,6 +132,7 @@ func (ss *session) release(first func(dst []byte) []byte) {
 		}
 		ss.srv.stats.BytesOut.Add(uint64(len(ss.queue) - n))
 	}
+	ss.chargeLocked()
 	ss.mu.Unlock()
 	select {
 	case ss.wake <- struct{}{}:

@@ -16,6 +16,7 @@ import (
 
 	"github.com/switchboard-rtc/switchboard/internal/clientaddr"
 	"github.com/switchboard-rtc/switchboard/internal/hub"
+	"github.com/switchboard-rtc/switchboard/internal/membudget"
 	"github.com/switchboard-rtc/switchboard/internal/stats"
 	"github.com/switchboard-rtc/switchboard/internal/wsserver"
 	"github.com/switchboard-rtc/switchboard/protocol"
@@ -59,6 +60,9 @@ type Config struct {
 	SessionsPerClient int
 	// Clients aggregates peer addresses into clients (zero value: IPv4 address, IPv6 /64).
 	Clients clientaddr.Aggregator
+	// Budget, when set, is charged for every long-polling queue (memory.go); when nine
+	// tenths of it are held, handshakes are answered 503.
+	Budget *membudget.Budget
 	// Logger is the server's logger (default slog.Default()).
 	Logger *slog.Logger
 }
@@ -255,6 +259,7 @@ func (s *Server) newSession(now time.Time, client netip.Prefix) (*session, int) 
 		return nil, http.StatusServiceUnavailable
 	}
 	s.sessions[ss.sid] = ss
+	ss.acct = s.cfg.Budget.NewAccount(membudget.PollQueue, ss.dropSlow)
 	s.stats.SocketIOSessions.Add(1)
 	s.mu.Unlock()
 	return ss, 0
@@ -263,6 +268,10 @@ func (s *Server) newSession(now time.Time, client netip.Prefix) (*session, int) 
 // handshake registers a new session for the client of r, or answers the refusal and
 // returns nil.
 func (s *Server) handshake(w http.ResponseWriter, r *http.Request) *session {
+	if s.cfg.Budget.Full() {
+		s.refuseMemory(w)
+		return nil
+	}
 	ss, status := s.newSession(time.Now(), s.cfg.Clients.KeyOf(remoteAddr(r.RemoteAddr)))
 	switch status {
 	case 0:
@@ -301,6 +310,7 @@ func (s *Server) removeSession(ss *session) {
 	s.mu.Unlock()
 	if removed {
 		s.perClient.Release(ss.client)
+		ss.releaseMemory()
 	}
 }
 
@@ -399,6 +409,9 @@ func (s *Server) poll(w http.ResponseWriter, r *http.Request, sid string) {
 	ss.polling = false
 	closed := ss.closed
 	ss.mu.Unlock()
+	// The answer still holds out's bytes until the client has read it: uncharged after the
+	// write, which a client that does not read cannot make last past pollWriteTimeout.
+	defer ss.uncharge(len(out))
 	if closed {
 		s.removeSession(ss) // kept until now to deliver its last packets (closeLocked)
 	}
@@ -408,6 +421,7 @@ func (s *Server) poll(w http.ResponseWriter, r *http.Request, sid string) {
 	ss.seen(time.Now())
 	w.Header().Set("Content-Type", "text/plain; charset=UTF-8")
 	w.Header().Set("Content-Length", strconv.Itoa(len(out)))
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(pollWriteTimeout))
 	_, _ = w.Write(out)
 }
 

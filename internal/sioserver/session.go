@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/switchboard-rtc/switchboard/internal/hub"
+	"github.com/switchboard-rtc/switchboard/internal/membudget"
 	"github.com/switchboard-rtc/switchboard/internal/wsserver"
 	"github.com/switchboard-rtc/switchboard/protocol"
 )
@@ -48,6 +49,10 @@ type session struct {
 	holding  bool           // packets wait in held: a CONNECT is being answered (auth.go)
 	held     []byte         // packets sent while holding, 0x1e-separated
 	wake     chan struct{}  // cap 1: wakes the waiting GET
+
+	acct     *membudget.Account // queue and held, charged to the memory budget (memory.go)
+	charged  int64              // what acct holds
+	released bool               // acct was released: the session is gone
 }
 
 func (ss *session) seen(now time.Time) { ss.lastSeen.Store(now.UnixNano()) }
@@ -82,13 +87,9 @@ func (ss *session) sendPacket(build func(dst []byte) []byte) bool {
 	if !ss.holding {
 		ss.srv.stats.BytesOut.Add(uint64(len(ss.queue) - n))
 	}
-	over := len(ss.queue)+len(ss.held) > ss.srv.cfg.SendQueueBytes
+	over := len(ss.queue)+len(ss.held) > ss.srv.cfg.SendQueueBytes || !ss.chargeLocked()
 	if over {
-		// Closing needs ss.in, which a sender holding its own in must not wait for: the
-		// timers close the session within a tick; until then nothing more is queued.
-		ss.doom = "slow"
-		ss.queue, ss.held = nil, nil
-		ss.srv.stats.SendQueueDrops.Add(1)
+		ss.doomSlowLocked()
 	}
 	ss.mu.Unlock()
 	select {
@@ -131,6 +132,7 @@ func (ss *session) closeLocked(code int, reason string) {
 	ss.closed = true
 	ss.closedAt = time.Now().UnixNano()
 	ss.held, ss.holding = nil, false
+	ss.chargeLocked()
 	ss.mu.Unlock()
 	select {
 	case ss.wake <- struct{}{}:

@@ -86,6 +86,7 @@ func (p *probe) Text(b []byte, now time.Time) error {
 		ss.ws = p.c
 		queued := ss.queue
 		ss.queue = nil
+		ss.chargeLocked()
 		// Packets queued for polling go out first, in order, still under mu so nothing
 		// sent meanwhile can overtake them.
 		for len(queued) > 0 {

@@ -38,6 +38,9 @@ type Stats struct {
 	// within its reserve of) file descriptors: upgrades answered 503, connections closed at
 	// accept (docs/limits.md).
 	RefusedDescriptors atomic.Uint64
+	// RefusedMemory counts connections refused because nine tenths of the memory budget
+	// were held (503 before the upgrade or the Engine.IO handshake).
+	RefusedMemory atomic.Uint64
 	// RefusedClientSessions counts Engine.IO handshakes refused because their client held
 	// its share of sessions (429); RefusedClientConns WebSocket upgrades refused because their
 	// client held its share of connections (429).

@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/switchboard-rtc/switchboard/internal/hub"
+	"github.com/switchboard-rtc/switchboard/internal/membudget"
 	"github.com/switchboard-rtc/switchboard/protocol"
 )
 
@@ -28,6 +29,9 @@ type conn struct {
 	ext    Handler          // set instead of sess for a connection adopted by another protocol (Adopt)
 	lim    *hub.RateLimiter // an adopted connection's share of the rate limit, for its control frames
 	client netip.Prefix     // its client's key (Config.ConnsPerClient), released when it closes
+
+	outAcct, inAcct *membudget.Account // the memory budget's accounts (memory.go)
+	inCharged       int64              // what inAcct holds for in and frag (loop only)
 
 	in           []byte // bytes of an incomplete frame carried to the next read
 	inSince      int64  // unix ns: when the frame at the start of in began to arrive
@@ -51,6 +55,8 @@ type conn struct {
 	shut     bool   // shut down by a sender (slow or broken); the loop finishes the close
 	noSend   bool   // a close frame went out; nothing more may follow it
 	reason   string // peer-left reason when shut
+
+	outCharged int64 // what outAcct holds for out (and the kernel buffer behind it)
 }
 
 // testHookMessage, when set by a test, sees every text message before the hub does.
@@ -140,6 +146,11 @@ func (c *conn) write(frame []byte, last bool) bool {
 		c.out = getOutBuf(len(frame))
 	}
 	c.out = append(c.out, frame...)
+	if !c.chargeOutLocked() {
+		st.SendQueueDrops.Add(1)
+		c.shutLocked("slow")
+		return false
+	}
 	if !c.dirty && !c.outArmed {
 		c.outArmed = true
 		c.l.modify(c.fd, true)
@@ -172,6 +183,7 @@ func (c *conn) shutLocked(reason string) {
 	c.shut = true
 	c.reason = reason
 	c.out = nil
+	c.chargeOutLocked()
 	_ = unix.Shutdown(c.fd, unix.SHUT_RDWR)
 }
 
@@ -198,6 +210,7 @@ func (c *conn) flush() {
 	if len(c.out) == 0 {
 		putOutBuf(c.out)
 		c.out = nil
+		c.chargeOutLocked()
 		if c.outArmed {
 			c.outArmed = false
 			c.l.modify(c.fd, false)
@@ -205,6 +218,11 @@ func (c *conn) flush() {
 		if c.noSend {
 			_ = unix.Shutdown(c.fd, unix.SHUT_WR)
 		}
+		return
+	}
+	if !c.chargeOutLocked() { // backed up: the kernel's buffer is full too
+		c.l.srv.stats.SendQueueDrops.Add(1)
+		c.shutLocked("slow")
 		return
 	}
 	if !c.outArmed {

@@ -231,6 +231,9 @@ func (l *loop) handle(c *conn, events uint32, now time.Time) {
 	}
 	if events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
 		l.read(c, now)
+		if c.inCharged != int64(cap(c.in)+cap(c.frag)) && c.state == stateOpen {
+			c.chargeIn(now)
+		}
 	}
 }
 
@@ -322,6 +325,7 @@ func (l *loop) closeConn(c *conn, reason string) {
 	}
 	c.closed = true
 	c.out = nil
+	c.releaseAccounts()
 	// Forget the fd before closing it: once closed, the kernel may hand the same number to a
 	// new connection, whose entry must not be deleted.
 	l.mu.Lock()

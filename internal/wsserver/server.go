@@ -20,6 +20,7 @@ import (
 
 	"github.com/switchboard-rtc/switchboard/internal/clientaddr"
 	"github.com/switchboard-rtc/switchboard/internal/hub"
+	"github.com/switchboard-rtc/switchboard/internal/membudget"
 	"github.com/switchboard-rtc/switchboard/internal/stats"
 )
 
@@ -70,6 +71,12 @@ type Config struct {
 	ConnsPerClient int
 	// Clients aggregates peer addresses into clients (zero value: IPv4 address, IPv6 /64).
 	Clients clientaddr.Aggregator
+	// Budget, when set, is charged for every send queue and partial frame (memory.go); when
+	// nine tenths of it are held, upgrades are answered 503.
+	Budget *membudget.Budget
+	// KernelSendBuffer is what a connection's kernel send buffer holds when full: charged to
+	// Budget while its send queue is not empty.
+	KernelSendBuffer int64
 }
 
 func (c *Config) setDefaults() {
@@ -194,6 +201,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, newHandler func(*
 		s.refuseDescriptors(w)
 		return
 	}
+	if s.cfg.Budget.Full() {
+		s.refuseMemory(w)
+		return
+	}
 	client, ok := s.admitClient(w, r)
 	if !ok {
 		return
@@ -315,6 +326,7 @@ func (s *Server) upgrade(r *http.Request, netConn net.Conn, buffered int, client
 	now := time.Now()
 	c := &conn{fd: fd, client: client, lastRead: now.UnixNano(), lastPing: now.UnixNano()}
 	c.l = s.loops[int(s.next.Add(1))%len(s.loops)]
+	s.newAccounts(c)
 	if newHandler != nil {
 		c.ext = newHandler(&Conn{c: c})
 	} else {

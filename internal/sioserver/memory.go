@@ -1,0 +1,75 @@
+package sioserver
+
+import (
+	"net/http"
+	"time"
+)
+
+// pollWriteTimeout bounds writing a long-polling answer: a client that does not read it loses
+// the connection rather than holding the answer's bytes and a goroutine.
+const pollWriteTimeout = 10 * time.Second
+
+// refuseMemory answers a handshake 503 because the memory budget is nearly spent.
+func (s *Server) refuseMemory(w http.ResponseWriter) {
+	s.stats.HandshakesRefused.Add(1)
+	s.stats.RefusedMemory.Add(1)
+	w.Header().Set("Retry-After", "5")
+	httpError(w, http.StatusServiceUnavailable, errBadRequest, "server out of memory for new sessions")
+}
+
+// chargeLocked brings the session's memory account to what its queues hold. It reports false
+// when the budget refuses the growth: the caller drops the session as slow. ss.mu is held.
+func (ss *session) chargeLocked() bool {
+	if ss.released {
+		return true
+	}
+	want := int64(cap(ss.queue) + cap(ss.held))
+	if !ss.acct.Add(want - ss.charged) {
+		return false
+	}
+	ss.charged = want
+	return true
+}
+
+// doomSlowLocked drops what the session queued and dooms it as slow. Closing needs ss.in,
+// which a sender holding its own in must not wait for: the timers close the session within a
+// tick; until then nothing more is queued. ss.mu is held.
+func (ss *session) doomSlowLocked() {
+	ss.doom = "slow"
+	ss.queue, ss.held = nil, nil
+	ss.chargeLocked()
+	ss.srv.stats.SendQueueDrops.Add(1)
+}
+
+// dropSlow is the memory budget's drop for this session: as if its queue had overflowed.
+func (ss *session) dropSlow() {
+	ss.mu.Lock()
+	if !ss.closed && ss.doom == "" {
+		ss.doomSlowLocked()
+	}
+	ss.mu.Unlock()
+	select {
+	case ss.wake <- struct{}{}:
+	default:
+	}
+}
+
+// uncharge gives back n bytes a written polling answer held, by recomputing the account
+// from the queues (which no longer hold them).
+func (ss *session) uncharge(n int) {
+	if n == 0 {
+		return
+	}
+	ss.mu.Lock()
+	ss.chargeLocked()
+	ss.mu.Unlock()
+}
+
+// releaseMemory gives the session's account back, once, as the session leaves the table.
+func (ss *session) releaseMemory() {
+	ss.mu.Lock()
+	ss.released = true
+	ss.acct.Release()
+	ss.charged = 0
+	ss.mu.Unlock()
+}

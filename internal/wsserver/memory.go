@@ -1,0 +1,70 @@
+package wsserver
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/switchboard-rtc/switchboard/internal/membudget"
+)
+
+// CloseTryAgainLater (1013) ends a connection whose partial frame the memory budget cannot hold.
+const CloseTryAgainLater = 1013
+
+// refuseMemory answers an upgrade 503 because the memory budget is nearly spent.
+func (s *Server) refuseMemory(w http.ResponseWriter) {
+	s.stats.HandshakesRefused.Add(1)
+	s.stats.RefusedMemory.Add(1)
+	w.Header().Set("Retry-After", strconv.Itoa(RetryAfter))
+	w.Header().Set("Connection", "close")
+	http.Error(w, "server out of memory for new connections", http.StatusServiceUnavailable)
+}
+
+// newAccounts opens c's memory accounts: its send queue (with its kernel send buffer while the
+// queue is not empty) and its incomplete inbound frame. The reclaimer drops a connection as
+// slow; the loop closes it and releases both.
+func (s *Server) newAccounts(c *conn) {
+	b := s.cfg.Budget
+	c.outAcct = b.NewAccount(membudget.WSQueue, func() { c.CloseConn("slow") })
+	c.inAcct = b.NewAccount(membudget.WSPartial, func() { c.CloseConn("slow") })
+}
+
+// chargeOutLocked brings the send queue's account to what the queue holds: its buffer and,
+// while it is backed up (the socket could not take everything), the kernel's send buffer,
+// full. It reports false when the budget refuses: the caller drops the connection as slow.
+// c.mu is held.
+func (c *conn) chargeOutLocked() bool {
+	want := int64(cap(c.out))
+	if len(c.out) > 0 && !c.dirty { // backed up, not merely waiting for the loop's batch to end
+		want += c.l.srv.cfg.KernelSendBuffer
+	}
+	if !c.outAcct.Add(want - c.outCharged) {
+		return false
+	}
+	c.outCharged = want
+	return true
+}
+
+// chargeIn brings the inbound account to the partial frame and fragments c carries; over the
+// budget the connection is closed 1013. Loop goroutine only.
+func (c *conn) chargeIn(now time.Time) {
+	want := int64(cap(c.in) + cap(c.frag))
+	if want == c.inCharged {
+		return
+	}
+	if !c.inAcct.Add(want - c.inCharged) {
+		c.l.srv.stats.SendQueueDrops.Add(1)
+		c.closeWith(CloseTryAgainLater, "server out of memory", "slow", now)
+		want = int64(cap(c.in) + cap(c.frag)) // closeWith let them go
+		c.inAcct.Add(want - c.inCharged)
+	}
+	c.inCharged = want
+}
+
+// releaseAccounts gives back everything c holds. Called once, as the loop closes c, with
+// c.mu held.
+func (c *conn) releaseAccounts() {
+	c.outAcct.Release()
+	c.inAcct.Release()
+	c.outCharged, c.inCharged = 0, 0
+}
