@@ -249,6 +249,26 @@ func (a *Account) Add(delta int64) bool {
 	return true
 }
 
+// Force charges delta bytes even past the limit: for the few bytes a holder must keep to end
+// properly (a close frame), which the limit's headroom over the reclaim line covers.
+func (a *Account) Force(delta int64) {
+	if a == nil || delta == 0 {
+		return
+	}
+	used := a.b.used.Add(delta)
+	a.held.Add(delta)
+	if delta > 0 && !a.listed.Load() {
+		a.b.mu.Lock()
+		if !a.listed.Load() {
+			a.b.holders[a] = struct{}{}
+			a.listed.Store(true)
+		}
+		a.b.mu.Unlock()
+	}
+	for peak := a.b.peak.Load(); used > peak && !a.b.peak.CompareAndSwap(peak, used); peak = a.b.peak.Load() {
+	}
+}
+
 // Held returns the bytes the account holds.
 func (a *Account) Held() int64 {
 	if a == nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/switchboard-rtc/switchboard/internal/hub"
+	"github.com/switchboard-rtc/switchboard/internal/membudget"
 	"github.com/switchboard-rtc/switchboard/protocol"
 )
 
@@ -25,19 +26,29 @@ import (
 //
 //	go test -run '^$' -bench Relay ./internal/wsserver/
 func BenchmarkRelay(b *testing.B) {
-	b.Run("switchboard", func(b *testing.B) {
-		log := slog.New(slog.NewTextHandler(io.Discard, nil))
-		h, err := hub.New(hub.Config{Logger: log, RateLimit: 1e9, RateBurst: 1e9})
-		if err != nil {
-			b.Fatal(err)
+	for _, budget := range []int64{0, 1 << 30} {
+		name := "switchboard"
+		if budget > 0 {
+			name += "-with-memory-budget" // as serve runs: every queue charged
 		}
-		s, err := New(Config{Hub: h, Logger: log})
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer s.Close()
-		benchRelay(b, s)
-	})
+		b.Run(name, func(b *testing.B) {
+			log := slog.New(slog.NewTextHandler(io.Discard, nil))
+			h, err := hub.New(hub.Config{Logger: log, RateLimit: 1e9, RateBurst: 1e9})
+			if err != nil {
+				b.Fatal(err)
+			}
+			var mb *membudget.Budget
+			if budget > 0 {
+				mb = membudget.New(budget)
+			}
+			s, err := New(Config{Hub: h, Logger: log, Budget: mb, KernelSendBuffer: 128 << 10})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			benchRelay(b, s)
+		})
+	}
 	b.Run("naive-goroutine-per-conn", func(b *testing.B) {
 		benchRelay(b, newNaiveServer())
 	})

@@ -39,7 +39,12 @@ func (c *conn) chargeOutLocked() bool {
 		want += c.l.srv.cfg.KernelSendBuffer
 	}
 	if !c.outAcct.Add(want - c.outCharged) {
-		return false
+		if !c.noSend {
+			return false
+		}
+		// A close frame is queued: it goes out whatever the budget says, so the client
+		// hears why it is closed.
+		c.outAcct.Force(want - c.outCharged)
 	}
 	c.outCharged = want
 	return true
