@@ -97,6 +97,8 @@ type Config struct {
 	Timeouts `yaml:",inline"`
 	// Per-client limits and how clients are told apart (clients.go, docs/limits.md).
 	ClientLimits `yaml:",inline"`
+	// Per-client rates and the trusted proxies (proxies.go, docs/limits.md).
+	ClientRates `yaml:",inline"`
 }
 
 // Default returns the built-in defaults.
@@ -132,6 +134,7 @@ func Default() Config {
 		TURNIPQuota:        64,
 		Timeouts:           DefaultTimeouts(),
 		ClientLimits:       DefaultClientLimits(),
+		ClientRates:        DefaultClientRates(),
 		FDReserve:          64,
 	}
 }
@@ -186,6 +189,7 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.validateEdges()...)
 	errs = append(errs, c.Timeouts.validate()...)
 	errs = append(errs, c.ClientLimits.validate()...)
+	errs = append(errs, c.ClientRates.validate()...)
 	return errors.Join(errs...)
 }
 
@@ -379,6 +383,7 @@ func FlagSet(c *Config, configPath *string) *flag.FlagSet {
 	edgeFlags(fs, c)
 	c.Timeouts.flags(fs)
 	c.ClientLimits.flags(fs)
+	c.ClientRates.flags(fs)
 	return fs
 }
 
