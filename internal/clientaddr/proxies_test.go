@@ -210,7 +210,7 @@ func FuzzResolve(f *testing.F) {
 			h.Set("X-Forwarded-For", xff)
 		}
 		got := p.Resolve(peer, h)
-		if got.IP != peer && !addrsIn(fwd+","+xff)[got.IP] {
+		if got.IP != peer && !addrsIn(fwd + "," + xff)[got.IP] {
 			t.Fatalf("Resolve(%v, %q, %q) = %v: neither the peer nor in the headers", peer, fwd, xff, got.IP)
 		}
 		if !p.Trusted(peer) && (got.IP != peer || got.From != FromPeer) {
