@@ -59,6 +59,9 @@ type Config struct {
 	SessionsPerClient int
 	// Clients aggregates peer addresses into clients (zero value: IPv4 address, IPv6 /64).
 	Clients clientaddr.Aggregator
+	// Proxies are the trusted reverse proxies: a request from one counts for the client its
+	// forwarding headers name (nil: every client is its TCP peer).
+	Proxies *clientaddr.Proxies
 	// Logger is the server's logger (default slog.Default()).
 	Logger *slog.Logger
 }
@@ -263,7 +266,7 @@ func (s *Server) newSession(now time.Time, client netip.Prefix) (*session, int) 
 // handshake registers a new session for the client of r, or answers the refusal and
 // returns nil.
 func (s *Server) handshake(w http.ResponseWriter, r *http.Request) *session {
-	ss, status := s.newSession(time.Now(), s.cfg.Clients.KeyOf(remoteAddr(r.RemoteAddr)))
+	ss, status := s.newSession(time.Now(), s.cfg.Clients.Key(s.cfg.Proxies.ClientIP(r)))
 	switch status {
 	case 0:
 		return ss
@@ -278,12 +281,6 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request) *session {
 	}
 	return nil
 }
-
-// remoteAddr is net/http's Request.RemoteAddr ("host:port") as a net.Addr.
-type remoteAddr string
-
-func (a remoteAddr) Network() string { return "tcp" }
-func (a remoteAddr) String() string  { return string(a) }
 
 func (s *Server) session(sid string) *session {
 	s.mu.Lock()

@@ -70,6 +70,9 @@ type Config struct {
 	ConnsPerClient int
 	// Clients aggregates peer addresses into clients (zero value: IPv4 address, IPv6 /64).
 	Clients clientaddr.Aggregator
+	// Proxies are the trusted reverse proxies: a request from one counts for the client its
+	// forwarding headers name (nil: every client is its TCP peer).
+	Proxies *clientaddr.Proxies
 }
 
 func (c *Config) setDefaults() {
@@ -319,6 +322,7 @@ func (s *Server) upgrade(r *http.Request, netConn net.Conn, buffered int, client
 		c.ext = newHandler(&Conn{c: c})
 	} else {
 		c.sess = s.hub.Connect(c, now)
+		c.sess.SetClient(client)
 		c.sess.AsyncJoins() // a cluster join must not stall the loop's other connections
 		// A browser cannot set headers on a WebSocket: the access token may come in the URL.
 		if tok := r.URL.Query().Get("access_token"); tok != "" {
