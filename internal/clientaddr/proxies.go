@@ -192,7 +192,8 @@ type splitter func(line string) ([]node, bool)
 // that names no address ends the walk with the last trusted address passed (the peer, if
 // none): that proxy could not tell who came before it. When every address is trusted, the
 // first (leftmost) one is the client. It reports false when an element the walk reaches is
-// malformed; elements left of the client are never looked at.
+// malformed, or a line it reaches cannot be split; whatever is left of the client is never
+// used, malformed or not.
 func (p *Proxies) walk(peer netip.Addr, lines []string, split splitter) (netip.Addr, bool) {
 	last := peer
 	for i := len(lines) - 1; i >= 0; i-- {
@@ -238,8 +239,10 @@ func xffElements(line string) ([]node, bool) {
 
 // forwardedElements splits a Forwarded line (RFC 7239 §4): comma-separated elements of
 // semicolon-separated name=value pairs, values tokens or quoted strings; an element's for=
-// is its node. Empty elements are skipped. A line with an unterminated quoted string is
-// malformed as a whole: its elements cannot be told apart.
+// is its node, and an element that does not parse is a bad node (which matters only if the
+// walk reaches it). Empty elements are skipped. A line with an unterminated quoted string is
+// malformed as a whole: its elements cannot be told apart (a client's open quote would
+// swallow what a proxy appended).
 func forwardedElements(line string) ([]node, bool) {
 	var out []node
 	rest, more := line, true
@@ -254,9 +257,7 @@ func forwardedElements(line string) ([]node, bool) {
 			continue
 		}
 		n, ok := forwardedNode(el)
-		if !ok {
-			return nil, false
-		}
+		n.bad = !ok
 		out = append(out, n)
 	}
 	return out, true

@@ -67,6 +67,8 @@ func TestResolve(t *testing.T) {
 		{name: "trusted v6 proxy", fwd: []string{`for=192.0.2.43;proto=https, for="[2001:db8:ffff::1]"`}, want: "192.0.2.43", from: FromHeader},
 		{name: "comma inside quotes", fwd: []string{`for=192.0.2.43;x="a,b", for=10.0.0.2`}, want: "192.0.2.43", from: FromHeader},
 		{name: "garbage line left of the client", fwd: []string{`for="198.51.100.1`, `for=192.0.2.60`}, want: "192.0.2.60", from: FromHeader},
+		{name: "garbage element left of the client", fwd: []string{`for=198.51.100.1:x;;=, for=192.0.2.60`}, want: "192.0.2.60", from: FromHeader},
+		{name: "garbage element at the right", fwd: []string{`for=192.0.2.60, for=x`}, want: proxy, from: FromFallback, ignoredAs: IgnoredMalformed},
 		{name: "no for", fwd: []string{`proto=https;host=example.com`}, want: proxy, from: FromHeader},
 		{name: "unterminated quote swallows the proxy's element", fwd: []string{`for="198.51.100.1, for=192.0.2.60`}, want: proxy, from: FromFallback, ignoredAs: IgnoredMalformed},
 		{name: "two for", fwd: []string{`for=192.0.2.60;for=192.0.2.61`}, want: proxy, from: FromFallback, ignoredAs: IgnoredMalformed},
