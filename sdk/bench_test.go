@@ -34,6 +34,7 @@ func benchServer(tb testing.TB) string {
 	cfg := config.Default()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.TURN = false
+	cfg.JoinsPerClient, cfg.JoinBurstPerClient = 1e6, 1e6 // one address plays every peer
 	srv, err := server.New(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		tb.Fatal(err)

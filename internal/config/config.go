@@ -99,6 +99,8 @@ type Config struct {
 	ClientLimits `yaml:",inline"`
 	// Memory: the memory budget and the kernel send buffer (memory.go, docs/limits.md).
 	Memory `yaml:",inline"`
+	// Per-client rates and the trusted proxies (proxies.go, docs/limits.md).
+	ClientRates `yaml:",inline"`
 }
 
 // Default returns the built-in defaults.
@@ -135,6 +137,7 @@ func Default() Config {
 		Timeouts:           DefaultTimeouts(),
 		ClientLimits:       DefaultClientLimits(),
 		Memory:             DefaultMemory(),
+		ClientRates:        DefaultClientRates(),
 		FDReserve:          64,
 	}
 }
@@ -190,6 +193,7 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.Timeouts.validate()...)
 	errs = append(errs, c.ClientLimits.validate()...)
 	errs = append(errs, c.Memory.validate()...)
+	errs = append(errs, c.ClientRates.validate()...)
 	return errors.Join(errs...)
 }
 
@@ -384,6 +388,7 @@ func FlagSet(c *Config, configPath *string) *flag.FlagSet {
 	c.Timeouts.flags(fs)
 	c.ClientLimits.flags(fs)
 	c.Memory.flags(fs)
+	c.ClientRates.flags(fs)
 	return fs
 }
 

@@ -321,9 +321,10 @@ func TestLoadHelp(t *testing.T) {
 			t.Errorf("usage line for --%s = %q, want its description %q", f.Name, rest, f.Usage)
 		}
 	})
-	// Timeouts, ClientLimits and Memory are embedded fields with a flag per field of their own; + --config.
-	if want := reflect.TypeOf(Config{}).NumField() - 3 + reflect.TypeOf(Timeouts{}).NumField() + reflect.TypeOf(ClientLimits{}).NumField() +
-		reflect.TypeOf(Memory{}).NumField() + 1; n != want {
+	// Timeouts, ClientLimits, ClientRates and Memory are embedded fields with a flag per field
+	// of their own; + --config.
+	if want := reflect.TypeOf(Config{}).NumField() - 4 + reflect.TypeOf(Timeouts{}).NumField() + reflect.TypeOf(ClientLimits{}).NumField() +
+		reflect.TypeOf(ClientRates{}).NumField() + reflect.TypeOf(Memory{}).NumField() + 1; n != want {
 		t.Errorf("FlagSet has %d flags, want %d", n, want)
 	}
 	// -h works too.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -49,6 +50,8 @@ type Config struct {
 	// Authorize, when set, makes every new presence present an access token (access.go);
 	// nil leaves the hub open: any client joins any room, with TURN credentials.
 	Authorize Authorizer
+	// Clients are the per-client rate limits (clients.go).
+	Clients ClientLimits
 	// Bus routes events; nil means a new in-memory bus.
 	Bus bus.Bus
 	// Stats receives counters; nil means a private set.
@@ -82,6 +85,7 @@ func (c *Config) setDefaults() {
 	if c.ResumeHoldBytes == 0 {
 		c.ResumeHoldBytes = 256 << 10
 	}
+	c.Clients.setDefaults()
 	if c.Stats == nil {
 		c.Stats = new(stats.Stats)
 	}
@@ -104,7 +108,7 @@ func (c *Config) validate() error {
 	case c.RateLimit < 0 || c.RateBurst < 1 || c.RateStrikes < 1:
 		return fmt.Errorf("%w: rate limit %v burst %v strikes %v", ErrBadConfig, c.RateLimit, c.RateBurst, c.RateStrikes)
 	}
-	return nil
+	return c.Clients.validate()
 }
 
 // Hub is the signaling hub. It is safe for concurrent use.
@@ -122,6 +126,7 @@ type Hub struct {
 	holders map[string]*Session    // connected resumable presences by resume token
 	owners  map[*bus.Member]*owner // who holds each presence of this node, for Kick
 
+	clients   clientTables   // per-client rates (clients.go)
 	slowJoins bool           // the bus's joins wait on the network (bus.SlowJoiner)
 	joins     sync.WaitGroup // asynchronous joins under way
 }
@@ -152,6 +157,7 @@ func New(cfg Config) (*Hub, error) {
 		holders:    make(map[string]*Session),
 		owners:     make(map[*bus.Member]*owner),
 	}
+	h.initClients()
 	if err := h.initSTUN(); err != nil {
 		return nil, fmt.Errorf("hub: encode ICE servers: %w", err)
 	}
@@ -257,6 +263,8 @@ type Session struct {
 	turn bool
 	// async: joins on a bus whose joins block run on their own goroutine (AsyncJoins).
 	async bool
+	// client is the key of the client the connection comes from (SetClient); invalid: none.
+	client netip.Prefix
 }
 
 // AsyncJoins lets the session's joins run on their own goroutine when the bus's joins wait on
@@ -385,7 +393,7 @@ func (s *Session) Handle(f *protocol.Frame) *protocol.Error {
 		s.mu.Lock()
 		turn := s.turn
 		s.mu.Unlock()
-		s.sink.Send(&protocol.Event{Type: protocol.TypeICEServers, ID: f.ID, ICEServers: s.hub.iceFor(m.Info.ID, turn)})
+		s.sink.Send(&protocol.Event{Type: protocol.TypeICEServers, ID: f.ID, ICEServers: s.iceFor(m.Info.ID, turn)})
 		return nil
 	}
 	return protocol.Errorf(protocol.CodeUnknownType, "unknown type")
@@ -428,6 +436,9 @@ func (s *Session) join(f *protocol.Frame) *protocol.Error {
 	if f.Resume != nil && s.resume(string(f.Resume), room, f.ID) {
 		return nil
 	}
+	if perr := s.admitJoin(); perr != nil {
+		return perr
+	}
 	pid := s.fixedID
 	if pid == "" {
 		pid = protocol.NewPeerID()
@@ -454,8 +465,8 @@ func (s *Session) join(f *protocol.Frame) *protocol.Error {
 		rsink = &resumeSink{cur: s.sink, maxEvents: s.hub.cfg.ResumeHoldEvents, maxBytes: s.hub.cfg.ResumeHoldBytes}
 		m.Sink = rsink
 	}
-	id := bytes.Clone(f.ID)              // f aliases the transport's read buffer; the welcome may go out later
-	ice := s.hub.iceFor(m.Info.ID, turn) // minted here, not under the room's lock
+	id := bytes.Clone(f.ID)          // f aliases the transport's read buffer; the welcome may go out later
+	ice := s.iceFor(m.Info.ID, turn) // minted here, not under the room's lock
 	welcome := func(others []protocol.PeerInfo) {
 		// The presence is the session's before the welcome goes out: the client may answer
 		// it at once, while an asynchronous Join has not returned yet.

@@ -275,7 +275,7 @@ func (s *Session) resume(token, room string, id []byte) bool {
 		Welcome: &protocol.Welcome{
 			Self:         m.Info.ID,
 			Room:         room,
-			ICEServers:   s.hub.iceFor(m.Info.ID, turn),
+			ICEServers:   s.iceFor(m.Info.ID, turn),
 			Resume:       newToken,
 			ResumeMillis: s.hub.cfg.ResumeGrace.Milliseconds(),
 			Resumed:      true,

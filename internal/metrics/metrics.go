@@ -22,6 +22,7 @@ func Handler(st *stats.Stats, extra ...prometheus.Collector) http.Handler {
 		webhookCollector{st: st},
 		edgesCollector{st: st},
 		timeoutCollector{st: st},
+		clientsCollector{st: st},
 	)
 	reg.MustRegister(extra...)
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/netip"
 	"time"
 )
 
@@ -29,8 +28,8 @@ func (s *Server) edges(next http.Handler) http.Handler {
 	})
 }
 
-// metricsGate serves /metrics on the main listener to loopback clients only, unless
-// --metrics-public: the counters (connections, descriptors, memory) help an attacker size an
+// metricsGate serves /metrics on the main listener to loopback clients only (loopbackClient,
+// clients.go), unless --metrics-public: the counters (connections, descriptors, memory) help an attacker size an
 // attack. Others get 404, as if there were no such page. --metrics-listen serves them to
 // anyone who reaches that address.
 func (s *Server) metricsGate(h http.Handler) http.Handler {
@@ -38,20 +37,13 @@ func (s *Server) metricsGate(h http.Handler) http.Handler {
 		return h
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !loopbackClient(r) {
+		if !s.loopbackClient(r) {
 			s.hub.Stats().MetricsRefused.Add(1)
 			http.NotFound(w, r)
 			return
 		}
 		h.ServeHTTP(w, r)
 	})
-}
-
-// loopbackClient reports whether r comes from a loopback address (the connection's peer: a
-// proxy on the same host makes every client look local, which is why --metrics-listen exists).
-func loopbackClient(r *http.Request) bool {
-	ap, err := netip.ParseAddrPort(r.RemoteAddr)
-	return err == nil && ap.Addr().Unmap().IsLoopback()
 }
 
 // metricsServer is /metrics on its own listener (--metrics-listen).

@@ -8,8 +8,12 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/switchboard-rtc/switchboard/internal/config"
 	"github.com/switchboard-rtc/switchboard/internal/membudget"
+	"github.com/switchboard-rtc/switchboard/internal/metrics"
+	"github.com/switchboard-rtc/switchboard/internal/stats"
 )
 
 // budgetRunner owns the memory budget's reclaimer goroutine.
@@ -39,6 +43,11 @@ func (r *budgetRunner) stop() {
 	}
 	r.cancel()
 	<-r.done
+}
+
+// collectors are the metrics beside the stats: the memory budget's and TURN's.
+func (s *Server) collectors(st *stats.Stats) []prometheus.Collector {
+	return append([]prometheus.Collector{metrics.Memory(s.budget.b)}, s.turnMetrics(st)...)
 }
 
 // kernelSendBuffer is what a client socket's kernel send buffer holds when full: twice

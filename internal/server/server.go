@@ -10,12 +10,11 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/switchboard-rtc/switchboard/internal/api"
 	"github.com/switchboard-rtc/switchboard/internal/auth"
 	"github.com/switchboard-rtc/switchboard/internal/bus"
 	"github.com/switchboard-rtc/switchboard/internal/bus/natsbus"
+	"github.com/switchboard-rtc/switchboard/internal/clientaddr"
 	"github.com/switchboard-rtc/switchboard/internal/config"
 	"github.com/switchboard-rtc/switchboard/internal/fdlimit"
 	"github.com/switchboard-rtc/switchboard/internal/hub"
@@ -48,6 +47,8 @@ type Server struct {
 	metricsHandler http.Handler
 	fds            *fdlimit.Gauge // nil with --fd-reserve=0 (descriptors.go)
 	budget         *budgetRunner  // the memory budget and its reclaimer (memory.go)
+
+	proxies *clientaddr.Proxies // --trusted-proxies; nil: none (clients.go)
 }
 
 // New builds a server from cfg and binds its listener, so Addr is known before Serve.
@@ -112,11 +113,16 @@ func build(cfg config.Config, log *slog.Logger, st *stats.Stats, b bus.Bus, fds 
 		RateLimit:       cfg.RateLimit,
 		RateBurst:       cfg.RateBurst,
 		ICEServers:      cfg.ICEServers,
+		Clients:         hubClients(cfg),
 		Bus:             b,
 		Stats:           st,
 		Logger:          log,
 	}
 	keys, err := cfg.Keys()
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	proxies, err := proxies(cfg, st)
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
@@ -173,6 +179,7 @@ func build(cfg config.Config, log *slog.Logger, st *stats.Stats, b bus.Bus, fds 
 
 		Budget:           mem.b,
 		KernelSendBuffer: kernelSendBuffer(cfg),
+		Proxies:          proxies,
 	})
 	if err != nil {
 		closeTURN()
@@ -192,6 +199,7 @@ func build(cfg config.Config, log *slog.Logger, st *stats.Stats, b bus.Bus, fds 
 		SessionsPerClient: cfg.SIOSessionsPerClient,
 		Clients:           cfg.Clients(),
 		Budget:            mem.b,
+		Proxies:           proxies,
 	})
 	if err != nil {
 		_ = ws.Close()
@@ -210,7 +218,7 @@ func build(cfg config.Config, log *slog.Logger, st *stats.Stats, b bus.Bus, fds 
 	}
 	warnIfOpen(log, keys, ln.Addr())
 	ln = fdlimit.NewListener(withSendBuffer(ln, cfg.SocketSendBuffer), fds, log, func() { st.RefusedDescriptors.Add(1) })
-	s := &Server{cfg: cfg, log: log, hub: h, bus: b, ws: ws, sio: sio, ln: ln, turn: ts, verifier: verifier, fds: fds, budget: mem}
+	s := &Server{cfg: cfg, log: log, hub: h, bus: b, ws: ws, sio: sio, ln: ln, turn: ts, verifier: verifier, fds: fds, budget: mem, proxies: proxies}
 	s.http = &http.Server{
 		Handler:           s.edges(bodyDeadline(cfg.ReadTimeout, st, s.routes(st))),
 		ReadHeaderTimeout: cfg.HeaderTimeout,
@@ -247,11 +255,7 @@ func (s *Server) routes(st *stats.Stats) http.Handler {
 		}
 		_, _ = w.Write([]byte("ready\n"))
 	})
-	extra := []prometheus.Collector{metrics.Memory(s.budget.b)}
-	if s.turn != nil {
-		extra = append(extra, metrics.TURN(s.turn))
-	}
-	mh := metrics.Handler(st, extra...)
+	mh := metrics.Handler(st, s.collectors(st)...)
 	mux.Handle("GET /metrics", s.metricsGate(mh))
 	s.metricsHandler = mh
 	mux.Handle("GET /sdk/", web.Handler())

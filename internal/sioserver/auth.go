@@ -13,7 +13,8 @@ import (
 // payload, {"token": "...", "room": "..."} (io(url, {auth: {token}})), and is at once a peer of
 // its token's room: the seed's code, which never joins, reaches the room's peers by socket.id.
 // There is no lobby: a socket is in its token's room or not connected. A refused CONNECT gets
-// CONNECT_ERROR {"message", "data": {"code"}} and the Engine.IO session is closed; a presence
+// CONNECT_ERROR {"message", "data": {"code"}} and the Engine.IO session is closed (but for
+// rate-limited, a client over its joins per second: it may CONNECT again); a presence
 // the server ends (identity takeover, the server API) gets an "error" event with the code, then
 // DISCONNECT, which socket.io-client does not reconnect from.
 
@@ -32,6 +33,7 @@ func (ss *session) connectWithToken(auth []byte, now time.Time) error {
 	var hs *hub.Session
 	if perr == nil {
 		hs = ss.srv.hub.Connect(ss, now)
+		hs.SetClient(ss.client)
 		hs.UsePeerID(id)
 		hs.SetAccessToken(token)
 		ss.mu.Lock()
@@ -40,13 +42,17 @@ func (ss *session) connectWithToken(auth []byte, now time.Time) error {
 		perr = hs.Handle(&protocol.Frame{Type: protocol.TypeJoin, Room: room})
 	}
 	if perr != nil {
+		retry := perr.Code == protocol.CodeRateLimited // over its client's joins: may CONNECT again
 		ss.mu.Lock()
 		ss.held, ss.holding = nil, false
-		ss.flush = true
+		ss.flush = !retry
 		ss.chargeLocked()
 		ss.mu.Unlock()
 		ss.srv.stats.Errors[perr.Code].Add(1)
 		ss.sendPacket(func(dst []byte) []byte { return appendConnectError(dst, perr) })
+		if retry {
+			return nil
+		}
 		return &errClose{code: hub.ClosePolicyViolation, reason: perr.Code.String()}
 	}
 	ss.mu.Lock()

@@ -63,6 +63,9 @@ type Config struct {
 	// Budget, when set, is charged for every long-polling queue (memory.go); when nine
 	// tenths of it are held, handshakes are answered 503.
 	Budget *membudget.Budget
+	// Proxies are the trusted reverse proxies: a request from one counts for the client its
+	// forwarding headers name (nil: every client is its TCP peer).
+	Proxies *clientaddr.Proxies
 	// Logger is the server's logger (default slog.Default()).
 	Logger *slog.Logger
 }
@@ -272,7 +275,7 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request) *session {
 		s.refuseMemory(w)
 		return nil
 	}
-	ss, status := s.newSession(time.Now(), s.cfg.Clients.KeyOf(remoteAddr(r.RemoteAddr)))
+	ss, status := s.newSession(time.Now(), s.cfg.Clients.Key(s.cfg.Proxies.ClientIP(r)))
 	switch status {
 	case 0:
 		return ss
@@ -287,12 +290,6 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request) *session {
 	}
 	return nil
 }
-
-// remoteAddr is net/http's Request.RemoteAddr ("host:port") as a net.Addr.
-type remoteAddr string
-
-func (a remoteAddr) Network() string { return "tcp" }
-func (a remoteAddr) String() string  { return string(a) }
 
 func (s *Server) session(sid string) *session {
 	s.mu.Lock()

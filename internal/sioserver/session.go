@@ -285,6 +285,7 @@ func (ss *session) connect(auth []byte, now time.Time) error {
 		ss.id = id
 		ss.mu.Unlock()
 		ss.hs = ss.srv.hub.Connect(ss, now)
+		ss.hs.SetClient(ss.client)
 		ss.hs.UsePeerID(id)
 		ss.srv.lobbyMu.Lock()
 		ss.srv.lobby[id] = ss

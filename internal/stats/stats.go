@@ -46,6 +46,8 @@ type Stats struct {
 	// client held its share of connections (429).
 	RefusedClientSessions atomic.Uint64
 	RefusedClientConns    atomic.Uint64
+	// PerClient counts the per-client rate limits' refusals and tables (clients.go).
+	PerClient ClientStats
 	// Parked is the number of presences kept for resumption after their connection was lost
 	// (gauge); Resumes counts those taken back, ResumesExpired those given up.
 	Parked         atomic.Int64

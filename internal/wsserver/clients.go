@@ -10,13 +10,10 @@ import (
 // holds its share of connections (Config.ConnsPerClient).
 const ClientRetryAfter = 10
 
-// clientKey returns the client key of r's TCP peer address (Config.Clients).
+// clientKey returns the client key (Config.Clients) of r's TCP peer address, or behind a
+// trusted proxy of the address its forwarding headers name (Config.Proxies).
 func (s *Server) clientKey(r *http.Request) netip.Prefix {
-	ap, err := netip.ParseAddrPort(r.RemoteAddr)
-	if err != nil {
-		return netip.Prefix{}
-	}
-	return s.cfg.Clients.Key(ap.Addr())
+	return s.cfg.Clients.Key(s.cfg.Proxies.ClientIP(r))
 }
 
 // admitClient counts a new connection for the client of r and reports true, or answers the

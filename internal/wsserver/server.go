@@ -77,6 +77,9 @@ type Config struct {
 	// KernelSendBuffer is what a connection's kernel send buffer holds when full: charged to
 	// Budget while its send queue is not empty.
 	KernelSendBuffer int64
+	// Proxies are the trusted reverse proxies: a request from one counts for the client its
+	// forwarding headers name (nil: every client is its TCP peer).
+	Proxies *clientaddr.Proxies
 }
 
 func (c *Config) setDefaults() {
@@ -331,6 +334,7 @@ func (s *Server) upgrade(r *http.Request, netConn net.Conn, buffered int, client
 		c.ext = newHandler(&Conn{c: c})
 	} else {
 		c.sess = s.hub.Connect(c, now)
+		c.sess.SetClient(client)
 		c.sess.AsyncJoins() // a cluster join must not stall the loop's other connections
 		// A browser cannot set headers on a WebSocket: the access token may come in the URL.
 		if tok := r.URL.Query().Get("access_token"); tok != "" {

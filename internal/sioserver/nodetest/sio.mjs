@@ -169,6 +169,37 @@ try {
       a.close(); b.close();
       break;
     }
+    case "join-rate": {
+      // The hub lets this address make a few joins at once, then a few a second: past them a
+      // join's ack is the rate-limited error, the socket stays connected, and it joins once
+      // it has waited (a client's backoff of 100 ms).
+      const s = await connect();
+      let refused = null;
+      for (let i = 0; i < 20 && !refused; i++) {
+        const a = await withAck(s, "join", { room: "rate" });
+        if (a.type === "error") refused = a;
+        else eq((await withAck(s, "leave")).type, "ack", "leave ack");
+      }
+      if (!refused) fail("20 joins, none refused");
+      eq(refused.code, "rate-limited", "refused join's code");
+      eq(s.connected, true, "connected after the refusal");
+      const deadline = Date.now() + 5000;
+      let retries = 0;
+      for (;;) {
+        await new Promise((r) => setTimeout(r, 100));
+        const w = await withAck(s, "join", { room: "rate" });
+        if (w.type === "welcome") {
+          eq(w.peer, s.id, "welcome after waiting");
+          break;
+        }
+        eq(w.code, "rate-limited", "a retry's code");
+        retries++;
+        if (Date.now() > deadline) fail("still refused after 5 s");
+      }
+      out({ refused: 1 + retries });
+      s.close();
+      break;
+    }
     case "namespace": {
       const s = io(base + "other", { reconnection: false });
       const [e] = await once(s, "connect_error");
