@@ -48,3 +48,20 @@ func TestKickedParkedPresenceGivesHeldBack(t *testing.T) {
 		})
 	}
 }
+
+// TestNothingHeldAfterForget: between a parked presence giving up its hold (expiry, a kick)
+// and its leaving the room, events still reach its sink: they are refused, not held and
+// charged to an account already released.
+func TestNothingHeldAfterForget(t *testing.T) {
+	b := membudget.New(1 << 20)
+	r := &resumeSink{cur: &recorder{}, maxEvents: 100, maxBytes: 64 << 10}
+	r.park(b, func() {})
+	r.Send(msg("held"))
+	r.forget()
+	if r.Send(msg("after")) {
+		t.Error("an event was held after the hold was given up")
+	}
+	if b.Used() != 0 {
+		t.Errorf("the budget holds %d bytes after the hold was given up", b.Used())
+	}
+}
