@@ -1,0 +1,355 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchboard-rtc/switchboard/internal/config"
+	"github.com/switchboard-rtc/switchboard/protocol"
+)
+
+// What the memory budget charges must all come back: every route by which a holder ends is
+// taken here one after the other on a real server, and after each the held bytes must be
+// back to zero (switchboard_memory_held_bytes). A route that forgets to give its charge back
+// leaves the budget smaller for good; enough of them and every newcomer gets 503.
+
+// releaseServer is a server with short timers, so that every route ends within a second or
+// three, and a small kernel send buffer, so that a client that does not read backs up fast.
+func releaseServer(t *testing.T) *testServer {
+	return startServer(t, func(c *config.Config) {
+		c.MemoryBudget = 64 << 20
+		c.SocketSendBuffer = 4 << 10
+		c.RateLimit = 2000
+		c.RateBurst = 2000
+		c.PingInterval = time.Second
+		c.PeerTimeout = 3 * time.Second // Engine.IO: ping timeout 2 s
+		c.ResumeGrace = time.Second
+		c.FrameTimeout = 500 * time.Millisecond
+	})
+}
+
+func heldBytes(t *testing.T, ts *testServer) float64 {
+	t.Helper()
+	return metricNumber(t, ts, "switchboard_memory_held_bytes")
+}
+
+// waitHeld waits until cond holds for what the budget holds.
+func waitHeld(t *testing.T, ts *testServer, what string, d time.Duration, cond func(float64) bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		h := heldBytes(t, ts)
+		if cond(h) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: the budget holds %.0f bytes after %v", what, h, d)
+		}
+		time.Sleep(10 * time.Millisecond) // polling /metrics
+	}
+}
+
+func charged(h float64) bool { return h > 0 }
+func zero(h float64) bool    { return h == 0 }
+
+// nonReader is a native peer that joins room and then never reads (a 4 KiB receive window).
+func nonReader(t *testing.T, ts *testServer, room string) (r *rawClient, id, resume string) {
+	t.Helper()
+	r = dialRaw(t, ts, 4096)
+	r.sendText(`{"type":"join","room":"` + room + `"}`)
+	w := r.expectText("welcome")
+	return r, w.peerID(), w.Resume
+}
+
+// parkedPeer is a native peer of room whose connection was lost: its presence is parked.
+func parkedPeer(t *testing.T, ts *testServer, room string) (id, resume string) {
+	t.Helper()
+	parked := metricNumber(t, ts, "switchboard_resumable_peers")
+	r := dialRaw(t, ts, 0)
+	r.sendText(`{"type":"join","room":"` + room + `"}`)
+	w := r.expectText("welcome")
+	r.conn.Close()
+	deadline := time.Now().Add(waitFor)
+	for metricNumber(t, ts, "switchboard_resumable_peers") != parked+1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the lost connection's presence was not parked")
+		}
+		time.Sleep(10 * time.Millisecond) // polling /metrics
+	}
+	return w.peerID(), w.Resume
+}
+
+// flood relays n messages of 8 KiB from c to target.
+func flood(c *client, target string, n int) {
+	pad := strings.Repeat("z", 8<<10)
+	for range n {
+		c.sendRaw(`{"type":"message","target":"` + target + `","data":"` + pad + `"}`)
+	}
+}
+
+// settle waits until c's frames so far were handled: frames are handled in order.
+func settle(c *client) {
+	c.t.Helper()
+	c.send(map[string]any{"type": "message", "target": "nobody", "id": "settle"})
+	for m := c.next(); string(m.ID) != `"settle"`; m = c.next() {
+	}
+}
+
+// pollSession is a long-polling Engine.IO session with its Socket.IO socket connected.
+type pollSession struct {
+	t   *testing.T
+	hc  *http.Client
+	url string // with the sid
+	id  string // socket.id
+}
+
+func openPolling(t *testing.T, ts *testServer) *pollSession {
+	t.Helper()
+	hc := &http.Client{Transport: &http.Transport{}, Timeout: waitFor}
+	t.Cleanup(hc.CloseIdleConnections)
+	resp, err := hc.Get(ts.base + "/socket.io/?EIO=4&transport=polling")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var o struct{ SID string }
+	if !strings.HasPrefix(string(body), "0{") || json.Unmarshal(body[1:], &o) != nil {
+		t.Fatalf("handshake: %d %q", resp.StatusCode, body)
+	}
+	p := &pollSession{t: t, hc: hc, url: ts.base + "/socket.io/?EIO=4&transport=polling&sid=" + o.SID}
+	p.post("40")
+	got := p.get()
+	var c struct{ SID string }
+	if !strings.HasPrefix(got, "40{") || json.Unmarshal([]byte(got[2:]), &c) != nil {
+		t.Fatalf("CONNECT answer %q", got)
+	}
+	p.id = c.SID
+	return p
+}
+
+func (p *pollSession) sid() string { return p.url[strings.LastIndex(p.url, "=")+1:] }
+
+func (p *pollSession) post(body string) {
+	p.t.Helper()
+	resp, err := p.hc.Post(p.url, "text/plain", strings.NewReader(body))
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		p.t.Fatalf("POST %q: %d", body, resp.StatusCode)
+	}
+}
+
+func (p *pollSession) get() string {
+	p.t.Helper()
+	resp, err := p.hc.Get(p.url)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// join joins room and collects the welcome.
+func (p *pollSession) join(room string) {
+	p.t.Helper()
+	p.post(`42["join",{"room":"` + room + `"}]`)
+	if got := p.get(); !strings.Contains(got, `"welcome"`) {
+		p.t.Fatalf("join answer %q", got)
+	}
+}
+
+// TestMemoryHeldReturnsToZero takes every route by which a holder of the memory budget ends
+// and checks that what it held is given back.
+func TestMemoryHeldReturnsToZero(t *testing.T) {
+	ts := releaseServer(t)
+	sender := dial(t, ts)
+	ctx := context.Background()
+	// Each route: a room of its own, the sender in it.
+	joined := false
+	room := func(name string) string {
+		if joined {
+			sender.send(map[string]any{"type": "leave"})
+		}
+		joined = true
+		settle(sender) // what the last room sent it is read
+		sender.join(name, nil)
+		return name
+	}
+	step := func(name string, d time.Duration, f func()) {
+		t.Helper()
+		f()
+		waitHeld(t, ts, name, d, zero)
+		t.Logf("%s: back to 0", name)
+	}
+
+	step("native, backed up, client goes", waitFor, func() {
+		r, id, _ := nonReader(t, ts, room("gone"))
+		flood(sender, id, 32)
+		waitHeld(t, ts, "backed up", waitFor, charged)
+		r.conn.Close() // unread data: a reset, not a lost connection
+	})
+	step("parked presence holds events, expires", 3*time.Second, func() {
+		id, _ := parkedPeer(t, ts, room("expire"))
+		flood(sender, id, 4)
+		waitHeld(t, ts, "held events", waitFor, charged)
+	})
+	step("parked presence resumed", waitFor, func() {
+		id, resume := parkedPeer(t, ts, room("resume"))
+		flood(sender, id, 4)
+		waitHeld(t, ts, "held events", waitFor, charged)
+		n := dialRaw(t, ts, 0)
+		n.sendText(`{"type":"join","room":"resume","resume":"` + resume + `"}`)
+		n.expectText("welcome")
+		n.writeFrame(0x88, []byte{0x03, 0xe8}, true)
+	})
+	step("parked presence removed by the server API", waitFor, func() {
+		id, _ := parkedPeer(t, ts, room("remove"))
+		flood(sender, id, 4)
+		waitHeld(t, ts, "held events", waitFor, charged)
+		if err := ts.Hub().Remove(ctx, "remove", protocol.PeerID(id)); err != nil {
+			t.Fatal(err)
+		}
+	})
+	step("parked presence overflows its hold", waitFor, func() {
+		id, _ := parkedPeer(t, ts, room("overflow"))
+		flood(sender, id, 40) // past 256 KiB
+	})
+	step("send queue overflows: slow", waitFor, func() {
+		_, id, _ := nonReader(t, ts, room("slow"))
+		flood(sender, id, 160) // past 1 MiB
+	})
+	step("backed-up peer kicked for its rate", waitFor, func() {
+		r, id, _ := nonReader(t, ts, room("rate"))
+		flood(sender, id, 32)
+		waitHeld(t, ts, "backed up", waitFor, charged)
+		ping := []byte{0x89, 0x80, 0, 0, 0, 0}
+		_ = r.conn.SetWriteDeadline(time.Now().Add(waitFor))
+		_, _ = r.conn.Write([]byte(strings.Repeat(string(ping), 20_000)))
+		r.conn.Close()
+	})
+	step("partial frame cut by the frame timeout", waitFor, func() {
+		r := dialRaw(t, ts, 0)
+		hdr := []byte{0x81, 0x80 | 126, 0xF0, 0x00, 0, 0, 0, 0} // 61,440 bytes
+		_, _ = r.conn.Write(append(hdr, make([]byte, 20<<10)...))
+		waitHeld(t, ts, "partial frame", waitFor, charged)
+		r.expectClose(1008)
+		r.conn.Close()
+	})
+	step("partial frame, client goes", waitFor, func() {
+		r := dialRaw(t, ts, 0)
+		hdr := []byte{0x81, 0x80 | 126, 0xF0, 0x00, 0, 0, 0, 0}
+		_, _ = r.conn.Write(append(hdr, make([]byte, 20<<10)...))
+		waitHeld(t, ts, "partial frame", waitFor, charged)
+		r.conn.Close()
+	})
+	step("fragmented message, client goes", waitFor, func() {
+		r := dialRaw(t, ts, 0)
+		r.writeFrame(0x01, make([]byte, 20<<10), true) // text, not final
+		waitHeld(t, ts, "fragments", waitFor, charged)
+		r.conn.Close()
+	})
+	step("close frame followed by a partial frame", waitFor, func() {
+		r := dialRaw(t, ts, 0)
+		closeFrame := []byte{0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe8}
+		hdr := []byte{0x81, 0x80 | 126, 0xF0, 0x00, 0, 0, 0, 0}
+		_, _ = r.conn.Write(append(append(closeFrame, hdr...), make([]byte, 20<<10)...))
+		r.expectClose(1000)
+		r.conn.Close()
+	})
+	step("Socket.IO WebSocket, backed up, client goes", waitFor, func() {
+		r := dialRawPath(t, ts, "/socket.io/?EIO=4&transport=websocket", 4096)
+		r.expectSIO("0{")
+		r.sendText("40")
+		id := sioID(t, r.expectSIO("40{"))
+		r.sendText(`42["join",{"room":"` + room("sio-ws") + `"}]`)
+		r.expectSIO(`42["welcome"`)
+		flood(sender, id, 32)
+		waitHeld(t, ts, "backed up", waitFor, charged)
+		r.conn.Close()
+	})
+	step("polling queue, session times out", 5*time.Second, func() {
+		p := openPolling(t, ts)
+		p.join(room("poll-timeout"))
+		flood(sender, p.id, 4)
+		waitHeld(t, ts, "queued", waitFor, charged)
+	})
+	step("polling queue, client sends close", waitFor, func() {
+		p := openPolling(t, ts)
+		p.join(room("poll-close"))
+		flood(sender, p.id, 4)
+		waitHeld(t, ts, "queued", waitFor, charged)
+		p.post("1")
+	})
+	step("polling queue, upgraded to WebSocket, client goes", waitFor, func() {
+		p := openPolling(t, ts)
+		p.join(room("poll-upgrade"))
+		flood(sender, p.id, 4)
+		waitHeld(t, ts, "queued", waitFor, charged)
+		r := dialRawPath(t, ts, "/socket.io/?EIO=4&transport=websocket&sid="+p.sid(), 0)
+		r.sendText("2probe")
+		r.expectSIO("3probe")
+		r.sendText("5")
+		r.expectSIO(`42["message"`)
+		r.conn.Close()
+	})
+	step("polling queue, kicked, last words never collected", 5*time.Second, func() {
+		p := openPolling(t, ts)
+		p.join(room("poll-kick"))
+		flood(sender, p.id, 4)
+		waitHeld(t, ts, "queued", waitFor, charged)
+		if err := ts.Hub().Remove(ctx, "poll-kick", protocol.PeerID(p.id)); err != nil {
+			t.Fatal(err)
+		}
+	})
+	step("polling queue, kicked, last words collected", waitFor, func() {
+		p := openPolling(t, ts)
+		p.join(room("poll-kick-get"))
+		flood(sender, p.id, 4)
+		waitHeld(t, ts, "queued", waitFor, charged)
+		if err := ts.Hub().Remove(ctx, "poll-kick-get", protocol.PeerID(p.id)); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; ; i++ { // until the close packet, after the last words
+			got := p.get()
+			if got == "1" || strings.HasSuffix(got, "\x1e1") {
+				break
+			}
+			if i == 10 {
+				t.Fatalf("no close packet; last answer %q", got)
+			}
+		}
+	})
+}
+
+// expectSIO reads text frames until one starting with prefix (answering nothing).
+func (r *rawClient) expectSIO(prefix string) string {
+	r.t.Helper()
+	for {
+		op, p, err := r.readFrame()
+		if err != nil {
+			r.t.Fatalf("waiting for %q: %v", prefix, err)
+		}
+		if op == 0x1 && strings.HasPrefix(string(p), prefix) {
+			return string(p)
+		}
+	}
+}
+
+func sioID(t *testing.T, connected string) string {
+	t.Helper()
+	var c struct{ SID string }
+	if err := json.Unmarshal([]byte(connected[2:]), &c); err != nil {
+		t.Fatalf("CONNECT answer %q", connected)
+	}
+	return c.SID
+}
