@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/switchboard-rtc/switchboard/internal/config"
+	"github.com/switchboard-rtc/switchboard/internal/server"
 	"github.com/switchboard-rtc/switchboard/protocol"
 )
 
@@ -352,4 +354,36 @@ func sioID(t *testing.T, connected string) string {
 		t.Fatalf("CONNECT answer %q", connected)
 	}
 	return c.SID
+}
+
+// TestMemoryHeldZeroAfterShutdown: a server shut down while clients hold charges of every
+// kind (a backed-up WebSocket, a parked presence with held events, a polling queue, a partial
+// frame) gives every charge back.
+func TestMemoryHeldZeroAfterShutdown(t *testing.T) {
+	ts := releaseServer(t)
+	sender := dial(t, ts)
+	sender.join("shutdown", nil)
+	_, id, _ := nonReader(t, ts, "shutdown")
+	flood(sender, id, 32)
+	parked, _ := parkedPeer(t, ts, "shutdown")
+	flood(sender, parked, 4)
+	p := openPolling(t, ts)
+	p.join("shutdown")
+	flood(sender, p.id, 4)
+	r := dialRaw(t, ts, 0)
+	hdr := []byte{0x81, 0x80 | 126, 0xF0, 0x00, 0, 0, 0, 0}
+	_, _ = r.conn.Write(append(hdr, make([]byte, 20<<10)...))
+	settle(sender)
+	waitHeld(t, ts, "charges of every kind", waitFor, func(h float64) bool { return h > 256<<10 })
+
+	ts.stop()
+	// The peer that does not read never answers its close frame: shutdown waits out its
+	// timeout, then closes what is left.
+	if err := <-ts.done; err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("server.Run: %v", err)
+	}
+	ts.done <- nil // for the cleanup
+	if held := server.MemoryHeld(ts.Server); held != 0 {
+		t.Fatalf("after shutdown the budget holds %d bytes", held)
+	}
 }
