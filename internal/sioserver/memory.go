@@ -23,7 +23,7 @@ func (ss *session) chargeLocked() bool {
 	if ss.released {
 		return true
 	}
-	want := int64(cap(ss.queue) + cap(ss.held))
+	want := int64(cap(ss.queue) + cap(ss.held) + ss.writing)
 	if !ss.acct.Add(want - ss.charged) {
 		return false
 	}
@@ -54,13 +54,10 @@ func (ss *session) dropSlow() {
 	}
 }
 
-// uncharge gives back n bytes a written polling answer held, by recomputing the account
-// from the queues (which no longer hold them).
-func (ss *session) uncharge(n int) {
-	if n == 0 {
-		return
-	}
+// written gives back what a polling answer held once it is written (or its write failed).
+func (ss *session) written() {
 	ss.mu.Lock()
+	ss.writing = 0
 	ss.chargeLocked()
 	ss.mu.Unlock()
 }
