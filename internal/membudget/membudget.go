@@ -243,7 +243,7 @@ func (a *Account) Add(delta int64) bool {
 	}
 	for peak := b.peak.Load(); used > peak && !b.peak.CompareAndSwap(peak, used); peak = b.peak.Load() {
 	}
-	if used > b.high {
+	if used >= b.high { // Full from here: new connections are refused until it reclaims
 		b.wake()
 	}
 	return true
@@ -266,6 +266,9 @@ func (a *Account) Force(delta int64) {
 		a.b.mu.Unlock()
 	}
 	for peak := a.b.peak.Load(); used > peak && !a.b.peak.CompareAndSwap(peak, used); peak = a.b.peak.Load() {
+	}
+	if used >= a.b.high {
+		a.b.wake()
 	}
 }
 
