@@ -168,11 +168,18 @@ func (b *Budget) reclaim() {
 	b.mu.Lock()
 	list := make([]holding, 0, len(b.holders))
 	for a := range b.holders {
-		if h := a.held.Load(); h > 0 && !a.dropped.Load() {
+		switch h := a.held.Load(); {
+		case h <= 0:
+		case a.dropped.Load():
+			over -= h // dropped already and on its way out: no one else is dropped for it
+		default:
 			list = append(list, holding{a, h})
 		}
 	}
 	b.mu.Unlock()
+	if over <= 0 {
+		return
+	}
 	slices.SortFunc(list, func(x, y holding) int {
 		switch {
 		case x.held > y.held:
