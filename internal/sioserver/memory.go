@@ -44,7 +44,13 @@ func (ss *session) doomSlowLocked() {
 // dropSlow is the memory budget's drop for this session: as if its queue had overflowed.
 func (ss *session) dropSlow() {
 	ss.mu.Lock()
-	if !ss.closed && ss.doom == "" {
+	switch {
+	case ss.closed && ss.ws == nil && len(ss.queue) > 1:
+		// Kept to deliver its last packets (closeLocked): only the close packet is left.
+		ss.queue = []byte{eioClose}
+		ss.chargeLocked()
+		ss.srv.stats.SendQueueDrops.Add(1)
+	case !ss.closed && ss.doom == "":
 		ss.doomSlowLocked()
 	}
 	ss.mu.Unlock()

@@ -69,3 +69,33 @@ func TestPollAnswerChargedWhileWritten(t *testing.T) {
 		t.Fatalf("an 8 MiB answer being written and a 4 MiB queue are held; the budget is charged %d bytes", used)
 	}
 }
+
+// TestDropLingeringSession: a closed session kept to deliver its last packets (a kick's,
+// a leave's) that the memory budget's reclaimer drops lets its queue go at once, keeping only
+// the close packet; before, the drop did nothing until the session's ping timeout.
+func TestDropLingeringSession(t *testing.T) {
+	b := membudget.New(64 << 20)
+	ts := startServer(t, hub.Config{}, func(c *Config) { c.Budget = b })
+	ss := newSess(ts.sio, time.Now())
+	pad := []byte(`"` + strings.Repeat("p", 64<<10) + `"`)
+	for range 8 {
+		ss.Send(&protocol.Event{Type: protocol.TypeMessage, From: "x", Data: pad})
+	}
+	ss.mu.Lock()
+	ss.flush = true // last words for the next GET
+	ss.mu.Unlock()
+	ss.close("kicked")
+	if ts.sio.session(ss.sid) == nil || b.Used() < 512<<10 {
+		t.Fatalf("the kicked session does not linger with its queue (used %d)", b.Used())
+	}
+	ss.dropSlow()
+	if used := b.Used(); used > 64 {
+		t.Fatalf("after the drop the lingering session still holds %d bytes", used)
+	}
+	ss.mu.Lock()
+	last := string(ss.queue)
+	ss.mu.Unlock()
+	if last != "1" {
+		t.Fatalf("after the drop the session's queue is %q, want the close packet", last)
+	}
+}
