@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -170,131 +171,117 @@ func (p *pollSession) join(room string) {
 	}
 }
 
-// TestMemoryHeldReturnsToZero takes every route by which a holder of the memory budget ends
-// and checks that what it held is given back.
-func TestMemoryHeldReturnsToZero(t *testing.T) {
-	ts := releaseServer(t)
-	sender := dial(t, ts)
-	ctx := context.Background()
-	// Each route: a room of its own, the sender in it.
-	joined := false
-	room := func(name string) string {
-		if joined {
-			sender.send(map[string]any{"type": "leave"})
-		}
-		joined = true
-		settle(sender) // what the last room sent it is read
-		sender.join(name, nil)
-		return name
-	}
-	step := func(name string, d time.Duration, f func()) {
-		t.Helper()
-		f()
-		waitHeld(t, ts, name, d, zero)
-		t.Logf("%s: back to 0", name)
-	}
+// route is one way a holder of the memory budget comes to hold something and to end. It
+// runs in a room of its own (room), with a native sender there that reads everything.
+type route struct {
+	name     string
+	wait     time.Duration // for the charge to come back once run returns
+	parallel bool          // may run beside other routes (it waits for no exact figure)
+	run      func(t *testing.T, ts *testServer, room string, sender *client)
+}
 
-	step("native, backed up, client goes", waitFor, func() {
-		r, id, _ := nonReader(t, ts, room("gone"))
+var routes = []route{
+	{"native, backed up, client goes", waitFor, true, func(t *testing.T, ts *testServer, room string, sender *client) {
+		r, id, _ := nonReader(t, ts, room)
 		flood(sender, id, 32)
 		waitHeld(t, ts, "backed up", waitFor, charged)
 		r.conn.Close() // unread data: a reset, not a lost connection
-	})
-	step("parked presence holds events, expires", 3*time.Second, func() {
-		id, _ := parkedPeer(t, ts, room("expire"))
+	}},
+	{"parked presence holds events, expires", 3 * time.Second, false, func(t *testing.T, ts *testServer, room string, sender *client) {
+		id, _ := parkedPeer(t, ts, room)
 		flood(sender, id, 4)
 		waitHeld(t, ts, "held events", waitFor, charged)
-	})
-	step("parked presence resumed", waitFor, func() {
-		id, resume := parkedPeer(t, ts, room("resume"))
+	}},
+	{"parked presence resumed", waitFor, false, func(t *testing.T, ts *testServer, room string, sender *client) {
+		id, resume := parkedPeer(t, ts, room)
 		flood(sender, id, 4)
 		waitHeld(t, ts, "held events", waitFor, charged)
 		n := dialRaw(t, ts, 0)
-		n.sendText(`{"type":"join","room":"resume","resume":"` + resume + `"}`)
+		n.sendText(`{"type":"join","room":"` + room + `","resume":"` + resume + `"}`)
 		n.expectText("welcome")
 		n.writeFrame(0x88, []byte{0x03, 0xe8}, true)
-	})
-	step("parked presence removed by the server API", waitFor, func() {
-		id, _ := parkedPeer(t, ts, room("remove"))
+	}},
+	{"parked presence removed by the server API", waitFor, false, func(t *testing.T, ts *testServer, room string, sender *client) {
+		id, _ := parkedPeer(t, ts, room)
 		flood(sender, id, 4)
 		waitHeld(t, ts, "held events", waitFor, charged)
-		if err := ts.Hub().Remove(ctx, "remove", protocol.PeerID(id)); err != nil {
+		if err := ts.Hub().Remove(context.Background(), room, protocol.PeerID(id)); err != nil {
 			t.Fatal(err)
 		}
-	})
-	step("parked presence overflows its hold", waitFor, func() {
-		id, _ := parkedPeer(t, ts, room("overflow"))
+	}},
+	{"parked presence overflows its hold", waitFor, false, func(t *testing.T, ts *testServer, room string, sender *client) {
+		id, _ := parkedPeer(t, ts, room)
 		flood(sender, id, 40) // past 256 KiB
-	})
-	step("send queue overflows: slow", waitFor, func() {
-		_, id, _ := nonReader(t, ts, room("slow"))
+	}},
+	{"send queue overflows: slow", waitFor, true, func(t *testing.T, ts *testServer, room string, sender *client) {
+		_, id, _ := nonReader(t, ts, room)
 		flood(sender, id, 160) // past 1 MiB
-	})
-	step("backed-up peer kicked for its rate", waitFor, func() {
-		r, id, _ := nonReader(t, ts, room("rate"))
+	}},
+	{"backed-up peer kicked for its rate", waitFor, true, func(t *testing.T, ts *testServer, room string, sender *client) {
+		r, id, _ := nonReader(t, ts, room)
 		flood(sender, id, 32)
 		waitHeld(t, ts, "backed up", waitFor, charged)
 		ping := []byte{0x89, 0x80, 0, 0, 0, 0}
 		_ = r.conn.SetWriteDeadline(time.Now().Add(waitFor))
 		_, _ = r.conn.Write([]byte(strings.Repeat(string(ping), 20_000)))
 		r.conn.Close()
-	})
-	step("partial frame cut by the frame timeout", waitFor, func() {
+	}},
+	{"partial frame cut by the frame timeout", waitFor, true, func(t *testing.T, ts *testServer, room string, sender *client) {
 		r := dialRaw(t, ts, 0)
 		hdr := []byte{0x81, 0x80 | 126, 0xF0, 0x00, 0, 0, 0, 0} // 61,440 bytes
 		_, _ = r.conn.Write(append(hdr, make([]byte, 20<<10)...))
 		waitHeld(t, ts, "partial frame", waitFor, charged)
 		r.expectClose(1008)
 		r.conn.Close()
-	})
-	step("partial frame, client goes", waitFor, func() {
+	}},
+	{"partial frame, client goes", waitFor, true, func(t *testing.T, ts *testServer, room string, sender *client) {
 		r := dialRaw(t, ts, 0)
 		hdr := []byte{0x81, 0x80 | 126, 0xF0, 0x00, 0, 0, 0, 0}
 		_, _ = r.conn.Write(append(hdr, make([]byte, 20<<10)...))
 		waitHeld(t, ts, "partial frame", waitFor, charged)
 		r.conn.Close()
-	})
-	step("fragmented message, client goes", waitFor, func() {
+	}},
+	{"fragmented message, client goes", waitFor, true, func(t *testing.T, ts *testServer, room string, sender *client) {
 		r := dialRaw(t, ts, 0)
 		r.writeFrame(0x01, make([]byte, 20<<10), true) // text, not final
 		waitHeld(t, ts, "fragments", waitFor, charged)
 		r.conn.Close()
-	})
-	step("close frame followed by a partial frame", waitFor, func() {
+	}},
+	{"close frame followed by a partial frame", waitFor, true, func(t *testing.T, ts *testServer, room string, sender *client) {
 		r := dialRaw(t, ts, 0)
 		closeFrame := []byte{0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe8}
 		hdr := []byte{0x81, 0x80 | 126, 0xF0, 0x00, 0, 0, 0, 0}
 		_, _ = r.conn.Write(append(append(closeFrame, hdr...), make([]byte, 20<<10)...))
 		r.expectClose(1000)
 		r.conn.Close()
-	})
-	step("Socket.IO WebSocket, backed up, client goes", waitFor, func() {
+	}},
+	{"Socket.IO WebSocket, backed up, client goes", waitFor, true, func(t *testing.T, ts *testServer, room string, sender *client) {
 		r := dialRawPath(t, ts, "/socket.io/?EIO=4&transport=websocket", 4096)
 		r.expectSIO("0{")
 		r.sendText("40")
 		id := sioID(t, r.expectSIO("40{"))
-		r.sendText(`42["join",{"room":"` + room("sio-ws") + `"}]`)
+		r.sendText(`42["join",{"room":"` + room + `"}]`)
 		r.expectSIO(`42["welcome"`)
 		flood(sender, id, 32)
 		waitHeld(t, ts, "backed up", waitFor, charged)
 		r.conn.Close()
-	})
-	step("polling queue, session times out", 5*time.Second, func() {
+	}},
+	{"polling queue, session times out", 5 * time.Second, true, func(t *testing.T, ts *testServer, room string, sender *client) {
 		p := openPolling(t, ts)
-		p.join(room("poll-timeout"))
+		p.join(room)
 		flood(sender, p.id, 4)
 		waitHeld(t, ts, "queued", waitFor, charged)
-	})
-	step("polling queue, client sends close", waitFor, func() {
+	}},
+	{"polling queue, client sends close", waitFor, true, func(t *testing.T, ts *testServer, room string, sender *client) {
 		p := openPolling(t, ts)
-		p.join(room("poll-close"))
+		p.join(room)
 		flood(sender, p.id, 4)
 		waitHeld(t, ts, "queued", waitFor, charged)
 		p.post("1")
-	})
-	step("polling queue, upgraded to WebSocket, client goes", waitFor, func() {
+	}},
+	{"polling queue, upgraded to WebSocket, client goes", waitFor, true, func(t *testing.T, ts *testServer, room string, sender *client) {
 		p := openPolling(t, ts)
-		p.join(room("poll-upgrade"))
+		p.join(room)
 		flood(sender, p.id, 4)
 		waitHeld(t, ts, "queued", waitFor, charged)
 		r := dialRawPath(t, ts, "/socket.io/?EIO=4&transport=websocket&sid="+p.sid(), 0)
@@ -303,22 +290,22 @@ func TestMemoryHeldReturnsToZero(t *testing.T) {
 		r.sendText("5")
 		r.expectSIO(`42["message"`)
 		r.conn.Close()
-	})
-	step("polling queue, kicked, last words never collected", 5*time.Second, func() {
+	}},
+	{"polling queue, kicked, last words never collected", 5 * time.Second, true, func(t *testing.T, ts *testServer, room string, sender *client) {
 		p := openPolling(t, ts)
-		p.join(room("poll-kick"))
+		p.join(room)
 		flood(sender, p.id, 4)
 		waitHeld(t, ts, "queued", waitFor, charged)
-		if err := ts.Hub().Remove(ctx, "poll-kick", protocol.PeerID(p.id)); err != nil {
+		if err := ts.Hub().Remove(context.Background(), room, protocol.PeerID(p.id)); err != nil {
 			t.Fatal(err)
 		}
-	})
-	step("polling queue, kicked, last words collected", waitFor, func() {
+	}},
+	{"polling queue, kicked, last words collected", waitFor, true, func(t *testing.T, ts *testServer, room string, sender *client) {
 		p := openPolling(t, ts)
-		p.join(room("poll-kick-get"))
+		p.join(room)
 		flood(sender, p.id, 4)
 		waitHeld(t, ts, "queued", waitFor, charged)
-		if err := ts.Hub().Remove(ctx, "poll-kick-get", protocol.PeerID(p.id)); err != nil {
+		if err := ts.Hub().Remove(context.Background(), room, protocol.PeerID(p.id)); err != nil {
 			t.Fatal(err)
 		}
 		for i := 0; ; i++ { // until the close packet, after the last words
@@ -330,7 +317,46 @@ func TestMemoryHeldReturnsToZero(t *testing.T) {
 				t.Fatalf("no close packet; last answer %q", got)
 			}
 		}
+	}},
+}
+
+// runRoute runs r in room with a sender of its own.
+func runRoute(t *testing.T, ts *testServer, r route, room string) {
+	t.Helper()
+	sender := dial(t, ts)
+	sender.join(room, nil)
+	r.run(t, ts, room, sender)
+}
+
+// TestMemoryHeldReturnsToZero takes every route by which a holder of the memory budget ends,
+// one after the other, and checks after each that what it held is given back.
+func TestMemoryHeldReturnsToZero(t *testing.T) {
+	ts := releaseServer(t)
+	for i, r := range routes {
+		runRoute(t, ts, r, fmt.Sprintf("route-%d", i))
+		waitHeld(t, ts, r.name, r.wait, zero)
+		t.Logf("%s: back to 0", r.name)
+	}
+}
+
+// TestMemoryHeldReturnsToZeroConcurrently runs the routes that can run side by side, each
+// three times at once, and checks that once they are all over nothing is held.
+func TestMemoryHeldReturnsToZeroConcurrently(t *testing.T) {
+	ts := releaseServer(t)
+	t.Run("routes", func(t *testing.T) {
+		for i, r := range routes {
+			if !r.parallel {
+				continue
+			}
+			for j := range 3 {
+				t.Run(fmt.Sprintf("%s/%d", r.name, j), func(t *testing.T) {
+					t.Parallel()
+					runRoute(t, ts, r, fmt.Sprintf("route-%d-%d", i, j))
+				})
+			}
+		}
 	})
+	waitHeld(t, ts, "all routes over", 10*time.Second, zero)
 }
 
 // expectSIO reads text frames until one starting with prefix (answering nothing).
