@@ -413,3 +413,33 @@ func TestMemoryHeldZeroAfterShutdown(t *testing.T) {
 		t.Fatalf("after shutdown the budget holds %d bytes", held)
 	}
 }
+
+// TestMemoryHeldClusterTakeover: a presence parked on one node, holding events a peer on the
+// other node relayed to it, is taken over by its identity joining on the other node: the kick
+// crosses the cluster and the first node gives the held events back.
+func TestMemoryHeldClusterTakeover(t *testing.T) {
+	n := startNATS(t)
+	mod := func(c *config.Config) {
+		c.APIKeys = []string{key1.Spec()}
+		c.MemoryBudget = 64 << 20
+		c.ResumeGrace = time.Minute
+	}
+	n1, n2 := startNode(t, n, mod), startNode(t, n, mod)
+	waitCluster(t, n1, n2)
+
+	sender := dial(t, n2)
+	sender.join("takeover", map[string]any{"token": token(t, key1, "bob", "takeover", nil)})
+	r := dialRaw(t, n1, 0)
+	r.sendText(`{"type":"join","room":"takeover","token":"` + token(t, key1, "alice", "takeover", nil) + `"}`)
+	alice := r.expectText("welcome").peerID()
+	sender.expect("peer-joined")
+	r.conn.Close()
+	eventually(t, "alice parked on node 1", func() bool { return metricNumber(t, n1, "switchboard_resumable_peers") == 1 })
+	flood(sender, alice, 4)
+	waitHeld(t, n1, "held events on node 1", waitFor, charged)
+
+	again := dial(t, n2)
+	again.join("takeover", map[string]any{"token": token(t, key1, "alice", "takeover", nil)})
+	waitHeld(t, n1, "node 1 after the takeover", waitFor, zero)
+	waitHeld(t, n2, "node 2", waitFor, zero)
+}
