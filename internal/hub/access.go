@@ -143,6 +143,7 @@ func (h *Hub) kickFunc(m *bus.Member) func(protocol.Code, string) {
 func (h *Hub) kick(m *bus.Member, code protocol.Code, reason string) {
 	var s *Session
 	var token string
+	var parked *resumeSink
 	h.mu.Lock()
 	o := h.owners[m]
 	if o != nil {
@@ -152,6 +153,7 @@ func (h *Hub) kick(m *bus.Member, code protocol.Code, reason string) {
 			delete(h.parked, o.p.token)
 			o.p.timer.Stop()
 			h.stats.Parked.Add(-1)
+			parked = o.p.sink
 		}
 		if o.s != nil {
 			o.s.mu.Lock()
@@ -166,6 +168,9 @@ func (h *Hub) kick(m *bus.Member, code protocol.Code, reason string) {
 		}
 	}
 	h.mu.Unlock()
+	if parked != nil {
+		parked.forget() // what it held goes back to the memory budget
+	}
 	if o == nil {
 		h.bus.Leave(m, reason) // not held here (leaving already): nothing to tell anyone
 		return

@@ -81,10 +81,11 @@ func (r *resumeSink) dropHeld() {
 	r.mu.Unlock()
 }
 
-// forget lets go of what is held when the parked presence expires.
+// forget lets go of what is held when the parked presence expires or is ended: nothing is
+// held any more (events may still come until it has left its room).
 func (r *resumeSink) forget() {
 	r.mu.Lock()
-	r.held, r.heldBytes = nil, 0
+	r.held, r.heldBytes, r.over, r.onOver = nil, 0, true, nil
 	r.acct.Release()
 	r.mu.Unlock()
 }

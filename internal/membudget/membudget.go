@@ -168,11 +168,18 @@ func (b *Budget) reclaim() {
 	b.mu.Lock()
 	list := make([]holding, 0, len(b.holders))
 	for a := range b.holders {
-		if h := a.held.Load(); h > 0 && !a.dropped.Load() {
+		switch h := a.held.Load(); {
+		case h <= 0:
+		case a.dropped.Load():
+			over -= h // dropped already and on its way out: no one else is dropped for it
+		default:
 			list = append(list, holding{a, h})
 		}
 	}
 	b.mu.Unlock()
+	if over <= 0 {
+		return
+	}
 	slices.SortFunc(list, func(x, y holding) int {
 		switch {
 		case x.held > y.held:
@@ -243,7 +250,7 @@ func (a *Account) Add(delta int64) bool {
 	}
 	for peak := b.peak.Load(); used > peak && !b.peak.CompareAndSwap(peak, used); peak = b.peak.Load() {
 	}
-	if used > b.high {
+	if used >= b.high { // Full from here: new connections are refused until it reclaims
 		b.wake()
 	}
 	return true
@@ -266,6 +273,9 @@ func (a *Account) Force(delta int64) {
 		a.b.mu.Unlock()
 	}
 	for peak := a.b.peak.Load(); used > peak && !a.b.peak.CompareAndSwap(peak, used); peak = a.b.peak.Load() {
+	}
+	if used >= a.b.high {
+		a.b.wake()
 	}
 }
 

@@ -299,6 +299,12 @@ type rawClient struct {
 
 func dialRaw(t *testing.T, ts *testServer, rcvbuf int) *rawClient {
 	t.Helper()
+	return dialRawPath(t, ts, "/ws", rcvbuf)
+}
+
+// dialRawPath is dialRaw to path (with its query).
+func dialRawPath(t *testing.T, ts *testServer, path string, rcvbuf int) *rawClient {
+	t.Helper()
 	d := net.Dialer{Timeout: waitFor}
 	if rcvbuf > 0 {
 		// Set before connect so the advertised window is small from the start.
@@ -317,7 +323,7 @@ func dialRaw(t *testing.T, ts *testServer, rcvbuf int) *rawClient {
 	t.Cleanup(func() { conn.Close() })
 	var key [16]byte
 	_, _ = rand.Read(key[:])
-	req := "GET /ws HTTP/1.1\r\nHost: " + strings.TrimPrefix(ts.base, "http://") +
+	req := "GET " + path + " HTTP/1.1\r\nHost: " + strings.TrimPrefix(ts.base, "http://") +
 		"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: " +
 		base64.StdEncoding.EncodeToString(key[:]) + "\r\n\r\n"
 	if _, err := conn.Write([]byte(req)); err != nil {

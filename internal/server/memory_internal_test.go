@@ -1,8 +1,12 @@
 package server
 
 import (
+	"context"
+	"io"
+	"log/slog"
 	"net"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -54,5 +58,26 @@ func TestSendBufferListener(t *testing.T) {
 	cfg.SocketSendBuffer = 0
 	if kernelSendBuffer(cfg) < 64<<10 {
 		t.Fatalf("with autotuning the charge is %d, want the tcp_wmem maximum", kernelSendBuffer(cfg))
+	}
+}
+
+// TestBudgetStoppedWhenServeFails: when the listener fails, Run returns and the memory
+// budget's reclaimer is stopped with everything else.
+func TestBudgetStoppedWhenServeFails(t *testing.T) {
+	cfg := config.Default()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.TURN = false
+	s, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = s.ln.Close() // Serve fails at once
+	if err := s.Run(context.Background()); err == nil {
+		t.Fatal("Run on a closed listener returned nil")
+	}
+	select {
+	case <-s.budget.done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the memory budget's reclaimer still runs after Run returned")
 	}
 }

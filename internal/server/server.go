@@ -336,6 +336,7 @@ func (s *Server) Run(ctx context.Context) error {
 			_ = s.turn.Close(context.Background())
 		}
 		closeGauge(s.fds)
+		s.budget.stop()
 		return fmt.Errorf("server: %w", err)
 	case <-ctx.Done():
 	}

@@ -23,7 +23,7 @@ func (ss *session) chargeLocked() bool {
 	if ss.released {
 		return true
 	}
-	want := int64(cap(ss.queue) + cap(ss.held))
+	want := int64(cap(ss.queue) + cap(ss.held) + ss.writing)
 	if !ss.acct.Add(want - ss.charged) {
 		return false
 	}
@@ -44,7 +44,13 @@ func (ss *session) doomSlowLocked() {
 // dropSlow is the memory budget's drop for this session: as if its queue had overflowed.
 func (ss *session) dropSlow() {
 	ss.mu.Lock()
-	if !ss.closed && ss.doom == "" {
+	switch {
+	case ss.closed && ss.ws == nil && len(ss.queue) > 1:
+		// Kept to deliver its last packets (closeLocked): only the close packet is left.
+		ss.queue = []byte{eioClose}
+		ss.chargeLocked()
+		ss.srv.stats.SendQueueDrops.Add(1)
+	case !ss.closed && ss.doom == "":
 		ss.doomSlowLocked()
 	}
 	ss.mu.Unlock()
@@ -54,13 +60,10 @@ func (ss *session) dropSlow() {
 	}
 }
 
-// uncharge gives back n bytes a written polling answer held, by recomputing the account
-// from the queues (which no longer hold them).
-func (ss *session) uncharge(n int) {
-	if n == 0 {
-		return
-	}
+// written gives back what a polling answer held once it is written (or its write failed).
+func (ss *session) written() {
 	ss.mu.Lock()
+	ss.writing = 0
 	ss.chargeLocked()
 	ss.mu.Unlock()
 }

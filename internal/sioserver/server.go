@@ -403,15 +403,19 @@ func (s *Server) poll(w http.ResponseWriter, r *http.Request, sid string) {
 	}
 	out := ss.queue
 	ss.queue = nil
+	// The answer holds out's bytes until the client has read it: they stay charged, beside
+	// what is queued meanwhile, until the write ends, which a client that does not read
+	// cannot make last past pollWriteTimeout.
+	ss.writing = cap(out)
 	ss.polling = false
 	closed := ss.closed
 	ss.mu.Unlock()
-	// The answer still holds out's bytes until the client has read it: uncharged after the
-	// write, which a client that does not read cannot make last past pollWriteTimeout.
-	defer ss.uncharge(len(out))
-	if closed {
-		s.removeSession(ss) // kept until now to deliver its last packets (closeLocked)
-	}
+	defer func() {
+		ss.written()
+		if closed {
+			s.removeSession(ss) // kept until now to deliver its last packets (closeLocked)
+		}
+	}()
 	if len(out) == 0 {
 		out = []byte{eioNoop}
 	}

@@ -50,7 +50,8 @@ type session struct {
 	held     []byte         // packets sent while holding, 0x1e-separated
 	wake     chan struct{}  // cap 1: wakes the waiting GET
 
-	acct     *membudget.Account // queue and held, charged to the memory budget (memory.go)
+	acct     *membudget.Account // queue, held and writing, charged to the memory budget (memory.go)
+	writing  int                // capacity of a polling answer being written (poll)
 	charged  int64              // what acct holds
 	released bool               // acct was released: the session is gone
 }

@@ -18,6 +18,7 @@ import (
 const (
 	stateOpen    = iota
 	stateClosing // close frame sent, write side shut; waiting for EOF
+	stateClosed  // the socket is closed (closeConn): nothing more that was read is handled
 )
 
 // conn is one upgraded WebSocket connection. Fields above mu belong to the owning loop's

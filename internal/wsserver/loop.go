@@ -326,6 +326,9 @@ func (l *loop) closeConn(c *conn, reason string) {
 	c.closed = true
 	c.out = nil
 	c.releaseAccounts()
+	// Frames after a close frame in the same read are not handled, and no partial frame is
+	// carried (nor charged to the released accounts).
+	c.state = stateClosed
 	// Forget the fd before closing it: once closed, the kernel may hand the same number to a
 	// new connection, whose entry must not be deleted.
 	l.mu.Lock()

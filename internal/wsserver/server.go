@@ -344,7 +344,14 @@ func (s *Server) upgrade(r *http.Request, netConn net.Conn, buffered int, client
 	s.stats.Handshakes.Add(1)
 	s.stats.Connections.Add(1)
 	if err := c.l.add(c); err != nil {
+		// A flush still due (an adopting protocol's first packet, queued during the loop's
+		// batch) must not write to the descriptor once closed, and what it queued is given back.
+		c.mu.Lock()
+		c.closed = true
+		c.out = nil
+		c.releaseAccounts()
 		unix.Close(fd)
+		c.mu.Unlock()
 		s.stats.Connections.Add(-1)
 		if c.ext != nil {
 			c.ext.Closed("shutdown") // its handler may hold a session: let it go
