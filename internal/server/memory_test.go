@@ -241,3 +241,55 @@ func TestMemoryBudgetNonReadingPeers(t *testing.T) {
 	t.Logf("peak held %.0f of %d; dropped %v send queues", peak, testBudget,
 		metricNumber(t, ts, `switchboard_memory_dropped_total{what="ws-queue"}`))
 }
+
+// TestKernelBufferCharged (issue 12, item 8): what a non-reading peer's kernel send buffer
+// holds is charged even while the server queues nothing for it (the kernel took all it was
+// sent), and given back once the peer reads.
+func TestKernelBufferCharged(t *testing.T) {
+	ts := budgetServer(t, func(c *config.Config) { c.SocketSendBuffer = 64 << 10 })
+	const victims = 8
+	var rs []*rawClient
+	var ids []string
+	for i := 0; i < victims; i++ {
+		r := dialRaw(t, ts, 4096)
+		r.sendText(`{"type":"join","room":"kernel"}`)
+		ids = append(ids, r.expectText("welcome").peerID())
+		rs = append(rs, r)
+	}
+	sender := dial(t, ts)
+	sender.join("kernel", nil)
+	pad := strings.Repeat("k", 16<<10)
+	// 80 KiB each: less than the kernel's 128 KiB buffer, so nothing waits in the server's
+	// own queue.
+	for i := 0; i < 5*victims; i++ {
+		sender.sendRaw(`{"type":"message","target":"` + ids[i%victims] + `","data":"` + pad + `"}`)
+	}
+	sender.send(map[string]any{"type": "message", "target": "nobody", "id": "end"})
+	for m := sender.next(); string(m.ID) != `"end"`; m = sender.next() {
+	}
+	held := metricNumber(t, ts, "switchboard_memory_held_bytes")
+	if held < victims*48<<10 {
+		t.Fatalf("held %v for %d peers with ~80 KiB each in their kernel buffers", held, victims)
+	}
+	t.Logf("held %.0f bytes for %d non-reading peers", held, victims)
+	// The peers read everything: the charge goes (the loop's tick looks again).
+	for _, r := range rs {
+		_ = r.conn.SetReadDeadline(time.Now().Add(waitFor))
+		for n := 0; n < 5; {
+			op, p, err := r.readFrame()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if op == 0x1 && strings.HasPrefix(string(p), `{"type":"message"`) {
+				n++
+			}
+		}
+	}
+	deadline := time.Now().Add(waitFor)
+	for metricNumber(t, ts, "switchboard_memory_held_bytes") != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("held %v after the peers read everything", metricNumber(t, ts, "switchboard_memory_held_bytes"))
+		}
+		time.Sleep(20 * time.Millisecond) // polling /metrics
+	}
+}

@@ -57,7 +57,9 @@ type conn struct {
 	noSend   bool   // a close frame went out; nothing more may follow it
 	reason   string // peer-left reason when shut
 
-	outCharged int64 // what outAcct holds for out (and the kernel buffer behind it)
+	outCharged   int64 // what outAcct holds for out (and the kernel buffer behind it)
+	kernelQueued int64 // what the kernel held unsent when last looked at (memory.go)
+	sinceCheck   int   // bytes written since then
 }
 
 // testHookMessage, when set by a test, sees every text message before the hub does.
@@ -129,6 +131,11 @@ func (c *conn) write(frame []byte, last bool) bool {
 				st.BytesOut.Add(uint64(n))
 			}
 			if err == nil && n == len(frame) {
+				if !c.noteWrittenLocked(n) {
+					st.SendQueueDrops.Add(1)
+					c.shutLocked("slow")
+					return false
+				}
 				return true
 			}
 			if err != nil && !errors.Is(err, unix.EAGAIN) {
@@ -211,7 +218,8 @@ func (c *conn) flush() {
 	if len(c.out) == 0 {
 		putOutBuf(c.out)
 		c.out = nil
-		c.chargeOutLocked()
+		// It was backed up: what the kernel still holds is charged in place of the queue.
+		c.checkKernelLocked()
 		if c.outArmed {
 			c.outArmed = false
 			c.l.modify(c.fd, false)

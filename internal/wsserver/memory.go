@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/switchboard-rtc/switchboard/internal/membudget"
 )
 
@@ -31,12 +33,14 @@ func (s *Server) newAccounts(c *conn) {
 
 // chargeOutLocked brings the send queue's account to what the queue holds: its buffer and,
 // while it is backed up (the socket could not take everything), the kernel's send buffer,
-// full. It reports false when the budget refuses: the caller drops the connection as slow.
+// full; otherwise what the kernel was last seen holding (noteWrittenLocked). It reports false when the budget refuses: the caller drops the connection as slow.
 // c.mu is held.
 func (c *conn) chargeOutLocked() bool {
 	want := int64(cap(c.out))
 	if len(c.out) > 0 && !c.dirty { // backed up, not merely waiting for the loop's batch to end
 		want += c.l.srv.cfg.KernelSendBuffer
+	} else {
+		want += c.kernelQueued
 	}
 	if !c.outAcct.Add(want - c.outCharged) {
 		if !c.noSend {
@@ -72,4 +76,49 @@ func (c *conn) releaseAccounts() {
 	c.outAcct.Release()
 	c.inAcct.Release()
 	c.outCharged, c.inCharged = 0, 0
+}
+
+// kernelCheckEvery is how many bytes a connection is written between looks at what its
+// kernel send buffer still holds (SIOCOUTQ): one system call per 16 KiB sent, none for a
+// connection that is sent little.
+const kernelCheckEvery = 16 << 10
+
+// noteWrittenLocked counts n bytes handed to the kernel; every kernelCheckEvery bytes it
+// looks at how many the kernel still holds unsent and charges them, so that a client that
+// does not read — but never makes the server queue, the kernel taking all it is sent — is
+// charged for the kernel memory it pins. It reports false when the budget refuses. c.mu is
+// held.
+func (c *conn) noteWrittenLocked(n int) bool {
+	if c.outAcct == nil || n <= 0 {
+		return true
+	}
+	c.sinceCheck += n
+	if c.sinceCheck < kernelCheckEvery {
+		return true
+	}
+	return c.checkKernelLocked()
+}
+
+// checkKernelLocked reads what the kernel holds unsent for c and charges it (rounded down to
+// 4 KiB, so a connection that drains is charged nothing). c.mu is held.
+func (c *conn) checkKernelLocked() bool {
+	c.sinceCheck = 0
+	q := 0
+	if !c.closed && !c.shut {
+		if n, err := unix.IoctlGetInt(c.fd, unix.SIOCOUTQ); err == nil {
+			q = n
+		}
+	}
+	c.kernelQueued = int64(q) &^ 4095
+	return c.chargeOutLocked()
+}
+
+// recheckKernel gives back the kernel charge of a connection whose kernel buffer drained
+// since it was last looked at; the loop's tick calls it for connections charged any.
+func (c *conn) recheckKernel() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.kernelQueued > 0 && !c.closed && !c.shut && len(c.out) == 0 {
+		c.checkKernelLocked()
+	}
 }
