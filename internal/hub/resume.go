@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/switchboard-rtc/switchboard/internal/bus"
 	"github.com/switchboard-rtc/switchboard/internal/membudget"
@@ -68,14 +69,17 @@ func (r *resumeSink) overflowLocked() {
 func (r *resumeSink) park(b *membudget.Budget, onOver func()) {
 	r.mu.Lock()
 	r.cur, r.held, r.heldBytes, r.over, r.onOver = nil, nil, 0, false, onOver
-	r.acct = b.NewAccount(membudget.HeldEvents, r.dropHeld)
+	var acct *membudget.Account
+	acct = b.NewAccount(membudget.HeldEvents, func() { r.dropHeld(acct) })
+	r.acct = acct
 	r.mu.Unlock()
 }
 
-// dropHeld is the memory budget's drop: as if the hold had overflowed.
-func (r *resumeSink) dropHeld() {
+// dropHeld is the memory budget's drop of the hold charged to acct: as if it had overflowed.
+// A drop chosen for an earlier park (resumed since, and parked again) does nothing.
+func (r *resumeSink) dropHeld(acct *membudget.Account) {
 	r.mu.Lock()
-	if r.cur == nil && !r.over {
+	if r.acct == acct && r.cur == nil && !r.over {
 		r.overflowLocked()
 	}
 	r.mu.Unlock()
@@ -113,9 +117,13 @@ func (r *resumeSink) attach(sink bus.Sink, welcome *protocol.Event) bool {
 	return true
 }
 
+// eventOverhead is what a held event costs besides its bytes: the copied struct and the
+// pointer to it.
+const eventOverhead = int(unsafe.Sizeof(protocol.Event{})) + 8
+
 // eventSize approximates an event's memory while held.
 func eventSize(e *protocol.Event) int {
-	n := 96 + len(e.Data) + len(e.Reason)
+	n := eventOverhead + len(e.Data) + len(e.Reason)
 	if e.Peer != nil {
 		n += len(e.Peer.ID) + len(e.Peer.Name) + len(e.Peer.Meta)
 	}

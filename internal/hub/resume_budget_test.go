@@ -63,3 +63,27 @@ func TestResumeSinkCharged(t *testing.T) {
 	}
 	r.forget()
 }
+
+// TestStaleDropAfterResume: a drop the reclaimer chose for an earlier park does not give up
+// the hold of a later one (the presence resumed and was parked again meanwhile).
+func TestStaleDropAfterResume(t *testing.T) {
+	b := membudget.New(1 << 20)
+	overs := 0
+	r := &resumeSink{cur: &recorder{}, maxEvents: 100, maxBytes: 64 << 10}
+	r.park(b, func() { overs++ })
+	first := r.acct
+	r.Send(msg("held"))
+	if !r.attach(&recorder{}, msg("welcome")) {
+		t.Fatal("resume refused")
+	}
+	r.park(b, func() { overs++ })
+	r.Send(msg("held again"))
+	r.dropHeld(first) // the reclaimer's choice from before the resume
+	if overs != 0 || r.overflowed() || len(r.held) != 1 {
+		t.Fatalf("a stale drop gave up the new hold: overs %d, held %d", overs, len(r.held))
+	}
+	r.dropHeld(r.acct)
+	if overs != 1 || !r.overflowed() || b.Used() != 0 {
+		t.Fatalf("the current drop: overs %d, used %d", overs, b.Used())
+	}
+}

@@ -29,11 +29,12 @@ const (
 	WSPartial              // a WebSocket's incomplete frame or fragmented message
 	PollQueue              // a long-polling Socket.IO session's queued packets
 	HeldEvents             // events held for a parked (resumable) presence
+	PostBody               // a long-polling POST's body being read
 	numKinds
 )
 
 // Kinds lists every Kind, for exposing counters.
-var Kinds = [...]Kind{WSQueue, WSPartial, PollQueue, HeldEvents}
+var Kinds = [...]Kind{WSQueue, WSPartial, PollQueue, HeldEvents, PostBody}
 
 func (k Kind) String() string {
 	switch k {
@@ -45,6 +46,8 @@ func (k Kind) String() string {
 		return "poll-queue"
 	case HeldEvents:
 		return "held-events"
+	case PostBody:
+		return "poll-body"
 	}
 	return "unknown"
 }

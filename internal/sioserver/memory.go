@@ -3,6 +3,8 @@ package sioserver
 import (
 	"net/http"
 	"time"
+
+	"github.com/switchboard-rtc/switchboard/internal/membudget"
 )
 
 // pollWriteTimeout bounds writing a long-polling answer: a client that does not read it loses
@@ -75,4 +77,40 @@ func (ss *session) releaseMemory() {
 	ss.acct.Release()
 	ss.charged = 0
 	ss.mu.Unlock()
+}
+
+// startPost admits a long-polling POST for ss: one at a time per session (a second while
+// one is read is a broken or hostile client: 400 and the session closes, as Engine.IO's own
+// server does), and its body charged to the memory budget before it is read — the
+// Content-Length, or maxPayload when the length is not given. Over the budget the POST gets
+// 503 and the session stays, for the client to retry. The budget's reclaimer may cut the
+// read (its deadline set to now). The caller defers release.
+func (s *Server) startPost(w http.ResponseWriter, r *http.Request, ss *session) (release func(), ok bool) {
+	ss.mu.Lock()
+	if ss.posting {
+		ss.mu.Unlock()
+		ss.close("kicked")
+		httpError(w, http.StatusBadRequest, errBadRequest, "overlapping POST: send one payload at a time")
+		return nil, false
+	}
+	ss.posting = true
+	ss.mu.Unlock()
+	done := func() {
+		ss.mu.Lock()
+		ss.posting = false
+		ss.mu.Unlock()
+	}
+	size := int64(s.cfg.MaxPayload)
+	if r.ContentLength >= 0 {
+		size = r.ContentLength
+	}
+	rc := http.NewResponseController(w)
+	acct := s.cfg.Budget.NewAccount(membudget.PostBody, func() { _ = rc.SetReadDeadline(time.Now()) })
+	if !acct.Add(size) {
+		done() // counted by the budget (switchboard_memory_refused_total)
+		w.Header().Set("Retry-After", "5")
+		httpError(w, http.StatusServiceUnavailable, errBadRequest, "server out of memory: send the payload again later")
+		return nil, false
+	}
+	return func() { acct.Release(); done() }, true
 }

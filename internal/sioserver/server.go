@@ -443,6 +443,11 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request, sid string) {
 		httpError(w, http.StatusBadRequest, errBadRequest, "session upgraded to websocket")
 		return
 	}
+	release, ok := s.startPost(w, r, ss)
+	if !ok {
+		return
+	}
+	defer release()
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(s.cfg.MaxPayload)))
 	if err != nil {
 		var tooBig *http.MaxBytesError

@@ -54,6 +54,7 @@ type session struct {
 	writing  int                // capacity of a polling answer being written (poll)
 	charged  int64              // what acct holds
 	released bool               // acct was released: the session is gone
+	posting  bool               // a long-polling POST is being handled (one at a time)
 }
 
 func (ss *session) seen(now time.Time) { ss.lastSeen.Store(now.UnixNano()) }
