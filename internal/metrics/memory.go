@@ -11,7 +11,7 @@ var (
 	descMemHeld    = desc("memory_held_bytes", "Bytes held for clients now: send queues, partial frames, held events, backed-up kernel send buffers.")
 	descMemPeak    = desc("memory_held_peak_bytes", "The most bytes held for clients at once since the start.")
 	descMemDropped = desc("memory_dropped_total", "Holders the budget's reclaimer dropped as slow (the biggest first), by what they held: "+
-		"ws-queue, ws-partial, poll-queue, held-events.", "what")
+		"ws-queue, ws-partial, poll-queue, poll-body, held-events.", "what")
 	descMemRefused = desc("memory_refused_total", "Charges refused because they would have passed the budget (the holder was dropped as slow).")
 )
 
