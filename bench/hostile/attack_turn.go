@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/coder/websocket"
 )
 
 // errNoTURN is an attack on TURN against a server started without it.
@@ -32,7 +34,7 @@ func attackTURNAlloc(ctx context.Context, env *attackEnv) error {
 			joinOutcomes.add(errKey(err), 1)
 			continue
 		}
-		_ = c.CloseNow() // the credentials outlive the connection
+		_ = c.Close(websocket.StatusNormalClosure, "") // the credentials outlive the connection
 		tc, ok := credsFrom(w.ICEServers)
 		if !ok {
 			joinOutcomes.add("no-turn-credentials", 1)
@@ -106,6 +108,7 @@ func attackTURNTCP(ctx context.Context, env *attackEnv) error {
 				if _, err := c.Read(b[:]); err != nil {
 					open.Add(-1)
 					cuts.add(time.Since(opened))
+					_ = c.Close()
 					return
 				}
 			}

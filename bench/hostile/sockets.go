@@ -155,23 +155,38 @@ func scrapeMetrics(ctx context.Context, server string) (metrics, error) {
 	return parseMetrics(resp.Body)
 }
 
-// counterDeltas is "name{labels}:+delta" for every counter (a _total series) that moved
-// between a and b, sorted; "-" when none did.
+// counterDeltas is "name[label values]:+delta" for every switchboard counter (a _total
+// series) that moved between a and b, sorted; "-" when none did.
 func counterDeltas(a, b metrics) string {
 	var out []string
 	for _, k := range slices.Sorted(maps.Keys(b)) {
 		name, _, _ := strings.Cut(k, "{")
-		if !strings.HasSuffix(name, "_total") {
+		if !strings.HasSuffix(name, "_total") || !strings.HasPrefix(name, "switchboard_") {
 			continue
 		}
 		if d := b[k] - a[k]; d != 0 {
-			out = append(out, strings.TrimPrefix(k, "switchboard_")+":+"+strconv.FormatFloat(d, 'f', -1, 64))
+			out = append(out, shortName(k)+":+"+strconv.FormatFloat(d, 'f', -1, 64))
 		}
 	}
 	if len(out) == 0 {
 		return "-"
 	}
 	return strings.Join(out, ",")
+}
+
+// shortName turns `switchboard_x_total{reason="a",b="c"}` into `x_total[a/c]`: no spaces,
+// quotes or = signs, so it fits a RESULT value.
+func shortName(series string) string {
+	name, labels, ok := strings.Cut(strings.TrimPrefix(series, "switchboard_"), "{")
+	if !ok {
+		return name
+	}
+	var vals []string
+	for kv := range strings.SplitSeq(strings.TrimSuffix(labels, "}"), ",") {
+		_, v, _ := strings.Cut(kv, "=")
+		vals = append(vals, strings.Trim(v, `"`))
+	}
+	return name + "[" + strings.Join(vals, "/") + "]"
 }
 
 // gauges is "name:value" for the gauges that say what the server holds, and any about
@@ -189,7 +204,7 @@ func gauges(m metrics) string {
 			continue
 		}
 		if keep[name] || strings.Contains(name, "memory") || strings.Contains(name, "budget") {
-			out = append(out, strings.TrimPrefix(k, "switchboard_")+":"+strconv.FormatFloat(m[k], 'f', -1, 64))
+			out = append(out, shortName(k)+":"+strconv.FormatFloat(m[k], 'f', -1, 64))
 		}
 	}
 	if len(out) == 0 {
