@@ -110,11 +110,20 @@ func (p *canaryPair) isDead() bool {
 func (c *canary) run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	connCtx, stopConn := context.WithCancel(context.WithoutCancel(ctx))
+	ready := make(chan struct{})
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		c.keepConnected(connCtx)
+		c.keepConnected(connCtx, ready)
 	}()
+	// Messages count from the first connection on: before it the canary has not started.
+	select {
+	case <-ready:
+	case <-ctx.Done():
+		stopConn()
+		wg.Wait()
+		return nil
+	}
 	tick := time.NewTicker(c.o.interval)
 	sweep := time.NewTicker(500 * time.Millisecond)
 	defer sweep.Stop()
@@ -148,7 +157,8 @@ loop:
 }
 
 // keepConnected connects the pair, waits for it to fail, and connects again, until ctx ends.
-func (c *canary) keepConnected(ctx context.Context) {
+// It closes ready once the pair is first connected.
+func (c *canary) keepConnected(ctx context.Context, ready chan<- struct{}) {
 	first := true
 	for ctx.Err() == nil {
 		p, err := c.connect(ctx)
@@ -157,11 +167,13 @@ func (c *canary) keepConnected(ctx context.Context) {
 			_ = sleepCtx(ctx, 200*time.Millisecond)
 			continue
 		}
-		if !first {
+		c.cur.Store(p)
+		if first {
+			close(ready)
+		} else {
 			c.reconnects.Add(1)
 		}
 		first = false
-		c.cur.Store(p)
 		select {
 		case <-p.dead:
 			c.note("connection lost")
