@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -140,10 +141,11 @@ func runAttack(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	t0 := time.Now()
+	t0, cpu0 := time.Now(), ownCPU()
 	runErr := a.run(ctx, env)
 	env.peak(ctx) // an attack that failed before its height still gets a newcomer
 	t1 := time.Now()
+	env.res.int("atk_cpu_ms", (ownCPU() - cpu0).Milliseconds())
 	m1, err := scrapeMetrics(context.WithoutCancel(ctx), env.server)
 	if err != nil {
 		return fmt.Errorf("after the attack: %w", err)
@@ -215,4 +217,17 @@ func forEach(ctx context.Context, n, conc int, fn func(i int)) {
 		}()
 	}
 	wg.Wait()
+}
+
+// ownCPU is the CPU time this process and its waited-for children (the flood processes)
+// have used.
+func ownCPU() time.Duration {
+	var total time.Duration
+	for _, who := range []int{syscall.RUSAGE_SELF, syscall.RUSAGE_CHILDREN} {
+		var ru syscall.Rusage
+		if syscall.Getrusage(who, &ru) == nil {
+			total += time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+		}
+	}
+	return total
 }

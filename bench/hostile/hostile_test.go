@@ -153,7 +153,7 @@ func TestCanaryWindowAndSamples(t *testing.T) {
 		t.Error("a line of 2 fields: no error")
 	}
 
-	ss, err := parseSamples(strings.NewReader("900 1000 10\n1000 1200 11\n1100 5000 400\n1200 3000 300\n1300 900 9\n"))
+	ss, err := parseSamples(strings.NewReader("900 1000 10\n1000 1200 11 500 9000\n1100 5000 400 550 9100\n1200 3000 300 650 9200\n1300 900 9 700 9300\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,8 +161,37 @@ func TestCanaryWindowAndSamples(t *testing.T) {
 	if sw.baseKB != 1200 || sw.peakKB != 5000 || sw.peakFDs != 400 || sw.n != 2 {
 		t.Errorf("server window = %+v, want base 1200, peak 5000 KiB, 400 fds, 2 samples", sw)
 	}
+	// 100 ms of server CPU and 100 ms of machine time in the 100 ms between the samples.
+	if srv, busy, ok := sw.cpu(); !ok || srv != 100 || busy != 100 {
+		t.Errorf("cpu = %v %v %v, want 100 100 true", srv, busy, ok)
+	}
+	r := row{kv: map[string]string{"attack": "1", "t0": "1050", "t1": "1250", "atk_cpu_ms": "40"}, server: sw}
+	if srv, other := r.cpuCols(); srv != "100" || other != "0" {
+		t.Errorf("cpuCols = %s %s, want 100 0 (the attacker's 20%% is more than what is left)", srv, other)
+	}
+	if _, _, ok := windowSamples(ss, 0, 950).cpu(); ok {
+		t.Error("cpu from a window whose sample has no CPU times")
+	}
 	if _, err := parseSamples(strings.NewReader("1 x 2\n")); err == nil {
 		t.Error("a bad RSS: no error")
+	}
+}
+
+func TestProcParsers(t *testing.T) {
+	d, err := parseStatCPU([]byte("1234 (a (weird) name) S 1 2 3 4 5 6 7 8 9 10 250 50 0 0 20 0 1"))
+	if err != nil || d != 3*time.Second {
+		t.Errorf("parseStatCPU = %v, %v; want 3s", d, err)
+	}
+	if _, err := parseStatCPU([]byte("1234 (x) S 1 2")); err == nil {
+		t.Error("short stat: no error")
+	}
+	b, err := parseBusy([]byte("cpu  100 10 50 9000 40 5 5 1 0 0\ncpu0 1 2 3\n"))
+	if err != nil || b != 1710*time.Millisecond { // 100+10+50+5+5+1 ticks, idle and iowait left out
+		t.Errorf("parseBusy = %v, %v; want 1.71s", b, err)
+	}
+	kb, err := parseStatusKB([]byte("Name:\tx\nVmHWM:\t  900 kB\nVmRSS:\t  800 kB\n"), "VmRSS:")
+	if err != nil || kb != 800 {
+		t.Errorf("parseStatusKB = %d, %v; want 800", kb, err)
 	}
 }
 

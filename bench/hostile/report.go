@@ -23,6 +23,8 @@ const (
 	// before the row says it cost more: RSS sampled every 200 ms moves by about this much
 	// with no attack at all (heap growth, GC timing).
 	costSlack = 1 << 20
+	// otherCPUWarn is the share of a core other work may take before a row is flagged.
+	otherCPUWarn = 25
 )
 
 // canaryRec is one canary message: when it was sent and its latency (-1: lost).
@@ -81,10 +83,12 @@ func windowCanary(recs []canaryRec, t0, t1 int64) canaryWindow {
 	return w
 }
 
-// sample is one sample of the server: RSS in KiB and open descriptors.
+// sample is one sample of the server: RSS in KiB, open descriptors, and the CPU time in ms
+// the server and the whole machine had used (-1: not sampled).
 type sample struct {
-	ms, rssKB int64
-	fds       int
+	ms, rssKB     int64
+	fds           int
+	cpuMS, busyMS int64
 }
 
 func parseSamples(r io.Reader) ([]sample, error) {
@@ -95,16 +99,22 @@ func parseSamples(r io.Reader) ([]sample, error) {
 		if len(f) == 0 {
 			continue
 		}
-		if len(f) != 3 {
-			return nil, fmt.Errorf("samples line %d: want 3 fields, got %q", n, sc.Text())
+		if len(f) != 3 && len(f) != 5 {
+			return nil, fmt.Errorf("samples line %d: want 3 or 5 fields, got %q", n, sc.Text())
 		}
 		t, err1 := strconv.ParseInt(f[0], 10, 64)
 		rss, err2 := strconv.ParseInt(f[1], 10, 64)
 		fds, err3 := strconv.Atoi(f[2])
-		if err := errors.Join(err1, err2, err3); err != nil {
+		s := sample{ms: t, rssKB: rss, fds: fds, cpuMS: -1, busyMS: -1}
+		var err4, err5 error
+		if len(f) == 5 {
+			s.cpuMS, err4 = strconv.ParseInt(f[3], 10, 64)
+			s.busyMS, err5 = strconv.ParseInt(f[4], 10, 64)
+		}
+		if err := errors.Join(err1, err2, err3, err4, err5); err != nil {
 			return nil, fmt.Errorf("samples line %d: %w", n, err)
 		}
-		out = append(out, sample{ms: t, rssKB: rss, fds: fds})
+		out = append(out, s)
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("read samples: %w", err)
@@ -112,11 +122,13 @@ func parseSamples(r io.Reader) ([]sample, error) {
 	return out, nil
 }
 
-// serverWindow is the server's peak within a window and its RSS just before.
+// serverWindow is the server's peak within a window, its RSS just before, and the CPU time
+// the server and the machine used between the window's first and last samples.
 type serverWindow struct {
 	baseKB, peakKB int64
 	peakFDs        int
 	n              int
+	first, last    sample
 }
 
 func windowSamples(ss []sample, t0, t1 int64) serverWindow {
@@ -129,14 +141,29 @@ func windowSamples(ss []sample, t0, t1 int64) serverWindow {
 		if s.ms > t1 {
 			break
 		}
-		if w.n == 0 && w.baseKB == 0 {
-			w.baseKB = s.rssKB
+		if w.n == 0 {
+			w.first = s
+			if w.baseKB == 0 {
+				w.baseKB = s.rssKB
+			}
 		}
+		w.last = s
 		w.n++
 		w.peakKB = max(w.peakKB, s.rssKB)
 		w.peakFDs = max(w.peakFDs, s.fds)
 	}
 	return w
+}
+
+// cpu returns the server's CPU and the machine's busy time over the window, as percentages
+// of one core; ok is false without two samples that carry CPU times.
+func (w serverWindow) cpu() (server, machine float64, ok bool) {
+	span := w.last.ms - w.first.ms
+	if w.n < 2 || span <= 0 || w.first.cpuMS < 0 || w.last.cpuMS < 0 {
+		return 0, 0, false
+	}
+	return 100 * float64(w.last.cpuMS-w.first.cpuMS) / float64(span),
+		100 * float64(w.last.busyMS-w.first.busyMS) / float64(span), true
 }
 
 // row is one attack's line of the table.
@@ -184,6 +211,28 @@ func (r row) misses(budget int64) []string {
 	return m
 }
 
+// cpuCols are the server's CPU and everything else's, but the attacker's, as percentages of
+// one core ("-" when unknown): the attacker reports its own (atk_cpu_ms), the canary's is
+// small, the rest is other work on the machine, which disturbs the canary's latency.
+func (r row) cpuCols() (server, other string) {
+	srv, busy, ok := r.server.cpu()
+	if !ok {
+		return "-", "-"
+	}
+	server = strconv.FormatFloat(srv, 'f', 0, 64)
+	t0, ok0 := r.int("t0")
+	t1, ok1 := r.int("t1")
+	atk, okA := r.int("atk_cpu_ms")
+	if r.kv["attack"] == "0" {
+		atk, okA = 0, true
+	}
+	if !ok0 || !ok1 || !okA || t1 <= t0 {
+		return server, "-"
+	}
+	o := busy - srv - 100*float64(atk)/float64(t1-t0)
+	return server, strconv.FormatFloat(max(o, 0), 'f', 0, 64)
+}
+
 func mib(b int64) string { return strconv.FormatFloat(float64(b)/(1<<20), 'f', 1, 64) }
 
 // writeReport prints the table and, under it, each attack's own figures.
@@ -194,8 +243,8 @@ func writeReport(w io.Writer, rows []row, budget int64) {
 	}
 	fmt.Fprintf(w, "memory budget: %s; goals per attack: 0 canary messages lost, canary p99 <= %d ms, peak RSS <= budget, newcomer served, server cost <= attacker's socket memory\n\n",
 		budgetS, goalP99.Milliseconds())
-	fmt.Fprintln(w, "| # | attack | size | addrs | canary sent/lost | p50 ms | p99 ms | max ms | peak RSS MiB | ΔRSS MiB | peak fds | newcomer | server cost MiB | attacker sockets MiB | cost ratio | goals missed |")
-	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---|")
+	fmt.Fprintln(w, "| # | attack | size | addrs | canary sent/lost | p50 ms | p99 ms | max ms | peak RSS MiB | ΔRSS MiB | peak fds | newcomer | server cost MiB | attacker sockets MiB | cost ratio | server CPU % | other CPU % | goals missed |")
+	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---|")
 	for _, r := range rows {
 		cost, atk, ratio := "-", "-", "-"
 		c, cok := r.serverCost()
@@ -221,11 +270,21 @@ func writeReport(w io.Writer, rows []row, budget int64) {
 		if nc == "" {
 			nc = "-"
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %d/%d | %.1f | %.1f | %.1f | %s | %s | %d | %s | %s | %s | %s | %s |\n",
+		srvCPU, otherCPU := r.cpuCols()
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %d/%d | %.1f | %.1f | %.1f | %s | %s | %d | %s | %s | %s | %s | %s | %s | %s |\n",
 			r.kv["attack"], r.kv["name"], orDash(r.kv["size"]), orDash(r.kv["addrs"]), r.canary.sent, r.canary.lost,
 			ms(r.canary.lat.p50), ms(r.canary.lat.p99), ms(r.canary.lat.max),
 			mib(r.server.peakKB*1024), mib((r.server.peakKB-r.server.baseKB)*1024), r.server.peakFDs,
-			nc, cost, atk, ratio, missed)
+			nc, cost, atk, ratio, srvCPU, otherCPU, missed)
+	}
+	fmt.Fprintln(w)
+	for _, r := range rows {
+		if _, other := r.cpuCols(); other != "-" {
+			if o, _ := strconv.Atoi(other); o > otherCPUWarn {
+				fmt.Fprintf(w, "WARNING: other work on the machine used %d%% of a core during %s %s: its latency figures are disturbed\n",
+					o, r.kv["attack"], r.kv["name"])
+			}
+		}
 	}
 	fmt.Fprintln(w)
 	known := map[string]bool{"attack": true, "name": true, "size": true, "addrs": true, "t0": true, "t1": true,

@@ -13,8 +13,9 @@ import (
 	"time"
 )
 
-// The sampler: the server's resident memory and open descriptors every --interval, as
-// `UNIX_MS RSS_KIB FDS` lines, until SIGTERM or the server exits.
+// The sampler: the server's resident memory and open descriptors every --interval, with the
+// CPU time the server and the whole machine have used so far, as
+// `UNIX_MS RSS_KIB FDS SERVER_CPU_MS MACHINE_BUSY_MS` lines, until SIGTERM or the server exits.
 
 func runSample(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("sample", flag.ContinueOnError)
@@ -47,7 +48,12 @@ func runSample(ctx context.Context, args []string, stderr io.Writer) error {
 			sampleErr = err
 			break
 		}
-		fmt.Fprintf(w, "%d %d %d\n", unixMS(time.Now()), rss, fds)
+		cpu, err := procCPU(*pid)
+		if err != nil {
+			sampleErr = err
+			break
+		}
+		fmt.Fprintf(w, "%d %d %d %d %d\n", unixMS(time.Now()), rss, fds, cpu.Milliseconds(), machineBusy().Milliseconds())
 		if n%5 == 0 {
 			_ = w.Flush()
 		}
@@ -120,4 +126,65 @@ func countFDs(pid int) (int, error) {
 			return n, fmt.Errorf("read fd dir: %w", err)
 		}
 	}
+}
+
+// clockTicks is USER_HZ, the unit of /proc's CPU times (100 on every Linux Go supports).
+const clockTicks = 100
+
+// procCPU is the user+system CPU time pid has used.
+func procCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, fmt.Errorf("read stat: %w", err)
+	}
+	return parseStatCPU(b)
+}
+
+// parseStatCPU returns utime+stime from /proc/PID/stat, counting fields after the command
+// name's closing parenthesis (the name may hold spaces).
+func parseStatCPU(b []byte) (time.Duration, error) {
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, errors.New("stat: no ')' after the command name")
+	}
+	f := bytes.Fields(b[i+1:])
+	const utime, stime = 14 - 3, 15 - 3 // fields 14 and 15; the first after ')' is field 3
+	if len(f) <= stime {
+		return 0, fmt.Errorf("stat: %d fields after the command name", len(f))
+	}
+	u, err1 := strconv.ParseInt(string(f[utime]), 10, 64)
+	s, err2 := strconv.ParseInt(string(f[stime]), 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, fmt.Errorf("stat: %w", err)
+	}
+	return time.Duration(u+s) * time.Second / clockTicks, nil
+}
+
+// machineBusy is the CPU time all CPUs have spent busy (not idle or waiting for I/O), 0 if
+// /proc/stat cannot be read.
+func machineBusy() time.Duration {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	d, _ := parseBusy(b)
+	return d
+}
+
+// parseBusy sums user, nice, system, irq, softirq and steal of /proc/stat's cpu line.
+func parseBusy(b []byte) (time.Duration, error) {
+	line, _, _ := bytes.Cut(b, []byte("\n"))
+	f := bytes.Fields(line)
+	if len(f) < 9 || string(f[0]) != "cpu" {
+		return 0, fmt.Errorf("/proc/stat: first line %q", line)
+	}
+	var ticks int64
+	for _, i := range []int{1, 2, 3, 6, 7, 8} {
+		v, err := strconv.ParseInt(string(f[i]), 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/stat field %d: %w", i, err)
+		}
+		ticks += v
+	}
+	return time.Duration(ticks) * time.Second / clockTicks, nil
 }
