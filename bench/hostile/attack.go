@@ -55,7 +55,8 @@ type attackEnv struct {
 	res      *resultLine
 
 	peakOnce sync.Once
-	atkUDP   int64 // UDP sockets the attacker holds at its height (TURN)
+	atkUDP   int64   // UDP sockets the attacker holds at its height (TURN)
+	before   metrics // the server's metrics before the attack
 }
 
 // addr is the source address of the i-th attacking client connection.
@@ -76,6 +77,12 @@ func (e *attackEnv) peak(ctx context.Context) {
 			e.logf("metrics at the peak: %v", err)
 		}
 		e.res.add("gauges", gauges(m))
+		// The Go heap the server uses for the attack: RSS alone misses it when an earlier
+		// attack left the heap room to grow into.
+		const heap = "go_memstats_heap_inuse_bytes"
+		if _, ok := m[heap]; ok && e.before != nil {
+			e.res.int("srv_heap", int64(m[heap]-e.before[heap]))
+		}
 		snap, err := snapshotSockets(ctx, e.ports)
 		if err != nil {
 			e.logf("sockets at the peak: %v", err)
@@ -95,6 +102,9 @@ func (e *attackEnv) peak(ctx context.Context) {
 		e.res.add("newcomer", nc.String())
 		e.res.int("newcomer_ms", nc.took.Milliseconds())
 		e.logf("newcomer from %s: %s in %d ms (%s)", e.newcomer, nc, nc.took.Milliseconds(), strings.Join(nc.steps, ","))
+		for _, msg := range nc.errs {
+			e.logf("  newcomer %s", msg)
+		}
 	})
 }
 
@@ -141,6 +151,7 @@ func runAttack(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
+	env.before = m0
 	t0, cpu0 := time.Now(), ownCPU()
 	runErr := a.run(ctx, env)
 	env.peak(ctx) // an attack that failed before its height still gets a newcomer

@@ -64,10 +64,41 @@ func attackTURNAlloc(ctx context.Context, env *attackEnv) error {
 	})
 	env.logf("joins %s; allocations %s in %.1fs", joinOutcomes, outcomes, time.Since(start).Seconds())
 	env.res.add("allocations", outcomes.String())
-	defer forEach(context.WithoutCancel(ctx), len(allocs), 64, func(i int) { allocs[i].close() })
 	env.atkUDP = int64(len(allocs))
 	env.peak(ctx)
-	return sleepCtx(ctx, env.hold)
+	err := sleepCtx(ctx, env.hold)
+	left := deallocate(context.WithoutCancel(ctx), env, allocs)
+	env.res.int("left_allocated", left)
+	return err
+}
+
+// deallocate closes the attacker's allocations at a pace the server's UDP socket takes (a
+// Refresh with lifetime 0 is one datagram nobody waits for: thousands at once overflow the
+// server's receive buffer, and what is lost stays allocated for its lifetime, 10 minutes),
+// then waits up to 5 s for the server's allocation gauge to fall. It returns how many of
+// the server's allocations are still live.
+func deallocate(ctx context.Context, env *attackEnv, allocs []*turnAlloc) int64 {
+	const batch = 16
+	for i, a := range allocs {
+		a.close()
+		if i%batch == batch-1 {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	var live int64 = -1
+	for range 50 {
+		m, err := scrapeMetrics(ctx, env.server)
+		if err != nil {
+			return -1
+		}
+		if live = int64(m["switchboard_turn_allocations"]); live == 0 {
+			break
+		}
+		if sleepCtx(ctx, 100*time.Millisecond) != nil {
+			break
+		}
+	}
+	return live
 }
 
 // attackTURNTCP is item 4: idle TCP connections to the TURN port that never allocate.

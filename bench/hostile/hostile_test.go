@@ -222,6 +222,15 @@ func TestReportGoals(t *testing.T) {
 	if m := good.misses(1 << 30); len(m) != 0 {
 		t.Errorf("good row misses %v", m)
 	}
+	// The heap grew 5 MB where RSS grew 0.5 MB (free heap left by an earlier attack).
+	heapy := mk(map[string]string{"attack": "2", "name": "sio-table", "newcomer": "ok", "srv_kmem": "1000000", "atk_kmem": "1000000",
+		"srv_heap": "5000000"}, 0, 5*time.Millisecond, 20_000, 20_500)
+	if c, _ := heapy.serverCost(); c != 6_000_000 {
+		t.Errorf("serverCost = %d, want the heap's 5 MB + 1 MB of sockets", c)
+	}
+	if got := strings.Join(heapy.misses(0), ","); got != "cost" {
+		t.Errorf("heap row misses %q, want cost", got)
+	}
 	bad := mk(map[string]string{"attack": "8", "name": "no-read", "newcomer": "FAIL(ws:503)", "srv_kmem": "200000000", "atk_kmem": "500000"},
 		2, 80*time.Millisecond, 20_000, 300_000)
 	if got, want := strings.Join(bad.misses(100<<20), ","), "lost,p99,budget,newcomer,cost"; got != want {

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -26,6 +27,7 @@ import (
 // newcomerResult is the outcome of one probe.
 type newcomerResult struct {
 	steps []string // "ws:ok", "sio:503", "udp:486", ...
+	errs  []string // what the failed steps said
 	ok    bool
 	took  time.Duration
 }
@@ -38,6 +40,10 @@ func (r newcomerResult) String() string {
 	return "FAIL(" + strings.Join(r.steps, ",") + ")"
 }
 
+// errNoCredentials is a newcomer that got no TURN credentials: its join failed, or the
+// server runs no TURN.
+var errNoCredentials = errors.New("no TURN credentials: the join failed or the server runs no TURN")
+
 // probeNewcomer runs the probe from src against server (http://host:port).
 func probeNewcomer(ctx context.Context, server string, src netip.Addr) newcomerResult {
 	start := time.Now()
@@ -49,6 +55,7 @@ func probeNewcomer(ctx context.Context, server string, src netip.Addr) newcomerR
 		if err != nil {
 			res.ok = false
 			res.steps = append(res.steps, name+":"+turnKey(err))
+			res.errs = append(res.errs, name+": "+err.Error())
 			return
 		}
 		res.steps = append(res.steps, name+":ok")
@@ -68,7 +75,9 @@ func probeNewcomer(ctx context.Context, server string, src netip.Addr) newcomerR
 		step("sio", newcomerSIO(ctx, server, src))
 	}()
 	wg.Wait()
-	if haveCreds {
+	if !haveCreds {
+		step("turn", errNoCredentials)
+	} else {
 		for _, tcp := range []bool{false, true} {
 			name := "udp"
 			if tcp {

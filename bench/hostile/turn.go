@@ -114,8 +114,14 @@ func turnKey(err error) string {
 	if errors.As(err, &tv) {
 		return strconv.Itoa(int(tv.ErrorCodeAttr.Code))
 	}
+	if errors.Is(err, errNoCredentials) {
+		return "no-credentials"
+	}
 	if err != nil && strings.Contains(err.Error(), "retransmissions failed") {
 		return "timeout"
+	}
+	if err != nil && strings.Contains(err.Error(), "failed to retransmit") {
+		return "closed" // the request could not be written: the server closed the connection
 	}
 	return errKey(err)
 }
