@@ -94,6 +94,7 @@ type canaryPair struct {
 	bID      string
 	deadOnce sync.Once
 	dead     chan struct{}
+	readers  sync.WaitGroup // readA and readB, waited for after the connections close
 }
 
 func (p *canaryPair) fail() { p.deadOnce.Do(func() { close(p.dead) }) }
@@ -184,10 +185,13 @@ func (c *canary) keepConnected(ctx context.Context, ready chan<- struct{}) {
 		if ctx.Err() != nil {
 			_ = p.a.Close(websocket.StatusNormalClosure, "")
 			_ = p.b.Close(websocket.StatusNormalClosure, "")
-			return
 		}
 		_ = p.a.CloseNow()
 		_ = p.b.CloseNow()
+		p.readers.Wait()
+		if ctx.Err() != nil {
+			return
+		}
 		_ = sleepCtx(ctx, 200*time.Millisecond)
 	}
 }
@@ -209,8 +213,15 @@ func (c *canary) connect(ctx context.Context) (*canaryPair, error) {
 		return nil, fmt.Errorf("peer B: %w", err)
 	}
 	p := &canaryPair{a: a, b: b, bID: wb.Peer, dead: make(chan struct{})}
-	go c.readA(p)
-	go c.readB(p)
+	p.readers.Add(2)
+	go func() {
+		defer p.readers.Done()
+		c.readA(p)
+	}()
+	go func() {
+		defer p.readers.Done()
+		c.readB(p)
+	}()
 	c.note("connected in room %s", room)
 	return p, nil
 }
