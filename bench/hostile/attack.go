@@ -77,11 +77,11 @@ func (e *attackEnv) peak(ctx context.Context) {
 			e.logf("metrics at the peak: %v", err)
 		}
 		e.res.add("gauges", gauges(m))
-		// The Go heap the server uses for the attack: RSS alone misses it when an earlier
-		// attack left the heap room to grow into.
-		const heap = "go_memstats_heap_inuse_bytes"
+		// The Go memory (heap and goroutine stacks) the server took on for the attack: RSS
+		// alone misses it when an earlier attack left free memory to grow into.
+		const heap, stacks = "go_memstats_heap_inuse_bytes", "go_memstats_stack_inuse_bytes"
 		if _, ok := m[heap]; ok && e.before != nil {
-			e.res.int("srv_heap", int64(m[heap]-e.before[heap]))
+			e.res.int("srv_gomem", int64(m[heap]+m[stacks]-e.before[heap]-e.before[stacks]))
 		}
 		snap, err := snapshotSockets(ctx, e.ports)
 		if err != nil {

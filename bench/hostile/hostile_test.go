@@ -224,7 +224,7 @@ func TestReportGoals(t *testing.T) {
 	}
 	// The heap grew 5 MB where RSS grew 0.5 MB (free heap left by an earlier attack).
 	heapy := mk(map[string]string{"attack": "2", "name": "sio-table", "newcomer": "ok", "srv_kmem": "1000000", "atk_kmem": "1000000",
-		"srv_heap": "5000000"}, 0, 5*time.Millisecond, 20_000, 20_500)
+		"srv_gomem": "5000000"}, 0, 5*time.Millisecond, 20_000, 20_500)
 	if c, _ := heapy.serverCost(); c != 6_000_000 {
 		t.Errorf("serverCost = %d, want the heap's 5 MB + 1 MB of sockets", c)
 	}

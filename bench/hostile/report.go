@@ -179,16 +179,16 @@ func (r row) int(k string) (int64, bool) {
 }
 
 // serverCost is what the attack cost the server: its RSS growth over the window, or the
-// growth of its Go heap in use at the peak when that is more (an earlier attack may have left
-// the heap free memory to reuse, which RSS does not show), plus the kernel memory of its
-// sockets at the peak.
+// growth of its Go heap and stacks in use at the peak when that is more (an earlier attack
+// may have left free memory to reuse, which RSS does not show), plus the kernel memory of
+// its sockets at the peak.
 func (r row) serverCost() (int64, bool) {
 	k, ok := r.int("srv_kmem")
 	if !ok || r.server.n == 0 {
 		return 0, false
 	}
 	grew := max(0, r.server.peakKB-r.server.baseKB) * 1024
-	if h, ok := r.int("srv_heap"); ok {
+	if h, ok := r.int("srv_gomem"); ok {
 		grew = max(grew, h)
 	}
 	return grew + k, true
