@@ -40,10 +40,10 @@ if [[ ${BUILD:-1} != 0 ]]; then
 fi
 
 key=$("$BIN" key new 2>/dev/null) # a throwaway key for this run
-SWITCHBOARD_API_KEYS=$key "$BIN" serve --listen "127.0.0.1:$AUTH_PORT" --turn=false --conns-per-client 1000000 --joins-per-client 1000000 --join-burst-per-client 1000000 >"$logdir/auth.log" 2>&1 &
+SWITCHBOARD_API_KEYS=$key "$BIN" serve --listen "127.0.0.1:$AUTH_PORT" --turn=false --conns-per-client 1000000 --http-conns-per-client 1000000 --joins-per-client 1000000 --join-burst-per-client 1000000 >"$logdir/auth.log" 2>&1 &
 auth_pid=$!
 pids+=("$auth_pid")
-"$BIN" serve --listen "127.0.0.1:$OPEN_PORT" --turn=false --conns-per-client 1000000 --joins-per-client 1000000 --join-burst-per-client 1000000 >"$logdir/open.log" 2>&1 &
+"$BIN" serve --listen "127.0.0.1:$OPEN_PORT" --turn=false --conns-per-client 1000000 --http-conns-per-client 1000000 --joins-per-client 1000000 --join-burst-per-client 1000000 >"$logdir/open.log" 2>&1 &
 open_pid=$!
 pids+=("$open_pid")
 wait_until listening "$auth_pid" "switchboard serve (tokens)" "$logdir/auth.log" port_open "$AUTH_PORT"

@@ -56,7 +56,7 @@ pids+=("$nats_pid")
 wait_until listening "$nats_pid" "the NATS server" "$logdir/nats.log" grep -q listening "$logdir/nats.log"
 grep listening "$logdir/nats.log"
 
-common=(--turn=false --rate-limit 100000 --rate-burst 100000 --conns-per-client 1000000 --sio-sessions-per-client 1000000 --joins-per-client 1000000 --join-burst-per-client 1000000)
+common=(--turn=false --rate-limit 100000 --rate-burst 100000 --conns-per-client 1000000 --http-conns-per-client 1000000 --sio-sessions-per-client 1000000 --joins-per-client 1000000 --join-burst-per-client 1000000)
 "$BIN" serve --listen "127.0.0.1:$SINGLE_PORT" "${common[@]}" >"$logdir/single.log" 2>&1 &
 single_pid=$!
 pids+=("$single_pid")

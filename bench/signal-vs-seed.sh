@@ -56,7 +56,7 @@ if [[ ${BUILD:-1} != 0 ]]; then
 	go build -o "$BIN" ./cmd/switchboard
 fi
 
-"$BIN" serve --listen "127.0.0.1:$OURS_PORT" --turn=false --rate-limit 100000 --rate-burst 100000 --conns-per-client 1000000 --sio-sessions-per-client 1000000 --joins-per-client 1000000 --join-burst-per-client 1000000 >"$logdir/ours.log" 2>&1 &
+"$BIN" serve --listen "127.0.0.1:$OURS_PORT" --turn=false --rate-limit 100000 --rate-burst 100000 --conns-per-client 1000000 --http-conns-per-client 1000000 --sio-sessions-per-client 1000000 --joins-per-client 1000000 --join-burst-per-client 1000000 >"$logdir/ours.log" 2>&1 &
 ours_pid=$!
 pids+=("$ours_pid")
 bench/anchor-seed.sh "$SEED_PORT" >"$logdir/seed.log" 2>&1 &

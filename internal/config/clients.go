@@ -22,6 +22,9 @@ type ClientLimits struct {
 	// ConnsPerClient caps the WebSocket connections (on /ws and Socket.IO's) a client holds
 	// open at once.
 	ConnsPerClient int `yaml:"conns-per-client"`
+	// HTTPConnsPerClient caps the HTTP connections (not upgraded to a WebSocket) a client
+	// holds open on the main listener; its further connections are answered 429.
+	HTTPConnsPerClient int `yaml:"http-conns-per-client"`
 	// TURNTCPPerClient caps a client's TCP connections to the TURN port.
 	TURNTCPPerClient int `yaml:"turn-tcp-per-client"`
 	// TURNAllocateTimeout closes a TCP connection to the TURN port that has not allocated
@@ -36,6 +39,7 @@ func DefaultClientLimits() ClientLimits {
 		ClientPrefixV6:       clientaddr.DefaultV6,
 		SIOSessionsPerClient: 64,
 		ConnsPerClient:       256,
+		HTTPConnsPerClient:   256,
 		TURNTCPPerClient:     32,
 		TURNAllocateTimeout:  10 * time.Second,
 	}
@@ -51,6 +55,7 @@ func (l *ClientLimits) flags(fs *flag.FlagSet) {
 	fs.IntVar(&l.ClientPrefixV6, "client-prefix-v6", l.ClientPrefixV6, "IPv6 prefix length that makes one client for per-client limits (64: the block one subscriber gets)")
 	fs.IntVar(&l.SIOSessionsPerClient, "sio-sessions-per-client", l.SIOSessionsPerClient, "Engine.IO sessions one client may hold open; more handshakes get 429")
 	fs.IntVar(&l.ConnsPerClient, "conns-per-client", l.ConnsPerClient, "WebSocket connections (/ws and Socket.IO) one client may hold open; more upgrades get 429")
+	fs.IntVar(&l.HTTPConnsPerClient, "http-conns-per-client", l.HTTPConnsPerClient, "HTTP connections (not WebSockets) one client may hold open; requests on more get 429 before any body is read")
 	fs.IntVar(&l.TURNTCPPerClient, "turn-tcp-per-client", l.TURNTCPPerClient, "TCP connections to the TURN port per client, at most turn-max-allocations")
 	fs.DurationVar(&l.TURNAllocateTimeout, "turn-allocate-timeout", l.TURNAllocateTimeout, "close a TCP connection to the TURN port that has not allocated this long after connecting")
 }
@@ -68,6 +73,9 @@ func (l *ClientLimits) validate() []error {
 	}
 	if l.ConnsPerClient < 1 {
 		errs = append(errs, fmt.Errorf("conns-per-client %d: must be at least 1", l.ConnsPerClient))
+	}
+	if l.HTTPConnsPerClient < 1 {
+		errs = append(errs, fmt.Errorf("http-conns-per-client %d: must be at least 1", l.HTTPConnsPerClient))
 	}
 	if l.TURNTCPPerClient < 1 {
 		errs = append(errs, fmt.Errorf("turn-tcp-per-client %d: must be at least 1", l.TURNTCPPerClient))

@@ -18,7 +18,7 @@ func TestClientLimitsLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := ClientLimits{ClientPrefixV4: 32, ClientPrefixV6: 64, SIOSessionsPerClient: 64, ConnsPerClient: 256, TURNTCPPerClient: 32, TURNAllocateTimeout: 10 * time.Second}
+	want := ClientLimits{ClientPrefixV4: 32, ClientPrefixV6: 64, SIOSessionsPerClient: 64, ConnsPerClient: 256, HTTPConnsPerClient: 256, TURNTCPPerClient: 32, TURNAllocateTimeout: 10 * time.Second}
 	if def.ClientLimits != want || def.TURNIPQuota != 64 {
 		t.Errorf("defaults = %+v, turn-ip-quota %d", def.ClientLimits, def.TURNIPQuota)
 	}
@@ -28,7 +28,7 @@ func TestClientLimitsLoad(t *testing.T) {
 	}
 
 	path := filepath.Join(t.TempDir(), "c.yaml")
-	if err := os.WriteFile(path, []byte("client-prefix-v4: 24\nclient-prefix-v6: 56\nturn-tcp-per-client: 8\nsio-sessions-per-client: 5\n"), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte("client-prefix-v4: 24\nclient-prefix-v6: 56\nturn-tcp-per-client: 8\nsio-sessions-per-client: 5\nhttp-conns-per-client: 9\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	env := fakeEnv(map[string]string{"SWITCHBOARD_CLIENT_PREFIX_V6": "48", "SWITCHBOARD_TURN_ALLOCATE_TIMEOUT": "3s", "SWITCHBOARD_CONNS_PER_CLIENT": "7"})
@@ -36,13 +36,13 @@ func TestClientLimitsLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want = ClientLimits{ClientPrefixV4: 24, ClientPrefixV6: 48, SIOSessionsPerClient: 5, ConnsPerClient: 7, TURNTCPPerClient: 4, TURNAllocateTimeout: 3 * time.Second}
+	want = ClientLimits{ClientPrefixV4: 24, ClientPrefixV6: 48, SIOSessionsPerClient: 5, ConnsPerClient: 7, HTTPConnsPerClient: 9, TURNTCPPerClient: 4, TURNAllocateTimeout: 3 * time.Second}
 	if cfg.ClientLimits != want {
 		t.Errorf("limits = %+v, want %+v", cfg.ClientLimits, want)
 	}
 
 	for _, bad := range [][]string{
-		{"--client-prefix-v4", "0"}, {"--client-prefix-v4", "33"},
+		{"--client-prefix-v4", "0"}, {"--client-prefix-v4", "33"}, {"--http-conns-per-client", "0"},
 		{"--client-prefix-v6", "0"}, {"--client-prefix-v6", "129"},
 		{"--turn-tcp-per-client", "0"}, {"--turn-allocate-timeout", "0s"},
 		{"--sio-sessions-per-client", "0"}, {"--conns-per-client", "0"},

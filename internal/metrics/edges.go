@@ -15,6 +15,7 @@ var (
 		"descriptors (within --fd-reserve of the descriptor limit: upgrade answered 503, or closed at accept), "+
 		"client-sessions (an Engine.IO handshake from a client holding --sio-sessions-per-client, 429), "+
 		"client-connections (a WebSocket upgrade from a client holding --conns-per-client, 429), "+
+		"client-http (a request on an HTTP connection past --http-conns-per-client, 429), "+
 		"memory (nine tenths of --memory-budget held: upgrade or Engine.IO handshake answered 503).", "reason")
 )
 
@@ -39,4 +40,5 @@ func (c edgesCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descConnsRefused, prometheus.CounterValue, float64(c.st.RefusedClientSessions.Load()), "client-sessions")
 	ch <- prometheus.MustNewConstMetric(descConnsRefused, prometheus.CounterValue, float64(c.st.RefusedClientConns.Load()), "client-connections")
 	ch <- prometheus.MustNewConstMetric(descConnsRefused, prometheus.CounterValue, float64(c.st.RefusedMemory.Load()), "memory")
+	ch <- prometheus.MustNewConstMetric(descConnsRefused, prometheus.CounterValue, float64(c.st.RefusedClientHTTP.Load()), "client-http")
 }

@@ -219,13 +219,15 @@ func build(cfg config.Config, log *slog.Logger, st *stats.Stats, b bus.Bus, fds 
 	warnIfOpen(log, keys, ln.Addr())
 	ln = fdlimit.NewListener(withSendBuffer(ln, cfg.SocketSendBuffer), fds, log, func() { st.RefusedDescriptors.Add(1) })
 	s := &Server{cfg: cfg, log: log, hub: h, bus: b, ws: ws, sio: sio, ln: ln, turn: ts, verifier: verifier, fds: fds, budget: mem, proxies: proxies}
+	hc := newHTTPConns(cfg.HTTPConnsPerClient, cfg.Clients(), proxies, st)
 	s.http = &http.Server{
-		Handler:           s.edges(bodyDeadline(cfg.ReadTimeout, st, s.routes(st))),
+		Handler:           hc.handler(s.edges(bodyDeadline(cfg.ReadTimeout, st, s.routes(st)))),
+		ConnContext:       hc.connContext,
 		ReadHeaderTimeout: cfg.HeaderTimeout,
 		IdleTimeout:       60 * time.Second,
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		ConnState:         connState(fds),
+		ConnState:         chainConnState(connState(fds), hc.connState),
 	}
 	if s.metrics, err = listenMetrics(cfg.MetricsListen, s.metricsHandler); err != nil {
 		_ = ln.Close()

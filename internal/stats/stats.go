@@ -46,6 +46,9 @@ type Stats struct {
 	// client held its share of connections (429).
 	RefusedClientSessions atomic.Uint64
 	RefusedClientConns    atomic.Uint64
+	// RefusedClientHTTP counts requests answered 429 because their client held its share of
+	// HTTP connections (--http-conns-per-client).
+	RefusedClientHTTP atomic.Uint64
 	// PerClient counts the per-client rate limits' refusals and tables (clients.go).
 	PerClient ClientStats
 	// Parked is the number of presences kept for resumption after their connection was lost

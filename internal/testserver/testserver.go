@@ -34,6 +34,7 @@ func Run(tb testing.TB, mod func(*config.Config)) *server.Server {
 	// One address plays every client of these tests: the per-client rates are out of the way
 	// unless mod sets them.
 	cfg.JoinsPerClient, cfg.JoinBurstPerClient, cfg.TURNCredentialsPerClient = 1e6, 1e6, 1e6
+	cfg.HTTPConnsPerClient = 1e6
 	if mod != nil {
 		mod(&cfg)
 	}
