@@ -40,8 +40,7 @@ type Config struct {
 	ResumeHoldEvents int
 	ResumeHoldBytes  int
 	// Budget, when set, is charged for the events held for parked presences; its reclaimer
-	// may give the biggest holds up (the presence leaves, as when its hold overflows, with the
-	// reason its connection was lost for).
+	// may give the biggest up (the presence leaves as when its hold overflows).
 	Budget *membudget.Budget
 	// ICEServers are handed to every peer in its welcome.
 	ICEServers []protocol.ICEServer

@@ -447,3 +447,20 @@ func (r *rawClient) expectText(typ string) msg {
 		return m
 	}
 }
+
+// metricValue scrapes /metrics and returns the value of the series named exactly name.
+func metricValue(t *testing.T, ts *testServer, name string) string {
+	t.Helper()
+	resp, err := http.Get(ts.base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			return v
+		}
+	}
+	return ""
+}

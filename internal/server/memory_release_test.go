@@ -115,7 +115,13 @@ func openPolling(t *testing.T, ts *testServer) *pollSession {
 	t.Helper()
 	hc := &http.Client{Transport: &http.Transport{}, Timeout: waitFor}
 	t.Cleanup(hc.CloseIdleConnections)
-	resp, err := hc.Get(ts.base + "/socket.io/?EIO=4&transport=polling")
+	return openPollingWith(t, ts.base, hc)
+}
+
+// openPollingWith opens a long-polling session with hc and connects its socket.
+func openPollingWith(t *testing.T, base string, hc *http.Client) *pollSession {
+	t.Helper()
+	resp, err := hc.Get(base + "/socket.io/?EIO=4&transport=polling")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +131,7 @@ func openPolling(t *testing.T, ts *testServer) *pollSession {
 	if !strings.HasPrefix(string(body), "0{") || json.Unmarshal(body[1:], &o) != nil {
 		t.Fatalf("handshake: %d %q", resp.StatusCode, body)
 	}
-	p := &pollSession{t: t, hc: hc, url: ts.base + "/socket.io/?EIO=4&transport=polling&sid=" + o.SID}
+	p := &pollSession{t: t, hc: hc, url: base + "/socket.io/?EIO=4&transport=polling&sid=" + o.SID}
 	p.post("40")
 	got := p.get()
 	var c struct{ SID string }

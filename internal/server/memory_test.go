@@ -1,8 +1,6 @@
 package server_test
 
 import (
-	"encoding/json"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -126,37 +124,6 @@ func newcomer(t *testing.T, ts *testServer, src string) {
 	}
 }
 
-// pollingSocket opens a long-polling Engine.IO session from hc and connects its socket; it
-// returns the socket id. The caller never polls again.
-func pollingSocket(t *testing.T, hc *http.Client, base string) string {
-	t.Helper()
-	resp, err := hc.Get(base + "/socket.io/?EIO=4&transport=polling")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	var o struct{ SID string }
-	if !strings.HasPrefix(string(body), "0{") || json.Unmarshal(body[1:], &o) != nil {
-		t.Fatalf("handshake: %d %q", resp.StatusCode, body)
-	}
-	u := base + "/socket.io/?EIO=4&transport=polling&sid=" + o.SID
-	if resp, err = hc.Post(u, "text/plain", strings.NewReader("40")); err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp, err = hc.Get(u); err != nil {
-		t.Fatal(err)
-	}
-	body, _ = io.ReadAll(resp.Body)
-	resp.Body.Close()
-	var c struct{ SID string }
-	if !strings.HasPrefix(string(body), "40{") || json.Unmarshal(body[2:], &c) != nil {
-		t.Fatalf("CONNECT answer %q", body)
-	}
-	return c.SID
-}
-
 // TestMemoryBudgetPollingQueues (issue 12, item 1): long-polling sockets that never poll
 // again are sent events until what they would queue is three times the budget. What the
 // server holds never passes the budget, the biggest queues are dropped (counted), a canary
@@ -169,7 +136,7 @@ func TestMemoryBudgetPollingQueues(t *testing.T) {
 	hog := fromAddr(t, "127.0.0.2")
 	ids := make([]string, victims)
 	for i := range ids {
-		ids[i] = pollingSocket(t, hog, ts.base)
+		ids[i] = openPollingWith(t, ts.base, hog).id
 	}
 	sender := dialSocketIO(t, ts)
 	pad := strings.Repeat("x", 32<<10)

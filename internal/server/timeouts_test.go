@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"bufio"
-	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -37,7 +36,7 @@ func TestDrippedBodyIsCut(t *testing.T) {
 	}
 	relay()
 
-	u := pollingConnect(t, ts.base)
+	u := openPolling(t, ts).url
 	// The GET waits for the server's ping, longer than the read timeout, and is not cut.
 	polled := make(chan error, 1)
 	go func() {
@@ -79,38 +78,6 @@ func TestDrippedBodyIsCut(t *testing.T) {
 		t.Fatal("the long poll did not end")
 	}
 	relay()
-}
-
-// pollingConnect opens a Socket.IO polling session with its socket connected and returns the
-// URL of its requests.
-func pollingConnect(t *testing.T, base string) string {
-	t.Helper()
-	resp, err := http.Get(base + "/socket.io/?EIO=4&transport=polling")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	var o struct{ SID string }
-	if !strings.HasPrefix(string(body), "0{") || json.Unmarshal(body[1:], &o) != nil {
-		t.Fatalf("handshake: %q", body)
-	}
-	u := base + "/socket.io/?EIO=4&transport=polling&sid=" + o.SID
-	resp, err = http.Post(u, "text/plain", strings.NewReader("40"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	resp, err = http.Get(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ = io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if !strings.HasPrefix(string(body), "40{") {
-		t.Fatalf("CONNECT answer %q", body)
-	}
-	return u
 }
 
 // drip sends first from local, then what every 50 ms, until the server closes the
