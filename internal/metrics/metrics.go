@@ -43,6 +43,7 @@ var (
 	descSendQueueDrop = desc("send_queue_drops_total", "Peers dropped because their send queue overflowed.")
 	descKicks         = desc("kicks_total", "Connections closed for exceeding the rate limit.")
 	descPanics        = desc("panics_total", "Recovered panics while handling a connection.")
+	descLoopSlices    = desc("loop_slices_total", "Batches of ready connections an event loop cut short after its 2 ms slice, to write what it relayed and serve the others.")
 	descParked        = desc("resumable_peers", "Peers whose connection was lost, kept for resumption.")
 	descResumes       = desc("resumes_total", "Lost connections' presences, by outcome.", "result")
 	descSIOSessions   = desc("socketio_sessions", "Open Engine.IO sessions on /socket.io/ (WebSocket ones are also connections).")
@@ -54,7 +55,7 @@ type collector struct{ st *stats.Stats }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descConnections, descHandshakes, descRooms, descPeers, descRelayed,
-		descErrors, descBytes, descSendQueueDrop, descKicks, descPanics, descParked, descResumes, descSIOSessions, descSIOUpgrades} {
+		descErrors, descBytes, descSendQueueDrop, descKicks, descPanics, descLoopSlices, descParked, descResumes, descSIOSessions, descSIOUpgrades} {
 		ch <- d
 	}
 }
@@ -83,6 +84,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descSendQueueDrop, st.SendQueueDrops.Load())
 	counter(descKicks, st.Kicks.Load())
 	counter(descPanics, st.Panics.Load())
+	counter(descLoopSlices, st.LoopSlices.Load())
 	gauge(descParked, st.Parked.Load())
 	counter(descResumes, st.Resumes.Load(), "resumed")
 	counter(descResumes, st.ResumesExpired.Load(), "expired")

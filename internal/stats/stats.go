@@ -56,6 +56,9 @@ type Stats struct {
 	Parked         atomic.Int64
 	Resumes        atomic.Uint64
 	ResumesExpired atomic.Uint64
+	// LoopSlices counts batches of ready connections an event loop cut short after its time
+	// slice, leaving the rest for its next wait.
+	LoopSlices atomic.Uint64
 	// Panics counts recovered panics in connection handling.
 	Panics atomic.Uint64
 	// SocketIOSessions is the number of open Engine.IO sessions on /socket.io/ (gauge; those

@@ -172,6 +172,14 @@ func (l *loop) run() {
 			l.fmu.Unlock()
 		}
 		for i := 0; i < n; i++ {
+			if i > 0 && time.Since(now) > l.srv.cfg.BatchSlice {
+				// A batch of heavy events (big broadcasts fanned out to many peers) would keep
+				// the frames relayed in it unwritten until it ends, and every other connection
+				// waiting: stop here. The events left are level-triggered and come back on the
+				// next wait, behind those that were not served.
+				l.srv.stats.LoopSlices.Add(1)
+				break
+			}
 			ev := events[i]
 			fd := int(ev.Fd)
 			if fd == l.wakefd {

@@ -71,6 +71,10 @@ type Config struct {
 	ConnsPerClient int
 	// Clients aggregates peer addresses into clients (zero value: IPv4 address, IPv6 /64).
 	Clients clientaddr.Aggregator
+	// BatchSlice is how long a loop handles one batch of ready connections before it writes
+	// what the batch relayed and waits again: it bounds how long one connection's burst
+	// delays the others (default 2ms).
+	BatchSlice time.Duration
 	// Budget, when set, is charged for every send queue and partial frame (memory.go); when
 	// nine tenths of it are held, upgrades are answered 503.
 	Budget *membudget.Budget
@@ -110,6 +114,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.BatchSlice == 0 {
+		c.BatchSlice = 2 * time.Millisecond
 	}
 	if c.ConnsPerClient == 0 {
 		c.ConnsPerClient = 256
