@@ -1,6 +1,7 @@
 package wsserver
 
 import (
+	"crypto/tls"
 	"errors"
 	"net/netip"
 	"sync"
@@ -30,6 +31,7 @@ type conn struct {
 	ext    Handler          // set instead of sess for a connection adopted by another protocol (Adopt)
 	lim    *hub.RateLimiter // an adopted connection's share of the rate limit, for its control frames
 	client netip.Prefix     // its client's key (Config.ConnsPerClient), released when it closes
+	tls    *tls.Conn        // set for a connection over TLS: frames go through it (tls.go)
 
 	outAcct, inAcct *membudget.Account // the memory budget's accounts (memory.go)
 	inCharged       int64              // what inAcct holds for in and frag (loop only)
@@ -118,6 +120,14 @@ func (c *conn) write(frame []byte, last bool) bool {
 	}
 	if last {
 		c.noSend = true
+	}
+	if c.tls != nil {
+		// crypto/tls encrypts and hands the records to writeRawLocked (loopConn.Write).
+		if _, err := c.tls.Write(frame); err != nil {
+			c.shutLocked("closed") // a no-op if writeRawLocked shut it already
+			return false
+		}
+		return true
 	}
 	st := c.l.srv.stats
 	if len(c.out) == 0 && !c.dirty {

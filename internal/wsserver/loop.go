@@ -246,6 +246,10 @@ func (l *loop) handle(c *conn, events uint32, now time.Time) {
 }
 
 func (l *loop) read(c *conn, now time.Time) {
+	if c.tls != nil {
+		l.readTLS(c, now)
+		return
+	}
 	if len(c.in) > 0 {
 		l.readPartial(c, now)
 		return

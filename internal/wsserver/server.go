@@ -3,9 +3,11 @@ package wsserver
 import (
 	"context"
 	"crypto/sha1"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -294,7 +296,11 @@ func acceptKey(key string) string {
 // upgrade answers the handshake on netConn and moves the socket to an event loop. The caller
 // counted the connection in s.open; upgrade releases it if the socket does not get to a loop.
 func (s *Server) upgrade(r *http.Request, netConn net.Conn, buffered int, client netip.Prefix, newHandler func(*Conn) Handler) (err error) {
-	defer netConn.Close()
+	// A TLS connection's own TCP connection is closed, not the TLS one: that would send a
+	// close_notify the loop, which takes the session over on a duplicate descriptor, never
+	// wrote.
+	closeConn := netConn.Close
+	defer func() { _ = closeConn() }()
 	registered := false
 	defer func() {
 		if !registered {
@@ -308,6 +314,14 @@ func (s *Server) upgrade(r *http.Request, netConn net.Conn, buffered int, client
 		return errors.New("data before handshake completed")
 	}
 	tcp, ok := netConn.(*net.TCPConn)
+	var tc *tls.Conn
+	var lc *loopConn
+	out := io.Writer(netConn)
+	if t, isTLS := netConn.(*tls.Conn); isTLS {
+		if lc, ok = t.NetConn().(*loopConn); ok {
+			tc, tcp, closeConn = t, lc.TCPConn, lc.TCPConn.Close
+		}
+	}
 	if !ok {
 		return fmt.Errorf("not a TCP connection: %T", netConn)
 	}
@@ -319,7 +333,7 @@ func (s *Server) upgrade(r *http.Request, netConn net.Conn, buffered int, client
 		if errors.Is(err, unix.EMFILE) || errors.Is(err, unix.ENFILE) {
 			s.stats.RefusedDescriptors.Add(1)
 		}
-		_, _ = tcp.Write([]byte(refusedResponse))
+		_, _ = out.Write([]byte(refusedResponse))
 		return err
 	}
 	resp := "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " +
@@ -329,13 +343,16 @@ func (s *Server) upgrade(r *http.Request, netConn net.Conn, buffered int, client
 	}
 	resp += "\r\n"
 	// A fresh socket's send buffer takes these few bytes at once: no deadline needed.
-	if _, err := tcp.Write([]byte(resp)); err != nil {
+	if _, err := out.Write([]byte(resp)); err != nil {
 		unix.Close(fd)
 		return fmt.Errorf("write handshake: %w", err)
 	}
 	now := time.Now()
 	c := &conn{fd: fd, client: client, lastRead: now.UnixNano(), lastPing: now.UnixNano()}
 	c.l = s.loops[int(s.next.Add(1))%len(s.loops)]
+	if tc != nil {
+		c.tls, lc.c = tc, c // from here on its records go through c's descriptor
+	}
 	s.newAccounts(c)
 	if newHandler != nil {
 		c.ext = newHandler(&Conn{c: c})
