@@ -99,6 +99,8 @@ type Config struct {
 	ClientLimits `yaml:",inline"`
 	// Memory: the memory budget and the kernel send buffer (memory.go, docs/limits.md).
 	Memory `yaml:",inline"`
+	// TLS: HTTPS and WSS on the main listener (tls.go).
+	TLS `yaml:",inline"`
 	// Per-client rates and the trusted proxies (proxies.go, docs/limits.md).
 	ClientRates `yaml:",inline"`
 }
@@ -193,6 +195,7 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.Timeouts.validate()...)
 	errs = append(errs, c.ClientLimits.validate()...)
 	errs = append(errs, c.Memory.validate()...)
+	errs = append(errs, c.TLS.validate()...)
 	errs = append(errs, c.ClientRates.validate()...)
 	return errors.Join(errs...)
 }
@@ -388,6 +391,7 @@ func FlagSet(c *Config, configPath *string) *flag.FlagSet {
 	c.Timeouts.flags(fs)
 	c.ClientLimits.flags(fs)
 	c.Memory.flags(fs)
+	c.TLS.flags(fs)
 	c.ClientRates.flags(fs)
 	return fs
 }

@@ -218,6 +218,15 @@ func build(cfg config.Config, log *slog.Logger, st *stats.Stats, b bus.Bus, fds 
 	}
 	warnIfOpen(log, keys, ln.Addr())
 	ln = fdlimit.NewListener(withSendBuffer(ln, cfg.SocketSendBuffer), fds, log, func() { st.RefusedDescriptors.Add(1) })
+	tlsLn, err := withTLS(ln, cfg, log)
+	if err != nil {
+		_ = ln.Close()
+		_ = sio.Close()
+		_ = ws.Close()
+		closeTURN()
+		return nil, err
+	}
+	ln = tlsLn
 	s := &Server{cfg: cfg, log: log, hub: h, bus: b, ws: ws, sio: sio, ln: ln, turn: ts, verifier: verifier, fds: fds, budget: mem, proxies: proxies}
 	hc := newHTTPConns(cfg.HTTPConnsPerClient, cfg.Clients(), proxies, st)
 	s.http = &http.Server{
@@ -326,7 +335,7 @@ func (s *Server) Run(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() { errc <- s.http.Serve(s.ln) }()
 	s.metrics.start(s)
-	s.log.Info("switchboard serving", "addr", s.ln.Addr().String())
+	s.log.Info("switchboard serving: open "+openURL(s.cfg, s.ln.Addr()), "addr", s.ln.Addr().String(), "tls", s.cfg.TLSOn())
 	select {
 	case err := <-errc:
 		_ = s.sio.Close()

@@ -1,0 +1,64 @@
+package server
+
+import (
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+
+	"github.com/switchboard-rtc/switchboard/internal/certs"
+	"github.com/switchboard-rtc/switchboard/internal/config"
+	"github.com/switchboard-rtc/switchboard/internal/wsserver"
+)
+
+// withTLS wraps ln in TLS when cfg asks for it (--tls-cert/--tls-key, --tls-self-signed),
+// in the form wsserver's event loops can take over after an upgrade.
+func withTLS(ln net.Listener, cfg config.Config, log *slog.Logger) (net.Listener, error) {
+	switch {
+	case cfg.TLSCert != "":
+		f, err := certs.LoadFiles(cfg.TLSCert, cfg.TLSKey, log)
+		if err != nil {
+			return nil, fmt.Errorf("server: TLS: %w", err)
+		}
+		return wsserver.TLSListener(ln, certs.ServerConfig(f.GetCertificate)), nil
+	case cfg.TLSSelfSigned:
+		var hosts []string
+		if cfg.PublicURL != "" {
+			if u, err := url.Parse(cfg.PublicURL); err == nil {
+				hosts = append(hosts, u.Hostname())
+			}
+		}
+		if host, _, err := net.SplitHostPort(cfg.Listen); err == nil && host != "" {
+			hosts = append(hosts, host)
+		}
+		c, err := certs.SelfSigned(hosts)
+		if err != nil {
+			return nil, fmt.Errorf("server: TLS: %w", err)
+		}
+		log.Warn("serving a self-signed certificate: browsers will warn; compare this fingerprint with the one they show",
+			"sha256", certs.Fingerprint(c))
+		return wsserver.TLSListener(ln, certs.ServerConfig(func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return c, nil })), nil
+	}
+	return ln, nil
+}
+
+// openURL is the address a person opens: https or http, with localhost for a listener on
+// every interface or on loopback.
+func openURL(cfg config.Config, addr net.Addr) string {
+	if cfg.PublicURL != "" {
+		return cfg.PublicURL
+	}
+	scheme := "http"
+	if cfg.TLSOn() {
+		scheme = "https"
+	}
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return scheme + "://" + addr.String() + "/"
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() || ip.IsLoopback() {
+		host = "localhost"
+	}
+	return scheme + "://" + net.JoinHostPort(host, port) + "/"
+}
