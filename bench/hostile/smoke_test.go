@@ -1,36 +1,17 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/switchboard-rtc/switchboard/internal/config"
+	"github.com/switchboard-rtc/switchboard/internal/testenv"
 	"github.com/switchboard-rtc/switchboard/internal/testserver"
 )
-
-// lockedBuffer is a bytes.Buffer several goroutines may write.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestSmokeTURNAttackAndCanary runs a small attack 3 against a real server whose per-client
 // allocation quota is 3, with the canary alongside, and checks the RESULT line, the
@@ -51,7 +32,7 @@ func TestSmokeTURNAttackAndCanary(t *testing.T) {
 	canaryCtx, stopCanary := context.WithCancel(ctx)
 	canaryDone := make(chan struct{})
 	var canaryErr error
-	var canaryOut, canaryStderr lockedBuffer
+	var canaryOut, canaryStderr testenv.Buffer
 	go func() {
 		defer close(canaryDone)
 		canaryErr = run(canaryCtx, []string{"canary", "--url", "ws" + strings.TrimPrefix(server, "http") + "/ws",
@@ -62,7 +43,7 @@ func TestSmokeTURNAttackAndCanary(t *testing.T) {
 		<-canaryDone
 	}()
 
-	var stdout, stderr lockedBuffer
+	var stdout, stderr testenv.Buffer
 	err := run(ctx, []string{"attack", "3", "--server", server, "--turn", srv.TURN().Addr().String(),
 		"--size", "6", "--addrs", "1", "--hold", "300ms", "--newcomer-addr", "127.0.0.250"}, &stdout, &stderr)
 	if err != nil {
@@ -99,7 +80,7 @@ func TestSmokeTURNAttackAndCanary(t *testing.T) {
 	if err := os.WriteFile(samples, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var report lockedBuffer
+	var report testenv.Buffer
 	if err := run(ctx, []string{"report", "--canary", canaryLog, "--samples", samples, "--results", results}, &report, &stderr); err != nil {
 		t.Fatalf("report: %v", err)
 	}

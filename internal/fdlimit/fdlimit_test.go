@@ -1,7 +1,6 @@
 package fdlimit
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -133,23 +132,6 @@ func TestGaugeFullAndExhausted(t *testing.T) {
 	waitFor(t, MaxAge+time.Second, "exhausted", g.Exhausted)
 }
 
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // serve accepts from l until it fails, holding every connection and reporting how many
 // it holds on count; stop closes the listener and the held connections.
 func serve(l net.Listener) (count <-chan int, stop func()) {
@@ -258,7 +240,7 @@ func acceptErrorsChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var log logBuf
+	var log testenv.Buffer
 	l := NewListener(inner, nil, slog.New(slog.NewTextHandler(&log, nil)), nil)
 	accepted := make(chan net.Conn, 64)
 	errc := make(chan error, 1)

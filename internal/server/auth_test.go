@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +22,7 @@ import (
 	"github.com/switchboard-rtc/switchboard/internal/auth"
 	"github.com/switchboard-rtc/switchboard/internal/config"
 	"github.com/switchboard-rtc/switchboard/internal/server"
+	"github.com/switchboard-rtc/switchboard/internal/testenv"
 	"github.com/switchboard-rtc/switchboard/protocol"
 )
 
@@ -318,28 +318,10 @@ func turnAllocate(t *testing.T, ts *testServer, user, pass string) error {
 	return relay.Close()
 }
 
-// lockedBuffer is a log destination safe for the server's goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestSecretsNeverLeak: with debug logs on, refused and accepted joins, a takeover and a
 // configuration error print no API secret in logs, metrics, error frames or error messages.
 func TestSecretsNeverLeak(t *testing.T) {
-	var logs lockedBuffer
+	var logs testenv.Buffer
 	cfg := config.Default()
 	cfg.Listen, cfg.TURN = "127.0.0.1:0", false
 	cfg.APIKeys = []string{key1.Spec(), key2.Spec()}

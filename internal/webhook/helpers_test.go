@@ -1,7 +1,6 @@
 package webhook_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -151,24 +150,6 @@ func checkSignature(t *testing.T, d delivery, key auth.Key) {
 	if got := d.header.Get("Switchboard-Key-Id"); got != key.ID {
 		t.Fatalf("key id header %q, want %q", got, key.ID)
 	}
-}
-
-// logBuffer is a slog destination tests can read.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // eventually polls cond until it holds, failing the test after waitFor.

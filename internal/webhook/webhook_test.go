@@ -15,6 +15,7 @@ import (
 
 	"github.com/switchboard-rtc/switchboard/internal/auth"
 	"github.com/switchboard-rtc/switchboard/internal/bus"
+	"github.com/switchboard-rtc/switchboard/internal/testenv"
 	"github.com/switchboard-rtc/switchboard/internal/webhook"
 )
 
@@ -197,7 +198,7 @@ func TestWebhookTimeoutRetried(t *testing.T) {
 }
 
 func TestWebhookRefusedNotRetriedLoggedOnce(t *testing.T) {
-	var logs logBuffer
+	var logs testenv.Buffer
 	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, n int) {
 		if n <= 3 {
 			w.WriteHeader(http.StatusUnauthorized)
@@ -360,7 +361,7 @@ func TestWebhookShutdownFlushes(t *testing.T) {
 
 // Neither the secret nor the URL's credentials reach a log or an error.
 func TestWebhookSecretsNotLogged(t *testing.T) {
-	var logs logBuffer
+	var logs testenv.Buffer
 	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, n int) {
 		if n == 1 {
 			w.WriteHeader(http.StatusBadGateway)

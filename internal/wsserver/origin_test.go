@@ -2,17 +2,16 @@ package wsserver
 
 import (
 	"bufio"
-	"bytes"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/switchboard-rtc/switchboard/internal/hub"
+	"github.com/switchboard-rtc/switchboard/internal/testenv"
 )
 
 // handshake sends a raw upgrade request over conn with the given Host and Origin ("" leaves
@@ -170,28 +169,10 @@ func TestPublicURLValidation(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a log destination the test reads while the server writes.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // An https page of the server's own host refused because the request came over plain HTTP (a
 // proxy ends TLS) is logged once, with what to do.
 func TestOriginProxyHint(t *testing.T) {
-	var logs lockedBuffer
+	var logs testenv.Buffer
 	_, hs := startTestServer(t, hub.Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))}, Config{})
 	for range 3 {
 		conn, err := net.Dial("tcp", hs.Listener.Addr().String())
