@@ -129,51 +129,59 @@ func (c *conn) write(frame []byte, last bool) bool {
 		}
 		return true
 	}
+	return c.sendLocked(frame, true, c.l.srv.cfg.SendQueueBytes) == nil
+}
+
+// sendLocked writes p to the socket, or queues what it cannot take now (or all of it, if
+// batch and the owning loop is mid-batch: the loop writes everything queued for this peer in
+// one syscall when the batch ends). Past limit queued bytes, or when the memory budget
+// refuses, the connection is shut down as slow. It returns errSlow then, the write's error
+// if the socket failed, nil otherwise. c.mu is held.
+func (c *conn) sendLocked(p []byte, batch bool, limit int) error {
 	st := c.l.srv.stats
 	if len(c.out) == 0 && !c.dirty {
-		if c.l.deferFlush(c) {
-			// The owning loop is mid-batch: queue the frame and let the loop write everything
-			// queued for this peer in one syscall when the batch ends.
+		if batch && c.l.deferFlush(c) {
 			c.dirty = true
 		} else {
-			n, err := writeFD(c.fd, frame)
+			n, err := writeFD(c.fd, p)
 			if n > 0 {
 				st.BytesOut.Add(uint64(n))
 			}
-			if err == nil && n == len(frame) {
+			if err == nil && n == len(p) {
 				if !c.noteWrittenLocked(n) {
-					st.SendQueueDrops.Add(1)
-					c.shutLocked("slow")
-					return false
+					return c.slowLocked()
 				}
-				return true
+				return nil
 			}
 			if err != nil && !errors.Is(err, unix.EAGAIN) {
 				c.shutLocked("closed")
-				return false
+				return err
 			}
-			frame = frame[max(n, 0):]
+			p = p[max(n, 0):]
 		}
 	}
-	if len(c.out)+len(frame) > c.l.srv.cfg.SendQueueBytes {
-		st.SendQueueDrops.Add(1)
-		c.shutLocked("slow")
-		return false
+	if len(c.out)+len(p) > limit {
+		return c.slowLocked()
 	}
 	if c.out == nil {
-		c.out = getOutBuf(len(frame))
+		c.out = getOutBuf(len(p))
 	}
-	c.out = append(c.out, frame...)
+	c.out = append(c.out, p...)
 	if !c.chargeOutLocked() {
-		st.SendQueueDrops.Add(1)
-		c.shutLocked("slow")
-		return false
+		return c.slowLocked()
 	}
 	if !c.dirty && !c.outArmed {
 		c.outArmed = true
 		c.l.modify(c.fd, true)
 	}
-	return true
+	return nil
+}
+
+// slowLocked drops the connection as a slow reader. c.mu is held.
+func (c *conn) slowLocked() error {
+	c.l.srv.stats.SendQueueDrops.Add(1)
+	c.shutLocked("slow")
+	return errSlow
 }
 
 // outPool recycles send queues, so an idle connection holds none.
@@ -240,8 +248,7 @@ func (c *conn) flush() {
 		return
 	}
 	if !c.chargeOutLocked() { // backed up: the kernel's buffer is full too
-		c.l.srv.stats.SendQueueDrops.Add(1)
-		c.shutLocked("slow")
+		_ = c.slowLocked()
 		return
 	}
 	if !c.outArmed {

@@ -87,46 +87,10 @@ var errSlow = errors.New("send queue full")
 // fails only when the connection is gone or its queue overflowed (it is then shut down).
 // c.mu is held.
 func (c *conn) writeRawLocked(p []byte) (int, error) {
-	st := c.l.srv.stats
-	all := len(p)
-	if len(c.out) == 0 {
-		n, err := writeFD(c.fd, p)
-		if n > 0 {
-			st.BytesOut.Add(uint64(n))
-		}
-		if err == nil && n == len(p) {
-			if !c.noteWrittenLocked(n) {
-				st.SendQueueDrops.Add(1)
-				c.shutLocked("slow")
-				return 0, errSlow
-			}
-			return all, nil
-		}
-		if err != nil && !errors.Is(err, unix.EAGAIN) {
-			c.shutLocked("closed")
-			return 0, err
-		}
-		p = p[max(n, 0):]
+	if err := c.sendLocked(p, false, c.l.srv.cfg.SendQueueBytes+tlsRecordOverhead); err != nil {
+		return 0, err
 	}
-	if len(c.out)+len(p) > c.l.srv.cfg.SendQueueBytes+tlsRecordOverhead {
-		st.SendQueueDrops.Add(1)
-		c.shutLocked("slow")
-		return 0, errSlow
-	}
-	if c.out == nil {
-		c.out = getOutBuf(len(p))
-	}
-	c.out = append(c.out, p...)
-	if !c.chargeOutLocked() {
-		st.SendQueueDrops.Add(1)
-		c.shutLocked("slow")
-		return 0, errSlow
-	}
-	if !c.outArmed {
-		c.outArmed = true
-		c.l.modify(c.fd, true)
-	}
-	return all, nil
+	return len(p), nil
 }
 
 // tlsRecordOverhead is what TLS adds to the bytes of a queue's worth of frames: a header and
