@@ -1,7 +1,6 @@
 package wsserver
 
 import (
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -90,38 +89,5 @@ func canaryUnderBroadcasts(b *testing.B, slice time.Duration) {
 		wg.Wait()
 	}()
 
-	callee := benchDial(b, addr)
-	caller := benchDial(b, addr)
-	defer callee.Close()
-	defer caller.Close()
-	callee.write(`{"type":"join","room":"canary"}`)
-	calleeID := callee.readJSON().Peer
-	caller.write(`{"type":"join","room":"canary"}`)
-	caller.readJSON()
-	callee.readJSON() // peer-joined
-	frame := caller.frame(`{"type":"message","target":"` + calleeID + `","data":1}`)
-
-	b.ResetTimer()
-	var lat []time.Duration
-	pace := time.NewTicker(5 * time.Millisecond)
-	defer pace.Stop()
-	for i := 0; i < b.N; i++ {
-		end := time.Now().Add(3 * time.Second)
-		for time.Now().Before(end) {
-			<-pace.C
-			start := time.Now()
-			if _, err := caller.conn.Write(frame); err != nil {
-				b.Fatal(err)
-			}
-			if _, _, err := callee.readFrame(); err != nil {
-				b.Fatal(err)
-			}
-			lat = append(lat, time.Since(start))
-		}
-	}
-	b.StopTimer()
-	slices.Sort(lat)
-	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
-	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
-	b.ReportMetric(float64(len(lat)), "messages")
+	measureCanary(b, addr)
 }
