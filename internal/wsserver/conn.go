@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -61,7 +62,9 @@ type conn struct {
 
 	outCharged   int64 // what outAcct holds for out (and the kernel buffer behind it)
 	kernelQueued int64 // what the kernel held unsent when last looked at (memory.go)
-	sinceCheck   int   // bytes written since then
+	// kernelCharged mirrors kernelQueued > 0 for the loop's tick, which reads it without c.mu.
+	kernelCharged atomic.Bool
+	sinceCheck    int // bytes written since then
 }
 
 // testHookMessage, when set by a test, sees every text message before the hub does.

@@ -388,9 +388,7 @@ func (l *loop) tick(now time.Time) {
 	t := now.UnixNano()
 	ping := int64(cfg.PingInterval)
 	for _, c := range l.snapshot() {
-		if c.outAcct != nil {
-			c.recheckKernel() // a kernel buffer charged when last looked at may have drained
-		}
+		c.recheckKernel() // a kernel buffer charged when last looked at may have drained
 		switch {
 		case c.state == stateClosing:
 			if t-c.closingSince > int64(cfg.CloseTimeout) {

@@ -110,12 +110,16 @@ func (c *conn) checkKernelLocked() bool {
 		}
 	}
 	c.kernelQueued = int64(q) &^ 4095
+	c.kernelCharged.Store(c.kernelQueued > 0)
 	return c.chargeOutLocked()
 }
 
 // recheckKernel gives back the kernel charge of a connection whose kernel buffer drained
 // since it was last looked at; the loop's tick calls it for connections charged any.
 func (c *conn) recheckKernel() {
+	if !c.kernelCharged.Load() {
+		return // the common case: no lock taken on the tick
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.kernelQueued > 0 && !c.closed && !c.shut && len(c.out) == 0 {
