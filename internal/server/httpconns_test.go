@@ -57,7 +57,7 @@ func TestHTTPConnsPerClient(t *testing.T) {
 		}
 		drips = append(drips, c)
 	}
-	waitUntilServer(t, "the dripped connections counted", func() bool {
+	eventually(t, "the dripped connections counted", func() bool {
 		resp := get(dialFrom("127.0.0.2"))
 		return resp.StatusCode == http.StatusTooManyRequests && resp.Header.Get("Retry-After") != ""
 	})
@@ -68,17 +68,5 @@ func TestHTTPConnsPerClient(t *testing.T) {
 		t.Fatalf("refusals counted: %q", got)
 	}
 	drips[0].Close()
-	waitUntilServer(t, "a freed slot served", func() bool { return get(dialFrom("127.0.0.2")).StatusCode == http.StatusOK })
-}
-
-// waitUntilServer checks cond every 20 ms until it holds, failing after waitFor.
-func waitUntilServer(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitFor)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond) // polling the server
-	}
+	eventually(t, "a freed slot served", func() bool { return get(dialFrom("127.0.0.2")).StatusCode == http.StatusOK })
 }

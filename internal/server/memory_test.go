@@ -95,13 +95,7 @@ func (k *canary) finish(t *testing.T) {
 // budget, where new connections are served again.
 func settled(t *testing.T, ts *testServer) {
 	t.Helper()
-	deadline := time.Now().Add(waitFor)
-	for metricNumber(t, ts, "switchboard_memory_held_bytes") >= 0.9*testBudget {
-		if time.Now().After(deadline) {
-			t.Fatalf("held %v still over nine tenths of the budget", metricNumber(t, ts, "switchboard_memory_held_bytes"))
-		}
-		time.Sleep(10 * time.Millisecond) // polling /metrics
-	}
+	waitHeld(t, ts, "below nine tenths of the budget", waitFor, func(h float64) bool { return h < 0.9*testBudget })
 }
 
 // newcomer checks that a client from src still connects, joins and relays.
@@ -252,11 +246,5 @@ func TestKernelBufferCharged(t *testing.T) {
 			}
 		}
 	}
-	deadline := time.Now().Add(waitFor)
-	for metricNumber(t, ts, "switchboard_memory_held_bytes") != 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("held %v after the peers read everything", metricNumber(t, ts, "switchboard_memory_held_bytes"))
-		}
-		time.Sleep(20 * time.Millisecond) // polling /metrics
-	}
+	waitHeld(t, ts, "after the peers read everything", waitFor, func(h float64) bool { return h == 0 })
 }

@@ -85,7 +85,7 @@ func TestHTTPSAndWSS(t *testing.T) {
 	}
 	later := time.Now().Add(time.Minute)
 	_ = os.Chtimes(cp, later, later)
-	waitUntilServer(t, "the renewed certificate served", func() bool { return served().Equal(second.Leaf) })
+	eventually(t, "the renewed certificate served", func() bool { return served().Equal(second.Leaf) })
 	relay("after renewal")
 
 	// Plain HTTP to the TLS port: Go's answer is a 400; garbage: the connection is closed.
