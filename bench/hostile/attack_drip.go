@@ -117,16 +117,7 @@ func attackWSDrip(ctx context.Context, env *attackEnv) error {
 	env.logf("opened: %s in %.1fs; dripping", opens, time.Since(start).Seconds())
 	dripCtx, stopDrip := context.WithTimeout(hctx, env.hold)
 	defer stopDrip()
-	var written int64
-	dripped := make(chan struct{})
-	go func() {
-		defer close(dripped)
-		written = dripWorkers(dripCtx, slots, 50*time.Millisecond, []byte{'x'})
-	}()
-	_ = sleepCtx(dripCtx, 2*time.Second)
-	env.res.int("live_at_peak", live.Load())
-	env.peak(ctx)
-	<-dripped
+	written := dripAndSample(ctx, dripCtx, env, slots, 50*time.Millisecond, &live)
 	env.res.add("opens", opens.String())
 	env.res.int("live_at_end", live.Load())
 	env.res.add("cut", cuts.String())
@@ -208,16 +199,7 @@ func attackHTTPDrip(ctx context.Context, env *attackEnv) error {
 		}()
 	})
 	env.logf("requests: %s in %.1fs; dripping until %s after the start", opens, time.Since(start).Seconds(), env.hold)
-	var written int64
-	dripped := make(chan struct{})
-	go func() {
-		defer close(dripped)
-		written = dripWorkers(hctx, slots, 5*time.Second, []byte{'x'})
-	}()
-	_ = sleepCtx(hctx, 2*time.Second)
-	env.res.int("live_at_peak", live.Load())
-	env.peak(ctx)
-	<-dripped
+	written := dripAndSample(ctx, hctx, env, slots, 5*time.Second, &live)
 	cuts.stop()
 	env.res.add("opens", opens.String())
 	env.res.int("live_at_end", live.Load())
@@ -232,4 +214,21 @@ func attackHTTPDrip(ctx context.Context, env *attackEnv) error {
 	}
 	readers.Wait()
 	return nil
+}
+
+// dripAndSample drips a byte into every slot each interval until dripCtx ends, records the
+// attack's peak (live connections, the server's sample) two seconds in, and returns the bytes
+// written.
+func dripAndSample(ctx, dripCtx context.Context, env *attackEnv, slots []*dripSlot, interval time.Duration, live *atomic.Int64) int64 {
+	var written int64
+	dripped := make(chan struct{})
+	go func() {
+		defer close(dripped)
+		written = dripWorkers(dripCtx, slots, interval, []byte{'x'})
+	}()
+	_ = sleepCtx(dripCtx, 2*time.Second)
+	env.res.int("live_at_peak", live.Load())
+	env.peak(ctx)
+	<-dripped
+	return written
 }
