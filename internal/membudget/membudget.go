@@ -242,20 +242,7 @@ func (a *Account) Add(delta int64) bool {
 		b.wake()
 		return false
 	}
-	a.held.Add(delta)
-	if !a.listed.Load() {
-		b.mu.Lock()
-		if !a.listed.Load() {
-			b.holders[a] = struct{}{}
-			a.listed.Store(true)
-		}
-		b.mu.Unlock()
-	}
-	for peak := b.peak.Load(); used > peak && !b.peak.CompareAndSwap(peak, used); peak = b.peak.Load() {
-	}
-	if used >= b.high { // Full from here: new connections are refused until it reclaims
-		b.wake()
-	}
+	a.charged(delta, used)
 	return true
 }
 
@@ -265,20 +252,27 @@ func (a *Account) Force(delta int64) {
 	if a == nil || delta == 0 {
 		return
 	}
-	used := a.b.used.Add(delta)
+	a.charged(delta, a.b.used.Add(delta))
+}
+
+// charged books delta (> 0 but for Force) on the account once the budget's total, now used,
+// took it: the account joins the reclaimer's list, the peak moves, and from nine tenths on the
+// reclaimer is woken (new connections are refused until it reclaims).
+func (a *Account) charged(delta, used int64) {
+	b := a.b
 	a.held.Add(delta)
 	if delta > 0 && !a.listed.Load() {
-		a.b.mu.Lock()
+		b.mu.Lock()
 		if !a.listed.Load() {
-			a.b.holders[a] = struct{}{}
+			b.holders[a] = struct{}{}
 			a.listed.Store(true)
 		}
-		a.b.mu.Unlock()
+		b.mu.Unlock()
 	}
-	for peak := a.b.peak.Load(); used > peak && !a.b.peak.CompareAndSwap(peak, used); peak = a.b.peak.Load() {
+	for peak := b.peak.Load(); used > peak && !b.peak.CompareAndSwap(peak, used); peak = b.peak.Load() {
 	}
-	if used >= a.b.high {
-		a.b.wake()
+	if used >= b.high {
+		b.wake()
 	}
 }
 
