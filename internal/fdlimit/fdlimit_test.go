@@ -240,9 +240,9 @@ func acceptErrorsChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var log testenv.Buffer
-	l := NewListener(inner, nil, slog.New(slog.NewTextHandler(&log, nil)), nil)
-	accepted := make(chan net.Conn, 64)
+	logged := &signalWriter{text: "out of file descriptors", seen: make(chan struct{})}
+	l := NewListener(inner, nil, slog.New(slog.NewTextHandler(logged, nil)), nil)
+	accepted := make(chan net.Conn, 4)
 	errc := make(chan error, 1)
 	go func() {
 		for {
@@ -254,37 +254,46 @@ func acceptErrorsChild(t *testing.T) {
 			accepted <- c
 		}
 	}()
-	// Fill the table from this side: each client takes one descriptor here and, once
-	// accepted, one more.
-	var clients []net.Conn
+	// The client's socket comes first; then the table is filled to the last descriptor
+	// with duplicates of stdin; then the client connects, which needs no descriptor, so
+	// its connection waits in the backlog with nothing left for accept to return it in.
+	client, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(client)
+	var filler []int
 	defer func() {
-		for _, c := range clients {
-			c.Close()
+		for _, fd := range filler {
+			unix.Close(fd)
 		}
 	}()
-	var held []net.Conn
-	for len(held)+len(clients) < 70 {
-		c, err := net.Dial("tcp", inner.Addr().String())
+	for {
+		fd, err := unix.FcntlInt(0, unix.F_DUPFD_CLOEXEC, 0)
 		if err != nil {
-			break // EMFILE on this side: the table is full
+			if !errors.Is(err, unix.EMFILE) {
+				t.Fatal(err)
+			}
+			break
 		}
-		clients = append(clients, c)
-		select {
-		case s := <-accepted:
-			held = append(held, s)
-		case <-time.After(300 * time.Millisecond): // accept is failing: the limit is reached
-		}
+		filler = append(filler, fd)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(log.String(), "out of file descriptors") {
-		if time.Now().After(deadline) {
-			t.Fatalf("no accept error logged; %d held, %d clients", len(held), len(clients))
-		}
-		time.Sleep(10 * time.Millisecond) // polling the log
+	addr := inner.Addr().(*net.TCPAddr)
+	sa := &unix.SockaddrInet4{Port: addr.Port}
+	copy(sa.Addr[:], addr.IP.To4())
+	if err := unix.Connect(client, sa); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-logged.seen:
+	case c := <-accepted:
+		t.Fatalf("accepted %v with the table full (%d fillers)", c.RemoteAddr(), len(filler))
+	case <-time.After(5 * time.Second):
+		t.Fatalf("no accept error logged; %d fillers; open: %s", len(filler), openDescriptors())
 	}
 	<-time.After(time.Second) // accept keeps failing meanwhile
-	if n := strings.Count(log.String(), "out of file descriptors"); n != 1 {
-		t.Fatalf("%d log lines in a second of accept errors:\n%s", n, log.String())
+	if n := strings.Count(logged.String(), "out of file descriptors"); n != 1 {
+		t.Fatalf("%d log lines in a second of accept errors:\n%s", n, logged.String())
 	}
 	l.mu.Lock()
 	errs := l.errs
@@ -293,40 +302,40 @@ func acceptErrorsChild(t *testing.T) {
 	if errs < 3 || errs > 20 {
 		t.Fatalf("%d accept errors counted since the line, want a handful (backoff)", errs)
 	}
-	t.Logf("%d held, %d more accept errors after the line; log: %s", len(held), errs, strings.TrimSpace(log.String()))
-	// Free descriptors: the connection waiting in the backlog is accepted. Half of them,
-	// so that a descriptor the runtime opens meanwhile cannot take the room.
-	freed := len(held) / 2
-	for _, c := range held[:freed] {
-		c.Close()
+	t.Logf("%d fillers, %d more accept errors after the line; log: %s", len(filler), errs, strings.TrimSpace(logged.String()))
+	// Free descriptors: the connection waiting in the backlog is accepted.
+	for _, fd := range filler[:8] {
+		unix.Close(fd)
 	}
+	filler = filler[8:]
 	select {
 	case c := <-accepted:
 		c.Close()
 	case err := <-errc:
 		t.Fatalf("Accept returned %v", err)
 	case <-time.After(10 * time.Second):
-		l.mu.Lock()
-		errs := l.errs
-		l.mu.Unlock()
-		t.Fatalf("waiting connection not accepted after %d descriptors were freed: %d held, %d clients, %d accept errors since the line; open: %s",
-			freed, len(held), len(clients), errs, openDescriptors())
+		t.Fatalf("waiting connection not accepted after 8 descriptors were freed; open: %s", openDescriptors())
 	}
 	l.Close()
 	if err := <-errc; !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("Accept after Close: %v", err)
 	}
-	for _, c := range held[freed:] {
-		c.Close()
+}
+
+// signalWriter is a log destination that closes seen the first time text is written.
+type signalWriter struct {
+	testenv.Buffer
+	text string
+	seen chan struct{}
+	once sync.Once
+}
+
+func (w *signalWriter) Write(p []byte) (int, error) {
+	n, err := w.Buffer.Write(p)
+	if strings.Contains(string(p), w.text) {
+		w.once.Do(func() { close(w.seen) })
 	}
-	for {
-		select {
-		case c := <-accepted:
-			c.Close()
-		default:
-			return
-		}
-	}
+	return n, err
 }
 
 // BenchmarkCount is the cost of one read of /proc/self/fd with b.N's process holding about
