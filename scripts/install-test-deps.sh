@@ -1,6 +1,7 @@
 #!/bin/sh
 # install-test-deps.sh installs what the browser, Socket.IO and real-NAT tests need: Debian's
-# chromium at /usr/bin/chromium (internal/browsertest); the official socket.io-client from npm
+# chromium at /usr/bin/chromium (internal/browsertest) and certutil from libnss3-tools (the
+# https test makes the browser trust a test CA through an NSS database); the official socket.io-client from npm
 # for the Socket.IO tests (internal/sioserver and the seed page in internal/browsertest; `npm ci`
 # in internal/sioserver/nodetest, versions pinned by its package-lock.json; needs node and npm);
 # jsonwebtoken for the Node example of docs/auth.md (docs/examples/mint-token); and iproute2 + nftables for the real-NAT test (internal/nattest, which also needs root to
@@ -32,11 +33,12 @@ fi
 
 missing=""
 [ -x /usr/bin/chromium ] || missing="$missing chromium"
+command -v certutil >/dev/null 2>&1 || missing="$missing libnss3-tools"
 command -v ip >/dev/null 2>&1 || missing="$missing iproute2"
 command -v nft >/dev/null 2>&1 || missing="$missing nftables"
 
 if [ -z "$missing" ]; then
-	echo "install-test-deps: chromium ($(/usr/bin/chromium --version 2>/dev/null || echo unknown version)), ip and nft present"
+	echo "install-test-deps: chromium ($(/usr/bin/chromium --version 2>/dev/null || echo unknown version)), certutil, ip and nft present"
 	exit 0
 fi
 

@@ -70,8 +70,9 @@ func requireChromium(t *testing.T) {
 }
 
 // startChromium launches headless Chromium with a fake camera and microphone, bounded by
-// timeout and stopped when the test ends, and returns its browser context.
-func startChromium(t *testing.T, timeout time.Duration) context.Context {
+// timeout and stopped when the test ends, and returns its browser context. extra adds to or
+// overrides the options (https_test.go: a HOME with its own certificate store, host mapping).
+func startChromium(t *testing.T, timeout time.Duration, extra ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	t.Cleanup(cancel)
@@ -92,6 +93,7 @@ func startChromium(t *testing.T, timeout time.Duration) context.Context {
 		// Replaces chromedp's own list, so repeat it: a second flag would override the first.
 		chromedp.Flag("disable-features", "Translate,BlinkGenPropertyTrees,WebRtcHideLocalIpsWithMdns"),
 	)
+	opts = append(opts, extra...)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
 	t.Cleanup(cancelAlloc)
 	browser, cancelBrowser := chromedp.NewContext(allocCtx)

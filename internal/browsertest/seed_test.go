@@ -120,16 +120,16 @@ window.framesDecoded = async () => {
 </script>
 </body></html>`
 
-// TestSeedClientThroughSocketIO: two pages running the seed's code on the official
-// socket.io-client bundle make a call through switchboard serve's /socket.io/; each page
-// decodes the other's video.
-func TestSeedClientThroughSocketIO(t *testing.T) {
-	requireChromium(t)
+// seedRoutes adds to mux the seed page at /seed.html and the socket.io-client bundle it loads
+// (and an empty favicon, so that the browser logs no 404); a missing bundle ends the test
+// through testenv.Missing.
+func seedRoutes(t *testing.T, mux *http.ServeMux) {
+	t.Helper()
 	bundle, err := os.ReadFile(sioBundle)
 	if err != nil {
 		testenv.Missing(t, "the socket.io-client bundle is missing ("+err.Error()+")", "run scripts/install-test-deps.sh")
 	}
-	mux := http.NewServeMux()
+	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
 	mux.HandleFunc("GET /socket.io.min.js", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/javascript")
 		_, _ = w.Write(bundle)
@@ -138,6 +138,15 @@ func TestSeedClientThroughSocketIO(t *testing.T) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		_, _ = w.Write([]byte(seedPage))
 	})
+}
+
+// TestSeedClientThroughSocketIO: two pages running the seed's code on the official
+// socket.io-client bundle make a call through switchboard serve's /socket.io/; each page
+// decodes the other's video.
+func TestSeedClientThroughSocketIO(t *testing.T) {
+	requireChromium(t)
+	mux := http.NewServeMux()
+	seedRoutes(t, mux)
 	pages := httptest.NewServer(mux)
 	t.Cleanup(pages.Close)
 	base := testserver.Start(t, func(c *config.Config) {
