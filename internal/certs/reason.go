@@ -15,9 +15,14 @@ import (
 func Reason(err error) string {
 	var p acme.Problem
 	if errors.As(err, &p) {
-		t := p.Type
+		t, detail := p.Type, p.Detail
 		if len(p.Subproblems) > 0 && p.Subproblems[0].Type != "" {
-			t = p.Subproblems[0].Type
+			t, detail = p.Subproblems[0].Type, p.Subproblems[0].Detail
+		}
+		// CAs report a name that does not resolve as dns (Let's Encrypt: "DNS problem:
+		// NXDOMAIN ...") or, Pebble, as connection or malformed ("could not resolve").
+		if d := strings.ToLower(detail); strings.Contains(d, "resolve") || strings.Contains(d, "dns problem") || strings.Contains(d, "nxdomain") {
+			t = acme.ProblemTypeDNS
 		}
 		switch strings.TrimPrefix(t, acme.ProblemTypeNamespace) {
 		case "connection":
