@@ -320,7 +320,9 @@ func (m *ACME) Expiries() []Expiry {
 	return out
 }
 
-func validAt(c *x509.Certificate, t time.Time) bool { return t.After(c.NotBefore) && t.Before(c.NotAfter) }
+func validAt(c *x509.Certificate, t time.Time) bool {
+	return t.After(c.NotBefore) && t.Before(c.NotAfter)
+}
 
 // Failures returns, for each domain, how many attempts to obtain or renew its certificate
 // failed, and when the last one did.
