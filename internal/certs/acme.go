@@ -58,11 +58,12 @@ type ACME struct {
 	issuer  *certmagic.ACMEIssuer
 	alpn    bool
 
-	off       atomic.Bool // set by Stop: events and certmagic's lines are no longer logged
-	cancel    context.CancelFunc
-	stopped   chan struct{}
-	stopOnce  sync.Once
-	startOnce sync.Once
+	off     atomic.Bool // set by Stop: events and certmagic's lines are no longer logged
+	stopped chan struct{}
+	runMu   sync.Mutex // guards cancel and the start and stop of the management
+	cancel  context.CancelFunc
+	running bool // started and not stopped
+	ended   bool // stopped
 
 	mu       sync.Mutex
 	failures map[string]*Failure // by domain, one per configured domain
@@ -184,28 +185,36 @@ func listenHostPorts(httpAddr, tlsAddr net.Addr) (host string, httpPort, tlsPort
 // due, missing ones are obtained, all in the background (Start does not wait for the CA).
 // Failures are retried with backoff. Work stops when ctx ends or Stop is called.
 func (m *ACME) Start(ctx context.Context) {
-	m.startOnce.Do(func() {
-		ctx, m.cancel = context.WithCancel(ctx)
-		m.log.Info("ACME: managing certificates", "domains", strings.Join(m.domains, ","), "ca", m.ca, "storage", m.storage.Path)
-		if err := m.magic.ManageAsync(ctx, m.domains); err != nil {
-			m.log.Error("ACME: cannot start managing the certificates", "err", err)
-		}
-	})
+	m.runMu.Lock()
+	defer m.runMu.Unlock()
+	if m.running || m.ended {
+		return
+	}
+	m.running = true
+	ctx, m.cancel = context.WithCancel(ctx)
+	m.log.Info("ACME: managing certificates", "domains", strings.Join(m.domains, ","), "ca", m.ca, "storage", m.storage.Path)
+	if err := m.magic.ManageAsync(ctx, m.domains); err != nil {
+		m.log.Error("ACME: cannot start managing the certificates", "err", err)
+	}
 }
 
 // Stop ends the management: retries and renewals stop, nothing is logged or written to the
 // storage after it returns (certmagic's goroutines that were asking the CA end on their own
 // shortly after, refused by the storage).
 func (m *ACME) Stop() {
-	m.stopOnce.Do(func() {
-		m.off.Store(true)
-		if m.cancel != nil {
-			m.cancel()
-		}
-		close(m.stopped)
-		m.cache.Stop()
-		m.storage.stop()
-	})
+	m.runMu.Lock()
+	defer m.runMu.Unlock()
+	if m.ended {
+		return
+	}
+	m.ended, m.running = true, false
+	m.off.Store(true)
+	if m.cancel != nil {
+		m.cancel()
+	}
+	close(m.stopped)
+	m.cache.Stop()
+	m.storage.stop()
 }
 
 // Domains returns the managed names, the first being the default one.

@@ -32,6 +32,7 @@ type acmeServer struct {
 	ca       *pebbletest.CA
 	port     int    // the TLS listener's port (TLS-ALPN-01 is checked there)
 	httpAddr string // --acme-http-listen's address; "" when off
+	storage  string // --acme-storage
 	logs     *testenv.Buffer
 	hc       *http.Client // HTTPS: *.switchboard.test is 127.0.0.1, the CA's root trusted
 }
@@ -56,12 +57,12 @@ func startACME(t *testing.T, o acmeOptions) *acmeServer {
 	if o.beforeStart != nil {
 		o.beforeStart(s.ca)
 	}
-	storage := t.TempDir() // removed after the server stopped (cleanups run last first)
+	s.storage = t.TempDir() // removed after the server stopped (cleanups run last first)
 	s.testServer = startServerLogs(t, s.logs, func(c *config.Config) {
 		c.Listen = "127.0.0.1:" + strconv.Itoa(s.port)
 		c.MetricsListen = "127.0.0.1:0"
 		c.ACMEDomains = o.domains
-		c.ACMECA, c.ACMECARoot, c.ACMEStorage = s.ca.Directory, s.ca.RootsFile, storage
+		c.ACMECA, c.ACMECARoot, c.ACMEStorage = s.ca.Directory, s.ca.RootsFile, s.storage
 		c.ACMEHTTPListen, c.ACMETLSALPN = "off", o.tlsALPN
 		if o.http01 {
 			c.ACMEHTTPListen = s.httpAddr

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"crypto/x509"
 	"io"
 	"net"
 	"net/http"
@@ -10,7 +11,9 @@ import (
 	"testing"
 
 	"github.com/switchboard-rtc/switchboard/internal/certs/pebbletest"
+	"github.com/switchboard-rtc/switchboard/internal/config"
 	"github.com/switchboard-rtc/switchboard/internal/server"
+	"github.com/switchboard-rtc/switchboard/internal/testenv"
 )
 
 // TestACMETLSALPN (issue 13): with --acme-domains and only TLS-ALPN-01 (--acme-http-listen
@@ -199,5 +202,40 @@ func TestACMEFailures(t *testing.T) {
 	}
 	if st, _ := getFrom(t, s.hc, s.url(good, "/healthz")); st != http.StatusOK {
 		t.Errorf("https healthz after the failures: %d", st)
+	}
+}
+
+// TestACMERestart (issue 13): a restarted server serves the certificate kept in
+// --acme-storage at once, without the CA (which is gone).
+func TestACMERestart(t *testing.T) {
+	const name = "restart.switchboard.test"
+	s := startACME(t, acmeOptions{domains: []string{name}, tlsALPN: true})
+	first := s.waitServed(t, name)
+	s.stop()
+	err := <-s.done
+	s.done <- err // for the cleanup, which waits for it too
+	if err != nil {
+		t.Fatalf("first run: %v", err)
+	}
+	s.ca.Stop()
+
+	logs := new(testenv.Buffer)
+	again := startServerLogs(t, logs, func(c *config.Config) {
+		c.Listen = "127.0.0.1:0"
+		c.ACMEDomains = []string{name}
+		c.ACMECA, c.ACMECARoot, c.ACMEStorage = s.ca.Directory, s.ca.RootsFile, s.storage
+		c.ACMEHTTPListen = "off"
+	})
+	s.testServer, s.port = again, again.Addr().(*net.TCPAddr).Port
+	var leaf *x509.Certificate
+	eventually(t, "the stored certificate served", func() bool {
+		leaf, err = s.served(name)
+		return err == nil
+	})
+	if leaf.SerialNumber.Cmp(first.SerialNumber) != 0 {
+		t.Errorf("served %x, want the stored %x", leaf.SerialNumber, first.SerialNumber)
+	}
+	if l := logs.String(); strings.Contains(l, "ACME: asking the CA") || strings.Contains(l, "ACME: could not") {
+		t.Errorf("the CA was asked again:\n%s", l)
 	}
 }
