@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"strings"
 
 	"github.com/switchboard-rtc/switchboard/internal/certs"
 	"github.com/switchboard-rtc/switchboard/internal/config"
@@ -66,10 +67,11 @@ func openURL(cfg config.Config, addr net.Addr) string {
 		return scheme + "://" + addr.String() + "/"
 	}
 	if cfg.ACMEOn() { // the name the certificate is for
+		name := strings.ToLower(cfg.ACMEDomains[0])
 		if port == "443" {
-			return "https://" + cfg.ACMEDomains[0] + "/"
+			return "https://" + name + "/"
 		}
-		return "https://" + net.JoinHostPort(cfg.ACMEDomains[0], port) + "/"
+		return "https://" + net.JoinHostPort(name, port) + "/"
 	}
 	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() || ip.IsLoopback() {
 		host = "localhost"
