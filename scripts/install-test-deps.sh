@@ -4,7 +4,8 @@
 # https test makes the browser trust a test CA through an NSS database); the official socket.io-client from npm
 # for the Socket.IO tests (internal/sioserver and the seed page in internal/browsertest; `npm ci`
 # in internal/sioserver/nodetest, versions pinned by its package-lock.json; needs node and npm);
-# jsonwebtoken for the Node example of docs/auth.md (docs/examples/mint-token); and iproute2 + nftables for the real-NAT test (internal/nattest, which also needs root to
+# jsonwebtoken for the Node example of docs/auth.md (docs/examples/mint-token); the go.mod tools
+# pebble and pebble-challtestsrv for the ACME tests; and iproute2 + nftables for the real-NAT test (internal/nattest, which also needs root to
 # create network namespaces). Idempotent: installs only what is missing. The apt packages need
 # root (or sudo); ~48 s and ~480 MB on the first chromium install.
 set -eu
@@ -29,6 +30,17 @@ if [ -f "$mint/node_modules/jsonwebtoken/package.json" ]; then
 else
 	echo "install-test-deps: npm ci in $mint"
 	(cd "$mint" && npm ci --no-audit --no-fund)
+fi
+
+# The ACME tests (internal/server, internal/certs) run Pebble, Let's Encrypt's test CA, and
+# pebble-challtestsrv: go.mod tools (go get -tool), built into the Go build cache on first
+# use. Build them now, so the tests do not (minutes with a cold cache on 2 cores).
+if command -v go >/dev/null 2>&1; then
+	(cd "$repo" && go tool -n pebble >/dev/null && go tool -n pebble-challtestsrv >/dev/null)
+	echo "install-test-deps: pebble and pebble-challtestsrv built (go tool)"
+else
+	echo "install-test-deps: go is missing: the ACME tests need it to build pebble" >&2
+	exit 1
 fi
 
 missing=""

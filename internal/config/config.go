@@ -140,6 +140,7 @@ func Default() Config {
 		ClientLimits:       DefaultClientLimits(),
 		Memory:             DefaultMemory(),
 		ClientRates:        DefaultClientRates(),
+		TLS:                TLS{ACME: DefaultACME()},
 		FDReserve:          64,
 	}
 }

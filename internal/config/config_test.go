@@ -323,7 +323,7 @@ func TestLoadHelp(t *testing.T) {
 	})
 	// Timeouts, ClientLimits, ClientRates and Memory are embedded fields with a flag per field
 	// of their own; + --config.
-	if want := reflect.TypeOf(Config{}).NumField() - 5 + reflect.TypeOf(TLS{}).NumField() + reflect.TypeOf(Timeouts{}).NumField() + reflect.TypeOf(ClientLimits{}).NumField() +
+	if want := reflect.TypeOf(Config{}).NumField() - 5 + reflect.TypeOf(TLS{}).NumField() - 1 + reflect.TypeOf(ACME{}).NumField() + reflect.TypeOf(Timeouts{}).NumField() + reflect.TypeOf(ClientLimits{}).NumField() +
 		reflect.TypeOf(ClientRates{}).NumField() + reflect.TypeOf(Memory{}).NumField() + 1; n != want {
 		t.Errorf("FlagSet has %d flags, want %d", n, want)
 	}

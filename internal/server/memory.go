@@ -45,9 +45,9 @@ func (r *budgetRunner) stop() {
 	<-r.done
 }
 
-// collectors are the metrics beside the stats: the memory budget's and TURN's.
+// collectors are the metrics beside the stats: the memory budget's, TURN's and TLS's.
 func (s *Server) collectors(st *stats.Stats) []prometheus.Collector {
-	return append([]prometheus.Collector{metrics.Memory(s.budget.b)}, s.turnMetrics(st)...)
+	return append(append([]prometheus.Collector{metrics.Memory(s.budget.b)}, s.turnMetrics(st)...), s.tls.collectors()...)
 }
 
 // kernelSendBuffer is what a client socket's kernel send buffer holds when full: twice

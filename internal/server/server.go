@@ -49,6 +49,7 @@ type Server struct {
 	budget         *budgetRunner  // the memory budget and its reclaimer (memory.go)
 
 	proxies *clientaddr.Proxies // --trusted-proxies; nil: none (clients.go)
+	tls     *tlsState           // nil without TLS (tls.go, acme.go)
 }
 
 // New builds a server from cfg and binds its listener, so Addr is known before Serve.
@@ -218,7 +219,7 @@ func build(cfg config.Config, log *slog.Logger, st *stats.Stats, b bus.Bus, fds 
 	}
 	warnIfOpen(log, keys, ln.Addr())
 	ln = fdlimit.NewListener(withSendBuffer(ln, cfg.SocketSendBuffer), fds, log, func() { st.RefusedDescriptors.Add(1) })
-	tlsLn, err := withTLS(ln, cfg, log)
+	tlsLn, tlsSt, err := withTLS(ln, cfg, log)
 	if err != nil {
 		_ = ln.Close()
 		_ = sio.Close()
@@ -227,8 +228,9 @@ func build(cfg config.Config, log *slog.Logger, st *stats.Stats, b bus.Bus, fds 
 		return nil, err
 	}
 	ln = tlsLn
-	s := &Server{cfg: cfg, log: log, hub: h, bus: b, ws: ws, sio: sio, ln: ln, turn: ts, verifier: verifier, fds: fds, budget: mem, proxies: proxies}
+	s := &Server{cfg: cfg, log: log, hub: h, bus: b, ws: ws, sio: sio, ln: ln, turn: ts, verifier: verifier, fds: fds, budget: mem, proxies: proxies, tls: tlsSt}
 	hc := newHTTPConns(cfg.HTTPConnsPerClient, cfg.Clients(), proxies, st)
+	tlsSt.servePlain(cfg, log, st, fds, hc, ln.Addr().(*net.TCPAddr).Port)
 	s.http = &http.Server{
 		Handler:           hc.handler(s.edges(bodyDeadline(cfg.ReadTimeout, st, s.routes(st)))),
 		ConnContext:       hc.connContext,
@@ -237,8 +239,10 @@ func build(cfg config.Config, log *slog.Logger, st *stats.Stats, b bus.Bus, fds 
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		ConnState:         chainConnState(connState(fds), hc.connState),
+		TLSNextProto:      tlsNextProto(), // acme-tls/1: closed after the handshake (acme.go)
 	}
 	if s.metrics, err = listenMetrics(cfg.MetricsListen, s.metricsHandler); err != nil {
+		tlsSt.stop(context.Background())
 		_ = ln.Close()
 		_ = sio.Close()
 		_ = ws.Close()
@@ -335,9 +339,11 @@ func (s *Server) Run(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() { errc <- s.http.Serve(s.ln) }()
 	s.metrics.start(s)
+	s.tls.start(ctx, s.log) // the first certificates are obtained in the background
 	s.log.Info("switchboard serving: open "+openURL(s.cfg, s.ln.Addr()), "addr", s.ln.Addr().String(), "tls", s.cfg.TLSOn())
 	select {
 	case err := <-errc:
+		s.tls.stop(context.Background())
 		_ = s.sio.Close()
 		_ = s.ws.Close()
 		_ = s.bus.Close()
@@ -364,6 +370,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	// Socket.IO first: its long-polling GETs would hold http.Shutdown until ctx ends.
 	_ = s.sio.Shutdown(ctx)
 	herr := s.http.Shutdown(ctx)
+	s.tls.stop(ctx)
 	werr := s.ws.Shutdown(ctx)
 	// Joins still waiting on the cluster end before the bus goes (each is bounded by the bus's
 	// request timeout); a presence they admit leaves at once, its connection being gone.

@@ -6,22 +6,30 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"strings"
 
 	"github.com/switchboard-rtc/switchboard/internal/certs"
 	"github.com/switchboard-rtc/switchboard/internal/config"
 	"github.com/switchboard-rtc/switchboard/internal/wsserver"
 )
 
-// withTLS wraps ln in TLS when cfg asks for it (--tls-cert/--tls-key, --tls-self-signed),
-// in the form wsserver's event loops can take over after an upgrade.
-func withTLS(ln net.Listener, cfg config.Config, log *slog.Logger) (net.Listener, error) {
+// withTLS wraps ln in TLS when cfg asks for it (--tls-cert/--tls-key, --tls-self-signed,
+// --acme-domains), in the form wsserver's event loops can take over after an upgrade; the
+// state is nil without TLS (acme.go).
+func withTLS(ln net.Listener, cfg config.Config, log *slog.Logger) (net.Listener, *tlsState, error) {
 	switch {
+	case cfg.ACMEOn():
+		st, err := newACME(ln, cfg, log)
+		if err != nil {
+			return nil, nil, err
+		}
+		return wsserver.TLSListener(ln, st.acme.TLSConfig()), st, nil
 	case cfg.TLSCert != "":
 		f, err := certs.LoadFiles(cfg.TLSCert, cfg.TLSKey, log)
 		if err != nil {
-			return nil, fmt.Errorf("server: TLS: %w", err)
+			return nil, nil, fmt.Errorf("server: TLS: %w", err)
 		}
-		return wsserver.TLSListener(ln, certs.ServerConfig(f.GetCertificate)), nil
+		return wsserver.TLSListener(ln, certs.ServerConfig(f.GetCertificate)), &tlsState{expiries: f.Expiries}, nil
 	case cfg.TLSSelfSigned:
 		var hosts []string
 		if cfg.PublicURL != "" {
@@ -34,13 +42,14 @@ func withTLS(ln net.Listener, cfg config.Config, log *slog.Logger) (net.Listener
 		}
 		c, err := certs.SelfSigned(hosts)
 		if err != nil {
-			return nil, fmt.Errorf("server: TLS: %w", err)
+			return nil, nil, fmt.Errorf("server: TLS: %w", err)
 		}
 		log.Warn("serving a self-signed certificate: browsers will warn; compare this fingerprint with the one they show",
 			"sha256", certs.Fingerprint(c))
-		return wsserver.TLSListener(ln, certs.ServerConfig(func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return c, nil })), nil
+		return wsserver.TLSListener(ln, certs.ServerConfig(func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return c, nil })),
+			&tlsState{expiries: func() []certs.Expiry { return certs.ExpiriesOf(c) }}, nil
 	}
-	return ln, nil
+	return ln, nil, nil
 }
 
 // openURL is the address a person opens: https or http, with localhost for a listener on
@@ -56,6 +65,13 @@ func openURL(cfg config.Config, addr net.Addr) string {
 	host, port, err := net.SplitHostPort(addr.String())
 	if err != nil {
 		return scheme + "://" + addr.String() + "/"
+	}
+	if cfg.ACMEOn() { // the name the certificate is for
+		name := strings.ToLower(cfg.ACMEDomains[0])
+		if port == "443" {
+			return "https://" + name + "/"
+		}
+		return "https://" + net.JoinHostPort(name, port) + "/"
 	}
 	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() || ip.IsLoopback() {
 		host = "localhost"
