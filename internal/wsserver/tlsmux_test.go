@@ -71,7 +71,9 @@ func startShared(t *testing.T, mod func(*ShareConfig)) *sharedPort {
 	})
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ConnContext: ConnTLSContext}
 	done := make(chan error, 1)
-	go func() { done <- hs.Serve(SharedTLSListener(inner, &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"http/1.1"}}, sc)) }()
+	go func() {
+		done <- hs.Serve(SharedTLSListener(inner, &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"http/1.1"}}, sc))
+	}()
 	t.Cleanup(func() {
 		_ = s.Close()
 		_ = hs.Close()
