@@ -9,19 +9,19 @@ import (
 
 	"github.com/switchboard-rtc/switchboard/internal/certs"
 	"github.com/switchboard-rtc/switchboard/internal/config"
-	"github.com/switchboard-rtc/switchboard/internal/wsserver"
 )
 
-// withTLS wraps ln in TLS when cfg asks for it (--tls-cert/--tls-key, --tls-self-signed),
-// in the form wsserver's event loops can take over after an upgrade.
-func withTLS(ln net.Listener, cfg config.Config, log *slog.Logger) (net.Listener, error) {
+// withTLS wraps ln in TLS with wrap when cfg asks for it (--tls-cert/--tls-key,
+// --tls-self-signed), in the form wsserver's event loops can take over after an upgrade
+// (turnTLS: and TURN over TLS with the same certificate).
+func withTLS(ln net.Listener, cfg config.Config, log *slog.Logger, wrap tlsWrapper) (net.Listener, error) {
 	switch {
 	case cfg.TLSCert != "":
 		f, err := certs.LoadFiles(cfg.TLSCert, cfg.TLSKey, log)
 		if err != nil {
 			return nil, fmt.Errorf("server: TLS: %w", err)
 		}
-		return wsserver.TLSListener(ln, certs.ServerConfig(f.GetCertificate)), nil
+		return wrap(ln, certs.ServerConfig(f.GetCertificate))
 	case cfg.TLSSelfSigned:
 		var hosts []string
 		if cfg.PublicURL != "" {
@@ -38,7 +38,7 @@ func withTLS(ln net.Listener, cfg config.Config, log *slog.Logger) (net.Listener
 		}
 		log.Warn("serving a self-signed certificate: browsers will warn; compare this fingerprint with the one they show",
 			"sha256", certs.Fingerprint(c))
-		return wsserver.TLSListener(ln, certs.ServerConfig(func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return c, nil })), nil
+		return wrap(ln, certs.ServerConfig(func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return c, nil }))
 	}
 	return ln, nil
 }
