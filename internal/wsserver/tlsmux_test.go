@@ -299,3 +299,49 @@ func waitConn(t *testing.T, ch chan net.Conn) net.Conn {
 	}
 	return nil
 }
+
+// BenchmarkTLSHandshakes: a new TLS connection (ECDSA P-256, ALPN http/1.1 as browsers offer
+// it) and one HTTP request on it, on TLSListener (the handshake inside net/http) against
+// SharedTLSListener (the handshake on a goroutine of its own first), in one run.
+//
+//	go test -run '^$' -bench TLSHandshakes -benchtime 2000x ./internal/wsserver/
+func BenchmarkTLSHandshakes(b *testing.B) {
+	for _, shared := range []bool{false, true} {
+		name := map[bool]string{false: "net-http", true: "shared"}[shared]
+		b.Run(name, func(b *testing.B) {
+			cert, pool := testCert(b)
+			inner, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			cfg := &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"http/1.1"}}
+			ln := TLSListener(inner, cfg)
+			if shared {
+				ln = SharedTLSListener(inner, cfg, ShareConfig{STUN: func(c net.Conn) { _ = c.Close() }, Logger: discardLogger()})
+			}
+			hs := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				_, _ = io.WriteString(w, "ok")
+			})}
+			done := make(chan struct{})
+			go func() { defer close(done); _ = hs.Serve(ln) }()
+			defer func() { _ = hs.Close(); <-done }()
+			tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, NextProtos: []string{"http/1.1"}}, DisableKeepAlives: true}
+			defer tr.CloseIdleConnections()
+			hc := &http.Client{Transport: tr}
+			url := "https://" + inner.Addr().String() + "/"
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					resp, err := hc.Get(url)
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "handshakes/s")
+		})
+	}
+}
