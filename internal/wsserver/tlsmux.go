@@ -58,6 +58,9 @@ type ShareConfig struct {
 }
 
 func (c *ShareConfig) setDefaults() {
+	if c.STUN == nil {
+		c.STUN = func(conn net.Conn) { _ = conn.Close() }
+	}
 	if c.HandshakeTimeout <= 0 {
 		c.HandshakeTimeout = DefaultHandshakeTimeout
 	}
