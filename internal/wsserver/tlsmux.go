@@ -32,7 +32,8 @@ const (
 type ShareConfig struct {
 	// STUN receives every connection whose client negotiated ALPN "stun.turn" or, without
 	// ALPN, sent a STUN message first; the bytes read to tell are read again from it. It owns
-	// the connection from then on and must not block long (hand it to an accept loop).
+	// the connection from then on and must not block long (hand it to an accept loop). Nil
+	// closes them.
 	STUN func(net.Conn)
 	// HandshakeTimeout bounds the TLS handshake and, without ALPN, the first bytes after it
 	// (default 10 s; the server passes --header-timeout).
