@@ -55,8 +55,11 @@ type Config struct {
 	NATSNodeTimeout time.Duration `yaml:"nats-node-timeout"`
 	// The embedded STUN/TURN server (docs/turn.md). Each welcome carries its URLs with
 	// credentials minted for that peer, after ICEServers.
-	TURN               bool          `yaml:"turn"`
-	TURNListen         string        `yaml:"turn-listen"`
+	TURN       bool   `yaml:"turn"`
+	TURNListen string `yaml:"turn-listen"`
+	// TURNTLSListen is where TURN over TLS (turns: URLs) listens with the HTTPS certificate:
+	// empty shares the HTTPS port (turntls.go), "off" turns it off.
+	TURNTLSListen      string        `yaml:"turn-tls-listen"`
 	TURNPublicIP       string        `yaml:"turn-public-ip"`
 	TURNMinPort        int           `yaml:"turn-min-port"`
 	TURNMaxPort        int           `yaml:"turn-max-port"`
@@ -223,6 +226,7 @@ func (c *Config) validateTURN() []error {
 	if _, _, err := net.SplitHostPort(c.TURNListen); err != nil {
 		errs = append(errs, fmt.Errorf("turn-listen %q: want host:port: %w", c.TURNListen, err))
 	}
+	errs = append(errs, c.validateTURNTLS()...)
 	if c.TURNPublicIP != "" {
 		if _, err := netip.ParseAddr(c.TURNPublicIP); err != nil {
 			errs = append(errs, fmt.Errorf("turn-public-ip %q: %w", c.TURNPublicIP, err))
@@ -370,6 +374,7 @@ func FlagSet(c *Config, configPath *string) *flag.FlagSet {
 	fs.DurationVar(&c.NATSNodeTimeout, "nats-node-timeout", c.NATSNodeTimeout, "cluster: a node silent this long is dropped and its peers reported peer-left")
 	fs.BoolVar(&c.TURN, "turn", c.TURN, "run the embedded STUN/TURN server and hand peers credentials for it (docs/turn.md)")
 	fs.StringVar(&c.TURNListen, "turn-listen", c.TURNListen, "STUN/TURN listen address, UDP and TCP (port 0: any free port)")
+	fs.StringVar(&c.TURNTLSListen, "turn-tls-listen", c.TURNTLSListen, "with TLS on, where TURN over TLS (turns: URLs) listens: empty shares the HTTPS port (STUN told from HTTP after the handshake), host:port a port of its own, off none")
 	fs.StringVar(&c.TURNPublicIP, "turn-public-ip", c.TURNPublicIP, "address peers reach TURN at, in URLs and relay candidates (empty: the listen host, else the first non-loopback IPv4 address)")
 	fs.IntVar(&c.TURNMinPort, "turn-min-port", c.TURNMinPort, "lowest relay port")
 	fs.IntVar(&c.TURNMaxPort, "turn-max-port", c.TURNMaxPort, "highest relay port")

@@ -16,7 +16,8 @@ var (
 		"client-sessions (an Engine.IO handshake from a client holding --sio-sessions-per-client, 429), "+
 		"client-connections (a WebSocket upgrade from a client holding --conns-per-client, 429), "+
 		"client-http (a request on an HTTP connection past --http-conns-per-client, 429), "+
-		"memory (nine tenths of --memory-budget held: upgrade or Engine.IO handshake answered 503).", "reason")
+		"memory (nine tenths of --memory-budget held: upgrade or Engine.IO handshake answered 503), "+
+		"tls-handshakes (a connection to a port HTTPS shares with TURN from a client with --http-conns-per-client TLS handshakes under way, or when 4096 are, closed at accept).", "reason")
 )
 
 // edgesCollector exposes the counters of the limits on a connection's edges (docs/limits.md).
@@ -41,4 +42,5 @@ func (c edgesCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descConnsRefused, prometheus.CounterValue, float64(c.st.RefusedClientConns.Load()), "client-connections")
 	ch <- prometheus.MustNewConstMetric(descConnsRefused, prometheus.CounterValue, float64(c.st.RefusedMemory.Load()), "memory")
 	ch <- prometheus.MustNewConstMetric(descConnsRefused, prometheus.CounterValue, float64(c.st.RefusedClientHTTP.Load()), "client-http")
+	ch <- prometheus.MustNewConstMetric(descConnsRefused, prometheus.CounterValue, float64(c.st.RefusedTLSHandshakes.Load()), "tls-handshakes")
 }

@@ -28,6 +28,12 @@ const (
 	envRoom   = "SWITCHBOARD_NATTEST_ROOM"
 )
 
+// The server's address in pub for plain HTTP (nattls_test.go has the TLS one).
+const (
+	plainListen = "203.0.113.1:8080"
+	plainURL    = "http://" + plainListen
+)
+
 func TestMain(m *testing.M) {
 	if role := os.Getenv(envPeer); role != "" {
 		if err := runPeer(role, os.Getenv(envServer), os.Getenv(envRoom)); err != nil {
@@ -47,6 +53,10 @@ type pairReport struct {
 	Remote     string `json:"remote"`
 	RemoteAddr string `json:"remoteAddr"`
 	Connect    string `json:"connect"`
+	// LocalRelay is how the local candidate reaches its relay (udp, tcp, tls), from the stats.
+	LocalRelay string `json:"localRelay,omitempty"`
+	// Healthz is the status of GET /healthz on the server, made during the call by "offer".
+	Healthz int `json:"healthz,omitempty"`
 }
 
 // runPeer joins room; the "offer" peer opens a channel, sends a ping and waits for the echo;
@@ -98,7 +108,7 @@ func runPeer(role, server, room string) error {
 	if err != nil {
 		return fmt.Errorf("dial: %w", err)
 	}
-	defer c.Close()
+	defer closeWithin(c, time.Second)
 	var p *sdk.Peer
 	select {
 	case p = <-peerc:
@@ -114,11 +124,16 @@ func runPeer(role, server, room string) error {
 	if err != nil || pair == nil {
 		return fmt.Errorf("selected pair: %v", err)
 	}
-	b, _ := json.Marshal(pairReport{
+	rep := pairReport{
 		Role: role, Local: pair.Local.Typ.String(), LocalAddr: fmt.Sprintf("%s:%d", pair.Local.Address, pair.Local.Port),
 		Remote: pair.Remote.Typ.String(), RemoteAddr: fmt.Sprintf("%s:%d", pair.Remote.Address, pair.Remote.Port),
-		Connect: time.Since(start).Round(time.Millisecond).String(),
-	})
+		Connect:    time.Since(start).Round(time.Millisecond).String(),
+		LocalRelay: localRelay(p.PeerConnection()),
+	}
+	if role == "offer" {
+		rep.Healthz = healthz(ctx, server)
+	}
+	b, _ := json.Marshal(rep)
 	fmt.Println(string(b))
 	if role == "echo" {
 		select { // stay until the offerer has its echo and leaves
@@ -127,6 +142,23 @@ func runPeer(role, server, room string) error {
 		}
 	}
 	return nil
+}
+
+// closeWithin closes c, or gives up after d: Pion's ICE agent waits for its relay gathering
+// to end, and a TURN-over-TCP dial to a server whose packets a firewall drops (TCP 3478 in
+// only443) goes on for the kernel's connect timeout, about two minutes. The leave is sent
+// first, so the other peer learns at once that this one is gone.
+func closeWithin(c *sdk.Client, d time.Duration) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = c.Close()
+	}()
+	select {
+	case <-done:
+	case <-time.After(d):
+		fmt.Fprintln(os.Stderr, "nattest peer: Close did not finish within", d)
+	}
 }
 
 // requireNetns skips (fails under CI=true) unless namespaces, veth and a NAT tool work here.
@@ -166,6 +198,10 @@ type topo struct {
 	id   string
 	nat  string
 	list []string
+	// How peers reach the server: its URL, and what the peer processes get in their
+	// environment besides (the CA file they trust).
+	url string
+	env []string
 }
 
 func (tp *topo) ns(name string) string { return "sb" + tp.id + name }
@@ -236,7 +272,7 @@ func (tp *topo) masquerade(ns, wan string, random bool) {
 // 203.0.113.0/24 (TEST-NET-3) plays the internet; the server runs in pub on 203.0.113.1.
 func newTopo(t *testing.T, nat string, random bool) *topo {
 	t.Helper()
-	tp := &topo{t: t, id: fmt.Sprintf("%d%d", os.Getpid()%100000, topoSeq.Add(1)), nat: nat}
+	tp := &topo{t: t, id: fmt.Sprintf("%d%d", os.Getpid()%100000, topoSeq.Add(1)), nat: nat, url: plainURL}
 	t.Cleanup(func() {
 		for _, n := range tp.list {
 			_ = exec.Command("ip", "netns", "del", n).Run() // removes its veths too
@@ -287,17 +323,22 @@ func buildSwitchboard(t *testing.T) string {
 	return bin
 }
 
-// startServer runs `switchboard serve` in pub and returns when its TURN server is up.
-func (tp *topo) startServer(bin string) {
+// startServer runs `switchboard serve` in pub and returns when its TURN server is up; flags
+// replace the plain HTTP listener (--listen and what goes with it).
+func (tp *topo) startServer(bin string, flags ...string) {
 	t := tp.t
 	t.Helper()
+	if len(flags) == 0 {
+		flags = []string{"--listen", plainListen}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", tp.ns("pub"), bin, "serve",
-		"--listen", "203.0.113.1:8080", "--log-format", "json",
+	args := append([]string{"netns", "exec", tp.ns("pub"), bin, "serve", "--log-format", "json",
 		// A specific address: pub has several, and a socket on 0.0.0.0 would answer
 		// peer2 from 203.0.113.5, which its NAT drops (docs/turn.md, multi-homed hosts).
 		"--turn-listen", "203.0.113.1:3478", "--turn-public-ip", "203.0.113.1",
-		"--turn-allow-peer", "203.0.113.0/24") // TEST-NET-3 plays the internet here
+		"--turn-allow-peer", "203.0.113.0/24"}, // TEST-NET-3 plays the internet here
+		flags...)
+	cmd := exec.CommandContext(ctx, "ip", args...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -354,7 +395,7 @@ func (tp *topo) runPeers() map[string]pairReport {
 	results := make(chan result, 2)
 	for ns, role := range map[string]string{"peer1": "offer", "peer2": "echo"} {
 		cmd := exec.CommandContext(ctx, "ip", "netns", "exec", tp.ns(ns), exe, "-test.run=^$")
-		cmd.Env = append(os.Environ(), envPeer+"="+role, envServer+"=http://203.0.113.1:8080", envRoom+"=nat-"+tp.id)
+		cmd.Env = append(append(os.Environ(), tp.env...), envPeer+"="+role, envServer+"="+tp.url, envRoom+"=nat-"+tp.id)
 		var stderr strings.Builder
 		cmd.Stderr = &stderr
 		go func() {
@@ -383,7 +424,7 @@ func (tp *topo) runPeers() map[string]pairReport {
 			t.Fatalf("peer %s printed no pair: %q", r.role, r.out)
 		}
 		reports[r.role] = rep
-		t.Logf("%-5s selected pair: local %-5s %-21s remote %-5s %-21s (data after %s)", rep.Role, rep.Local, rep.LocalAddr, rep.Remote, rep.RemoteAddr, rep.Connect)
+		t.Logf("%-5s selected pair: local %-5s %-21s remote %-5s %-21s (data after %s; relay over %q)", rep.Role, rep.Local, rep.LocalAddr, rep.Remote, rep.RemoteAddr, rep.Connect, rep.LocalRelay)
 	}
 	return reports
 }
@@ -392,7 +433,8 @@ func (tp *topo) runPeers() map[string]pairReport {
 // third. Behind port-preserving masquerade they connect directly through server-reflexive
 // (or peer-reflexive) candidates; behind port-randomizing masquerade on both sides, where
 // hole punching cannot work, they connect only through the embedded TURN relay; with UDP
-// blocked behind one NAT, that peer connects through TURN over TCP.
+// blocked behind one NAT, that peer connects through TURN over TCP; with only TCP 443 open
+// behind one NAT, through TURN over TLS on the HTTPS port (nattls_test.go).
 func TestRealNAT(t *testing.T) {
 	nat := requireNetns(t)
 	bin := buildSwitchboard(t)
@@ -427,4 +469,5 @@ func TestRealNAT(t *testing.T) {
 			t.Errorf("peer 1 (UDP blocked): local %s, want its TURN-over-TCP relay", r.Local)
 		}
 	})
+	t.Run("only TCP 443 behind NAT 1", func(t *testing.T) { only443(t, nat, bin) })
 }

@@ -15,6 +15,7 @@ import (
 // probes that address the server by IP.
 func (s *Server) edges(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r = withConnTLS(r) // turntls.go
 		switch r.URL.Path {
 		case "/healthz", "/readyz":
 		default:

@@ -219,7 +219,7 @@ func build(cfg config.Config, log *slog.Logger, st *stats.Stats, b bus.Bus, fds 
 	}
 	warnIfOpen(log, keys, ln.Addr())
 	ln = fdlimit.NewListener(withSendBuffer(ln, cfg.SocketSendBuffer), fds, log, func() { st.RefusedDescriptors.Add(1) })
-	tlsLn, tlsSt, err := withTLS(ln, cfg, log)
+	tlsLn, tlsSt, err := withTLS(ln, cfg, log, turnTLS(cfg, ts, st, proxies, fds, log))
 	if err != nil {
 		_ = ln.Close()
 		_ = sio.Close()
@@ -233,7 +233,7 @@ func build(cfg config.Config, log *slog.Logger, st *stats.Stats, b bus.Bus, fds 
 	tlsSt.servePlain(cfg, log, st, fds, hc, ln.Addr().(*net.TCPAddr).Port)
 	s.http = &http.Server{
 		Handler:           hc.handler(s.edges(bodyDeadline(cfg.ReadTimeout, st, s.routes(st)))),
-		ConnContext:       hc.connContext,
+		ConnContext:       connTLSContext(hc.connContext),
 		ReadHeaderTimeout: cfg.HeaderTimeout,
 		IdleTimeout:       60 * time.Second,
 		MaxHeaderBytes:    16 << 10,

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"log/slog"
@@ -10,26 +11,32 @@ import (
 
 	"github.com/switchboard-rtc/switchboard/internal/certs"
 	"github.com/switchboard-rtc/switchboard/internal/config"
-	"github.com/switchboard-rtc/switchboard/internal/wsserver"
 )
 
-// withTLS wraps ln in TLS when cfg asks for it (--tls-cert/--tls-key, --tls-self-signed,
-// --acme-domains), in the form wsserver's event loops can take over after an upgrade; the
-// state is nil without TLS (acme.go).
-func withTLS(ln net.Listener, cfg config.Config, log *slog.Logger) (net.Listener, *tlsState, error) {
+// withTLS wraps ln in TLS with wrap when cfg asks for it (--tls-cert/--tls-key,
+// --tls-self-signed, --acme-domains), in the form wsserver's event loops can take over after
+// an upgrade (turnTLS: and TURN over TLS with the same certificate); the state is nil
+// without TLS (acme.go).
+func withTLS(ln net.Listener, cfg config.Config, log *slog.Logger, wrap tlsWrapper) (net.Listener, *tlsState, error) {
 	switch {
 	case cfg.ACMEOn():
 		st, err := newACME(ln, cfg, log)
 		if err != nil {
 			return nil, nil, err
 		}
-		return wsserver.TLSListener(ln, st.acme.TLSConfig()), st, nil
+		tl, err := wrap(ln, st.acme.TLSConfig())
+		if err != nil {
+			st.stop(context.Background())
+			return nil, nil, err
+		}
+		return tl, st, nil
 	case cfg.TLSCert != "":
 		f, err := certs.LoadFiles(cfg.TLSCert, cfg.TLSKey, log)
 		if err != nil {
 			return nil, nil, fmt.Errorf("server: TLS: %w", err)
 		}
-		return wsserver.TLSListener(ln, certs.ServerConfig(f.GetCertificate)), &tlsState{expiries: f.Expiries}, nil
+		tl, err := wrap(ln, certs.ServerConfig(f.GetCertificate))
+		return tl, &tlsState{expiries: f.Expiries}, err
 	case cfg.TLSSelfSigned:
 		var hosts []string
 		if cfg.PublicURL != "" {
@@ -46,8 +53,8 @@ func withTLS(ln net.Listener, cfg config.Config, log *slog.Logger) (net.Listener
 		}
 		log.Warn("serving a self-signed certificate: browsers will warn; compare this fingerprint with the one they show",
 			"sha256", certs.Fingerprint(c))
-		return wsserver.TLSListener(ln, certs.ServerConfig(func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return c, nil })),
-			&tlsState{expiries: func() []certs.Expiry { return certs.ExpiriesOf(c) }}, nil
+		tl, err := wrap(ln, certs.ServerConfig(func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return c, nil }))
+		return tl, &tlsState{expiries: func() []certs.Expiry { return certs.ExpiriesOf(c) }}, err
 	}
 	return ln, nil, nil
 }

@@ -49,6 +49,10 @@ type Stats struct {
 	// RefusedClientHTTP counts requests answered 429 because their client held its share of
 	// HTTP connections (--http-conns-per-client).
 	RefusedClientHTTP atomic.Uint64
+	// RefusedTLSHandshakes counts connections to a port HTTPS shares with TURN closed at
+	// accept because their client (--http-conns-per-client), or all clients, had too many
+	// TLS handshakes under way.
+	RefusedTLSHandshakes atomic.Uint64
 	// PerClient counts the per-client rate limits' refusals and tables (clients.go).
 	PerClient ClientStats
 	// Parked is the number of presences kept for resumption after their connection was lost

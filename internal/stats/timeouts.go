@@ -16,11 +16,14 @@ const (
 	// TimeoutUpgrade: a WebSocket opened to upgrade an Engine.IO polling session that did
 	// not finish the upgrade within --upgrade-timeout.
 	TimeoutUpgrade
+	// TimeoutTLSHandshake: a connection to a port HTTPS shares with TURN that did not finish
+	// its TLS handshake (and, without ALPN, send its first bytes) within --header-timeout.
+	TimeoutTLSHandshake
 	// NumTimeoutKinds is the number of kinds.
 	NumTimeoutKinds
 )
 
-var timeoutNames = [NumTimeoutKinds]string{"http-body", "ws-frame", "sio-connect", "sio-upgrade"}
+var timeoutNames = [NumTimeoutKinds]string{"http-body", "ws-frame", "sio-connect", "sio-upgrade", "tls-handshake"}
 
 // String returns the kind's metric label.
 func (k TimeoutKind) String() string {

@@ -2,13 +2,19 @@ package turnserver
 
 import (
 	"net"
+	"net/http"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/pion/turn/v5"
+
+	"github.com/switchboard-rtc/switchboard/internal/wsserver"
 )
 
-// Relay throughput on loopback: 1,200-byte datagrams from a TURN client through the embedded
-// server's relay to a plain UDP peer, against the same datagrams sent directly, in one run.
+// Relay throughput on loopback: 1,200-byte datagrams from a TURN client (over UDP, TCP and
+// TLS) through the embedded server's relay to a plain UDP peer, against the same datagrams
+// sent directly, in one run.
 // A window of 256 datagrams in flight keeps the sender from overrunning the kernel buffers;
 // a datagram not delivered within 100 ms frees its slot and counts as lost.
 //
@@ -28,32 +34,69 @@ func BenchmarkRelay(b *testing.B) {
 		defer src.Close()
 		benchPath(b, func(p []byte) error { _, err := src.WriteTo(p, peer.LocalAddr()); return err }, peer)
 	})
-	b.Run("turn", func(b *testing.B) {
+	b.Run("turn", func(b *testing.B) { // over UDP
 		s := startServer(b, allowLoopback)
 		u, p := s.Credentials("bench", time.Now())
-		cl := pionClient(b, s, u, p, false)
-		relay, err := cl.Allocate()
+		benchTURN(b, pionClient(b, s, u, p, false))
+	})
+	b.Run("turn-tcp", func(b *testing.B) {
+		s := startServer(b, allowLoopback)
+		u, p := s.Credentials("bench", time.Now())
+		benchTURN(b, pionClient(b, s, u, p, true))
+	})
+	b.Run("turn-tls", func(b *testing.B) {
+		s := startServer(b, allowLoopback)
+		srvCfg, cliCfg := testTLS(b)
+		addr, err := s.ListenTLS("127.0.0.1:0", srvCfg)
 		if err != nil {
 			b.Fatal(err)
 		}
-		defer relay.Close()
-		peer := benchListener(b)
-		// Warm up: the first datagram creates the permission, the channel binds in the
-		// background; wait until datagrams flow.
-		for i := 0; ; i++ {
-			if _, err := relay.WriteTo([]byte("warm"), peer.LocalAddr()); err != nil {
-				b.Fatal(err)
-			}
-			_ = peer.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
-			buf := make([]byte, 64)
-			if _, _, err := peer.ReadFrom(buf); err == nil {
-				break
-			} else if i > 50 {
-				b.Fatal("relay does not deliver")
-			}
-		}
-		benchPath(b, func(p []byte) error { _, err := relay.WriteTo(p, peer.LocalAddr()); return err }, peer)
+		u, p := s.Credentials("bench", time.Now())
+		benchTURN(b, pionTLSClient(b, addr.String(), cliCfg, u, p, "127.0.0.1"))
 	})
+	b.Run("turn-tls-shared", func(b *testing.B) { // through a port shared with HTTPS
+		s := startServer(b, allowLoopback)
+		srvCfg, cliCfg := testTLS(b)
+		inner, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		hs := &http.Server{Handler: http.NotFoundHandler(), ReadHeaderTimeout: time.Second}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_ = hs.Serve(wsserver.SharedTLSListener(inner, srvCfg, wsserver.ShareConfig{STUN: s.HandleTLS, Logger: discard()}))
+		}()
+		b.Cleanup(func() { _ = hs.Close(); <-done })
+		u, p := s.Credentials("bench", time.Now())
+		benchTURN(b, pionTLSClient(b, inner.Addr().String(), cliCfg, u, p, "127.0.0.1"))
+	})
+}
+
+// benchTURN allocates through cl and measures the relay to a UDP peer.
+func benchTURN(b *testing.B, cl *turn.Client) {
+	b.Helper()
+	relay, err := cl.Allocate()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer relay.Close()
+	peer := benchListener(b)
+	// Warm up: the first datagram creates the permission, the channel binds in the
+	// background; wait until datagrams flow.
+	for i := 0; ; i++ {
+		if _, err := relay.WriteTo([]byte("warm"), peer.LocalAddr()); err != nil {
+			b.Fatal(err)
+		}
+		_ = peer.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		buf := make([]byte, 64)
+		if _, _, err := peer.ReadFrom(buf); err == nil {
+			break
+		} else if i > 50 {
+			b.Fatal("relay does not deliver")
+		}
+	}
+	benchPath(b, func(p []byte) error { _, err := relay.WriteTo(p, peer.LocalAddr()); return err }, peer)
 }
 
 func benchListener(b *testing.B) *net.UDPConn {

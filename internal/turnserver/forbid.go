@@ -112,8 +112,8 @@ func (c *trackedPacketConn) WriteTo(p []byte, to net.Addr) (int, error) {
 // with forbidDenied's rewrite; an Allocate or ConnectionBind success marks the connection used.
 func (c *trackedConn) Write(p []byte) (int, error) {
 	c.markUsed(p)
-	if c.l.rewrite != nil {
-		if q := c.l.rewrite(p, c.RemoteAddr()); q != nil {
+	if c.t.rewrite != nil {
+		if q := c.t.rewrite(p, c.RemoteAddr()); q != nil {
 			if _, err := c.Conn.Write(q); err != nil {
 				return 0, err //nolint:wrapcheck // the conn's own error, for pion
 			}

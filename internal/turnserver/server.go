@@ -212,7 +212,9 @@ type Server struct {
 	turn   *turn.Server
 	udp    *trackedPacketConn
 	tcp    *trackedListener
-	host   string // host:port in handed-out URLs
+	table  *connTable // the client connections of tcp and tls
+	tls    tlsSide    // TURN over TLS (tls.go)
+	host   string     // host:port in handed-out URLs
 	stats  Stats
 	binds  bindKeys // keys of ChannelBinds in flight, for forbidDenied
 }
@@ -315,13 +317,15 @@ func New(cfg Config) (*Server, error) {
 		PacketConnConfigs: []turn.PacketConnConfig{{
 			PacketConn: s.udp, RelayAddressGenerator: gen(), PermissionHandler: perm,
 		}},
-		ListenerConfigs: []turn.ListenerConfig{{
-			Listener: s.tcp, RelayAddressGenerator: gen(), PermissionHandler: perm,
-		}},
+		ListenerConfigs: []turn.ListenerConfig{
+			{Listener: s.tcp, RelayAddressGenerator: gen(), PermissionHandler: perm},
+			{Listener: s.tls.ln, RelayAddressGenerator: gen(), PermissionHandler: perm},
+		},
 	})
 	if err != nil {
 		_ = s.udp.Close()
 		_ = s.tcp.Close()
+		_ = s.tls.ln.Close()
 		return nil, fmt.Errorf("turnserver: %w", err)
 	}
 	s.turn = ts
@@ -349,11 +353,13 @@ func (s *Server) listen() error {
 			break
 		}
 		s.udp = &trackedPacketConn{PacketConn: pc, done: make(chan struct{}), rewrite: s.forbidDenied}
-		s.tcp = &trackedListener{
-			Listener: ln, max: s.cfg.MaxAllocations, perClient: s.cfg.TCPPerClient, clients: s.cfg.Clients,
+		s.table = &connTable{
+			max: s.cfg.MaxAllocations, perClient: s.cfg.TCPPerClient, clients: s.cfg.Clients,
 			idle: s.cfg.TCPIdle, allocate: s.cfg.AllocateWithin, stats: &s.stats, log: s.log.Debug,
-			conns: map[*trackedConn]struct{}{}, byKey: map[netip.Prefix]int{}, done: make(chan struct{}), rewrite: s.forbidDenied,
+			conns: map[*trackedConn]struct{}{}, byKey: map[netip.Prefix]int{}, rewrite: s.forbidDenied,
 		}
+		s.tcp = &trackedListener{Listener: ln, t: s.table, done: make(chan struct{})}
+		s.tls.init(s.table, ln.Addr())
 		return nil
 	}
 	return fmt.Errorf("turnserver: listen tcp %s: %w", s.cfg.Listen, lastErr)
@@ -405,16 +411,17 @@ func (s *Server) Credentials(user string, now time.Time) (username, password str
 }
 
 // ICEServers returns the RTCIceServer entries for this server with credentials minted for
-// user at now: stun:, and turn: over UDP and TCP.
+// user at now: stun:, and turn: over UDP and TCP, and turns: once AdvertiseTLS named where
+// TURN over TLS is reached.
 func (s *Server) ICEServers(user string, now time.Time) []protocol.ICEServer {
 	u, p := s.Credentials(user, now)
+	urls := []string{"turn:" + s.host + "?transport=udp", "turn:" + s.host + "?transport=tcp"}
+	if h := s.tls.url.Load(); h != nil {
+		urls = append(urls, "turns:"+*h+"?transport=tcp")
+	}
 	return []protocol.ICEServer{
 		{URLs: []string{"stun:" + s.host}},
-		{
-			URLs:       []string{"turn:" + s.host + "?transport=udp", "turn:" + s.host + "?transport=tcp"},
-			Username:   u,
-			Credential: p,
-		},
+		{URLs: urls, Username: u, Credential: p},
 	}
 }
 
@@ -442,20 +449,24 @@ func (s *Server) Denied() int64 { return s.stats.Denied.Load() }
 // AuthFailures returns Stats().AuthFailures (for metrics).
 func (s *Server) AuthFailures() int64 { return s.stats.AuthFailures.Load() }
 
-// Close stops the server: the listeners, every TCP client connection and every allocation.
+// Close stops the server: the listeners, every TCP and TLS client connection and every
+// allocation.
 // It returns when pion's loops have ended and every relay socket is closed, or after ctx ends.
 func (s *Server) Close(ctx context.Context) error {
 	err := s.turn.Close()
-	s.tcp.closeAll()
+	s.tls.close()
+	s.table.closeAll()
 	select {
 	case <-s.udp.done:
 	case <-ctx.Done():
 	}
-	select {
-	case <-s.tcp.done:
-	case <-ctx.Done():
+	for _, l := range []*trackedListener{s.tcp, s.tls.ln} {
+		select {
+		case <-l.done:
+		case <-ctx.Done():
+		}
 	}
-	s.tcp.wg.Wait() // every conn is closed: their loops return at once
+	s.table.wg.Wait() // every conn is closed: their loops return at once
 	// The allocation managers close their relay sockets right after the read loops end.
 	s.quota.waitIdle(ctx)
 	if err != nil {

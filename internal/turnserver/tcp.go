@@ -21,12 +21,11 @@ var (
 	connectionBindSuccess = stun.NewType(stun.MethodConnectionBind, stun.ClassSuccessResponse)
 )
 
-// trackedListener is the TCP listener: it caps client connections overall and per client
-// (clientaddr key), closes connections that are not put to use (an allocation or a
-// ConnectionBind) within the allocate deadline and idle ones, and closes them all on close
-// (pion's listener loop leaves accepted connections open).
-type trackedListener struct {
-	net.Listener
+// connTable holds the client connections of every stream listener (TCP, and TLS when on): it
+// caps them overall and per client (clientaddr key), so the caps are the same whichever way
+// clients come, and closes them all on close (pion's listener loops leave accepted
+// connections open).
+type connTable struct {
 	rewrite   func(p []byte, to net.Addr) []byte // forbidDenied: a replacement for p, or nil
 	max       int                                // connections in all
 	perClient int                                // connections per client key
@@ -36,13 +35,21 @@ type trackedListener struct {
 	stats     *Stats
 	log       func(msg string, args ...any) // debug log
 	wg        sync.WaitGroup
-	done      chan struct{}
-	once      sync.Once
 
 	mu     sync.Mutex
 	conns  map[*trackedConn]struct{}
 	byKey  map[netip.Prefix]int
 	closed bool
+}
+
+// trackedListener is a stream listener (TCP, or connections already in TLS) whose client
+// connections go into its table: over a cap they are closed at accept; those not put to use
+// (an allocation or a ConnectionBind) within the allocate deadline and idle ones are closed.
+type trackedListener struct {
+	net.Listener
+	t    *connTable
+	done chan struct{} // closed when Accept has failed: pion's loop is over
+	once sync.Once
 }
 
 func (l *trackedListener) Accept() (net.Conn, error) {
@@ -52,37 +59,44 @@ func (l *trackedListener) Accept() (net.Conn, error) {
 			l.once.Do(func() { close(l.done) })
 			return nil, err //nolint:wrapcheck // the listener's own error, for pion
 		}
-		key := l.clients.KeyOf(c.RemoteAddr())
-		tc := &trackedConn{Conn: c, l: l, key: key, useBy: time.Now().Add(l.allocate)}
-		l.mu.Lock()
-		switch {
-		case l.closed:
-		case len(l.conns) >= l.max:
-			l.stats.TCPFull.Add(1)
-			l.log("turn: TCP connection refused: connection cap reached", "client", c.RemoteAddr().String(), "cap", l.max)
-		case l.byKey[key] >= l.perClient:
-			l.stats.TCPPerClient.Add(1)
-			l.log("turn: TCP connection refused: client over its connection cap", "client", c.RemoteAddr().String(), "key", key.String(), "cap", l.perClient)
-		default:
-			l.conns[tc] = struct{}{}
-			l.byKey[key]++
-			l.wg.Add(1)
-			l.mu.Unlock()
+		if tc := l.t.add(c); tc != nil {
 			return tc, nil
 		}
-		l.mu.Unlock()
 		_ = c.Close()
 	}
 }
 
-func (l *trackedListener) closeAll() {
-	l.mu.Lock()
-	l.closed = true
-	conns := make([]*trackedConn, 0, len(l.conns))
-	for c := range l.conns {
+// add tracks c, or returns nil when c must be closed (over a cap, or the table is closed).
+func (t *connTable) add(c net.Conn) *trackedConn {
+	key := t.clients.KeyOf(c.RemoteAddr())
+	tc := &trackedConn{Conn: c, t: t, key: key, useBy: time.Now().Add(t.allocate)}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	switch {
+	case t.closed:
+	case len(t.conns) >= t.max:
+		t.stats.TCPFull.Add(1)
+		t.log("turn: TCP connection refused: connection cap reached", "client", c.RemoteAddr().String(), "cap", t.max)
+	case t.byKey[key] >= t.perClient:
+		t.stats.TCPPerClient.Add(1)
+		t.log("turn: TCP connection refused: client over its connection cap", "client", c.RemoteAddr().String(), "key", key.String(), "cap", t.perClient)
+	default:
+		t.conns[tc] = struct{}{}
+		t.byKey[key]++
+		t.wg.Add(1)
+		return tc
+	}
+	return nil
+}
+
+func (t *connTable) closeAll() {
+	t.mu.Lock()
+	t.closed = true
+	conns := make([]*trackedConn, 0, len(t.conns))
+	for c := range t.conns {
 		conns = append(conns, c)
 	}
-	l.mu.Unlock()
+	t.mu.Unlock()
 	for _, c := range conns {
 		_ = c.Conn.Close() // pion's loop sees the error and calls Close
 	}
@@ -90,7 +104,7 @@ func (l *trackedListener) closeAll() {
 
 type trackedConn struct {
 	net.Conn
-	l     *trackedListener
+	t     *connTable
 	key   netip.Prefix
 	useBy time.Time   // the allocate deadline
 	used  atomic.Bool // an Allocate or ConnectionBind succeeded on it
@@ -103,7 +117,7 @@ type trackedConn struct {
 func (c *trackedConn) Read(p []byte) (int, error) {
 	for {
 		used := c.used.Load()
-		deadline := time.Now().Add(c.l.idle)
+		deadline := time.Now().Add(c.t.idle)
 		if !used && c.useBy.Before(deadline) {
 			deadline = c.useBy
 		}
@@ -115,8 +129,8 @@ func (c *trackedConn) Read(p []byte) (int, error) {
 		if c.used.Load() {
 			continue // put to use while this read waited on the allocate deadline
 		}
-		c.l.stats.TCPNoAllocate.Add(1)
-		c.l.log("turn: TCP connection closed: no allocation in time", "client", c.RemoteAddr().String(), "deadline", c.l.allocate)
+		c.t.stats.TCPNoAllocate.Add(1)
+		c.t.log("turn: TCP connection closed: no allocation in time", "client", c.RemoteAddr().String(), "deadline", c.t.allocate)
 		return n, err //nolint:wrapcheck // the conn's own error, for pion
 	}
 }
@@ -128,19 +142,26 @@ func (c *trackedConn) markUsed(p []byte) {
 		return
 	}
 	c.used.Store(true)
-	_ = c.Conn.SetReadDeadline(time.Now().Add(c.l.idle))
+	_ = c.Conn.SetReadDeadline(time.Now().Add(c.t.idle))
 }
 
 func (c *trackedConn) Close() error {
 	err := c.Conn.Close()
 	c.once.Do(func() {
-		c.l.mu.Lock()
-		delete(c.l.conns, c)
-		if c.l.byKey[c.key]--; c.l.byKey[c.key] <= 0 {
-			delete(c.l.byKey, c.key)
+		c.t.mu.Lock()
+		delete(c.t.conns, c)
+		if c.t.byKey[c.key]--; c.t.byKey[c.key] <= 0 {
+			delete(c.t.byKey, c.key)
 		}
-		c.l.mu.Unlock()
-		c.l.wg.Done()
+		c.t.mu.Unlock()
+		c.t.wg.Done()
 	})
 	return err //nolint:wrapcheck // the conn's own error, for pion
+}
+
+// count returns how many client connections are open.
+func (t *connTable) count() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.conns)
 }

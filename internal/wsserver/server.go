@@ -313,6 +313,10 @@ func (s *Server) upgrade(r *http.Request, netConn net.Conn, buffered int, client
 		// The client sent frames before it saw our answer; RFC 6455 §4.1 forbids that.
 		return errors.New("data before handshake completed")
 	}
+	// A connection SharedTLSListener sniffed: the loop takes over the TLS connection under it.
+	if netConn, err = unwrapSniffed(netConn); err != nil {
+		return err
+	}
 	tcp, ok := netConn.(*net.TCPConn)
 	var tc *tls.Conn
 	var lc *loopConn
