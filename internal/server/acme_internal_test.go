@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -76,5 +77,32 @@ func TestACMETLSALPNConnClosed(t *testing.T) {
 	}
 	if reached.Load() != 0 {
 		t.Fatal("a request on an acme-tls/1 connection reached the handler")
+	}
+}
+
+// TestTURNSHost: turns: URLs name a host the certificate is valid for — the --public-url
+// host, else the first ACME domain (in lower case), else the TURN public IP — and the port
+// clients reach HTTPS at.
+func TestTURNSHost(t *testing.T) {
+	ip := netip.MustParseAddr("203.0.113.7")
+	cfg := config.Default()
+	if h := turnsHost(cfg, ip); h != "203.0.113.7" {
+		t.Errorf("no name: %q, want the public IP", h)
+	}
+	cfg.ACMEDomains = []string{"Call.Example.com", "other.example.com"}
+	if h := turnsHost(cfg, ip); h != "call.example.com" {
+		t.Errorf("ACME: %q, want the first domain", h)
+	}
+	cfg.PublicURL = "https://meet.example.org:8443/"
+	if h, p := turnsHost(cfg, ip), httpsPort(cfg, &net.TCPAddr{Port: 9000}); h != "meet.example.org" || p != 8443 {
+		t.Errorf("public URL: %s:%d, want meet.example.org:8443", h, p)
+	}
+	cfg.PublicURL = "https://meet.example.org/"
+	if p := httpsPort(cfg, &net.TCPAddr{Port: 9000}); p != 443 {
+		t.Errorf("https public URL without a port: %d, want 443", p)
+	}
+	cfg.PublicURL = ""
+	if p := httpsPort(cfg, &net.TCPAddr{Port: 9000}); p != 9000 {
+		t.Errorf("no public URL: %d, want the listen port", p)
 	}
 }
