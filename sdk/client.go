@@ -267,13 +267,11 @@ func (c *Client) settingEngine() (webrtc.SettingEngine, error) {
 		return *c.opts.SettingEngine, nil
 	}
 	var se webrtc.SettingEngine
-	if c.opts.UDPBufferSize > 0 {
-		n, err := BufferedNet(c.opts.UDPBufferSize, nil)
-		if err != nil {
-			return se, err
-		}
-		se.SetNet(n)
+	n, err := BufferedNet(c.opts.UDPBufferSize, nil)
+	if err != nil {
+		return se, err
 	}
+	se.SetNet(n)
 	w := c.opts.AcceptanceMinWait
 	se.SetSrflxAcceptanceMinWait(w)
 	se.SetPrflxAcceptanceMinWait(w)

@@ -3,13 +3,22 @@ package sdk
 import (
 	"fmt"
 	"net"
+	"time"
 
 	"github.com/pion/transport/v5"
 	"github.com/pion/transport/v5/stdnet"
 )
 
+// TURNDialTimeout bounds the TCP connect of TURN over TCP and TLS in the networks BufferedNet
+// returns. Pion dials without a deadline, and a firewall that drops packets to the TURN port
+// (a network that lets only 443 out) would otherwise hold the dial, and
+// PeerConnection.Close, which waits for gathering, for the kernel's connect timeout of about
+// two minutes.
+const TURNDialTimeout = 4 * time.Second
+
 // BufferedNet returns the standard network with send and receive buffers of size bytes on
-// every UDP socket ICE opens; tuned, when not nil, sees each socket once its buffers are set.
+// every UDP socket ICE opens (size 0 or less: the kernel's default), and TCP dials bounded by
+// TURNDialTimeout; tuned, when not nil, sees each socket once its buffers are set.
 // Pion reads each socket from one goroutine; on a busy host the kernel's default receive
 // buffer (208 KiB, under 200 full-size packets) overflows, and each lost packet costs a
 // reliable data channel an SCTP retransmission timeout (1 s at least). Dial uses it with
@@ -21,13 +30,27 @@ func BufferedNet(size int, tuned func(*net.UDPConn)) (transport.Net, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sdk: network: %w", err)
 	}
-	return bufferedNet{Net: n, size: size, tuned: tuned}, nil
+	return bufferedNet{Net: n, size: size, tuned: tuned, dialTimeout: TURNDialTimeout}, nil
 }
 
 type bufferedNet struct {
 	*stdnet.Net
-	size  int
-	tuned func(*net.UDPConn)
+	size        int
+	tuned       func(*net.UDPConn)
+	dialTimeout time.Duration
+}
+
+// DialTCP implements transport.Net: Pion's TURN over TCP and TLS dial through it.
+func (n bufferedNet) DialTCP(network string, laddr, raddr *net.TCPAddr) (transport.TCPConn, error) {
+	d := net.Dialer{Timeout: n.dialTimeout}
+	if laddr != nil {
+		d.LocalAddr = laddr
+	}
+	c, err := d.Dial(network, raddr.String()) //nolint:noctx // Pion's interface has no context; the timeout bounds it
+	if err != nil {
+		return nil, err //nolint:wrapcheck // the dial's own error, for Pion's log
+	}
+	return c.(*net.TCPConn), nil
 }
 
 // ListenUDP implements transport.Net.
@@ -53,7 +76,7 @@ func (n bufferedNet) ListenPacket(network, address string) (net.PacketConn, erro
 // tune sets the buffers, best effort.
 func (n bufferedNet) tune(c any) {
 	uc, ok := c.(*net.UDPConn)
-	if !ok {
+	if !ok || n.size <= 0 {
 		return
 	}
 	_ = uc.SetReadBuffer(n.size)
