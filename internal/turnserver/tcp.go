@@ -62,8 +62,23 @@ func (l *trackedListener) Accept() (net.Conn, error) {
 		if tc := l.t.add(c); tc != nil {
 			return tc, nil
 		}
-		_ = c.Close()
+		_ = closeConn(c)
 	}
+}
+
+// closeConn closes a client connection. One over TLS is ended without a close_notify: its
+// TCP connection is closed first. crypto/tls would wait up to 5 s for room in the send buffer
+// of a client that stopped reading (the table closes its connections one after the other), and
+// fail, for pion to log as a warning, when the client is gone (a reset); TURN's own framing
+// tells a cut message, so the alert is not needed.
+func closeConn(c net.Conn) error {
+	t, ok := c.(interface{ NetConn() net.Conn })
+	if !ok {
+		return c.Close() //nolint:wrapcheck // the conn's own error, for pion
+	}
+	err := t.NetConn().Close()
+	_ = c.Close() // the TLS side's (and the shared port's) bookkeeping; fails at once
+	return err    //nolint:wrapcheck // the conn's own error, for pion
 }
 
 // add tracks c, or returns nil when c must be closed (over a cap, or the table is closed).
@@ -98,7 +113,7 @@ func (t *connTable) closeAll() {
 	}
 	t.mu.Unlock()
 	for _, c := range conns {
-		_ = c.Conn.Close() // pion's loop sees the error and calls Close
+		_ = closeConn(c.Conn) // pion's loop sees the error and calls Close
 	}
 }
 
@@ -146,7 +161,7 @@ func (c *trackedConn) markUsed(p []byte) {
 }
 
 func (c *trackedConn) Close() error {
-	err := c.Conn.Close()
+	err := closeConn(c.Conn)
 	c.once.Do(func() {
 		c.t.mu.Lock()
 		delete(c.t.conns, c)
