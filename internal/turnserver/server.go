@@ -358,7 +358,7 @@ func (s *Server) listen() error {
 			idle: s.cfg.TCPIdle, allocate: s.cfg.AllocateWithin, stats: &s.stats, log: s.log.Debug,
 			conns: map[*trackedConn]struct{}{}, byKey: map[netip.Prefix]int{}, rewrite: s.forbidDenied,
 		}
-		s.tcp = &trackedListener{Listener: ln, t: s.table, done: make(chan struct{})}
+		s.tcp = &trackedListener{Listener: survivingAccept(ln, s.log), t: s.table, done: make(chan struct{})}
 		s.tls.init(s.table, ln.Addr())
 		return nil
 	}

@@ -2,6 +2,7 @@ package turnserver
 
 import (
 	"errors"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"github.com/pion/stun/v4"
 
 	"github.com/switchboard-rtc/switchboard/internal/clientaddr"
+	"github.com/switchboard-rtc/switchboard/internal/fdlimit"
 )
 
 // The success answers that put a client TCP connection to use: an allocation made on it, or
@@ -64,6 +66,13 @@ func (l *trackedListener) Accept() (net.Conn, error) {
 		}
 		_ = closeConn(c)
 	}
+}
+
+// survivingAccept wraps a TCP listener of the server's so that accept failing for want of
+// descriptors (EMFILE, ENFILE) pauses and retries, logged once in a while, instead of
+// returning the error, which would end the accept loop for good (pion's, or ListenTLS's).
+func survivingAccept(ln net.Listener, log *slog.Logger) net.Listener {
+	return fdlimit.NewListener(ln, nil, log, nil)
 }
 
 // closeConn closes a client connection. One over TLS is ended without a close_notify: its

@@ -63,6 +63,7 @@ func (s *Server) ListenTLS(addr string, cfg *tls.Config) (*net.TCPAddr, error) {
 	if err != nil {
 		return nil, fmt.Errorf("turnserver: listen tls %s: %w", addr, err)
 	}
+	ln = survivingAccept(ln, s.log)
 	cfg = cfg.Clone()
 	cfg.NextProtos = nil // a TURN client's ALPN (stun.turn, or none) must not fail the handshake
 	s.tls.mu.Lock()
