@@ -237,7 +237,7 @@ func build(cfg config.Config, log *slog.Logger, st *stats.Stats, b bus.Bus, fds 
 		ReadHeaderTimeout: cfg.HeaderTimeout,
 		IdleTimeout:       60 * time.Second,
 		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		ErrorLog:          httpErrorLog(log), // handshake failures at debug (httplog.go)
 		ConnState:         chainConnState(connState(fds), hc.connState),
 		TLSNextProto:      tlsNextProto(), // acme-tls/1: closed after the handshake (acme.go)
 	}
