@@ -1,8 +1,10 @@
 package turnserver
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 
 	"github.com/pion/logging"
 )
@@ -28,3 +30,43 @@ func (l pionLogger) Warn(m string)             { l.log.Debug(m) }
 func (l pionLogger) Warnf(f string, a ...any)  { l.log.Debug(fmt.Sprintf(f, a...)) }
 func (l pionLogger) Error(m string)            { l.log.Warn(m) }
 func (l pionLogger) Errorf(f string, a ...any) { l.log.Warn(fmt.Sprintf(f, a...)) }
+
+// logGate lets the server's log lines through until shut: pion's loops log as they end, after
+// what Close waits for, and nothing may be logged once Close has returned. A line being
+// written holds the gate open; shut waits for it.
+type logGate struct {
+	mu  sync.RWMutex
+	off bool
+}
+
+func (g *logGate) shut() {
+	g.mu.Lock()
+	g.off = true
+	g.mu.Unlock()
+}
+
+func (g *logGate) wrap(h slog.Handler) slog.Handler { return gatedHandler{h: h, g: g} }
+
+type gatedHandler struct {
+	h slog.Handler
+	g *logGate
+}
+
+func (h gatedHandler) Enabled(ctx context.Context, l slog.Level) bool { return h.h.Enabled(ctx, l) }
+
+func (h gatedHandler) Handle(ctx context.Context, r slog.Record) error {
+	h.g.mu.RLock()
+	defer h.g.mu.RUnlock()
+	if h.g.off {
+		return nil
+	}
+	return h.h.Handle(ctx, r) //nolint:wrapcheck // the handler's own error
+}
+
+func (h gatedHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return gatedHandler{h: h.h.WithAttrs(as), g: h.g}
+}
+
+func (h gatedHandler) WithGroup(name string) slog.Handler {
+	return gatedHandler{h: h.h.WithGroup(name), g: h.g}
+}

@@ -205,7 +205,8 @@ func (s *Server) Refusals() map[string]int64 {
 // Server is a running STUN/TURN server.
 type Server struct {
 	cfg    Config
-	log    *slog.Logger
+	log    *slog.Logger // through logs, which Close shuts (log.go)
+	logs   *logGate
 	filter *PeerFilter
 	quota  *quota
 	ips    *ipQuota
@@ -224,9 +225,11 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
+	logs := &logGate{}
 	s := &Server{
 		cfg:    cfg,
-		log:    cfg.Logger,
+		log:    slog.New(logs.wrap(cfg.Logger.Handler())),
+		logs:   logs,
 		filter: NewPeerFilter(cfg.AllowPeers),
 		quota:  &quota{perUser: cfg.UserQuota, total: cfg.MaxAllocations, users: map[string]int{}},
 		ips:    &ipQuota{max: cfg.IPQuota, clients: cfg.Clients, n: map[netip.Prefix]int{}},
@@ -469,6 +472,8 @@ func (s *Server) Close(ctx context.Context) error {
 	s.table.wg.Wait() // every conn is closed: their loops return at once
 	// The allocation managers close their relay sockets right after the read loops end.
 	s.quota.waitIdle(ctx)
+	// Pion's loops log their end after the events waited for above: nothing more is logged.
+	s.logs.shut()
 	if err != nil {
 		return fmt.Errorf("turnserver: close: %w", err)
 	}
