@@ -73,7 +73,8 @@ func (lc *loopConn) Read(p []byte) (int, error) {
 	}
 }
 
-// Write is called by crypto/tls from conn.write, with c.mu held.
+// Write is called by crypto/tls from conn.write, or from inside Read in readTLS, with c.mu
+// held.
 func (lc *loopConn) Write(p []byte) (int, error) {
 	if lc.c == nil {
 		return lc.TCPConn.Write(p)
@@ -99,10 +100,15 @@ const tlsRecordOverhead = 4 << 10
 
 // readTLS reads what the client sent through its TLS connection, record by record, until the
 // descriptor has nothing more: crypto/tls may hold decrypted bytes the descriptor no longer
-// shows, and epoll would not report them. Loop goroutine only.
+// shows, and epoll would not report them. Each Read holds c.mu: crypto/tls writes from inside
+// it (an alert for a record that does not decrypt, an answer to a KeyUpdate), through
+// loopConn.Write into c's send queue, which every other user touches under c.mu. Loop
+// goroutine only.
 func (l *loop) readTLS(c *conn, now time.Time) {
 	for {
+		c.mu.Lock()
 		n, err := c.tls.Read(l.buf)
+		c.mu.Unlock()
 		if n > 0 {
 			c.lastRead = now.UnixNano()
 			if c.state == stateOpen {
