@@ -41,6 +41,7 @@ type acmeOptions struct {
 	domains []string
 	http01  bool // --acme-http-listen on (else off)
 	tlsALPN bool // --acme-tls-alpn
+	turn    bool // the embedded TURN server on: TURN over TLS shares the HTTPS port
 	// beforeStart runs once the CA is up, before the server starts (DNS failures).
 	beforeStart func(*pebbletest.CA)
 }
@@ -64,6 +65,9 @@ func startACME(t *testing.T, o acmeOptions) *acmeServer {
 		c.ACMEDomains = o.domains
 		c.ACMECA, c.ACMECARoot, c.ACMEStorage = s.ca.Directory, s.ca.RootsFile, s.storage
 		c.ACMEHTTPListen, c.ACMETLSALPN = "off", o.tlsALPN
+		if o.turn {
+			c.TURN, c.TURNListen = true, "127.0.0.1:0"
+		}
 		if o.http01 {
 			c.ACMEHTTPListen = s.httpAddr
 		}
