@@ -5,8 +5,10 @@
 # for the Socket.IO tests (internal/sioserver and the seed page in internal/browsertest; `npm ci`
 # in internal/sioserver/nodetest, versions pinned by its package-lock.json; needs node and npm);
 # jsonwebtoken for the Node example of docs/auth.md (docs/examples/mint-token); the go.mod tools
-# pebble and pebble-challtestsrv for the ACME tests; and iproute2 + nftables for the real-NAT test (internal/nattest, which also needs root to
-# create network namespaces). Idempotent: installs only what is missing. The apt packages need
+# pebble and pebble-challtestsrv for the ACME tests; iproute2 + nftables for the real-NAT test (internal/nattest, which also needs root to
+# create network namespaces); nginx, caddy and systemd-analyze for the deployment guide's tests
+# (internal/deploytest runs its own nginx and caddy processes on loopback: the services the
+# packages start are stopped and disabled when this script installed them). Idempotent: installs only what is missing. The apt packages need
 # root (or sudo); ~48 s and ~480 MB on the first chromium install.
 set -eu
 
@@ -48,9 +50,12 @@ missing=""
 command -v certutil >/dev/null 2>&1 || missing="$missing libnss3-tools"
 command -v ip >/dev/null 2>&1 || missing="$missing iproute2"
 command -v nft >/dev/null 2>&1 || missing="$missing nftables"
+[ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1 || missing="$missing nginx"
+command -v caddy >/dev/null 2>&1 || missing="$missing caddy"
+command -v systemd-analyze >/dev/null 2>&1 || missing="$missing systemd"
 
 if [ -z "$missing" ]; then
-	echo "install-test-deps: chromium ($(/usr/bin/chromium --version 2>/dev/null || echo unknown version)), certutil, ip and nft present"
+	echo "install-test-deps: chromium ($(/usr/bin/chromium --version 2>/dev/null || echo unknown version)), certutil, ip, nft, nginx, caddy and systemd-analyze present"
 	exit 0
 fi
 
@@ -70,3 +75,14 @@ $SUDO apt-get update
 # shellcheck disable=SC2086 # word splitting of the package list is intended
 $SUDO apt-get install -y $missing
 /usr/bin/chromium --version 2>/dev/null || true
+# The nginx and caddy packages start a web server on port 80 where systemd runs; the tests
+# start their own.
+for svc in nginx caddy; do
+	case " $missing " in
+	*" $svc "*)
+		if [ -d /run/systemd/system ]; then
+			$SUDO systemctl disable --now "$svc" || true
+		fi
+		;;
+	esac
+done

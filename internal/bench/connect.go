@@ -31,6 +31,7 @@ func runConnect(ctx context.Context, o *options, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	d.withTrust(o.trust)
 	probe := serverProbe{pid: o.pid}
 	if _, _, err := probe.cpu(); err != nil {
 		return fmt.Errorf("--pid: %w", err)

@@ -31,6 +31,9 @@ func runIdle(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer d.close()
+	if err := d.withTrust(o.trust); err != nil {
+		return err
+	}
 	probe := serverProbe{pid: o.pid}
 	rssBefore, rssOK, err := probe.rss()
 	if err != nil {

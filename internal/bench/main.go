@@ -40,6 +40,9 @@ common flags (signal, idle, connect; setup and throughput have their own):
   --source-ips K            spread connections over 127.0.0.1..127.0.0.K (default 8)
   --concurrency N           parallel connection setups / connect workers (default 50)
   --dial-timeout D          bound on one connection's TCP+WebSocket+protocol handshake (default 10s)
+  --ca FILE                 wss:// URLs: trust the certificates in this PEM file (a test CA, or
+                            the server's own self-signed certificate) instead of the system's
+  --insecure                wss:// URLs: do not check the server's certificate at all
 
 Run "switchboard bench <mode> --help" for the mode's flags.
 `
@@ -54,6 +57,7 @@ type options struct {
 	sourceIPs   int
 	concurrency int
 	dialTimeout time.Duration
+	trust       tlsTrust // wss:// URLs: --ca, --insecure
 
 	// signal and connect
 	duration, warmup time.Duration
@@ -130,6 +134,8 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.sourceIPs, "source-ips", 8, "spread connections over source addresses 127.0.0.1..127.0.0.K (loopback URLs only)")
 	fs.IntVar(&o.concurrency, "concurrency", 50, "parallel connection setups (signal, idle) or connect workers (connect)")
 	fs.DurationVar(&o.dialTimeout, "dial-timeout", 10*time.Second, "bound on one connection's TCP, WebSocket and protocol handshake")
+	caFile := fs.String("ca", "", "wss:// URLs: trust the certificates in this PEM file instead of the system's roots")
+	fs.BoolVar(&o.trust.insecure, "insecure", false, "wss:// URLs: do not check the server's certificate (benchmarks only)")
 	switch o.mode {
 	case "signal":
 		fs.IntVar(&o.pairs, "pairs", 500, "number of caller/callee pairs")
@@ -165,6 +171,14 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	var err error
 	if o.proto, err = parseProto(*proto); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrUsage, err)
+	}
+	if *caFile != "" {
+		if o.trust.insecure {
+			return nil, fmt.Errorf("%w: --ca and --insecure: pick one", ErrUsage)
+		}
+		if o.trust.roots, err = loadCA(*caFile); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrUsage, err)
+		}
 	}
 	if o.url == "" {
 		o.url = defaultNativeURL

@@ -65,12 +65,18 @@ func runSignal(ctx context.Context, o *options, stdout, stderr io.Writer) error 
 		return err
 	}
 	defer d.close()
+	if err := d.withTrust(o.trust); err != nil {
+		return err
+	}
 	d2 := d
 	if o.url2 != "" {
 		if d2, err = newDialer(o.url2, o.proto, o.sourceIPs, o.dialTimeout); err != nil {
 			return fmt.Errorf("--url2: %w", err)
 		}
 		defer d2.close()
+		if err := d2.withTrust(o.trust); err != nil {
+			return err
+		}
 	}
 	s := &signalRun{opts: o, d: d, d2: d2, errs: newErrorLog(stderr), runID: newRunID(), stop: make(chan struct{})}
 	probe := serverProbe{pid: o.pid}

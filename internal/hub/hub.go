@@ -516,7 +516,7 @@ func (s *Session) join(f *protocol.Frame) *protocol.Error {
 func (s *Session) joined(room string, m *bus.Member, err error) *protocol.Error {
 	switch {
 	case err == nil:
-		s.hub.log.Debug("peer joined", "room", room, "peer", m.Info.ID)
+		s.hub.log.Debug("peer joined", "room", room, "peer", m.Info.ID, "client", s.client)
 		return nil
 	case errors.Is(err, bus.ErrRoomFull):
 		return protocol.Errorf(protocol.CodeRoomFull, "room %q has %d peers already", room, s.hub.cfg.MaxPeersPerRoom)

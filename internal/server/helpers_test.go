@@ -39,6 +39,12 @@ type testServer struct {
 // startServer runs a server with the defaults changed by mod, and shuts it down at cleanup.
 func startServer(t *testing.T, mod func(*config.Config)) *testServer {
 	t.Helper()
+	return startServerLog(t, mod, nil)
+}
+
+// startServerLog is startServer logging at debug level to logTo (nil: to t.Log when -v).
+func startServerLog(t *testing.T, mod func(*config.Config), logTo io.Writer) *testServer {
+	t.Helper()
 	cfg := config.Default()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.ShutdownTimeout = 3 * time.Second
@@ -48,7 +54,10 @@ func startServer(t *testing.T, mod func(*config.Config)) *testServer {
 		mod(&cfg)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() {
+	switch {
+	case logTo != nil:
+		log = slog.New(slog.NewTextHandler(logTo, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	case testing.Verbose():
 		log = slog.New(slog.NewTextHandler(newTestWriter(t), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	srv, err := server.New(cfg, log)

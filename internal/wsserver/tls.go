@@ -53,9 +53,13 @@ func (wouldBlock) Error() string   { return "would block" }
 func (wouldBlock) Timeout() bool   { return true }
 func (wouldBlock) Temporary() bool { return true }
 
+// Read is called by crypto/tls from the loop's readTLS, with c.mu held.
 func (lc *loopConn) Read(p []byte) (int, error) {
 	if lc.c == nil {
 		return lc.TCPConn.Read(p)
+	}
+	if lc.c.closed {
+		return 0, net.ErrClosed // the descriptor's number may be another connection's by now
 	}
 	for {
 		n, err := unix.Read(lc.c.fd, p)
@@ -73,8 +77,8 @@ func (lc *loopConn) Read(p []byte) (int, error) {
 	}
 }
 
-// Write is called by crypto/tls from conn.write, or from inside Read in readTLS, with c.mu
-// held.
+// Write is called by crypto/tls with c.mu held: from conn.write, and from readTLS when
+// reading makes crypto/tls answer (an alert for a bad record, a KeyUpdate).
 func (lc *loopConn) Write(p []byte) (int, error) {
 	if lc.c == nil {
 		return lc.TCPConn.Write(p)
@@ -88,6 +92,9 @@ var errSlow = errors.New("send queue full")
 // fails only when the connection is gone or its queue overflowed (it is then shut down).
 // c.mu is held.
 func (c *conn) writeRawLocked(p []byte) (int, error) {
+	if c.closed {
+		return 0, net.ErrClosed // never write a descriptor the loop has closed
+	}
 	if err := c.sendLocked(p, false, c.l.srv.cfg.SendQueueBytes+tlsRecordOverhead); err != nil {
 		return 0, err
 	}
@@ -100,12 +107,12 @@ const tlsRecordOverhead = 4 << 10
 
 // readTLS reads what the client sent through its TLS connection, record by record, until the
 // descriptor has nothing more: crypto/tls may hold decrypted bytes the descriptor no longer
-// shows, and epoll would not report them. Each Read holds c.mu: crypto/tls writes from inside
-// it (an alert for a record that does not decrypt, an answer to a KeyUpdate), through
-// loopConn.Write into c's send queue, which every other user touches under c.mu. Loop
-// goroutine only.
+// shows, and epoll would not report them. It stops once the connection is closed (a close
+// frame, a protocol error): after that the descriptor's number may be handed to a new
+// connection, whose bytes must not be read here, nor an alert written to it. Each read holds
+// c.mu, as writes do, because crypto/tls may write while it reads. Loop goroutine only.
 func (l *loop) readTLS(c *conn, now time.Time) {
-	for {
+	for c.state != stateClosed {
 		c.mu.Lock()
 		n, err := c.tls.Read(l.buf)
 		c.mu.Unlock()
