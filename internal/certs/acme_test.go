@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -207,6 +208,19 @@ func TestStoppableStorage(t *testing.T) {
 		t.Errorf("Delete after stop: %v", err)
 	}
 	m.Stop() // twice is fine
+
+	// The accounts' folders are not listed (certmagic would guess an email from them).
+	for _, k := range []string{"acme/ca.example-dir/users/default/default.json", "acme/ca.example-dir/users/a/a.key"} {
+		if err := s.FileStorage.Store(ctx, k, []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if l, err := s.List(ctx, "acme/ca.example-dir/users", false); len(l) != 0 || !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("List of the accounts: %q %v", l, err)
+	}
+	if l, err := s.List(ctx, "acme/ca.example-dir", false); len(l) != 1 || err != nil {
+		t.Errorf("List of the CA's folder: %q %v, want its users folder", l, err)
+	}
 }
 
 // TestExpiriesOf: one expiry per DNS name, from the leaf (parsed when not kept).

@@ -3,6 +3,9 @@ package certs
 import (
 	"context"
 	"errors"
+	"io/fs"
+	"path"
+	"strings"
 	"sync"
 	"time"
 
@@ -65,6 +68,28 @@ func (s *stoppableStorage) TryLock(ctx context.Context, name string) (bool, erro
 	}
 	defer s.mu.RUnlock()
 	return s.FileStorage.TryLock(ctx, name)
+}
+
+// List implements certmagic.Storage. The folders of ACME accounts (acme/<CA>/users) are not
+// listed: certmagic lists them only to guess an account email from the newest account when
+// none is configured (and to find an account by a configured key, which this package never
+// sets). The guess goes wrong while another obtain is saving the first account (its
+// registration written, its key not yet): certmagic takes the folder's name, "default", for
+// an email, keeps it for the rest of the process, and every account registered afterwards
+// asks for the contact mailto:default, which CAs refuse. The account's contact is the
+// configured email or none; accounts are still loaded by their exact keys.
+func (s *stoppableStorage) List(ctx context.Context, prefix string, recursive bool) ([]string, error) {
+	if isAccountsPrefix(prefix) {
+		return nil, fs.ErrNotExist
+	}
+	return s.FileStorage.List(ctx, prefix, recursive)
+}
+
+// isAccountsPrefix reports whether prefix is certmagic's folder of a CA's accounts,
+// acme/<CA>/users.
+func isAccountsPrefix(prefix string) bool {
+	dir, base := path.Split(strings.Trim(prefix, "/"))
+	return base == "users" && path.Dir(strings.TrimSuffix(dir, "/")) == "acme"
 }
 
 // RenewLockLease is not offered by the file storage; certmagic skips it.
