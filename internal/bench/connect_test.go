@@ -21,8 +21,9 @@ func TestConnectWithTokens(t *testing.T) {
 	base := testserver.Start(t, func(c *config.Config) { c.APIKeys = []string{key.Spec()} })
 	url := "ws" + strings.TrimPrefix(base, "http") + "/ws"
 	m := runMain(t, "connect", "--url", url, "--concurrency", "3", "--source-ips", "1",
-		"--warmup", "50ms", "--duration", "300ms", "--api-key", key.Spec())
-	if m["errors"] != "0" || m["tokens"] != "1" || num(t, m, "handshakes_per_s") < 10 {
+		"--warmup", "50ms", "--duration", "1s", "--api-key", key.Spec())
+	// Rates are for benchmarks: here, only that joins with tokens went through.
+	if m["errors"] != "0" || m["tokens"] != "1" || num(t, m, "handshakes_per_s") <= 0 {
 		t.Fatalf("RESULT %v", m)
 	}
 
