@@ -493,3 +493,68 @@ func TestUpgradeWithoutProbe(t *testing.T) {
 		t.Fatalf("GET after the upgrade: %d %q, want 400", st, b)
 	}
 }
+
+// TestPacketWithoutSocketCloses: Socket.IO v5: "If the server does not receive a CONNECT
+// packet first, then it MUST close the connection immediately"; socket.io's server closes on
+// any packet but CONNECT for a namespace with no socket: an event before CONNECT, after the
+// client's DISCONNECT, or for a namespace never connected. CONNECT to an unknown namespace
+// gets CONNECT_ERROR and the session stays.
+func TestPacketWithoutSocketCloses(t *testing.T) {
+	ts := startServer(t, hub.Config{}, nil)
+	for _, tt := range []struct {
+		name    string
+		connect bool
+		pkts    []string
+	}{
+		{"event before CONNECT", false, []string{`42["offer",{}]`}},
+		{"ack before CONNECT", false, []string{`431[]`}},
+		{"DISCONNECT before CONNECT", false, []string{`41`}},
+		{"event after DISCONNECT", true, []string{`41`, `42["offer",{}]`}},
+		{"event for another namespace", true, []string{`42/x,["offer",{}]`}},
+		{"event for a namespace refused", true, []string{`40/x,`, `42/x,["offer",{}]`}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			w := dialRaw(t, wsURL(ts.url, ""), true)
+			w.next(t)
+			if tt.connect {
+				if err := w.send(t, "40"); err != nil {
+					t.Fatal(err)
+				}
+				if m := w.next(t); !strings.HasPrefix(m, "40{") {
+					t.Fatalf("CONNECT answer %q", m)
+				}
+			}
+			for _, p := range tt.pkts {
+				_ = w.send(t, p)
+			}
+			if !w.closed(5 * time.Second) {
+				t.Fatal("still open")
+			}
+		})
+	}
+	t.Run("polling event before CONNECT", func(t *testing.T) {
+		u := pollOpen(t, ts.url)
+		if st, b := httpDo(t, "POST", u, `42["offer",{}]`, nil); st != 400 {
+			t.Fatalf("POST: %d %q, want 400", st, b)
+		}
+		if st, b := httpDo(t, "GET", u, "", nil); !pollClosed(st, b) {
+			t.Fatalf("GET: %d %q, want the session closed", st, b)
+		}
+	})
+	t.Run("CONNECT to an unknown namespace", func(t *testing.T) {
+		w := dialRaw(t, wsURL(ts.url, ""), true)
+		w.next(t)
+		if err := w.send(t, "40/x,"); err != nil {
+			t.Fatal(err)
+		}
+		if m := w.next(t); m != `44/x,{"message":"Invalid namespace"}` {
+			t.Fatalf("got %q", m)
+		}
+		if err := w.send(t, "40"); err != nil {
+			t.Fatal(err)
+		}
+		if m := w.next(t); !strings.HasPrefix(m, "40{") {
+			t.Fatalf("CONNECT answer %q", m)
+		}
+	})
+}

@@ -275,22 +275,26 @@ func (ss *session) message(b []byte, now time.Time) error {
 				dst = append(append(append(dst, eioMessage, sioConnectError), nsp...), ',')
 				return append(dst, `{"message":"Invalid namespace"}`...)
 			})
+			return nil
 		}
-		return nil // packets for namespaces never connected are ignored, as socket.io does
+		// Socket.IO v5: a packet other than CONNECT for a namespace with no socket closes
+		// the connection (socket.io's server: "invalid state").
+		return fmt.Errorf("%w: packet type %c for namespace %.64q, not connected", ErrBadPacket, p.typ, p.nsp)
 	}
-	switch p.typ {
-	case sioConnect:
+	switch {
+	case p.typ == sioConnect:
 		return ss.connect(p.data, now)
-	case sioDisconnect:
+	case p.typ == sioConnectError:
+		return fmt.Errorf("%w: CONNECT_ERROR from a client", ErrBadPacket)
+	case ss.hs == nil:
+		// Before CONNECT, after DISCONNECT or a refused CONNECT: "If the server does not
+		// receive a CONNECT packet first, then it MUST close the connection immediately."
+		return fmt.Errorf("%w: packet type %c before CONNECT", ErrBadPacket, p.typ)
+	case p.typ == sioDisconnect:
 		ss.disconnectSocket("left")
 		return nil
-	case sioAck:
+	case p.typ == sioAck:
 		return nil // the server never asks for acks
-	case sioConnectError:
-		return fmt.Errorf("%w: CONNECT_ERROR from a client", ErrBadPacket)
-	}
-	if ss.hs == nil {
-		return nil // an event before CONNECT: ignored, as socket.io does
 	}
 	if ok, err := ss.hs.Allow(now); !ok {
 		return err
