@@ -40,7 +40,7 @@ type Config struct {
 	// it the socket is dropped as slow.
 	SendQueueBytes int
 	// PingInterval is how often the server pings (default 10 s, which should equal the
-	// WebSocket endpoint's PingInterval); PingTimeout how long after a ping a silent client
+	// WebSocket endpoint's PingInterval); PingTimeout how long after a ping a client that sends no pong
 	// is dropped (default 20 s: the WebSocket endpoint's PeerTimeout minus PingInterval).
 	PingInterval time.Duration
 	PingTimeout  time.Duration
