@@ -31,8 +31,8 @@ type Event struct {
 	// across resumes), or 0 for frames that carry none (welcome, ack, error, ice-servers,
 	// resume-token). Encoded as "seq" when not 0.
 	Seq uint64
-	// Resumed marks a peer-joined for a presence re-created from its resume token: clients
-	// that knew its id treat it as an update, not an arrival.
+	// Resumed marks a peer-joined for a presence that came back under its earlier id (its
+	// node restarted or died): clients that know the id treat it as an update.
 	Resumed bool
 	// Resume is the fresh token of a resume-token frame.
 	Resume string
@@ -132,7 +132,7 @@ func AppendEvent(dst []byte, e *Event) []byte {
 	case TypePeerJoined, TypePeerUpdated:
 		dst = append(dst, `,"peer":`...)
 		dst = appendPeer(dst, e.Peer)
-		if e.Resumed {
+		if e.Resumed && e.Type == TypePeerJoined {
 			dst = append(dst, `,"resumed":true`...)
 		}
 	case TypeResumeToken:
