@@ -27,6 +27,10 @@ type Event struct {
 	Welcome *Welcome
 	// ICEServers is the raw JSON array of RTCIceServer objects of an ice-servers answer.
 	ICEServers []byte
+	// Seq is the event's sequence number in its presence's stream (1, 2, 3 …, continuing
+	// across resumes), or 0 for frames that carry none (welcome, ack, error, ice-servers,
+	// resume-token). Encoded as "seq" when not 0.
+	Seq uint64
 	// Resumed marks a peer-joined for a presence that came back under its earlier id (its
 	// node restarted or died): clients that know the id treat it as an update.
 	Resumed bool
