@@ -136,8 +136,8 @@ type Bus struct {
 	msgs chan *nats.Msg
 	// takeovers bounds the TakeOver requests served at once, each on its own goroutine.
 	takeovers chan struct{}
-	stop chan struct{}
-	wg   sync.WaitGroup
+	stop      chan struct{}
+	wg        sync.WaitGroup
 
 	closeOnce sync.Once
 	closeErr  error
@@ -223,26 +223,26 @@ func New(cfg Config) (*Bus, error) {
 	var idb [8]byte
 	_, _ = rand.Read(idb[:])
 	b := &Bus{
-		cfg:      cfg,
-		log:      cfg.Logger,
-		stats:    cfg.Stats,
-		id:       hex.EncodeToString(idb[:]),
-		ctl:      cfg.Prefix + ".ctl",
-		obs:      cfg.Observer,
-		msgs:     make(chan *nats.Msg, 1<<16),
+		cfg:   cfg,
+		log:   cfg.Logger,
+		stats: cfg.Stats,
+		id:    hex.EncodeToString(idb[:]),
+		ctl:   cfg.Prefix + ".ctl",
+		obs:   cfg.Observer,
+		msgs:  make(chan *nats.Msg, 1<<16),
 
 		takeovers: make(chan struct{}, maxTakeovers),
-		stop:     make(chan struct{}),
-		rooms:    make(map[string]*room),
-		locals:   make(map[*bus.Member]*peer),
-		pending:  make(map[protocol.PeerID]*pendingJoin),
-		nodes:    make(map[string]*nodeState),
-		suspects: make(map[string]bool),
-		tombs:    make(map[protocol.PeerID]time.Time),
-		orphans:  make(map[*peer]struct{}),
-		holds:    make(map[protocol.PeerID]*hold),
-		heldIdle: make(chan struct{}),
-		lobby:    make(map[protocol.PeerID]*lobbyEntry),
+		stop:      make(chan struct{}),
+		rooms:     make(map[string]*room),
+		locals:    make(map[*bus.Member]*peer),
+		pending:   make(map[protocol.PeerID]*pendingJoin),
+		nodes:     make(map[string]*nodeState),
+		suspects:  make(map[string]bool),
+		tombs:     make(map[protocol.PeerID]time.Time),
+		orphans:   make(map[*peer]struct{}),
+		holds:     make(map[protocol.PeerID]*hold),
+		heldIdle:  make(chan struct{}),
+		lobby:     make(map[protocol.PeerID]*lobbyEntry),
 
 		lobbyByNode: make(map[string]int),
 	}
