@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -35,12 +36,11 @@ func newGraceBus(t *testing.T, url string, grace time.Duration, log *eventLog, n
 // (seq 1…n) and its Handover, which hands those after last over once.
 type outbox struct {
 	events []*protocol.Event
-	calls  int
+	calls  atomic.Int32 // Handover runs on the node's goroutine
 }
 
 func (o *outbox) handover(last uint64) *bus.Handover {
-	o.calls++
-	if o.calls > 1 {
+	if o.calls.Add(1) > 1 {
 		return nil // given away already
 	}
 	h := &bus.Handover{Seq: uint64(len(o.events))}

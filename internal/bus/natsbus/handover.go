@@ -120,16 +120,19 @@ func (b *Bus) handOver(room string, peer protocol.PeerID, last uint64) *bus.Hand
 		b.mu.Unlock()
 		return nil
 	}
-	m := p.local
-	if m != nil {
+	m, wasLocal := p.local, p.local != nil
+	if m != nil && m.Handover == nil {
+		b.mu.Unlock()
+		return nil // a member that cannot be handed over stays where it is
+	}
+	if wasLocal {
 		// Connected (or parked by the hub) here: no event may reach it from now on, so that
 		// none is lost between its Handover and the re-homing: they are held instead.
 		b.dropLocalLocked(p)
 		b.holdMemberLocked(p, m)
+		b.orphanLocked(p, "timeout") // if the resume fails, it leaves when the grace ends
 	}
 	m = p.held
-	b.orphanLocked(p, "timeout") // if the resume fails, it leaves when the grace ends
-	b.publishLocked(&ctlMsg{Op: opOrphan, Node: b.id, Room: room, Peer: &wirePeer{ID: peer, Node: b.id}, Reason: p.why})
 	b.mu.Unlock()
 
 	var h *bus.Handover
@@ -139,11 +142,21 @@ func (b *Bus) handOver(room string, peer protocol.PeerID, last uint64) *bus.Hand
 
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	current := p.room.byID[peer] == p && p.node == b.id
 	if p.held == m {
 		b.releaseMemberLocked(p)
 	}
-	if h == nil || p.room.byID[peer] != p || p.node != b.id {
-		return h // what was held here goes to its new node, if any, as relays
+	if !current {
+		return h
+	}
+	if wasLocal {
+		// The others hold its relays from now on, until the Resumed join re-homes it, or
+		// until the grace ends (a presence the hub no longer had: its leave may have come
+		// while it was being handed over, and was not announced).
+		b.publishLocked(&ctlMsg{Op: opOrphan, Node: b.id, Room: room, Peer: &wirePeer{ID: peer, Node: b.id}, Reason: p.why})
+	}
+	if h == nil {
+		return nil // what was held here goes to its new node as relays
 	}
 	for _, msg := range b.takeHoldLocked(peer) {
 		rm, err := decodeRelay(msg)
