@@ -108,7 +108,7 @@ func (b *Bus) Ledger(ctx context.Context) (*Ledger, error) {
 		Bucket:         b.bucketName("-spent"),
 		Description:    "switchboard spent resume tokens",
 		MaxBytes:       ledgerMaxBytes,
-		MaxValueSize:   16,
+		MaxValueSize:   1024,        // the whole message, with its TTL header
 		LimitMarkerTTL: time.Second, // needed for per-key TTLs
 	})
 	if err != nil {

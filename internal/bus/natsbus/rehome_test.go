@@ -2,9 +2,9 @@ package natsbus
 
 import (
 	"context"
+	"github.com/switchboard-rtc/switchboard/protocol"
 	"testing"
 	"time"
-	"github.com/switchboard-rtc/switchboard/protocol"
 )
 
 // A Resumed join of an id the room does not have is announced with peer-joined marked
