@@ -125,6 +125,7 @@ func TestTakeOverOfConnectedMember(t *testing.T) {
 		ob.events = append(ob.events, e)
 	}
 	x.Handover = ob.handover
+	waitUntil(t, "c knows x", func() bool { return len(peersOf(c, "r")) == 2 })
 	h, err := c.TakeOver(context.Background(), "r", x.Info.ID, 1)
 	if err != nil || h == nil || len(h.Events) != 1 || h.Events[0].Seq != 2 || h.Seq != 2 {
 		t.Fatalf("take over: %+v %v", h, err)
