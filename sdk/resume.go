@@ -264,10 +264,14 @@ func (c *Client) reconcile(w *serverFrame) {
 	if w.ResumeMs > 0 {
 		c.resumeMs = w.ResumeMs
 	}
-	if w.Seq == nil {
-		return // a server from before seq: its resumed welcome lists no peers
+	var s uint64 // the presence's counter before the replay ("seq", omitted when 0)
+	if w.Seq != nil {
+		s = *w.Seq
+	} else if !w.Restored && len(w.Peers) == 0 {
+		// A server from before seq lists no peers in a resumed welcome; a server of today
+		// whose counter is 0 sent us no event, so no peer of ours can have left.
+		return
 	}
-	s := *w.Seq
 	if s < c.lastSeq {
 		c.lastSeq = s // the presence's counter started again (restored without its state)
 	}
