@@ -78,7 +78,9 @@ type Options struct {
 	// 1, 2, ... is about to start after its backoff. Peer connections stay up meanwhile.
 	OnReconnecting func(attempt int, cause error)
 	// OnReconnected is called once the client is back in its room. resumed: the server kept
-	// its presence, the id is the same and nothing was lost. Otherwise it joined anew: every
+	// (or restored) its presence, the id is the same and nothing was lost: relays sent while
+	// away were queued and go now, peers that left meanwhile are reported to OnPeerLeft, new
+	// ones to OnPeer, known ones are never reported again. Otherwise it joined anew: every
 	// old peer was reported to OnPeerLeft with reason "reconnect", ID is new, and the room's
 	// peers come back through OnPeer.
 	OnReconnected func(resumed bool)

@@ -515,5 +515,8 @@ func (p *Peer) AddTrack(t webrtc.TrackLocal) (*webrtc.RTPSender, error) {
 	return s, nil
 }
 
-// SendMessage relays data (any JSON value) to the peer through the signaling server.
+// SendMessage relays data (any JSON value) to the peer through the signaling server. It
+// returns once the relay is queued: it goes out at once, or after the signaling connection is
+// back, and again after a resume until the server acks it (an error answer goes to
+// Options.OnError). ErrSendQueueFull when too many wait.
 func (p *Peer) SendMessage(data any) error { return p.c.send("message", p.id, data) }

@@ -25,8 +25,8 @@
 // This module is the one to import; it re-exports the SDK's parts from sibling modules:
 // sdk-client.js (Client: the signaling socket, reconnection, the room's peers), sdk-peer.js
 // (Peer: one RTCPeerConnection and its negotiation), sdk-outbox.js (relays until acked),
-// sdk-connect.js (the join handshake,
-// access tokens, the reconnect policy) and sdk-errors.js (ServerError).
+// sdk-connect.js (the join handshake, access tokens, the reconnect policy) and sdk-errors.js
+// (ServerError).
 //
 // See docs/browser-sdk.md. Type-checkable with `tsc --checkJs --noEmit --lib es2022,dom`.
 
