@@ -27,6 +27,9 @@ type Event struct {
 	Welcome *Welcome
 	// ICEServers is the raw JSON array of RTCIceServer objects of an ice-servers answer.
 	ICEServers []byte
+	// Resumed marks a peer-joined for a presence that came back under its earlier id (its
+	// node restarted or died): clients that know the id treat it as an update.
+	Resumed bool
 }
 
 // Welcome is the body of a welcome frame.
@@ -107,6 +110,9 @@ func AppendEvent(dst []byte, e *Event) []byte {
 	case TypePeerJoined, TypePeerUpdated:
 		dst = append(dst, `,"peer":`...)
 		dst = appendPeer(dst, e.Peer)
+		if e.Resumed && e.Type == TypePeerJoined {
+			dst = append(dst, `,"resumed":true`...)
+		}
 	case TypePeerLeft:
 		dst = append(dst, `,"peer":{"id":`...)
 		dst = AppendString(dst, string(e.Peer.ID))

@@ -44,9 +44,36 @@ type Member struct {
 	// (replaced, removed, room-closed) and reason is the peer-left reason. Kick leaves the
 	// room itself (Leave). A bus calls it without holding its own locks.
 	Kick func(code protocol.Code, reason string)
+	// Resumed marks a presence taken back under its earlier id (Info.ID) on a node that did
+	// not hold it (its node restarted, drains or died). Join then replaces a member of the
+	// room with that id in place — no peer-joined, join order kept — or, when the room has
+	// none, adds it announcing a peer-joined marked Resumed. Identity takeover never kicks a
+	// member with the same id.
+	Resumed bool
+	// Handover, when set, gives the presence up to another node it resumes on: it returns
+	// the events after last that the presence's holder still has, and forgets the presence
+	// without announcing anything (the new node's Resumed join replaces it). A bus calls it
+	// for TakeOver, without holding its own locks. It returns nil when the presence is gone.
+	Handover func(last uint64) *Handover
 
 	// room is the bus's own handle, set by Join.
 	room atomic.Pointer[memRoom]
+}
+
+// ReasonRestart is the Leave reason of a presence whose node restarts or drains and whose
+// client is told to come back: the bus takes it off this node without telling anyone — no
+// peer-left, no observer event. The memory bus forgets it; a cluster bus keeps it in the
+// room as orphaned for the others until it resumes on another node or its grace ends.
+const ReasonRestart = "restart"
+
+// Handover is what the node that held a presence hands to the node the presence resumes on.
+type Handover struct {
+	// Events are the events after the client's last, in sequence order, with their Seq.
+	Events []*protocol.Event
+	// Seq is the presence's sequence counter: the next event gets Seq+1.
+	Seq uint64
+	// Gap is set when events after last were dropped before the handover.
+	Gap bool
 }
 
 // Bus keeps room membership and routes events between peers.
@@ -62,6 +89,11 @@ type Bus interface {
 	Relay(from *Member, target []byte, e *protocol.Event) error
 	// Broadcast delivers e to every member of from's room but from.
 	Broadcast(from *Member, e *protocol.Event) error
+	// TakeOver asks the node that holds peer's presence in room, if any is alive, to hand it
+	// over (its Member.Handover) for a resume elsewhere: the events after last it still holds.
+	// It returns nil, nil when no node holds it (the memory bus: never, since the hub checks
+	// its own node first).
+	TakeOver(ctx context.Context, room string, peer protocol.PeerID, last uint64) (*Handover, error)
 	// Ready reports whether the bus can take joins now.
 	Ready() error
 	// Close releases the bus.

@@ -108,6 +108,12 @@ func (b *Memory) join(m *Member, maxPeers int, welcome func([]protocol.PeerInfo)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if m.Resumed {
+		if old := r.byID[string(m.Info.ID)]; old != nil {
+			b.replaceLocked(r, old, m, welcome)
+			return nil, nil
+		}
+	}
 	replaced := sameIdentity(r.order, m)
 	if maxPeers > 0 && len(r.order)-len(replaced) >= maxPeers {
 		if len(r.order) == 0 {
@@ -131,13 +137,34 @@ func (b *Memory) join(m *Member, maxPeers int, welcome func([]protocol.PeerInfo)
 	b.stats.Peers.Add(1)
 	welcome(others)
 	b.observe(PeerJoined, m.Room, m, "")
-	ev := protocol.Event{Type: protocol.TypePeerJoined, Peer: &m.Info}
+	ev := protocol.Event{Type: protocol.TypePeerJoined, Peer: &m.Info, Resumed: m.Resumed}
 	for _, o := range r.order {
 		if o != m && !slices.Contains(replaced, o) {
 			o.Sink.Send(&ev)
 		}
 	}
 	return replaced, nil
+}
+
+// replaceLocked puts m, a resumed presence, in old's place: same position, no announcement.
+// Caller holds b.mu and r.mu.
+func (b *Memory) replaceLocked(r *memRoom, old, m *Member, welcome func([]protocol.PeerInfo)) {
+	others := make([]protocol.PeerInfo, 0, len(r.order))
+	for i, o := range r.order {
+		if o == old {
+			r.order[i] = m
+			continue
+		}
+		others = append(others, r.info(o))
+	}
+	if info, ok := r.updated[old]; ok {
+		r.updated[m] = info
+		delete(r.updated, old)
+	}
+	old.room.Store(nil)
+	m.room.Store(r)
+	r.byID[string(m.Info.ID)] = m
+	welcome(others)
 }
 
 // Leave implements Bus.
@@ -163,6 +190,15 @@ func (b *Memory) Leave(m *Member, reason string) {
 	}
 	m.room.Store(nil)
 	b.stats.Peers.Add(-1)
+	if reason == ReasonRestart {
+		// The process restarts: nobody is told. The room's other members (if this process
+		// goes on) keep whatever they knew.
+		if len(r.order) == 0 {
+			delete(b.rooms, r.name)
+			b.stats.Rooms.Add(-1)
+		}
+		return
+	}
 	b.observe(PeerLeft, r.name, m, reason)
 	if len(r.order) == 0 {
 		delete(b.rooms, r.name)
@@ -208,6 +244,11 @@ func (b *Memory) Broadcast(from *Member, e *protocol.Event) error {
 		}
 	}
 	return nil
+}
+
+// TakeOver implements Bus: on one node no other node holds a presence.
+func (b *Memory) TakeOver(ctx context.Context, room string, peer protocol.PeerID, last uint64) (*Handover, error) {
+	return nil, ctx.Err()
 }
 
 // Ready implements Bus: memory is always ready.

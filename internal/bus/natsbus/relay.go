@@ -1,6 +1,7 @@
 package natsbus
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -168,4 +169,9 @@ func (b *Bus) bufferPending(rm *relayMsg) {
 	if pj := b.pending[protocol.PeerID(rm.target)]; pj != nil && pj.m.Room == rm.room {
 		pj.buf = append(pj.buf, rm.ev)
 	}
+}
+
+// TakeOver implements bus.Bus. Not yet across nodes: no other node hands a presence over.
+func (b *Bus) TakeOver(ctx context.Context, room string, peer protocol.PeerID, last uint64) (*bus.Handover, error) {
+	return nil, ctx.Err()
 }
