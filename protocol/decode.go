@@ -39,6 +39,14 @@ type Frame struct {
 	Token []byte
 	// V is the protocol version asked for in a join, 0 if absent, or -1 if given as 0.
 	V int
+	// Last is a resume join's highest seq received (0 if none or absent).
+	Last uint64
+	// Seq is a read frame's mark: every event up to it was read. HaveSeq says it was given.
+	Seq     uint64
+	HaveSeq bool
+	// Retry marks a relay re-sent after a resume with the id of the first attempt: the server
+	// acks it without relaying it again if it accepted that id already.
+	Retry bool
 }
 
 // DecodeFrame decodes one client frame from b into f, validating the whole of b as JSON and
@@ -128,6 +136,23 @@ func DecodeFrame(b []byte, f *Frame) *Error {
 					badField = "meta"
 				}
 				f.Meta = val
+			case "last":
+				if f.Last, ok = uint64Value(val); !ok {
+					badField = "last"
+				}
+			case "seq":
+				if f.Seq, f.HaveSeq = uint64Value(val); !f.HaveSeq {
+					badField = "seq"
+				}
+			case "retry":
+				switch string(val) {
+				case "true":
+					f.Retry = true
+				case "false":
+					f.Retry = false
+				default:
+					badField = "retry"
+				}
 			case "v":
 				if !smallInt(val, &f.V) {
 					badField = "v"
@@ -172,6 +197,10 @@ func DecodeFrame(b []byte, f *Frame) *Error {
 		if !f.Broadcast && f.Target == nil {
 			return Errorf(CodeMissingField, "%s needs \"target\"", f.Type)
 		}
+	case TypeRead:
+		if !f.HaveSeq {
+			return Errorf(CodeMissingField, "read needs \"seq\"")
+		}
 	}
 	return nil
 }
@@ -204,6 +233,26 @@ func stringValue(val []byte) ([]byte, bool) {
 		}
 	}
 	return inner, true
+}
+
+// uint64Value parses a non-negative JSON integer that fits in a uint64 (no fraction, no
+// exponent, no sign).
+func uint64Value(val []byte) (uint64, bool) {
+	if len(val) == 0 || len(val) > 20 || (val[0] == '0' && len(val) > 1) {
+		return 0, false
+	}
+	var n uint64
+	for _, c := range val {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		d := uint64(c - '0')
+		if n > (^uint64(0)-d)/10 {
+			return 0, false
+		}
+		n = n*10 + d
+	}
+	return n, true
 }
 
 // smallInt parses a non-negative JSON integer below 1e6.

@@ -27,9 +27,15 @@ type Event struct {
 	Welcome *Welcome
 	// ICEServers is the raw JSON array of RTCIceServer objects of an ice-servers answer.
 	ICEServers []byte
+	// Seq is the event's sequence number in its presence's stream (1, 2, 3 …, continuing
+	// across resumes), or 0 for frames that carry none (welcome, ack, error, ice-servers,
+	// resume-token). Encoded as "seq" when not 0.
+	Seq uint64
 	// Resumed marks a peer-joined for a presence that came back under its earlier id (its
 	// node restarted or died): clients that know the id treat it as an update.
 	Resumed bool
+	// Resume is the fresh token of a resume-token frame.
+	Resume string
 }
 
 // Welcome is the body of a welcome frame.
@@ -45,8 +51,16 @@ type Welcome struct {
 	// ResumeMillis is how long the server keeps a lost presence for resumption.
 	ResumeMillis int64
 	// Resumed is set when this welcome answers a join that took a lost presence back: Self
-	// is the earlier id, Peers is empty, and the events missed while away follow.
+	// is the earlier id, Peers the room's members now, and the events after the join's last
+	// follow.
 	Resumed bool
+	// Seq is the presence's counter before the replay (resumed welcomes only; 0 omits it).
+	Seq uint64
+	// Gap is set when events after the join's last are no longer available.
+	Gap bool
+	// Restored is set when the presence was re-created from its token alone (the node that
+	// held it restarted or died).
+	Restored bool
 }
 
 // AppendEvent appends the native JSON encoding of e to dst.
@@ -96,6 +110,14 @@ func AppendEvent(dst []byte, e *Event) []byte {
 		}
 		if w.Resumed {
 			dst = append(dst, `,"resumed":true`...)
+			dst = append(dst, `,"seq":`...)
+			dst = strconv.AppendUint(dst, w.Seq, 10)
+		}
+		if w.Gap {
+			dst = append(dst, `,"gap":true`...)
+		}
+		if w.Restored {
+			dst = append(dst, `,"restored":true`...)
 		}
 	case TypeICEServers:
 		dst = append(dst, `,"iceServers":`...)
@@ -113,6 +135,9 @@ func AppendEvent(dst []byte, e *Event) []byte {
 		if e.Resumed && e.Type == TypePeerJoined {
 			dst = append(dst, `,"resumed":true`...)
 		}
+	case TypeResumeToken:
+		dst = append(dst, `,"resume":`...)
+		dst = AppendString(dst, e.Resume)
 	case TypePeerLeft:
 		dst = append(dst, `,"peer":{"id":`...)
 		dst = AppendString(dst, string(e.Peer.ID))
@@ -123,6 +148,10 @@ func AppendEvent(dst []byte, e *Event) []byte {
 		dst = AppendString(dst, e.Err.Code.String())
 		dst = append(dst, `,"message":`...)
 		dst = AppendString(dst, e.Err.Message)
+	}
+	if e.Seq != 0 {
+		dst = append(dst, `,"seq":`...)
+		dst = strconv.AppendUint(dst, e.Seq, 10)
 	}
 	return append(dst, '}')
 }

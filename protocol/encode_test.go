@@ -93,6 +93,30 @@ func TestAppendEvent(t *testing.T) {
 		{"error (docs example)", protocol.Event{Type: protocol.TypeError, ID: []byte(`"m7"`),
 			Err: protocol.Errorf(protocol.CodeUnknownTarget, "target is not in your room")},
 			`{"type":"error","code":"unknown-target","message":"target is not in your room","id":"m7"}`},
+		{"offer with seq", protocol.Event{Type: protocol.TypeOffer, From: from, Data: []byte(`{}`), Seq: 7},
+			`{"type":"offer","from":"Vb4k7hVd0S2v0w9Jv1qgXA","data":{},"seq":7}`},
+		{"broadcast with seq", protocol.Event{Type: protocol.TypeMessage, From: from, Data: []byte(`1`), Broadcast: true, Seq: 18446744073709551615},
+			`{"type":"message","from":"Vb4k7hVd0S2v0w9Jv1qgXA","data":1,"broadcast":true,"seq":18446744073709551615}`},
+		{"peer-joined with seq", protocol.Event{Type: protocol.TypePeerJoined, Peer: &bare, Seq: 1},
+			`{"type":"peer-joined","peer":{"id":"AAAAAAAAAAAAAAAAAAAAAA"},"seq":1}`},
+		{"peer-joined resumed with seq", protocol.Event{Type: protocol.TypePeerJoined, Peer: &bare, Resumed: true, Seq: 2},
+			`{"type":"peer-joined","peer":{"id":"AAAAAAAAAAAAAAAAAAAAAA"},"resumed":true,"seq":2}`},
+		{"peer-left with seq", protocol.Event{Type: protocol.TypePeerLeft, Peer: &bare, Reason: "timeout", Seq: 3},
+			`{"type":"peer-left","peer":{"id":"AAAAAAAAAAAAAAAAAAAAAA"},"reason":"timeout","seq":3}`},
+		{"peer-updated with seq", protocol.Event{Type: protocol.TypePeerUpdated, Peer: &ada, Seq: 4},
+			`{"type":"peer-updated","peer":{"id":"q3m8sXoLqv1yCpTtNd3h1w","name":"Ada","meta":{"avatar":"🦊"}},"seq":4}`},
+		{"server-message with seq", protocol.Event{Type: protocol.TypeServerMessage, Data: []byte(`{"text":"bye"}`), Seq: 5},
+			`{"type":"server-message","data":{"text":"bye"},"seq":5}`},
+		{"resume-token", protocol.Event{Type: protocol.TypeResumeToken, Resume: "a.b\"c"},
+			`{"type":"resume-token","resume":"a.b\"c"}`},
+		{"welcome resumed", protocol.Event{Type: protocol.TypeWelcome, ID: []byte(`1`), Welcome: &protocol.Welcome{
+			Self: ada.ID, Room: "r", Peers: []protocol.PeerInfo{bare}, Resume: "t", ResumeMillis: 15000, Resumed: true, Seq: 42,
+		}}, `{"type":"welcome","id":1,"v":1,"peer":"q3m8sXoLqv1yCpTtNd3h1w","room":"r","peers":[{"id":"AAAAAAAAAAAAAAAAAAAAAA"}],
+			"iceServers":[],"resume":"t","resumeMs":15000,"resumed":true,"seq":42}`},
+		{"welcome resumed, restored, with a gap", protocol.Event{Type: protocol.TypeWelcome, Welcome: &protocol.Welcome{
+			Self: ada.ID, Room: "r", Resume: "t", ResumeMillis: 1, Resumed: true, Seq: 9, Gap: true, Restored: true,
+		}}, `{"type":"welcome","v":1,"peer":"q3m8sXoLqv1yCpTtNd3h1w","room":"r","peers":[],
+			"iceServers":[],"resume":"t","resumeMs":1,"resumed":true,"seq":9,"gap":true,"restored":true}`},
 		{"error without id, message needing escapes", protocol.Event{Type: protocol.TypeError,
 			Err: &protocol.Error{Code: protocol.CodeBadJSON, Message: "bad \"x\"\t\x01 \xff"}},
 			`{"type":"error","code":"bad-json","message":"bad \"x\"\t\u0001 \ufffd"}`},
@@ -120,7 +144,8 @@ func TestAppendEvent(t *testing.T) {
 		})
 	}
 	for _, typ := range []protocol.Type{protocol.TypeOffer, protocol.TypeAnswer, protocol.TypeICECandidate, protocol.TypeMessage,
-		protocol.TypeWelcome, protocol.TypePeerJoined, protocol.TypePeerLeft, protocol.TypeAck, protocol.TypeError} {
+		protocol.TypeWelcome, protocol.TypePeerJoined, protocol.TypePeerLeft, protocol.TypeAck, protocol.TypeError,
+		protocol.TypePeerUpdated, protocol.TypeServerMessage, protocol.TypeResumeToken} {
 		if !covered[typ] {
 			t.Errorf("no AppendEvent test for %v", typ)
 		}
@@ -340,7 +365,7 @@ func TestTypeNames(t *testing.T) {
 		}
 		seen[name] = true
 		// Client types parse back; server types and "unknown" do not.
-		client := typ == protocol.TypeJoin || typ == protocol.TypeLeave || typ.IsRelay() || typ == protocol.TypeICEServers
+		client := typ == protocol.TypeJoin || typ == protocol.TypeLeave || typ.IsRelay() || typ == protocol.TypeICEServers || typ == protocol.TypeRead
 		if got := protocol.ParseType([]byte(name)); client && got != typ || !client && got != protocol.TypeUnknown {
 			t.Errorf("ParseType(%q) = %v", name, got)
 		}

@@ -72,6 +72,9 @@ func FuzzDecodeFrame(f *testing.F) {
 		`{"type":"join","room":"r\u0031","name":"\ud83e\udd8a\"\\"}`,
 		`{"type":"join","room":"r","resume":"AbC-_d\u0030"}`,
 		`{"type":"bogus","target":1}`,
+		`{"type":"join","room":"r","resume":"t","last":12}`,
+		`{"type":"read","seq":18446744073709551615}`,
+		`{"type":"message","id":"m","target":"p","data":1,"retry":true}`,
 		`{"type":"join"`,
 		`{"type":"leave"} x`,
 		`[{"type":"leave"}]`,
@@ -166,10 +169,34 @@ func FuzzDecodeFrame(f *testing.F) {
 			}
 		}
 
+		for _, c := range []struct {
+			key string
+			got uint64
+		}{{"last", fr.Last}, {"seq", fr.Seq}} {
+			raw, ok := m[c.key]
+			if !ok {
+				if c.got != 0 {
+					t.Fatalf("DecodeFrame(%q): %s = %d, absent for encoding/json", in, c.key, c.got)
+				}
+				continue
+			}
+			if n, e := strconv.ParseUint(string(raw), 10, 64); e != nil || n != c.got {
+				t.Fatalf("DecodeFrame(%q): %s = %d, encoding/json has %s", in, c.key, c.got, raw)
+			}
+		}
+		if _, ok := m["seq"]; ok != fr.HaveSeq {
+			t.Fatalf("DecodeFrame(%q): HaveSeq %v", in, fr.HaveSeq)
+		}
+		if fr.Retry != (string(m["retry"]) == "true") {
+			t.Fatalf("DecodeFrame(%q): retry = %v, encoding/json has %s", in, fr.Retry, m["retry"])
+		}
+
 		// The type's required fields are there.
 		switch {
 		case fr.Type == protocol.TypeJoin && fr.Room == nil:
 			t.Fatalf("DecodeFrame(%q): join without room", in)
+		case fr.Type == protocol.TypeRead && !fr.HaveSeq:
+			t.Fatalf("DecodeFrame(%q): read without seq", in)
 		case fr.Type.IsRelay() && fr.Data == nil:
 			t.Fatalf("DecodeFrame(%q): relay without data", in)
 		case fr.Type.IsRelay() && fr.Broadcast == (fr.Target != nil):
@@ -211,6 +238,36 @@ func FuzzAppendString(f *testing.F) {
 		}
 		if got != want {
 			t.Fatalf("AppendString(%q) = %q reads back as %q, encoding/json's encoding as %q", s, out, got, want)
+		}
+	})
+}
+
+// FuzzAppendEventSeq checks that every event encodes to valid JSON whose seq (when not 0) and
+// resume token read back as given, whatever the strings hold.
+func FuzzAppendEventSeq(f *testing.F) {
+	f.Add(uint8(protocol.TypeOffer), uint64(1), "from", "tok", true)
+	f.Add(uint8(protocol.TypeResumeToken), uint64(0), "", "a\"b", false)
+	f.Add(uint8(protocol.TypeWelcome), uint64(1<<63), "\xff", "t", true)
+	f.Fuzz(func(t *testing.T, typ uint8, seq uint64, s, tok string, flag bool) {
+		peer := &protocol.PeerInfo{ID: protocol.PeerID(s), Name: s}
+		e := protocol.Event{Type: protocol.Type(typ % uint8(protocol.NumTypes)), From: protocol.PeerID(s), Data: []byte(`{"x":1}`),
+			Peer: peer, Reason: s, Err: protocol.Errorf(protocol.CodeInternal, "%s", s), Seq: seq, Resumed: flag, Resume: tok,
+			Welcome: &protocol.Welcome{Self: protocol.PeerID(s), Room: s, Peers: []protocol.PeerInfo{*peer}, Resume: tok, Resumed: flag, Seq: seq, Gap: flag, Restored: flag}}
+		out := protocol.AppendEvent(nil, &e)
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(out, &m); err != nil {
+			t.Fatalf("AppendEvent(%+v) = %s: %v", e, out, err)
+		}
+		if e.Type != protocol.TypeWelcome {
+			raw, ok := m["seq"]
+			if ok != (seq != 0) || ok && string(raw) != strconv.FormatUint(seq, 10) {
+				t.Fatalf("AppendEvent: seq %d encoded as %s (present %v)", seq, raw, ok)
+			}
+		}
+		if e.Type == protocol.TypeResumeToken && utf8.ValidString(tok) {
+			if got, _ := jsonString(m["resume"]); got != tok {
+				t.Fatalf("AppendEvent: resume %q reads back as %q", tok, got)
+			}
 		}
 	})
 }

@@ -36,6 +36,10 @@ const (
 	// peer's changed metadata.
 	TypeServerMessage
 	TypePeerUpdated
+	// Client to server: the client has read every event up to a seq (a read mark).
+	TypeRead
+	// Server to client: a fresh resume token for the connected presence (token refresh).
+	TypeResumeToken
 
 	numTypes
 )
@@ -59,6 +63,8 @@ var typeNames = [...]string{
 	TypeICEServers:    "ice-servers",
 	TypeServerMessage: "server-message",
 	TypePeerUpdated:   "peer-updated",
+	TypeRead:          "read",
+	TypeResumeToken:   "resume-token",
 }
 
 // String returns the wire name of t.
@@ -89,6 +95,8 @@ func ParseType(b []byte) Type {
 		return TypeMessage
 	case "ice-servers":
 		return TypeICEServers
+	case "read":
+		return TypeRead
 	}
 	return TypeUnknown
 }
