@@ -143,40 +143,7 @@ func TestResumeUnderRepeatedCuts(t *testing.T) {
 	pb := connectedPeer(t, b.client, idA)
 
 	const cuts = 12
-	var (
-		stop    = make(chan struct{})
-		senders sync.WaitGroup
-		mu      sync.Mutex
-		sent    = map[string]int{}
-		sendErr []string
-	)
-	pace := func(what string, every time.Duration, send func(n int) error) {
-		defer senders.Done()
-		tick := time.NewTicker(every)
-		defer tick.Stop()
-		for n := 1; n <= 2000; n++ { // bounded: the cuts end long before
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-			}
-			if err := send(n); err != nil {
-				mu.Lock()
-				sendErr = append(sendErr, fmt.Sprintf("%s %d: %v", what, n, err))
-				mu.Unlock()
-				return
-			}
-			mu.Lock()
-			sent[what] = n
-			mu.Unlock()
-		}
-	}
-	senders.Add(4)
-	go pace("a→b relay", 100*time.Millisecond, func(n int) error { return pa.SendMessage(map[string]int{"n": n}) })
-	go pace("b→a relay", 100*time.Millisecond, func(n int) error { return pb.SendMessage(map[string]int{"n": n}) })
-	go pace("a→b channel", 50*time.Millisecond, func(n int) error { return dcA.SendText(strconv.Itoa(n)) })
-	go pace("b→a channel", 50*time.Millisecond, func(n int) error { return dcB.SendText(strconv.Itoa(n)) })
-
+	tr := startTraffic(pa, pb, dcA, dcB)
 	tick := time.NewTicker(300 * time.Millisecond) // pacing the cuts, not waiting for events
 	for i := range cuts {
 		<-tick.C
@@ -201,20 +168,7 @@ func TestResumeUnderRepeatedCuts(t *testing.T) {
 		}
 	}
 	tick.Stop()
-	close(stop)
-	senders.Wait()
-	if len(sendErr) > 0 {
-		t.Fatalf("sends failed: %v", sendErr)
-	}
-	t.Logf("sent %v over %d cuts", sent, cuts)
-	var faults []string
-	faults = append(faults, b.relayed.waitFor(t, sent["a→b relay"])...)
-	faults = append(faults, a.relayed.waitFor(t, sent["b→a relay"])...)
-	faults = append(faults, b.channel.waitFor(t, sent["a→b channel"])...)
-	faults = append(faults, a.channel.waitFor(t, sent["b→a channel"])...)
-	if len(faults) > 0 {
-		t.Fatalf("%d faults: %v", len(faults), faults)
-	}
+	tr.check(t, a, b)
 	if a.client.ID() != idA || b.client.ID() != idB {
 		t.Fatalf("ids changed: a %s→%s, b %s→%s", idA, a.client.ID(), idB, b.client.ID())
 	}
@@ -229,6 +183,74 @@ func TestResumeUnderRepeatedCuts(t *testing.T) {
 	}
 	if a.client.Peer(idB) != pa || b.client.Peer(idA) != pb {
 		t.Fatal("a peer object was replaced")
+	}
+}
+
+// traffic is the paced load of the resume tests: a relayed message every 100 ms and a
+// data-channel message every 50 ms, each way, numbered from 1.
+type traffic struct {
+	stop    chan struct{}
+	senders sync.WaitGroup
+	mu      sync.Mutex
+	sent    map[string]int
+	errs    []string
+}
+
+func startTraffic(pa, pb *sdk.Peer, dcA, dcB *webrtc.DataChannel) *traffic {
+	tr := &traffic{stop: make(chan struct{}), sent: map[string]int{}}
+	tr.senders.Add(4)
+	go tr.pace("a→b relay", 100*time.Millisecond, func(n int) error { return pa.SendMessage(map[string]int{"n": n}) })
+	go tr.pace("b→a relay", 100*time.Millisecond, func(n int) error { return pb.SendMessage(map[string]int{"n": n}) })
+	go tr.pace("a→b channel", 50*time.Millisecond, func(n int) error { return dcA.SendText(strconv.Itoa(n)) })
+	go tr.pace("b→a channel", 50*time.Millisecond, func(n int) error { return dcB.SendText(strconv.Itoa(n)) })
+	return tr
+}
+
+func (tr *traffic) pace(what string, every time.Duration, send func(n int) error) {
+	defer tr.senders.Done()
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for n := 1; n <= 2000; n++ { // bounded: the tests end long before
+		select {
+		case <-tr.stop:
+			return
+		case <-tick.C:
+		}
+		if err := send(n); err != nil {
+			tr.mu.Lock()
+			tr.errs = append(tr.errs, fmt.Sprintf("%s %d: %v", what, n, err))
+			tr.mu.Unlock()
+			return
+		}
+		tr.mu.Lock()
+		tr.sent[what] = n
+		tr.mu.Unlock()
+	}
+}
+
+// sentNow returns the last number sent of what.
+func (tr *traffic) sentNow(what string) int {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	return tr.sent[what]
+}
+
+// check stops the senders and waits for every message to arrive: once each, in order.
+func (tr *traffic) check(t *testing.T, a, b *side) {
+	t.Helper()
+	close(tr.stop)
+	tr.senders.Wait()
+	if len(tr.errs) > 0 {
+		t.Fatalf("sends failed: %v", tr.errs)
+	}
+	t.Logf("sent %v", tr.sent)
+	var faults []string
+	faults = append(faults, b.relayed.waitFor(t, tr.sent["a→b relay"])...)
+	faults = append(faults, a.relayed.waitFor(t, tr.sent["b→a relay"])...)
+	faults = append(faults, b.channel.waitFor(t, tr.sent["a→b channel"])...)
+	faults = append(faults, a.channel.waitFor(t, tr.sent["b→a channel"])...)
+	if len(faults) > 0 {
+		t.Fatalf("%d faults: %v", len(faults), faults)
 	}
 }
 
