@@ -1,11 +1,16 @@
 package browsertest
 
 import (
+	"context"
+	"io"
+	"log/slog"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/switchboard-rtc/switchboard/internal/config"
+	"github.com/switchboard-rtc/switchboard/internal/server"
 	"github.com/switchboard-rtc/switchboard/internal/testserver"
 )
 
@@ -22,6 +27,61 @@ func TestWebAppRidesOutSignalingLoss(t *testing.T) {
 			t.Fatalf("cut %d connections: the pages are not connected through the proxies", n)
 		}
 	})
+}
+
+// The server under a web-app call dies (its connections go silent, then it stops) and a new
+// one with the same resume secret starts on the same address: both pages are restored from
+// their resume tokens, one after the other, and the call goes on as after a cut.
+func TestWebAppRidesOutServerRestart(t *testing.T) {
+	requireChromium(t)
+	srv1, stop1 := runSecretServer(t, "127.0.0.1:0")
+	addr := srv1.Addr().String()
+	browser := startChromium(t, 90*time.Second)
+	pa, pb := testserver.NewCutter(t, addr), testserver.NewCutter(t, addr)
+	room := "restart"
+	a := openApp(t, browser, "A", "http://"+pa.Addr()+"/r/"+room+"?name=A", 1024, 768)
+	b := openApp(t, browser, "B", "http://"+pb.Addr()+"/r/"+room+"?name=B", 1024, 768)
+	rideOut(t, a, b, func() {
+		pa.Sever()
+		pb.Sever()
+		stop1()
+		runSecretServer(t, addr)
+		pa.Cut()
+		pb.Cut()
+	})
+}
+
+// runSecretServer starts a server with a fixed resume secret on addr ("127.0.0.1:0" for any
+// port) and returns it with a function that stops it (also run when the test ends).
+func runSecretServer(t *testing.T, addr string) (*server.Server, func()) {
+	t.Helper()
+	cfg := config.Default()
+	cfg.Listen = addr
+	cfg.TURN = false
+	cfg.ShutdownTimeout = time.Second
+	cfg.ResumeSecret = "browsertest-restart-secret-0123456789abcdef"
+	cfg.JoinsPerClient, cfg.JoinBurstPerClient, cfg.TURNCredentialsPerClient = 1e6, 1e6, 1e6
+	cfg.HTTPConnsPerClient = 1e6
+	srv, err := server.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatalf("server: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("server: %v", err)
+		}
+	}
+	t.Cleanup(stop)
+	return srv, stop
 }
 
 // rideOut checks that a call between the app pages a and b survives disrupt (their signaling
