@@ -33,6 +33,8 @@ modes:
             example and loopback TCP
   resume    clients join, then come back when their node goes away (restart, drain): time
             to every presence resumed, and every peer-left heard (bench/resume.sh)
+  soak      clients message each other for a long time while their connections are cut,
+            they churn and their servers restart: lost, duplicated, resumed (bench/soak.sh)
 
 common flags (signal, idle, connect; setup and throughput have their own):
   --proto native|socketio   protocol (default native)
@@ -105,6 +107,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runThroughput(ctx, args[1:], stdout, stderr)
 	case "resume":
 		return runResume(ctx, args[1:], stdout, stderr)
+	case "soak":
+		return runSoak(ctx, args[1:], stdout, stderr)
 	}
 	opts, err := parseOptions(args, stderr)
 	if err != nil {

@@ -71,6 +71,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 			URL:         cfg.NATS,
 			Heartbeat:   cfg.NATSHeartbeat,
 			NodeTimeout: cfg.NATSNodeTimeout,
+			Grace:       clusterGrace(cfg.ResumeGrace),
 			Observer:    observer(wh),
 			Stats:       st,
 			Logger:      log,
@@ -435,4 +436,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return fmt.Errorf("server: %w", errors.Join(werr, berr))
 	}
 	return nil
+}
+
+// clusterGrace is how long the cluster keeps the members of a node that drains or dies for
+// them to resume elsewhere: the resume grace, none when resumption is off.
+func clusterGrace(resume time.Duration) time.Duration {
+	if resume <= 0 {
+		return -1
+	}
+	return resume
 }

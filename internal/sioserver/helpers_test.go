@@ -26,17 +26,24 @@ type testServer struct {
 
 func startServer(t *testing.T, hcfg hub.Config, mod func(*Config)) *testServer {
 	t.Helper()
+	return startServerBeat(t, hcfg, time.Second, 2*time.Second, mod)
+}
+
+// startServerBeat is startServer with the ping interval and timeout of both endpoints (the
+// WebSocket endpoint's PeerTimeout is their sum, as in the server).
+func startServerBeat(t *testing.T, hcfg hub.Config, interval, timeout time.Duration, mod func(*Config)) *testServer {
+	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	hcfg.Logger = log
 	h, err := hub.New(hcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ws, err := wsserver.New(wsserver.Config{Hub: h, Logger: log, PingInterval: time.Second, PeerTimeout: 3 * time.Second})
+	ws, err := wsserver.New(wsserver.Config{Hub: h, Logger: log, PingInterval: interval, PeerTimeout: interval + timeout})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{Hub: h, WS: ws, Logger: log, PingInterval: time.Second, PingTimeout: 2 * time.Second}
+	cfg := Config{Hub: h, WS: ws, Logger: log, PingInterval: interval, PingTimeout: timeout}
 	if mod != nil {
 		mod(&cfg)
 	}

@@ -40,7 +40,7 @@ type Config struct {
 	// it the socket is dropped as slow.
 	SendQueueBytes int
 	// PingInterval is how often the server pings (default 10 s, which should equal the
-	// WebSocket endpoint's PingInterval); PingTimeout how long after a ping a silent client
+	// WebSocket endpoint's PingInterval); PingTimeout how long after a ping a client that sends no pong
 	// is dropped (default 20 s: the WebSocket endpoint's PeerTimeout minus PingInterval).
 	PingInterval time.Duration
 	PingTimeout  time.Duration
@@ -252,7 +252,7 @@ func (s *Server) newSession(now time.Time, client netip.Prefix) (*session, int) 
 		return nil, http.StatusTooManyRequests
 	}
 	ss := &session{srv: s, sid: string(protocol.NewPeerID()), client: client, wake: make(chan struct{}, 1)}
-	ss.lastSeen.Store(now.UnixNano())
+	ss.lastPong.Store(now.UnixNano())
 	ss.lastPing.Store(now.UnixNano())
 	ss.created = now.UnixNano()
 	s.mu.Lock()
@@ -357,16 +357,22 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, sid string) {
 		httpError(w, http.StatusBadRequest, errUnknownSID, "session ID unknown")
 		return
 	}
-	ss.mu.Lock()
-	upgraded := ss.ws != nil
-	ss.mu.Unlock()
-	if upgraded {
-		httpError(w, http.StatusBadRequest, errBadRequest, "already upgraded")
-		return
-	}
+	var refused *refusedWS
 	s.ws.Adopt(w, r, func(c *wsserver.Conn) wsserver.Handler {
-		return &probe{ss: ss, c: c, since: time.Now()}
+		ss.mu.Lock()
+		defer ss.mu.Unlock()
+		if ss.ws != nil || ss.prober != nil || ss.closed {
+			// Upgraded already, or another WebSocket is probing: Engine.IO's server accepts
+			// the WebSocket and closes it.
+			refused = &refusedWS{c: c}
+			return refused
+		}
+		ss.prober = &probe{ss: ss, c: c, since: time.Now()}
+		return ss.prober
 	})
+	if refused != nil {
+		refused.c.Close(closeNormal, "session already upgraded or upgrading")
+	}
 }
 
 // poll answers a long-polling GET with the packets queued for the session, waiting for some
@@ -377,7 +383,6 @@ func (s *Server) poll(w http.ResponseWriter, r *http.Request, sid string) {
 		httpError(w, http.StatusBadRequest, errUnknownSID, "session ID unknown")
 		return
 	}
-	ss.seen(time.Now())
 	ss.mu.Lock()
 	if ss.ws != nil || ss.polling {
 		ss.mu.Unlock()
@@ -388,7 +393,9 @@ func (s *Server) poll(w http.ResponseWriter, r *http.Request, sid string) {
 		return
 	}
 	ss.polling = true
-	for len(ss.queue) == 0 && !ss.closed && ss.ws == nil {
+	// While a WebSocket probes an upgrade, a GET is answered at once (with a noop when nothing
+	// is queued) so the client can pause polling and finish the upgrade.
+	for len(ss.queue) == 0 && !ss.closed && ss.ws == nil && !ss.probing {
 		ss.mu.Unlock()
 		select {
 		case <-ss.wake:
@@ -396,8 +403,11 @@ func (s *Server) poll(w http.ResponseWriter, r *http.Request, sid string) {
 		}
 		ss.mu.Lock()
 		if r.Context().Err() != nil {
-			ss.polling = false // the client went away: keep the queue for its next poll
+			ss.polling = false
 			ss.mu.Unlock()
+			// The client gave up its GET: Engine.IO's server ends the session ("poll
+			// connection closed prematurely"), as it would a lost WebSocket.
+			ss.close("closed")
 			return
 		}
 	}
@@ -419,7 +429,6 @@ func (s *Server) poll(w http.ResponseWriter, r *http.Request, sid string) {
 	if len(out) == 0 {
 		out = []byte{eioNoop}
 	}
-	ss.seen(time.Now())
 	w.Header().Set("Content-Type", "text/plain; charset=UTF-8")
 	w.Header().Set("Content-Length", strconv.Itoa(len(out)))
 	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(pollWriteTimeout))
@@ -460,7 +469,6 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request, sid string) {
 		return
 	}
 	now := time.Now()
-	ss.seen(now)
 	s.stats.BytesIn.Add(uint64(len(body)))
 	if !utf8.Valid(body) {
 		ss.close("kicked")
@@ -482,8 +490,8 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request, sid string) {
 	_, _ = w.Write([]byte("ok"))
 }
 
-// timers pings polling sessions and drops silent ones; WebSocket sessions are timed by the
-// WebSocket endpoint's loops.
+// timers pings polling sessions (WebSocket ones are pinged by the WebSocket endpoint's loops)
+// and closes the sessions whose client missed a pong or never connected.
 func (s *Server) timers() {
 	tick := time.NewTicker(min(time.Second, s.cfg.PingInterval/4, s.cfg.ConnectTimeout/4))
 	defer tick.Stop()
@@ -500,7 +508,6 @@ func (s *Server) timers() {
 func (s *Server) tick(now time.Time) {
 	t := now.UnixNano()
 	interval := int64(s.cfg.PingInterval)
-	deadline := interval + int64(s.cfg.PingTimeout)
 	s.mu.Lock()
 	all := make([]*session, 0, len(s.sessions))
 	for _, ss := range s.sessions {
@@ -523,12 +530,14 @@ func (s *Server) tick(now time.Time) {
 			// Socket.IO's connectTimeout: an Engine.IO session that never connected a socket.
 			s.stats.Timeouts[stats.TimeoutConnect].Add(1)
 			ss.close("timeout")
+		case ss.pongLate(t, &s.cfg):
+			// Only a pong counts: GETs, other packets and WebSocket messages do not.
+			ss.close("timeout")
 		case upgraded:
 			continue
-		case t-ss.lastSeen.Load() > deadline:
-			ss.close("timeout")
 		case t-ss.lastPing.Load() >= interval:
 			ss.lastPing.Store(t)
+			ss.pinged(now) // before the client can answer it
 			ss.sendPacket(func(dst []byte) []byte { return append(dst, eioPing) })
 		}
 	}

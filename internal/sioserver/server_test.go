@@ -179,9 +179,9 @@ func TestMalformedPackets(t *testing.T) {
 		{"join with bad room", `421["join",{"room":"a b"}]`, false, `431[{"type":"error","id":1,"code":"bad-field"`},
 		{"join with meta array", `421["join",{"room":"r","meta":[]}]`, false, `431[{"type":"error","id":1,"code":"bad-field"`},
 		{"leave before join", `421["leave"]`, false, `431[{"type":"error","id":1,"code":"not-joined"`},
-		{"other namespace event", `42/x,["offer",{}]`, false, ""},
+		{"event for a namespace not connected", `42/x,["offer",{}]`, true, ""},
 		{"client ack", `431[]`, false, ""},
-		{"client ping", `2`, false, "3"},
+		{"client ping (the server pings in v4)", `2`, true, ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			c := dialSIO(t, ts.url, nil)

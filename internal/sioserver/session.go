@@ -26,7 +26,8 @@ type session struct {
 	sid    string       // Engine.IO session id
 	client netip.Prefix // the client key its handshake came from (per-client cap)
 
-	lastSeen atomic.Int64 // unix ns of the client's last request or packet
+	lastPong atomic.Int64 // unix ns of the client's last pong (the handshake at first)
+	pingDue  atomic.Int64 // unix ns of the first ping sent since that pong; 0: none
 	lastPing atomic.Int64 // unix ns of the last ping sent on polling
 	created  int64        // unix ns of the handshake
 
@@ -35,12 +36,15 @@ type session struct {
 	id         protocol.PeerID // socket.id, "" until CONNECT; guarded by in and mu for writes
 	joined     bool            // in a room; otherwise in the lobby
 	skipBinary int             // binary attachments still to drop
+	byClient   bool            // the client sent the close packet
 	args       [][]byte        // scratch for event arguments
 
 	mu       sync.Mutex
 	ws       *wsserver.Conn // the WebSocket once upgraded (or from the start)
 	queue    []byte         // polling: encoded packets waiting for a GET, 0x1e-separated
 	polling  bool           // a GET is waiting
+	prober   *probe         // the WebSocket probing an upgrade, until it upgrades or closes
+	probing  bool           // prober got "2probe": GETs are answered with a noop at once
 	closed   bool           // written under in and mu
 	closedAt int64          // unix ns of the close, for a session kept to deliver its last packets
 	doom     string         // set: the session must close with this reason (the timers do it)
@@ -57,7 +61,24 @@ type session struct {
 	posting  bool               // a long-polling POST is being handled (one at a time)
 }
 
-func (ss *session) seen(now time.Time) { ss.lastSeen.Store(now.UnixNano()) }
+// ponged records a pong: only a pong keeps the session alive (Engine.IO's heartbeat).
+func (ss *session) ponged(now time.Time) {
+	ss.lastPong.Store(now.UnixNano())
+	ss.pingDue.Store(0)
+}
+
+// pinged records a ping sent: the client has pingTimeout to answer the first one since its
+// last pong.
+func (ss *session) pinged(now time.Time) { ss.pingDue.CompareAndSwap(0, now.UnixNano()) }
+
+// pongLate reports whether the client missed its pong: pingTimeout has passed since the
+// first ping it did not answer, and pingInterval + pingTimeout since its last pong (the
+// Engine.IO server's timing, whose next ping goes pingInterval after a pong).
+func (ss *session) pongLate(t int64, cfg *Config) bool {
+	due := ss.pingDue.Load()
+	return due != 0 && t-due > int64(cfg.PingTimeout) &&
+		t-ss.lastPong.Load() > int64(cfg.PingInterval+cfg.PingTimeout)
+}
 
 func (ss *session) isUpgraded() bool {
 	ss.mu.Lock()
@@ -121,7 +142,12 @@ func (ss *session) closeLocked(code int, reason string) {
 	}
 	ws := ss.ws
 	linger := false
-	if ws == nil {
+	switch {
+	case ws == nil && ss.byClient:
+		// The client closed: a GET waiting gets a noop to end it (Engine.IO's server);
+		// nothing else is due to a client that said goodbye.
+		ss.queue = append(ss.queue[:0], eioNoop)
+	case ws == nil:
 		// A session closed with a last word for its client (a CONNECT_ERROR, a kick's error
 		// and DISCONNECT) stays until a GET collects it with the close packet (poll), or a
 		// ping timeout passes (tick).
@@ -210,12 +236,15 @@ func (ss *session) packet(p eioPacket, now time.Time) error {
 		return nil
 	}
 	switch p.typ {
-	case eioPong, eioNoop:
+	case eioPong:
+		ss.ponged(now)
 		return nil
-	case eioPing: // clients do not ping in v4, but answering costs nothing
-		ss.sendPacket(func(dst []byte) []byte { return append(append(dst, eioPong), p.data...) })
+	case eioNoop:
 		return nil
+	case eioPing: // in v4 the server pings: Engine.IO's server closes on this too
+		return fmt.Errorf("%w: ping from the client (the server pings in Engine.IO v4)", ErrBadPacket)
 	case eioClose:
+		ss.byClient = true
 		return &errClose{reason: "closed"}
 	case eioMessage:
 		if p.binary {
@@ -246,22 +275,26 @@ func (ss *session) message(b []byte, now time.Time) error {
 				dst = append(append(append(dst, eioMessage, sioConnectError), nsp...), ',')
 				return append(dst, `{"message":"Invalid namespace"}`...)
 			})
+			return nil
 		}
-		return nil // packets for namespaces never connected are ignored, as socket.io does
+		// Socket.IO v5: a packet other than CONNECT for a namespace with no socket closes
+		// the connection (socket.io's server: "invalid state").
+		return fmt.Errorf("%w: packet type %c for namespace %.64q, not connected", ErrBadPacket, p.typ, p.nsp)
 	}
-	switch p.typ {
-	case sioConnect:
+	switch {
+	case p.typ == sioConnect:
 		return ss.connect(p.data, now)
-	case sioDisconnect:
+	case p.typ == sioConnectError:
+		return fmt.Errorf("%w: CONNECT_ERROR from a client", ErrBadPacket)
+	case ss.hs == nil:
+		// Before CONNECT, after DISCONNECT or a refused CONNECT: "If the server does not
+		// receive a CONNECT packet first, then it MUST close the connection immediately."
+		return fmt.Errorf("%w: packet type %c before CONNECT", ErrBadPacket, p.typ)
+	case p.typ == sioDisconnect:
 		ss.disconnectSocket("left")
 		return nil
-	case sioAck:
+	case p.typ == sioAck:
 		return nil // the server never asks for acks
-	case sioConnectError:
-		return fmt.Errorf("%w: CONNECT_ERROR from a client", ErrBadPacket)
-	}
-	if ss.hs == nil {
-		return nil // an event before CONNECT: ignored, as socket.io does
 	}
 	if ok, err := ss.hs.Allow(now); !ok {
 		return err

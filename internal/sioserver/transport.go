@@ -17,7 +17,6 @@ var _ wsserver.Handler = (*wsTransport)(nil)
 
 func (t *wsTransport) Text(p []byte, now time.Time) error {
 	ss := (*session)(t)
-	ss.seen(now)
 	pkt, err := decodePacket(p)
 	if err == nil {
 		if pkt.binary { // "b" prefixes only exist in polling payloads
@@ -36,7 +35,6 @@ func (t *wsTransport) Text(p []byte, now time.Time) error {
 
 func (t *wsTransport) Binary(p []byte, now time.Time) error {
 	ss := (*session)(t)
-	ss.seen(now)
 	ss.in.Lock()
 	err := ss.packet(eioPacket{typ: eioMessage, data: p, binary: true}, now)
 	ss.in.Unlock()
@@ -46,13 +44,25 @@ func (t *wsTransport) Binary(p []byte, now time.Time) error {
 	return nil
 }
 
-func (t *wsTransport) Ping(time.Time) {
-	(*session)(t).sendPacket(func(dst []byte) []byte { return append(dst, eioPing) })
+func (t *wsTransport) Ping(now time.Time) {
+	ss := (*session)(t)
+	ss.pinged(now) // before the client can answer it
+	ss.sendPacket(func(dst []byte) []byte { return append(dst, eioPing) })
 }
 
 func (t *wsTransport) Closed(reason string) { (*session)(t).close(reason) }
 
+// refusedWS is a WebSocket for a session already upgraded or being probed by another one:
+// accepted, then closed at once (upgrade closes it once adopted), as Engine.IO's server does.
+type refusedWS struct{ c *wsserver.Conn }
+
+func (*refusedWS) Text([]byte, time.Time) error   { return nil }
+func (*refusedWS) Binary([]byte, time.Time) error { return nil }
+func (*refusedWS) Ping(time.Time)                 {}
+func (*refusedWS) Closed(string)                  {}
+
 // probe is a WebSocket opened to upgrade a polling session, until the client sends upgrade.
+// It is the session's prober meanwhile: the only one.
 type probe struct {
 	ss       *session
 	c        *wsserver.Conn
@@ -67,15 +77,22 @@ func (p *probe) Text(b []byte, now time.Time) error {
 		return (*wsTransport)(p.ss).Text(b, now)
 	}
 	ss := p.ss
-	ss.seen(now)
 	switch {
 	case !p.probed && string(b) == "2probe":
 		p.probed = true
 		p.c.SendText(func(dst []byte) []byte { return append(dst, "3probe"...) })
-		// Answer the waiting GET so the client can pause polling and send upgrade.
-		ss.sendPacket(func(dst []byte) []byte { return append(dst, eioNoop) })
+		// From now on until the upgrade, a GET waiting or to come is answered at once, with
+		// a noop when nothing is queued, so the client can pause polling and send upgrade.
+		// (Engine.IO's server checks for a waiting GET every 100 ms.)
+		ss.mu.Lock()
+		ss.probing = ss.prober == p
+		ss.mu.Unlock()
+		select {
+		case ss.wake <- struct{}{}:
+		default:
+		}
 		return nil
-	case p.probed && string(b) == "5":
+	case string(b) == "5": // Engine.IO's server takes it without a probe too
 		ss.in.Lock()
 		defer ss.in.Unlock()
 		ss.mu.Lock()
@@ -84,6 +101,7 @@ func (p *probe) Text(b []byte, now time.Time) error {
 			return &hub.CloseError{Code: closeNormal, Reason: "session closed", LeaveReason: "closed"}
 		}
 		ss.ws = p.c
+		ss.prober, ss.probing = nil, false
 		queued := ss.queue
 		ss.queue = nil
 		ss.chargeLocked()
@@ -136,5 +154,13 @@ func (p *probe) Ping(now time.Time) {
 func (p *probe) Closed(reason string) {
 	if p.upgraded {
 		p.ss.close(reason)
+		return
 	}
+	// The upgrade is given up: polling goes on, and its GETs wait again.
+	ss := p.ss
+	ss.mu.Lock()
+	if ss.prober == p {
+		ss.prober, ss.probing = nil, false
+	}
+	ss.mu.Unlock()
 }

@@ -79,6 +79,11 @@ type Stats struct {
 	// on a WebSocket are also in Connections); SocketIOUpgrades counts upgrades from polling.
 	SocketIOSessions atomic.Int64
 	SocketIOUpgrades atomic.Uint64
+	// ClusterHeld is the number of relays a cluster node holds for members orphaned by a
+	// restarting or dead node, until they resume elsewhere (gauge); ClusterHeldDropped counts
+	// those refused because a hold was full, or dropped when the member finally left.
+	ClusterHeld        atomic.Int64
+	ClusterHeldDropped atomic.Uint64
 	// Webhook events by outcome, counted once per URL: WebhooksDelivered accepted (2xx),
 	// WebhooksRejected refused (a 4xx but 408 and 429: not retried), WebhooksDropped lost
 	// (pushed out of a full queue, or left at shutdown). WebhookRetries counts failed attempts

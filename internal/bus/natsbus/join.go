@@ -64,7 +64,7 @@ func (b *Bus) Join(ctx context.Context, m *bus.Member, maxPeers int, welcome fun
 	b.mu.Unlock()
 	req := joinReq{Room: m.Room, Max: maxPeers, Peer: wirePeer{
 		ID: id, Identity: m.Info.Identity, Name: m.Info.Name, Meta: json.RawMessage(m.Info.Meta),
-		Node: b.id, Joined: m.Joined,
+		Node: b.id, Joined: m.Joined, Resumed: m.Resumed,
 	}}
 	var rep joinRep
 	var err error
@@ -167,8 +167,14 @@ func (b *Bus) abandonJoin(pj *pendingJoin) bool {
 func (b *Bus) coordinate(req *joinReq) joinRep {
 	b.mu.Lock()
 	defer b.unlock()
-	if _, gone := b.tombs[req.Peer.ID]; gone || b.closed || !b.connected || !b.announced {
-		return joinRep{} // refused: gone, or this node's replica may be behind
+	if b.closed || !b.connected || !b.announced {
+		return joinRep{} // refused: this node's replica may be behind
+	}
+	if _, gone := b.tombs[req.Peer.ID]; gone {
+		if !req.Peer.Resumed {
+			return joinRep{} // refused: gone
+		}
+		delete(b.tombs, req.Peer.ID) // a presence re-created from its token after it left
 	}
 	for _, n := range req.Skip {
 		// The asking node found n gone: so does this one, so that it agrees it coordinates
@@ -180,6 +186,9 @@ func (b *Bus) coordinate(req *joinReq) joinRep {
 	r := b.rooms[req.Room]
 	if r != nil {
 		if p := r.byID[req.Peer.ID]; p != nil {
+			if req.Peer.Resumed && p.node != req.Peer.Node {
+				return b.rehomeJoinLocked(r, p, &req.Peer)
+			}
 			return joinRep{OK: true, Peer: p.wire()}
 		}
 		count := len(r.peers)
@@ -221,7 +230,10 @@ func (b *Bus) coordinate(req *joinReq) joinRep {
 // a node that becomes coordinator of rooms it is still learning never reports them again.
 func (b *Bus) applyJoinLocked(roomName string, wp *wirePeer, admitted bool) {
 	if _, gone := b.tombs[wp.ID]; gone {
-		return
+		if !wp.Resumed || wp.Node == b.id && b.pending[wp.ID] == nil {
+			return
+		}
+		delete(b.tombs, wp.ID) // re-created from its token after it left
 	}
 	var pj *pendingJoin
 	if wp.Node == b.id {
@@ -236,6 +248,15 @@ func (b *Bus) applyJoinLocked(roomName string, wp *wirePeer, admitted bool) {
 		b.rooms[roomName] = r
 	}
 	if q := r.byID[wp.ID]; q != nil {
+		switch {
+		case wp.Resumed && wp.Node != q.node:
+			b.rehomeLocked(q, wp, pj)
+			return
+		case wp.Orphan != "" && wp.Node == q.node && q.local == nil:
+			b.orphanLocked(q, wp.Orphan) // missed its opOrphan
+		case wp.Orphan == "" && wp.Node == q.node && q.orphan && q.held == nil && wp.Node != b.id:
+			b.unorphanLocked(q) // its node is heard again with it
+		}
 		b.applyMetaLocked(q, wp)
 		return
 	}
@@ -261,6 +282,9 @@ func (b *Bus) applyJoinLocked(roomName string, wp *wirePeer, admitted bool) {
 	r.peers = slices.Insert(r.peers, at, p)
 	r.byID[wp.ID] = p
 	r.lastSeq = max(r.lastSeq, p.seq)
+	if wp.Orphan != "" && pj == nil {
+		b.orphanLocked(p, wp.Orphan)
+	}
 	if admitted && b.reportsLocked(roomName) {
 		if created {
 			b.reportLocked(bus.RoomStarted, roomName, nil, "")
@@ -284,7 +308,7 @@ func (b *Bus) applyJoinLocked(roomName string, wp *wirePeer, admitted bool) {
 	if r.locals == 0 {
 		return
 	}
-	ev := protocol.Event{Type: protocol.TypePeerJoined, Peer: &p.info}
+	ev := protocol.Event{Type: protocol.TypePeerJoined, Peer: &p.info, Resumed: wp.Resumed}
 	for _, q := range r.peers {
 		if q.local != nil && q != p && !replacedBy(q, p) {
 			q.local.Sink.Send(&ev)

@@ -38,6 +38,21 @@ type Config struct {
 	// RequestTimeout bounds a join's round trip to the room's coordinator (default 1s). A join
 	// blocks the connection's event loop for that round trip, so keep it short.
 	RequestTimeout time.Duration
+	// Grace is how long the members of a node that drains for restart (Leave with
+	// bus.ReasonRestart) or misses its heartbeats stay in every replica as orphaned, waiting
+	// to resume on another node, before the room's coordinator reports them peer-left
+	// ("shutdown" or "timeout"). Default 15s, the hub's resume grace; negative: no orphans
+	// (such members leave at once).
+	Grace time.Duration
+	// HoldEvents and HoldBytes bound the relays a node holds for one orphaned member
+	// (defaults 256 and 256 KiB); HoldTotalBytes bounds all it holds (default 64 MiB).
+	// Relays beyond are dropped and counted (stats ClusterHeldDropped).
+	HoldEvents     int
+	HoldBytes      int
+	HoldTotalBytes int
+	// LobbyMax bounds the lobby entries (Socket.IO sockets in no room) this node registers,
+	// and those it accepts from each other node (default 10000).
+	LobbyMax int
 	// ReconnectWait is the pause between reconnection attempts to NATS (default 250ms).
 	ReconnectWait time.Duration
 	// Observer, when set, hears the membership changes of the rooms this node coordinates
@@ -65,6 +80,21 @@ func (c *Config) setDefaults() {
 	}
 	if c.RequestTimeout == 0 {
 		c.RequestTimeout = time.Second
+	}
+	if c.Grace == 0 {
+		c.Grace = 15 * time.Second
+	}
+	if c.HoldEvents <= 0 {
+		c.HoldEvents = 256
+	}
+	if c.HoldBytes <= 0 {
+		c.HoldBytes = 256 << 10
+	}
+	if c.HoldTotalBytes <= 0 {
+		c.HoldTotalBytes = 64 << 20
+	}
+	if c.LobbyMax <= 0 {
+		c.LobbyMax = 10000
 	}
 	if c.ReconnectWait == 0 {
 		c.ReconnectWait = 250 * time.Millisecond
@@ -104,8 +134,10 @@ type Bus struct {
 	obs   bus.Observer
 
 	msgs chan *nats.Msg
-	stop chan struct{}
-	wg   sync.WaitGroup
+	// takeovers bounds the TakeOver requests served at once, each on its own goroutine.
+	takeovers chan struct{}
+	stop      chan struct{}
+	wg        sync.WaitGroup
 
 	closeOnce sync.Once
 	closeErr  error
@@ -117,6 +149,14 @@ type Bus struct {
 	nodes       map[string]*nodeState            // other live nodes
 	suspects    map[string]bool                  // nodes whose inbox had no responders
 	tombs       map[protocol.PeerID]time.Time    // peers that left: late joins are ignored
+	orphans     map[*peer]struct{}               // peers kept for the grace (orphan.go)
+	holds       map[protocol.PeerID]*hold        // relays held for orphaned peers (hold.go)
+	holdBytes   int                              // the bytes in holds
+	heldN       int                              // this node's muted members not yet handed over
+	heldIdle    chan struct{}                    // closed when heldN drops to 0 (WaitHandovers)
+	lobby       map[protocol.PeerID]*lobbyEntry  // Socket.IO lobby sockets of every node (lobby.go)
+	lobbyLocal  int                              // this node's entries in lobby
+	lobbyByNode map[string]int                   // the other nodes' entries in lobby
 	subscribed  bool                             // the subscriptions exist: connecting may announce the node
 	connected   bool
 	settleUntil time.Time
@@ -144,6 +184,14 @@ type peer struct {
 	local   *bus.Member // non-nil for this node's peers
 	added   time.Time   // when this node learnt of the peer
 	kicked  bool        // a kick is queued for this local peer
+	// orphan: its node drains for restart or died; kept until until (this node's clock),
+	// then it leaves with reason why. Relays to it are held (hold.go).
+	orphan bool
+	until  time.Time
+	why    string
+	// held is this node's member muted for restart (or being handed over): its Handover
+	// serves TakeOver until it is taken or the grace ends. local is nil meanwhile.
+	held *bus.Member
 }
 
 type room struct {
@@ -175,20 +223,28 @@ func New(cfg Config) (*Bus, error) {
 	var idb [8]byte
 	_, _ = rand.Read(idb[:])
 	b := &Bus{
-		cfg:      cfg,
-		log:      cfg.Logger,
-		stats:    cfg.Stats,
-		id:       hex.EncodeToString(idb[:]),
-		ctl:      cfg.Prefix + ".ctl",
-		obs:      cfg.Observer,
-		msgs:     make(chan *nats.Msg, 1<<16),
-		stop:     make(chan struct{}),
-		rooms:    make(map[string]*room),
-		locals:   make(map[*bus.Member]*peer),
-		pending:  make(map[protocol.PeerID]*pendingJoin),
-		nodes:    make(map[string]*nodeState),
-		suspects: make(map[string]bool),
-		tombs:    make(map[protocol.PeerID]time.Time),
+		cfg:   cfg,
+		log:   cfg.Logger,
+		stats: cfg.Stats,
+		id:    hex.EncodeToString(idb[:]),
+		ctl:   cfg.Prefix + ".ctl",
+		obs:   cfg.Observer,
+		msgs:  make(chan *nats.Msg, 1<<16),
+
+		takeovers: make(chan struct{}, maxTakeovers),
+		stop:      make(chan struct{}),
+		rooms:     make(map[string]*room),
+		locals:    make(map[*bus.Member]*peer),
+		pending:   make(map[protocol.PeerID]*pendingJoin),
+		nodes:     make(map[string]*nodeState),
+		suspects:  make(map[string]bool),
+		tombs:     make(map[protocol.PeerID]time.Time),
+		orphans:   make(map[*peer]struct{}),
+		holds:     make(map[protocol.PeerID]*hold),
+		heldIdle:  make(chan struct{}),
+		lobby:     make(map[protocol.PeerID]*lobbyEntry),
+
+		lobbyByNode: make(map[string]int),
 	}
 	b.inbox = cfg.Prefix + ".node." + b.id
 	b.log = b.log.With("node", b.id)

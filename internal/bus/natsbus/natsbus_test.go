@@ -45,7 +45,9 @@ func newBus(t *testing.T, url string, nodeTimeout time.Duration) *Bus {
 		NodeTimeout: nodeTimeout,
 		// Short, for the requests lost with a node killed mid-flight.
 		RequestTimeout: 300 * time.Millisecond,
-		Logger:         slog.New(slog.NewTextHandler(io.Discard, nil)),
+		// Orphans of a dead node leave soon (grace_test.go sets its own).
+		Grace:  100 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
 		t.Fatal(err)

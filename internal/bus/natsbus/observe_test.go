@@ -79,6 +79,7 @@ func newObservedBus(t *testing.T, url string, nodeTimeout time.Duration, log *ev
 		Heartbeat:      20 * time.Millisecond,
 		NodeTimeout:    nodeTimeout,
 		RequestTimeout: 300 * time.Millisecond,
+		Grace:          100 * time.Millisecond,
 		Observer:       &nodeObserver{log: log, node: node},
 		Logger:         slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})

@@ -1,7 +1,6 @@
 package natsbus
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -37,8 +36,25 @@ func (b *Bus) Relay(from *bus.Member, target []byte, e *protocol.Event) error {
 		b.mu.RUnlock()
 		return nil
 	}
-	node, roomName := t.node, p.room.name
+	node, roomName, orphan := t.node, p.room.name, t.orphan
 	b.mu.RUnlock()
+	if orphan {
+		b.mu.Lock()
+		if t.orphan && p.room.byID[t.info.ID] == t {
+			b.holdEventLocked(t, roomName, e, false)
+			b.mu.Unlock()
+			return nil
+		}
+		node = t.node // re-homed meanwhile, or left: its node drops the relay
+		if t.local != nil {
+			b.deliver(t.local, e)
+			node = ""
+		}
+		b.mu.Unlock()
+		if node == "" {
+			return nil
+		}
+	}
 	if err := b.nc.Publish(b.cfg.Prefix+".node."+node, encodeRelay(roomName, string(target), e)); err != nil {
 		return fmt.Errorf("natsbus: relay: %w: %w", bus.ErrUnavailable, err)
 	}
@@ -54,17 +70,23 @@ func (b *Bus) Broadcast(from *bus.Member, e *protocol.Event) error {
 		return bus.ErrNotMember
 	}
 	var nodes []string
+	var orphans []*peer
 	for _, q := range p.room.peers {
 		switch {
 		case q == p:
 		case q.local != nil:
 			b.deliver(q.local, e)
+		case q.orphan:
+			orphans = append(orphans, q)
 		case !slices.Contains(nodes, q.node):
 			nodes = append(nodes, q.node)
 		}
 	}
 	roomName := p.room.name
 	b.mu.RUnlock()
+	if len(orphans) > 0 {
+		b.holdBroadcast(roomName, orphans, e)
+	}
 	if len(nodes) == 0 {
 		return nil
 	}
@@ -79,6 +101,28 @@ func (b *Bus) Broadcast(from *bus.Member, e *protocol.Event) error {
 		return fmt.Errorf("natsbus: broadcast: %w: %w", bus.ErrUnavailable, err)
 	}
 	return nil
+}
+
+// holdBroadcast holds a broadcast for the orphans of a room. One re-homed meanwhile gets it
+// from here directly (its new node is not among those the broadcast went to: it was orphaned
+// when the broadcast was sent).
+func (b *Bus) holdBroadcast(room string, orphans []*peer, e *protocol.Event) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, q := range orphans {
+		switch {
+		case q.room.byID[q.info.ID] != q:
+		case q.orphan:
+			b.holdEventLocked(q, room, e, true)
+		case q.local != nil:
+			b.deliver(q.local, e)
+		default:
+			msg := encodeKind(kindBroadcastTo, room, string(q.info.ID), e)
+			if err := b.nc.Publish(b.cfg.Prefix+".node."+q.node, msg); err != nil && !b.closed {
+				b.log.Warn("cluster broadcast failed", "peer-node", q.node, "err", err)
+			}
+		}
+	}
 }
 
 // dispatch handles every message for this node, one at a time in arrival order.
@@ -116,13 +160,19 @@ func (b *Bus) handleInbox(msg *nats.Msg) {
 		}
 	case kindAdmin:
 		b.handleAdmin(msg)
-	case kindRelay, kindBroadcast:
+	case kindRelay, kindBroadcast, kindBroadcastTo, kindLobby:
 		rm, err := decodeRelay(msg.Data)
 		if err != nil {
 			b.log.Warn("bad relay", "err", err)
 			return
 		}
+		if rm.kind == kindLobby {
+			b.handleLobbyRelay(&rm)
+			return
+		}
 		b.handleRelay(&rm)
+	case kindTakeOver:
+		b.serveTakeOver(msg)
 	}
 }
 
@@ -134,22 +184,58 @@ func (b *Bus) handleRelay(rm *relayMsg) {
 		b.bufferPending(rm)
 		return
 	}
-	if rm.broadcast {
+	if rm.kind == kindBroadcast {
+		held := false
 		for _, q := range r.peers {
-			if q.local != nil && q.info.ID != rm.ev.From {
+			switch {
+			case q.info.ID == rm.ev.From:
+			case q.local != nil:
 				b.deliver(q.local, &rm.ev)
+			case q.orphan && q.node == b.id:
+				held = true
 			}
 		}
 		b.mu.RUnlock()
+		if held {
+			b.holdArrived(rm)
+		}
 		return
 	}
-	if t := r.byID[protocol.PeerID(rm.target)]; t != nil && t.local != nil {
+	t := r.byID[protocol.PeerID(rm.target)]
+	if t != nil && t.local != nil {
 		b.deliver(t.local, &rm.ev)
 		b.mu.RUnlock()
 		return
 	}
 	b.mu.RUnlock()
+	if t != nil && t.orphan {
+		b.holdArrived(rm)
+		return
+	}
 	b.bufferPending(rm)
+}
+
+// holdArrived holds a relay that reached this node for its orphaned peer: it was sent before
+// the sender's node learnt of the orphan, and goes with the peer's handover (or, after it,
+// to its new node). A broadcast is held for each such peer of the room.
+func (b *Bus) holdArrived(rm *relayMsg) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	r := b.rooms[rm.room]
+	if r == nil {
+		return
+	}
+	for _, q := range r.peers {
+		if rm.kind == kindBroadcast && q.info.ID == rm.ev.From || rm.kind != kindBroadcast && string(q.info.ID) != rm.target {
+			continue
+		}
+		switch {
+		case q.local != nil: // re-homed here meanwhile
+			b.deliver(q.local, &rm.ev)
+		case q.orphan && (q.node == b.id || rm.kind != kindBroadcast):
+			b.holdEventLocked(q, rm.room, &rm.ev, rm.broadcast)
+		}
+	}
 }
 
 // bufferPending keeps a relay for a peer of this node whose welcome has not been sent yet
@@ -169,9 +255,4 @@ func (b *Bus) bufferPending(rm *relayMsg) {
 	if pj := b.pending[protocol.PeerID(rm.target)]; pj != nil && pj.m.Room == rm.room {
 		pj.buf = append(pj.buf, rm.ev)
 	}
-}
-
-// TakeOver implements bus.Bus. Not yet across nodes: no other node hands a presence over.
-func (b *Bus) TakeOver(ctx context.Context, room string, peer protocol.PeerID, last uint64) (*bus.Handover, error) {
-	return nil, ctx.Err()
 }

@@ -9,11 +9,19 @@ import (
 	"github.com/switchboard-rtc/switchboard/protocol"
 )
 
-// Leave implements bus.Bus.
+// Leave implements bus.Bus. With bus.ReasonRestart the member is muted: it stays in every
+// replica as orphaned for the grace (orphan.go), held here for a TakeOver.
 func (b *Bus) Leave(m *bus.Member, reason string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if p := b.locals[m]; p != nil {
+	p := b.locals[m]
+	switch {
+	case p == nil:
+	case reason == bus.ReasonRestart && b.cfg.Grace > 0:
+		b.muteLocked(p, m)
+	case reason == bus.ReasonRestart:
+		b.leaveLocked(p, "shutdown", true)
+	default:
 		b.leaveLocked(p, reason, true)
 	}
 }
@@ -30,13 +38,10 @@ func (b *Bus) leaveLocked(p *peer, reason string, announce bool) {
 		r.peers = slices.Delete(r.peers, i, i+1)
 	}
 	b.tombs[p.info.ID] = time.Now()
-	if p.local != nil {
-		delete(b.locals, p.local)
-		b.stats.Peers.Add(-1)
-		if r.locals--; r.locals == 0 {
-			b.stats.Rooms.Add(-1)
-		}
-	}
+	b.dropLocalLocked(p)
+	b.releaseMemberLocked(p)
+	delete(b.orphans, p)
+	b.dropHoldLocked(p.info.ID)
 	if len(r.peers) == 0 {
 		delete(b.rooms, r.name)
 	}
@@ -60,23 +65,14 @@ func (b *Bus) leaveLocked(p *peer, reason string, announce bool) {
 	}
 }
 
-// removeNodeLocked forgets a node and every peer it had.
+// removeNodeLocked forgets a node and its lobby; its peers are orphaned (timeout) or
+// removed (goodbye), see orphanNodeLocked.
 func (b *Bus) removeNodeLocked(node, reason string) {
 	delete(b.nodes, node)
 	delete(b.suspects, node)
-	var gone []*peer
-	for _, r := range b.rooms {
-		for _, p := range r.peers {
-			if p.node == node {
-				gone = append(gone, p)
-			}
-		}
-	}
-	for _, p := range gone {
-		b.leaveLocked(p, reason, false)
-	}
-	if len(gone) > 0 {
-		b.log.Info("cluster node gone", "gone", node, "peers", len(gone), "reason", reason)
+	b.dropLobbyNodeLocked(node)
+	if n := b.orphanNodeLocked(node, reason); n > 0 {
+		b.log.Info("cluster node gone", "gone", node, "peers", n, "reason", reason)
 	}
 }
 
@@ -125,12 +121,18 @@ func (b *Bus) handleCtl(data []byte) {
 			return
 		}
 		if r := b.rooms[m.Room]; r != nil {
-			if p := r.byID[m.Peer.ID]; p != nil && p.local == nil {
+			if p := r.byID[m.Peer.ID]; p != nil && p.node != m.Peer.Node {
+				return // an earlier home's late leave: the member was re-homed since
+			} else if p != nil && p.local == nil {
 				b.leaveLocked(p, m.Reason, false)
 				return
 			}
 		}
 		b.tombs[m.Peer.ID] = time.Now() // its join may still be on its way
+	case opOrphan:
+		b.handleOrphanLocked(&m)
+	case opLobby:
+		b.applyLobbyLocked(&m)
 	case opMeta:
 		if r := b.rooms[m.Room]; r != nil && m.Peer != nil {
 			if p := r.byID[m.Peer.ID]; p != nil {
@@ -140,6 +142,7 @@ func (b *Bus) handleCtl(data []byte) {
 	case opSync:
 		st.synced = true
 		b.applySyncLocked(&m)
+		b.syncLobbyLocked(&m)
 	case opSyncReq:
 		b.publishLocked(b.syncLocked())
 	}
@@ -219,6 +222,7 @@ func (b *Bus) heartbeats() {
 					}
 				}
 			}
+			b.expireOrphansLocked(now)
 			for id, at := range b.tombs {
 				if now.Sub(at) > 2*b.cfg.NodeTimeout+time.Minute {
 					delete(b.tombs, id)
@@ -235,12 +239,18 @@ func (b *Bus) syncLocked() *ctlMsg {
 	for _, p := range b.locals {
 		m.Rooms[p.room.name] = append(m.Rooms[p.room.name], p.wire())
 	}
+	for p := range b.orphans {
+		if p.node == b.id {
+			m.Rooms[p.room.name] = append(m.Rooms[p.room.name], p.wire())
+		}
+	}
+	m.Lobby = b.localLobbyLocked()
 	return m
 }
 
 func (p *peer) wire() wirePeer {
 	return wirePeer{
 		ID: p.info.ID, Identity: p.info.Identity, Name: p.info.Name, Meta: json.RawMessage(p.info.Meta),
-		Node: p.node, Seq: p.seq, Joined: p.joined, MetaVer: p.metaVer,
+		Node: p.node, Seq: p.seq, Joined: p.joined, MetaVer: p.metaVer, Orphan: p.why,
 	}
 }

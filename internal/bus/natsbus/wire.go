@@ -19,6 +19,8 @@ const (
 	opSync    = "sync"    // a node's local peers, sent on request or when it meets a node
 	opSyncReq = "syncreq" // every node: send your sync
 	opMeta    = "meta"    // a peer's metadata changed (published by its own node)
+	opOrphan  = "orphan"  // a peer's node drains for restart or handed it over: keep it orphaned
+	opLobby   = "lobby"   // a node's lobby sockets came (Add) or went
 )
 
 // wirePeer is one room member on the wire.
@@ -33,6 +35,11 @@ type wirePeer struct {
 	// MetaVer counts the changes of Meta since the join; only the peer's own node makes them,
 	// so a replica takes a Meta whose MetaVer is higher than the one it has.
 	MetaVer uint64 `json:"mv,omitempty"`
+	// Orphan is the reason an orphaned peer will leave with when its grace ends (syncs).
+	Orphan string `json:"orphan,omitempty"`
+	// Resumed marks a join that takes the peer back under its id on another node
+	// (bus.Member.Resumed): it replaces the member with that id in place.
+	Resumed bool `json:"resumed,omitempty"`
 }
 
 func (w *wirePeer) info() protocol.PeerInfo {
@@ -48,6 +55,9 @@ type ctlMsg struct {
 	Reason string                `json:"reason,omitempty"`
 	Ready  bool                  `json:"ready,omitempty"` // hb: the node takes joins
 	Rooms  map[string][]wirePeer `json:"rooms,omitempty"` // sync: room → this node's peers
+	// Lobby lists lobby socket ids: added or removed (lobby), or all of the node's (sync).
+	Lobby []protocol.PeerID `json:"lobby,omitempty"`
+	Add   bool              `json:"add,omitempty"` // lobby: the ids came
 }
 
 // joinReq asks a room's coordinator to admit a peer; joinRep is the answer.
@@ -78,6 +88,11 @@ const (
 	kindBroadcast byte = 'b'
 	kindJoin      byte = 'j' // followed by a JSON joinReq
 	kindAdmin     byte = 'a' // followed by a JSON adminMsg
+	// kindBroadcastTo is a broadcast held for one orphaned target: the relay encoding with
+	// the target set, delivered to it alone, marked broadcast.
+	kindBroadcastTo byte = 'B'
+	kindLobby       byte = 'l' // a lobby relay: the relay encoding, room empty
+	kindTakeOver    byte = 't' // followed by a JSON takeOverReq; answered (handover.go)
 )
 
 // Server API requests to the node of the peers they concern.
@@ -118,6 +133,11 @@ func encodeRelay(room, target string, e *protocol.Event) []byte {
 	if target == "" {
 		kind = kindBroadcast
 	}
+	return encodeKind(kind, room, target, e)
+}
+
+// encodeKind encodes e as a relay message of kind (relay, broadcast, broadcast-to, lobby).
+func encodeKind(kind byte, room, target string, e *protocol.Event) []byte {
 	b := make([]byte, 0, 8+len(room)+len(target)+len(e.From)+len(e.Data))
 	b = append(b, kind, byte(e.Type))
 	b = appendStr(b, room)
@@ -127,6 +147,7 @@ func encodeRelay(room, target string, e *protocol.Event) []byte {
 }
 
 type relayMsg struct {
+	kind      byte
 	broadcast bool
 	room      string
 	target    string
@@ -150,7 +171,14 @@ func decodeRelay(b []byte) (relayMsg, error) {
 	if len(b) < 2 {
 		return m, errBadMessage
 	}
-	m.broadcast = b[0] == kindBroadcast
+	m.kind = b[0]
+	switch b[0] {
+	case kindRelay, kindLobby:
+	case kindBroadcast, kindBroadcastTo:
+		m.broadcast = true
+	default:
+		return m, errBadMessage
+	}
 	m.ev.Type = protocol.Type(b[1])
 	m.ev.Broadcast = m.broadcast
 	var from string
@@ -161,6 +189,9 @@ func decodeRelay(b []byte) (relayMsg, error) {
 	}
 	if m.target, rest, err = readStr(rest); err != nil {
 		return m, err
+	}
+	if (b[0] == kindBroadcast) != (m.target == "") {
+		return m, errBadMessage // a broadcast has no target, anything else one
 	}
 	if from, rest, err = readStr(rest); err != nil {
 		return m, err

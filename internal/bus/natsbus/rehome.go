@@ -1,0 +1,74 @@
+package natsbus
+
+import (
+	"time"
+
+	"github.com/switchboard-rtc/switchboard/protocol"
+)
+
+// Re-homing: a Resumed join (bus.Member.Resumed) of a peer the room already has, orphaned or
+// still on another node, moves it to the joining node in place: same join sequence, same
+// info (its latest metadata), no peer-joined anywhere and no room event. Its former node, if
+// it still had it connected, forgets it without a leave (and ends that connection: replaced).
+// What the nodes held for it while it was orphaned goes to its new node (hold.go).
+
+// rehomeJoinLocked admits, as the room's coordinator, the Resumed join of p's id from another
+// node: the answer is p moved to that node.
+func (b *Bus) rehomeJoinLocked(r *room, p *peer, req *wirePeer) joinRep {
+	rep := joinRep{OK: true, Peer: p.wire()}
+	rep.Peer.Node = req.Node
+	rep.Peer.Orphan = ""
+	rep.Peer.Resumed = true
+	rep.Before = make([]wirePeer, 0, len(r.peers))
+	for _, q := range r.peers {
+		if q != p {
+			rep.Before = append(rep.Before, q.wire())
+		}
+	}
+	b.applyJoinLocked(r.name, &rep.Peer, true)
+	b.publishLocked(&ctlMsg{Op: opJoin, Node: b.id, Room: r.name, Peer: &rep.Peer})
+	return rep
+}
+
+// rehomeLocked moves q to the node of wp, a Resumed join of its id; pj is the join when that
+// is this node.
+func (b *Bus) rehomeLocked(q *peer, wp *wirePeer, pj *pendingJoin) {
+	r := q.room
+	if m := q.local; m != nil && !q.kicked {
+		// Still connected here (the takeover did not reach this node): end that connection,
+		// silently for the room.
+		q.kicked = true
+		b.kicks = append(b.kicks, kickReq{m: m, code: protocol.CodeReplaced, reason: "replaced"})
+	}
+	b.dropLocalLocked(q)
+	b.releaseMemberLocked(q)
+	q.node = wp.Node
+	q.added = time.Now()
+	q.kicked = false
+	if pj != nil {
+		delete(b.pending, wp.ID)
+		pj.welcomed = true
+		q.local = pj.m
+		b.locals[pj.m] = q
+		if r.locals++; r.locals == 1 {
+			b.stats.Rooms.Add(1)
+		}
+		b.stats.Peers.Add(1)
+		others := make([]protocol.PeerInfo, 0, len(r.peers))
+		for _, o := range r.peers {
+			if o != q {
+				others = append(others, o.info)
+			}
+		}
+		pj.welcome(others)
+		for i := range pj.buf {
+			b.deliver(q.local, &pj.buf[i])
+		}
+		pj.buf = nil
+	}
+	if q.orphan {
+		b.unorphanLocked(q) // sends what was held for it to its new node
+	} else {
+		b.flushHoldLocked(q)
+	}
+}
