@@ -21,7 +21,7 @@ import (
 func startNode(t *testing.T, bin, natsURL string) (*exec.Cmd, string) {
 	t.Helper()
 	cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--turn-listen", "127.0.0.1:0", "--log-format", "json",
-		"--nats", natsURL, "--nats-heartbeat", "100ms", "--nats-node-timeout", "500ms")
+		"--nats", natsURL, "--nats-heartbeat", "100ms", "--nats-node-timeout", "500ms", "--resume-grace", "1s")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -71,7 +71,8 @@ func startNode(t *testing.T, bin, natsURL string) (*exec.Cmd, string) {
 }
 
 // TestClusterNodeSIGKILL runs two real nodes on an embedded NATS, kills one with SIGKILL and
-// checks the peer on the other node is told within the node timeout.
+// checks the peer on the other node is told once the node timeout and the resume grace (its
+// peers' time to resume elsewhere) have passed.
 func TestClusterNodeSIGKILL(t *testing.T) {
 	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: natsserver.RANDOM_PORT, NoLog: true, NoSigs: true})
 	if err != nil {
@@ -151,8 +152,8 @@ func TestClusterNodeSIGKILL(t *testing.T) {
 	if f.Type != "peer-left" || f.Reason != "timeout" || left.ID != bID {
 		t.Fatalf("got %+v, want peer-left of %s with reason timeout", f, bID)
 	}
-	if d := time.Since(killed); d > 2*time.Second {
-		t.Fatalf("peer-left %v after SIGKILL; node timeout is 500ms", d)
+	if d := time.Since(killed); d > 3*time.Second {
+		t.Fatalf("peer-left %v after SIGKILL; node timeout is 500ms, resume grace 1s", d)
 	}
-	t.Logf("peer-left %v after SIGKILL (node timeout 500ms, heartbeat 100ms)", time.Since(killed).Round(time.Millisecond))
+	t.Logf("peer-left %v after SIGKILL (node timeout 500ms, heartbeat 100ms, resume grace 1s)", time.Since(killed).Round(time.Millisecond))
 }
