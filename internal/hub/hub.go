@@ -134,11 +134,12 @@ type Hub struct {
 	tokens *resume.Tokens
 
 	mu      sync.Mutex
-	parked  map[string]*parked     // lost presences by presenceKey
-	holders map[string]*Session    // connected resumable presences by presenceKey
-	owners  map[*bus.Member]*owner // who holds each presence of this node, for Kick
-	bg      sync.WaitGroup         // spends of the tokens of presences that ended
-	ending  map[string]struct{}    // the jtis of those spends under way
+	parked  map[string]*parked       // lost presences by presenceKey
+	holders map[string]*Session      // connected resumable presences by presenceKey
+	owners  map[*bus.Member]*owner   // who holds each presence of this node, for Kick
+	bg      sync.WaitGroup           // spends of the tokens of presences that ended
+	ending  map[string]struct{}      // the jtis of those spends under way
+	muted   map[string]mutedPresence // presences muted by Shutdown(restart), for a handover
 
 	clients   clientTables   // per-client rates (clients.go)
 	slowJoins bool           // the bus's joins wait on the network (bus.SlowJoiner)
@@ -171,6 +172,7 @@ func New(cfg Config) (*Hub, error) {
 		slowJoins:  isSlowJoiner(cfg.Bus),
 		holders:    make(map[string]*Session),
 		ending:     make(map[string]struct{}),
+		muted:      make(map[string]mutedPresence),
 		owners:     make(map[*bus.Member]*owner),
 	}
 	h.initClients()
@@ -271,6 +273,9 @@ type Session struct {
 	joining bool        // an asynchronous join is under way (until its welcome or failure)
 	joinSeq uint64      // numbers asynchronous joins, so a finished one never clears a later one's flag
 	ended   bool        // the transport ended the session (End)
+	// endReason and endLost are End's arguments.
+	endReason string
+	endLost   bool
 	// fixedID, when set, is the peer id every join of this session takes (UsePeerID).
 	fixedID protocol.PeerID
 	// accessToken is the token the transport received with the connection (SetAccessToken).
@@ -279,6 +284,10 @@ type Session struct {
 	turn bool
 	// async: joins on a bus whose joins block run on their own goroutine (AsyncJoins).
 	async bool
+	// muted: a restart took the session's presence (Shutdown(restart)); its connection is
+	// about to close 1012 and what its client sends meanwhile gets no answer, so that the
+	// client sends it again after resuming (elsewhere, or here after the restart).
+	muted bool
 	// client is the key of the client the connection comes from (SetClient); invalid: none.
 	client netip.Prefix
 }
@@ -295,7 +304,7 @@ func (s *Session) AsyncJoins() { s.async = true }
 // soon as it completes.
 func (s *Session) End(reason string, lost bool) {
 	s.mu.Lock()
-	s.ended = true
+	s.ended, s.endReason, s.endLost = true, reason, lost
 	s.mu.Unlock()
 	if lost {
 		s.Drop(reason)
@@ -389,6 +398,12 @@ func (s *Session) HandleFrame(b []byte, now time.Time) error {
 // Handle handles one decoded frame. It returns the protocol error to answer with, if any;
 // successful requests that carry an id are acknowledged here.
 func (s *Session) Handle(f *protocol.Frame) *protocol.Error {
+	s.mu.Lock()
+	muted := s.muted
+	s.mu.Unlock()
+	if muted {
+		return nil // no answer: the client sends it again after resuming
+	}
 	switch f.Type {
 	case protocol.TypeJoin:
 		return s.join(f)
@@ -452,17 +467,88 @@ func (s *Session) join(f *protocol.Frame) *protocol.Error {
 	if err := s.hub.Ready(); err != nil {
 		return protocol.Errorf(protocol.CodeUnavailable, "the server is not taking joins now")
 	}
+	if s.async && s.hub.slowJoins {
+		if f.Resume == nil {
+			run, perr := s.prepareJoin(f, room)
+			if perr != nil {
+				return perr
+			}
+			s.goJoin(bytes.Clone(f.ID), run)
+			return nil
+		}
+		// A resume may wait on the network (the token ledger, a TakeOver from the node that
+		// held the presence, the join): all of it off the transport's goroutine.
+		c := cloneJoin(f)
+		s.goJoin(c.ID, func() *protocol.Error {
+			if s.resume(string(c.Resume), room, c.ID, c.Last) {
+				return nil
+			}
+			run, perr := s.prepareJoin(c, room)
+			if perr != nil {
+				return perr
+			}
+			return run()
+		})
+		return nil
+	}
 	if f.Resume != nil && s.resume(string(f.Resume), room, bytes.Clone(f.ID), f.Last) {
 		return nil
 	}
-	if perr := s.admitJoin(); perr != nil {
+	run, perr := s.prepareJoin(f, room)
+	if perr != nil {
 		return perr
+	}
+	return run()
+}
+
+// cloneJoin copies the fields of join frame f that a join off the transport's goroutine reads
+// (f aliases the transport's read buffer).
+func cloneJoin(f *protocol.Frame) *protocol.Frame {
+	return &protocol.Frame{Type: f.Type, ID: bytes.Clone(f.ID), Room: bytes.Clone(f.Room), Name: bytes.Clone(f.Name),
+		Meta: bytes.Clone(f.Meta), Resume: bytes.Clone(f.Resume), Token: bytes.Clone(f.Token), V: f.V, Last: f.Last}
+}
+
+// goJoin runs a join (run) on its own goroutine: the session is joining until it ends; its
+// error goes to the client with the join's id. A connection that ended meanwhile takes the
+// presence the join made with it.
+func (s *Session) goJoin(id []byte, run func() *protocol.Error) {
+	s.mu.Lock()
+	s.joining = true
+	s.joinSeq++
+	seq := s.joinSeq
+	s.mu.Unlock()
+	s.hub.joins.Add(1)
+	go func() {
+		defer s.hub.joins.Done()
+		perr := run()
+		s.mu.Lock()
+		if s.joinSeq == seq {
+			s.joining = false
+		}
+		ended, reason, lost := s.ended, s.endReason, s.endLost
+		s.mu.Unlock()
+		switch {
+		case ended && lost:
+			s.Drop(reason) // the connection was lost while the join was under way
+		case ended:
+			s.Leave(reason) // the connection went while the join was under way
+		case perr != nil:
+			s.sendError(id, perr)
+		}
+	}()
+}
+
+// prepareJoin checks a join of a new presence (admission, access) and returns run, which
+// joins it to room and welcomes it.
+func (s *Session) prepareJoin(f *protocol.Frame, room string) (run func() *protocol.Error, _ *protocol.Error) {
+	if perr := s.admitJoin(); perr != nil {
+		return nil, perr
 	}
 	pid := s.fixedID
 	if pid == "" {
 		pid = protocol.NewPeerID()
 	}
-	m = &bus.Member{
+	m := &bus.Member{
 		Room:   room,
 		Info:   protocol.PeerInfo{ID: pid, Name: string(f.Name)},
 		Sink:   s.sink,
@@ -473,7 +559,7 @@ func (s *Session) join(f *protocol.Frame) *protocol.Error {
 	}
 	turn, perr := s.authorize(f, m)
 	if perr != nil {
-		return perr
+		return nil, perr
 	}
 	room = m.Room
 	m.Kick = s.hub.kickFunc(m)
@@ -485,6 +571,7 @@ func (s *Session) join(f *protocol.Frame) *protocol.Error {
 		token = s.hub.mint(rsink)
 		key = presenceKey(room, m.Info.ID)
 		m.Sink = rsink
+		m.Handover = s.hub.handoverFunc(m) // its client may resume on another node
 	}
 	id := bytes.Clone(f.ID)          // f aliases the transport's read buffer; the welcome may go out later
 	ice := s.iceFor(m.Info.ID, turn) // minted here, not under the room's lock
@@ -508,32 +595,9 @@ func (s *Session) join(f *protocol.Frame) *protocol.Error {
 			},
 		})
 	}
-	if !s.async || !s.hub.slowJoins {
+	return func() *protocol.Error {
 		return s.joined(room, m, s.hub.bus.Join(context.Background(), m, s.hub.cfg.MaxPeersPerRoom, welcome))
-	}
-	s.mu.Lock()
-	s.joining = true
-	s.joinSeq++
-	seq := s.joinSeq
-	s.mu.Unlock()
-	s.hub.joins.Add(1)
-	go func() {
-		defer s.hub.joins.Done()
-		perr := s.joined(room, m, s.hub.bus.Join(context.Background(), m, s.hub.cfg.MaxPeersPerRoom, welcome))
-		s.mu.Lock()
-		if s.joinSeq == seq {
-			s.joining = false
-		}
-		ended := s.ended
-		s.mu.Unlock()
-		switch {
-		case ended:
-			s.Leave("closed") // the connection went while the join was under way
-		case perr != nil:
-			s.sendError(id, perr)
-		}
-	}()
-	return nil
+	}, nil
 }
 
 // joined maps a Join's outcome to the protocol error to answer with, if any.

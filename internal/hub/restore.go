@@ -97,6 +97,10 @@ func (h *Hub) handoverFunc(m *bus.Member) func(last uint64) *bus.Handover {
 		key := presenceKey(m.Room, m.Info.ID)
 		got, rs, old, _, o := h.take(key)
 		if got == nil {
+			// Muted by a restart of this node: its client resumes elsewhere.
+			if rs := h.takeMuted(m); rs != nil {
+				return rs.handOver(last)
+			}
 			return nil
 		}
 		h.mu.Lock()
