@@ -31,9 +31,10 @@ const (
 
 // natsServer is a real NATS server embedded in the test process on a loopback port.
 type natsServer struct {
-	t    *testing.T
-	port int
-	s    *natsserver.Server
+	t     *testing.T
+	port  int
+	s     *natsserver.Server
+	store string // JetStream's directory; "" without JetStream
 }
 
 func startNATS(t *testing.T) *natsServer {
@@ -44,10 +45,20 @@ func startNATS(t *testing.T) *natsServer {
 	return n
 }
 
+// startNATSJS is startNATS with JetStream (the cluster's resume secret and token ledger).
+func startNATSJS(t *testing.T) *natsServer {
+	t.Helper()
+	n := &natsServer{t: t, port: natsserver.RANDOM_PORT, store: t.TempDir()}
+	n.start()
+	t.Cleanup(n.stop)
+	return n
+}
+
 // start runs the server, on the same port as before when restarted.
 func (n *natsServer) start() {
 	n.t.Helper()
-	s, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: n.port, NoLog: true, NoSigs: true})
+	s, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: n.port, NoLog: true, NoSigs: true,
+		JetStream: n.store != "", StoreDir: n.store})
 	if err != nil {
 		n.t.Fatalf("nats: %v", err)
 	}
