@@ -94,6 +94,9 @@ func newFleet(t *testing.T, ctx context.Context, n int, extra ...string) *fleet 
 		f.start(nd)
 	}
 	f.lb = testserver.NewBalancer(t, addrs...)
+	// While a lone node restarts, new connections wait for it (a load balancer with retries)
+	// rather than fail: a browser logs a refused WebSocket as a console error.
+	f.lb.TryFor(20 * time.Second)
 	return f
 }
 
