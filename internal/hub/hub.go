@@ -485,6 +485,7 @@ func (s *Session) join(f *protocol.Frame) *protocol.Error {
 		token = s.hub.mint(rsink)
 		key = presenceKey(room, m.Info.ID)
 		m.Sink = rsink
+		m.Handover = s.hub.handoverFunc(m) // a resume on another node takes its outbox
 	}
 	id := bytes.Clone(f.ID)          // f aliases the transport's read buffer; the welcome may go out later
 	ice := s.iceFor(m.Info.ID, turn) // minted here, not under the room's lock

@@ -107,7 +107,11 @@ func (h *Hub) handoverFunc(m *bus.Member) func(last uint64) *bus.Handover {
 		if cl, ok := old.(Closer); ok {
 			cl.CloseConn("replaced")
 		}
-		return rs.handOver(last)
+		ho := rs.handOver(last)
+		// The node it resumes on mints its tokens from now on: those minted here die, else
+		// one of them could re-create the presence once it has left there.
+		h.spendAll(rs)
+		return ho
 	}
 }
 

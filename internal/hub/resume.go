@@ -44,13 +44,43 @@ func (h *Hub) mint(r *resumeSink) string {
 		h.log.Warn("mint resume token", "err", err)
 		return ""
 	}
+	var evicted []jtiRef
 	r.mu.Lock()
 	if len(r.jtis) == maxJTIs {
-		r.jtis = append(r.jtis[:0], r.jtis[1:]...)
+		// Expired ones are no use to anyone; an unexpired one that must make room is spent
+		// now, else it could re-create the presence after it ended.
+		now := time.Now()
+		live := r.jtis[:0]
+		for _, j := range r.jtis {
+			if j.exp.After(now) {
+				live = append(live, j)
+			}
+		}
+		r.jtis = live
+		if len(r.jtis) == maxJTIs {
+			evicted = []jtiRef{r.jtis[0]}
+			r.jtis = append(r.jtis[:0], r.jtis[1:]...)
+		}
 	}
 	r.jtis = append(r.jtis, jtiRef{id: c.ID, exp: c.Expires})
 	r.mu.Unlock()
+	if evicted != nil {
+		h.spendRefs(evicted)
+	}
 	return tok
+}
+
+// spent forgets jti, a token of r just spent by a resume: it needs no spending when the
+// presence ends, and keeps no room among those that do.
+func (r *resumeSink) spent(jti string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i, j := range r.jtis {
+		if j.id == jti {
+			r.jtis = append(r.jtis[:i], r.jtis[i+1:]...)
+			return
+		}
+	}
 }
 
 // spendAll spends the tokens still unspent of a presence that ended for good, so none of them
@@ -60,6 +90,12 @@ func (h *Hub) spendAll(r *resumeSink) {
 	jtis := r.jtis
 	r.jtis = nil
 	r.mu.Unlock()
+	h.spendRefs(jtis)
+}
+
+// spendRefs spends jtis on their own goroutine; until the ledger has them, a resume on this
+// node finds them in h.ending.
+func (h *Hub) spendRefs(jtis []jtiRef) {
 	if len(jtis) == 0 {
 		return
 	}
@@ -276,6 +312,7 @@ func (s *Session) resume(token, room string, id []byte, last uint64) bool {
 	if m == nil {
 		return s.restore(c, id, last)
 	}
+	rs.spent(c.ID)
 	room = m.Room
 	since := rs.counter()
 	others := h.peersNow(m)
