@@ -99,30 +99,76 @@ func (h *Hub) spendRefs(jtis []jtiRef) {
 	if len(jtis) == 0 {
 		return
 	}
-	// Until the ledger has them, a resume on this node finds them here.
 	h.mu.Lock()
+	h.endingLocked(jtis)
+	h.mu.Unlock()
+	h.spendEnding(jtis)
+}
+
+// maxContested bounds h.contested.
+const maxContested = 1 << 16
+
+// endingLocked records jtis, the tokens of a presence that ends, as being spent: a resume on
+// this node that finds them here (h.ending) is refused. h.mu is held.
+func (h *Hub) endingLocked(jtis []jtiRef) {
 	for _, j := range jtis {
 		h.ending[j.id] = struct{}{}
 	}
-	h.mu.Unlock()
+}
+
+// spendEnding spends jtis, recorded by endingLocked, on its own goroutine. One a resume had
+// spent first stays recorded, in h.contested, until it expires: that resume may not have
+// looked for the presence yet, and must not re-create it (endedLocked).
+func (h *Hub) spendEnding(jtis []jtiRef) {
+	if len(jtis) == 0 {
+		return
+	}
 	h.bg.Add(1)
 	go func() {
 		defer h.bg.Done()
+		var contested []jtiRef
 		defer func() {
+			now := time.Now()
 			h.mu.Lock()
 			for _, j := range jtis {
 				delete(h.ending, j.id)
+			}
+			if len(contested) > 0 {
+				for id, exp := range h.contested {
+					if !exp.After(now) {
+						delete(h.contested, id)
+					}
+				}
+				for _, j := range contested {
+					if len(h.contested) < maxContested {
+						h.contested[j.id] = j.exp
+					}
+				}
 			}
 			h.mu.Unlock()
 		}()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		for _, j := range jtis {
-			if err := h.tokens.Spend(ctx, resume.Claims{ID: j.id, Expires: j.exp}); err != nil && !errors.Is(err, resume.ErrSpent) {
+			err := h.tokens.Spend(ctx, resume.Claims{ID: j.id, Expires: j.exp})
+			switch {
+			case errors.Is(err, resume.ErrSpent):
+				contested = append(contested, j)
+			case err != nil:
 				h.log.Warn("spend the resume tokens of a presence that left", "err", err)
 			}
 		}
 	}()
+}
+
+// endedLocked reports whether jti is a token of a presence that ended here: being spent, or
+// spent by a resume while its presence ended. h.mu is held.
+func (h *Hub) endedLocked(jti string) bool {
+	if _, ok := h.ending[jti]; ok {
+		return true
+	}
+	exp, ok := h.contested[jti]
+	return ok && exp.After(time.Now())
 }
 
 // scheduleRefresh sends the connected presence a fresh token at half the TTL, and again.
@@ -295,7 +341,7 @@ func (s *Session) resume(token, room string, id []byte, last uint64) bool {
 		return false
 	}
 	h.mu.Lock()
-	_, ended := h.ending[c.ID]
+	ended := h.endedLocked(c.ID)
 	h.mu.Unlock()
 	if ended {
 		err = resume.ErrSpent
@@ -310,6 +356,16 @@ func (s *Session) resume(token, room string, id []byte, last uint64) bool {
 	key := presenceKey(c.Room, c.Peer)
 	m, rs, old, turn, o := h.take(key)
 	if m == nil {
+		h.mu.Lock()
+		ended = h.endedLocked(c.ID)
+		h.mu.Unlock()
+		if ended {
+			// Its presence ended here (removed, replaced) while this resume spent the
+			// token: it is not re-created.
+			h.stats.ResumesRefused.Add(1)
+			h.log.Debug("resume token refused: its presence ended meanwhile", "room", c.Room, "peer", c.Peer)
+			return false
+		}
 		return s.restore(c, id, last)
 	}
 	rs.spent(c.ID)
