@@ -143,6 +143,7 @@ type Hub struct {
 	// expire (at most maxContested): that resume must not re-create it.
 	contested map[string]time.Time
 	muted     map[string]mutedPresence // presences muted by Shutdown(restart), for a handover
+	spent     chan struct{}            // closed (and replaced) when a spend of ending ends
 
 	clients   clientTables   // per-client rates (clients.go)
 	slowJoins bool           // the bus's joins wait on the network (bus.SlowJoiner)
@@ -177,6 +178,7 @@ func New(cfg Config) (*Hub, error) {
 		ending:     make(map[string]struct{}),
 		contested:  make(map[string]time.Time),
 		muted:      make(map[string]mutedPresence),
+		spent:      make(chan struct{}),
 		owners:     make(map[*bus.Member]*owner),
 	}
 	h.initClients()

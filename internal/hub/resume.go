@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/switchboard-rtc/switchboard/internal/bus"
@@ -105,6 +106,24 @@ func (h *Hub) spendRefs(jtis []jtiRef) {
 	h.spendEnding(jtis)
 }
 
+// WaitSpends waits until no token spend is under way (the ledger may be on the network: a
+// draining server waits for them before it closes the bus), or ctx ends.
+func (h *Hub) WaitSpends(ctx context.Context) error {
+	for {
+		h.mu.Lock()
+		n, spent := len(h.ending), h.spent
+		h.mu.Unlock()
+		if n == 0 {
+			return nil
+		}
+		select {
+		case <-spent:
+		case <-ctx.Done():
+			return fmt.Errorf("hub: token spends under way: %w", ctx.Err())
+		}
+	}
+}
+
 // maxContested bounds h.contested.
 const maxContested = 1 << 16
 
@@ -133,6 +152,8 @@ func (h *Hub) spendEnding(jtis []jtiRef) {
 			for _, j := range jtis {
 				delete(h.ending, j.id)
 			}
+			close(h.spent) // WaitSpends looks again
+			h.spent = make(chan struct{})
 			if len(contested) > 0 {
 				for id, exp := range h.contested {
 					if !exp.After(now) {

@@ -50,7 +50,7 @@ func (r *rollNode) start() {
 	r.mod(&cfg)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(newTestWriter(r.t), &slog.HandlerOptions{Level: slog.LevelInfo}))
+		log = slog.New(slog.NewTextHandler(newTestWriter(r.t), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	srv, err := server.New(cfg, log)
 	if err != nil {
@@ -138,6 +138,8 @@ type rollClient struct {
 	faults   []string
 	changed  chan struct{}
 	crashed  bool // its node crashed (TestClusterNodeCrashPeersResume)
+	// knows: its node knows the partner (it listed it in the welcome, or announced it)
+	knows bool
 }
 
 func newRollClient(t *testing.T, f *rollFleet, name, room, url string) *rollClient {
@@ -348,6 +350,7 @@ func (c *rollClient) handle(m msg) {
 		if m.peerID() != c.partner {
 			c.fault("unexpected %s", m.Raw)
 		}
+		c.knows = true
 	default:
 		c.fault("unexpected %s", m.Raw)
 	}
@@ -394,12 +397,15 @@ func startPairs(t *testing.T, f *rollFleet, pairs int) *rollPairs {
 			}
 		}
 		a.partner, b.partner = b.id, a.id
+		b.knows = true // a was in b's welcome
 		p.clients = append(p.clients, a, b)
 	}
 	for _, c := range p.clients {
 		p.readers.Add(1)
 		go c.run(ctx, &p.readers)
 	}
+	// A relay to a partner whose join has not reached the sender's node yet is unknown-target.
+	p.waitAll("the partner known", waitFor, func(c *rollClient) bool { return c.knows })
 	for _, c := range p.clients {
 		p.senders.Add(1)
 		go func() {

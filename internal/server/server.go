@@ -431,6 +431,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.waitHandovers(ctx)
 		s.hub.ReleaseMuted()
 	}
+	// The handed-over presences' tokens are spent in the cluster's ledger before the bus goes.
+	if err := s.hub.WaitSpends(ctx); err != nil {
+		s.log.Warn("closing with resume-token spends under way", "err", err)
+	}
 	berr := s.bus.Close()
 	s.metrics.stop(ctx) // after the peers: the counters stay readable while they leave
 	// After the bus: the last peer-left and room-finished events are queued by then.
