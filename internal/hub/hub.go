@@ -486,6 +486,7 @@ func (s *Session) join(f *protocol.Frame) *protocol.Error {
 	if s.hub.cfg.ResumeGrace > 0 {
 		rsink = s.hub.newResumeSink(s.sink, 0)
 		rsink.claims = claimsOf(m, turn, s.hub.cfg.Node)
+		rsink.client = s.clientKey()
 		token = s.hub.mint(rsink)
 		key = presenceKey(room, m.Info.ID)
 		m.Sink = rsink
@@ -623,7 +624,7 @@ func (s *Session) Leave(reason string) {
 	s.hub.bus.Leave(m, reason)
 	if rs != nil {
 		rs.forget()
-		s.hub.spendAll(rs)
+		rs.dropTokens()
 	}
 	lvl := slog.LevelDebug
 	if reason == "slow" || reason == "kicked" {

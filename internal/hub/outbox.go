@@ -55,9 +55,13 @@ type resumeSink struct {
 	charged   int64              // what acct holds for kept
 
 	// claims describe the presence for the tokens minted for it; jtis are the ids of those
-	// not spent yet (the newest last), spent when the presence ends.
+	// not used yet (the newest last): a resume here must present one (resume.go). open: a
+	// presence restored from a state file without them takes any of its tokens once.
+	// client is the client key its ledger entries are attributed to.
 	claims  tokenClaims
 	jtis    []jtiRef
+	open    bool
+	client  string
 	refresh *time.Timer // the next resume-token refresh while connected
 
 	ids retryIDs // the ids of the last relays accepted from this presence

@@ -38,6 +38,7 @@ func (s *Session) restore(c resume.Claims, id []byte, last uint64) bool {
 	}
 	rs := h.newResumeSink(s.sink, seq)
 	rs.claims = claimsOf(m, c.TURN, h.cfg.Node)
+	rs.client = s.clientKey()
 	m.Sink = rs
 	m.Kick = h.kickFunc(m)
 	m.Handover = h.handoverFunc(m)
@@ -108,7 +109,7 @@ func (r *resumeSink) replay(sink bus.Sink, welcome *protocol.Event, evs []*proto
 func (h *Hub) handoverFunc(m *bus.Member) func(last uint64) *bus.Handover {
 	return func(last uint64) *bus.Handover {
 		key := presenceKey(m.Room, m.Info.ID)
-		got, rs, old, _, o := h.take(key)
+		got, rs, old, _, o, _ := h.take(key, "")
 		if got == nil {
 			return nil
 		}
@@ -123,7 +124,7 @@ func (h *Hub) handoverFunc(m *bus.Member) func(last uint64) *bus.Handover {
 		ho := rs.handOver(last)
 		// The node it resumes on mints its tokens from now on: those minted here die, else
 		// one of them could re-create the presence once it has left there.
-		h.spendAll(rs)
+		h.recordAll(rs)
 		return ho
 	}
 }

@@ -297,4 +297,6 @@ func (t *Tokens) ClientEntries(client string) int { return t.tally.of(client) }
 
 // LedgerRefused returns how many spends were refused because the ledger was full, and how
 // many restores because their client's share was used up.
-func (t *Tokens) LedgerRefused() (full, share uint64) { return t.tally.full.Load(), t.tally.shares.Load() }
+func (t *Tokens) LedgerRefused() (full, share uint64) {
+	return t.tally.full.Load(), t.tally.shares.Load()
+}
