@@ -25,7 +25,9 @@ func (s *Session) restore(c resume.Claims, id []byte, last uint64) bool {
 	}
 	seq, gap := last, true
 	if ho != nil {
-		seq, gap = max(ho.Seq, last), ho.Gap
+		// A client cannot have read more than was sent (attach clamps the same way).
+		last = min(last, ho.Seq)
+		seq, gap = ho.Seq, ho.Gap
 	}
 	m := &bus.Member{
 		Room:    c.Room,
@@ -39,6 +41,9 @@ func (s *Session) restore(c resume.Claims, id []byte, last uint64) bool {
 	rs := h.newResumeSink(s.sink, seq)
 	rs.claims = claimsOf(m, c.TURN, h.cfg.Node)
 	rs.client = s.clientKey()
+	if ho != nil {
+		rs.ids.load(ho.RetryIDs)
+	}
 	m.Sink = rs
 	m.Kick = h.kickFunc(m)
 	m.Handover = h.handoverFunc(m)
@@ -133,7 +138,7 @@ func (h *Hub) handoverFunc(m *bus.Member) func(last uint64) *bus.Handover {
 func (r *resumeSink) handOver(last uint64) *bus.Handover {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	ho := &bus.Handover{Seq: r.seq, Gap: r.over || r.dropped > last}
+	ho := &bus.Handover{Seq: r.seq, Gap: r.over || r.dropped > last, RetryIDs: r.ids.list()}
 	for i := range r.kept {
 		if e := r.kept[i].ev; e.Seq > last {
 			ho.Events = append(ho.Events, &e)

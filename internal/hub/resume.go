@@ -397,6 +397,11 @@ func (s *Session) resume(token, room string, id []byte, last uint64) bool {
 			h.log.Debug("resume token refused: not an unused token of its presence", "room", c.Room, "peer", c.Peer)
 			return false
 		}
+		if last > maxRestoreLast {
+			h.stats.ResumesRefused.Add(1)
+			h.log.Debug("restore refused: last beyond any counter", "room", c.Room, "peer", c.Peer, "last", last)
+			return false
+		}
 		return s.restoreFrom(c, id, last)
 	}
 	rs.setClient(s.clientKey())
@@ -482,6 +487,11 @@ func (s *Session) restoreFrom(c resume.Claims, id []byte, last uint64) bool {
 	}
 	return s.restore(c, id, last)
 }
+
+// maxRestoreLast is the highest last a restore takes: a restored presence's counter starts
+// there when no node can tell it, so a forged one near 2^64 would wrap it; and 2^53 is as
+// far as a browser counts exactly (a JavaScript number), more than any presence ever gets.
+const maxRestoreLast = 1<<53 - 1
 
 // clientKey returns the session's client key as the ledger's entries name it ("" for none).
 func (s *Session) clientKey() string {
