@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/switchboard-rtc/switchboard/internal/bus"
+	"github.com/switchboard-rtc/switchboard/internal/resume"
 	"github.com/switchboard-rtc/switchboard/protocol"
 )
 
@@ -180,7 +181,7 @@ func (h *Hub) kick(m *bus.Member, code protocol.Code, reason string) {
 	h.mu.Unlock()
 	if rs != nil {
 		rs.forget() // what it kept goes back to the memory budget
-		h.spendEnding(jtis, client)
+		h.spendEnding(jtis, client, resume.Record)
 	}
 	if o == nil {
 		h.bus.Leave(m, reason) // not held here (leaving already): nothing to tell anyone

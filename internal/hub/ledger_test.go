@@ -28,10 +28,11 @@ func resumeFrame(tok string) string {
 	return `{"type":"join","room":"r","resume":"` + tok + `"}`
 }
 
-// TestLedgerChainedRestoresLockOutOnlyTheirClient: one client chains restores (leave, then
-// re-create the presence from its token, again and again): each spends a ledger entry. Past
-// its share its restores are refused (it starts over as a new presence); another client's
-// restore and resume go on, and the ledger holds no more than the share from the first.
+// TestLedgerChainedRestoresLockOutOnlyTheirClient: one client churns (leave, then try to
+// re-create the presence from its token, again and again). Each presence it ends is recorded
+// in the ledger, so its token re-creates nothing; past the client's share nothing more of it
+// is recorded and its restores are refused (it starts over as a new presence). The ledger
+// holds no more than the share from it, and another client's resume and recorded leave go on.
 func TestLedgerChainedRestoresLockOutOnlyTheirClient(t *testing.T) {
 	const share = 8
 	toks, err := resume.New(resume.Config{MaxEntries: 64, ClientShare: share})
@@ -50,22 +51,23 @@ func TestLedgerChainedRestoresLockOutOnlyTheirClient(t *testing.T) {
 	for i := 0; i < 4*share; i++ {
 		tok := lastToken(t, sink)
 		s.Leave("left")
+		h.bg.Wait() // the leave's tokens are recorded on their own goroutine
 		s, sink = keyJoin(t, h, attacker, resumeFrame(tok))
-		if sink.welcome(t).Restored {
+		if w := sink.welcome(t); w.Restored || w.Resumed {
 			restored++
 		}
 	}
-	if restored != share {
-		t.Fatalf("one client restored %d times; want its share, %d", restored, share)
+	if restored != 0 {
+		t.Fatalf("one client re-created %d presences it had left; want none", restored)
 	}
 	if n := toks.ClientEntries(attacker); n != share {
-		t.Fatalf("the attacker's ledger entries = %d, want %d", n, share)
+		t.Fatalf("the attacker's ledger entries = %d, want its share %d", n, share)
 	}
-	if _, refused := toks.LedgerRefused(); refused != 3*share {
-		t.Fatalf("restores refused for the client's share = %d, want %d", refused, 3*share)
+	if _, refused := toks.LedgerRefused(); refused < 3*share {
+		t.Fatalf("refused for the client's share = %d, want at least %d", refused, 3*share)
 	}
 
-	// The victim: a resume of its parked presence, then a restore after it left.
+	// The victim: a resume of its parked presence goes on; its leave is still recorded.
 	sv, sinkV := keyJoin(t, h, victim, `{"type":"join","room":"r"}`)
 	peer := sv.Peer()
 	sv.Drop("lost")
@@ -74,9 +76,13 @@ func TestLedgerChainedRestoresLockOutOnlyTheirClient(t *testing.T) {
 		t.Fatalf("the victim's resume after the churn: %+v", w)
 	}
 	sv.Leave("closed")
+	h.bg.Wait()
+	if n := toks.ClientEntries(victim); n == 0 {
+		t.Fatal("the victim's leave was not recorded after another client's churn")
+	}
 	_, sinkV = keyJoin(t, h, victim, resumeFrame(lastToken(t, sinkV)))
-	if w := sinkV.welcome(t); !w.Restored || w.Self != peer {
-		t.Fatalf("the victim's restore after another client's churn: resumed=%v restored=%v self=%s, want %s", w.Resumed, w.Restored, w.Self, peer)
+	if w := sinkV.welcome(t); w.Restored || w.Resumed || w.Self == peer {
+		t.Fatalf("the victim's token re-created the presence it left: %+v", w)
 	}
 }
 
@@ -97,13 +103,14 @@ func TestLedgerFullStillResumes(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		tok := lastToken(t, sink)
 		s.Leave("left")
+		h.bg.Wait()
 		s, sink = keyJoin(t, h, "203.0.113.7/32", resumeFrame(tok))
 	}
 	if n := toks.LedgerEntries(); n != 4 {
 		t.Fatalf("ledger entries = %d, want 4 (full)", n)
 	}
-	if full, _ := toks.LedgerRefused(); full != 1 {
-		t.Fatalf("spends refused as full = %d, want 1", full)
+	if full, _ := toks.LedgerRefused(); full < 1 {
+		t.Fatalf("spends refused as full = %d, want some", full)
 	}
 	for i := 0; i < 3; i++ {
 		sv.Drop("lost")

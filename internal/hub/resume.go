@@ -23,9 +23,11 @@ import (
 // tokens not used yet (jtis), and a resume on the node that holds it must present one of
 // them (it is then crossed off). Only a restore, of a presence this node does not hold,
 // spends its token in the ledger (and counts as a join of its client). The tokens of a
-// presence that ends are recorded in the ledger only when the server ended it against its
-// client's will (removed, replaced, room closed: kick) or handed it to another node; a
-// client reviving a presence it left is no worse than joining again.
+// presence that ends are recorded in the ledger so that none re-creates it: always when the
+// server ended it against its client's will (removed, replaced, room closed: kick) or handed
+// it to another node; within its client's share of the ledger when the client ended it (a
+// leave, a close, the grace passing) — past that share a client could revive a presence it
+// ended itself, which is no worse than joining again, and others are unaffected.
 
 // tokenClaims is what the tokens of a presence say (resume.Claims without the token's own
 // id and times).
@@ -97,15 +99,6 @@ func (r *resumeSink) use(jti string) bool {
 	return false
 }
 
-// dropTokens forgets r's unused tokens: its presence ended by its client's doing (a leave,
-// a close, the grace passing, an overflow). They are not recorded: one that re-creates the
-// presence later is the client joining again.
-func (r *resumeSink) dropTokens() {
-	r.mu.Lock()
-	r.jtis, r.open = nil, false
-	r.mu.Unlock()
-}
-
 // takeTokens returns r's unused tokens and its client, and forgets them.
 func (r *resumeSink) takeTokens() ([]jtiRef, string) {
 	r.mu.Lock()
@@ -131,6 +124,19 @@ func (h *Hub) recordAll(r *resumeSink) {
 	h.recordRefs(jtis, client)
 }
 
+// recordOwn records the unused tokens of a presence its client ended (a leave, a close, the
+// grace passing, an overflow) within the client's share of the ledger (resume.SelfEnded).
+func (h *Hub) recordOwn(r *resumeSink) {
+	jtis, client := r.takeTokens()
+	if len(jtis) == 0 {
+		return
+	}
+	h.mu.Lock()
+	h.endingLocked(jtis)
+	h.mu.Unlock()
+	h.spendEnding(jtis, client, resume.SelfEnded)
+}
+
 // recordRefs records jtis on their own goroutine, attributed to client; until the ledger has
 // them, a resume on this node finds them in h.ending.
 func (h *Hub) recordRefs(jtis []jtiRef, client string) {
@@ -140,7 +146,7 @@ func (h *Hub) recordRefs(jtis []jtiRef, client string) {
 	h.mu.Lock()
 	h.endingLocked(jtis)
 	h.mu.Unlock()
-	h.spendEnding(jtis, client)
+	h.spendEnding(jtis, client, resume.Record)
 }
 
 // maxContested bounds h.contested.
@@ -158,7 +164,10 @@ func (h *Hub) endingLocked(jtis []jtiRef) {
 // restore had spent first, or one the ledger refused (full), stays marked, in h.contested,
 // until it expires: that restore may not have looked for the presence yet, and must not
 // re-create it (endedLocked); a refused one can at least not re-create it here.
-func (h *Hub) spendEnding(jtis []jtiRef, client string) {
+//
+// A SelfEnded token past its client's share, or with the ledger full, is let go: its client
+// may revive the presence it ended itself.
+func (h *Hub) spendEnding(jtis []jtiRef, client string, kind resume.SpendKind) {
 	if len(jtis) == 0 {
 		return
 	}
@@ -189,10 +198,11 @@ func (h *Hub) spendEnding(jtis []jtiRef, client string) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		for _, j := range jtis {
-			err := h.tokens.Spend(ctx, resume.Claims{ID: j.id, Expires: j.exp}, client, resume.Record)
+			err := h.tokens.Spend(ctx, resume.Claims{ID: j.id, Expires: j.exp}, client, kind)
 			switch {
 			case errors.Is(err, resume.ErrSpent):
 				contested = append(contested, j)
+			case kind == resume.SelfEnded && (errors.Is(err, resume.ErrClientShare) || errors.Is(err, resume.ErrLedgerFull)):
 			case err != nil:
 				contested = append(contested, j)
 				h.log.Warn("record the resume tokens of a presence the server ended", "err", err)
@@ -354,7 +364,7 @@ func (h *Hub) expire(p *parked, reason string) {
 	}
 	h.mu.Unlock()
 	p.sink.forget()
-	p.sink.dropTokens()
+	h.recordOwn(p.sink)
 	h.stats.Parked.Add(-1)
 	h.stats.ResumesExpired.Add(1)
 	h.bus.Leave(p.member, reason)
@@ -434,7 +444,7 @@ func (s *Session) resume(token, room string, id []byte, last uint64) bool {
 			delete(h.owners, m)
 		}
 		h.mu.Unlock()
-		rs.dropTokens()
+		h.recordOwn(rs)
 		h.bus.Leave(m, "slow")
 		return false
 	}

@@ -244,7 +244,7 @@ func (s *Session) Leave(reason string) {
 	s.hub.bus.Leave(m, reason)
 	if rs != nil {
 		rs.forget()
-		rs.dropTokens()
+		s.hub.recordOwn(rs)
 	}
 	lvl := slog.LevelDebug
 	if reason == "slow" || reason == "kicked" {

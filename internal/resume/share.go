@@ -30,6 +30,11 @@ const (
 	// the token cannot re-create it: it counts in the client's share but is refused only when
 	// the ledger is full.
 	Record
+	// SelfEnded is the server recording a token of a presence its own client ended (a leave,
+	// a close, the grace passing, an overflow): it counts in and is refused past the client's
+	// share, and when the ledger is full. Past its share a client could revive a presence it
+	// ended itself, which is no worse than joining again; others are unaffected.
+	SelfEnded
 )
 
 // tally counts unexpired ledger entries per client.
@@ -57,7 +62,7 @@ func newTally(max, share int) *tally {
 }
 
 // reserve counts one entry for client until exp, unless refused (ErrLedgerFull, or
-// ErrClientShare for a Restore). "" is no client: only the total applies. The entry is
+// ErrClientShare for a Restore or SelfEnded). "" is no client: only the total applies. The entry is
 // cancelled (cancel) if the spend then fails.
 func (t *tally) reserve(client string, exp time.Time, kind SpendKind) (*tallyEntry, error) {
 	now := t.now()
@@ -68,7 +73,7 @@ func (t *tally) reserve(client string, exp time.Time, kind SpendKind) (*tallyEnt
 		t.full.Add(1)
 		return nil, ErrLedgerFull
 	}
-	if kind == Restore && client != "" && t.counts[client] >= t.share {
+	if kind != Record && client != "" && t.counts[client] >= t.share {
 		t.shares.Add(1)
 		return nil, ErrClientShare
 	}

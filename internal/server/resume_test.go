@@ -99,9 +99,9 @@ func TestResumeExpiresAndIsScopedToRoom(t *testing.T) {
 	if d := time.Since(start); d > 5*time.Second {
 		t.Fatalf("peer-left after %v with a 150ms grace", d)
 	}
-	// Its events are gone; its token may only start it over (restored, a gap), like a join.
+	// Its token is spent with it: it cannot re-create the presence.
 	late := dial(t, ts)
-	if w := late.join("r", map[string]any{"resume": wa.Resume}); w.Resumed && (!w.Restored || !w.Gap) {
+	if w := late.join("r", map[string]any{"resume": wa.Resume}); w.Resumed || w.peerID() == a.id {
 		t.Fatalf("resumed after expiry: %s", w.Raw)
 	}
 	if got := metricValue(t, ts, `switchboard_resumes_total{result="expired"}`); got != "1" {
@@ -122,10 +122,9 @@ func TestCloseFrameIsNotResumable(t *testing.T) {
 	if m := b.expect("peer-left"); m.peerID() != a.id || m.Reason != "closed" {
 		t.Fatalf("peer-left: %s", m.Raw)
 	}
-	// The presence is gone with its events: its token may only start it over (restored, a
-	// gap; docs/protocol.md "Single use"), like a join.
+	// The presence is gone and its token with it (docs/protocol.md "Single use").
 	a2 := dial(t, ts)
-	if w := a2.join("r", map[string]any{"resume": wa.Resume}); w.Resumed && (!w.Restored || !w.Gap) {
+	if w := a2.join("r", map[string]any{"resume": wa.Resume}); w.Resumed {
 		t.Fatalf("resumed after a close frame: %s", w.Raw)
 	}
 }
@@ -164,7 +163,7 @@ func TestResumeHoldOverflow(t *testing.T) {
 		t.Fatal("10 × 40 KiB held for a lost presence and it did not leave")
 	}
 	a2 := dial(t, ts)
-	if w := a2.join("r", map[string]any{"resume": wa.Resume}); w.Resumed && (!w.Restored || !w.Gap) {
+	if w := a2.join("r", map[string]any{"resume": wa.Resume}); w.Resumed {
 		t.Fatalf("resumed after overflow: %s", w.Raw)
 	}
 }
