@@ -58,6 +58,13 @@ func TestResumeAfterLostConnection(t *testing.T) {
 	if got := metricValue(t, ts, `switchboard_resumes_total{result="resumed"}`); got != "1" {
 		t.Fatalf("resumes = %s, want 1", got)
 	}
+	// A resume of a presence the node holds takes no room in the spent-token ledger.
+	if got := metricValue(t, ts, `switchboard_resume_ledger_entries`); got != "0" {
+		t.Fatalf("ledger entries after a resume = %s, want 0", got)
+	}
+	if got := metricValue(t, ts, `switchboard_resume_ledger_refused_total{reason="client-share"}`); got != "0" {
+		t.Fatalf("ledger refusals = %s, want 0", got)
+	}
 
 	// A token works once: the first one is spent, so joining with it is a new presence.
 	a3 := dial(t, ts)
@@ -92,6 +99,7 @@ func TestResumeExpiresAndIsScopedToRoom(t *testing.T) {
 	if d := time.Since(start); d > 5*time.Second {
 		t.Fatalf("peer-left after %v with a 150ms grace", d)
 	}
+	// Its token is spent with it: it cannot re-create the presence.
 	late := dial(t, ts)
 	if w := late.join("r", map[string]any{"resume": wa.Resume}); w.Resumed || w.peerID() == a.id {
 		t.Fatalf("resumed after expiry: %s", w.Raw)
@@ -114,6 +122,7 @@ func TestCloseFrameIsNotResumable(t *testing.T) {
 	if m := b.expect("peer-left"); m.peerID() != a.id || m.Reason != "closed" {
 		t.Fatalf("peer-left: %s", m.Raw)
 	}
+	// The presence is gone and its token with it (docs/protocol.md "Single use").
 	a2 := dial(t, ts)
 	if w := a2.join("r", map[string]any{"resume": wa.Resume}); w.Resumed {
 		t.Fatalf("resumed after a close frame: %s", w.Raw)
