@@ -16,6 +16,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/switchboard-rtc/switchboard/internal/resume"
 	"github.com/switchboard-rtc/switchboard/protocol"
 )
 
@@ -40,9 +41,21 @@ type Config struct {
 	PeerTimeout  time.Duration `yaml:"peer-timeout"`
 	// ResumeGrace is how long a peer whose connection was lost keeps its place for a
 	// reconnecting client to resume it; 0 disables resumption.
-	ResumeGrace    time.Duration `yaml:"resume-grace"`
-	AllowedOrigins []string      `yaml:"allowed-origins"`
-	EventLoops     int           `yaml:"event-loops"`
+	ResumeGrace time.Duration `yaml:"resume-grace"`
+	// ResumeSecret signs resume tokens (comma list for rotation: the first signs, any
+	// verifies; each ≥ 32 bytes); empty: a random secret per process, so a restart cannot
+	// take presences back. ResumeTokenTTL is how long a token is good for.
+	ResumeSecret   string        `yaml:"resume-secret"`
+	ResumeTokenTTL time.Duration `yaml:"resume-token-ttl"`
+	// ResumeHoldEvents and ResumeHoldBytes bound each presence's outbox (events kept until
+	// read, for a resume).
+	ResumeHoldEvents int `yaml:"resume-hold-events"`
+	ResumeHoldBytes  int `yaml:"resume-hold-bytes"`
+	// StateFile, when set, is where a graceful restart (SIGTERM) writes the rooms, members
+	// and resume secret, read back at the next start.
+	StateFile      string   `yaml:"state-file"`
+	AllowedOrigins []string `yaml:"allowed-origins"`
+	EventLoops     int      `yaml:"event-loops"`
 
 	// ICEServers are handed to peers in their welcome. The flag and variable take a comma
 	// list of URLs without credentials; the YAML key takes RTCIceServer objects.
@@ -111,23 +124,26 @@ type Config struct {
 // Default returns the built-in defaults.
 func Default() Config {
 	return Config{
-		Listen:          ":8080",
-		LogFormat:       "text",
-		LogLevel:        "info",
-		ShutdownTimeout: 10 * time.Second,
-		MaxFrameBytes:   64 << 10,
-		MaxMetaBytes:    1024,
-		MaxPeers:        50,
-		RateLimit:       200,
-		RateBurst:       400,
-		SendQueueBytes:  1 << 20,
-		PingInterval:    10 * time.Second,
-		PeerTimeout:     30 * time.Second,
-		ResumeGrace:     15 * time.Second,
-		NATSHeartbeat:   time.Second,
-		WebhookTimeout:  5 * time.Second,
-		WebhookQueue:    10000,
-		NATSNodeTimeout: 10 * time.Second,
+		Listen:           ":8080",
+		LogFormat:        "text",
+		LogLevel:         "info",
+		ShutdownTimeout:  10 * time.Second,
+		MaxFrameBytes:    64 << 10,
+		MaxMetaBytes:     1024,
+		MaxPeers:         50,
+		RateLimit:        200,
+		RateBurst:        400,
+		SendQueueBytes:   1 << 20,
+		PingInterval:     10 * time.Second,
+		PeerTimeout:      30 * time.Second,
+		ResumeGrace:      15 * time.Second,
+		ResumeTokenTTL:   time.Hour,
+		ResumeHoldEvents: 256,
+		ResumeHoldBytes:  256 << 10,
+		NATSHeartbeat:    time.Second,
+		WebhookTimeout:   5 * time.Second,
+		WebhookQueue:     10000,
+		NATSNodeTimeout:  10 * time.Second,
 
 		TURN:               true,
 		TURNListen:         ":3478",
@@ -186,6 +202,15 @@ func (c *Config) Validate() error {
 	}
 	if c.ResumeGrace < 0 || c.ResumeGrace > 10*time.Minute {
 		errs = append(errs, fmt.Errorf("resume-grace %v must be between 0 (off) and 10m", c.ResumeGrace))
+	}
+	if c.ResumeTokenTTL < time.Second || c.ResumeTokenTTL < c.ResumeGrace {
+		errs = append(errs, fmt.Errorf("resume-token-ttl %v must be at least 1s and at least resume-grace %v", c.ResumeTokenTTL, c.ResumeGrace))
+	}
+	if _, err := resume.ParseSecrets(c.ResumeSecret); err != nil {
+		errs = append(errs, fmt.Errorf("resume-secret: %w", err))
+	}
+	if c.ResumeHoldEvents < 1 || c.ResumeHoldBytes < 1024 {
+		errs = append(errs, fmt.Errorf("resume-hold-events %d / resume-hold-bytes %d: need at least 1 event and 1024 bytes", c.ResumeHoldEvents, c.ResumeHoldBytes))
 	}
 	if c.PeerTimeout <= c.PingInterval {
 		errs = append(errs, fmt.Errorf("peer-timeout %v must exceed ping-interval %v", c.PeerTimeout, c.PingInterval))
@@ -366,6 +391,11 @@ func FlagSet(c *Config, configPath *string) *flag.FlagSet {
 	fs.DurationVar(&c.PingInterval, "ping-interval", c.PingInterval, "ping a peer that has been quiet this long")
 	fs.DurationVar(&c.PeerTimeout, "peer-timeout", c.PeerTimeout, "drop a peer silent this long")
 	fs.DurationVar(&c.ResumeGrace, "resume-grace", c.ResumeGrace, "keep a lost connection's peer this long for the client to resume it (0: off)")
+	fs.StringVar(&c.ResumeSecret, "resume-secret", c.ResumeSecret, "secret signing resume tokens, ≥ 32 bytes (comma list to rotate: the first signs, any verifies); empty: random per process, so restarts cannot resume")
+	fs.DurationVar(&c.ResumeTokenTTL, "resume-token-ttl", c.ResumeTokenTTL, "how long a resume token is good for; connected clients get a fresh one at half of it")
+	fs.IntVar(&c.ResumeHoldEvents, "resume-hold-events", c.ResumeHoldEvents, "events kept per peer until its client has read them, for a resume")
+	fs.IntVar(&c.ResumeHoldBytes, "resume-hold-bytes", c.ResumeHoldBytes, "bytes of events kept per peer until its client has read them, for a resume")
+	fs.StringVar(&c.StateFile, "state-file", c.StateFile, "on SIGTERM write rooms, members and the resume secret here (0600) and restore them at the next start")
 	fs.IntVar(&c.EventLoops, "event-loops", c.EventLoops, "WebSocket event loops (0: half the CPUs, at least 1)")
 	fs.Var(listValue{&c.AllowedOrigins}, "allowed-origins", "browser origins allowed besides the server's own (comma list: https://app.example.com, https://*.example.com, or a host pattern like *.example.com for any scheme; * for any)")
 	fs.Var(iceValue{&c.ICEServers}, "ice-servers", "STUN/TURN URLs handed to peers (comma list)")

@@ -98,24 +98,23 @@ type owner struct {
 	code   protocol.Code
 }
 
-// release forgets s as the holder of m and of its resume token token ("" for none), in one
-// step under h.mu.
-func (h *Hub) release(s *Session, m *bus.Member, token string) {
+// release forgets s as the holder of m and of its key ("" for none), in one step under h.mu.
+func (h *Hub) release(s *Session, m *bus.Member, key string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if o := h.owners[m]; o != nil && o.s == s {
 		delete(h.owners, m)
 	}
-	if token != "" && h.holders[token] == s {
-		delete(h.holders, token)
+	if key != "" && h.holders[key] == s {
+		delete(h.holders, key)
 	}
 }
 
-// adopt makes s the holder of m (and of token, its resume token) as one step under h.mu, so
+// adopt makes s the holder of m (and of key, its presence key) as one step under h.mu, so
 // a Kick sees either no session yet (and marks o killed) or s holding m. o is the record a
 // resume took over, nil for a new presence. It reports false, changing nothing, when a Kick
 // ended the presence meanwhile; code is why.
-func (h *Hub) adopt(s *Session, m *bus.Member, o *owner, rsink *resumeSink, token string, turn bool) (bool, protocol.Code) {
+func (h *Hub) adopt(s *Session, m *bus.Member, o *owner, rsink *resumeSink, key string, turn bool) (bool, protocol.Code) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if o != nil && o.killed {
@@ -126,9 +125,9 @@ func (h *Hub) adopt(s *Session, m *bus.Member, o *owner, rsink *resumeSink, toke
 	}
 	o.s, o.p = s, nil
 	h.owners[m] = o
-	s.set(m, rsink, token, turn)
-	if token != "" {
-		h.holders[token] = s
+	s.set(m, rsink, key, turn)
+	if key != "" {
+		h.holders[key] = s
 	}
 	return true, 0
 }
@@ -142,15 +141,15 @@ func (h *Hub) kickFunc(m *bus.Member) func(protocol.Code, string) {
 
 func (h *Hub) kick(m *bus.Member, code protocol.Code, reason string) {
 	var s *Session
-	var token string
-	var parked *resumeSink
+	var key string
+	var parked, rs *resumeSink
 	h.mu.Lock()
 	o := h.owners[m]
 	if o != nil {
 		delete(h.owners, m)
 		o.killed, o.code = true, code
-		if o.p != nil && h.parked[o.p.token] == o.p {
-			delete(h.parked, o.p.token)
+		if o.p != nil && h.parked[o.p.key] == o.p {
+			delete(h.parked, o.p.key)
 			o.p.timer.Stop()
 			h.stats.Parked.Add(-1)
 			parked = o.p.sink
@@ -158,18 +157,22 @@ func (h *Hub) kick(m *bus.Member, code protocol.Code, reason string) {
 		if o.s != nil {
 			o.s.mu.Lock()
 			if o.s.member == m {
-				s, token = o.s, o.s.token
-				o.s.member, o.s.rsink, o.s.token = nil, nil, ""
+				s, key, rs = o.s, o.s.key, o.s.rsink
+				o.s.member, o.s.rsink, o.s.key = nil, nil, ""
 			}
 			o.s.mu.Unlock()
-			if s != nil && token != "" && h.holders[token] == s {
-				delete(h.holders, token)
+			if s != nil && key != "" && h.holders[key] == s {
+				delete(h.holders, key)
 			}
 		}
 	}
 	h.mu.Unlock()
 	if parked != nil {
-		parked.forget() // what it held goes back to the memory budget
+		rs = parked
+	}
+	if rs != nil {
+		rs.forget() // what it kept goes back to the memory budget
+		h.spendAll(rs)
 	}
 	if o == nil {
 		h.bus.Leave(m, reason) // not held here (leaving already): nothing to tell anyone

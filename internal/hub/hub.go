@@ -14,6 +14,7 @@ import (
 
 	"github.com/switchboard-rtc/switchboard/internal/bus"
 	"github.com/switchboard-rtc/switchboard/internal/membudget"
+	"github.com/switchboard-rtc/switchboard/internal/resume"
 	"github.com/switchboard-rtc/switchboard/internal/stats"
 	"github.com/switchboard-rtc/switchboard/protocol"
 )
@@ -35,12 +36,18 @@ type Config struct {
 	// frame, no leave) is kept for the client to take back with its resume token
 	// (default 15s; negative disables resumption).
 	ResumeGrace time.Duration
-	// ResumeHoldEvents and ResumeHoldBytes bound the events held for a lost presence; past
-	// either the presence leaves at once (defaults 256 events, 256 KiB).
+	// ResumeHoldEvents and ResumeHoldBytes bound a presence's outbox, the events not yet
+	// known read (defaults 256 events, 256 KiB): connected, the oldest are dropped past
+	// either; lost, the presence leaves at once.
 	ResumeHoldEvents int
 	ResumeHoldBytes  int
-	// Budget, when set, is charged for the events held for parked presences; its reclaimer
-	// may give the biggest up (the presence leaves as when its hold overflows).
+	// Resume mints and verifies resume tokens; nil means tokens signed with a random secret
+	// of this process (they do not survive a restart).
+	Resume *resume.Tokens
+	// Node is this node's id in the tokens it mints ("" on a single node).
+	Node string
+	// Budget, when set, is charged for the presences' outboxes; its reclaimer may drop the
+	// biggest (a lost presence then leaves as when its outbox overflows).
 	Budget *membudget.Budget
 	// ICEServers are handed to every peer in its welcome.
 	ICEServers []protocol.ICEServer
@@ -86,6 +93,9 @@ func (c *Config) setDefaults() {
 		c.ResumeHoldBytes = 256 << 10
 	}
 	c.Clients.setDefaults()
+	if c.Resume == nil {
+		c.Resume, _ = resume.New(resume.Config{}) // a random secret: cannot fail
+	}
 	if c.Stats == nil {
 		c.Stats = new(stats.Stats)
 	}
@@ -121,10 +131,14 @@ type Hub struct {
 	stunOnly   []byte // the ICE servers of peers whose grant has no TURN
 	draining   chan struct{}
 
+	tokens *resume.Tokens
+
 	mu      sync.Mutex
-	parked  map[string]*parked     // lost presences by resume token
-	holders map[string]*Session    // connected resumable presences by resume token
+	parked  map[string]*parked     // lost presences by presenceKey
+	holders map[string]*Session    // connected resumable presences by presenceKey
 	owners  map[*bus.Member]*owner // who holds each presence of this node, for Kick
+	bg      sync.WaitGroup         // spends of the tokens of presences that ended
+	ending  map[string]struct{}    // the jtis of those spends under way
 
 	clients   clientTables   // per-client rates (clients.go)
 	slowJoins bool           // the bus's joins wait on the network (bus.SlowJoiner)
@@ -148,6 +162,7 @@ func New(cfg Config) (*Hub, error) {
 	h := &Hub{
 		cfg:        cfg,
 		bus:        cfg.Bus,
+		tokens:     cfg.Resume,
 		stats:      cfg.Stats,
 		log:        cfg.Logger,
 		iceServers: iceJSON,
@@ -155,6 +170,7 @@ func New(cfg Config) (*Hub, error) {
 		parked:     make(map[string]*parked),
 		slowJoins:  isSlowJoiner(cfg.Bus),
 		holders:    make(map[string]*Session),
+		ending:     make(map[string]struct{}),
 		owners:     make(map[*bus.Member]*owner),
 	}
 	h.initClients()
@@ -250,8 +266,8 @@ type Session struct {
 	// mu guards the presence: another connection resuming it takes it over.
 	mu      sync.Mutex
 	member  *bus.Member
-	rsink   *resumeSink // the member's sink when resumable
-	token   string      // the resume token of the last welcome
+	rsink   *resumeSink // the member's sink and outbox when resumable
+	key     string      // the presence's key in the hub's maps when resumable
 	joining bool        // an asynchronous join is under way (until its welcome or failure)
 	joinSeq uint64      // numbers asynchronous joins, so a finished one never clears a later one's flag
 	ended   bool        // the transport ended the session (End)
@@ -316,9 +332,9 @@ func (s *Session) cur() *bus.Member {
 }
 
 // set makes m the session's presence.
-func (s *Session) set(m *bus.Member, rsink *resumeSink, token string, turn bool) {
+func (s *Session) set(m *bus.Member, rsink *resumeSink, key string, turn bool) {
 	s.mu.Lock()
-	s.member, s.rsink, s.token, s.turn = m, rsink, token, turn
+	s.member, s.rsink, s.key, s.turn = m, rsink, key, turn
 	// Welcomed: the client may leave and join again before the bus's Join has returned.
 	s.joining = false
 	s.mu.Unlock()
@@ -385,6 +401,9 @@ func (s *Session) Handle(f *protocol.Frame) *protocol.Error {
 		return nil
 	case protocol.TypeOffer, protocol.TypeAnswer, protocol.TypeICECandidate, protocol.TypeMessage:
 		return s.relay(f)
+	case protocol.TypeRead:
+		s.MarkRead(f.Seq)
+		return nil
 	case protocol.TypeICEServers:
 		m := s.cur()
 		if m == nil {
@@ -433,7 +452,7 @@ func (s *Session) join(f *protocol.Frame) *protocol.Error {
 	if err := s.hub.Ready(); err != nil {
 		return protocol.Errorf(protocol.CodeUnavailable, "the server is not taking joins now")
 	}
-	if f.Resume != nil && s.resume(string(f.Resume), room, f.ID) {
+	if f.Resume != nil && s.resume(string(f.Resume), room, bytes.Clone(f.ID), f.Last) {
 		return nil
 	}
 	if perr := s.admitJoin(); perr != nil {
@@ -458,11 +477,13 @@ func (s *Session) join(f *protocol.Frame) *protocol.Error {
 	}
 	room = m.Room
 	m.Kick = s.hub.kickFunc(m)
-	var token string
+	var token, key string
 	var rsink *resumeSink
 	if s.hub.cfg.ResumeGrace > 0 {
-		token = newResumeToken()
-		rsink = &resumeSink{cur: s.sink, maxEvents: s.hub.cfg.ResumeHoldEvents, maxBytes: s.hub.cfg.ResumeHoldBytes}
+		rsink = s.hub.newResumeSink(s.sink, 0)
+		rsink.claims = claimsOf(m, turn, s.hub.cfg.Node)
+		token = s.hub.mint(rsink)
+		key = presenceKey(room, m.Info.ID)
 		m.Sink = rsink
 	}
 	id := bytes.Clone(f.ID)          // f aliases the transport's read buffer; the welcome may go out later
@@ -470,7 +491,10 @@ func (s *Session) join(f *protocol.Frame) *protocol.Error {
 	welcome := func(others []protocol.PeerInfo) {
 		// The presence is the session's before the welcome goes out: the client may answer
 		// it at once, while an asynchronous Join has not returned yet.
-		s.hub.adopt(s, m, nil, rsink, token, turn) // a new presence: no Kick can precede it
+		s.hub.adopt(s, m, nil, rsink, key, turn) // a new presence: no Kick can precede it
+		if rsink != nil {
+			s.hub.scheduleRefresh(rsink)
+		}
 		s.sink.Send(&protocol.Event{
 			Type: protocol.TypeWelcome,
 			ID:   id,
@@ -530,9 +554,17 @@ func (s *Session) joined(room string, m *bus.Member, err error) *protocol.Error 
 }
 
 func (s *Session) relay(f *protocol.Frame) *protocol.Error {
-	m := s.cur()
+	s.mu.Lock()
+	m, rs := s.member, s.rsink
+	s.mu.Unlock()
 	if m == nil {
 		return protocol.Errorf(protocol.CodeNotJoined, "join a room first")
+	}
+	if f.Retry && f.ID != nil && rs != nil && rs.ids.seen(f.ID) {
+		// Accepted before the connection was lost: not relayed twice.
+		s.hub.stats.RetriesDeduped.Add(1)
+		s.ack(f.ID)
+		return nil
 	}
 	e := protocol.Event{Type: f.Type, From: m.Info.ID, Data: f.Data, Broadcast: f.Broadcast}
 	var err error
@@ -543,6 +575,9 @@ func (s *Session) relay(f *protocol.Frame) *protocol.Error {
 	}
 	switch {
 	case err == nil:
+		if f.ID != nil && rs != nil {
+			rs.ids.add(f.ID)
+		}
 		s.ack(f.ID)
 		return nil
 	case errors.Is(err, bus.ErrUnknownTarget):
@@ -558,12 +593,12 @@ func (s *Session) relay(f *protocol.Frame) *protocol.Error {
 // period, for the client to take back; otherwise, or while draining, it is Leave(reason).
 func (s *Session) Drop(reason string) {
 	s.mu.Lock()
-	m, rs, token := s.member, s.rsink, s.token
+	m, rs, key := s.member, s.rsink, s.key
 	s.mu.Unlock()
 	if m == nil {
 		return
 	}
-	if rs == nil || !s.hub.park(s, token, m, rs, reason) {
+	if rs == nil || !s.hub.park(s, key, m, rs, reason) {
 		s.Leave(reason)
 	}
 }
@@ -573,19 +608,34 @@ func (s *Session) Drop(reason string) {
 // closed by the server.
 func (s *Session) Leave(reason string) {
 	s.mu.Lock()
-	m, token := s.member, s.token
-	s.member, s.rsink, s.token = nil, nil, ""
+	m, rs, key := s.member, s.rsink, s.key
+	s.member, s.rsink, s.key = nil, nil, ""
 	s.mu.Unlock()
 	if m == nil {
 		return
 	}
-	s.hub.release(s, m, token)
+	s.hub.release(s, m, key)
 	s.hub.bus.Leave(m, reason)
+	if rs != nil {
+		rs.forget()
+		s.hub.spendAll(rs)
+	}
 	lvl := slog.LevelDebug
 	if reason == "slow" || reason == "kicked" {
 		lvl = slog.LevelInfo
 	}
 	s.hub.log.Log(context.Background(), lvl, "peer left", "room", m.Room, "peer", m.Info.ID, "reason", reason)
+}
+
+// MarkRead tells the hub the client has read every event of its presence up to seq (a mark
+// ping's pong, or a read frame): they leave the outbox.
+func (s *Session) MarkRead(seq uint64) {
+	s.mu.Lock()
+	rs := s.rsink
+	s.mu.Unlock()
+	if rs != nil {
+		rs.markRead(seq)
+	}
 }
 
 func (s *Session) ack(id []byte) {

@@ -1,163 +1,135 @@
 package hub
 
 import (
-	"bytes"
-	"crypto/rand"
-	"encoding/base64"
-	"sync"
+	"context"
+	"errors"
 	"time"
-	"unsafe"
 
 	"github.com/switchboard-rtc/switchboard/internal/bus"
-	"github.com/switchboard-rtc/switchboard/internal/membudget"
+	"github.com/switchboard-rtc/switchboard/internal/resume"
 	"github.com/switchboard-rtc/switchboard/protocol"
 )
 
 // Resumption: when a connection is lost (EOF or missed pings, not a close frame or a leave),
-// its presence stays in the room for ResumeGrace. Events for it are held, bounded, and the
-// client may take the presence back by joining with the resume token of its last welcome: the
-// new connection gets the same peer id, a welcome marked resumed, then the held events in
-// order. The other peers see nothing — their peer connections to it, which do not depend on
-// the signaling socket, carry on. If the grace period ends or the held events overflow, the
-// presence leaves with the reason the connection was lost for.
+// its presence stays in the room for ResumeGrace. Its events are kept in its outbox
+// (outbox.go), and the client may take the presence back by joining with a resume token
+// (signed, single use: internal/resume) and the last seq it received: the new connection gets
+// the same peer id, a welcome marked resumed, then the kept events after last in order. The
+// other peers see nothing. If the grace period ends or the outbox overflows, the presence
+// leaves with the reason the connection was lost for. A valid token for a presence this node
+// does not hold (it restarted) re-creates it (restore, restore.go).
 
-// resumeSink is a resumable member's bus.Sink. It stays the same across connections: it
-// forwards to the current connection's sink, or holds events while there is none.
-type resumeSink struct {
-	mu        sync.Mutex
-	cur       bus.Sink // nil while parked
-	held      []*protocol.Event
-	heldBytes int
-	over      bool   // the hold overflowed: the presence is being given up
-	onOver    func() // called once, under mu, when the hold overflows
-	maxEvents int
-	maxBytes  int
-	acct      *membudget.Account // what is held, charged to the memory budget while parked
+// tokenClaims is what the tokens of a presence say (resume.Claims without the token's own
+// id and times).
+type tokenClaims = resume.Claims
+
+// jtiRef is a minted token not spent yet: spent when its presence ends, so that a presence
+// that left cannot be re-created from it.
+type jtiRef struct {
+	id  string
+	exp time.Time
 }
 
-// Send implements bus.Sink.
-func (r *resumeSink) Send(e *protocol.Event) bool {
+// maxJTIs is how many unspent tokens a presence keeps track of: with a refresh at half the
+// TTL, at most three are unexpired at once.
+const maxJTIs = 4
+
+// presenceKey names a presence in the hub's maps.
+func presenceKey(room string, peer protocol.PeerID) string { return room + "\x00" + string(peer) }
+
+// mint returns a fresh resume token for the presence of r ("" if signing failed).
+func (h *Hub) mint(r *resumeSink) string {
+	tok, c, err := h.tokens.Mint(r.claims, time.Now())
+	if err != nil {
+		h.log.Warn("mint resume token", "err", err)
+		return ""
+	}
+	r.mu.Lock()
+	if len(r.jtis) == maxJTIs {
+		r.jtis = append(r.jtis[:0], r.jtis[1:]...)
+	}
+	r.jtis = append(r.jtis, jtiRef{id: c.ID, exp: c.Expires})
+	r.mu.Unlock()
+	return tok
+}
+
+// spendAll spends the tokens still unspent of a presence that ended for good, so none of them
+// can re-create it. The ledger may be on the network: it runs on its own goroutine.
+func (h *Hub) spendAll(r *resumeSink) {
+	r.mu.Lock()
+	jtis := r.jtis
+	r.jtis = nil
+	r.mu.Unlock()
+	if len(jtis) == 0 {
+		return
+	}
+	// Until the ledger has them, a resume on this node finds them here.
+	h.mu.Lock()
+	for _, j := range jtis {
+		h.ending[j.id] = struct{}{}
+	}
+	h.mu.Unlock()
+	h.bg.Add(1)
+	go func() {
+		defer h.bg.Done()
+		defer func() {
+			h.mu.Lock()
+			for _, j := range jtis {
+				delete(h.ending, j.id)
+			}
+			h.mu.Unlock()
+		}()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		for _, j := range jtis {
+			if err := h.tokens.Spend(ctx, resume.Claims{ID: j.id, Expires: j.exp}); err != nil && !errors.Is(err, resume.ErrSpent) {
+				h.log.Warn("spend the resume tokens of a presence that left", "err", err)
+			}
+		}
+	}()
+}
+
+// scheduleRefresh sends the connected presence a fresh token at half the TTL, and again.
+func (h *Hub) scheduleRefresh(r *resumeSink) {
+	half := h.tokens.TTL() / 2
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.cur != nil {
-		return r.cur.Send(e)
+	if r.refresh == nil {
+		r.refresh = time.AfterFunc(half, func() { h.refreshToken(r) })
+		return
 	}
-	if r.over {
-		return false
-	}
-	size := eventSize(e)
-	if len(r.held) >= r.maxEvents || r.heldBytes+size > r.maxBytes || !r.acct.Add(int64(size)) {
-		r.overflowLocked()
-		return false
-	}
-	r.held = append(r.held, cloneEvent(e))
-	r.heldBytes += size
-	return true
+	r.refresh.Reset(half)
 }
 
-// overflowLocked gives up what is held: the presence is to leave (onOver). r.mu is held.
-func (r *resumeSink) overflowLocked() {
-	r.over, r.held, r.heldBytes = true, nil, 0
-	r.acct.Release()
-	if r.onOver != nil {
-		r.onOver()
-	}
-}
-
-// park detaches the current connection: events are held from now on, charged to b; the
-// budget's reclaimer may drop them (as an overflow) when they are among its biggest holders.
-func (r *resumeSink) park(b *membudget.Budget, onOver func()) {
+func (h *Hub) refreshToken(r *resumeSink) {
 	r.mu.Lock()
-	r.cur, r.held, r.heldBytes, r.over, r.onOver = nil, nil, 0, false, onOver
-	var acct *membudget.Account
-	acct = b.NewAccount(membudget.HeldEvents, func() { r.dropHeld(acct) })
-	r.acct = acct
+	live := r.cur != nil && !r.over
 	r.mu.Unlock()
-}
-
-// dropHeld is the memory budget's drop of the hold charged to acct: as if it had overflowed.
-// A drop chosen for an earlier park (resumed since, and parked again) does nothing.
-func (r *resumeSink) dropHeld(acct *membudget.Account) {
+	if !live {
+		return
+	}
+	tok := h.mint(r)
 	r.mu.Lock()
-	if r.acct == acct && r.cur == nil && !r.over {
-		r.overflowLocked()
+	if r.cur != nil && !r.over && tok != "" {
+		r.cur.Send(&protocol.Event{Type: protocol.TypeResumeToken, Resume: tok})
+		h.stats.ResumeTokensRefreshed.Add(1)
+		r.refresh.Reset(h.tokens.TTL() / 2)
 	}
 	r.mu.Unlock()
-}
-
-// forget lets go of what is held when the parked presence expires or is ended: nothing is
-// held any more (events may still come until it has left its room).
-func (r *resumeSink) forget() {
-	r.mu.Lock()
-	r.held, r.heldBytes, r.over, r.onOver = nil, 0, true, nil
-	r.acct.Release()
-	r.mu.Unlock()
-}
-
-func (r *resumeSink) overflowed() bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.over
-}
-
-// attach hands the presence to sink: first the welcome, then the held events, then whatever
-// comes next. It reports false, and changes nothing, if the hold overflowed.
-func (r *resumeSink) attach(sink bus.Sink, welcome *protocol.Event) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.over {
-		return false
-	}
-	sink.Send(welcome)
-	for _, e := range r.held {
-		sink.Send(e)
-	}
-	r.cur, r.held, r.heldBytes, r.onOver = sink, nil, 0, nil
-	r.acct.Release()
-	return true
-}
-
-// eventOverhead is what a held event costs besides its bytes: the copied struct and the
-// pointer to it.
-const eventOverhead = int(unsafe.Sizeof(protocol.Event{})) + 8
-
-// eventSize approximates an event's memory while held.
-func eventSize(e *protocol.Event) int {
-	n := eventOverhead + len(e.Data) + len(e.Reason)
-	if e.Peer != nil {
-		n += len(e.Peer.ID) + len(e.Peer.Name) + len(e.Peer.Meta)
-	}
-	return n
-}
-
-// cloneEvent copies what an event borrows from its sender: relayed data aliases the sender's
-// read buffer and is only valid during Send.
-func cloneEvent(e *protocol.Event) *protocol.Event {
-	c := *e
-	c.Data = bytes.Clone(e.Data)
-	return &c
 }
 
 // parked is a lost connection's presence waiting to be resumed.
 type parked struct {
-	token  string
+	key    string
 	member *bus.Member
 	sink   *resumeSink
 	timer  *time.Timer
 	turn   bool // the presence's grant includes TURN
 }
 
-// newResumeToken returns 128 random bits, base64url.
-func newResumeToken() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never returns an error (Go 1.24+).
-	return base64.RawURLEncoding.EncodeToString(b[:])
-}
-
-// park keeps the presence m of s for the grace period under its resume token. It reports
-// false, keeping nothing, once the hub drains or when another connection took it over.
-func (h *Hub) park(s *Session, token string, m *bus.Member, rs *resumeSink, reason string) bool {
-	p := &parked{token: token, member: m, sink: rs}
+// park keeps the presence m of s for the grace period. It reports false, keeping nothing,
+// once the hub drains or when another connection took it over.
+func (h *Hub) park(s *Session, key string, m *bus.Member, rs *resumeSink, reason string) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	select {
@@ -165,7 +137,7 @@ func (h *Hub) park(s *Session, token string, m *bus.Member, rs *resumeSink, reas
 		return false
 	default:
 	}
-	if h.holders[token] != s {
+	if h.holders[key] != s {
 		return false
 	}
 	s.mu.Lock()
@@ -173,52 +145,57 @@ func (h *Hub) park(s *Session, token string, m *bus.Member, rs *resumeSink, reas
 		s.mu.Unlock()
 		return false // taken over meanwhile
 	}
-	p.turn = s.turn
-	s.member, s.rsink, s.token = nil, nil, ""
+	turn := s.turn
+	s.member, s.rsink, s.key = nil, nil, ""
 	s.mu.Unlock()
-	delete(h.holders, token)
+	delete(h.holders, key)
+	h.parkLocked(key, m, rs, turn, h.cfg.ResumeGrace, reason)
+	h.log.Debug("peer connection lost; presence kept for resumption", "room", m.Room, "peer", m.Info.ID, "reason", reason)
+	return true
+}
+
+// parkLocked keeps m under key for grace; then it leaves with reason. h.mu is held.
+func (h *Hub) parkLocked(key string, m *bus.Member, rs *resumeSink, turn bool, grace time.Duration, reason string) {
+	p := &parked{key: key, member: m, sink: rs, turn: turn}
 	o := h.owners[m]
 	if o == nil {
 		o = &owner{}
 		h.owners[m] = o
 	}
 	o.s, o.p = nil, p
-	// Hold events from now on, so none is lost to the dead connection. An overflow happens
+	// Keep events from now on, so none is lost to the dead connection. An overflow happens
 	// inside a bus delivery, under the bus's locks: leaving from there would deadlock, so the
 	// timer's goroutine does it (Reset on a fired or stopped timer runs it again; expire
 	// tolerates that).
-	p.timer = time.AfterFunc(h.cfg.ResumeGrace, func() { h.expire(p, reason) })
-	rs.park(h.cfg.Budget, func() { p.timer.Reset(0) })
-	h.parked[token] = p
+	p.timer = time.AfterFunc(grace, func() { h.expire(p, reason) })
+	rs.park(func() { p.timer.Reset(0) })
+	h.parked[key] = p
 	h.stats.Parked.Add(1)
-	h.log.Debug("peer connection lost; presence kept for resumption", "room", m.Room, "peer", m.Info.ID, "reason", reason)
-	return true
 }
 
-// take hands over the presence of token in room: a parked one, or one whose connection is
-// still open (returned as old, already detached from its session). m is nil when there is
-// none.
-func (h *Hub) take(token, room string) (m *bus.Member, rs *resumeSink, old bus.Sink, turn bool, o *owner) {
+// take hands over the presence of key: a parked one, or one whose connection is still open
+// (returned as old, already detached from its session). m is nil when there is none.
+func (h *Hub) take(key string) (m *bus.Member, rs *resumeSink, old bus.Sink, turn bool, o *owner) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if p := h.parked[token]; p != nil && (room == "" || p.member.Room == room) {
-		delete(h.parked, token)
+	if p := h.parked[key]; p != nil {
+		delete(h.parked, key)
 		p.timer.Stop()
 		h.stats.Parked.Add(-1)
 		return p.member, p.sink, nil, p.turn, h.taken(p.member)
 	}
-	s := h.holders[token]
+	s := h.holders[key]
 	if s == nil {
 		return nil, nil, nil, false, nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.member == nil || (room != "" && s.member.Room != room) {
+	if s.member == nil {
 		return nil, nil, nil, false, nil
 	}
-	delete(h.holders, token)
+	delete(h.holders, key)
 	m, rs = s.member, s.rsink
-	s.member, s.rsink, s.token = nil, nil, ""
+	s.member, s.rsink, s.key = nil, nil, ""
 	return m, rs, s.sink, s.turn, h.taken(m)
 }
 
@@ -237,16 +214,17 @@ func (h *Hub) taken(m *bus.Member) *owner {
 // expire gives up a parked presence: it leaves its room with the reason it was lost for.
 func (h *Hub) expire(p *parked, reason string) {
 	h.mu.Lock()
-	if h.parked[p.token] != p {
+	if h.parked[p.key] != p {
 		h.mu.Unlock()
 		return // resumed, or expired already
 	}
-	delete(h.parked, p.token)
+	delete(h.parked, p.key)
 	if o := h.owners[p.member]; o != nil && o.p == p {
 		delete(h.owners, p.member)
 	}
 	h.mu.Unlock()
 	p.sink.forget()
+	h.spendAll(p.sink)
 	h.stats.Parked.Add(-1)
 	h.stats.ResumesExpired.Add(1)
 	h.bus.Leave(p.member, reason)
@@ -267,51 +245,95 @@ func (h *Hub) expireAll() {
 	}
 }
 
-// resume takes back the presence of token in room for this session, welcoming it with the
-// join's id: a presence kept after its connection was lost, or one whose connection still
-// looks open (the client saw it die first) — that connection is then closed. It reports
-// false when there is none: the join goes on as a new presence.
-func (s *Session) resume(token, room string, id []byte) bool {
-	m, rs, old, turn, o := s.hub.take(token, room)
-	if m == nil {
+// resume takes back the presence a resume token names, for this session, welcoming it with
+// the join's id: a presence this node keeps after its connection was lost, or one whose
+// connection still looks open (the client saw it die first) — that connection is then closed;
+// else, on a valid unspent token, the presence is re-created (restore). It reports false when
+// the token cannot be used: the join goes on as a new presence.
+func (s *Session) resume(token, room string, id []byte, last uint64) bool {
+	h := s.hub
+	c, err := h.tokens.Verify(token, time.Now())
+	if err != nil || (room != "" && c.Room != room) {
+		h.stats.ResumesRefused.Add(1)
+		h.log.Debug("resume token refused", "err", err)
 		return false
 	}
+	h.mu.Lock()
+	_, ended := h.ending[c.ID]
+	h.mu.Unlock()
+	if ended {
+		err = resume.ErrSpent
+	} else {
+		err = h.tokens.Spend(context.Background(), c)
+	}
+	if err != nil {
+		h.stats.ResumesRefused.Add(1)
+		h.log.Debug("resume token refused", "err", err)
+		return false
+	}
+	key := presenceKey(c.Room, c.Peer)
+	m, rs, old, turn, o := h.take(key)
+	if m == nil {
+		return s.restore(c, id, last)
+	}
 	room = m.Room
-	newToken := newResumeToken()
+	since := rs.counter()
+	others := h.peersNow(m)
+	newToken := h.mint(rs)
 	welcome := &protocol.Event{
 		Type: protocol.TypeWelcome,
 		ID:   id,
 		Welcome: &protocol.Welcome{
 			Self:         m.Info.ID,
 			Room:         room,
+			Peers:        others,
 			ICEServers:   s.iceFor(m.Info.ID, turn),
 			Resume:       newToken,
-			ResumeMillis: s.hub.cfg.ResumeGrace.Milliseconds(),
+			ResumeMillis: h.cfg.ResumeGrace.Milliseconds(),
 			Resumed:      true,
 		},
 	}
 	if old != nil {
-		if c, ok := old.(Closer); ok {
-			c.CloseConn("replaced")
+		if cl, ok := old.(Closer); ok {
+			cl.CloseConn("replaced")
 		}
 	}
-	if !rs.attach(s.sink, welcome) {
-		// Its held events overflowed while we took it: it is gone.
-		s.hub.mu.Lock()
-		if s.hub.owners[m] == o {
-			delete(s.hub.owners, m)
+	if !rs.attach(s.sink, welcome, last, since) {
+		// Its outbox overflowed while we took it: it is gone.
+		h.mu.Lock()
+		if h.owners[m] == o {
+			delete(h.owners, m)
 		}
-		s.hub.mu.Unlock()
-		s.hub.bus.Leave(m, "slow")
+		h.mu.Unlock()
+		h.spendAll(rs)
+		h.bus.Leave(m, "slow")
 		return false
 	}
-	if ok, code := s.hub.adopt(s, m, o, rs, newToken, turn); !ok {
+	if ok, code := h.adopt(s, m, o, rs, key, turn); !ok {
 		// The server ended the presence while we took it (removed, replaced): the client
 		// hears why, after its welcome, and goes.
+		rs.forget()
+		h.spendAll(rs)
 		s.sendKicked(code)
 		return true
 	}
-	s.hub.stats.Resumes.Add(1)
-	s.hub.log.Debug("peer resumed", "room", room, "peer", m.Info.ID, "replaced", old != nil)
+	h.scheduleRefresh(rs)
+	h.stats.Resumes.Add(1)
+	h.log.Debug("peer resumed", "room", room, "peer", m.Info.ID, "replaced", old != nil, "last", last, "seq", welcome.Welcome.Seq)
 	return true
+}
+
+// peersNow lists m's room's other members now, in join order (none if the bus cannot say).
+func (h *Hub) peersNow(m *bus.Member) []protocol.PeerInfo {
+	ds, err := h.bus.Peers(context.Background(), m.Room)
+	if err != nil && !errors.Is(err, bus.ErrNoRoom) {
+		h.log.Warn("list peers for a resumed welcome", "room", m.Room, "err", err)
+	}
+	out := make([]protocol.PeerInfo, 0, len(ds))
+	for _, d := range ds {
+		if d.Info.ID != m.Info.ID {
+			out = append(out, d.Info)
+		}
+	}
+	return out
 }

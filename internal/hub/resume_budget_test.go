@@ -8,46 +8,65 @@ import (
 	"time"
 
 	"github.com/switchboard-rtc/switchboard/internal/membudget"
+	"github.com/switchboard-rtc/switchboard/protocol"
 )
 
-// TestResumeSinkCharged: events held for a parked presence are charged to the memory budget
-// and given back when the presence is taken back, expires or overflows; a hold the budget
-// cannot take overflows; the reclaimer may drop a big hold, which then overflows.
+func newTestOutbox(b *membudget.Budget, maxEvents, maxBytes int) *resumeSink {
+	r := &resumeSink{cur: &recorder{}, maxEvents: maxEvents, maxBytes: maxBytes}
+	if b != nil {
+		r.acct = b.NewAccount(membudget.HeldEvents, r.reclaimed)
+	}
+	return r
+}
+
+func welcomeEvent() *protocol.Event {
+	return &protocol.Event{Type: protocol.TypeWelcome, Welcome: &protocol.Welcome{}}
+}
+
+// TestResumeSinkCharged: kept events are charged to the memory budget, connected or parked,
+// and given back when read, when the presence ends or overflows; a parked outbox the budget
+// cannot take overflows; the reclaimer may drop a big one, which then overflows.
 func TestResumeSinkCharged(t *testing.T) {
 	b := membudget.New(1 << 20)
 	overs := 0
-	r := &resumeSink{cur: &recorder{}, maxEvents: 1000, maxBytes: 900 << 10}
-	r.park(b, func() { overs++ })
+	r := newTestOutbox(b, 1000, 900<<10)
 	for range 3 {
 		if !r.Send(msg(strings.Repeat("x", 1000))) {
-			t.Fatal("held event refused")
+			t.Fatal("event refused")
 		}
 	}
-	if b.Used() != int64(r.heldBytes) || b.Used() < 3000 {
-		t.Fatalf("budget holds %d for %d held bytes", b.Used(), r.heldBytes)
+	if b.Used() < int64(r.keptBytes) || r.keptBytes < 3000 {
+		t.Fatalf("budget holds %d for %d kept bytes", b.Used(), r.keptBytes)
 	}
-	if !r.attach(&recorder{}, msg("welcome")) || b.Used() != 0 {
-		t.Fatalf("after resume the budget holds %d", b.Used())
+	r.markRead(3)
+	if b.Used() != 0 || len(r.kept) != 0 {
+		t.Fatalf("after every event was read the budget holds %d (%d kept)", b.Used(), len(r.kept))
+	}
+	r.park(func() { overs++ })
+	r.Send(msg(strings.Repeat("x", 1000)))
+	if !r.attach(&recorder{}, welcomeEvent(), 4, 0) || b.Used() != 0 {
+		t.Fatalf("after a resume past every event the budget holds %d", b.Used())
 	}
 
-	// Parked again, with the rest of the budget taken: the next event overflows the hold.
-	r.park(b, func() { overs++ })
+	// Parked again, with the rest of the budget taken: the next event overflows the outbox.
+	r.park(func() { overs++ })
 	other := b.NewAccount(membudget.WSQueue, func() {})
-	other.Add(b.Limit() - 2000)
+	other.Add(b.Limit() - chargeChunk - 2000)
 	r.Send(msg(strings.Repeat("y", 1000)))
-	if r.Send(msg(strings.Repeat("z", 1000))) || overs != 1 || b.Used() != other.Held() {
+	if r.Send(msg(strings.Repeat("z", 100<<10))) || overs != 1 || b.Used() != other.Held() {
 		t.Fatalf("over the budget: overs %d, used %d (other %d)", overs, b.Used(), other.Held())
 	}
 	other.Release()
 
-	// Parked again and the biggest holder when the budget runs short: the reclaimer drops it.
+	// A fresh presence, parked and the biggest holder when the budget runs short: dropped.
+	r = newTestOutbox(b, 1000, 900<<10)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); b.Run(ctx) }()
 	defer func() { cancel(); wg.Wait() }()
 	dropped := make(chan struct{})
-	r.park(b, func() { close(dropped) })
+	r.park(func() { close(dropped) })
 	for range 700 {
 		r.Send(msg(strings.Repeat("w", 1000)))
 	}
@@ -56,7 +75,7 @@ func TestResumeSinkCharged(t *testing.T) {
 	select {
 	case <-dropped:
 	case <-time.After(5 * time.Second):
-		t.Fatalf("the big hold was not dropped; used %d", b.Used())
+		t.Fatalf("the big outbox was not dropped; used %d", b.Used())
 	}
 	if b.Used() != small.Held() || b.Dropped(membudget.HeldEvents) != 1 {
 		t.Fatalf("after the drop: used %d, small %d, dropped %d", b.Used(), small.Held(), b.Dropped(membudget.HeldEvents))
@@ -64,26 +83,83 @@ func TestResumeSinkCharged(t *testing.T) {
 	r.forget()
 }
 
-// TestStaleDropAfterResume: a drop the reclaimer chose for an earlier park does not give up
-// the hold of a later one (the presence resumed and was parked again meanwhile).
-func TestStaleDropAfterResume(t *testing.T) {
-	b := membudget.New(1 << 20)
-	overs := 0
-	r := &resumeSink{cur: &recorder{}, maxEvents: 100, maxBytes: 64 << 10}
-	r.park(b, func() { overs++ })
-	first := r.acct
-	r.Send(msg("held"))
-	if !r.attach(&recorder{}, msg("welcome")) {
-		t.Fatal("resume refused")
+// TestOutboxConnectedDropsOldest: connected, a full outbox drops its oldest events (they were
+// written, not known read) and a resume from before them is told about the gap; one from
+// after them is not.
+func TestOutboxConnectedDropsOldest(t *testing.T) {
+	live := &recorder{}
+	r := &resumeSink{cur: live, maxEvents: 4, maxBytes: 1 << 20}
+	for i := range 10 {
+		if !r.Send(msg(strings.Repeat("x", i+1))) {
+			t.Fatal("Send refused while connected")
+		}
 	}
-	r.park(b, func() { overs++ })
-	r.Send(msg("held again"))
-	r.dropHeld(first) // the reclaimer's choice from before the resume
-	if overs != 0 || r.overflowed() || len(r.held) != 1 {
-		t.Fatalf("a stale drop gave up the new hold: overs %d, held %d", overs, len(r.held))
+	if len(live.got) != 10 || len(r.kept) != 4 || r.kept[0].ev.Seq != 7 || r.dropped != 6 {
+		t.Fatalf("written %d, kept %d from seq %d, dropped up to %d", len(live.got), len(r.kept), r.kept[0].ev.Seq, r.dropped)
 	}
-	r.dropHeld(r.acct)
-	if overs != 1 || !r.overflowed() || b.Used() != 0 {
-		t.Fatalf("the current drop: overs %d, used %d", overs, b.Used())
+	r.park(func() { t.Error("overflow") })
+	next := &recorder{}
+	w := welcomeEvent()
+	if !r.attach(next, w, 5, 0) || !w.Welcome.Gap || w.Welcome.Seq != 10 || len(next.got) != 5 {
+		t.Fatalf("resume after 5: gap %v seq %d, %d frames", w.Welcome.Gap, w.Welcome.Seq, len(next.got))
+	}
+	r.park(func() { t.Error("overflow") })
+	next = &recorder{}
+	w = welcomeEvent()
+	if !r.attach(next, w, 8, 0) || w.Welcome.Gap || len(next.got) != 3 || next.got[1].Seq != 9 {
+		t.Fatalf("resume after 8: gap %v, %d frames", w.Welcome.Gap, len(next.got))
+	}
+}
+
+// TestOutboxMarkNow: the sink is asked for a mark once the unread events reach half the
+// bound, once until the next mark.
+func TestOutboxMarkNow(t *testing.T) {
+	m := &markRecorder{}
+	r := &resumeSink{cur: m, mark: m, maxEvents: 8, maxBytes: 1 << 20}
+	for range 3 {
+		r.Send(msg("x"))
+	}
+	if m.marks != 0 {
+		t.Fatalf("marked at 3 of 8")
+	}
+	for range 3 {
+		r.Send(msg("x"))
+	}
+	if m.marks != 1 {
+		t.Fatalf("MarkNow called %d times at 6 of 8, want once", m.marks)
+	}
+	r.markRead(6)
+	r.Send(msg("x"))
+	if len(r.kept) != 1 || r.kept[0].ev.Seq != 7 {
+		t.Fatalf("after the mark: %d kept", len(r.kept))
+	}
+	for range 3 {
+		r.Send(msg("x"))
+	}
+	if m.marks != 2 {
+		t.Fatalf("MarkNow called %d times after a mark and 4 more, want 2", m.marks)
+	}
+}
+
+type markRecorder struct {
+	recorder
+	marks int
+}
+
+func (m *markRecorder) MarkNow() { m.marks++ }
+
+// TestApplyMembership: a resumed welcome's peers follow the membership events after the
+// snapshot's counter.
+func TestApplyMembership(t *testing.T) {
+	a, b, c := protocol.PeerInfo{ID: "a"}, protocol.PeerInfo{ID: "b"}, protocol.PeerInfo{ID: "c"}
+	ks := []kept{
+		{ev: protocol.Event{Type: protocol.TypePeerJoined, Peer: &b, Seq: 3}}, // before since: ignored
+		{ev: protocol.Event{Type: protocol.TypePeerJoined, Peer: &c, Seq: 5}},
+		{ev: protocol.Event{Type: protocol.TypePeerLeft, Peer: &a, Seq: 6}},
+		{ev: protocol.Event{Type: protocol.TypePeerJoined, Peer: &c, Seq: 7}}, // seen already
+	}
+	got := applyMembership([]protocol.PeerInfo{a}, ks, 4, "me")
+	if len(got) != 1 || got[0].ID != "c" {
+		t.Fatalf("peers = %v, want [c]", got)
 	}
 }

@@ -54,8 +54,8 @@ func TestKickedParkedPresenceGivesHeldBack(t *testing.T) {
 // charged to an account already released.
 func TestNothingHeldAfterForget(t *testing.T) {
 	b := membudget.New(1 << 20)
-	r := &resumeSink{cur: &recorder{}, maxEvents: 100, maxBytes: 64 << 10}
-	r.park(b, func() {})
+	r := newTestOutbox(b, 100, 64<<10)
+	r.park(func() {})
 	r.Send(msg("held"))
 	r.forget()
 	if r.Send(msg("after")) {

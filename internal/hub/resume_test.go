@@ -39,7 +39,7 @@ func TestResumeSinkHolds(t *testing.T) {
 			live := &recorder{}
 			r := &resumeSink{cur: live, maxEvents: tt.maxEvents, maxBytes: tt.maxBytes}
 			overs := 0
-			r.park(nil, func() { overs++ })
+			r.park(func() { overs++ })
 			for _, d := range tt.send {
 				buf := []byte(d)
 				r.Send(&protocol.Event{Type: protocol.TypeMessage, From: "a", Data: buf})
@@ -55,7 +55,8 @@ func TestResumeSinkHolds(t *testing.T) {
 			}
 			next := &recorder{}
 			welcome := &protocol.Event{Type: protocol.TypeWelcome}
-			if ok := r.attach(next, welcome); ok == tt.wantOver {
+			welcome.Welcome = &protocol.Welcome{}
+			if ok := r.attach(next, welcome, 0, 0); ok == tt.wantOver {
 				t.Fatalf("attach = %v with overflow %v", ok, tt.wantOver)
 			}
 			if tt.wantOver {
@@ -69,8 +70,8 @@ func TestResumeSinkHolds(t *testing.T) {
 				t.Fatalf("attach delivered %d events, want the welcome and %d", len(next.got), len(want))
 			}
 			for i, d := range want {
-				if got := string(next.got[i+1].Data); got != d {
-					t.Fatalf("held event %d = %q, want %q (in order, copied from the sender's buffer)", i, got, d)
+				if got := string(next.got[i+1].Data); got != d || next.got[i+1].Seq != uint64(i+1) {
+					t.Fatalf("held event %d = %q seq %d, want %q seq %d (in order, copied from the sender's buffer)", i, got, next.got[i+1].Seq, d, i+1)
 				}
 			}
 			if len(live.got) != 0 {

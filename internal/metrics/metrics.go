@@ -88,6 +88,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descParked, st.Parked.Load())
 	counter(descResumes, st.Resumes.Load(), "resumed")
 	counter(descResumes, st.ResumesExpired.Load(), "expired")
+	counter(descResumes, st.ResumesRefused.Load(), "refused")
+	counter(descResumes, st.Restores.Load(), "restored")
 	gauge(descSIOSessions, st.SocketIOSessions.Load())
 	counter(descSIOUpgrades, st.SocketIOUpgrades.Load())
 }

@@ -518,7 +518,7 @@ func TestClusterResumeOnSameNode(t *testing.T) {
 		b.expect("ack")
 	}
 	a2 := dial(t, n1)
-	a2.send(map[string]any{"type": "join", "room": "r", "resume": wa.Resume})
+	a2.send(map[string]any{"type": "join", "room": "r", "resume": wa.Resume, "last": 1})
 	w := a2.expect("welcome")
 	if w.peerID() != a.id || !w.Resumed {
 		t.Fatalf("resumed welcome: %s", w.Raw)

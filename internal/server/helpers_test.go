@@ -128,7 +128,11 @@ type msg struct {
 	V       int             `json:"v"`
 	Resume  string          `json:"resume"`
 	Resumed bool            `json:"resumed"`
-	Raw     string          `json:"-"`
+	// Seq is an event's seq, or a resumed welcome's counter (0: absent, see Raw).
+	Seq      uint64 `json:"seq"`
+	Gap      bool   `json:"gap"`
+	Restored bool   `json:"restored"`
+	Raw      string `json:"-"`
 }
 
 type peerInfo struct {
@@ -159,9 +163,15 @@ type client struct {
 
 func dial(t *testing.T, ts *testServer) *client {
 	t.Helper()
+	return dialURL(t, ts.ws)
+}
+
+// dialURL is dial to a WebSocket URL (a proxy's, say).
+func dialURL(t *testing.T, url string) *client {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
-	c, _, err := websocket.Dial(ctx, ts.ws, nil)
+	c, _, err := websocket.Dial(ctx, url, nil)
 	if err != nil {
 		t.Fatalf("dial: %v", err)
 	}

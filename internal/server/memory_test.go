@@ -233,13 +233,19 @@ func TestKernelBufferCharged(t *testing.T) {
 		t.Fatalf("held %v for %d peers with ~80 KiB each in their kernel buffers", held, victims)
 	}
 	t.Logf("held %.0f bytes for %d non-reading peers", held, victims)
-	// The peers read everything: the charge goes (the loop's tick looks again).
+	// The peers read everything and answer the mark pings that follow, as every WebSocket
+	// client does: the charge goes (the loop's tick looks again at the kernel buffers; the
+	// pongs empty the outboxes).
 	for _, r := range rs {
 		_ = r.conn.SetReadDeadline(time.Now().Add(waitFor))
-		for n := 0; n < 5; {
+		for n, marked := 0, false; n < 5 || !marked; {
 			op, p, err := r.readFrame()
 			if err != nil {
 				t.Fatal(err)
+			}
+			if op == 0x9 {
+				r.writeFrame(0x8A, p, true)
+				marked = n == 5
 			}
 			if op == 0x1 && strings.HasPrefix(string(p), `{"type":"message"`) {
 				n++

@@ -39,9 +39,10 @@ func TestResumeAfterLostConnection(t *testing.T) {
 	}
 
 	a2 := dial(t, ts)
-	a2.send(map[string]any{"type": "join", "id": "again", "room": "r", "resume": wa.Resume})
+	// last 1: a read its peer-joined (seq 1); the three messages follow it.
+	a2.send(map[string]any{"type": "join", "id": "again", "room": "r", "resume": wa.Resume, "last": 1})
 	w := a2.expect("welcome")
-	if w.peerID() != a.id || !w.Resumed || len(w.Peers) != 0 || w.Resume == "" || w.Resume == wa.Resume {
+	if w.peerID() != a.id || !w.Resumed || len(w.Peers) != 1 || w.Peers[0].ID != b.id || w.Resume == "" || w.Resume == wa.Resume {
 		t.Fatalf("resumed welcome: %s (first was %s)", w.Raw, wa.Raw)
 	}
 	for i := range 3 {
@@ -192,7 +193,7 @@ func TestResumeTakesOverHalfOpenConnection(t *testing.T) {
 	a.expect("peer-joined")
 
 	a2 := dial(t, ts)
-	a2.send(map[string]any{"type": "join", "room": "r", "resume": wa.Resume})
+	a2.send(map[string]any{"type": "join", "room": "r", "resume": wa.Resume, "last": 1})
 	if w := a2.expect("welcome"); !w.Resumed || w.peerID() != a.id {
 		t.Fatalf("takeover welcome: %s", w.Raw)
 	}

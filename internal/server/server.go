@@ -107,18 +107,25 @@ func build(cfg config.Config, log *slog.Logger, st *stats.Stats, b bus.Bus, fds 
 	if grace == 0 {
 		grace = -1 // the hub's zero value means its default
 	}
+	tokens, err := resumeTokens(cfg, log)
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
 	hcfg := hub.Config{
-		Budget:          mem.b,
-		ResumeGrace:     grace,
-		MaxPeersPerRoom: cfg.MaxPeers,
-		MaxMetaBytes:    cfg.MaxMetaBytes,
-		RateLimit:       cfg.RateLimit,
-		RateBurst:       cfg.RateBurst,
-		ICEServers:      cfg.ICEServers,
-		Clients:         hubClients(cfg),
-		Bus:             b,
-		Stats:           st,
-		Logger:          log,
+		Budget:           mem.b,
+		ResumeGrace:      grace,
+		Resume:           tokens,
+		ResumeHoldEvents: cfg.ResumeHoldEvents,
+		ResumeHoldBytes:  cfg.ResumeHoldBytes,
+		MaxPeersPerRoom:  cfg.MaxPeers,
+		MaxMetaBytes:     cfg.MaxMetaBytes,
+		RateLimit:        cfg.RateLimit,
+		RateBurst:        cfg.RateBurst,
+		ICEServers:       cfg.ICEServers,
+		Clients:          hubClients(cfg),
+		Bus:              b,
+		Stats:            st,
+		Logger:           log,
 	}
 	keys, err := cfg.Keys()
 	if err != nil {

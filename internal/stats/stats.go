@@ -60,6 +60,16 @@ type Stats struct {
 	Parked         atomic.Int64
 	Resumes        atomic.Uint64
 	ResumesExpired atomic.Uint64
+	// ResumesRefused counts resume joins whose token could not be used (invalid, expired,
+	// spent, another room); Restores those whose presence was re-created from the token alone.
+	ResumesRefused atomic.Uint64
+	Restores       atomic.Uint64
+	// ResumeTokensRefreshed counts resume-token frames sent; RetriesDeduped relays re-sent
+	// with retry that were acked without relaying them again; OutboxDropped events dropped
+	// unread from a connected presence's full outbox.
+	ResumeTokensRefreshed atomic.Uint64
+	RetriesDeduped        atomic.Uint64
+	OutboxDropped         atomic.Uint64
 	// LoopSlices counts batches of ready connections an event loop cut short after its time
 	// slice, leaving the rest for its next wait.
 	LoopSlices atomic.Uint64

@@ -89,8 +89,17 @@ func benchRelay(b *testing.B, handler http.Handler) {
 		}
 	}()
 	for i := 0; i < b.N; i++ {
-		if _, _, err := callee.readFrame(); err != nil {
+		op, p, err := callee.readFrame()
+		if err != nil {
 			b.Fatal(err)
+		}
+		if op == opPing {
+			// A mark ping (the server asks what was read): answered as every client does.
+			if _, err := callee.conn.Write(callee.control(opPong, p)); err != nil {
+				b.Fatal(err)
+			}
+			i--
+			continue
 		}
 		<-window
 	}
@@ -140,6 +149,11 @@ func (c *benchConn) frame(s string) []byte {
 }
 
 func (c *benchConn) write(s string) { _, _ = c.conn.Write(c.frame(s)) }
+
+// control returns a masked control frame (all-zero mask) carrying p (≤ 125 bytes).
+func (c *benchConn) control(op byte, p []byte) []byte {
+	return append([]byte{0x80 | op, 0x80 | byte(len(p)), 0, 0, 0, 0}, p...)
+}
 
 func (c *benchConn) readFrame() (byte, []byte, error) {
 	op, n, err := readFrameHeader(c.br)

@@ -59,12 +59,22 @@ type conn struct {
 	shut     bool   // shut down by a sender (slow or broken); the loop finishes the close
 	noSend   bool   // a close frame went out; nothing more may follow it
 	reason   string // peer-left reason when shut
+	broken   bool   // shut because a write failed: lost, not ended by the server
 
 	outCharged   int64 // what outAcct holds for out (and the kernel buffer behind it)
 	kernelQueued int64 // what the kernel held unsent when last looked at (memory.go)
 	// kernelCharged mirrors kernelQueued > 0 for the loop's tick, which reads it without c.mu.
 	kernelCharged atomic.Bool
 	sinceCheck    int // bytes written since then
+
+	// Read marks (marks.go): the seq of the last event written, of the mark ping
+	// outstanding (0: none) and when it went, the highest seq the client's pongs marked read,
+	// and whether the connection is on its loop's list for a mark ping.
+	lastSeq    uint64
+	markOut    uint64
+	markAt     int64
+	marked     uint64
+	markQueued bool
 }
 
 // testHookMessage, when set by a test, sees every text message before the hub does.
@@ -81,7 +91,7 @@ func (c *conn) Send(e *protocol.Event) bool {
 	b := (*bp)[:reserve] // room for the header, written once the length is known
 	b = protocol.AppendEvent(b, e)
 	start := putFrameHeader(b, reserve, opText, len(b)-reserve)
-	ok := c.write(b[start:], false)
+	ok := c.writeSeq(b[start:], e.Seq)
 	if cap(b) <= 1<<16 {
 		*bp = b[:0]
 		scratchPool.Put(bp)
@@ -118,6 +128,29 @@ func (c *conn) sendControl(op byte, payload []byte, last bool) bool {
 func (c *conn) write(frame []byte, last bool) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.writeLocked(frame, last)
+}
+
+// writeSeq writes an event's frame; seq, when not 0, is the event's seq: a mark ping will
+// ask the client whether it read it.
+func (c *conn) writeSeq(frame []byte, seq uint64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.writeLocked(frame, false) {
+		return false
+	}
+	if seq != 0 {
+		c.lastSeq = seq
+		if !c.markQueued && c.markOut == 0 {
+			c.markQueued = true
+			c.l.queueMark(c)
+		}
+	}
+	return true
+}
+
+// writeLocked writes frame (see write). c.mu is held.
+func (c *conn) writeLocked(frame []byte, last bool) bool {
 	if c.closed || c.shut || c.noSend {
 		return false
 	}
@@ -127,7 +160,7 @@ func (c *conn) write(frame []byte, last bool) bool {
 	if c.tls != nil {
 		// crypto/tls encrypts and hands the records to writeRawLocked (loopConn.Write).
 		if _, err := c.tls.Write(frame); err != nil {
-			c.shutLocked("closed") // a no-op if writeRawLocked shut it already
+			c.brokenLocked() // a no-op if writeRawLocked shut it already
 			return false
 		}
 		return true
@@ -157,7 +190,7 @@ func (c *conn) sendLocked(p []byte, batch bool, limit int) error {
 				return nil
 			}
 			if err != nil && !errors.Is(err, unix.EAGAIN) {
-				c.shutLocked("closed")
+				c.brokenLocked()
 				return err
 			}
 			p = p[max(n, 0):]
@@ -204,6 +237,15 @@ func putOutBuf(b []byte) {
 	}
 }
 
+// brokenLocked shuts the socket down after a write failed (EPIPE, ECONNRESET): the
+// connection was lost without a goodbye, so its presence may be resumed. c.mu is held.
+func (c *conn) brokenLocked() {
+	if !c.shut && !c.closed {
+		c.broken = true
+	}
+	c.shutLocked("closed")
+}
+
 // shutLocked shuts the socket down so the owning loop sees EOF and closes it. c.mu is held.
 func (c *conn) shutLocked(reason string) {
 	if c.shut || c.closed {
@@ -233,7 +275,7 @@ func (c *conn) flush() {
 		c.out = c.out[:copy(c.out, c.out[n:])]
 	}
 	if err != nil && !errors.Is(err, unix.EAGAIN) {
-		c.shutLocked("closed")
+		c.brokenLocked()
 		return
 	}
 	if len(c.out) == 0 {
@@ -370,7 +412,9 @@ func (c *conn) frame(h header, p []byte, now time.Time) {
 			c.sendControl(opPong, p, false)
 		}
 	case opPong:
-		c.allowFrame(now)
+		if c.allowFrame(now) && c.sess != nil && len(p) > 0 {
+			c.pong(p, now)
+		}
 	default:
 		c.closeWith(hub.CloseProtocolError, "unknown opcode", "kicked", now)
 	}

@@ -30,6 +30,7 @@ type loop struct {
 	fmu      sync.Mutex // guards batching and dirty; taken after a conn's mu, never before
 	batching bool       // the loop is handling a batch of events and will flush at its end
 	dirty    []*conn    // connections with frames queued during this batch
+	markList []*conn    // connections due a mark ping at the next beat (marks.go)
 
 	done chan struct{}
 }
@@ -154,8 +155,13 @@ func (l *loop) run() {
 	events := make([]unix.EpollEvent, 128)
 	tick := l.srv.tickInterval()
 	nextTick := time.Now().Add(tick)
+	nextMark := time.Now().Add(markInterval)
 	for {
-		wait := int(time.Until(nextTick) / time.Millisecond)
+		next := nextTick
+		if nextMark.Before(next) {
+			next = nextMark
+		}
+		wait := int(time.Until(next) / time.Millisecond)
 		if wait < 0 {
 			wait = 0
 		}
@@ -201,6 +207,10 @@ func (l *loop) run() {
 		}
 		if n > 0 {
 			l.flushDirty()
+		}
+		if !now.Before(nextMark) {
+			l.marks(now)
+			nextMark = now.Add(markInterval)
 		}
 		if !now.Before(nextTick) {
 			l.tick(now)
@@ -352,7 +362,7 @@ func (l *loop) closeConn(c *conn, reason string) {
 	c.mu.Unlock()
 	c.in, c.frag = nil, nil
 	if c.ext == nil {
-		c.sess.End(reason, c.lost && !c.shut)
+		c.sess.End(reason, (c.lost && !c.shut) || c.broken)
 	} else {
 		c.leave(reason)
 	}

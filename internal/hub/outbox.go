@@ -1,0 +1,364 @@
+package hub
+
+import (
+	"bytes"
+	"sync"
+	"time"
+	"unsafe"
+
+	"github.com/switchboard-rtc/switchboard/internal/bus"
+	"github.com/switchboard-rtc/switchboard/internal/membudget"
+	"github.com/switchboard-rtc/switchboard/protocol"
+)
+
+// The outbox (docs/protocol.md "Resuming"): every event the bus delivers to a resumable
+// presence gets the presence's next seq and is kept, copied, until the client is known to have
+// read it (a mark ping's pong, a read frame, a resume's last). Kept events are bounded by
+// ResumeHoldEvents and ResumeHoldBytes and charged to the memory budget. Connected and full,
+// the oldest are dropped and the presence remembers the gap; parked (no connection) and full,
+// the presence is given up (onOver).
+
+// Marker is implemented by sinks that can ask their client at once which events it has read
+// (a WebSocket ping carrying the seq of the last event written; the pong's echo marks them).
+// The hub calls MarkNow, under the outbox's lock, when the unread events reach half the bound.
+type Marker interface {
+	MarkNow()
+}
+
+// kept is one event in the outbox.
+type kept struct {
+	ev   protocol.Event
+	size int
+}
+
+// chargeChunk is how much of the memory budget an outbox takes or gives back at a time, so
+// that a busy presence does not touch the budget's shared counter for every event.
+const chargeChunk = 16 << 10
+
+// resumeSink is a resumable presence's bus.Sink and outbox. It stays the same across
+// connections: it numbers and keeps events, and forwards them to the current connection's sink
+// (nil while parked).
+type resumeSink struct {
+	mu        sync.Mutex
+	cur       bus.Sink // nil while parked
+	mark      Marker   // cur's, when it has one
+	seq       uint64   // the last seq given
+	kept      []kept   // unread events, in seq order
+	keptBytes int
+	dropped   uint64 // the highest seq dropped unread (connected and full): a gap for a resume before it
+	urged     bool   // MarkNow was called since the last mark
+	over      bool   // the outbox overflowed while parked: the presence is being given up
+	onOver    func() // called once, under mu, when it overflows while parked
+	maxEvents int
+	maxBytes  int
+	acct      *membudget.Account // nil without a budget
+	charged   int64              // what acct holds for kept
+
+	// claims describe the presence for the tokens minted for it; jtis are the ids of those
+	// not spent yet (the newest last), spent when the presence ends.
+	claims  tokenClaims
+	jtis    []jtiRef
+	refresh *time.Timer // the next resume-token refresh while connected
+
+	ids retryIDs // the ids of the last relays accepted from this presence
+}
+
+// newResumeSink returns the outbox of a new presence whose events go to cur; seq is the
+// presence's counter (0 for a new one).
+func (h *Hub) newResumeSink(cur bus.Sink, seq uint64) *resumeSink {
+	r := &resumeSink{cur: cur, seq: seq, maxEvents: h.cfg.ResumeHoldEvents, maxBytes: h.cfg.ResumeHoldBytes}
+	r.mark, _ = cur.(Marker)
+	if h.cfg.Budget != nil {
+		r.acct = h.cfg.Budget.NewAccount(membudget.HeldEvents, r.reclaimed)
+	}
+	return r
+}
+
+// Send implements bus.Sink.
+func (r *resumeSink) Send(e *protocol.Event) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.over {
+		return false
+	}
+	r.seq++
+	size := eventSize(e)
+	keep := r.makeRoomLocked(size)
+	if r.over {
+		return false
+	}
+	if !keep {
+		// Not kept (over the budget, or bigger than the whole outbox): it goes out, but a
+		// resume before it cannot have it back.
+		r.dropped = r.seq
+		if r.cur == nil {
+			return false
+		}
+		c := *e
+		c.Seq = r.seq
+		return r.cur.Send(&c)
+	}
+	r.kept = append(r.kept, kept{ev: *e, size: size})
+	k := &r.kept[len(r.kept)-1]
+	k.ev.Seq = r.seq
+	k.ev.Data = bytes.Clone(e.Data) // the sender's read buffer is reused after Send
+	k.ev.ID = nil
+	r.keptBytes += size
+	if r.cur == nil {
+		return true
+	}
+	ok := r.cur.Send(&k.ev)
+	if r.mark != nil && !r.urged && (2*len(r.kept) >= r.maxEvents || 2*r.keptBytes >= r.maxBytes) {
+		r.urged = true
+		r.mark.MarkNow()
+	}
+	return ok
+}
+
+// makeRoomLocked makes room for an event of size: connected, the oldest kept events are
+// dropped; parked, the outbox overflows (r.over). It reports false when the event cannot be
+// kept (connected: it is sent all the same). r.mu is held.
+func (r *resumeSink) makeRoomLocked(size int) bool {
+	if size > r.maxBytes || r.maxEvents == 0 {
+		if r.cur == nil {
+			r.overflowLocked()
+		}
+		return false
+	}
+	for len(r.kept) > 0 && (len(r.kept) >= r.maxEvents || r.keptBytes+size > r.maxBytes) {
+		if r.cur == nil {
+			r.overflowLocked()
+			return false
+		}
+		r.dropped = r.kept[0].ev.Seq
+		r.popLocked()
+	}
+	if need := int64(r.keptBytes+size) - r.charged; need > 0 && r.acct != nil {
+		chunk := max(need, chargeChunk)
+		if !r.acct.Add(chunk) {
+			if r.cur == nil {
+				r.overflowLocked()
+				return false
+			}
+			// The budget is short: what is kept goes, to be sent without being kept.
+			r.dropAllLocked()
+			return false
+		}
+		r.charged += chunk
+	}
+	return true
+}
+
+// popLocked drops the oldest kept event. r.mu is held.
+func (r *resumeSink) popLocked() {
+	r.keptBytes -= r.kept[0].size
+	r.kept[0] = kept{}
+	r.kept = r.kept[1:]
+	if len(r.kept) == 0 {
+		r.kept = nil
+	}
+}
+
+// dropAllLocked drops every kept event as unread (a gap) and gives the budget back. r.mu is held.
+func (r *resumeSink) dropAllLocked() {
+	if n := len(r.kept); n > 0 {
+		r.dropped = r.kept[n-1].ev.Seq
+	}
+	r.kept, r.keptBytes = nil, 0
+	r.uncharge()
+}
+
+// uncharge gives back what acct holds beyond what is kept, keeping a chunk while something
+// is. r.mu is held.
+func (r *resumeSink) uncharge() {
+	if r.acct == nil {
+		return
+	}
+	want := int64(0)
+	if r.keptBytes > 0 {
+		want = int64(r.keptBytes) + chargeChunk
+	}
+	if r.charged > want+chargeChunk || r.keptBytes == 0 {
+		r.acct.Add(want - r.charged)
+		r.charged = want
+	}
+}
+
+// overflowLocked gives up what is kept: the presence is to leave (onOver). r.mu is held.
+func (r *resumeSink) overflowLocked() {
+	r.over = true
+	r.kept, r.keptBytes = nil, 0
+	r.acct.Release()
+	r.charged = 0
+	if r.onOver != nil {
+		r.onOver()
+	}
+}
+
+// reclaimed is the memory budget's drop of this outbox: parked, as if it had overflowed;
+// connected, what is kept goes (a gap for a resume before it).
+func (r *resumeSink) reclaimed() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.over {
+		return
+	}
+	if r.cur == nil {
+		r.overflowLocked()
+		return
+	}
+	r.dropAllLocked()
+}
+
+// markRead drops the kept events up to seq: the client has read them.
+func (r *resumeSink) markRead(seq uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.markReadLocked(seq)
+}
+
+func (r *resumeSink) markReadLocked(seq uint64) {
+	r.urged = false
+	for len(r.kept) > 0 && r.kept[0].ev.Seq <= seq {
+		r.popLocked()
+	}
+	r.uncharge()
+}
+
+// park detaches the current connection: events are kept from now on, and an overflow gives
+// the presence up (onOver).
+func (r *resumeSink) park(onOver func()) {
+	r.mu.Lock()
+	r.cur, r.mark, r.over, r.onOver = nil, nil, false, onOver
+	if r.refresh != nil {
+		r.refresh.Stop()
+	}
+	r.mu.Unlock()
+}
+
+// forget lets go of what is kept when the presence ends: nothing is kept any more (events
+// may still come until it has left its room).
+func (r *resumeSink) forget() {
+	r.mu.Lock()
+	r.kept, r.keptBytes, r.over, r.onOver = nil, 0, true, nil
+	r.acct.Release()
+	r.charged = 0
+	if r.refresh != nil {
+		r.refresh.Stop()
+	}
+	r.mu.Unlock()
+}
+
+func (r *resumeSink) overflowed() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.over
+}
+
+// counter returns the presence's seq counter.
+func (r *resumeSink) counter() uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.seq
+}
+
+// attach hands the presence to sink: the kept events up to last are read; the welcome (its
+// Seq and Gap filled in here, its Peers brought up to date with the membership events since
+// the counter was since) goes first, then the kept events after last, then whatever comes
+// next. It reports false, and changes nothing, if the outbox overflowed.
+func (r *resumeSink) attach(sink bus.Sink, welcome *protocol.Event, last, since uint64) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.over {
+		return false
+	}
+	if last > r.seq {
+		last = r.seq // a client that claims more than was sent has read everything
+	}
+	r.markReadLocked(last)
+	w := welcome.Welcome
+	w.Seq, w.Gap = r.seq, w.Gap || r.dropped > last
+	w.Peers = applyMembership(w.Peers, r.kept, since, w.Self)
+	sink.Send(welcome)
+	for i := range r.kept {
+		sink.Send(&r.kept[i].ev)
+	}
+	r.cur, r.onOver = sink, nil
+	r.mark, _ = sink.(Marker)
+	r.urged = false
+	return true
+}
+
+// applyMembership brings peers, the room as seen when the counter was at since, up to date
+// with the kept peer-joined and peer-left events after since (applying one already seen
+// changes nothing). self is never listed.
+func applyMembership(peers []protocol.PeerInfo, ks []kept, since uint64, self protocol.PeerID) []protocol.PeerInfo {
+	if peers == nil {
+		peers = []protocol.PeerInfo{}
+	}
+	for i := range ks {
+		e := &ks[i].ev
+		if e.Seq <= since || e.Peer == nil || e.Peer.ID == self {
+			continue
+		}
+		at := -1
+		for j := range peers {
+			if peers[j].ID == e.Peer.ID {
+				at = j
+				break
+			}
+		}
+		switch {
+		case e.Type == protocol.TypePeerJoined && at < 0:
+			peers = append(peers, *e.Peer)
+		case e.Type == protocol.TypePeerLeft && at >= 0:
+			peers = append(peers[:at], peers[at+1:]...)
+		}
+	}
+	return peers
+}
+
+// eventOverhead is what a kept event costs besides its bytes: the copied struct.
+const eventOverhead = int(unsafe.Sizeof(kept{}))
+
+// eventSize approximates an event's memory while kept.
+func eventSize(e *protocol.Event) int {
+	n := eventOverhead + len(e.Data) + len(e.Reason)
+	if e.Peer != nil {
+		n += len(e.Peer.ID) + len(e.Peer.Name) + len(e.Peer.Meta)
+	}
+	return n
+}
+
+// retryIDs remembers the ids (raw JSON) of the last maxRetryIDs relays a presence had
+// accepted, for relays re-sent with retry after a resume.
+type retryIDs struct {
+	mu   sync.Mutex
+	ids  []string
+	next int
+}
+
+// maxRetryIDs is how many relay ids a presence remembers.
+const maxRetryIDs = 256
+
+func (r *retryIDs) add(id []byte) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.ids) < maxRetryIDs {
+		r.ids = append(r.ids, string(id))
+		return
+	}
+	r.ids[r.next] = string(id)
+	r.next = (r.next + 1) % maxRetryIDs
+}
+
+func (r *retryIDs) seen(id []byte) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, s := range r.ids {
+		if s == string(id) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,131 @@
+package hub
+
+import (
+	"context"
+	"time"
+
+	"github.com/switchboard-rtc/switchboard/internal/bus"
+	"github.com/switchboard-rtc/switchboard/internal/resume"
+	"github.com/switchboard-rtc/switchboard/protocol"
+)
+
+// restore re-creates, for this session, the presence a valid unspent token names when this
+// node does not hold it (it restarted, or the presence lived on another node): the node that
+// held it, if alive, hands over the events after last (bus.TakeOver); then the presence joins
+// its room again under its id (bus.Member.Resumed: no peer-joined where the room still has
+// it, peer-joined resumed where it does not). The welcome says restored, and gap when nobody
+// could vouch for every event after last. It reports false when the room will not take it.
+func (s *Session) restore(c resume.Claims, id []byte, last uint64) bool {
+	h := s.hub
+	ctx := context.Background()
+	ho, err := h.bus.TakeOver(ctx, c.Room, c.Peer, last)
+	if err != nil {
+		h.log.Info("take over a presence for a restore", "room", c.Room, "peer", c.Peer, "err", err)
+		ho = nil
+	}
+	seq, gap := last, true
+	if ho != nil {
+		seq, gap = max(ho.Seq, last), ho.Gap
+	}
+	m := &bus.Member{
+		Room:    c.Room,
+		Info:    protocol.PeerInfo{ID: c.Peer, Identity: c.Identity, Name: c.Name},
+		Joined:  time.Now(),
+		Resumed: true,
+	}
+	if len(c.Meta) > 0 {
+		m.Info.Meta = append([]byte(nil), c.Meta...)
+	}
+	rs := h.newResumeSink(s.sink, seq)
+	rs.claims = claimsOf(m, c.TURN, h.cfg.Node)
+	m.Sink = rs
+	m.Kick = h.kickFunc(m)
+	m.Handover = h.handoverFunc(m)
+	key := presenceKey(m.Room, m.Info.ID)
+	token := h.mint(rs)
+	idc := append([]byte(nil), id...)
+	ice := s.iceFor(m.Info.ID, c.TURN)
+	welcome := func(others []protocol.PeerInfo) {
+		h.adopt(s, m, nil, rs, key, c.TURN) // a new presence here: no Kick can precede it
+		w := &protocol.Event{Type: protocol.TypeWelcome, ID: idc, Welcome: &protocol.Welcome{
+			Self: m.Info.ID, Room: m.Room, Peers: others, ICEServers: ice, Resume: token,
+			ResumeMillis: h.cfg.ResumeGrace.Milliseconds(), Resumed: true, Restored: true, Gap: gap,
+		}}
+		var evs []*protocol.Event
+		if ho != nil {
+			evs = ho.Events
+		}
+		rs.replay(s.sink, w, evs, last)
+	}
+	if err := h.bus.Join(ctx, m, h.cfg.MaxPeersPerRoom, welcome); err != nil {
+		h.log.Info("restore refused by the room", "room", m.Room, "peer", m.Info.ID, "err", err)
+		return false
+	}
+	h.scheduleRefresh(rs)
+	h.stats.Restores.Add(1)
+	h.log.Debug("peer restored", "room", m.Room, "peer", m.Info.ID, "last", last, "handover", ho != nil)
+	return true
+}
+
+// claimsOf returns what the tokens of presence m say.
+func claimsOf(m *bus.Member, turn bool, node string) tokenClaims {
+	return tokenClaims{Room: m.Room, Peer: m.Info.ID, Name: m.Info.Name, Meta: m.Info.Meta, Identity: m.Info.Identity, TURN: turn, Node: node}
+}
+
+// replay sends a restored presence's welcome (Seq set here) and the events handed over from
+// its earlier node (those after last, kept as the outbox's), before any live event.
+func (r *resumeSink) replay(sink bus.Sink, welcome *protocol.Event, evs []*protocol.Event, last uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	welcome.Welcome.Seq = r.seq
+	sink.Send(welcome)
+	for _, e := range evs {
+		if e.Seq <= last || len(r.kept) >= r.maxEvents {
+			continue
+		}
+		r.kept = append(r.kept, kept{ev: *e, size: eventSize(e)})
+		r.keptBytes += eventSize(e)
+		sink.Send(e)
+		r.seq = max(r.seq, e.Seq)
+	}
+}
+
+// handoverFunc returns m's bus.Member.Handover: the presence is given up to the node it
+// resumes on, silently (no leave: that node's Resumed join replaces it).
+func (h *Hub) handoverFunc(m *bus.Member) func(last uint64) *bus.Handover {
+	return func(last uint64) *bus.Handover {
+		key := presenceKey(m.Room, m.Info.ID)
+		got, rs, old, _, o := h.take(key)
+		if got == nil {
+			return nil
+		}
+		h.mu.Lock()
+		if h.owners[got] == o {
+			delete(h.owners, got)
+		}
+		h.mu.Unlock()
+		if cl, ok := old.(Closer); ok {
+			cl.CloseConn("replaced")
+		}
+		return rs.handOver(last)
+	}
+}
+
+// handOver returns the kept events after last and ends the outbox.
+func (r *resumeSink) handOver(last uint64) *bus.Handover {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ho := &bus.Handover{Seq: r.seq, Gap: r.over || r.dropped > last}
+	for i := range r.kept {
+		if e := r.kept[i].ev; e.Seq > last {
+			ho.Events = append(ho.Events, &e)
+		}
+	}
+	r.kept, r.keptBytes, r.over, r.onOver = nil, 0, true, nil
+	r.acct.Release()
+	r.charged = 0
+	if r.refresh != nil {
+		r.refresh.Stop()
+	}
+	return ho
+}
