@@ -349,6 +349,19 @@ try {
       const a = await mk(spec.a, spec.transports);
       const b = await mk(spec.b, ["websocket"]);
       const p = await mk(spec.b, ["polling"]);
+      // A node learns another's lobby sockets a moment after they connect (the cluster's
+      // lobby message): wait until each can reach the other, with messages the flow ignores.
+      const reach = async (x, y) => {
+        const deadline = Date.now() + 5000;
+        for (;;) {
+          const r = await withAck(x, "message", { target: y.id, probe: true });
+          if (r.type === "ack") return;
+          eq(r.code, "unknown-target", "a probe's refusal");
+          if (Date.now() > deadline) fail(`${x.id} cannot reach ${y.id}`);
+          await sleep(20);
+        }
+      };
+      await Promise.all([reach(a, b), reach(b, a), reach(p, a), reach(a, p)]);
       await seedFlow(a, b, 20);
       a.removeAllListeners(); b.removeAllListeners();
       await seedFlow(p, a, 20);
