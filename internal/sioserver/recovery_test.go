@@ -203,3 +203,40 @@ func TestRecoveryGap(t *testing.T) {
 		t.Fatal("a socket given up was recovered")
 	}
 }
+
+// TestRecoveryWithTokens: with access tokens the CONNECT auth payload carries the token and
+// pid/offset together: a recovery takes the socket back with its room and grant (no new
+// welcome, its token not checked again); a pid that recovers nothing falls back to the token.
+func TestRecoveryWithTokens(t *testing.T) {
+	ts := startAuthServer(t, hub.Config{})
+	a, b := dialSIO(t, ts.url, nil), dialSIO(t, ts.url, nil)
+	a.write("40" + authPayload(mint(t, "ada", "r", nil)))
+	var c0 struct{ SID, PID string }
+	if got := a.read(); !strings.HasPrefix(got, "40{") || json.Unmarshal([]byte(got[2:]), &c0) != nil || c0.PID == "" {
+		t.Fatalf("CONNECT answer %q, want sid and pid", got)
+	}
+	a.expectEvent("42") // welcome
+	b.write("40" + authPayload(mint(t, "bob", "r", nil)))
+	b.read()
+	b.expectEvent("42") // welcome
+	a.expectEvent("42") // peer-joined, offset 1
+	b.sendMessage(c0.SID, 1)
+	_, off := a.expectMessage()
+	if off != "2" {
+		t.Fatalf("offset %s, want 2 (the presence's seq)", off)
+	}
+	if !ts.sio.Disconnect(protocol.PeerID(c0.SID)) {
+		t.Fatal("no socket")
+	}
+	b.sendMessage(c0.SID, 2)
+	c := dialSIO(t, ts.url, nil)
+	if sid, pid := c.connectWith(`{"token":"expired-or-not","pid":"` + c0.PID + `","offset":"` + off + `"}`); sid != c0.SID || pid != c0.PID {
+		t.Fatalf("sid %s pid %s, want %s %s", sid, pid, c0.SID, c0.PID)
+	}
+	if n, o := c.expectMessage(); n != 2 || o != "3" {
+		t.Fatalf("message %d offset %s, want 2 at 3 (no welcome first)", n, o)
+	}
+	d := dialSIO(t, ts.url, nil)
+	d.write(`40{"token":"` + mint(t, "cy", "r", nil) + `","pid":"forged","offset":"3"}`)
+	checkConnected(t, []string{d.read(), d.read()}, "r")
+}
