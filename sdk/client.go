@@ -78,7 +78,9 @@ type Options struct {
 	// 1, 2, ... is about to start after its backoff. Peer connections stay up meanwhile.
 	OnReconnecting func(attempt int, cause error)
 	// OnReconnected is called once the client is back in its room. resumed: the server kept
-	// its presence, the id is the same and nothing was lost. Otherwise it joined anew: every
+	// (or restored) its presence, the id is the same and nothing was lost: relays sent while
+	// away were queued and go now, peers that left meanwhile are reported to OnPeerLeft, new
+	// ones to OnPeer, known ones are never reported again. Otherwise it joined anew: every
 	// old peer was reported to OnPeerLeft with reason "reconnect", ID is new, and the room's
 	// peers come back through OnPeer.
 	OnReconnected func(resumed bool)
@@ -119,6 +121,16 @@ type Client struct {
 	token  string        // the access token of the last new presence (readLoop only)
 	ended  *ServerError  // the server ended the presence (readLoop only)
 
+	// The presence's event sequence (docs/design/issue-14.md §1), readLoop only.
+	lastSeq  uint64       // the highest seq received: sent as the resume join's last
+	resumeMs int64        // the last welcome's resumeMs
+	replay   *replayState // a resumed welcome's reconciliation waiting for its replay
+
+	outbox // relays sent with an id and not yet acked (resume.go)
+
+	pendMu  sync.Mutex
+	pending map[string]*pendingPeer // known peers a restored welcome left out (resume.go)
+
 	mu    sync.Mutex
 	id    string // changes when a reconnect cannot resume
 	ice   []webrtc.ICEServer
@@ -141,10 +153,16 @@ type serverFrame struct {
 	ICEServers []webrtc.ICEServer `json:"iceServers"`
 	Resume     string             `json:"resume"`
 	Resumed    bool               `json:"resumed"`
+	ID         json.RawMessage    `json:"id"`
+	Seq        *uint64            `json:"seq"`
+	Restored   bool               `json:"restored"`
+	Gap        bool               `json:"gap"`
+	ResumeMs   int64              `json:"resumeMs"`
 }
 
 type peerInfo struct {
 	ID       string          `json:"id"`
+	Resumed  bool            `json:"resumed"`
 	Identity string          `json:"identity"`
 	Name     string          `json:"name"`
 	Meta     json.RawMessage `json:"meta"`
@@ -205,7 +223,7 @@ func Dial(ctx context.Context, serverURL, room string, opts *Options) (*Client, 
 	if err != nil {
 		return nil, err
 	}
-	j, err := dialJoin(ctx, wsURL, room, &o, "", token)
+	j, err := dialJoin(ctx, wsURL, room, &o, "", token, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -230,7 +248,10 @@ func Dial(ctx context.Context, serverURL, room string, opts *Options) (*Client, 
 		peers:  make(map[string]*Peer),
 
 		iceUpdated: make(chan struct{}, 1),
+		resumeMs:   welcome.ResumeMs,
+		pending:    make(map[string]*pendingPeer),
 	}
+	c.online = true
 	if o.ICEServers != nil {
 		c.ice = o.ICEServers
 	}
@@ -336,6 +357,7 @@ func (c *Client) Err() error {
 // when every goroutine the client started has stopped.
 func (c *Client) Close() error {
 	c.stop() // no new peers from here on (addPeer checks under c.mu)
+	c.stopPending()
 	ws := c.conn()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	_ = writeJSON(ctx, ws, map[string]any{"type": "leave"})
@@ -376,6 +398,7 @@ func (c *Client) readLoop() {
 				c.fail(c.ended) // the server ended the presence: a retry would be refused
 				return
 			}
+			c.setOnline(false) // relays queue from here on
 			if !c.reconnectable(err) || !c.reconnect(err) {
 				if c.ended != nil {
 					c.fail(c.ended)
@@ -391,7 +414,7 @@ func (c *Client) readLoop() {
 			c.report(nil, fmt.Errorf("sdk: bad frame from server: %w", err))
 			continue
 		}
-		c.handle(&f)
+		c.handleSeq(&f)
 	}
 }
 
@@ -403,12 +426,19 @@ func (c *Client) handle(f *serverFrame) {
 			c.report(nil, fmt.Errorf("sdk: bad peer-joined: %s", f.Peer))
 			return
 		}
+		if c.skipReplayedJoin(f, info.ID) {
+			return
+		}
+		if c.peerBack(info, f.Resumed || info.Resumed) {
+			return
+		}
 		if _, err := c.addPeer(info); err != nil {
 			c.report(nil, err)
 		}
 	case "peer-left":
 		var info peerInfo
 		_ = json.Unmarshal(f.Peer, &info)
+		c.forgetPending(info.ID)
 		c.removePeer(info.ID, f.Reason)
 	case "peer-updated":
 		var info peerInfo
@@ -441,8 +471,17 @@ func (c *Client) handle(f *serverFrame) {
 		if c.opts.ICEServers == nil {
 			c.setICEServers(f.ICEServers)
 		}
+	case "ack":
+		c.acked(f.ID)
+	case "resume-token":
+		if f.Resume != "" {
+			c.resume = f.Resume
+		}
 	case "error":
 		se := &ServerError{Code: f.Code, Message: f.Message}
+		if c.refused(f.ID, se) {
+			return
+		}
 		if se.Final() {
 			c.ended = se // the close follows; readLoop stops with it
 			return
@@ -459,6 +498,7 @@ func (c *Client) addPeer(info peerInfo) (*Peer, error) {
 	}
 	if old := c.peers[info.ID]; old != nil {
 		c.mu.Unlock()
+		old.update(info) // an arrival we knew of (a replay, a restored presence): an update
 		return old, nil
 	}
 	p, err := newPeer(c, info)
@@ -504,12 +544,6 @@ func (c *Client) request(frame map[string]any) error {
 		return fmt.Errorf("sdk: signaling connection not back: %w", ctx.Err())
 	}
 	return writeJSON(ctx, c.conn(), frame)
-}
-
-// send relays a frame to peer id through the server. While the signaling connection is
-// being reconnected it waits for it (up to 10 s).
-func (c *Client) send(typ, target string, data any) error {
-	return c.request(map[string]any{"type": typ, "target": target, "data": data})
 }
 
 // conn returns the current signaling connection.

@@ -18,9 +18,13 @@
 //     an Option.
 //   - Bad input from one remote peer (malformed SDP, a stray answer, a candidate for an unknown
 //     m-line) is reported through Options.OnError for that pair only.
-//   - A lost signaling connection does not end the call: the client reconnects with backoff and
-//     resumes its presence (same id, peer connections untouched, missed events replayed), or,
-//     when the server cannot resume it, joins anew and rebuilds every pair (Options.Reconnect).
+//   - A lost signaling connection does not end the call: the client reconnects with backoff
+//     (at once after a close 1012, a server restart) and resumes its presence: same id, peer
+//     connections and data channels untouched, missed events replayed after the last seq it
+//     received (duplicates dropped), relays the server had not acked sent again with "retry"
+//     (never relayed twice), the room's peers reconciled with the resumed welcome's, and pairs
+//     renegotiated when the welcome says events were lost (resume.go). When the server cannot
+//     resume it, the client joins anew and rebuilds every pair (Options.Reconnect).
 //   - Access tokens (docs/auth.md): Options.Token, or Options.TokenFunc to fetch a fresh one
 //     from the application whenever the client must join anew. A refused token and a
 //     presence the server ended (ErrReplaced, ErrRemoved, ErrRoomClosed) are final: the client

@@ -21,7 +21,8 @@ type connJoin struct {
 
 // dialJoin opens a signaling connection and joins room ("" to let the access token name it)
 // with the access token token, if any, resuming with resume if not empty.
-func dialJoin(ctx context.Context, wsURL, room string, o *Options, resume, token string) (*connJoin, error) {
+// last is the highest event seq received, sent with a resume.
+func dialJoin(ctx context.Context, wsURL, room string, o *Options, resume, token string, last uint64) (*connJoin, error) {
 	ws, _, err := websocket.Dial(ctx, wsURL, nil)
 	if err != nil {
 		return nil, fmt.Errorf("sdk: dial %s: %w", wsURL, err)
@@ -42,6 +43,7 @@ func dialJoin(ctx context.Context, wsURL, room string, o *Options, resume, token
 	}
 	if resume != "" {
 		join["resume"] = resume
+		join["last"] = last
 	}
 	if err := writeJSON(ctx, ws, join); err != nil {
 		ws.CloseNow()
@@ -75,6 +77,12 @@ func dialJoin(ctx context.Context, wsURL, room string, o *Options, resume, token
 	return &connJoin{ws: ws, welcome: &welcome, self: self}, nil
 }
 
+// StatusServiceRestart is the close code of a server going away for a restart (1012): the
+// client reconnects at once (jittered by up to maxRestartJitter) and resumes.
+const StatusServiceRestart websocket.StatusCode = 1012
+
+const maxRestartJitter = 250 * time.Millisecond
+
 // reconnectable reports whether the client should try to get a connection lost with err
 // back: not when disabled, and not after a close the server would repeat (normal, protocol
 // error, bad payload, policy: kicked, too big).
@@ -98,6 +106,7 @@ func (c *Client) reconnect(cause error) bool {
 	c.ready = make(chan struct{}) // senders wait from now on
 	c.wsMu.Unlock()
 	r := c.opts.Reconnect
+	restart := websocket.CloseStatus(cause) == StatusServiceRestart
 	for attempt := 1; r.MaxAttempts == 0 || attempt <= r.MaxAttempts; attempt++ {
 		if c.opts.OnReconnecting != nil {
 			c.opts.OnReconnecting(attempt, cause)
@@ -107,6 +116,10 @@ func (c *Client) reconnect(cause error) bool {
 			delay = r.MaxDelay
 		}
 		delay = time.Duration(float64(delay) * (0.75 + rand.Float64()/2))
+		if attempt == 1 && restart {
+			// The server is restarting (close 1012) and expects us back at once.
+			delay = time.Duration(rand.Int64N(int64(maxRestartJitter)))
+		}
 		t := time.NewTimer(delay)
 		select {
 		case <-t.C:
@@ -137,6 +150,10 @@ func (c *Client) reconnect(cause error) bool {
 			for _, p := range c.Peers() {
 				c.removePeer(p.id, "reconnect")
 			}
+			c.stopPending()
+			c.replay = nil
+			c.lastSeq = 0
+			c.resumeMs = w.ResumeMs
 			c.mu.Lock()
 			c.id = self
 			c.mu.Unlock()
@@ -153,6 +170,15 @@ func (c *Client) reconnect(cause error) bool {
 		if c.ctx.Err() != nil { // Close ran meanwhile and closed the old connection
 			ws.CloseNow()
 			return false
+		}
+		if w.Resumed {
+			c.reconcile(w)
+			c.resendOut() // then new relays go straight out
+			if w.Gap || w.Restored {
+				c.recoverPeers()
+			}
+		} else {
+			c.dropOut()
 		}
 		c.log.Debug("signaling reconnected", "attempt", attempt, "resumed", w.Resumed, "self", self)
 		if c.opts.OnReconnected != nil {
@@ -181,7 +207,7 @@ func (c *Client) rejoin(ctx context.Context) (*connJoin, error) {
 		if c.opts.TokenFunc == nil {
 			token = c.token
 		}
-		j, err := dialJoin(ctx, c.wsURL, c.room, &c.opts, c.resume, token)
+		j, err := dialJoin(ctx, c.wsURL, c.room, &c.opts, c.resume, token, c.lastSeq)
 		if c.opts.TokenFunc == nil || !errors.Is(err, ErrTokenMissing) {
 			return j, err
 		}
@@ -192,5 +218,5 @@ func (c *Client) rejoin(ctx context.Context) (*connJoin, error) {
 		return nil, fmt.Errorf("sdk: get an access token: %w", err)
 	}
 	c.token = t
-	return dialJoin(ctx, c.wsURL, c.room, &c.opts, "", t)
+	return dialJoin(ctx, c.wsURL, c.room, &c.opts, "", t, 0)
 }

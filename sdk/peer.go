@@ -213,6 +213,10 @@ type negotiateRequest struct {
 	Switchboard string `json:"switchboard"`
 	Audio       int    `json:"audio,omitempty"`
 	Video       int    `json:"video,omitempty"`
+	// Resend: the asking side may have missed an offer (its signaling lost events): an offer
+	// still unanswered goes again. Restart: its ICE is not connected; the offer restarts ICE.
+	Resend  bool `json:"resend,omitempty"`
+	Restart bool `json:"restart,omitempty"`
 }
 
 // renegotiate answers a negotiateRequest on the offering side: it adds receive-only
@@ -220,6 +224,12 @@ type negotiateRequest struct {
 func (p *Peer) renegotiate(req negotiateRequest) {
 	if p.polite {
 		return // only the offering side honours requests
+	}
+	if req.Resend || req.Restart {
+		p.recoverNegotiation()
+		if req.Audio+req.Video == 0 {
+			return
+		}
 	}
 	if len(p.pc.GetTransceivers())+req.Audio+req.Video > maxTransceivers {
 		p.c.report(p, fmt.Errorf("%w: renegotiation would exceed %d transceivers", ErrBadSignal, maxTransceivers))
@@ -239,13 +249,20 @@ func (p *Peer) renegotiate(req negotiateRequest) {
 }
 
 // negotiate makes and sends an offer.
-func (p *Peer) negotiate() {
+func (p *Peer) negotiate() { p.offer(false) }
+
+// offer makes and sends an offer, restarting ICE if iceRestart.
+func (p *Peer) offer(iceRestart bool) {
 	if p.pc.SignalingState() != webrtc.SignalingStateStable {
 		p.renegotiatePending = true // offer again once the current exchange completes
 		return
 	}
 	p.renegotiatePending = false
-	offer, err := p.pc.CreateOffer(nil)
+	var opts *webrtc.OfferOptions
+	if iceRestart {
+		opts = &webrtc.OfferOptions{ICERestart: true}
+	}
+	offer, err := p.pc.CreateOffer(opts)
 	if err != nil {
 		p.c.report(p, fmt.Errorf("sdk: create offer: %w", err))
 		return
@@ -288,6 +305,12 @@ func (p *Peer) description(data json.RawMessage) error {
 	case desc.Type != webrtc.SDPTypeOffer && desc.Type != webrtc.SDPTypeAnswer:
 		return fmt.Errorf("%w: description type %q", ErrBadSignal, desc.Type)
 	}
+	if desc.Type == webrtc.SDPTypeAnswer && p.pc.SignalingState() == webrtc.SignalingStateStable {
+		// The answer to an offer sent twice after lost signaling events: the first one
+		// completed the exchange.
+		p.c.log.Debug("answer while stable ignored", "peer", p.id)
+		return nil
+	}
 	if err := p.pc.SetRemoteDescription(desc); err != nil {
 		return fmt.Errorf("%w: %s: %w", ErrBadSignal, desc.Type, err)
 	}
@@ -312,6 +335,34 @@ func (p *Peer) description(data json.RawMessage) error {
 		return fmt.Errorf("sdk: set local answer: %w", err)
 	}
 	return p.c.send("answer", p.id, p.pc.LocalDescription())
+}
+
+// iceUp reports whether the pair's ICE transport is connected.
+func (p *Peer) iceUp() bool {
+	s := p.pc.ICEConnectionState()
+	return s == webrtc.ICEConnectionStateConnected || s == webrtc.ICEConnectionStateCompleted
+}
+
+// recoverNegotiation runs after signaling events may have been lost (a resumed welcome with
+// gap or restored, or the other side asking with resend): the offering side sends its
+// unanswered offer again, or offers anew (restarting ICE unless connected), which also
+// answers a lost negotiate request; the answering side asks it to. Ops goroutine only.
+func (p *Peer) recoverNegotiation() {
+	if p.polite {
+		p.askedToNegotiate = true
+		req := negotiateRequest{Switchboard: "negotiate", Resend: true, Restart: !p.iceUp()}
+		if err := p.c.send("message", p.id, req); err != nil && p.c.ctx.Err() == nil {
+			p.c.report(p, err)
+		}
+		return
+	}
+	if p.pc.SignalingState() == webrtc.SignalingStateHaveLocalOffer {
+		if err := p.c.send("offer", p.id, p.pc.LocalDescription()); err != nil && p.c.ctx.Err() == nil {
+			p.c.report(p, err)
+		}
+		return
+	}
+	p.offer(!p.iceUp())
 }
 
 func (p *Peer) candidate(data json.RawMessage) error {
@@ -464,5 +515,8 @@ func (p *Peer) AddTrack(t webrtc.TrackLocal) (*webrtc.RTPSender, error) {
 	return s, nil
 }
 
-// SendMessage relays data (any JSON value) to the peer through the signaling server.
+// SendMessage relays data (any JSON value) to the peer through the signaling server. It
+// returns once the relay is queued: it goes out at once, or after the signaling connection is
+// back, and again after a resume until the server acks it (an error answer goes to
+// Options.OnError). ErrSendQueueFull when too many wait.
 func (p *Peer) SendMessage(data any) error { return p.c.send("message", p.id, data) }

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -15,7 +16,8 @@ import (
 )
 
 // TestServeSIGTERM runs the real binary, connects a peer, sends SIGTERM and checks the peer
-// gets 1001 Going Away and the process exits cleanly within the deadline.
+// gets 1012 Service Restart (reason restart: come back and resume) and the process exits
+// cleanly within the deadline.
 func TestServeSIGTERM(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "switchboard")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
@@ -73,8 +75,9 @@ func TestServeSIGTERM(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, _, err = c.Read(ctx)
-	if websocket.CloseStatus(err) != websocket.StatusGoingAway {
-		t.Fatalf("want close 1001, got %v", err)
+	var ce websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != websocket.StatusServiceRestart || ce.Reason != "restart" {
+		t.Fatalf("want close 1012 restart, got %v", err)
 	}
 	done := make(chan error, 1)
 	go func() {

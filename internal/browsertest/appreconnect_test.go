@@ -1,57 +1,150 @@
 package browsertest
 
 import (
+	"context"
+	"io"
+	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/switchboard-rtc/switchboard/internal/config"
+	"github.com/switchboard-rtc/switchboard/internal/server"
 	"github.com/switchboard-rtc/switchboard/internal/testserver"
 )
 
-// The call page of A reaches the server through a proxy that the test cuts mid-call. The app
-// says it is reconnecting, resumes, and the call goes on: same id, B's tile for A stays and
-// keeps decoding video, B never shows A leaving, chat still flows, no console errors.
+// The call pages of A and B reach the server through proxies that the test cuts mid-call.
 func TestWebAppRidesOutSignalingLoss(t *testing.T) {
-	base, browser := appBrowser(t, 60*time.Second)
-	proxy := testserver.NewCutter(t, strings.TrimPrefix(base, "http://"))
+	base, browser := appBrowser(t, 90*time.Second)
+	host := strings.TrimPrefix(base, "http://")
+	pa, pb := testserver.NewCutter(t, host), testserver.NewCutter(t, host)
 	room := "ride-out"
-	a := openApp(t, browser, "A", "http://"+proxy.Addr()+"/r/"+room+"?name=A", 1024, 768)
-	b := openApp(t, browser, "B", base+"/r/"+room+"?name=B", 1024, 768)
-	a.waitVideos(1)
-	b.waitVideos(1)
-	idA := appEval[string](a, `window.switchboardApp.client.id`)
-	appEval[bool](a, `(() => {
-		window.__notices = [];
-		const el = document.getElementById('notice');
-		new MutationObserver(() => window.__notices.push(el.textContent)).observe(el, { childList: true, characterData: true, subtree: true });
-		return true;
-	})()`)
+	a := openApp(t, browser, "A", "http://"+pa.Addr()+"/r/"+room+"?name=A", 1024, 768)
+	b := openApp(t, browser, "B", "http://"+pb.Addr()+"/r/"+room+"?name=B", 1024, 768)
+	rideOut(t, a, b, func() {
+		if n := pa.Cut() + pb.Cut(); n < 2 {
+			t.Fatalf("cut %d connections: the pages are not connected through the proxies", n)
+		}
+	})
+}
 
-	if n := proxy.Cut(); n == 0 {
-		t.Fatal("nothing to cut: the page is not connected through the proxy")
+// The server under a web-app call dies (its connections go silent, then it stops) and a new
+// one with the same resume secret starts on the same address: both pages are restored from
+// their resume tokens, one after the other, and the call goes on as after a cut.
+func TestWebAppRidesOutServerRestart(t *testing.T) {
+	requireChromium(t)
+	srv1, stop1 := runSecretServer(t, "127.0.0.1:0")
+	addr := srv1.Addr().String()
+	browser := startChromium(t, 90*time.Second)
+	pa, pb := testserver.NewCutter(t, addr), testserver.NewCutter(t, addr)
+	room := "restart"
+	a := openApp(t, browser, "A", "http://"+pa.Addr()+"/r/"+room+"?name=A", 1024, 768)
+	b := openApp(t, browser, "B", "http://"+pb.Addr()+"/r/"+room+"?name=B", 1024, 768)
+	rideOut(t, a, b, func() {
+		pa.Sever()
+		pb.Sever()
+		stop1()
+		runSecretServer(t, addr)
+		pa.Cut()
+		pb.Cut()
+	})
+}
+
+// runSecretServer starts a server with a fixed resume secret on addr ("127.0.0.1:0" for any
+// port) and returns it with a function that stops it (also run when the test ends).
+func runSecretServer(t *testing.T, addr string) (*server.Server, func()) {
+	t.Helper()
+	cfg := config.Default()
+	cfg.Listen = addr
+	cfg.TURN = false
+	cfg.ShutdownTimeout = time.Second
+	cfg.ResumeSecret = "browsertest-restart-secret-0123456789abcdef"
+	cfg.JoinsPerClient, cfg.JoinBurstPerClient, cfg.TURNCredentialsPerClient = 1e6, 1e6, 1e6
+	cfg.HTTPConnsPerClient = 1e6
+	srv, err := server.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatalf("server: %v", err)
 	}
-	a.waitFor(`window.__notices.some((s) => s.startsWith('Reconnecting'))`, "the reconnecting notice")
-	a.waitFor(`!document.body.dataset.reconnecting && !window.switchboardApp.client.reconnecting`, "reconnected")
-	if id := appEval[string](a, `window.switchboardApp.client.id`); id != idA {
-		t.Fatalf("A's id changed from %s to %s: not resumed", idA, id)
-	}
-	if notice := appEval[string](a, `document.getElementById('notice').textContent`); notice != "" {
-		t.Fatalf("notice left after resuming: %q", notice)
-	}
-	if tiles := b.waitVideos(1); len(tiles) != 1 || !strings.HasPrefix(tiles[0], "A ") {
-		t.Fatalf("B's tiles after A resumed: %v", tiles)
-	}
-	a.waitVideos(1)
-	a.chat("still here")
-	b.waitFor(`[...document.querySelectorAll('#chat-log li:not(.sys)')].some((li) => li.textContent.includes('still here'))`, "A's chat after the cut")
-	if sys := appEval[[]string](b, `[...document.querySelectorAll('#chat-log li.sys')].map((li) => li.textContent)`); len(sys) > 0 {
-		for _, s := range sys {
-			if strings.Contains(s, "left") {
-				t.Fatalf("B shows %q", s)
-			}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("server: %v", err)
 		}
 	}
-	for _, p := range []*appTab{a, b} {
+	t.Cleanup(stop)
+	return srv, stop
+}
+
+// rideOut checks that a call between the app pages a and b survives disrupt (their signaling
+// connections lost, or the server restarted): each page shows a discreet "Reconnecting…"
+// badge that moves nothing, then hides it once resumed; ids stay, the remote tiles stay (the
+// same elements) and keep decoding video, no "left" or "is here" line appears, chat flows,
+// no console errors.
+func rideOut(t *testing.T, a, b *appTab, disrupt func()) {
+	t.Helper()
+	tabs := []*appTab{a, b}
+	ids := map[*appTab]string{}
+	sysBefore := map[*appTab][]string{}
+	for _, p := range tabs {
+		p.waitVideos(1)
+		ids[p] = appEval[string](p, `window.switchboardApp.client.id`)
+		appEval[bool](p, `(() => {
+			const badge = document.getElementById('conn-state');
+			const box = (sel) => JSON.stringify(document.querySelector(sel).getBoundingClientRect());
+			const boxes = () => [box('.controls'), box('#chat-form'), box('#grid')].join(' ');
+			window.__badge = [];
+			window.__boxes = boxes();
+			window.__boxesWhileDown = [];
+			new MutationObserver(() => {
+				window.__badge.push(badge.hidden ? 'hidden' : 'shown');
+				if (!badge.hidden) window.__boxesWhileDown.push(boxes());
+			}).observe(badge, { attributes: true, attributeFilter: ['hidden'] });
+			for (const el of document.querySelectorAll('.tile.remote')) el.__before = true;
+			return true;
+		})()`)
+		sysBefore[p] = appEval[[]string](p, `[...document.querySelectorAll('#chat-log li.sys')].map((li) => li.textContent)`)
+	}
+
+	disrupt()
+	for _, p := range tabs {
+		p.waitFor(`window.__badge.includes('shown')`, "the Reconnecting badge")
+		p.waitFor(`window.__badge.at(-1) === 'hidden' && !document.body.dataset.reconnecting && !window.switchboardApp.client.reconnecting`, "resumed")
+		if id := appEval[string](p, `window.switchboardApp.client.id`); id != ids[p] {
+			t.Fatalf("%s's id changed from %s to %s: not resumed", p.name, ids[p], id)
+		}
+		if text := appEval[string](p, `document.getElementById('conn-state').textContent`); !strings.HasPrefix(text, "Reconnecting") {
+			t.Fatalf("%s's badge says %q", p.name, text)
+		}
+		if moved := appEval[[]string](p, `window.__boxesWhileDown.filter((b) => b !== window.__boxes)`); len(moved) > 0 {
+			t.Fatalf("%s: the page moved while reconnecting: %v, was %s", p.name, moved, appEval[string](p, `window.__boxes`))
+		}
+		if notice := appEval[string](p, `document.getElementById('notice').hidden ? '' : document.getElementById('notice').textContent`); notice != "" {
+			t.Fatalf("%s shows the notice %q", p.name, notice)
+		}
+		if tiles := appEval[[]bool](p, `[...document.querySelectorAll('.tile.remote')].map((el) => !!el.__before)`); !slices.Equal(tiles, []bool{true}) {
+			t.Fatalf("%s's remote tiles were replaced (kept: %v)", p.name, tiles)
+		}
+		if tiles := p.waitVideos(1); len(tiles) != 1 {
+			t.Fatalf("%s's tiles after resuming: %v", p.name, tiles)
+		}
+	}
+	a.chat("still here")
+	b.waitFor(`[...document.querySelectorAll('#chat-log li:not(.sys)')].some((li) => li.textContent.includes('still here'))`, "A's chat after the disruption")
+	b.chat("me too")
+	a.waitFor(`[...document.querySelectorAll('#chat-log li:not(.sys)')].some((li) => li.textContent.includes('me too'))`, "B's chat after the disruption")
+	for _, p := range tabs {
+		if sys := appEval[[]string](p, `[...document.querySelectorAll('#chat-log li.sys')].map((li) => li.textContent)`); !slices.Equal(sys, sysBefore[p]) {
+			t.Fatalf("%s's system lines went from %q to %q", p.name, sysBefore[p], sys)
+		}
 		if errs := p.errors(); len(errs) > 0 {
 			t.Fatalf("%s console errors: %v", p.name, errs)
 		}

@@ -166,13 +166,22 @@ func (h *Hub) kick(m *bus.Member, code protocol.Code, reason string) {
 			}
 		}
 	}
-	h.mu.Unlock()
 	if parked != nil {
 		rs = parked
 	}
+	var jtis []jtiRef
+	if rs != nil {
+		// Its tokens are recorded as ending in the same step as the presence goes, so that a
+		// resume that spent one first and looks for the presence after does not restore it.
+		rs.mu.Lock()
+		jtis, rs.jtis = rs.jtis, nil
+		rs.mu.Unlock()
+		h.endingLocked(jtis)
+	}
+	h.mu.Unlock()
 	if rs != nil {
 		rs.forget() // what it kept goes back to the memory budget
-		h.spendAll(rs)
+		h.spendEnding(jtis)
 	}
 	if o == nil {
 		h.bus.Leave(m, reason) // not held here (leaving already): nothing to tell anyone

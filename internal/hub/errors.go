@@ -20,6 +20,7 @@ const (
 	ClosePolicyViolation = 1008
 	CloseMessageTooBig   = 1009
 	CloseInternalError   = 1011
+	CloseServiceRestart  = 1012
 )
 
 // CloseError asks the transport to close the connection.

@@ -139,6 +139,9 @@ type Hub struct {
 	owners  map[*bus.Member]*owner // who holds each presence of this node, for Kick
 	bg      sync.WaitGroup         // spends of the tokens of presences that ended
 	ending  map[string]struct{}    // the jtis of those spends under way
+	// contested are the jtis a resume spent while their presence ended here, until they
+	// expire (at most maxContested): that resume must not re-create it.
+	contested map[string]time.Time
 
 	clients   clientTables   // per-client rates (clients.go)
 	slowJoins bool           // the bus's joins wait on the network (bus.SlowJoiner)
@@ -171,6 +174,7 @@ func New(cfg Config) (*Hub, error) {
 		slowJoins:  isSlowJoiner(cfg.Bus),
 		holders:    make(map[string]*Session),
 		ending:     make(map[string]struct{}),
+		contested:  make(map[string]time.Time),
 		owners:     make(map[*bus.Member]*owner),
 	}
 	h.initClients()
@@ -485,6 +489,7 @@ func (s *Session) join(f *protocol.Frame) *protocol.Error {
 		token = s.hub.mint(rsink)
 		key = presenceKey(room, m.Info.ID)
 		m.Sink = rsink
+		m.Handover = s.hub.handoverFunc(m) // a resume on another node takes its outbox
 	}
 	id := bytes.Clone(f.ID)          // f aliases the transport's read buffer; the welcome may go out later
 	ice := s.iceFor(m.Info.ID, turn) // minted here, not under the room's lock

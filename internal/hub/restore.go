@@ -79,14 +79,27 @@ func (r *resumeSink) replay(sink bus.Sink, welcome *protocol.Event, evs []*proto
 	defer r.mu.Unlock()
 	welcome.Welcome.Seq = r.seq
 	sink.Send(welcome)
+	prev := last
 	for _, e := range evs {
-		if e.Seq <= last || len(r.kept) >= r.maxEvents {
+		if e.Seq <= prev {
+			continue // read already, or out of order
+		}
+		prev = e.Seq
+		// Every event goes out (the connection is live); the outbox keeps the newest within
+		// its bound, as a connected one does, and remembers the gap before them.
+		r.seq = max(r.seq, e.Seq)
+		sink.Send(e)
+		size := eventSize(e)
+		if size > r.maxBytes || r.maxEvents == 0 {
+			r.dropped = e.Seq
 			continue
 		}
-		r.kept = append(r.kept, kept{ev: *e, size: eventSize(e)})
-		r.keptBytes += eventSize(e)
-		sink.Send(e)
-		r.seq = max(r.seq, e.Seq)
+		for len(r.kept) > 0 && (len(r.kept) >= r.maxEvents || r.keptBytes+size > r.maxBytes) {
+			r.dropped = r.kept[0].ev.Seq
+			r.popLocked()
+		}
+		r.kept = append(r.kept, kept{ev: *e, size: size})
+		r.keptBytes += size
 	}
 }
 
@@ -107,7 +120,11 @@ func (h *Hub) handoverFunc(m *bus.Member) func(last uint64) *bus.Handover {
 		if cl, ok := old.(Closer); ok {
 			cl.CloseConn("replaced")
 		}
-		return rs.handOver(last)
+		ho := rs.handOver(last)
+		// The node it resumes on mints its tokens from now on: those minted here die, else
+		// one of them could re-create the presence once it has left there.
+		h.spendAll(rs)
+		return ho
 	}
 }
 

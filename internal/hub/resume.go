@@ -44,13 +44,43 @@ func (h *Hub) mint(r *resumeSink) string {
 		h.log.Warn("mint resume token", "err", err)
 		return ""
 	}
+	var evicted []jtiRef
 	r.mu.Lock()
 	if len(r.jtis) == maxJTIs {
-		r.jtis = append(r.jtis[:0], r.jtis[1:]...)
+		// Expired ones are no use to anyone; an unexpired one that must make room is spent
+		// now, else it could re-create the presence after it ended.
+		now := time.Now()
+		live := r.jtis[:0]
+		for _, j := range r.jtis {
+			if j.exp.After(now) {
+				live = append(live, j)
+			}
+		}
+		r.jtis = live
+		if len(r.jtis) == maxJTIs {
+			evicted = []jtiRef{r.jtis[0]}
+			r.jtis = append(r.jtis[:0], r.jtis[1:]...)
+		}
 	}
 	r.jtis = append(r.jtis, jtiRef{id: c.ID, exp: c.Expires})
 	r.mu.Unlock()
+	if evicted != nil {
+		h.spendRefs(evicted)
+	}
 	return tok
+}
+
+// spent forgets jti, a token of r just spent by a resume: it needs no spending when the
+// presence ends, and keeps no room among those that do.
+func (r *resumeSink) spent(jti string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i, j := range r.jtis {
+		if j.id == jti {
+			r.jtis = append(r.jtis[:i], r.jtis[i+1:]...)
+			return
+		}
+	}
 }
 
 // spendAll spends the tokens still unspent of a presence that ended for good, so none of them
@@ -60,33 +90,85 @@ func (h *Hub) spendAll(r *resumeSink) {
 	jtis := r.jtis
 	r.jtis = nil
 	r.mu.Unlock()
+	h.spendRefs(jtis)
+}
+
+// spendRefs spends jtis on their own goroutine; until the ledger has them, a resume on this
+// node finds them in h.ending.
+func (h *Hub) spendRefs(jtis []jtiRef) {
 	if len(jtis) == 0 {
 		return
 	}
-	// Until the ledger has them, a resume on this node finds them here.
 	h.mu.Lock()
+	h.endingLocked(jtis)
+	h.mu.Unlock()
+	h.spendEnding(jtis)
+}
+
+// maxContested bounds h.contested.
+const maxContested = 1 << 16
+
+// endingLocked records jtis, the tokens of a presence that ends, as being spent: a resume on
+// this node that finds them here (h.ending) is refused. h.mu is held.
+func (h *Hub) endingLocked(jtis []jtiRef) {
 	for _, j := range jtis {
 		h.ending[j.id] = struct{}{}
 	}
-	h.mu.Unlock()
+}
+
+// spendEnding spends jtis, recorded by endingLocked, on its own goroutine. One a resume had
+// spent first stays recorded, in h.contested, until it expires: that resume may not have
+// looked for the presence yet, and must not re-create it (endedLocked).
+func (h *Hub) spendEnding(jtis []jtiRef) {
+	if len(jtis) == 0 {
+		return
+	}
 	h.bg.Add(1)
 	go func() {
 		defer h.bg.Done()
+		var contested []jtiRef
 		defer func() {
+			now := time.Now()
 			h.mu.Lock()
 			for _, j := range jtis {
 				delete(h.ending, j.id)
+			}
+			if len(contested) > 0 {
+				for id, exp := range h.contested {
+					if !exp.After(now) {
+						delete(h.contested, id)
+					}
+				}
+				for _, j := range contested {
+					if len(h.contested) < maxContested {
+						h.contested[j.id] = j.exp
+					}
+				}
 			}
 			h.mu.Unlock()
 		}()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		for _, j := range jtis {
-			if err := h.tokens.Spend(ctx, resume.Claims{ID: j.id, Expires: j.exp}); err != nil && !errors.Is(err, resume.ErrSpent) {
+			err := h.tokens.Spend(ctx, resume.Claims{ID: j.id, Expires: j.exp})
+			switch {
+			case errors.Is(err, resume.ErrSpent):
+				contested = append(contested, j)
+			case err != nil:
 				h.log.Warn("spend the resume tokens of a presence that left", "err", err)
 			}
 		}
 	}()
+}
+
+// endedLocked reports whether jti is a token of a presence that ended here: being spent, or
+// spent by a resume while its presence ended. h.mu is held.
+func (h *Hub) endedLocked(jti string) bool {
+	if _, ok := h.ending[jti]; ok {
+		return true
+	}
+	exp, ok := h.contested[jti]
+	return ok && exp.After(time.Now())
 }
 
 // scheduleRefresh sends the connected presence a fresh token at half the TTL, and again.
@@ -259,7 +341,7 @@ func (s *Session) resume(token, room string, id []byte, last uint64) bool {
 		return false
 	}
 	h.mu.Lock()
-	_, ended := h.ending[c.ID]
+	ended := h.endedLocked(c.ID)
 	h.mu.Unlock()
 	if ended {
 		err = resume.ErrSpent
@@ -274,8 +356,19 @@ func (s *Session) resume(token, room string, id []byte, last uint64) bool {
 	key := presenceKey(c.Room, c.Peer)
 	m, rs, old, turn, o := h.take(key)
 	if m == nil {
+		h.mu.Lock()
+		ended = h.endedLocked(c.ID)
+		h.mu.Unlock()
+		if ended {
+			// Its presence ended here (removed, replaced) while this resume spent the
+			// token: it is not re-created.
+			h.stats.ResumesRefused.Add(1)
+			h.log.Debug("resume token refused: its presence ended meanwhile", "room", c.Room, "peer", c.Peer)
+			return false
+		}
 		return s.restore(c, id, last)
 	}
+	rs.spent(c.ID)
 	room = m.Room
 	since := rs.counter()
 	others := h.peersNow(m)

@@ -10,10 +10,15 @@ import (
 
 // resumeTokens returns the hub's resume tokens: signed with --resume-secret, or with a random
 // secret of this process (logged once: a restart then cannot take presences back).
-func resumeTokens(cfg config.Config, log *slog.Logger) (*resume.Tokens, error) {
+// A state file's secrets verify too (after the configured ones), or sign when none is
+// configured: tokens from before the restart stay good.
+func resumeTokens(cfg config.Config, saved *state, log *slog.Logger) (*resume.Tokens, error) {
 	secrets, err := resume.ParseSecrets(cfg.ResumeSecret)
 	if err != nil {
 		return nil, fmt.Errorf("resume-secret: %w", err)
+	}
+	if saved != nil {
+		secrets = append(secrets, saved.Secrets...)
 	}
 	t, err := resume.New(resume.Config{Secrets: secrets, TTL: cfg.ResumeTokenTTL})
 	if err != nil {

@@ -107,7 +107,11 @@ func build(cfg config.Config, log *slog.Logger, st *stats.Stats, b bus.Bus, fds 
 	if grace == 0 {
 		grace = -1 // the hub's zero value means its default
 	}
-	tokens, err := resumeTokens(cfg, log)
+	saved, err := readState(cfg.StateFile)
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	tokens, err := resumeTokens(cfg, saved, log)
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
@@ -169,6 +173,12 @@ func build(cfg config.Config, log *slog.Logger, st *stats.Stats, b bus.Bus, fds 
 	if err != nil {
 		closeTURN()
 		return nil, fmt.Errorf("server: %w", err)
+	}
+	if saved != nil {
+		if err := h.Restore(saved.Presences); err != nil {
+			closeTURN()
+			return nil, fmt.Errorf("server: %w", err)
+		}
 	}
 	ws, err := wsserver.New(wsserver.Config{
 		Hub:            h,
@@ -379,12 +389,34 @@ func (s *Server) Run(ctx context.Context) error {
 // Shutdown stops accepting, says goodbye (1001) to every peer, waits for them within ctx and
 // stops everything; a cluster node then tells the other nodes it is gone.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.hub.Drain()
+	// A cluster node drains as before until its bus keeps muted members orphaned for the
+	// others (docs/design/issue-14.md §4).
+	restart := s.cfg.ResumeGrace > 0 && s.cfg.NATS == ""
+	var serr error
+	if restart {
+		// Every presence is muted: nobody hears a leave, and each client comes back (close
+		// 1012) to resume here after the restart or on another node.
+		saved := s.hub.Shutdown(true)
+		if s.cfg.StateFile != "" {
+			serr = writeState(s.cfg.StateFile, &state{Secrets: s.hub.ResumeSecrets(), Presences: saved})
+			if serr != nil {
+				s.log.Error("write the state file", "err", serr)
+			}
+		}
+	} else {
+		s.hub.Drain()
+	}
 	// Socket.IO first: its long-polling GETs would hold http.Shutdown until ctx ends.
 	_ = s.sio.Shutdown(ctx)
 	herr := s.http.Shutdown(ctx)
 	s.tls.stop(ctx)
-	werr := s.ws.Shutdown(ctx)
+	var werr error
+	if restart {
+		werr = s.ws.Restart(ctx)
+	} else {
+		werr = s.ws.Shutdown(ctx)
+	}
+	werr = errors.Join(werr, serr)
 	// Joins still waiting on the cluster end before the bus goes (each is bounded by the bus's
 	// request timeout); a presence they admit leaves at once, its connection being gone.
 	if jerr := s.hub.WaitJoins(ctx); jerr != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -457,8 +458,18 @@ func TestGracefulShutdown(t *testing.T) {
 	b.join("r", nil)
 	start := time.Now()
 	ts.stop()
-	a.expectClose(websocket.StatusGoingAway)
-	b.expectClose(websocket.StatusGoingAway)
+	// A restart: each client is told to come back (1012) and hears no peer-left.
+	for _, c := range []*client{a, b} {
+		for m := range c.msgs {
+			if m.Type == "peer-left" {
+				t.Fatalf("peer-left on a restart: %s", m.Raw)
+			}
+		}
+		var ce websocket.CloseError
+		if err := <-c.errc; !errors.As(err, &ce) || ce.Code != websocket.StatusServiceRestart || ce.Reason != "restart" {
+			t.Fatalf("closed with %v, want 1012 restart", err)
+		}
+	}
 	select {
 	case err := <-ts.done:
 		if err != nil {

@@ -154,11 +154,12 @@ func TestWebhookReceiverDownThenBack(t *testing.T) {
 	}
 }
 
-// A stopping server says goodbye to its peers, then delivers their peer-left and the
-// room-finished before Run returns.
+// A stopping server that cannot resume presences (--resume-grace 0) says goodbye to its
+// peers, then delivers their peer-left and the room-finished before Run returns. (With
+// resumption a stop is a restart: the presences are muted, and nobody hears them leave.)
 func TestWebhookShutdownDeliversLastEvents(t *testing.T) {
 	rc := startReceiver(t, nil)
-	ts := startServer(t, func(c *config.Config) { withWebhooks(c, rc.url()) })
+	ts := startServer(t, func(c *config.Config) { withWebhooks(c, rc.url()); c.ResumeGrace = 0 })
 	a, b := dial(t, ts), dial(t, ts)
 	a.join("r", map[string]any{"token": hookToken(t, "a", "r")})
 	b.join("r", map[string]any{"token": hookToken(t, "b", "r")})

@@ -65,11 +65,9 @@ type Stats struct {
 	ResumesRefused atomic.Uint64
 	Restores       atomic.Uint64
 	// ResumeTokensRefreshed counts resume-token frames sent; RetriesDeduped relays re-sent
-	// with retry that were acked without relaying them again; OutboxDropped events dropped
-	// unread from a connected presence's full outbox.
+	// with retry that were acked without relaying them again.
 	ResumeTokensRefreshed atomic.Uint64
 	RetriesDeduped        atomic.Uint64
-	OutboxDropped         atomic.Uint64
 	// LoopSlices counts batches of ready connections an event loop cut short after its time
 	// slice, leaving the rest for its next wait.
 	LoopSlices atomic.Uint64

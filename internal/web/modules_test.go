@@ -112,7 +112,7 @@ func TestModules(t *testing.T) {
 		}
 	}
 	for _, p := range []string{"/sdk/sdk-client.js", "/sdk/sdk-peer.js", "/sdk/sdk-connect.js",
-		"/sdk/sdk-errors.js", "/app/page.js", "/app/media.js", "/app/chat.js", "/app/files.js", "/app/access.js"} {
+		"/sdk/sdk-outbox.js", "/sdk/sdk-errors.js", "/app/page.js", "/app/media.js", "/app/chat.js", "/app/files.js", "/app/access.js"} {
 		if !imported[p] {
 			t.Errorf("%s: nothing imports it", p)
 		}

@@ -20,6 +20,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/switchboard-rtc/switchboard/internal/bus"
 	"github.com/switchboard-rtc/switchboard/internal/clientaddr"
 	"github.com/switchboard-rtc/switchboard/internal/hub"
 	"github.com/switchboard-rtc/switchboard/internal/membudget"
@@ -419,6 +420,17 @@ func (s *Server) release() {
 // Shutdown refuses new connections, sends every peer a close frame (1001 Going Away), waits
 // until they are gone or ctx ends, then closes what is left and stops the event loops.
 func (s *Server) Shutdown(ctx context.Context) error {
+	return s.shutdown(ctx, hub.CloseGoingAway, "server shutting down", "shutdown")
+}
+
+// Restart is Shutdown for a restart: every connection is closed with 1012 (service restart)
+// and reason "restart", after what is queued for it, for its client to come back at once and
+// resume. The hub's presences are muted first (hub.Shutdown(true)), so nobody hears a leave.
+func (s *Server) Restart(ctx context.Context) error {
+	return s.shutdown(ctx, hub.CloseServiceRestart, "restart", bus.ReasonRestart)
+}
+
+func (s *Server) shutdown(ctx context.Context, code int, reason, leaveReason string) error {
 	if s.closing.Swap(true) {
 		s.wg.Wait()
 		return nil
@@ -427,7 +439,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for _, l := range s.loops {
 		l.post(func(now time.Time) {
 			for _, c := range l.snapshot() {
-				c.closeWith(hub.CloseGoingAway, "server shutting down", "shutdown", now)
+				c.closeWith(code, reason, leaveReason, now)
 			}
 		})
 	}

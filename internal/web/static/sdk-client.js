@@ -1,17 +1,26 @@
 // sdk-client.js: the browser SDK's Client (part of switchboard.js, which re-exports it): the
-// signaling socket and its frames, requests and acks, TURN credential refresh, the room's
+// signaling socket and its frames, relays and acks, TURN credential refresh, the room's
 // peers, and reconnection (resume, or a new presence).
+//
+// Resuming loses and repeats nothing (docs/design/issue-14.md §1): events carry the
+// presence's seq (the highest received goes with the resume join as `last`; an event at or
+// below it is a duplicate and dropped); relays wait in the Outbox (sdk-outbox.js) until
+// answered and go again with `retry` after a resumed welcome; the welcome's `peers` are the
+// room now (peers gone meanwhile are removed once the replay is over, new ones added); after a
+// `restored` welcome known peers missing from it are given `resumeMs` to come back (their
+// peer-joined has `resumed`) and relays to them are held; a welcome with `gap` or `restored`
+// makes every pair check its negotiation (Peer._recover).
 
 import { Peer } from './sdk-peer.js';
 import { ServerError } from './sdk-errors.js';
-import { FINAL_CODES, connect, freshToken, retryDelay } from './sdk-connect.js';
+import { FINAL_CODES, RESTART_CODE, connect, freshToken, retryDelay } from './sdk-connect.js';
+import { MAX_HELD, Outbox, RelayDropped } from './sdk-outbox.js';
 
 /** @typedef {import('./switchboard.js').JoinOptions} JoinOptions */
 /** @typedef {import('./switchboard.js').PeerInfo} PeerInfo */
 /** @typedef {import('./sdk-connect.js').Connection} Connection */
 
-/** Bound on frames queued while the signaling socket reconnects. */
-const MAX_OUTBOX = 1000;
+/** @typedef {import('./sdk-outbox.js').Relay} Relay */
 
 /** A peer in one room of a Switchboard server. Create it with join(). */
 export class Client {
@@ -43,10 +52,14 @@ export class Client {
     /** @internal @type {string} the access token of the last new presence */ this._token = '';
     /** @private */ this._closed = false;
     /** @private */ this._seq = 0;
-    /** @private @type {Map<string, {resolve: () => void, reject: (e: Error) => void}>} */
-    this._acks = new Map();
     /** @private @type {string} */ this._resume = welcome.resume || '';
-    /** @private @type {string[]} frames to send once reconnected */ this._outbox = [];
+    /** @private the highest event seq received */ this._lastSeq = 0;
+    /** @private */ this._resumeMs = welcome.resumeMs || 15000;
+    /** @private relays not answered yet */ this._out = new Outbox();
+    /** @private @type {Map<string, ReturnType<typeof setTimeout>>} peers a restored welcome left out */
+    this._pending = new Map();
+    /** @private @type {{end: number, present: Set<string>, gone: string[]}|null} */
+    this._replay = null;
     /** @private @type {ReturnType<typeof setTimeout>|undefined} */ this._retryTimer = undefined;
     /** @private @type {ReturnType<typeof setTimeout>|undefined} */ this._iceTimer = undefined;
     /** @private */ this._iceGot = Date.now();
@@ -127,12 +140,12 @@ export class Client {
     clearTimeout(this._iceTimer);
     for (const p of this.peers.values()) p._close();
     this.peers.clear();
-    this._failAcks(new Error('switchboard: client closed'));
+    this._stopPending();
+    this._out.clear(new Error('switchboard: client closed'));
     if (this.reconnecting) {
       // The socket is gone already: no close event will come, so say it here.
       this.reconnecting = false;
       clearTimeout(this._retryTimer);
-      this._outbox = [];
       if (this._opts.onClose) this._opts.onClose(new CloseEvent('close', { code: 1000, wasClean: true }));
       return;
     }
@@ -141,49 +154,78 @@ export class Client {
   }
 
   /**
-   * Sends a frame now, or once reconnected.
+   * Sends a frame of the client's own (not a relay) now.
    * @private @param {Object<string, any>} frame
    */
   _put(frame) {
-    const text = JSON.stringify(frame);
-    if (this.reconnecting) {
-      if (this._outbox.length >= MAX_OUTBOX) throw new Error('switchboard: too much queued while reconnecting');
-      this._outbox.push(text);
-      return;
-    }
-    if (this._closed || this._ws.readyState !== WebSocket.OPEN) throw new Error('switchboard: signaling socket is not open');
-    this._ws.send(text);
+    if (this._closed || this.reconnecting || this._ws.readyState !== WebSocket.OPEN) throw new Error('switchboard: signaling socket is not open');
+    this._ws.send(JSON.stringify(frame));
   }
 
   /**
-   * Sends a frame without a request id (queued while reconnecting).
+   * Relays a frame of the SDK's own (offer, answer, candidate, negotiate request); a failure
+   * is reported to onError.
    * @internal @param {string} type @param {string} target @param {any} data
    */
   _send(type, target, data) {
-    this._put({ type, target, data });
+    this._request({ type, target, data }).catch((e) => {
+      if (!(e instanceof RelayDropped)) this._report(this.peers.get(target) || null, e);
+    });
   }
 
   /**
-   * Sends a frame with a request id; resolves on its ack, rejects on its error.
+   * Relays a frame with an id: sent now if the socket is up, else once resumed. Resolves on
+   * its ack, rejects on its error.
    * @internal @param {Object<string, any>} frame @returns {Promise<void>}
    */
   _request(frame) {
     return new Promise((resolve, reject) => {
-      const id = `m${++this._seq}`;
-      try {
-        this._put({ ...frame, id });
-      } catch (e) {
-        reject(e);
+      if (this._closed) {
+        reject(new Error('switchboard: client closed'));
         return;
       }
-      this._acks.set(id, { resolve, reject });
+      try {
+        this._enqueue(frame, resolve, reject);
+      } catch (e) {
+        reject(e);
+      }
     });
   }
 
-  /** @private @param {Error} err */
-  _failAcks(err) {
-    for (const a of this._acks.values()) a.reject(err);
-    this._acks.clear();
+  /**
+   * @private @param {Object<string, any>} frame @param {() => void} resolve
+   * @param {(e: Error) => void} reject
+   */
+  _enqueue(frame, resolve, reject) {
+    const r = this._out.add(frame, resolve, reject);
+    if (!this.reconnecting && this._ws.readyState === WebSocket.OPEN) this._ws.send(Outbox.text(r, false));
+  }
+
+  /**
+   * An error answered relay r: unknown-target for a peer expected back holds it for the
+   * peer; one sent before the peer was back goes again.
+   * @private @param {Relay} r @param {ServerError} err
+   */
+  _refused(r, err) {
+    const target = r.frame.target;
+    if (err.code === 'unknown-target' && typeof target === 'string') {
+      if (this._pending.has(target)) {
+        const held = this._out.held.get(target) || [];
+        if (held.length >= MAX_HELD) {
+          r.reject(new Error(`switchboard: relay to ${target} dropped: too many held for a peer not back yet`));
+          return;
+        }
+        held.push(r);
+        this._out.held.set(target, held);
+        return;
+      }
+      const back = this._out.backAt.get(target);
+      if (back !== undefined && r.n < back && this.peers.has(target)) {
+        try { this._enqueue(r.frame, r.resolve, r.reject); } catch (e) { r.reject(/** @type {Error} */ (e)); }
+        return;
+      }
+    }
+    r.reject(err);
   }
 
   /** @internal @param {Peer|null} peer @param {any} err */
@@ -209,18 +251,32 @@ export class Client {
   _frame(raw) {
     let f;
     try { f = JSON.parse(raw); } catch { this._report(null, new Error('switchboard: bad frame from server')); return; }
+    if (!f || typeof f !== 'object') return;
+    const seq = typeof f.seq === 'number' && f.seq > 0 ? f.seq : 0;
+    if (seq) {
+      if (seq <= this._lastSeq) return; // a duplicate of a replay
+      this._lastSeq = seq;
+    }
+    this._handle(f, seq);
+    if (this._replay && seq >= this._replay.end) this._finishReplay();
+  }
+
+  /** @private @param {any} f @param {number} seq */
+  _handle(f, seq) {
     switch (f.type) {
-      case 'peer-joined':
-        if (f.peer && typeof f.peer.id === 'string') this._addPeer(f.peer);
+      case 'peer-joined': {
+        const info = f.peer;
+        if (!info || typeof info.id !== 'string') return;
+        // A replayed arrival of a peer the resumed welcome says is gone: skip it.
+        if (this._replay && seq && seq <= this._replay.end && !this._replay.present.has(info.id)) return;
+        const known = this.peers.get(info.id);
+        if (known) this._peerBack(known, info); // an update, not an arrival
+        else this._addPeer(info);
         return;
+      }
       case 'peer-updated': {
         const p = f.peer && this.peers.get(f.peer.id);
-        if (!p) return;
-        p.name = f.peer.name || '';
-        p.meta = f.peer.meta;
-        if (this._opts.onPeerUpdated) {
-          try { this._opts.onPeerUpdated(p); } catch (e) { this._report(p, e); }
-        }
+        if (p) this._updatePeer(p, f.peer);
         return;
       }
       case 'server-message':
@@ -228,14 +284,9 @@ export class Client {
           try { this._opts.onServerMessage(f.data); } catch (e) { this._report(null, e); }
         }
         return;
-      case 'peer-left': {
-        const p = f.peer && this.peers.get(f.peer.id);
-        if (!p) return;
-        this.peers.delete(p.id);
-        p._close();
-        if (this._opts.onPeerLeft) this._opts.onPeerLeft(p, f.reason || 'left');
+      case 'peer-left':
+        if (f.peer && typeof f.peer.id === 'string') this._removePeer(f.peer.id, f.reason || 'left');
         return;
-      }
       case 'offer': case 'answer': case 'ice-candidate': {
         const p = this.peers.get(f.from);
         if (p) p._signal(f.type, f.data);
@@ -249,15 +300,18 @@ export class Client {
       case 'ice-servers':
         this._setIceServers(f.iceServers);
         return;
+      case 'resume-token':
+        if (typeof f.resume === 'string' && f.resume) this._resume = f.resume;
+        return;
       case 'ack': {
-        const a = this._acks.get(String(f.id));
-        if (a) { this._acks.delete(String(f.id)); a.resolve(); }
+        const r = this._out.answered(f.id);
+        if (r) r.resolve();
         return;
       }
       case 'error': {
         const err = new ServerError(f.code, f.message);
-        const a = f.id != null && this._acks.get(String(f.id));
-        if (a) { this._acks.delete(String(f.id)); a.reject(err); return; }
+        const r = this._out.answered(f.id);
+        if (r) { this._refused(r, err); return; }
         if (err.final) { this.error = err; return; } // the server closes the socket next
         this._report(null, err);
         return;
@@ -267,8 +321,7 @@ export class Client {
 
   /** @private @param {CloseEvent} ev */
   _socketClosed(ev) {
-    // Requests sent on the lost socket may or may not have been handled: say they failed.
-    this._failAcks(new Error(`switchboard: signaling socket closed (${ev.code})`));
+    // Relays sent on the lost socket and not answered go again after the resume.
     if (!this.error && ev.code === 1008) this.error = new ServerError(ev.reason || 'policy-violation', 'the server closed the connection');
     if (!this._closed && !this.error && this._opts.reconnect !== false && !FINAL_CODES.has(ev.code)) {
       this.reconnecting = true;
@@ -288,9 +341,10 @@ export class Client {
     this._closed = true;
     clearTimeout(this._iceTimer);
     this.reconnecting = false;
-    this._outbox = [];
     for (const p of this.peers.values()) p._close();
     this.peers.clear();
+    this._stopPending();
+    this._out.clear(new Error(`switchboard: signaling socket closed (${ev.code})`));
     if (!wasClosed && this._opts.onError) {
       this._opts.onError(null, this.error || new Error(`switchboard: signaling socket closed (${ev.code})`));
     }
@@ -307,7 +361,8 @@ export class Client {
       this._final(new CloseEvent('close', { code }));
       return;
     }
-    const delay = retryDelay(r, n);
+    // A server restarting (1012) wants us back at once: jittered 0–250 ms, not the backoff.
+    const delay = n === 1 && code === RESTART_CODE ? Math.random() * 250 : retryDelay(r, n);
     if (this._opts.onReconnecting) {
       try { this._opts.onReconnecting({ attempt: n, code }); } catch (e) { this._report(null, e); }
     }
@@ -326,14 +381,14 @@ export class Client {
     const fn = typeof this._opts.token === 'function';
     if (!fn || this._resume) {
       try {
-        return await connect(this._url, this.room, this._opts, this._resume, fn ? '' : this._token);
+        return await connect(this._url, this.room, this._opts, this._resume, fn ? '' : this._token, this._lastSeq);
       } catch (e) {
         if (!fn || !(e instanceof ServerError) || e.code !== 'token-missing' || this._closed) throw e;
       }
     }
     const token = await freshToken(this._opts);
     this._token = token;
-    return connect(this._url, this.room, this._opts, '', token);
+    return connect(this._url, this.room, this._opts, '', token, 0);
   }
 
   /** @private @param {number} n @param {number} code */
@@ -366,12 +421,13 @@ export class Client {
     }
     const w = conn.welcome;
     this._resume = w.resume || '';
+    if (w.resumeMs) this._resumeMs = w.resumeMs;
     this.reconnecting = false;
-    const outbox = this._outbox;
-    this._outbox = [];
     if (w.resumed) {
-      for (const text of outbox) conn.ws.send(text);
       this._attach(conn);
+      // Unanswered relays first, in order, before anything sent from here on.
+      for (const r of this._out.queue) conn.ws.send(Outbox.text(r, true));
+      this._reconcile(w);
     } else {
       // A new presence: the others saw us leave and know nothing of our new id. Every pair
       // starts over; what was queued for the old pairs is moot.
@@ -383,6 +439,10 @@ export class Client {
           try { this._opts.onPeerLeft(p, 'reconnect'); } catch (e) { this._report(p, e); }
         }
       }
+      this._out.clear(new RelayDropped());
+      this._stopPending();
+      this._replay = null;
+      this._lastSeq = 0;
       this.id = w.peer;
       this._attach(conn);
     }
@@ -391,5 +451,109 @@ export class Client {
       try { this._opts.onReconnected({ resumed: !!w.resumed, id: this.id }); } catch (e) { this._report(null, e); }
     }
     this._start(w.resumed ? [] : (w.peers || []), conn.early);
+    if (w.resumed && (w.gap || w.restored)) {
+      for (const p of this.peers.values()) p._do(() => p._recover());
+    }
+  }
+
+  /**
+   * Brings the peers in line with a resumed welcome.
+   * @private @param {any} w
+   */
+  _reconcile(w) {
+    /** @type {PeerInfo[]} */
+    const peers = Array.isArray(w.peers) ? w.peers : [];
+    let s = 0; // the presence's counter before the replay ("seq", omitted when 0)
+    if (typeof w.seq === 'number') s = w.seq;
+    // A server from before seq lists no peers in a resumed welcome; a server of today whose
+    // counter is 0 sent us no event, so no peer of ours can have left.
+    else if (!w.restored && peers.length === 0) return;
+    if (s < this._lastSeq) this._lastSeq = s; // the counter started again (restored)
+    this._finishReplay(); // one cut short by this reconnect
+    const present = new Set(peers.map((p) => p.id));
+    const gone = [...this.peers.keys()].filter((id) => !present.has(id));
+    for (const info of peers) {
+      const known = this.peers.get(info.id);
+      if (known) this._peerBack(known, info);
+      else this._addPeer(info);
+    }
+    if (w.restored) {
+      for (const id of gone) this._await(id);
+      return;
+    }
+    this._replay = { end: s, present, gone };
+    if (w.gap || s <= this._lastSeq) this._finishReplay();
+  }
+
+  /** Removes the peers a resumed welcome said are gone and the replay did not. @private */
+  _finishReplay() {
+    const r = this._replay;
+    this._replay = null;
+    if (r) for (const id of r.gone) this._removePeer(id, 'left');
+  }
+
+  /** Gives peer id resumeMs to come back. @private @param {string} id */
+  _await(id) {
+    if (this._pending.has(id)) return;
+    this._pending.set(id, setTimeout(() => {
+      this._pending.delete(id);
+      this._removePeer(id, 'timeout');
+    }, this._resumeMs));
+  }
+
+  /** @private */
+  _stopPending() {
+    for (const t of this._pending.values()) clearTimeout(t);
+    this._pending.clear();
+  }
+
+  /** @private @param {string} id */
+  _dropHeld(id) {
+    const held = this._out.held.get(id) || [];
+    this._out.held.delete(id);
+    for (const r of held) r.reject(new RelayDropped());
+  }
+
+  /**
+   * A peer-joined (or a resumed welcome) for a peer already known: an update; a peer we
+   * were waiting for gets the relays held for it, in order.
+   * @private @param {Peer} p @param {PeerInfo} info
+   */
+  _peerBack(p, info) {
+    if ((info.name || '') !== p.name || JSON.stringify(info.meta) !== JSON.stringify(p.meta)) this._updatePeer(p, info);
+    const t = this._pending.get(p.id);
+    if (t === undefined) return;
+    clearTimeout(t);
+    this._pending.delete(p.id);
+    const held = this._out.held.get(p.id) || [];
+    this._out.held.delete(p.id);
+    this._out.backAt.set(p.id, this._out.next);
+    for (const r of held) {
+      try { this._enqueue(r.frame, r.resolve, r.reject); } catch (e) { r.reject(/** @type {Error} */ (e)); }
+    }
+  }
+
+  /** @private @param {Peer} p @param {PeerInfo} info */
+  _updatePeer(p, info) {
+    p.name = info.name || '';
+    p.meta = info.meta;
+    if (this._opts.onPeerUpdated) {
+      try { this._opts.onPeerUpdated(p); } catch (e) { this._report(p, e); }
+    }
+  }
+
+  /** @private @param {string} id @param {string} reason */
+  _removePeer(id, reason) {
+    const t = this._pending.get(id);
+    if (t !== undefined) { clearTimeout(t); this._pending.delete(id); }
+    this._dropHeld(id);
+    const p = this.peers.get(id);
+    if (!p) return;
+    this.peers.delete(id);
+    this._out.backAt.delete(id);
+    p._close();
+    if (this._opts.onPeerLeft) {
+      try { this._opts.onPeerLeft(p, reason); } catch (e) { this._report(p, e); }
+    }
   }
 }

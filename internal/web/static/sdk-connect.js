@@ -10,6 +10,9 @@ import { ServerError } from './sdk-errors.js';
 /** Close codes after which the client does not reconnect: its own fault, a retry would repeat it. */
 export const FINAL_CODES = new Set([1000, 1002, 1007, 1008, 1009]);
 
+/** The close code of a server going away for a restart: reconnect at once and resume. */
+export const RESTART_CODE = 1012;
+
 /**
  * The backoff before reconnection attempt n (1, 2, ...): minDelayMs doubled per attempt up to
  * maxDelayMs, jittered ±25%.
@@ -43,12 +46,12 @@ export async function freshToken(options) {
 
 /**
  * Opens a signaling socket and joins room ('' for the token's) with the access token, if any,
- * resuming with resume when given.
+ * resuming with resume when given (last: the highest event seq received).
  * @param {string} url @param {string} room @param {JoinOptions} options @param {string} resume
- * @param {string} token
+ * @param {string} token @param {number} [last]
  * @returns {Promise<Connection>}
  */
-export function connect(url, room, options, resume, token) {
+export function connect(url, room, options, resume, token, last = 0) {
   const ws = new WebSocket(url);
   const timeout = options.timeout ?? 10000;
   return new Promise((resolve, reject) => {
@@ -67,7 +70,10 @@ export function connect(url, room, options, resume, token) {
       if (token) frame.token = token;
       if (options.name) frame.name = options.name;
       if (options.meta) frame.meta = options.meta;
-      if (resume) frame.resume = resume;
+      if (resume) {
+        frame.resume = resume;
+        frame.last = last;
+      }
       ws.send(JSON.stringify(frame));
     };
     ws.onerror = () => fail(new Error(`switchboard: cannot connect to ${url}`));

@@ -16,6 +16,8 @@ const MAX_TRANSCEIVERS = 64;
  * @property {'negotiate'} switchboard
  * @property {number} [audio]
  * @property {number} [video]
+ * @property {boolean} [resend] the asking side may have missed an offer: send it again
+ * @property {boolean} [restart] the asking side's ICE is not connected: restart ICE
  */
 
 /** One remote peer of the room and the RTCPeerConnection to it. */
@@ -146,7 +148,7 @@ export class Peer {
 
   /**
    * Queues op on the pair's negotiation queue: every step runs in order.
-   * @private @param {() => (void|Promise<void>)} op
+   * @internal @param {() => (void|Promise<void>)} op
    */
   _do(op) {
     this._ops = this._ops
@@ -183,6 +185,10 @@ export class Peer {
    */
   async _renegotiate(req) {
     if (this.polite) return; // only the offering side honours requests
+    if (req.resend || req.restart) {
+      await this._recover();
+      if (!req.audio && !req.video) return;
+    }
     const audio = Math.max(0, Math.min(16, Number(req.audio) || 0));
     const video = Math.max(0, Math.min(16, Number(req.video) || 0));
     if (this.pc.getTransceivers().length + audio + video > MAX_TRANSCEIVERS) {
@@ -193,17 +199,47 @@ export class Peer {
     await this._negotiate();
   }
 
-  /** Makes and sends an offer (impolite side only). @private */
-  async _negotiate() {
+  /** Makes and sends an offer (impolite side only). @private @param {boolean} [iceRestart] */
+  async _negotiate(iceRestart = false) {
     if (this.pc.signalingState !== 'stable') {
       this._renegotiatePending = true; // offer again once the current exchange completes
       return;
     }
     this._renegotiatePending = false;
-    const offer = await this.pc.createOffer();
+    const offer = await this.pc.createOffer(iceRestart ? { iceRestart: true } : undefined);
     await this.pc.setLocalDescription(offer);
     const d = /** @type {RTCSessionDescription} */ (this.pc.localDescription);
     this._c._send('offer', this.id, { type: d.type, sdp: d.sdp });
+  }
+
+  /** @private @returns {boolean} */
+  _iceUp() {
+    const s = this.pc.iceConnectionState;
+    return s === 'connected' || s === 'completed';
+  }
+
+  /**
+   * After signaling events may have been lost (a resumed welcome with gap or restored, or
+   * the other side asking with resend): the offering side sends its unanswered offer again,
+   * or offers anew (restarting ICE unless connected), which also answers a lost negotiate
+   * request; the answering side asks it to. Runs on the pair's queue.
+   * @internal
+   */
+  async _recover() {
+    if (this.polite) {
+      this._askedToNegotiate = true;
+      /** @type {NegotiateRequest} */
+      const req = { switchboard: 'negotiate', resend: true };
+      if (!this._iceUp()) req.restart = true;
+      this._c._send('message', this.id, req);
+      return;
+    }
+    const d = this.pc.localDescription;
+    if (this.pc.signalingState === 'have-local-offer' && d) {
+      this._c._send('offer', this.id, { type: d.type, sdp: d.sdp });
+      return;
+    }
+    await this._negotiate(!this._iceUp());
   }
 
   /** @internal @param {string} type @param {any} data */
@@ -218,6 +254,9 @@ export class Peer {
     }
     if (desc.type === 'offer' && !this.polite) throw new Error('switchboard: an offer from the answering side of the pair');
     if (desc.type === 'answer' && this.polite) throw new Error('switchboard: an answer to the answering side of the pair');
+    // The answer to an offer sent twice after lost signaling events: the first one completed
+    // the exchange.
+    if (desc.type === 'answer' && this.pc.signalingState === 'stable') return;
     await this.pc.setRemoteDescription({ type: desc.type, sdp: desc.sdp });
     const queued = this._pending;
     this._pending = [];

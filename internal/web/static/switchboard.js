@@ -12,9 +12,11 @@
 //     that arrive before the remote description wait and are added right after it.
 //   - Trickle ICE both ways.
 //   - The signaling socket reconnects by itself. A socket lost without a goodbye is resumed
-//     with the welcome's resume token: same peer id, peer connections untouched, missed events
-//     replayed. If the server cannot resume (grace passed, another node), the client joins
-//     anew and rebuilds every peer connection under its new id.
+//     with the latest resume token and the highest event seq received: same peer id, peer
+//     connections untouched, missed events replayed (duplicates dropped by seq), unacked
+//     relays re-sent with "retry" (never relayed twice), the room's peers reconciled with the
+//     welcome's. A close 1012 (server restart) is retried at once. If the server cannot
+//     resume, the client joins anew and rebuilds every peer connection under its new id.
 //   - Access tokens (docs/auth.md): the `token` option goes in the join frame, never in a URL.
 //     A function is called for the first join and again whenever a fresh join is needed after
 //     a failed resume. A refused token and a presence the server ended (replaced, removed,
@@ -22,8 +24,9 @@
 //
 // This module is the one to import; it re-exports the SDK's parts from sibling modules:
 // sdk-client.js (Client: the signaling socket, reconnection, the room's peers), sdk-peer.js
-// (Peer: one RTCPeerConnection and its negotiation), sdk-connect.js (the join handshake,
-// access tokens, the reconnect policy) and sdk-errors.js (ServerError).
+// (Peer: one RTCPeerConnection and its negotiation), sdk-outbox.js (relays until acked),
+// sdk-connect.js (the join handshake, access tokens, the reconnect policy) and sdk-errors.js
+// (ServerError).
 //
 // See docs/browser-sdk.md. Type-checkable with `tsc --checkJs --noEmit --lib es2022,dom`.
 

@@ -11,7 +11,8 @@
 // token or a presence the server ended shows a page saying why (view "ended").
 //
 // Stable hooks for tests and automation: body[data-view] (landing, prompt, call, left, ended),
-// body[data-ended] (the error code),
+// body[data-ended] (the error code), body[data-reconnecting] and #conn-state (shown while the
+// signaling socket is down; the call goes on),
 // body[data-joined], #chat-input, #chat-send, #chat-log li[data-from], .tile[data-peer]
 // (data-state, data-route), #mic, #camera, #leave, #file-pick, #file-input,
 // #chat-log li.file (data-state: sending, receiving, done, failed) with a.file-link[download]
@@ -96,6 +97,8 @@ async function call(room, name, params, tok) {
   const chatInput = /** @type {HTMLInputElement} */ ($('chat-input'));
   /** @type {Map<string, Remote>} */
   const remotes = new Map();
+  /** Peers this page has shown already: one that comes back (our rejoin) is not news. */
+  const seen = new Set();
   /** @type {Client|null} */
   let client = null;
   let left = false;
@@ -143,7 +146,8 @@ async function call(room, name, params, tok) {
     const r = { peer, tile, video, chat: null, outbox: [], sending: Promise.resolve() };
     remotes.set(peer.id, r);
     setState(r, 'connecting');
-    addChat(peer.id, '', `${peerName(peer)} is here`, true);
+    if (!seen.has(peer.id)) addChat(peer.id, '', `${peerName(peer)} is here`, true);
+    seen.add(peer.id);
 
     peer.onConnectionState = (s) => setState(r, s);
     peer.onTrack = (track, streams) => {
@@ -215,6 +219,8 @@ async function call(room, name, params, tok) {
     left = true;
     if (client) client.close();
     client = null;
+    $('conn-state').hidden = true;
+    delete document.body.dataset.reconnecting;
     if (stream) for (const t of stream.getTracks()) t.stop();
     for (const r of remotes.values()) r.tile.remove();
     remotes.clear();
@@ -259,15 +265,16 @@ async function call(room, name, params, tok) {
         const r = remotes.get(peer.id);
         if (r && /failed/.test(err.message)) setState(r, 'failed');
       },
-      onReconnecting({ attempt }) {
+      onReconnecting() {
         if (left) return;
-        // Calls in progress go on; only new peers and renegotiations wait.
-        notice(attempt > 1 ? `Reconnecting to the server (attempt ${attempt})…` : 'Reconnecting to the server…', 'info');
+        // Calls in progress go on; only new peers and renegotiations wait. A discreet badge
+        // in a corner: nothing on the page moves.
+        $('conn-state').hidden = false;
         document.body.dataset.reconnecting = 'true';
       },
       onReconnected() {
         if (left) return;
-        notice('');
+        $('conn-state').hidden = true;
         delete document.body.dataset.reconnecting;
       },
       onClose() {
@@ -278,6 +285,8 @@ async function call(room, name, params, tok) {
           endWith(err.code, msg);
           return;
         }
+        $('conn-state').hidden = true;
+        delete document.body.dataset.reconnecting;
         notice('Disconnected from the server. Reload the page to rejoin.');
         document.body.dataset.joined = 'false';
         for (const r of remotes.values()) setState(r, 'disconnected');

@@ -1,0 +1,142 @@
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/switchboard-rtc/switchboard/internal/bus"
+	"github.com/switchboard-rtc/switchboard/protocol"
+)
+
+// SavedPresence is a presence muted by a restart (Shutdown), as a state file keeps it for the
+// next start (Restore).
+type SavedPresence struct {
+	Room     string          `json:"room"`
+	ID       protocol.PeerID `json:"id"`
+	Name     string          `json:"name,omitempty"`
+	Meta     json.RawMessage `json:"meta,omitempty"`
+	Identity string          `json:"identity,omitempty"`
+	Joined   time.Time       `json:"joined"`
+	Seq      uint64          `json:"seq"`
+	TURN     bool            `json:"turn,omitempty"`
+}
+
+// Shutdown makes the hub refuse joins. Without restart it is Drain. With restart (a graceful
+// restart or a drain whose clients are to come back), every resumable presence of this node
+// is muted: it leaves its room telling nobody (bus.ReasonRestart), its session keeps no
+// presence (its connection is then closed 1012 by the transport), and its tokens stay good
+// for a resume on the restarted node or another. It returns the muted presences, in join
+// order, for a state file.
+func (h *Hub) Shutdown(restart bool) []SavedPresence {
+	if !restart {
+		h.Drain()
+		return nil
+	}
+	h.mu.Lock()
+	select {
+	case <-h.draining:
+	default:
+		close(h.draining)
+	}
+	type muted struct {
+		m    *bus.Member
+		rs   *resumeSink
+		turn bool
+	}
+	var ms []muted
+	for key, s := range h.holders {
+		s.mu.Lock()
+		if s.member != nil {
+			ms = append(ms, muted{s.member, s.rsink, s.turn})
+			delete(h.owners, s.member)
+			s.member, s.rsink, s.key = nil, nil, ""
+		}
+		s.mu.Unlock()
+		delete(h.holders, key)
+	}
+	for key, p := range h.parked {
+		p.timer.Stop()
+		ms = append(ms, muted{p.member, p.sink, p.turn})
+		delete(h.owners, p.member)
+		delete(h.parked, key)
+		h.stats.Parked.Add(-1)
+	}
+	h.mu.Unlock()
+	out := make([]SavedPresence, 0, len(ms))
+	for _, x := range ms {
+		h.bus.Leave(x.m, bus.ReasonRestart)
+		seq := x.rs.counter()
+		x.rs.forget()
+		out = append(out, SavedPresence{Room: x.m.Room, ID: x.m.Info.ID, Name: x.m.Info.Name, Meta: x.m.Info.Meta,
+			Identity: x.m.Info.Identity, Joined: x.m.Joined, Seq: seq, TURN: x.turn})
+	}
+	sortByJoined(out)
+	h.log.Info("presences muted for a restart", "count", len(out))
+	return out
+}
+
+func sortByJoined(ps []SavedPresence) {
+	for i := 1; i < len(ps); i++ {
+		for j := i; j > 0 && ps[j].Joined.Before(ps[j-1].Joined); j-- {
+			ps[j], ps[j-1] = ps[j-1], ps[j]
+		}
+	}
+}
+
+// Restore brings back presences saved by a restart as lost ones: each rejoins its room under
+// its id (bus.Member.Resumed) and is kept for the grace period, with its counter, for its
+// client to resume (a resume from before the counter is told of a gap: what was not read
+// before the restart is gone); those that do not come back leave with reason timeout. Call
+// it before serving.
+func (h *Hub) Restore(ps []SavedPresence) error {
+	if h.cfg.ResumeGrace <= 0 {
+		return nil
+	}
+	for _, p := range ps {
+		if !protocol.ValidRoom(p.Room) || p.ID == "" {
+			return fmt.Errorf("%w: saved presence %q in room %q", ErrBadConfig, p.ID, p.Room)
+		}
+		m := &bus.Member{
+			Room:    p.Room,
+			Info:    protocol.PeerInfo{ID: p.ID, Name: p.Name, Identity: p.Identity},
+			Joined:  p.Joined,
+			Resumed: true,
+		}
+		if len(p.Meta) > 0 {
+			m.Info.Meta = append([]byte(nil), p.Meta...)
+		}
+		rs := h.newResumeSink(nil, p.Seq)
+		rs.dropped = p.Seq // not read before the restart: a resume from before it has a gap
+		rs.claims = claimsOf(m, p.TURN, h.cfg.Node)
+		rs.cur = nil
+		m.Sink = rs
+		m.Kick = h.kickFunc(m)
+		m.Handover = h.handoverFunc(m)
+		key := presenceKey(m.Room, m.Info.ID)
+		// Parked before it joins: what the room sends it from the start is kept.
+		h.mu.Lock()
+		h.parkLocked(key, m, rs, p.TURN, h.cfg.ResumeGrace, "timeout")
+		h.mu.Unlock()
+		if err := h.bus.Join(context.Background(), m, 0, func([]protocol.PeerInfo) {}); err != nil {
+			h.mu.Lock()
+			if pk := h.parked[key]; pk != nil && pk.member == m {
+				pk.timer.Stop()
+				delete(h.parked, key)
+				delete(h.owners, m)
+				h.stats.Parked.Add(-1)
+			}
+			h.mu.Unlock()
+			h.log.Warn("restore a saved presence", "room", p.Room, "peer", p.ID, "err", err)
+		}
+	}
+	if len(ps) > 0 {
+		h.log.Info("presences restored from the state file, kept for resumption", "count", len(ps), "grace", h.cfg.ResumeGrace)
+	}
+	return nil
+}
+
+// ResumeSecrets returns the secrets of the hub's resume tokens, the signing one first (for a
+// state file).
+func (h *Hub) ResumeSecrets() [][]byte { return h.tokens.Secrets() }
