@@ -6,6 +6,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -30,15 +31,47 @@ func runRecover(t *testing.T, url string, spec map[string]any) recoverResult {
 	cut := testserver.NewCutter(t, strings.TrimPrefix(url, "http://"))
 	spec["via"] = "http://" + cut.Addr() + "/"
 	b, _ := json.Marshal(spec)
-	cuts := 0
+	// Cut until the client sees it: a long-polling client between two requests has no
+	// connection to cut (its next request opens a new one).
+	var cuts atomic.Int64
+	stop, done := make(chan struct{}), make(chan struct{})
+	cutting := false
+	stopCutting := func() {
+		if cutting {
+			cutting = false
+			close(stop)
+			<-done
+		}
+	}
+	defer stopCutting()
 	lines := sioserver.NodeScenarioSpec(t, url, "recover", string(b), func(line []byte, _ io.Writer) {
-		var m struct{ ID, Reason string }
+		var m struct {
+			ID, Reason string
+			Away       *string
+		}
 		_ = json.Unmarshal(line, &m)
-		if m.Reason == "" && cuts == 0 {
-			cuts = cut.Cut()
+		switch {
+		case m.Away != nil:
+			stopCutting()
+		case m.ID != "" && m.Reason == "" && !cutting && cuts.Load() == 0:
+			cutting = true
+			go func() {
+				defer close(done)
+				tick := time.NewTicker(20 * time.Millisecond)
+				defer tick.Stop()
+				for {
+					cuts.Add(int64(cut.Cut()))
+					select {
+					case <-stop:
+						return
+					case <-tick.C:
+					}
+				}
+			}()
 		}
 	})
-	if cuts == 0 {
+	stopCutting()
+	if cuts.Load() == 0 {
 		t.Fatal("no connection was cut")
 	}
 	var r recoverResult

@@ -288,6 +288,10 @@ try {
       // socket.recovered, the same id, and every message once, in order. expect "new": the
       // socket was gone (a's reconnection comes after the grace): not recovered, a new id.
       const a = io(spec.via, { forceNew: true, transports: spec.transports, reconnectionDelay: spec.delay || 300, reconnectionDelayMax: spec.delay || 300, randomizationFactor: 0 });
+      const trace = [];
+      for (const ev of ["connect", "disconnect", "connect_error"]) a.on(ev, (x) => trace.push(`${ev} ${x && x.message ? x.message : x || ""} ${a.id} ${a.recovered}`));
+      a.io.on("reconnect_attempt", (n) => trace.push(`attempt ${n}`));
+      setTimeout(() => process.stderr.write(`trace: ${JSON.stringify(trace)}\n`), 19000).unref();
       await once(a, "connect");
       if (!spec.transports) await upgraded(a);
       const b = await connect({ forceNew: true, transports: ["websocket"] });
@@ -323,6 +327,7 @@ try {
       const away = new Promise((resolve) => a.once("disconnect", (reason) => resolve(reason)));
       out({ id: first, pid: firstPID, offset: lastOffset });
       const reason = await away;
+      out({ away: reason });
       const awaySent = send(spec.away);
       const [, back] = await Promise.all([awaySent, once(a, "connect")]);
       if (spec.expect === "new") {
