@@ -240,3 +240,25 @@ func TestRecoveryWithTokens(t *testing.T) {
 	d.write(`40{"token":"` + mint(t, "cy", "r", nil) + `","pid":"forged","offset":"3"}`)
 	checkConnected(t, []string{d.read(), d.read()}, "r")
 }
+
+// TestRecoveryAfterClosePacket: socket.io-client sends Engine.IO's close packet after a failed
+// long-poll: the socket is kept for its recovery (DISCONNECT is the goodbye).
+func TestRecoveryAfterClosePacket(t *testing.T) {
+	ts := startServer(t, hub.Config{}, nil)
+	u := pollOpen(t, ts.url)
+	if st, b := httpDo(t, "POST", u, "40", nil); st != 200 || b != "ok" {
+		t.Fatalf("POST: %d %q", st, b)
+	}
+	_, pkts := pollGet(t, u)
+	var c struct{ SID, PID string }
+	if len(pkts) != 1 || json.Unmarshal([]byte(strings.TrimPrefix(pkts[0], "40")), &c) != nil || c.PID == "" {
+		t.Fatalf("CONNECT answer %q", pkts)
+	}
+	if st, b := httpDo(t, "POST", u, "1", nil); st != 200 || b != "ok" {
+		t.Fatalf("close POST: %d %q", st, b)
+	}
+	w := dialSIO(t, ts.url, nil)
+	if sid, pid := w.connectWith(`{"pid":"` + c.PID + `"}`); sid != c.SID || pid != c.PID {
+		t.Fatalf("sid %s pid %s, want %s %s", sid, pid, c.SID, c.PID)
+	}
+}

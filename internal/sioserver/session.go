@@ -251,7 +251,7 @@ func (ss *session) disconnectSocket(reason string) {
 	ss.mu.Lock()
 	ss.sock, ss.hsRead = nil, nil
 	ss.mu.Unlock()
-	mine, parked := k.detach(ss, ss.lostConn && !ss.byClient)
+	mine, parked := k.detach(ss, ss.lostConn)
 	switch {
 	case !mine: // a recovery took the socket over
 	case parked && joined:
@@ -292,7 +292,9 @@ func (ss *session) packet(p eioPacket, now time.Time) error {
 	case eioPing: // in v4 the server pings: Engine.IO's server closes on this too
 		return fmt.Errorf("%w: ping from the client (the server pings in Engine.IO v4)", ErrBadPacket)
 	case eioClose:
-		ss.byClient = true
+		// A transport closed, not a goodbye (that is DISCONNECT): socket.io-client sends it
+		// after a failed long-poll, and socket.io's server recovers such a socket too.
+		ss.byClient, ss.lostConn = true, true
 		return &errClose{reason: "closed"}
 	case eioMessage:
 		if p.binary {
