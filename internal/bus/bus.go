@@ -74,6 +74,9 @@ type Handover struct {
 	Seq uint64
 	// Gap is set when events after last were dropped before the handover.
 	Gap bool
+	// RetryIDs are the presence's remembered relay ids (hashes of the ids' JSON text, oldest
+	// first, at most 256): a relay re-sent with retry after the resume is not relayed twice.
+	RetryIDs []uint64
 }
 
 // Bus keeps room membership and routes events between peers.

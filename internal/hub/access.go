@@ -170,18 +170,17 @@ func (h *Hub) kick(m *bus.Member, code protocol.Code, reason string) {
 		rs = parked
 	}
 	var jtis []jtiRef
+	var client string
 	if rs != nil {
 		// Its tokens are recorded as ending in the same step as the presence goes, so that a
-		// resume that spent one first and looks for the presence after does not restore it.
-		rs.mu.Lock()
-		jtis, rs.jtis = rs.jtis, nil
-		rs.mu.Unlock()
+		// restore that spent one first and looks for the presence after does not re-create it.
+		jtis, client = rs.takeTokens()
 		h.endingLocked(jtis)
 	}
 	h.mu.Unlock()
 	if rs != nil {
 		rs.forget() // what it kept goes back to the memory budget
-		h.spendEnding(jtis)
+		h.spendEnding(jtis, client)
 	}
 	if o == nil {
 		h.bus.Leave(m, reason) // not held here (leaving already): nothing to tell anyone

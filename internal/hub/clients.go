@@ -17,9 +17,9 @@ import (
 // values turn a limit off.
 type ClientLimits struct {
 	// JoinRate is how many new presences one client may make per second, sustained (default
-	// 20); JoinBurst how many at once (default 2×JoinRate). A resume is not a new presence
-	// and is free; an identity takeover is one. Over it a join is answered rate-limited and
-	// the connection stays open.
+	// 20); JoinBurst how many at once (default 2×JoinRate). A resume of a presence this
+	// node holds is not a new presence and is free; a restore and an identity takeover are
+	// new ones. Over it a join is answered rate-limited and the connection stays open.
 	JoinRate  float64
 	JoinBurst float64
 	// TURNPerMinute is how many TURN credentials one client may get per minute (default

@@ -2,6 +2,7 @@ package hub
 
 import (
 	"bytes"
+	"hash/fnv"
 	"sync"
 	"time"
 	"unsafe"
@@ -55,9 +56,13 @@ type resumeSink struct {
 	charged   int64              // what acct holds for kept
 
 	// claims describe the presence for the tokens minted for it; jtis are the ids of those
-	// not spent yet (the newest last), spent when the presence ends.
+	// not used yet (the newest last): a resume here must present one (resume.go). open: a
+	// presence restored from a state file without them takes any of its tokens once.
+	// client is the client key its ledger entries are attributed to.
 	claims  tokenClaims
 	jtis    []jtiRef
+	open    bool
+	client  string
 	refresh *time.Timer // the next resume-token refresh while connected
 
 	ids retryIDs // the ids of the last relays accepted from this presence
@@ -330,35 +335,73 @@ func eventSize(e *protocol.Event) int {
 	return n
 }
 
-// retryIDs remembers the ids (raw JSON) of the last maxRetryIDs relays a presence had
-// accepted, for relays re-sent with retry after a resume.
+// retryIDs remembers the ids of the last maxRetryIDs relays a presence had accepted, for
+// relays re-sent with retry after a resume, as 64-bit FNV-1a hashes of the ids' JSON text:
+// 2 KiB at most per presence whatever the ids (up to protocol.MaxIDLen bytes each), a fixed
+// cost like the presence's own records, so it is not charged to the memory budget. A
+// collision can only make a presence's own retry look like one of its earlier relays.
 type retryIDs struct {
 	mu   sync.Mutex
-	ids  []string
+	ids  []uint64
 	next int
 }
 
 // maxRetryIDs is how many relay ids a presence remembers.
 const maxRetryIDs = 256
 
+func hashID(id []byte) uint64 {
+	h := fnv.New64a()
+	h.Write(id)
+	return h.Sum64()
+}
+
 func (r *retryIDs) add(id []byte) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.addLocked(hashID(id))
+}
+
+func (r *retryIDs) addLocked(h uint64) {
 	if len(r.ids) < maxRetryIDs {
-		r.ids = append(r.ids, string(id))
+		r.ids = append(r.ids, h)
 		return
 	}
-	r.ids[r.next] = string(id)
+	r.ids[r.next] = h
 	r.next = (r.next + 1) % maxRetryIDs
 }
 
 func (r *retryIDs) seen(id []byte) bool {
+	h := hashID(id)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, s := range r.ids {
-		if s == string(id) {
+		if s == h {
 			return true
 		}
 	}
 	return false
+}
+
+// list returns the remembered ids, oldest first (for a handover).
+func (r *retryIDs) list() []uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.ids) == 0 {
+		return nil
+	}
+	out := make([]uint64, 0, len(r.ids))
+	out = append(out, r.ids[r.next:]...)
+	return append(out, r.ids[:r.next]...)
+}
+
+// load remembers ids, oldest first, after those remembered already (a handover's).
+func (r *retryIDs) load(ids []uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(ids) > maxRetryIDs {
+		ids = ids[len(ids)-maxRetryIDs:]
+	}
+	for _, h := range ids {
+		r.addLocked(h)
+	}
 }

@@ -25,7 +25,9 @@ func (s *Session) restore(c resume.Claims, id []byte, last uint64) bool {
 	}
 	seq, gap := last, true
 	if ho != nil {
-		seq, gap = max(ho.Seq, last), ho.Gap
+		// A client cannot have read more than was sent (attach clamps the same way).
+		last = min(last, ho.Seq)
+		seq, gap = ho.Seq, ho.Gap
 	}
 	m := &bus.Member{
 		Room:    c.Room,
@@ -38,6 +40,10 @@ func (s *Session) restore(c resume.Claims, id []byte, last uint64) bool {
 	}
 	rs := h.newResumeSink(s.sink, seq)
 	rs.claims = claimsOf(m, c.TURN, h.cfg.Node)
+	rs.client = s.clientKey()
+	if ho != nil {
+		rs.ids.load(ho.RetryIDs)
+	}
 	m.Sink = rs
 	m.Kick = h.kickFunc(m)
 	m.Handover = h.handoverFunc(m)
@@ -108,7 +114,7 @@ func (r *resumeSink) replay(sink bus.Sink, welcome *protocol.Event, evs []*proto
 func (h *Hub) handoverFunc(m *bus.Member) func(last uint64) *bus.Handover {
 	return func(last uint64) *bus.Handover {
 		key := presenceKey(m.Room, m.Info.ID)
-		got, rs, old, _, o := h.take(key)
+		got, rs, old, _, o, _ := h.take(key, "")
 		if got == nil {
 			return nil
 		}
@@ -123,7 +129,7 @@ func (h *Hub) handoverFunc(m *bus.Member) func(last uint64) *bus.Handover {
 		ho := rs.handOver(last)
 		// The node it resumes on mints its tokens from now on: those minted here die, else
 		// one of them could re-create the presence once it has left there.
-		h.spendAll(rs)
+		h.recordAll(rs)
 		return ho
 	}
 }
@@ -132,7 +138,7 @@ func (h *Hub) handoverFunc(m *bus.Member) func(last uint64) *bus.Handover {
 func (r *resumeSink) handOver(last uint64) *bus.Handover {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	ho := &bus.Handover{Seq: r.seq, Gap: r.over || r.dropped > last}
+	ho := &bus.Handover{Seq: r.seq, Gap: r.over || r.dropped > last, RetryIDs: r.ids.list()}
 	for i := range r.kept {
 		if e := r.kept[i].ev; e.Seq > last {
 			ho.Events = append(ho.Events, &e)

@@ -18,19 +18,26 @@ import (
 // other peers see nothing. If the grace period ends or the outbox overflows, the presence
 // leaves with the reason the connection was lost for. A valid token for a presence this node
 // does not hold (it restarted) re-creates it (restore, restore.go).
+//
+// Single use without a shared table a client could fill: a presence keeps the ids of its
+// tokens not used yet (jtis), and a resume on the node that holds it must present one of
+// them (it is then crossed off). Only a restore, of a presence this node does not hold,
+// spends its token in the ledger (and counts as a join of its client). The tokens of a
+// presence that ends are recorded in the ledger only when the server ended it against its
+// client's will (removed, replaced, room closed: kick) or handed it to another node; a
+// client reviving a presence it left is no worse than joining again.
 
 // tokenClaims is what the tokens of a presence say (resume.Claims without the token's own
 // id and times).
 type tokenClaims = resume.Claims
 
-// jtiRef is a minted token not spent yet: spent when its presence ends, so that a presence
-// that left cannot be re-created from it.
+// jtiRef is a minted token not used yet.
 type jtiRef struct {
 	id  string
 	exp time.Time
 }
 
-// maxJTIs is how many unspent tokens a presence keeps track of: with a refresh at half the
+// maxJTIs is how many unused tokens a presence keeps track of: with a refresh at half the
 // TTL, at most three are unexpired at once.
 const maxJTIs = 4
 
@@ -47,8 +54,8 @@ func (h *Hub) mint(r *resumeSink) string {
 	var evicted []jtiRef
 	r.mu.Lock()
 	if len(r.jtis) == maxJTIs {
-		// Expired ones are no use to anyone; an unexpired one that must make room is spent
-		// now, else it could re-create the presence after it ended.
+		// Expired ones are no use to anyone; an unexpired one that must make room is recorded
+		// spent now, else it could re-create the presence after it ended.
 		now := time.Now()
 		live := r.jtis[:0]
 		for _, j := range r.jtis {
@@ -63,46 +70,77 @@ func (h *Hub) mint(r *resumeSink) string {
 		}
 	}
 	r.jtis = append(r.jtis, jtiRef{id: c.ID, exp: c.Expires})
+	client := r.client
 	r.mu.Unlock()
 	if evicted != nil {
-		h.spendRefs(evicted)
+		h.recordRefs(evicted, client)
 	}
 	return tok
 }
 
-// spent forgets jti, a token of r just spent by a resume: it needs no spending when the
-// presence ends, and keeps no room among those that do.
-func (r *resumeSink) spent(jti string) {
+// use crosses jti off r's unused tokens; it reports false when jti is not one of them (used
+// already, recorded, or minted elsewhere). A presence restored from a state file that has no
+// token ids (open) takes any of its tokens once.
+func (r *resumeSink) use(jti string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.open {
+		r.open = false
+		return true
+	}
 	for i, j := range r.jtis {
 		if j.id == jti {
 			r.jtis = append(r.jtis[:i], r.jtis[i+1:]...)
-			return
+			return true
 		}
 	}
+	return false
 }
 
-// spendAll spends the tokens still unspent of a presence that ended for good, so none of them
-// can re-create it. The ledger may be on the network: it runs on its own goroutine.
-func (h *Hub) spendAll(r *resumeSink) {
+// dropTokens forgets r's unused tokens: its presence ended by its client's doing (a leave,
+// a close, the grace passing, an overflow). They are not recorded: one that re-creates the
+// presence later is the client joining again.
+func (r *resumeSink) dropTokens() {
 	r.mu.Lock()
-	jtis := r.jtis
-	r.jtis = nil
+	r.jtis, r.open = nil, false
 	r.mu.Unlock()
-	h.spendRefs(jtis)
 }
 
-// spendRefs spends jtis on their own goroutine; until the ledger has them, a resume on this
-// node finds them in h.ending.
-func (h *Hub) spendRefs(jtis []jtiRef) {
+// takeTokens returns r's unused tokens and its client, and forgets them.
+func (r *resumeSink) takeTokens() ([]jtiRef, string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	jtis := r.jtis
+	r.jtis, r.open = nil, false
+	return jtis, r.client
+}
+
+// setClient makes client (a clientaddr key, or "") the one r's ledger entries are
+// attributed to: the client of its latest connection.
+func (r *resumeSink) setClient(client string) {
+	r.mu.Lock()
+	r.client = client
+	r.mu.Unlock()
+}
+
+// recordAll records the unused tokens of a presence the server ended (or handed over) as
+// spent, so none of them can re-create it. The ledger may be on the network: it runs on its
+// own goroutine.
+func (h *Hub) recordAll(r *resumeSink) {
+	jtis, client := r.takeTokens()
+	h.recordRefs(jtis, client)
+}
+
+// recordRefs records jtis on their own goroutine, attributed to client; until the ledger has
+// them, a resume on this node finds them in h.ending.
+func (h *Hub) recordRefs(jtis []jtiRef, client string) {
 	if len(jtis) == 0 {
 		return
 	}
 	h.mu.Lock()
 	h.endingLocked(jtis)
 	h.mu.Unlock()
-	h.spendEnding(jtis)
+	h.spendEnding(jtis, client)
 }
 
 // maxContested bounds h.contested.
@@ -116,10 +154,11 @@ func (h *Hub) endingLocked(jtis []jtiRef) {
 	}
 }
 
-// spendEnding spends jtis, recorded by endingLocked, on its own goroutine. One a resume had
-// spent first stays recorded, in h.contested, until it expires: that resume may not have
-// looked for the presence yet, and must not re-create it (endedLocked).
-func (h *Hub) spendEnding(jtis []jtiRef) {
+// spendEnding records jtis, marked by endingLocked, in the ledger on its own goroutine. One a
+// restore had spent first, or one the ledger refused (full), stays marked, in h.contested,
+// until it expires: that restore may not have looked for the presence yet, and must not
+// re-create it (endedLocked); a refused one can at least not re-create it here.
+func (h *Hub) spendEnding(jtis []jtiRef, client string) {
 	if len(jtis) == 0 {
 		return
 	}
@@ -150,19 +189,20 @@ func (h *Hub) spendEnding(jtis []jtiRef) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		for _, j := range jtis {
-			err := h.tokens.Spend(ctx, resume.Claims{ID: j.id, Expires: j.exp})
+			err := h.tokens.Spend(ctx, resume.Claims{ID: j.id, Expires: j.exp}, client, resume.Record)
 			switch {
 			case errors.Is(err, resume.ErrSpent):
 				contested = append(contested, j)
 			case err != nil:
-				h.log.Warn("spend the resume tokens of a presence that left", "err", err)
+				contested = append(contested, j)
+				h.log.Warn("record the resume tokens of a presence the server ended", "err", err)
 			}
 		}
 	}()
 }
 
-// endedLocked reports whether jti is a token of a presence that ended here: being spent, or
-// spent by a resume while its presence ended. h.mu is held.
+// endedLocked reports whether jti is a token of a presence that ended here: being recorded,
+// or spent by a restore while its presence ended. h.mu is held.
 func (h *Hub) endedLocked(jti string) bool {
 	if _, ok := h.ending[jti]; ok {
 		return true
@@ -255,30 +295,38 @@ func (h *Hub) parkLocked(key string, m *bus.Member, rs *resumeSink, turn bool, g
 	h.stats.Parked.Add(1)
 }
 
-// take hands over the presence of key: a parked one, or one whose connection is still open
-// (returned as old, already detached from its session). m is nil when there is none.
-func (h *Hub) take(key string) (m *bus.Member, rs *resumeSink, old bus.Sink, turn bool, o *owner) {
+// take hands over the presence of key, if jti is one of its unused tokens (crossed off
+// then): a parked one, or one whose connection is still open (returned as old, already
+// detached from its session). m is nil when there is none; held is set when there is one
+// but jti is not its (used already, or minted elsewhere). jti "" takes it whatever its tokens.
+func (h *Hub) take(key, jti string) (m *bus.Member, rs *resumeSink, old bus.Sink, turn bool, o *owner, held bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if p := h.parked[key]; p != nil {
+		if jti != "" && !p.sink.use(jti) {
+			return nil, nil, nil, false, nil, true
+		}
 		delete(h.parked, key)
 		p.timer.Stop()
 		h.stats.Parked.Add(-1)
-		return p.member, p.sink, nil, p.turn, h.taken(p.member)
+		return p.member, p.sink, nil, p.turn, h.taken(p.member), true
 	}
 	s := h.holders[key]
 	if s == nil {
-		return nil, nil, nil, false, nil
+		return nil, nil, nil, false, nil, false
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.member == nil {
-		return nil, nil, nil, false, nil
+		return nil, nil, nil, false, nil, false
+	}
+	if jti != "" && !s.rsink.use(jti) {
+		return nil, nil, nil, false, nil, true
 	}
 	delete(h.holders, key)
 	m, rs = s.member, s.rsink
 	s.member, s.rsink, s.key = nil, nil, ""
-	return m, rs, s.sink, s.turn, h.taken(m)
+	return m, rs, s.sink, s.turn, h.taken(m), true
 }
 
 // taken marks m as held by no one while a resume takes it over, and returns its record.
@@ -306,7 +354,7 @@ func (h *Hub) expire(p *parked, reason string) {
 	}
 	h.mu.Unlock()
 	p.sink.forget()
-	h.spendAll(p.sink)
+	p.sink.dropTokens()
 	h.stats.Parked.Add(-1)
 	h.stats.ResumesExpired.Add(1)
 	h.bus.Leave(p.member, reason)
@@ -330,8 +378,9 @@ func (h *Hub) expireAll() {
 // resume takes back the presence a resume token names, for this session, welcoming it with
 // the join's id: a presence this node keeps after its connection was lost, or one whose
 // connection still looks open (the client saw it die first) — that connection is then closed;
-// else, on a valid unspent token, the presence is re-created (restore). It reports false when
-// the token cannot be used: the join goes on as a new presence.
+// the token must be one of the presence's unused ones. Else, on a valid token unspent in the
+// ledger, the presence is re-created (restore). It reports false when the token cannot be
+// used: the join goes on as a new presence.
 func (s *Session) resume(token, room string, id []byte, last uint64) bool {
 	h := s.hub
 	c, err := h.tokens.Verify(token, time.Now())
@@ -340,35 +389,22 @@ func (s *Session) resume(token, room string, id []byte, last uint64) bool {
 		h.log.Debug("resume token refused", "err", err)
 		return false
 	}
-	h.mu.Lock()
-	ended := h.endedLocked(c.ID)
-	h.mu.Unlock()
-	if ended {
-		err = resume.ErrSpent
-	} else {
-		err = h.tokens.Spend(context.Background(), c)
-	}
-	if err != nil {
-		h.stats.ResumesRefused.Add(1)
-		h.log.Debug("resume token refused", "err", err)
-		return false
-	}
 	key := presenceKey(c.Room, c.Peer)
-	m, rs, old, turn, o := h.take(key)
+	m, rs, old, turn, o, held := h.take(key, c.ID)
 	if m == nil {
-		h.mu.Lock()
-		ended = h.endedLocked(c.ID)
-		h.mu.Unlock()
-		if ended {
-			// Its presence ended here (removed, replaced) while this resume spent the
-			// token: it is not re-created.
+		if held {
 			h.stats.ResumesRefused.Add(1)
-			h.log.Debug("resume token refused: its presence ended meanwhile", "room", c.Room, "peer", c.Peer)
+			h.log.Debug("resume token refused: not an unused token of its presence", "room", c.Room, "peer", c.Peer)
 			return false
 		}
-		return s.restore(c, id, last)
+		if last > maxRestoreLast {
+			h.stats.ResumesRefused.Add(1)
+			h.log.Debug("restore refused: last beyond any counter", "room", c.Room, "peer", c.Peer, "last", last)
+			return false
+		}
+		return s.restoreFrom(c, id, last)
 	}
-	rs.spent(c.ID)
+	rs.setClient(s.clientKey())
 	room = m.Room
 	since := rs.counter()
 	others := h.peersNow(m)
@@ -398,7 +434,7 @@ func (s *Session) resume(token, room string, id []byte, last uint64) bool {
 			delete(h.owners, m)
 		}
 		h.mu.Unlock()
-		h.spendAll(rs)
+		rs.dropTokens()
 		h.bus.Leave(m, "slow")
 		return false
 	}
@@ -406,7 +442,7 @@ func (s *Session) resume(token, room string, id []byte, last uint64) bool {
 		// The server ended the presence while we took it (removed, replaced): the client
 		// hears why, after its welcome, and goes.
 		rs.forget()
-		h.spendAll(rs)
+		h.recordAll(rs)
 		s.sendKicked(code)
 		return true
 	}
@@ -414,6 +450,55 @@ func (s *Session) resume(token, room string, id []byte, last uint64) bool {
 	h.stats.Resumes.Add(1)
 	h.log.Debug("peer resumed", "room", room, "peer", m.Info.ID, "replaced", old != nil, "last", last, "seq", welcome.Welcome.Seq)
 	return true
+}
+
+// restoreFrom re-creates the presence of c, a valid token of a presence this node does not
+// hold, if its client may make a new presence now (a restore is a join of its client) and the
+// token is unspent: it is spent in the ledger, as an entry of this session's client.
+func (s *Session) restoreFrom(c resume.Claims, id []byte, last uint64) bool {
+	h := s.hub
+	if s.admitJoin() != nil {
+		h.stats.ResumesRefused.Add(1)
+		return false // the join that follows is refused as well, rate-limited
+	}
+	h.mu.Lock()
+	ended := h.endedLocked(c.ID)
+	h.mu.Unlock()
+	var err error
+	if ended {
+		err = resume.ErrSpent
+	} else {
+		err = h.tokens.Spend(context.Background(), c, s.clientKey(), resume.Restore)
+	}
+	if err == nil {
+		h.mu.Lock()
+		ended = h.endedLocked(c.ID)
+		h.mu.Unlock()
+		if ended {
+			// Its presence ended here (removed, replaced) while this restore spent the
+			// token: it is not re-created.
+			err = resume.ErrSpent
+		}
+	}
+	if err != nil {
+		h.stats.ResumesRefused.Add(1)
+		h.log.Debug("restore refused", "room", c.Room, "peer", c.Peer, "client", s.client, "err", err)
+		return false
+	}
+	return s.restore(c, id, last)
+}
+
+// maxRestoreLast is the highest last a restore takes: a restored presence's counter starts
+// there when no node can tell it, so a forged one near 2^64 would wrap it; and 2^53 is as
+// far as a browser counts exactly (a JavaScript number), more than any presence ever gets.
+const maxRestoreLast = 1<<53 - 1
+
+// clientKey returns the session's client key as the ledger's entries name it ("" for none).
+func (s *Session) clientKey() string {
+	if !s.client.IsValid() {
+		return ""
+	}
+	return s.client.String()
 }
 
 // peersNow lists m's room's other members now, in join order (none if the bus cannot say).

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/switchboard-rtc/switchboard/internal/bus"
+	"github.com/switchboard-rtc/switchboard/internal/resume"
 	"github.com/switchboard-rtc/switchboard/protocol"
 )
 
@@ -21,6 +22,16 @@ type SavedPresence struct {
 	Joined   time.Time       `json:"joined"`
 	Seq      uint64          `json:"seq"`
 	TURN     bool            `json:"turn,omitempty"`
+	// Tokens are the presence's unused resume tokens: a resume after the restart must
+	// present one. A state file without them (an older one) lets any token of the presence
+	// take it once.
+	Tokens []SavedToken `json:"tokens"`
+}
+
+// SavedToken is an unused resume token of a saved presence.
+type SavedToken struct {
+	ID      string    `json:"id"`
+	Expires time.Time `json:"exp"`
 }
 
 // Shutdown makes the hub refuse joins. Without restart it is Drain. With restart (a graceful
@@ -69,8 +80,13 @@ func (h *Hub) Shutdown(restart bool) []SavedPresence {
 		h.bus.Leave(x.m, bus.ReasonRestart)
 		seq := x.rs.counter()
 		x.rs.forget()
+		jtis, _ := x.rs.takeTokens()
+		toks := make([]SavedToken, len(jtis))
+		for i, j := range jtis {
+			toks[i] = SavedToken{ID: j.id, Expires: j.exp}
+		}
 		out = append(out, SavedPresence{Room: x.m.Room, ID: x.m.Info.ID, Name: x.m.Info.Name, Meta: x.m.Info.Meta,
-			Identity: x.m.Info.Identity, Joined: x.m.Joined, Seq: seq, TURN: x.turn})
+			Identity: x.m.Info.Identity, Joined: x.m.Joined, Seq: seq, TURN: x.turn, Tokens: toks})
 	}
 	sortByJoined(out)
 	h.log.Info("presences muted for a restart", "count", len(out))
@@ -111,6 +127,12 @@ func (h *Hub) Restore(ps []SavedPresence) error {
 		rs.dropped = p.Seq // not read before the restart: a resume from before it has a gap
 		rs.claims = claimsOf(m, p.TURN, h.cfg.Node)
 		rs.cur = nil
+		rs.open = p.Tokens == nil
+		for _, t := range p.Tokens {
+			if len(rs.jtis) < maxJTIs && t.ID != "" {
+				rs.jtis = append(rs.jtis, jtiRef{id: t.ID, exp: t.Expires})
+			}
+		}
 		m.Sink = rs
 		m.Kick = h.kickFunc(m)
 		m.Handover = h.handoverFunc(m)
@@ -140,3 +162,6 @@ func (h *Hub) Restore(ps []SavedPresence) error {
 // ResumeSecrets returns the secrets of the hub's resume tokens, the signing one first (for a
 // state file).
 func (h *Hub) ResumeSecrets() [][]byte { return h.tokens.Secrets() }
+
+// ResumeTokens returns the hub's resume tokens (for their ledger's metrics).
+func (h *Hub) ResumeTokens() *resume.Tokens { return h.tokens }

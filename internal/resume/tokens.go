@@ -40,6 +40,9 @@ var (
 	ErrBadSecret = errors.New("resume: secret too short")
 	// ErrLedgerFull is a spend the ledger has no room to remember (it is refused).
 	ErrLedgerFull = errors.New("resume: ledger full")
+	// ErrClientShare is a restore refused because its client has caused its share of the
+	// ledger's entries already (Config.ClientShare).
+	ErrClientShare = errors.New("resume: the client's share of the ledger is used up")
 )
 
 // Claims is what a resume token says about its presence.
@@ -78,8 +81,13 @@ type Config struct {
 	Secrets [][]byte
 	// TTL is how long a token is good for (default 1 h).
 	TTL time.Duration
-	// Ledger remembers spent tokens; nil means a MemoryLedger of DefaultLedgerSize entries.
+	// Ledger remembers spent tokens; nil means a MemoryLedger of MaxEntries entries.
 	Ledger Ledger
+	// MaxEntries bounds the unexpired entries this node puts into the ledger (default
+	// DefaultLedgerSize); ClientShare how many of them one client may cause (default
+	// DefaultClientShare). See share.go.
+	MaxEntries  int
+	ClientShare int
 }
 
 // Tokens mints, verifies and spends resume tokens. It is safe for concurrent use.
@@ -88,6 +96,7 @@ type Tokens struct {
 	byKID  map[string][]byte
 	ttl    time.Duration
 	ledger Ledger
+	tally  *tally
 	random bool
 }
 
@@ -102,8 +111,15 @@ func New(cfg Config) (*Tokens, error) {
 	if t.ttl <= 0 {
 		t.ttl = time.Hour
 	}
+	if cfg.MaxEntries <= 0 {
+		cfg.MaxEntries = DefaultLedgerSize
+	}
+	if cfg.ClientShare <= 0 {
+		cfg.ClientShare = DefaultClientShare
+	}
+	t.tally = newTally(cfg.MaxEntries, cfg.ClientShare)
 	if t.ledger == nil {
-		t.ledger = NewMemoryLedger(DefaultLedgerSize)
+		t.ledger = NewMemoryLedger(cfg.MaxEntries)
 	}
 	secrets := cfg.Secrets
 	if len(secrets) == 0 {
@@ -237,27 +253,50 @@ func (t *Tokens) Verify(token string, now time.Time) (Claims, error) {
 	return c, nil
 }
 
-// Spend marks c's token used; it returns ErrSpent if it was used already, or the ledger's
-// error (ErrLedgerFull).
-func (t *Tokens) Spend(ctx context.Context, c Claims) error {
+// Spend marks c's token used, as an entry client caused (a client key; "" for none) for
+// kind. It returns ErrSpent if it was used already, ErrClientShare or ErrLedgerFull when the
+// tally refuses it (share.go), or the ledger's error (ErrLedgerFull).
+func (t *Tokens) Spend(ctx context.Context, c Claims, client string, kind SpendKind) error {
+	e, err := t.tally.reserve(client, c.Expires, kind)
+	if err != nil {
+		return err
+	}
 	ok, err := t.ledger.Spend(ctx, c.ID, c.Expires)
 	switch {
 	case err != nil:
+		t.tally.cancel(e)
+		if errors.Is(err, ErrLedgerFull) {
+			t.tally.full.Add(1)
+		}
 		return fmt.Errorf("resume: spend: %w", err)
 	case !ok:
+		t.tally.cancel(e)
 		return ErrSpent
 	}
 	return nil
 }
 
-// Redeem verifies token at now and spends it: the claims of a token good for one resume.
-func (t *Tokens) Redeem(ctx context.Context, token string, now time.Time) (Claims, error) {
+// Redeem verifies token at now and spends it for a restore by client: the claims of a token
+// good for one restore.
+func (t *Tokens) Redeem(ctx context.Context, token, client string, now time.Time) (Claims, error) {
 	c, err := t.Verify(token, now)
 	if err != nil {
 		return Claims{}, err
 	}
-	if err := t.Spend(ctx, c); err != nil {
+	if err := t.Spend(ctx, c, client, Restore); err != nil {
 		return Claims{}, err
 	}
 	return c, nil
+}
+
+// LedgerEntries returns how many unexpired entries this node put into the ledger.
+func (t *Tokens) LedgerEntries() int { return t.tally.entries() }
+
+// ClientEntries returns how many of them client caused.
+func (t *Tokens) ClientEntries(client string) int { return t.tally.of(client) }
+
+// LedgerRefused returns how many spends were refused because the ledger was full, and how
+// many restores because their client's share was used up.
+func (t *Tokens) LedgerRefused() (full, share uint64) {
+	return t.tally.full.Load(), t.tally.shares.Load()
 }

@@ -167,15 +167,15 @@ func TestRedeemOnce(t *testing.T) {
 	now := time.Now()
 	tok, _, _ := tk.Mint(sample(), now)
 	ctx := context.Background()
-	if _, err := tk.Redeem(ctx, tok, now); err != nil {
+	if _, err := tk.Redeem(ctx, tok, "", now); err != nil {
 		t.Fatalf("first Redeem: %v", err)
 	}
-	if _, err := tk.Redeem(ctx, tok, now); !errors.Is(err, ErrSpent) {
+	if _, err := tk.Redeem(ctx, tok, "", now); !errors.Is(err, ErrSpent) {
 		t.Fatalf("second Redeem = %v, want ErrSpent", err)
 	}
 	// Another server with the same secret and the same ledger refuses it too.
 	other, _ := New(Config{Secrets: [][]byte{secretA}, Ledger: tk.ledger})
-	if _, err := other.Redeem(ctx, tok, now); !errors.Is(err, ErrSpent) {
+	if _, err := other.Redeem(ctx, tok, "", now); !errors.Is(err, ErrSpent) {
 		t.Fatalf("Redeem on a second Tokens sharing the ledger = %v, want ErrSpent", err)
 	}
 }

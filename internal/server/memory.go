@@ -47,7 +47,8 @@ func (r *budgetRunner) stop() {
 
 // collectors are the metrics beside the stats: the memory budget's, TURN's and TLS's.
 func (s *Server) collectors(st *stats.Stats) []prometheus.Collector {
-	return append(append([]prometheus.Collector{metrics.Memory(s.budget.b)}, s.turnMetrics(st)...), s.tls.collectors()...)
+	cs := []prometheus.Collector{metrics.Memory(s.budget.b), metrics.ResumeLedger(s.hub.ResumeTokens())}
+	return append(append(cs, s.turnMetrics(st)...), s.tls.collectors()...)
 }
 
 // kernelSendBuffer is what a client socket's kernel send buffer holds when full: twice

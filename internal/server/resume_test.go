@@ -58,6 +58,13 @@ func TestResumeAfterLostConnection(t *testing.T) {
 	if got := metricValue(t, ts, `switchboard_resumes_total{result="resumed"}`); got != "1" {
 		t.Fatalf("resumes = %s, want 1", got)
 	}
+	// A resume of a presence the node holds takes no room in the spent-token ledger.
+	if got := metricValue(t, ts, `switchboard_resume_ledger_entries`); got != "0" {
+		t.Fatalf("ledger entries after a resume = %s, want 0", got)
+	}
+	if got := metricValue(t, ts, `switchboard_resume_ledger_refused_total{reason="client-share"}`); got != "0" {
+		t.Fatalf("ledger refusals = %s, want 0", got)
+	}
 
 	// A token works once: the first one is spent, so joining with it is a new presence.
 	a3 := dial(t, ts)
@@ -92,8 +99,9 @@ func TestResumeExpiresAndIsScopedToRoom(t *testing.T) {
 	if d := time.Since(start); d > 5*time.Second {
 		t.Fatalf("peer-left after %v with a 150ms grace", d)
 	}
+	// Its events are gone; its token may only start it over (restored, a gap), like a join.
 	late := dial(t, ts)
-	if w := late.join("r", map[string]any{"resume": wa.Resume}); w.Resumed || w.peerID() == a.id {
+	if w := late.join("r", map[string]any{"resume": wa.Resume}); w.Resumed && (!w.Restored || !w.Gap) {
 		t.Fatalf("resumed after expiry: %s", w.Raw)
 	}
 	if got := metricValue(t, ts, `switchboard_resumes_total{result="expired"}`); got != "1" {
@@ -114,8 +122,10 @@ func TestCloseFrameIsNotResumable(t *testing.T) {
 	if m := b.expect("peer-left"); m.peerID() != a.id || m.Reason != "closed" {
 		t.Fatalf("peer-left: %s", m.Raw)
 	}
+	// The presence is gone with its events: its token may only start it over (restored, a
+	// gap; docs/protocol.md "Single use"), like a join.
 	a2 := dial(t, ts)
-	if w := a2.join("r", map[string]any{"resume": wa.Resume}); w.Resumed {
+	if w := a2.join("r", map[string]any{"resume": wa.Resume}); w.Resumed && (!w.Restored || !w.Gap) {
 		t.Fatalf("resumed after a close frame: %s", w.Raw)
 	}
 }
@@ -154,7 +164,7 @@ func TestResumeHoldOverflow(t *testing.T) {
 		t.Fatal("10 × 40 KiB held for a lost presence and it did not leave")
 	}
 	a2 := dial(t, ts)
-	if w := a2.join("r", map[string]any{"resume": wa.Resume}); w.Resumed {
+	if w := a2.join("r", map[string]any{"resume": wa.Resume}); w.Resumed && (!w.Restored || !w.Gap) {
 		t.Fatalf("resumed after overflow: %s", w.Raw)
 	}
 }

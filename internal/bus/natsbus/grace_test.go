@@ -35,15 +35,16 @@ func newGraceBus(t *testing.T, url string, grace time.Duration, log *eventLog, n
 // outbox stands for the hub's presence on the node that holds it: the events it has sent
 // (seq 1…n) and its Handover, which hands those after last over once.
 type outbox struct {
-	events []*protocol.Event
-	calls  atomic.Int32 // Handover runs on the node's goroutine
+	events   []*protocol.Event
+	retryIDs []uint64
+	calls    atomic.Int32 // Handover runs on the node's goroutine
 }
 
 func (o *outbox) handover(last uint64) *bus.Handover {
 	if o.calls.Add(1) > 1 {
 		return nil // given away already
 	}
-	h := &bus.Handover{Seq: uint64(len(o.events))}
+	h := &bus.Handover{Seq: uint64(len(o.events)), RetryIDs: o.retryIDs}
 	for _, e := range o.events {
 		if e.Seq > last {
 			h.Events = append(h.Events, e)

@@ -173,14 +173,20 @@ func (b *Bus) handOver(room string, peer protocol.PeerID, last uint64) *bus.Hand
 
 // The handover encoding: a status byte (0: none, 1: a handover), then
 //
-//	flags (1: gap), uvarint seq, uvarint n, then n events:
+//	flags (1: gap, 2: retry ids), uvarint seq, uvarint n, then n events:
 //	type, flags (1: broadcast, 2: resumed, 4: peer), uvarint seq, from, data, reason,
 //	and with a peer: id, identity, name, meta;
+//	with retry ids: uvarint m (1…maxHandoverRetryIDs), then m little-endian uint64s;
 //
-// every string and byte field a uvarint length then its bytes.
+// every string and byte field a uvarint length then its bytes. (A node without the retry
+// ids flag refuses a handover that has them: the resume then reports a gap.)
 const (
 	hoGap = 1 << iota
+	hoRetryIDs
 )
+
+// maxHandoverRetryIDs bounds the retry ids of one handover (the hub remembers 256).
+const maxHandoverRetryIDs = 256
 
 const (
 	evBroadcast = 1 << iota
@@ -201,6 +207,10 @@ func encodeHandover(h *bus.Handover, limit int) []byte {
 	}
 	evs := h.Events
 	gap := h.Gap
+	ids := h.RetryIDs
+	if len(ids) > maxHandoverRetryIDs {
+		ids = ids[len(ids)-maxHandoverRetryIDs:]
+	}
 	if len(evs) > maxHandoverEvents {
 		evs, gap = evs[len(evs)-maxHandoverEvents:], true
 	}
@@ -210,11 +220,20 @@ func encodeHandover(h *bus.Handover, limit int) []byte {
 		if gap {
 			flags |= hoGap
 		}
+		if len(ids) > 0 {
+			flags |= hoRetryIDs
+		}
 		out = append(out, 1, flags)
 		out = binary.AppendUvarint(out, h.Seq)
 		out = binary.AppendUvarint(out, uint64(len(evs)))
 		for _, e := range evs {
 			out = appendEvent(out, e)
+		}
+		if len(ids) > 0 {
+			out = binary.AppendUvarint(out, uint64(len(ids)))
+			for _, id := range ids {
+				out = binary.LittleEndian.AppendUint64(out, id)
+			}
 		}
 		if len(out) <= limit || len(evs) == 0 {
 			return out
@@ -305,7 +324,8 @@ func decodeHandover(data []byte) (*bus.Handover, error) {
 	default:
 		return nil, errBadMessage
 	}
-	h := &bus.Handover{Gap: r.byte()&hoGap != 0, Seq: r.uvarint()}
+	flags := r.byte()
+	h := &bus.Handover{Gap: flags&hoGap != 0, Seq: r.uvarint()}
 	n := r.uvarint()
 	if n > maxHandoverEvents {
 		return nil, errBadMessage
@@ -323,6 +343,17 @@ func decodeHandover(data []byte) (*bus.Handover, error) {
 			e.Peer = &protocol.PeerInfo{ID: protocol.PeerID(r.bytes()), Identity: string(r.bytes()), Name: string(r.bytes()), Meta: r.bytes()}
 		}
 		h.Events = append(h.Events, e)
+	}
+	if flags&hoRetryIDs != 0 && r.err == nil {
+		m := r.uvarint()
+		if m == 0 || m > maxHandoverRetryIDs || m*8 > uint64(len(r.b)) {
+			return nil, errBadMessage
+		}
+		h.RetryIDs = make([]uint64, m)
+		for i := range h.RetryIDs {
+			h.RetryIDs[i] = binary.LittleEndian.Uint64(r.b)
+			r.b = r.b[8:]
+		}
 	}
 	if r.err != nil {
 		return nil, r.err

@@ -15,7 +15,7 @@ func sampleHandover() *bus.Handover {
 		{Type: protocol.TypeMessage, Seq: 8, From: "p2", Data: []byte(`1`), Broadcast: true},
 		{Type: protocol.TypePeerJoined, Seq: 9, Resumed: true, Peer: &protocol.PeerInfo{ID: "p3", Identity: "bob", Name: "Bob", Meta: []byte(`{"a":1}`)}},
 		{Type: protocol.TypePeerLeft, Seq: 10, Peer: &protocol.PeerInfo{ID: "p3"}, Reason: "timeout"},
-	}}
+	}, RetryIDs: []uint64{1, 0xfeedface, 1 << 63}}
 }
 
 func TestHandoverRoundTrip(t *testing.T) {
@@ -34,7 +34,19 @@ func TestHandoverRoundTrip(t *testing.T) {
 	if err != nil || len(small) > 60 || !got.Gap || len(got.Events) == 0 || got.Events[len(got.Events)-1].Seq != 10 {
 		t.Fatalf("bounded: %d bytes, %+v %v", len(small), got, err)
 	}
-	for _, bad := range [][]byte{nil, {2}, {0, 0}, {1}, {1, 0, 1, 1}, {1, 0, 1, 0xff, 0xff, 0xff, 0xff, 0x0f}} {
+	// Retry ids: at most maxHandoverRetryIDs, the newest kept.
+	many := &bus.Handover{Seq: 1}
+	for i := 0; i < maxHandoverRetryIDs+10; i++ {
+		many.RetryIDs = append(many.RetryIDs, uint64(i))
+	}
+	got, err = decodeHandover(encodeHandover(many, 1<<20))
+	if err != nil || len(got.RetryIDs) != maxHandoverRetryIDs || got.RetryIDs[0] != 10 {
+		t.Fatalf("retry ids past the bound: %d ids from %v, %v", len(got.RetryIDs), got.RetryIDs[:1], err)
+	}
+	tooMany := []byte{1, hoRetryIDs, 1, 0, 0x81, 0x02} // 257 ids announced
+	tooMany = append(tooMany, make([]byte, 257*8)...)
+	for _, bad := range [][]byte{nil, {2}, {0, 0}, {1}, {1, 0, 1, 1}, {1, 0, 1, 0xff, 0xff, 0xff, 0xff, 0x0f},
+		{1, hoRetryIDs, 1, 0}, {1, hoRetryIDs, 1, 0, 0}, {1, hoRetryIDs, 1, 0, 2, 1, 2, 3, 4, 5, 6, 7, 8}, tooMany} {
 		if _, err := decodeHandover(bad); err == nil {
 			t.Errorf("decodeHandover(%v) accepted", bad)
 		}
@@ -55,8 +67,8 @@ func FuzzDecodeHandover(f *testing.F) {
 		if h == nil {
 			return
 		}
-		if len(h.Events) > maxHandoverEvents {
-			t.Fatalf("%d events", len(h.Events))
+		if len(h.Events) > maxHandoverEvents || len(h.RetryIDs) > maxHandoverRetryIDs {
+			t.Fatalf("%d events, %d retry ids", len(h.Events), len(h.RetryIDs))
 		}
 		again := encodeHandover(h, 1<<30)
 		h2, err := decodeHandover(again)

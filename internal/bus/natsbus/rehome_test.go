@@ -3,6 +3,7 @@ package natsbus
 import (
 	"context"
 	"github.com/switchboard-rtc/switchboard/protocol"
+	"reflect"
 	"testing"
 	"time"
 )
@@ -124,11 +125,15 @@ func TestTakeOverOfConnectedMember(t *testing.T) {
 		e.Seq = uint64(i)
 		ob.events = append(ob.events, e)
 	}
+	ob.retryIDs = []uint64{7, 1 << 63, 42}
 	x.Handover = ob.handover
 	waitUntil(t, "c knows x", func() bool { return len(peersOf(c, "r")) == 2 })
 	h, err := c.TakeOver(context.Background(), "r", x.Info.ID, 1)
 	if err != nil || h == nil || len(h.Events) != 1 || h.Events[0].Seq != 2 || h.Seq != 2 {
 		t.Fatalf("take over: %+v %v", h, err)
+	}
+	if !reflect.DeepEqual(h.RetryIDs, ob.retryIDs) {
+		t.Fatalf("take over carried retry ids %v, want %v", h.RetryIDs, ob.retryIDs)
 	}
 	waitUntil(t, "x orphaned on b", func() bool { return orphaned(b, "r", x.Info.ID) })
 	if err := b.Relay(y, []byte(x.Info.ID), msg(y.Info.ID, "after")); err != nil {
