@@ -1,7 +1,6 @@
 package hub
 
 import (
-	"bytes"
 	"hash/fnv"
 	"sync"
 	"time"
@@ -28,8 +27,9 @@ type Marker interface {
 
 // kept is one event in the outbox.
 type kept struct {
-	ev   protocol.Event
-	size int
+	ev    protocol.Event
+	size  int
+	chunk *arenaChunk // where ev.Data is (arena.go); nil when it has its own copy
 }
 
 // chargeChunk is how much of the memory budget an outbox takes or gives back at a time, so
@@ -41,10 +41,12 @@ const chargeChunk = 16 << 10
 // (nil while parked).
 type resumeSink struct {
 	mu        sync.Mutex
-	cur       bus.Sink // nil while parked
-	mark      Marker   // cur's, when it has one
-	seq       uint64   // the last seq given
-	kept      []kept   // unread events, in seq order
+	cur       bus.Sink    // nil while parked
+	mark      Marker      // cur's, when it has one
+	seq       uint64      // the last seq given
+	kept      []kept      // unread events, in seq order
+	keptArr   []kept      // kept's array from its start (arena.go: appendKept)
+	chunk     *arenaChunk // the arena chunk being written (arena.go)
 	keptBytes int
 	dropped   uint64 // the highest seq dropped unread (connected and full): a gap for a resume before it
 	urged     bool   // MarkNow was called since the last mark
@@ -103,10 +105,9 @@ func (r *resumeSink) Send(e *protocol.Event) bool {
 		c.Seq = r.seq
 		return r.cur.Send(&c)
 	}
-	r.kept = append(r.kept, kept{ev: *e, size: size})
-	k := &r.kept[len(r.kept)-1]
+	k := r.appendKept(kept{ev: *e, size: size})
 	k.ev.Seq = r.seq
-	k.ev.Data = bytes.Clone(e.Data) // the sender's read buffer is reused after Send
+	k.ev.Data, k.chunk = r.store(e.Data) // the sender's read buffer is reused after Send
 	k.ev.ID = nil
 	r.keptBytes += size
 	if r.cur == nil {
@@ -157,10 +158,11 @@ func (r *resumeSink) makeRoomLocked(size int) bool {
 // popLocked drops the oldest kept event. r.mu is held.
 func (r *resumeSink) popLocked() {
 	r.keptBytes -= r.kept[0].size
+	r.unstore(r.kept[0].chunk)
 	r.kept[0] = kept{}
 	r.kept = r.kept[1:]
 	if len(r.kept) == 0 {
-		r.kept = nil
+		r.kept = r.keptArr[:0] // all read: write from the start again
 	}
 }
 
@@ -169,7 +171,7 @@ func (r *resumeSink) dropAllLocked() {
 	if n := len(r.kept); n > 0 {
 		r.dropped = r.kept[n-1].ev.Seq
 	}
-	r.kept, r.keptBytes = nil, 0
+	r.letGoKept()
 	r.uncharge()
 }
 
@@ -192,7 +194,7 @@ func (r *resumeSink) uncharge() {
 // overflowLocked gives up what is kept: the presence is to leave (onOver). r.mu is held.
 func (r *resumeSink) overflowLocked() {
 	r.over = true
-	r.kept, r.keptBytes = nil, 0
+	r.letGoKept()
 	r.acct.Release()
 	r.charged = 0
 	if r.onOver != nil {
@@ -257,7 +259,8 @@ func (r *resumeSink) mute() {
 // may still come until it has left its room).
 func (r *resumeSink) forget() {
 	r.mu.Lock()
-	r.kept, r.keptBytes, r.over, r.onOver = nil, 0, true, nil
+	r.letGoKept()
+	r.over, r.onOver = true, nil
 	r.acct.Release()
 	r.charged = 0
 	if r.refresh != nil {

@@ -104,7 +104,7 @@ func (r *resumeSink) replay(sink bus.Sink, welcome *protocol.Event, evs []*proto
 			r.dropped = r.kept[0].ev.Seq
 			r.popLocked()
 		}
-		r.kept = append(r.kept, kept{ev: *e, size: size})
+		r.appendKept(kept{ev: *e, size: size})
 		r.keptBytes += size
 	}
 }
@@ -150,7 +150,8 @@ func (r *resumeSink) handOver(last uint64) *bus.Handover {
 			ho.Events = append(ho.Events, &e)
 		}
 	}
-	r.kept, r.keptBytes, r.over, r.onOver = nil, 0, true, nil
+	r.letGoKept()
+	r.over, r.onOver = true, nil
 	r.acct.Release()
 	r.charged = 0
 	if r.refresh != nil {

@@ -48,6 +48,9 @@ var (
 	descResumes            = desc("resumes_total", "Lost connections' presences, by outcome.", "result")
 	descSIOSessions        = desc("socketio_sessions", "Open Engine.IO sessions on /socket.io/ (WebSocket ones are also connections).")
 	descSIOUpgrades        = desc("socketio_upgrades_total", "Engine.IO sessions upgraded from long-polling to WebSocket.")
+	descSIOParked          = desc("socketio_parked", "Socket.IO sockets kept after a lost connection for their client to recover.")
+	descSIOParkRefused     = desc("socketio_park_refused_total", "Socket.IO sockets not kept after a lost connection: as many as the sessions cap were parked.")
+	descSIORecoveries      = desc("socketio_recoveries_total", "Socket.IO connection state recoveries, by outcome: recovered, gap (same socket, events lost: not recovered), refused (unknown or forged pid, socket gone).", "outcome")
 	descClusterHeld        = desc("cluster_held_events", "Relays this cluster node holds for peers orphaned by a restarting or dead node, until they resume elsewhere.")
 	descClusterHeldDropped = desc("cluster_held_dropped_total", "Relays for orphaned peers refused because a hold was full, or dropped when the peer left without resuming.")
 )
@@ -57,7 +60,7 @@ type collector struct{ st *stats.Stats }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descConnections, descHandshakes, descRooms, descPeers, descRelayed,
-		descErrors, descBytes, descSendQueueDrop, descKicks, descPanics, descLoopSlices, descParked, descResumes, descSIOSessions, descSIOUpgrades,
+		descErrors, descBytes, descSendQueueDrop, descKicks, descPanics, descLoopSlices, descParked, descResumes, descSIOSessions, descSIOUpgrades, descSIOParked, descSIOParkRefused, descSIORecoveries,
 		descClusterHeld, descClusterHeldDropped} {
 		ch <- d
 	}
@@ -95,6 +98,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descResumes, st.Restores.Load(), "restored")
 	gauge(descSIOSessions, st.SocketIOSessions.Load())
 	counter(descSIOUpgrades, st.SocketIOUpgrades.Load())
+	gauge(descSIOParked, st.SocketIOParked.Load())
+	counter(descSIOParkRefused, st.SocketIOParkRefused.Load())
+	counter(descSIORecoveries, st.SocketIORecovered.Load(), "recovered")
+	counter(descSIORecoveries, st.SocketIORecoveryGaps.Load(), "gap")
+	counter(descSIORecoveries, st.SocketIORecoveryRefused.Load(), "refused")
 	gauge(descClusterHeld, st.ClusterHeld.Load())
 	counter(descClusterHeldDropped, st.ClusterHeldDropped.Load())
 }

@@ -212,9 +212,14 @@ func build(cfg config.Config, log *slog.Logger, st *stats.Stats, b bus.Bus, fds 
 		closeTURN()
 		return nil, fmt.Errorf("server: %w", err)
 	}
+	var lobby sioserver.Lobby // one node: sioserver's own
+	if nb, ok := b.(*natsbus.Bus); ok {
+		lobby = nb // a cluster: Socket.IO sockets in no room reach each other across nodes
+	}
 	sio, err := sioserver.New(sioserver.Config{
 		Hub:            h,
 		WS:             ws,
+		Lobby:          lobby,
 		MaxPayload:     cfg.MaxFrameBytes,
 		SendQueueBytes: cfg.SendQueueBytes,
 		PingInterval:   cfg.PingInterval,

@@ -120,7 +120,7 @@ func TestClusterSocketIOAndNativeOnTwoNodes(t *testing.T) {
 		t.Fatalf("offer on node 1: %s", off.Raw)
 	}
 	nat.sendRaw(`{"type":"answer","target":"` + s.id + `","data":{"type":"answer","sdp":"a"}}`)
-	if got := s.read(); got != `42["answer",{"type":"answer","sdp":"a","from":"`+nat.id+`"}]` {
+	if got := s.read(); got != `42["answer",{"type":"answer","sdp":"a","from":"`+nat.id+`"},"1"]` { // its offset last
 		t.Fatalf("answer on node 2: %q", got)
 	}
 }

@@ -29,12 +29,23 @@ var (
 // socket is not connected.
 func (ss *session) connectWithToken(auth []byte, now time.Time) error {
 	token, room, perr := parseAuth(auth)
-	id := protocol.NewPeerID()
-	var hs *hub.Session
 	if perr == nil {
+		// A recovered socket keeps its presence and grant: its token is not checked again.
+		if pid, last, ok := parseRecovery(auth); ok && ss.recoverSocket(pid, last, now) {
+			return nil
+		}
+	}
+	var hs *hub.Session
+	var k *sock
+	if perr == nil {
+		k = ss.srv.newSock(ss)
+		k.enterRoom()
+		ss.mu.Lock()
+		ss.sock = k // before the join: its welcome carries the presence's resume token
+		ss.mu.Unlock()
 		hs = ss.srv.hub.Connect(ss, now)
 		hs.SetClient(ss.client)
-		hs.UsePeerID(id)
+		hs.UsePeerID(k.id)
 		hs.SetAccessToken(token)
 		ss.mu.Lock()
 		ss.holding = true
@@ -44,10 +55,16 @@ func (ss *session) connectWithToken(auth []byte, now time.Time) error {
 	if perr != nil {
 		retry := perr.Code == protocol.CodeRateLimited // over its client's joins: may CONNECT again
 		ss.mu.Lock()
-		ss.held, ss.holding = nil, false
+		ss.held, ss.holding, ss.heldOff = nil, false, 0
 		ss.flush = !retry
+		ss.sock = nil
 		ss.chargeLocked()
 		ss.mu.Unlock()
+		if k != nil {
+			k.mu.Lock()
+			k.endLocked()
+			k.mu.Unlock()
+		}
 		ss.srv.stats.Errors[perr.Code].Add(1)
 		ss.sendPacket(func(dst []byte) []byte { return appendConnectError(dst, perr) })
 		if retry {
@@ -56,10 +73,10 @@ func (ss *session) connectWithToken(auth []byte, now time.Time) error {
 		return &errClose{code: hub.ClosePolicyViolation, reason: perr.Code.String()}
 	}
 	ss.mu.Lock()
-	ss.id = id
+	ss.id, ss.hsRead = k.id, hs
 	ss.mu.Unlock()
 	ss.hs, ss.joined = hs, true
-	ss.release(appendConnected(id))
+	ss.release(appendConnected(k.id, k.currentPID()))
 	return nil
 }
 
@@ -111,6 +128,7 @@ func (ss *session) release(first func(dst []byte) []byte) {
 	ss.mu.Lock()
 	held := ss.held
 	ss.held, ss.holding = nil, false
+	ss.sent, ss.heldOff = max(ss.sent, ss.heldOff), 0
 	if ss.closed {
 		ss.mu.Unlock()
 		return

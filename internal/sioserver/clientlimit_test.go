@@ -85,7 +85,7 @@ func TestSessionsPerClient(t *testing.T) {
 	if st, b := httpDo(t, "POST", u1, `42["offer",{"target":"`+id2+`"}]`, nil); st != 200 || b != "ok" {
 		t.Fatalf("POST: %d %q", st, b)
 	}
-	want := `42["offer",{"target":"` + id2 + `","from":"` + id1 + `"}]`
+	want := `42["offer",{"target":"` + id2 + `","from":"` + id1 + `"},"1"]` // its offset last
 	if st, b := httpDo(t, "GET", u2, "", nil); st != 200 || b != want {
 		t.Fatalf("GET: %d %q, want %q", st, b, want)
 	}

@@ -13,8 +13,10 @@
 //
 // Each socket is a hub.Session whose peer id is its socket.id, so the seed's code
 // (socket.emit("offer", {target: other.id, ...})) works unchanged: a socket that has not
-// joined a room is in this node's lobby, where any socket id is a target, as on the seed's
-// server; after a "join" event it is a peer of a room like any native peer. When the hub
+// joined a room is in the lobby (lobby.go: this node's, or the cluster's), where any socket
+// id is a target, as on the seed's server; after a "join" event it is a peer of a room like
+// any native peer. A socket whose connection was lost is kept for the resume grace and
+// recovered as socket.io-client 4.6+ expects (recovery.go, takeover.go). When the hub
 // needs access tokens there is no lobby: CONNECT carries the token in its auth payload and
 // the socket is at once a peer of its token's room, or is refused with CONNECT_ERROR
 // (auth.go). See docs/socketio.md.

@@ -103,7 +103,7 @@ func FuzzConnectAuth(f *testing.F) {
 		default:
 			t.Fatalf("%q: answered %q (err %v)", in, out, err)
 		}
-		ss.close("closed")
+		ss.close("left")
 		if rooms, _ := h.Rooms(context.Background()); len(rooms) != 0 {
 			t.Fatalf("%q: rooms %v left after the session closed", in, rooms)
 		}

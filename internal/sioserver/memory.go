@@ -66,6 +66,7 @@ func (ss *session) dropSlow() {
 func (ss *session) written() {
 	ss.mu.Lock()
 	ss.writing = 0
+	ss.answered = max(ss.answered, ss.answering)
 	ss.chargeLocked()
 	ss.mu.Unlock()
 }

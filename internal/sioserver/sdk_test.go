@@ -106,7 +106,7 @@ func TestSocketIOPeerAndGoSDK(t *testing.T) {
 				var name string
 				_ = json.Unmarshal(args[0], &name)
 				var from struct{ From string }
-				_ = json.Unmarshal(args[len(args)-1], &from)
+				_ = json.Unmarshal(args[len(args)-2], &from) // then its offset
 				if (name == "offer" || name == "answer" || name == "ice-candidate") && from.From != sdkID {
 					t.Errorf("%s from %q, want %q", name, from.From, sdkID)
 				}

@@ -66,6 +66,10 @@ type Config struct {
 	// Proxies are the trusted reverse proxies: a request from one counts for the client its
 	// forwarding headers name (nil: every client is its TCP peer).
 	Proxies *clientaddr.Proxies
+	// Lobby is where sockets in no room reach each other by socket id (lobby.go): nil means
+	// this node's own; in a cluster the bus's (*natsbus.Bus), so they reach each other across
+	// nodes.
+	Lobby Lobby
 	// Logger is the server's logger (default slog.Default()).
 	Logger *slog.Logger
 }
@@ -132,8 +136,12 @@ type Server struct {
 	sessions  map[string]*session // by Engine.IO sid
 	perClient *clientaddr.Counter // sessions open per client
 
-	lobbyMu sync.RWMutex
-	lobby   map[protocol.PeerID]*session // connected sockets in no room, by socket id
+	lobby Lobby         // sockets in no room, by socket id
+	grace time.Duration // how long a socket whose connection was lost is kept (0: no recovery)
+
+	sockMu sync.Mutex
+	socks  map[string]*sock // the sockets a pid can take back, by pid (recovery.go)
+	parked int              // how many of them are parked
 
 	closing atomic.Bool
 	stop    chan struct{}
@@ -154,8 +162,13 @@ func New(cfg Config) (*Server, error) {
 		log:       cfg.Logger,
 		sessions:  make(map[string]*session),
 		perClient: clientaddr.NewCounter(cfg.SessionsPerClient),
-		lobby:     make(map[protocol.PeerID]*session),
+		lobby:     cfg.Lobby,
+		grace:     cfg.Hub.ResumeGrace(),
+		socks:     make(map[string]*sock),
 		stop:      make(chan struct{}),
+	}
+	if s.lobby == nil {
+		s.lobby = newMemLobby(s.stats)
 	}
 	s.open = fmt.Appendf(nil, `","upgrades":["websocket"],"pingInterval":%d,"pingTimeout":%d,"maxPayload":%d}`,
 		cfg.PingInterval.Milliseconds(), cfg.PingTimeout.Milliseconds(), cfg.MaxPayload)
@@ -393,6 +406,12 @@ func (s *Server) poll(w http.ResponseWriter, r *http.Request, sid string) {
 		return
 	}
 	ss.polling = true
+	answered := ss.answered
+	ss.answered = 0
+	ss.mu.Unlock()
+	// A GET comes once the client has handled the answer to the one before.
+	ss.markRead(answered)
+	ss.mu.Lock()
 	// While a WebSocket probes an upgrade, a GET is answered at once (with a noop when nothing
 	// is queued) so the client can pause polling and finish the upgrade.
 	for len(ss.queue) == 0 && !ss.closed && ss.ws == nil && !ss.probing {
@@ -407,7 +426,7 @@ func (s *Server) poll(w http.ResponseWriter, r *http.Request, sid string) {
 			ss.mu.Unlock()
 			// The client gave up its GET: Engine.IO's server ends the session ("poll
 			// connection closed prematurely"), as it would a lost WebSocket.
-			ss.close("closed")
+			ss.lose("closed")
 			return
 		}
 	}
@@ -417,6 +436,7 @@ func (s *Server) poll(w http.ResponseWriter, r *http.Request, sid string) {
 	// what is queued meanwhile, until the write ends, which a client that does not read
 	// cannot make last past pollWriteTimeout.
 	ss.writing = cap(out)
+	ss.answering = ss.sent
 	ss.polling = false
 	closed := ss.closed
 	ss.mu.Unlock()
@@ -532,20 +552,21 @@ func (s *Server) tick(now time.Time) {
 			ss.close("timeout")
 		case ss.pongLate(t, &s.cfg):
 			// Only a pong counts: GETs, other packets and WebSocket messages do not.
-			ss.close("timeout")
+			ss.lose("timeout")
 		case upgraded:
 			continue
 		case t-ss.lastPing.Load() >= interval:
 			ss.lastPing.Store(t)
 			ss.pinged(now) // before the client can answer it
+			ss.notePing()
 			ss.sendPacket(func(dst []byte) []byte { return append(dst, eioPing) })
 		}
 	}
 }
 
 // Disconnect drops the Engine.IO connection of the socket with id, as a lost connection
-// would (the client's reason is "transport close" and it reconnects). It reports whether the
-// socket was found.
+// would (the client's reason is "transport close" and it reconnects; the socket is kept for
+// its recovery). It reports whether the socket was found.
 func (s *Server) Disconnect(id protocol.PeerID) bool {
 	s.mu.Lock()
 	var found *session
@@ -562,7 +583,7 @@ func (s *Server) Disconnect(id protocol.PeerID) bool {
 	if found == nil {
 		return false
 	}
-	found.close("closed")
+	found.lose("closed")
 	return true
 }
 
@@ -584,6 +605,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		ss.close("shutdown")
 		s.removeSession(ss)
 	}
+	s.endAll()
 	s.wg.Wait()
 	return ctx.Err()
 }

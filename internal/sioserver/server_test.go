@@ -108,7 +108,7 @@ func TestSocketIOAndNativeInOneRoom(t *testing.T) {
 	// Non-object data comes with the sender as a second argument.
 	nat.send(`{"type":"message","target":"` + sid + `","data":"hi"}`)
 	msg := s.expectEvent("42")
-	if len(msg) != 3 || string(msg[1]) != `"hi"` || string(msg[2]) != `{"from":"`+natID+`"}` {
+	if len(msg) != 4 || string(msg[1]) != `"hi"` || string(msg[2]) != `{"from":"`+natID+`"}` || string(msg[3]) != `"2"` {
 		t.Fatalf("socket.io got %s", msg)
 	}
 	// Native peers get the data byte for byte, the sender in the envelope.
@@ -316,7 +316,8 @@ func TestPolling(t *testing.T) {
 	if st, b := httpDo(t, "POST", u, body, nil); st != 200 || b != "ok" {
 		t.Fatalf("POST: %d %q", st, b)
 	}
-	want := `42["offer",{"target":"` + id2 + `","n":1,"from":"` + id + `"}]` + "\x1e" + `42["offer",{"target":"` + id2 + `","n":2,"from":"` + id + `"}]`
+	// Each event has its offset last (connection state recovery).
+	want := `42["offer",{"target":"` + id2 + `","n":1,"from":"` + id + `"},"1"]` + "\x1e" + `42["offer",{"target":"` + id2 + `","n":2,"from":"` + id + `"},"2"]`
 	if st, b := httpDo(t, "GET", u2, "", nil); st != 200 || b != want {
 		t.Fatalf("GET: %d %q, want %q", st, b, want)
 	}
@@ -409,9 +410,7 @@ func TestPollingOverlapAndTimeout(t *testing.T) {
 	_, id2 := pollingSession(t, ts.url)
 	start := time.Now()
 	waitFor(t, 10*time.Second, "the silent polling session to be dropped", func() bool {
-		ts.sio.lobbyMu.RLock()
-		defer ts.sio.lobbyMu.RUnlock()
-		return ts.sio.lobby[protocol.PeerID(id2)] == nil
+		return !ts.sio.carried(protocol.PeerID(id2))
 	})
 	if el := time.Since(start); el < 2*time.Second {
 		t.Errorf("dropped after %v, before pingInterval+pingTimeout (3 s)", el)

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/switchboard-rtc/switchboard/internal/bus"
 	"github.com/switchboard-rtc/switchboard/internal/hub"
 	"github.com/switchboard-rtc/switchboard/internal/membudget"
 	"github.com/switchboard-rtc/switchboard/internal/wsserver"
@@ -35,8 +36,10 @@ type session struct {
 	hs         *hub.Session    // nil until CONNECT
 	id         protocol.PeerID // socket.id, "" until CONNECT; guarded by in and mu for writes
 	joined     bool            // in a room; otherwise in the lobby
+	sock       *sock           // the socket it carries (recovery.go); guarded by in and mu for writes
 	skipBinary int             // binary attachments still to drop
 	byClient   bool            // the client sent the close packet
+	lostConn   bool            // the connection was lost without a goodbye: the socket may be recovered
 	args       [][]byte        // scratch for event arguments
 
 	mu       sync.Mutex
@@ -59,6 +62,19 @@ type session struct {
 	charged  int64              // what acct holds
 	released bool               // acct was released: the session is gone
 	posting  bool               // a long-polling POST is being handled (one at a time)
+
+	// Read marks (recovery.go): offsets of the socket's events handed to the transport
+	// (sent), held while a CONNECT is answered (heldOff), written before the first ping
+	// not answered yet (pingOff, pingOut), in the polling answer being written (answering)
+	// and in the last one written (answered: read once the next GET comes).
+	hsRead    *hub.Session // hs, for read marks from outside in
+	sent      uint64
+	heldOff   uint64
+	pingOff   uint64
+	pingOut   bool
+	answering uint64
+	answered  uint64
+	recGap    bool // the hub's welcome of a recovery said events were missed
 }
 
 // ponged records a pong: only a pong keeps the session alive (Engine.IO's heartbeat).
@@ -89,6 +105,11 @@ func (ss *session) isUpgraded() bool {
 // sendPacket writes one Engine.IO packet that build appends to dst. It reports false when the
 // session is gone or overflowed (and is then being closed).
 func (ss *session) sendPacket(build func(dst []byte) []byte) bool {
+	return ss.sendPacketOff(build, 0)
+}
+
+// sendPacketOff is sendPacket for an event of the socket whose offset is off (0: none).
+func (ss *session) sendPacketOff(build func(dst []byte) []byte, off uint64) bool {
 	ss.mu.Lock()
 	if ss.closed || ss.doom != "" {
 		ss.mu.Unlock()
@@ -96,11 +117,21 @@ func (ss *session) sendPacket(build func(dst []byte) []byte) bool {
 	}
 	if ws := ss.ws; ws != nil && !ss.holding {
 		ss.mu.Unlock()
-		return ws.SendText(build)
+		ok := ws.SendText(build)
+		if off != 0 {
+			// Noted once queued, so a ping noting it goes after it.
+			ss.mu.Lock()
+			ss.sent = max(ss.sent, off)
+			ss.mu.Unlock()
+		}
+		return ok
 	}
 	buf := &ss.queue
 	if ss.holding {
 		buf = &ss.held
+		ss.heldOff = max(ss.heldOff, off)
+	} else {
+		ss.sent = max(ss.sent, off)
 	}
 	n := len(*buf)
 	if n > 0 {
@@ -126,6 +157,15 @@ func (ss *session) sendPacket(build func(dst []byte) []byte) bool {
 // close packet, a WebSocket is closed. Safe to call more than once and from any goroutine
 // not holding ss.mu; callers holding ss.in use closeLocked.
 func (ss *session) close(reason string) { ss.closeWith(0, reason) }
+
+// lose ends the session because its connection was lost without a goodbye (an aborted GET,
+// EOF, missed pongs): its socket is kept for a recovery (recovery.go).
+func (ss *session) lose(reason string) {
+	ss.in.Lock()
+	defer ss.in.Unlock()
+	ss.lostConn = true
+	ss.closeLocked(0, reason)
+}
 
 // closeWith is close with a WebSocket close code (0: the one that goes with reason).
 func (ss *session) closeWith(code int, reason string) {
@@ -159,7 +199,7 @@ func (ss *session) closeLocked(code int, reason string) {
 	}
 	ss.closed = true
 	ss.closedAt = time.Now().UnixNano()
-	ss.held, ss.holding = nil, false
+	ss.held, ss.holding, ss.heldOff = nil, false, 0
 	ss.chargeLocked()
 	ss.mu.Unlock()
 	select {
@@ -199,22 +239,29 @@ func (ss *session) fail(err error) {
 	ss.closeWith(code, reason)
 }
 
-// disconnectSocket takes the socket out of the hub and the lobby. Caller holds in.
+// disconnectSocket takes the socket off the session: a connection lost without a goodbye
+// parks it for a recovery (recovery.go), anything else ends it, out of its room or the lobby.
+// Caller holds in.
 func (ss *session) disconnectSocket(reason string) {
 	if ss.hs == nil {
 		return
 	}
-	if ss.joined {
-		ss.hs.Leave(reason)
-		ss.joined = false
-	} else {
-		ss.srv.lobbyMu.Lock()
-		if ss.srv.lobby[ss.id] == ss {
-			delete(ss.srv.lobby, ss.id)
-		}
-		ss.srv.lobbyMu.Unlock()
+	hs, k, joined := ss.hs, ss.sock, ss.joined
+	ss.hs, ss.joined = nil, false
+	ss.mu.Lock()
+	ss.sock, ss.hsRead = nil, nil
+	ss.mu.Unlock()
+	mine, parked := k.detach(ss, ss.lostConn)
+	switch {
+	case !mine: // a recovery took the socket over
+	case parked && joined:
+		hs.Drop(reason) // the hub keeps the presence for the same grace
+	case parked: // still in the lobby, its events kept
+	case joined:
+		hs.Leave(reason)
+	default:
+		ss.srv.lobby.LobbyLeave(k.id)
 	}
-	ss.hs = nil
 }
 
 // closeNormal is the WebSocket close code of an orderly close.
@@ -238,13 +285,16 @@ func (ss *session) packet(p eioPacket, now time.Time) error {
 	switch p.typ {
 	case eioPong:
 		ss.ponged(now)
+		ss.notePong()
 		return nil
 	case eioNoop:
 		return nil
 	case eioPing: // in v4 the server pings: Engine.IO's server closes on this too
 		return fmt.Errorf("%w: ping from the client (the server pings in Engine.IO v4)", ErrBadPacket)
 	case eioClose:
-		ss.byClient = true
+		// A transport closed, not a goodbye (that is DISCONNECT): socket.io-client sends it
+		// after a failed long-poll, and socket.io's server recovers such a socket too.
+		ss.byClient, ss.lostConn = true, true
 		return &errClose{reason: "closed"}
 	case eioMessage:
 		if p.binary {
@@ -308,35 +358,39 @@ func (ss *session) message(b []byte, now time.Time) error {
 }
 
 // connect handles CONNECT to the main namespace: without access tokens the socket goes to
-// the lobby and the auth payload is ignored; with them, see connectWithToken. A CONNECT while
-// connected gets the same answer again. Caller holds in.
+// the lobby, or is recovered when the auth payload has its pid (recovery.go; the payload is
+// otherwise ignored); with them, see connectWithToken. A CONNECT while connected gets the same
+// answer again. Caller holds in.
 func (ss *session) connect(auth []byte, now time.Time) error {
 	if ss.hs == nil && ss.srv.hub.AuthRequired() {
 		return ss.connectWithToken(auth, now)
 	}
 	if ss.hs == nil {
-		id := protocol.NewPeerID()
-		ss.mu.Lock()
-		ss.id = id
-		ss.mu.Unlock()
+		if pid, last, ok := parseRecovery(auth); ok && ss.recoverSocket(pid, last, now) {
+			return nil
+		}
+		k := ss.srv.newSock(ss)
+		if err := ss.srv.lobby.LobbyJoin(k.id, k); err != nil {
+			k.mu.Lock()
+			k.endLocked()
+			k.mu.Unlock()
+			perr := protocol.Errorf(protocol.CodeUnavailable, "this server cannot take more sockets in no room now")
+			ss.srv.stats.Errors[perr.Code].Add(1)
+			ss.sendPacket(func(dst []byte) []byte { return appendConnectError(dst, perr) })
+			ss.mu.Lock()
+			ss.flush = true
+			ss.mu.Unlock()
+			return &errClose{code: hub.ClosePolicyViolation, reason: perr.Code.String()}
+		}
 		ss.hs = ss.srv.hub.Connect(ss, now)
 		ss.hs.SetClient(ss.client)
-		ss.hs.UsePeerID(id)
-		ss.srv.lobbyMu.Lock()
-		ss.srv.lobby[id] = ss
-		ss.srv.lobbyMu.Unlock()
+		ss.hs.UsePeerID(k.id)
+		ss.mu.Lock()
+		ss.id, ss.sock, ss.hsRead = k.id, k, ss.hs
+		ss.mu.Unlock()
 	}
-	ss.sendPacket(appendConnected(ss.id))
+	ss.sendPacket(appendConnected(ss.id, ss.sock.currentPID()))
 	return nil
-}
-
-// appendConnected returns the builder of the CONNECT answer for socket id.
-func appendConnected(id protocol.PeerID) func(dst []byte) []byte {
-	return func(dst []byte) []byte {
-		dst = append(dst, `40{"sid":"`...)
-		dst = append(dst, id...)
-		return append(dst, `"}`...)
-	}
 }
 
 // event handles an EVENT. Caller holds in.
@@ -368,9 +422,10 @@ func (ss *session) event(p *sioPacket) error {
 		}
 		ss.hs.Leave("left")
 		ss.joined = false
-		ss.srv.lobbyMu.Lock()
-		ss.srv.lobby[ss.id] = ss
-		ss.srv.lobbyMu.Unlock()
+		ss.sock.enterLobby()
+		if err := ss.srv.lobby.LobbyJoin(ss.id, ss.sock); err != nil {
+			ss.srv.log.Info("a socket that left its room is not in the lobby", "err", err)
+		}
 		ss.reply(p.ack, nil)
 	default:
 		perr = protocol.Errorf(protocol.CodeUnknownType, "unknown event %.64q", name)
@@ -411,14 +466,12 @@ func (ss *session) relay(t protocol.Type, arg []byte, ack int64) *protocol.Error
 	if ss.srv.hub.AuthRequired() {
 		return protocol.Errorf(protocol.CodeNotJoined, "this socket is in no room any more")
 	}
-	ss.srv.lobbyMu.RLock()
-	to := ss.srv.lobby[protocol.PeerID(target)]
-	ss.srv.lobbyMu.RUnlock()
-	if to == nil || to == ss {
+	switch err := ss.srv.lobby.LobbyRelay(ss.id, protocol.PeerID(target), &e); {
+	case errors.Is(err, bus.ErrUnknownTarget):
 		return protocol.Errorf(protocol.CodeUnknownTarget, "target is not a connected socket in no room")
-	}
-	if to.Send(&e) {
-		ss.srv.stats.Relayed[t].Add(1)
+	case err != nil:
+		ss.srv.log.Warn("lobby relay failed", "err", err)
+		return protocol.Errorf(protocol.CodeUnavailable, "cannot relay now")
 	}
 	ss.reply(ack, nil)
 	return nil
@@ -465,80 +518,17 @@ func (ss *session) join(arg []byte, ack int64) *protocol.Error {
 		f.ID = appendAckID(ack)
 	}
 	// Out of the lobby first, so no lobby relay can reach the socket once it is in a room.
-	ss.srv.lobbyMu.Lock()
-	delete(ss.srv.lobby, ss.id)
-	ss.srv.lobbyMu.Unlock()
+	ss.srv.lobby.LobbyLeave(ss.id)
+	ss.sock.enterRoom()
 	if perr := ss.hs.Handle(&f); perr != nil {
-		ss.srv.lobbyMu.Lock()
-		ss.srv.lobby[ss.id] = ss
-		ss.srv.lobbyMu.Unlock()
+		ss.sock.enterLobby()
+		if err := ss.srv.lobby.LobbyJoin(ss.id, ss.sock); err != nil {
+			ss.srv.log.Info("a socket whose join failed is not in the lobby", "err", err)
+		}
 		return perr
 	}
 	ss.joined = true
 	return nil
-}
-
-// reply answers a request: with an ACK when the client asked for one (perr nil: {"type":"ack"};
-// else the error object), otherwise with an "error" event when perr is set.
-func (ss *session) reply(ack int64, perr *protocol.Error) {
-	var id []byte
-	if ack >= 0 {
-		id = appendAckID(ack)
-	}
-	if perr == nil {
-		if id != nil {
-			ss.Send(&protocol.Event{Type: protocol.TypeAck, ID: id})
-		}
-		return
-	}
-	ss.srv.stats.Errors[perr.Code].Add(1)
-	ss.Send(&protocol.Event{Type: protocol.TypeError, ID: id, Err: perr})
-}
-
-// Send implements bus.Sink: it encodes e as a Socket.IO packet. Relays are the event named
-// after their type with the sender's data, the sender's socket id added as "from" (see
-// appendRelayData); acks, welcomes and errors answering a request with an ack id are its ACK;
-// the rest are events named after their type whose argument is the native event object.
-func (ss *session) Send(e *protocol.Event) bool {
-	return ss.sendPacket(func(dst []byte) []byte {
-		switch {
-		case e.Type.IsRelay():
-			dst = appendEventHeader(dst, -1)
-			dst = protocol.AppendString(dst, e.Type.String())
-			dst = append(dst, ',')
-			dst = appendRelayData(dst, e.Data, e.From)
-		case e.ID != nil && (e.Type == protocol.TypeAck || e.Type == protocol.TypeWelcome || e.Type == protocol.TypeError):
-			dst = append(dst, "43"...)
-			dst = append(dst, e.ID...)
-			dst = append(dst, '[')
-			dst = protocol.AppendEvent(dst, e)
-		default:
-			dst = appendEventHeader(dst, -1)
-			dst = protocol.AppendString(dst, e.Type.String())
-			dst = append(dst, ',')
-			dst = protocol.AppendEvent(dst, e)
-		}
-		return append(dst, ']')
-	})
-}
-
-// appendRelayData appends a relayed value with its sender: an object gets a "from" member
-// last (so it wins over one the sender put there, as JSON.parse keeps the last); any other
-// value is followed by a second argument {"from":id}.
-func appendRelayData(dst, data []byte, from protocol.PeerID) []byte {
-	if obj, empty := isObject(data); obj {
-		dst = append(dst, data[:len(data)-1]...)
-		if !empty {
-			dst = append(dst, ',')
-		}
-		dst = append(dst, `"from":`...)
-		dst = protocol.AppendString(dst, string(from))
-		return append(dst, '}')
-	}
-	dst = append(dst, data...)
-	dst = append(dst, `,{"from":`...)
-	dst = protocol.AppendString(dst, string(from))
-	return append(dst, '}')
 }
 
 // closeReason maps a packet-handling error to the peer-left reason.

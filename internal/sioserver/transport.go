@@ -13,7 +13,11 @@ import (
 // wsTransport is a session's WebSocket once it carries the session.
 type wsTransport session
 
-var _ wsserver.Handler = (*wsTransport)(nil)
+var (
+	_ wsserver.Handler     = (*wsTransport)(nil)
+	_ wsserver.LossHandler = (*wsTransport)(nil)
+	_ wsserver.LossHandler = (*probe)(nil)
+)
 
 func (t *wsTransport) Text(p []byte, now time.Time) error {
 	ss := (*session)(t)
@@ -47,10 +51,14 @@ func (t *wsTransport) Binary(p []byte, now time.Time) error {
 func (t *wsTransport) Ping(now time.Time) {
 	ss := (*session)(t)
 	ss.pinged(now) // before the client can answer it
+	ss.notePing()
 	ss.sendPacket(func(dst []byte) []byte { return append(dst, eioPing) })
 }
 
 func (t *wsTransport) Closed(reason string) { (*session)(t).close(reason) }
+
+// Lost implements wsserver.LossHandler: the WebSocket ended without a close frame.
+func (t *wsTransport) Lost(reason string) { (*session)(t).lose(reason) }
 
 // refusedWS is a WebSocket for a session already upgraded or being probed by another one:
 // accepted, then closed at once (upgrade closes it once adopted), as Engine.IO's server does.
@@ -149,6 +157,15 @@ func (p *probe) Ping(now time.Time) {
 		p.ss.srv.stats.Timeouts[stats.TimeoutUpgrade].Add(1)
 		p.c.Close(closeNormal, "upgrade timeout")
 	}
+}
+
+// Lost implements wsserver.LossHandler.
+func (p *probe) Lost(reason string) {
+	if p.upgraded {
+		p.ss.lose(reason)
+		return
+	}
+	p.Closed(reason)
 }
 
 func (p *probe) Closed(reason string) {

@@ -77,6 +77,17 @@ type Stats struct {
 	// on a WebSocket are also in Connections); SocketIOUpgrades counts upgrades from polling.
 	SocketIOSessions atomic.Int64
 	SocketIOUpgrades atomic.Uint64
+	// SocketIOParked is the number of Socket.IO sockets kept after a lost connection for a
+	// recovery (gauge); SocketIOParkRefused counts lost sockets not kept because as many as
+	// the sessions cap were; SocketIORecovered counts recoveries (socket.recovered),
+	// SocketIORecoveryGaps those that kept the socket but had lost events (a fresh pid), and
+	// SocketIORecoveryRefused the pids that took nothing back (unknown, forged, or their
+	// socket gone).
+	SocketIOParked          atomic.Int64
+	SocketIOParkRefused     atomic.Uint64
+	SocketIORecovered       atomic.Uint64
+	SocketIORecoveryGaps    atomic.Uint64
+	SocketIORecoveryRefused atomic.Uint64
 	// ClusterHeld is the number of relays a cluster node holds for members orphaned by a
 	// restarting or dead node, until they resume elsewhere (gauge); ClusterHeldDropped counts
 	// those refused because a hold was full, or dropped when the member finally left.

@@ -21,6 +21,13 @@ type Handler interface {
 	Closed(reason string)
 }
 
+// LossHandler is implemented by Handlers that tell a connection lost without a goodbye (EOF
+// without a close frame, a read or write error, missed pings) from one that ended: for them
+// Lost replaces Closed when the connection was lost.
+type LossHandler interface {
+	Lost(reason string)
+}
+
 // Conn is the sending side of an adopted connection. Its methods are safe for concurrent use.
 type Conn struct{ c *conn }
 

@@ -361,9 +361,14 @@ func (l *loop) closeConn(c *conn, reason string) {
 	_ = unix.Close(c.fd)
 	c.mu.Unlock()
 	c.in, c.frag = nil, nil
-	if c.ext == nil {
-		c.sess.End(reason, (c.lost && !c.shut) || c.broken)
-	} else {
+	lost := (c.lost && !c.shut) || c.broken
+	switch lh, ok := c.ext.(LossHandler); {
+	case c.ext == nil:
+		c.sess.End(reason, lost)
+	case ok && lost && !c.extDone:
+		c.extDone = true
+		lh.Lost(reason)
+	default:
 		c.leave(reason)
 	}
 	l.srv.connClosed(c)

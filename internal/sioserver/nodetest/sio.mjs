@@ -280,6 +280,100 @@ try {
       a.close(); b.close(); c.close();
       break;
     }
+    case "recover": {
+      // spec: {via, transports, room, away, expect}. a connects through via (a TCP proxy the
+      // Go side cuts when a prints its id), b directly; both in the lobby or in a room. b
+      // sends a numbered messages: 5 before the cut, spec.away while a is away (sent when a
+      // sees its disconnect), 5 after a is back. expect "recovered": a comes back with
+      // socket.recovered, the same id, and every message once, in order. expect "new": the
+      // socket was gone (a's reconnection comes after the grace): not recovered, a new id.
+      const a = io(spec.via, { forceNew: true, transports: spec.transports, reconnectionDelay: spec.delay || 300, reconnectionDelayMax: spec.delay || 300, randomizationFactor: 0 });
+      const trace = [];
+      for (const ev of ["connect", "disconnect", "connect_error"]) a.on(ev, (x) => trace.push(`${ev} ${x && x.message ? x.message : x || ""} ${a.id} ${a.recovered}`));
+      a.io.on("reconnect_attempt", (n) => trace.push(`attempt ${n}`));
+      setTimeout(() => process.stderr.write(`trace: ${JSON.stringify(trace)}\n`), 19000).unref();
+      await once(a, "connect");
+      if (!spec.transports) await upgraded(a);
+      const b = await connect({ forceNew: true, transports: ["websocket"] });
+      if (spec.room) {
+        await withAck(a, "join", { room: "rec" });
+        await withAck(b, "join", { room: "rec" });
+      }
+      const got = [];
+      let lastOffset = null;
+      a.on("message", (d, ...rest) => {
+        got.push(d.n);
+        if (rest.length) lastOffset = rest[rest.length - 1];
+      });
+      let sent = 0;
+      const send = async (k) => {
+        for (let i = 0; i < k; i++) {
+          const r = await withAck(b, "message", { target: first, n: sent++ });
+          eq(r.type, "ack", "b's message ack");
+        }
+      };
+      const first = a.id;
+      const firstPID = a._pid;
+      const until = async (cond, what) => {
+        const deadline = Date.now() + 10000;
+        while (!cond()) {
+          if (Date.now() > deadline) fail(`timed out waiting for ${what}: got ${JSON.stringify(got)}`);
+          await sleep(5);
+        }
+      };
+      await send(5);
+      await until(() => got.length === 5, "the first 5");
+      const lines = readline.createInterface({ input: process.stdin });
+      const away = new Promise((resolve) => a.once("disconnect", (reason) => resolve(reason)));
+      out({ id: first, pid: firstPID, offset: lastOffset });
+      const reason = await away;
+      out({ away: reason });
+      const awaySent = send(spec.away);
+      const [, back] = await Promise.all([awaySent, once(a, "connect")]);
+      if (spec.expect === "new") {
+        out({ reason, recovered: a.recovered, id: a.id, first, got });
+        lines.close(); a.close(); b.close();
+        break;
+      }
+      await send(5);
+      const total = 10 + spec.away;
+      await until(() => got.length >= total, `${total} messages`);
+      await sleep(100); // a duplicate would show up by now
+      out({ reason, recovered: a.recovered, id: a.id, first, pid: a._pid, firstPID, got, transport: a.io.engine.transport.name });
+      lines.close(); a.close(); b.close();
+      break;
+    }
+    case "lobby-cluster": {
+      // spec: {a, b, transports}: two sockets on two nodes of a cluster, in no room, run the
+      // seed's flow by socket.id (polling and WebSocket).
+      const mk = (url, transports) => new Promise((resolve, reject) => {
+        const s = io(url, { forceNew: true, reconnection: false, transports });
+        s.once("connect", () => resolve(s));
+        s.once("connect_error", (e) => reject(new Error(`connect_error: ${e.message}`)));
+      });
+      const a = await mk(spec.a, spec.transports);
+      const b = await mk(spec.b, ["websocket"]);
+      const p = await mk(spec.b, ["polling"]);
+      // A node learns another's lobby sockets a moment after they connect (the cluster's
+      // lobby message): wait until each can reach the other, with messages the flow ignores.
+      const reach = async (x, y) => {
+        const deadline = Date.now() + 5000;
+        for (;;) {
+          const r = await withAck(x, "message", { target: y.id, probe: true });
+          if (r.type === "ack") return;
+          eq(r.code, "unknown-target", "a probe's refusal");
+          if (Date.now() > deadline) fail(`${x.id} cannot reach ${y.id}`);
+          await sleep(20);
+        }
+      };
+      await Promise.all([reach(a, b), reach(b, a), reach(p, a), reach(a, p)]);
+      await seedFlow(a, b, 20);
+      a.removeAllListeners(); b.removeAllListeners();
+      await seedFlow(p, a, 20);
+      out({ a: a.id, b: b.id, p: p.id, transport: a.io.engine.transport.name });
+      a.close(); b.close(); p.close();
+      break;
+    }
     default:
       fail("unknown scenario");
   }
