@@ -20,8 +20,14 @@ import (
 // Resumed join re-homes it) and answers with the events, encoded compactly and bounded to
 // what one NATS message carries.
 
-// maxTakeovers bounds the TakeOver requests a node serves at once.
-const maxTakeovers = 16
+// maxTakeovers bounds the TakeOver requests a node serves at once; up to maxTakeoverQueue
+// more wait for their turn (a drained node's presences all come back within a moment, and a
+// request dropped would cost its presence the events held for it, and their order: the asker
+// would time out and restore it without them).
+const (
+	maxTakeovers     = 16
+	maxTakeoverQueue = 4096
+)
 
 // maxHandoverEvents bounds the events of one handover (the hub's outbox holds 256, and the
 // node held up to Config.HoldEvents more).
@@ -80,7 +86,8 @@ func (b *Bus) TakeOver(ctx context.Context, room string, peer protocol.PeerID, l
 }
 
 // serveTakeOver answers another node's TakeOver, on its own goroutine (Handover is the hub's
-// and may take its time), at most maxTakeovers at once; beyond, the asker times out.
+// and may take its time), at most maxTakeovers at once and maxTakeoverQueue waiting; beyond
+// those, the asker times out.
 func (b *Bus) serveTakeOver(msg *nats.Msg) {
 	var req takeOverReq
 	if err := json.Unmarshal(msg.Data[1:], &req); err != nil {
@@ -88,7 +95,7 @@ func (b *Bus) serveTakeOver(msg *nats.Msg) {
 		return
 	}
 	select {
-	case b.takeovers <- struct{}{}:
+	case b.takeoverQ <- struct{}{}:
 	default:
 		b.log.Warn("take-over requests beyond the limit: one refused", "peer", req.Peer)
 		return
@@ -96,6 +103,12 @@ func (b *Bus) serveTakeOver(msg *nats.Msg) {
 	b.wg.Add(1)
 	go func() {
 		defer b.wg.Done()
+		defer func() { <-b.takeoverQ }()
+		select {
+		case b.takeovers <- struct{}{}:
+		case <-b.stop:
+			return
+		}
 		defer func() { <-b.takeovers }()
 		h := b.handOver(req.Room, req.Peer, req.Last)
 		if err := msg.Respond(encodeHandover(h, b.maxPayload())); err != nil {

@@ -134,8 +134,10 @@ type Bus struct {
 	obs   bus.Observer
 
 	msgs chan *nats.Msg
-	// takeovers bounds the TakeOver requests served at once, each on its own goroutine.
+	// takeovers bounds the TakeOver requests served at once, each on its own goroutine;
+	// takeoverQ those served or waiting.
 	takeovers chan struct{}
+	takeoverQ chan struct{}
 	stop      chan struct{}
 	wg        sync.WaitGroup
 
@@ -232,6 +234,7 @@ func New(cfg Config) (*Bus, error) {
 		msgs:  make(chan *nats.Msg, 1<<16),
 
 		takeovers: make(chan struct{}, maxTakeovers),
+		takeoverQ: make(chan struct{}, maxTakeovers+maxTakeoverQueue),
 		stop:      make(chan struct{}),
 		rooms:     make(map[string]*room),
 		locals:    make(map[*bus.Member]*peer),
