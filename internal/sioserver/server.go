@@ -136,8 +136,9 @@ type Server struct {
 	sessions  map[string]*session // by Engine.IO sid
 	perClient *clientaddr.Counter // sessions open per client
 
-	lobby Lobby         // sockets in no room, by socket id
-	grace time.Duration // how long a socket whose connection was lost is kept (0: no recovery)
+	lobby   Lobby         // sockets in no room, by socket id
+	cluster Cluster       // the lobby's, when it spans a cluster: recovery across nodes (across.go)
+	grace   time.Duration // how long a socket whose connection was lost is kept (0: no recovery)
 
 	sockMu sync.Mutex
 	socks  map[string]*sock // the sockets a pid can take back, by pid (recovery.go)
@@ -169,6 +170,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	if s.lobby == nil {
 		s.lobby = newMemLobby(s.stats)
+	}
+	if c, ok := s.lobby.(Cluster); ok && s.grace > 0 {
+		s.cluster = c
+		if err := c.HandleSockets(s.serveMove); err != nil {
+			return nil, fmt.Errorf("sioserver: %w", err)
+		}
 	}
 	s.open = fmt.Appendf(nil, `","upgrades":["websocket"],"pingInterval":%d,"pingTimeout":%d,"maxPayload":%d}`,
 		cfg.PingInterval.Milliseconds(), cfg.PingTimeout.Milliseconds(), cfg.MaxPayload)
