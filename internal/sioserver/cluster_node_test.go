@@ -34,6 +34,9 @@ func startNATS(t *testing.T) string {
 	return "nats://" + s.Addr().(*net.TCPAddr).String()
 }
 
+// clusterSecret is the resume secret of the test clusters' nodes.
+const clusterSecret = "a-test-cluster-resume-secret-of-40-bytes"
+
 // startCluster runs n full servers, nodes of one cluster, and waits until each knows the
 // others.
 func startCluster(t *testing.T, n int) []*server.Server {
@@ -45,6 +48,7 @@ func startCluster(t *testing.T, n int) []*server.Server {
 			c.NATS = url
 			c.NATSHeartbeat = 100 * time.Millisecond
 			c.NATSNodeTimeout = time.Second
+			c.ResumeSecret = clusterSecret // shared: a node verifies the others' pids and tokens
 		})
 	}
 	deadline := time.NewTimer(10 * time.Second)

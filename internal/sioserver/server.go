@@ -144,9 +144,10 @@ type Server struct {
 	socks  map[string]*sock // the sockets a pid can take back, by pid (recovery.go)
 	parked int              // how many of them are parked
 
-	closing atomic.Bool
-	stop    chan struct{}
-	wg      sync.WaitGroup
+	closing    atomic.Bool
+	restarting atomic.Bool // Restart: sessions closed as lost, sockets handed over (drain.go)
+	stop       chan struct{}
+	wg         sync.WaitGroup
 }
 
 // New returns a Server and starts its timer goroutine; stop it with Close.
@@ -231,7 +232,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, errBadVersion, "unsupported protocol version: this server speaks Engine.IO 4 (socket.io-client v3 and v4)")
 		return
 	}
-	if s.closing.Load() {
+	if s.closing.Load() || s.restarting.Load() {
 		httpError(w, http.StatusServiceUnavailable, errBadRequest, "server is shutting down")
 		return
 	}
