@@ -43,8 +43,10 @@ type Config struct {
 	// reconnecting client to resume it; 0 disables resumption.
 	ResumeGrace time.Duration `yaml:"resume-grace"`
 	// ResumeSecret signs resume tokens (comma list for rotation: the first signs, any
-	// verifies; each ≥ 32 bytes); empty: a random secret per process, so a restart cannot
-	// take presences back. ResumeTokenTTL is how long a token is good for.
+	// verifies; each ≥ 32 bytes); empty: on a cluster node the cluster's shared secret
+	// (JetStream KV) when NATS has JetStream, else a random secret per process, so a restart
+	// (or another node) cannot take presences back. ResumeTokenTTL is how long a token is
+	// good for.
 	ResumeSecret   string        `yaml:"resume-secret"`
 	ResumeTokenTTL time.Duration `yaml:"resume-token-ttl"`
 	// ResumeHoldEvents and ResumeHoldBytes bound each presence's outbox (events kept until
@@ -52,7 +54,8 @@ type Config struct {
 	ResumeHoldEvents int `yaml:"resume-hold-events"`
 	ResumeHoldBytes  int `yaml:"resume-hold-bytes"`
 	// StateFile, when set, is where a graceful restart (SIGTERM) writes the rooms, members
-	// and resume secret, read back at the next start.
+	// and resume secret, read back at the next start (a single node: a cluster node does not
+	// use it, the other nodes take its presences over).
 	StateFile      string   `yaml:"state-file"`
 	AllowedOrigins []string `yaml:"allowed-origins"`
 	EventLoops     int      `yaml:"event-loops"`
@@ -391,11 +394,11 @@ func FlagSet(c *Config, configPath *string) *flag.FlagSet {
 	fs.DurationVar(&c.PingInterval, "ping-interval", c.PingInterval, "ping a peer that has been quiet this long")
 	fs.DurationVar(&c.PeerTimeout, "peer-timeout", c.PeerTimeout, "drop a peer silent this long")
 	fs.DurationVar(&c.ResumeGrace, "resume-grace", c.ResumeGrace, "keep a lost connection's peer this long for the client to resume it (0: off)")
-	fs.StringVar(&c.ResumeSecret, "resume-secret", c.ResumeSecret, "secret signing resume tokens, ≥ 32 bytes (comma list to rotate: the first signs, any verifies); empty: random per process, so restarts cannot resume")
+	fs.StringVar(&c.ResumeSecret, "resume-secret", c.ResumeSecret, "secret signing resume tokens, ≥ 32 bytes (comma list to rotate: the first signs, any verifies); empty: the cluster's shared one with --nats and JetStream, else random per process, so restarts (and other nodes) cannot resume")
 	fs.DurationVar(&c.ResumeTokenTTL, "resume-token-ttl", c.ResumeTokenTTL, "how long a resume token is good for; connected clients get a fresh one at half of it")
 	fs.IntVar(&c.ResumeHoldEvents, "resume-hold-events", c.ResumeHoldEvents, "events kept per peer until its client has read them, for a resume")
 	fs.IntVar(&c.ResumeHoldBytes, "resume-hold-bytes", c.ResumeHoldBytes, "bytes of events kept per peer until its client has read them, for a resume")
-	fs.StringVar(&c.StateFile, "state-file", c.StateFile, "on SIGTERM write rooms, members and the resume secret here (0600) and restore them at the next start")
+	fs.StringVar(&c.StateFile, "state-file", c.StateFile, "on SIGTERM write rooms, members and the resume secret here (0600) and restore them at the next start (single node: not used with --nats)")
 	fs.IntVar(&c.EventLoops, "event-loops", c.EventLoops, "WebSocket event loops (0: half the CPUs, at least 1)")
 	fs.Var(listValue{&c.AllowedOrigins}, "allowed-origins", "browser origins allowed besides the server's own (comma list: https://app.example.com, https://*.example.com, or a host pattern like *.example.com for any scheme; * for any)")
 	fs.Var(iceValue{&c.ICEServers}, "ice-servers", "STUN/TURN URLs handed to peers (comma list)")

@@ -35,6 +35,8 @@ type Hub struct {
 	// contested are the jtis a resume spent while their presence ended here, until they
 	// expire (at most maxContested): that resume must not re-create it.
 	contested map[string]time.Time
+	muted     map[string]mutedPresence // presences muted by Shutdown(restart), for a handover
+	spent     chan struct{}            // closed (and replaced) when a spend of ending ends
 
 	clients   clientTables   // per-client rates (clients.go)
 	slowJoins bool           // the bus's joins wait on the network (bus.SlowJoiner)
@@ -68,6 +70,8 @@ func New(cfg Config) (*Hub, error) {
 		holders:    make(map[string]*Session),
 		ending:     make(map[string]struct{}),
 		contested:  make(map[string]time.Time),
+		muted:      make(map[string]mutedPresence),
+		spent:      make(chan struct{}),
 		owners:     make(map[*bus.Member]*owner),
 	}
 	h.initClients()

@@ -42,17 +42,88 @@ func (s *Session) join(f *protocol.Frame) *protocol.Error {
 	if err := s.hub.Ready(); err != nil {
 		return protocol.Errorf(protocol.CodeUnavailable, "the server is not taking joins now")
 	}
+	if s.async && s.hub.slowJoins {
+		if f.Resume == nil {
+			run, perr := s.prepareJoin(f, room)
+			if perr != nil {
+				return perr
+			}
+			s.goJoin(bytes.Clone(f.ID), run)
+			return nil
+		}
+		// A resume may wait on the network (the token ledger, a TakeOver from the node that
+		// held the presence, the join): all of it off the transport's goroutine.
+		c := cloneJoin(f)
+		s.goJoin(c.ID, func() *protocol.Error {
+			if s.resume(string(c.Resume), room, c.ID, c.Last) {
+				return nil
+			}
+			run, perr := s.prepareJoin(c, room)
+			if perr != nil {
+				return perr
+			}
+			return run()
+		})
+		return nil
+	}
 	if f.Resume != nil && s.resume(string(f.Resume), room, bytes.Clone(f.ID), f.Last) {
 		return nil
 	}
-	if perr := s.admitJoin(); perr != nil {
+	run, perr := s.prepareJoin(f, room)
+	if perr != nil {
 		return perr
+	}
+	return run()
+}
+
+// cloneJoin copies the fields of join frame f that a join off the transport's goroutine reads
+// (f aliases the transport's read buffer).
+func cloneJoin(f *protocol.Frame) *protocol.Frame {
+	return &protocol.Frame{Type: f.Type, ID: bytes.Clone(f.ID), Room: bytes.Clone(f.Room), Name: bytes.Clone(f.Name),
+		Meta: bytes.Clone(f.Meta), Resume: bytes.Clone(f.Resume), Token: bytes.Clone(f.Token), V: f.V, Last: f.Last}
+}
+
+// goJoin runs a join (run) on its own goroutine: the session is joining until it ends; its
+// error goes to the client with the join's id. A connection that ended meanwhile takes the
+// presence the join made with it.
+func (s *Session) goJoin(id []byte, run func() *protocol.Error) {
+	s.mu.Lock()
+	s.joining = true
+	s.joinSeq++
+	seq := s.joinSeq
+	s.mu.Unlock()
+	s.hub.joins.Add(1)
+	go func() {
+		defer s.hub.joins.Done()
+		perr := run()
+		s.mu.Lock()
+		if s.joinSeq == seq {
+			s.joining = false
+		}
+		ended, reason, lost := s.ended, s.endReason, s.endLost
+		s.mu.Unlock()
+		switch {
+		case ended && lost:
+			s.Drop(reason) // the connection was lost while the join was under way
+		case ended:
+			s.Leave(reason) // the connection went while the join was under way
+		case perr != nil:
+			s.sendError(id, perr)
+		}
+	}()
+}
+
+// prepareJoin checks a join of a new presence (admission, access) and returns run, which
+// joins it to room and welcomes it.
+func (s *Session) prepareJoin(f *protocol.Frame, room string) (run func() *protocol.Error, _ *protocol.Error) {
+	if perr := s.admitJoin(); perr != nil {
+		return nil, perr
 	}
 	pid := s.fixedID
 	if pid == "" {
 		pid = protocol.NewPeerID()
 	}
-	m = &bus.Member{
+	m := &bus.Member{
 		Room:   room,
 		Info:   protocol.PeerInfo{ID: pid, Name: string(f.Name)},
 		Sink:   s.sink,
@@ -63,7 +134,7 @@ func (s *Session) join(f *protocol.Frame) *protocol.Error {
 	}
 	turn, perr := s.authorize(f, m)
 	if perr != nil {
-		return perr
+		return nil, perr
 	}
 	room = m.Room
 	m.Kick = s.hub.kickFunc(m)
@@ -100,32 +171,9 @@ func (s *Session) join(f *protocol.Frame) *protocol.Error {
 			},
 		})
 	}
-	if !s.async || !s.hub.slowJoins {
+	return func() *protocol.Error {
 		return s.joined(room, m, s.hub.bus.Join(context.Background(), m, s.hub.cfg.MaxPeersPerRoom, welcome))
-	}
-	s.mu.Lock()
-	s.joining = true
-	s.joinSeq++
-	seq := s.joinSeq
-	s.mu.Unlock()
-	s.hub.joins.Add(1)
-	go func() {
-		defer s.hub.joins.Done()
-		perr := s.joined(room, m, s.hub.bus.Join(context.Background(), m, s.hub.cfg.MaxPeersPerRoom, welcome))
-		s.mu.Lock()
-		if s.joinSeq == seq {
-			s.joining = false
-		}
-		ended := s.ended
-		s.mu.Unlock()
-		switch {
-		case ended:
-			s.Leave("closed") // the connection went while the join was under way
-		case perr != nil:
-			s.sendError(id, perr)
-		}
-	}()
-	return nil
+	}, nil
 }
 
 // joined maps a Join's outcome to the protocol error to answer with, if any.

@@ -243,6 +243,18 @@ func (r *resumeSink) park(onOver func()) {
 	r.mu.Unlock()
 }
 
+// mute detaches the connection of a presence muted for a restart: nothing more goes out, what
+// is kept stays for a handover (or until forget), and an overflow just marks it (a handover
+// then tells of a gap).
+func (r *resumeSink) mute() {
+	r.mu.Lock()
+	r.cur, r.mark, r.onOver = nil, nil, nil
+	if r.refresh != nil {
+		r.refresh.Stop()
+	}
+	r.mu.Unlock()
+}
+
 // forget lets go of what is kept when the presence ends: nothing is kept any more (events
 // may still come until it has left its room).
 func (r *resumeSink) forget() {

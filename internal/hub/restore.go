@@ -116,6 +116,12 @@ func (h *Hub) handoverFunc(m *bus.Member) func(last uint64) *bus.Handover {
 		key := presenceKey(m.Room, m.Info.ID)
 		got, rs, old, _, o, _ := h.take(key, "")
 		if got == nil {
+			// Muted by a restart of this node: its client resumes elsewhere.
+			if rs := h.takeMuted(m); rs != nil {
+				ho := rs.handOver(last)
+				h.recordAll(rs) // as below: its tokens are the new node's to mint now
+				return ho
+			}
 			return nil
 		}
 		h.mu.Lock()

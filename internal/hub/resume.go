@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/switchboard-rtc/switchboard/internal/bus"
@@ -108,6 +109,13 @@ func (r *resumeSink) takeTokens() ([]jtiRef, string) {
 	return jtis, r.client
 }
 
+// tokenRefs returns a copy of r's unused tokens.
+func (r *resumeSink) tokenRefs() []jtiRef {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]jtiRef(nil), r.jtis...)
+}
+
 // setClient makes client (a clientaddr key, or "") the one r's ledger entries are
 // attributed to: the client of its latest connection.
 func (r *resumeSink) setClient(client string) {
@@ -149,6 +157,24 @@ func (h *Hub) recordRefs(jtis []jtiRef, client string) {
 	h.spendEnding(jtis, client, resume.Record)
 }
 
+// WaitSpends waits until no token spend is under way (the ledger may be on the network: a
+// draining server waits for them before it closes the bus), or ctx ends.
+func (h *Hub) WaitSpends(ctx context.Context) error {
+	for {
+		h.mu.Lock()
+		n, spent := len(h.ending), h.spent
+		h.mu.Unlock()
+		if n == 0 {
+			return nil
+		}
+		select {
+		case <-spent:
+		case <-ctx.Done():
+			return fmt.Errorf("hub: token spends under way: %w", ctx.Err())
+		}
+	}
+}
+
 // maxContested bounds h.contested.
 const maxContested = 1 << 16
 
@@ -181,6 +207,8 @@ func (h *Hub) spendEnding(jtis []jtiRef, client string, kind resume.SpendKind) {
 			for _, j := range jtis {
 				delete(h.ending, j.id)
 			}
+			close(h.spent) // WaitSpends looks again
+			h.spent = make(chan struct{})
 			if len(contested) > 0 {
 				for id, exp := range h.contested {
 					if !exp.After(now) {

@@ -27,6 +27,9 @@ type Session struct {
 	joining bool        // an asynchronous join is under way (until its welcome or failure)
 	joinSeq uint64      // numbers asynchronous joins, so a finished one never clears a later one's flag
 	ended   bool        // the transport ended the session (End)
+	// endReason and endLost are End's arguments.
+	endReason string
+	endLost   bool
 	// fixedID, when set, is the peer id every join of this session takes (UsePeerID).
 	fixedID protocol.PeerID
 	// accessToken is the token the transport received with the connection (SetAccessToken).
@@ -35,6 +38,10 @@ type Session struct {
 	turn bool
 	// async: joins on a bus whose joins block run on their own goroutine (AsyncJoins).
 	async bool
+	// muted: a restart took the session's presence (Shutdown(restart)); its connection is
+	// about to close 1012 and what its client sends meanwhile gets no answer, so that the
+	// client sends it again after resuming (elsewhere, or here after the restart).
+	muted bool
 	// client is the key of the client the connection comes from (SetClient); invalid: none.
 	client netip.Prefix
 }
@@ -51,7 +58,7 @@ func (s *Session) AsyncJoins() { s.async = true }
 // soon as it completes.
 func (s *Session) End(reason string, lost bool) {
 	s.mu.Lock()
-	s.ended = true
+	s.ended, s.endReason, s.endLost = true, reason, lost
 	s.mu.Unlock()
 	if lost {
 		s.Drop(reason)
@@ -145,6 +152,12 @@ func (s *Session) HandleFrame(b []byte, now time.Time) error {
 // Handle handles one decoded frame. It returns the protocol error to answer with, if any;
 // successful requests that carry an id are acknowledged here.
 func (s *Session) Handle(f *protocol.Frame) *protocol.Error {
+	s.mu.Lock()
+	muted := s.muted
+	s.mu.Unlock()
+	if muted {
+		return nil // no answer: the client sends it again after resuming
+	}
 	switch f.Type {
 	case protocol.TypeJoin:
 		return s.join(f)

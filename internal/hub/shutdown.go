@@ -63,6 +63,7 @@ func (h *Hub) Shutdown(restart bool) []SavedPresence {
 			ms = append(ms, muted{s.member, s.rsink, s.turn})
 			delete(h.owners, s.member)
 			s.member, s.rsink, s.key = nil, nil, ""
+			s.muted = true
 		}
 		s.mu.Unlock()
 		delete(h.holders, key)
@@ -74,13 +75,21 @@ func (h *Hub) Shutdown(restart bool) []SavedPresence {
 		delete(h.parked, key)
 		h.stats.Parked.Add(-1)
 	}
+	// The outboxes stay until ReleaseMuted, for a cluster node that hands a presence over to
+	// the node where its client resumes (Member.Handover): the handover then says exactly
+	// which events the client may not have read.
+	for _, x := range ms {
+		x.rs.mute()
+		h.muted[presenceKey(x.m.Room, x.m.Info.ID)] = mutedPresence{m: x.m, rs: x.rs}
+	}
 	h.mu.Unlock()
 	out := make([]SavedPresence, 0, len(ms))
 	for _, x := range ms {
 		h.bus.Leave(x.m, bus.ReasonRestart)
 		seq := x.rs.counter()
-		x.rs.forget()
-		jtis, _ := x.rs.takeTokens()
+		// Its tokens stay its own (a handover to another node records them); the state
+		// file keeps a copy for the restarted node.
+		jtis := x.rs.tokenRefs()
 		toks := make([]SavedToken, len(jtis))
 		for i, j := range jtis {
 			toks[i] = SavedToken{ID: j.id, Expires: j.exp}
@@ -91,6 +100,38 @@ func (h *Hub) Shutdown(restart bool) []SavedPresence {
 	sortByJoined(out)
 	h.log.Info("presences muted for a restart", "count", len(out))
 	return out
+}
+
+// mutedPresence is a presence muted by Shutdown(restart), kept for a handover.
+type mutedPresence struct {
+	m  *bus.Member
+	rs *resumeSink
+}
+
+// takeMuted returns the outbox of m if Shutdown muted it and no handover took it yet.
+func (h *Hub) takeMuted(m *bus.Member) *resumeSink {
+	key := presenceKey(m.Room, m.Info.ID)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	mp, ok := h.muted[key]
+	if !ok || mp.m != m {
+		return nil
+	}
+	delete(h.muted, key)
+	return mp.rs
+}
+
+// ReleaseMuted lets go of the outboxes of the presences Shutdown(restart) muted that no other
+// node took over: a draining node calls it once it no longer serves handovers. Their tokens
+// stay good (the presence may still be re-created from one, with a gap).
+func (h *Hub) ReleaseMuted() {
+	h.mu.Lock()
+	ms := h.muted
+	h.muted = make(map[string]mutedPresence)
+	h.mu.Unlock()
+	for _, mp := range ms {
+		mp.rs.forget()
+	}
 }
 
 func sortByJoined(ps []SavedPresence) {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -30,9 +31,10 @@ const (
 
 // natsServer is a real NATS server embedded in the test process on a loopback port.
 type natsServer struct {
-	t    *testing.T
-	port int
-	s    *natsserver.Server
+	t     *testing.T
+	port  int
+	s     *natsserver.Server
+	store string // JetStream's directory; "" without JetStream
 }
 
 func startNATS(t *testing.T) *natsServer {
@@ -43,10 +45,20 @@ func startNATS(t *testing.T) *natsServer {
 	return n
 }
 
+// startNATSJS is startNATS with JetStream (the cluster's resume secret and token ledger).
+func startNATSJS(t *testing.T) *natsServer {
+	t.Helper()
+	n := &natsServer{t: t, port: natsserver.RANDOM_PORT, store: t.TempDir()}
+	n.start()
+	t.Cleanup(n.stop)
+	return n
+}
+
 // start runs the server, on the same port as before when restarted.
 func (n *natsServer) start() {
 	n.t.Helper()
-	s, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: n.port, NoLog: true, NoSigs: true})
+	s, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: n.port, NoLog: true, NoSigs: true,
+		JetStream: n.store != "", StoreDir: n.store})
 	if err != nil {
 		n.t.Fatalf("nats: %v", err)
 	}
@@ -348,29 +360,83 @@ func TestClusterNodeKilled(t *testing.T) {
 	}
 }
 
+// A cluster node drained for a restart (SIGTERM) closes its connections 1012 "restart" and
+// announces nobody gone: its clients resume on another node with their tokens (the nodes
+// share --resume-secret), same id, restored from the draining node's handover (no gap), and
+// the room sees nothing. One that never comes back leaves for the others after the grace
+// (peer-left shutdown). The draining node stays up until its presences are taken over or the
+// grace ends.
 func TestClusterNodeDrains(t *testing.T) {
 	n := startNATS(t)
-	slow := func(c *config.Config) { c.NATSNodeTimeout = time.Minute } // only a goodbye can be this fast
-	n1, n2 := startNode(t, n, slow), startNode(t, n, slow)
+	const grace = 1500 * time.Millisecond
+	mod := func(c *config.Config) {
+		c.NATSNodeTimeout = time.Minute // only a goodbye or a grace can be this fast
+		c.ResumeSecret = strings.Repeat("k", 40)
+		c.ResumeGrace = grace
+	}
+	n1, n2 := startNode(t, n, mod), startNode(t, n, mod)
+	waitCluster(t, n1, n2)
+	a, b, c := dial(t, n1), dial(t, n2), dial(t, n2)
+	a.join("room", nil)
+	wb := b.join("room", nil)
+	c.join("room", nil)
+	last := b.expect("peer-joined").Seq // c's
+	a.expect("peer-joined")
+	a.expect("peer-joined")
+
+	start := time.Now()
+	n2.stop() // SIGTERM
+	b.expectClose(websocket.StatusServiceRestart)
+	c.expectClose(websocket.StatusServiceRestart)
+	b2 := dial(t, n1)
+	b2.send(map[string]any{"type": "join", "room": "room", "resume": wb.Resume, "last": last})
+	w := b2.expect("welcome")
+	if !w.Resumed || !w.Restored || w.Gap || w.peerID() != b.id || w.Seq != last || len(w.Peers) != 2 || w.Peers[0].ID != a.id {
+		t.Fatalf("b's welcome on node 1 after node 2 drained: %s", w.Raw)
+	}
+	a.send(map[string]any{"type": "message", "target": b.id, "data": "welcome back", "id": 1})
+	a.expect("ack")
+	if m := b2.expect("message"); m.From != a.id || m.Seq != last+1 {
+		t.Fatalf("b: %s", m.Raw)
+	}
+	// c does not come back: after the grace, and only then, a hears it left.
+	if pl := a.expect("peer-left"); pl.peerID() != c.id || pl.Reason != "shutdown" {
+		t.Fatalf("peer-left: %s", pl.Raw)
+	}
+	if d := time.Since(start); d < grace {
+		t.Fatalf("peer-left %v after the drain, before the grace %v", d, grace)
+	}
+	if pl := b2.expect("peer-left"); pl.peerID() != c.id {
+		t.Fatalf("b: %s", pl.Raw)
+	}
+	eventually(t, "node 1 to forget node 2", func() bool { return natsBus(t, n1).Nodes() == 1 })
+	d := dial(t, n1)
+	if w := d.join("room", nil); len(w.Peers) != 2 || w.Peers[0].ID != a.id || w.Peers[1].ID != b.id {
+		t.Fatalf("welcome after the drain: %s", w.Raw)
+	}
+	a.expect("peer-joined")
+	a.expectNothing(50 * time.Millisecond)
+}
+
+// A cluster node drains without resumption (--resume-grace 0): goodbye 1001, peer-left
+// shutdown at once.
+func TestClusterNodeDrainsWithoutResume(t *testing.T) {
+	n := startNATS(t)
+	mod := func(c *config.Config) { c.NATSNodeTimeout = time.Minute; c.ResumeGrace = 0 }
+	n1, n2 := startNode(t, n, mod), startNode(t, n, mod)
 	waitCluster(t, n1, n2)
 	a, b := dial(t, n1), dial(t, n2)
 	a.join("room", nil)
 	b.join("room", nil)
 	a.expect("peer-joined")
-
 	start := time.Now()
-	n2.stop() // SIGTERM
-	b.expectClose(1001)
+	n2.stop()
+	b.expectClose(websocket.StatusGoingAway)
 	if pl := a.expect("peer-left"); pl.peerID() != b.id || pl.Reason != "shutdown" {
 		t.Fatalf("peer-left: %s", pl.Raw)
 	}
 	if d := time.Since(start); d > 2*time.Second {
 		t.Fatalf("peer-left took %v", d)
-	}
-	eventually(t, "node 1 to forget node 2", func() bool { return natsBus(t, n1).Nodes() == 1 })
-	c := dial(t, n1)
-	if w := c.join("room", nil); len(w.Peers) != 1 || w.Peers[0].ID != a.id {
-		t.Fatalf("welcome after the drain: %s", w.Raw)
 	}
 }
 

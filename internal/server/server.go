@@ -107,11 +107,18 @@ func build(cfg config.Config, log *slog.Logger, st *stats.Stats, b bus.Bus, fds 
 	if grace == 0 {
 		grace = -1 // the hub's zero value means its default
 	}
-	saved, err := readState(cfg.StateFile)
+	cluster, _ := b.(*natsbus.Bus)
+	stateFile := cfg.StateFile
+	if cluster != nil && stateFile != "" {
+		// The cluster keeps a draining node's members for the others to take over.
+		log.Warn("--state-file is not used on a cluster node: its presences resume on the other nodes")
+		stateFile = ""
+	}
+	saved, err := readState(stateFile)
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
-	tokens, err := resumeTokens(cfg, saved, log)
+	tokens, err := resumeTokens(cfg, saved, cluster, log)
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
@@ -119,6 +126,7 @@ func build(cfg config.Config, log *slog.Logger, st *stats.Stats, b bus.Bus, fds 
 		Budget:           mem.b,
 		ResumeGrace:      grace,
 		Resume:           tokens,
+		Node:             nodeID(cluster),
 		ResumeHoldEvents: cfg.ResumeHoldEvents,
 		ResumeHoldBytes:  cfg.ResumeHoldBytes,
 		MaxPeersPerRoom:  cfg.MaxPeers,
@@ -386,18 +394,20 @@ func (s *Server) Run(ctx context.Context) error {
 	return s.Shutdown(sctx)
 }
 
-// Shutdown stops accepting, says goodbye (1001) to every peer, waits for them within ctx and
-// stops everything; a cluster node then tells the other nodes it is gone.
+// Shutdown stops accepting and stops everything within ctx. With resumption on (a graceful
+// restart or a drain whose clients come back) every presence is muted, no peer-left, and each
+// connection is closed 1012 "restart" after what was queued for it; a cluster node then
+// serves the other nodes' TakeOvers of its presences (their clients resume there) until all
+// are taken, the resume grace ends or ctx nears its end. Without resumption every peer gets a
+// goodbye (1001) and leaves. A cluster node then tells the other nodes it is gone.
 func (s *Server) Shutdown(ctx context.Context) error {
-	// A cluster node drains as before until its bus keeps muted members orphaned for the
-	// others (docs/design/issue-14.md §4).
-	restart := s.cfg.ResumeGrace > 0 && s.cfg.NATS == ""
+	restart := s.cfg.ResumeGrace > 0
 	var serr error
 	if restart {
 		// Every presence is muted: nobody hears a leave, and each client comes back (close
 		// 1012) to resume here after the restart or on another node.
 		saved := s.hub.Shutdown(true)
-		if s.cfg.StateFile != "" {
+		if s.cfg.StateFile != "" && s.cfg.NATS == "" {
 			serr = writeState(s.cfg.StateFile, &state{Secrets: s.hub.ResumeSecrets(), Presences: saved})
 			if serr != nil {
 				s.log.Error("write the state file", "err", serr)
@@ -421,6 +431,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	// request timeout); a presence they admit leaves at once, its connection being gone.
 	if jerr := s.hub.WaitJoins(ctx); jerr != nil {
 		werr = errors.Join(werr, jerr)
+	}
+	if restart {
+		s.waitHandovers(ctx)
+		s.hub.ReleaseMuted()
+	}
+	// The handed-over presences' tokens are spent in the cluster's ledger before the bus goes.
+	if err := s.hub.WaitSpends(ctx); err != nil {
+		s.log.Warn("closing with resume-token spends under way", "err", err)
 	}
 	berr := s.bus.Close()
 	s.metrics.stop(ctx) // after the peers: the counters stay readable while they leave
@@ -450,4 +468,35 @@ func clusterGrace(resume time.Duration) time.Duration {
 		return -1
 	}
 	return resume
+}
+
+// nodeID is the cluster node's id for the tokens it mints ("" on a single node).
+func nodeID(cluster *natsbus.Bus) string {
+	if cluster == nil {
+		return ""
+	}
+	return cluster.ID()
+}
+
+// waitHandovers keeps a draining cluster node up while other nodes take its muted presences
+// over (their clients resume there with what they had not read): until every one is taken,
+// or the resume grace ends, or three quarters of what is left of ctx have passed (the rest
+// is for closing).
+func (s *Server) waitHandovers(ctx context.Context) {
+	nb, ok := s.bus.(*natsbus.Bus)
+	if !ok || !nb.Connected() || nb.Nodes() < 2 {
+		return // cut off from NATS (or crashed), or alone: no other node can ask
+	}
+	wait := s.cfg.ResumeGrace
+	if dl, ok := ctx.Deadline(); ok {
+		wait = min(wait, time.Until(dl)*3/4)
+	}
+	wctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	start := time.Now()
+	if err := nb.WaitHandovers(wctx); err != nil {
+		s.log.Info("presences not taken over by another node before closing; they stay in the cluster for the rest of the grace", "waited", time.Since(start).Round(time.Millisecond))
+		return
+	}
+	s.log.Info("every presence taken over or expired", "waited", time.Since(start).Round(time.Millisecond))
 }

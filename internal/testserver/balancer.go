@@ -22,6 +22,8 @@ type Balancer struct {
 	conns  map[net.Conn]struct{}
 	closed bool
 	counts map[string]int // connections made to each backend
+	tryFor time.Duration  // how long a new connection waits for a backend (TryFor)
+	done   chan struct{}  // closed when the balancer closes
 }
 
 // NewBalancer balances a new loopback port over backends (host:port) until the test ends.
@@ -31,7 +33,7 @@ func NewBalancer(tb testing.TB, backends ...string) *Balancer {
 	if err != nil {
 		tb.Fatalf("testserver: balancer: %v", err)
 	}
-	b := &Balancer{ln: ln, backends: backends, conns: make(map[net.Conn]struct{}), counts: make(map[string]int)}
+	b := &Balancer{ln: ln, backends: backends, conns: make(map[net.Conn]struct{}), counts: make(map[string]int), done: make(chan struct{})}
 	b.wg.Add(1)
 	go b.accept()
 	tb.Cleanup(b.close)
@@ -40,6 +42,16 @@ func NewBalancer(tb testing.TB, backends ...string) *Balancer {
 
 // Addr returns the balancer's host:port.
 func (b *Balancer) Addr() string { return b.ln.Addr().String() }
+
+// TryFor makes a new connection that finds no backend up try them again for up to d before it
+// is closed, as a load balancer with retries does (Caddy's lb_try_duration): a single node's
+// restart then looks to its clients like a slow connect, not a refused one. Call it before
+// the first connection.
+func (b *Balancer) TryFor(d time.Duration) {
+	b.mu.Lock()
+	b.tryFor = d
+	b.mu.Unlock()
+}
 
 // Count returns how many connections went to backend.
 func (b *Balancer) Count(backend string) int {
@@ -66,20 +78,32 @@ func (b *Balancer) serve(down net.Conn) {
 	b.mu.Lock()
 	start := b.next
 	b.next = (b.next + 1) % len(b.backends)
+	until := time.Now().Add(b.tryFor)
 	b.mu.Unlock()
-	for i := range b.backends {
-		addr := b.backends[(start+i)%len(b.backends)]
-		up, err := net.DialTimeout("tcp", addr, time.Second)
-		if err != nil {
-			continue
-		}
-		if !b.track(addr, down, up) {
+	for {
+		for i := range b.backends {
+			addr := b.backends[(start+i)%len(b.backends)]
+			up, err := net.DialTimeout("tcp", addr, time.Second)
+			if err != nil {
+				continue
+			}
+			if !b.track(addr, down, up) {
+				return
+			}
+			b.wg.Add(2)
+			go b.pipe(down, up)
+			b.pipe(up, down)
 			return
 		}
-		b.wg.Add(2)
-		go b.pipe(down, up)
-		b.pipe(up, down)
-		return
+		if time.Now().After(until) {
+			break
+		}
+		select { // no backend is up: try again shortly
+		case <-b.done:
+			_ = down.Close()
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
 	_ = down.Close() // no backend is up
 }
@@ -115,6 +139,9 @@ func (b *Balancer) pipe(dst, src net.Conn) {
 
 func (b *Balancer) close() {
 	b.mu.Lock()
+	if !b.closed {
+		close(b.done)
+	}
 	b.closed = true
 	for x := range b.conns {
 		_ = x.Close()

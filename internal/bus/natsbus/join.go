@@ -80,7 +80,7 @@ func (b *Bus) Join(ctx context.Context, m *bus.Member, maxPeers int, welcome fun
 		}
 		rep, err = b.requestJoin(ctx, c, &req)
 		switch {
-		case errors.Is(err, nats.ErrNoResponders):
+		case errors.Is(err, nats.ErrNoResponders), err == nil && rep.Gone:
 			// The coordinator is gone (its connection closed): skip it until it is heard again.
 			b.mu.Lock()
 			b.suspects[c] = true
@@ -167,7 +167,13 @@ func (b *Bus) abandonJoin(pj *pendingJoin) bool {
 func (b *Bus) coordinate(req *joinReq) joinRep {
 	b.mu.Lock()
 	defer b.unlock()
-	if b.closed || !b.connected || !b.announced {
+	if b.closed {
+		// Closing (a drained node once its presences are taken over, before its goodbye
+		// reaches the others): the resumed joins of those presences come here, and must go
+		// to the room's next coordinator instead of failing.
+		return joinRep{Gone: true}
+	}
+	if !b.connected || !b.announced {
 		return joinRep{} // refused: this node's replica may be behind
 	}
 	if _, gone := b.tombs[req.Peer.ID]; gone {

@@ -346,6 +346,14 @@ func (b *Bus) onDisconnect(err error) {
 	}
 }
 
+// Connected reports whether the bus is connected to NATS now (it may still be learning the
+// cluster's state: see Ready).
+func (b *Bus) Connected() bool {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return b.connected && !b.closed
+}
+
 // Ready implements bus.Bus: the bus takes joins when it is connected to NATS and has had
 // time to learn the cluster's state.
 func (b *Bus) Ready() error {

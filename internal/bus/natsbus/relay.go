@@ -207,8 +207,9 @@ func (b *Bus) handleRelay(rm *relayMsg) {
 		b.mu.RUnlock()
 		return
 	}
+	orphan := t != nil && t.orphan // read under the lock: a re-homing join clears it
 	b.mu.RUnlock()
-	if t != nil && t.orphan {
+	if orphan {
 		b.holdArrived(rm)
 		return
 	}

@@ -71,8 +71,10 @@ type joinReq struct {
 }
 
 type joinRep struct {
-	OK   bool     `json:"ok,omitempty"`
-	Full bool     `json:"full,omitempty"`
+	OK   bool `json:"ok,omitempty"`
+	Full bool `json:"full,omitempty"`
+	// Gone: the coordinator is closing (a drained node saying goodbye): ask the next one.
+	Gone bool     `json:"gone,omitempty"`
 	Peer wirePeer `json:"peer"`
 	// Before is the room as the coordinator saw it at admission: the joining node applies
 	// these first, as their join events may still be on their way.
