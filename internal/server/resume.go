@@ -13,7 +13,7 @@ import (
 )
 
 // clusterKVTimeout bounds the start's reads of the cluster's resume secret and ledger.
-const clusterKVTimeout = 5 * time.Second
+const clusterKVTimeout = 15 * time.Second
 
 // resumeTokens returns the hub's resume tokens: signed with --resume-secret, else on a cluster
 // node with the cluster's shared secret (JetStream KV), else with a random secret of this

@@ -416,8 +416,15 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	} else {
 		s.hub.Drain()
 	}
-	// Socket.IO first: its long-polling GETs would hold http.Shutdown until ctx ends.
-	_ = s.sio.Shutdown(ctx)
+	// Socket.IO first: its long-polling GETs would hold http.Shutdown until ctx ends. A
+	// cluster node that restarts hands its sockets over to the nodes their clients reconnect
+	// to (sioserver.Restart) until waitHandovers is done.
+	moveSockets := restart && s.cfg.NATS != ""
+	if moveSockets {
+		s.sio.Restart()
+	} else {
+		_ = s.sio.Shutdown(ctx)
+	}
 	herr := s.http.Shutdown(ctx)
 	s.tls.stop(ctx)
 	var werr error
@@ -435,6 +442,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if restart {
 		s.waitHandovers(ctx)
 		s.hub.ReleaseMuted()
+	}
+	if moveSockets {
+		_ = s.sio.Shutdown(ctx)
 	}
 	// The handed-over presences' tokens are spent in the cluster's ledger before the bus goes.
 	if err := s.hub.WaitSpends(ctx); err != nil {
@@ -479,7 +489,8 @@ func nodeID(cluster *natsbus.Bus) string {
 }
 
 // waitHandovers keeps a draining cluster node up while other nodes take its muted presences
-// over (their clients resume there with what they had not read): until every one is taken,
+// over (their clients resume there with what they had not read), and its Socket.IO sockets
+// (sioserver.Restart): until every one is taken,
 // or the resume grace ends, or three quarters of what is left of ctx have passed (the rest
 // is for closing).
 func (s *Server) waitHandovers(ctx context.Context) {
@@ -494,7 +505,11 @@ func (s *Server) waitHandovers(ctx context.Context) {
 	wctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	start := time.Now()
-	if err := nb.WaitHandovers(wctx); err != nil {
+	err := nb.WaitHandovers(wctx)
+	if err == nil {
+		err = s.sio.WaitMoved(wctx) // the Socket.IO sockets of the lobby
+	}
+	if err != nil {
 		s.log.Info("presences not taken over by another node before closing; they stay in the cluster for the rest of the grace", "waited", time.Since(start).Round(time.Millisecond))
 		return
 	}

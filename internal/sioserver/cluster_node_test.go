@@ -34,6 +34,9 @@ func startNATS(t *testing.T) string {
 	return "nats://" + s.Addr().(*net.TCPAddr).String()
 }
 
+// clusterSecret is the resume secret of the test clusters' nodes.
+const clusterSecret = "a-test-cluster-resume-secret-of-40-bytes"
+
 // startCluster runs n full servers, nodes of one cluster, and waits until each knows the
 // others.
 func startCluster(t *testing.T, n int) []*server.Server {
@@ -41,19 +44,32 @@ func startCluster(t *testing.T, n int) []*server.Server {
 	url := startNATS(t)
 	nodes := make([]*server.Server, n)
 	for i := range nodes {
-		nodes[i] = testserver.Run(t, func(c *config.Config) {
-			c.NATS = url
-			c.NATSHeartbeat = 100 * time.Millisecond
-			c.NATSNodeTimeout = time.Second
-		})
+		nodes[i] = testserver.Run(t, clusterNode(url))
 	}
+	waitCluster(t, nodes)
+	return nodes
+}
+
+// clusterNode configures a node of the cluster on the NATS server at url.
+func clusterNode(url string) func(c *config.Config) {
+	return func(c *config.Config) {
+		c.NATS = url
+		c.NATSHeartbeat = 100 * time.Millisecond
+		c.NATSNodeTimeout = time.Second
+		c.ResumeSecret = clusterSecret // shared: a node verifies the others' pids and tokens
+	}
+}
+
+// waitCluster waits until each of nodes knows the others.
+func waitCluster(t *testing.T, nodes []*server.Server) {
+	t.Helper()
 	deadline := time.NewTimer(10 * time.Second)
 	defer deadline.Stop()
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	for _, s := range nodes {
 		b := s.Hub().Bus().(*natsbus.Bus)
-		for b.Nodes() != n || b.Ready() != nil {
+		for b.Nodes() != len(nodes) || b.Ready() != nil {
 			select {
 			case <-deadline.C:
 				t.Fatal("the cluster did not form")
@@ -61,7 +77,6 @@ func startCluster(t *testing.T, n int) []*server.Server {
 			}
 		}
 	}
-	return nodes
 }
 
 // TestNodeClientLobbyAcrossNodes: the seed's flow (offer, answer, ice-candidate to

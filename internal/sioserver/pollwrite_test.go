@@ -63,7 +63,7 @@ func TestPollAnswerChargedWhileWritten(t *testing.T) {
 	if _, err := conn.Write([]byte(req)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "the queue taken by the GET", func() bool { return queued() == 0 })
+	waitFor(t, 20*time.Second, "the queue taken by the GET", func() bool { return queued() == 0 })
 	fill(4 << 20)
 	if used := b.Used(); used < 12<<20 {
 		t.Fatalf("an 8 MiB answer being written and a 4 MiB queue are held; the budget is charged %d bytes", used)

@@ -67,7 +67,7 @@ const keptOverhead = 128
 func (s *Server) newSock(ss *session) *sock {
 	k := &sock{srv: s, id: protocol.NewPeerID(), cur: ss, on: s.grace > 0}
 	if k.on {
-		k.pid = string(protocol.NewPeerID())
+		k.pid = s.newPID(k.id)
 		k.acct = s.cfg.Budget.NewAccount(membudget.HeldEvents, k.reclaimed)
 		s.sockMu.Lock()
 		s.socks[k.pid] = k

@@ -124,7 +124,7 @@ func TestRecoveryRefused(t *testing.T) {
 		`{"pid":"` + pid + `","offset":"1e3"}`,
 		`{"pid":"` + pid + `","offset":"99999999999999999999999"}`,
 		`{"pid":["` + pid + `"]}`,
-		`{"pid":"` + strings.Repeat("x", 100) + `"}`,
+		`{"pid":"` + strings.Repeat("x", maxPIDLen+1) + `"}`,
 	} {
 		c := dialSIO(t, ts.url, nil)
 		if sid, p := c.connectWith(payload); sid == aID || p == pid || p == "" {

@@ -136,16 +136,18 @@ type Server struct {
 	sessions  map[string]*session // by Engine.IO sid
 	perClient *clientaddr.Counter // sessions open per client
 
-	lobby Lobby         // sockets in no room, by socket id
-	grace time.Duration // how long a socket whose connection was lost is kept (0: no recovery)
+	lobby   Lobby         // sockets in no room, by socket id
+	cluster Cluster       // the lobby's, when it spans a cluster: recovery across nodes (across.go)
+	grace   time.Duration // how long a socket whose connection was lost is kept (0: no recovery)
 
 	sockMu sync.Mutex
 	socks  map[string]*sock // the sockets a pid can take back, by pid (recovery.go)
 	parked int              // how many of them are parked
 
-	closing atomic.Bool
-	stop    chan struct{}
-	wg      sync.WaitGroup
+	closing    atomic.Bool
+	restarting atomic.Bool // Restart: sessions closed as lost, sockets handed over (drain.go)
+	stop       chan struct{}
+	wg         sync.WaitGroup
 }
 
 // New returns a Server and starts its timer goroutine; stop it with Close.
@@ -169,6 +171,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	if s.lobby == nil {
 		s.lobby = newMemLobby(s.stats)
+	}
+	if c, ok := s.lobby.(Cluster); ok && s.grace > 0 {
+		s.cluster = c
+		if err := c.HandleSockets(s.serveMove); err != nil {
+			return nil, fmt.Errorf("sioserver: %w", err)
+		}
 	}
 	s.open = fmt.Appendf(nil, `","upgrades":["websocket"],"pingInterval":%d,"pingTimeout":%d,"maxPayload":%d}`,
 		cfg.PingInterval.Milliseconds(), cfg.PingTimeout.Milliseconds(), cfg.MaxPayload)
@@ -224,7 +232,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, errBadVersion, "unsupported protocol version: this server speaks Engine.IO 4 (socket.io-client v3 and v4)")
 		return
 	}
-	if s.closing.Load() {
+	if s.closing.Load() || s.restarting.Load() {
 		httpError(w, http.StatusServiceUnavailable, errBadRequest, "server is shutting down")
 		return
 	}

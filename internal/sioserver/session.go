@@ -212,6 +212,8 @@ func (ss *session) closeLocked(code int, reason string) {
 			switch reason {
 			case "shutdown":
 				code = hub.CloseGoingAway
+			case "restart":
+				code = hub.CloseServiceRestart
 			case "kicked":
 				code = hub.ClosePolicyViolation
 			}

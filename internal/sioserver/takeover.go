@@ -6,11 +6,12 @@ import (
 	"time"
 
 	"github.com/switchboard-rtc/switchboard/internal/hub"
-	"github.com/switchboard-rtc/switchboard/protocol"
+	"github.com/switchboard-rtc/switchboard/internal/resume"
 )
 
-// maxPIDLen bounds a pid taken from a CONNECT's auth payload (ours are 22 characters).
-const maxPIDLen = 64
+// maxPIDLen bounds a pid taken from a CONNECT's auth payload (ours are signed tokens of about
+// 170 characters: resume.MintPID).
+const maxPIDLen = resume.MaxPIDLen
 
 // parseRecovery reads the recovery fields of a CONNECT's auth payload, as socket.io-client
 // puts them beside its own auth: "pid", a string, and "offset", the last offset it received
@@ -86,6 +87,9 @@ func (ss *session) recoverSocket(pid string, last uint64, now time.Time) bool {
 	k := s.socks[pid]
 	s.sockMu.Unlock()
 	if k == nil {
+		if s.cluster != nil {
+			return ss.recoverRemote(pid, last, now) // held by another node, if any
+		}
 		s.stats.SocketIORecoveryRefused.Add(1)
 		return false
 	}
@@ -149,7 +153,7 @@ func (ss *session) recoverSocket(pid string, last uint64, now time.Time) bool {
 		// (socket.recovered stays false), though it keeps its id and presence.
 		s.sockMu.Lock()
 		delete(s.socks, k.pid)
-		k.pid = string(protocol.NewPeerID())
+		k.pid = s.newPID(k.id)
 		s.socks[k.pid] = k
 		s.sockMu.Unlock()
 	}

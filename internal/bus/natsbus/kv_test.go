@@ -38,7 +38,9 @@ func TestResumeSecretSharedByNodes(t *testing.T) {
 		defer b.Close()
 	}
 	waitNodes(t, bs...)
-	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	// JetStream's first bucket on a fresh server, asked by three nodes at once, has taken
+	// more than 5 s on a loaded machine.
+	ctx, cancel := context.WithTimeout(context.Background(), 4*waitFor)
 	defer cancel()
 	secrets := make([][]byte, len(bs))
 	var wg sync.WaitGroup
@@ -74,7 +76,7 @@ func TestLedgerSingleUseAcrossNodes(t *testing.T) {
 		defer b.Close()
 	}
 	waitNodes(t, bs...)
-	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*waitFor) // JetStream on a loaded machine: see above
 	defer cancel()
 	ledgers := make([]*Ledger, len(bs))
 	for i, b := range bs {
@@ -116,7 +118,7 @@ func TestKVWithoutJetStream(t *testing.T) {
 	b := newBus(t, ns.ClientURL(), time.Minute)
 	defer b.Close()
 	waitNodes(t, b)
-	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*waitFor)
 	defer cancel()
 	if _, err := b.ResumeSecret(ctx); !errors.Is(err, ErrNoJetStream) {
 		t.Fatalf("secret without JetStream: %v", err)
@@ -142,7 +144,7 @@ func TestLedgerMarkExpires(t *testing.T) {
 	b := newBus(t, ns.ClientURL(), time.Minute)
 	defer b.Close()
 	waitNodes(t, b)
-	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*waitFor)
 	defer cancel()
 	l, err := b.Ledger(ctx)
 	if err != nil {

@@ -343,6 +343,79 @@ try {
       lines.close(); a.close(); b.close();
       break;
     }
+    case "recover-across": {
+      // spec: {a, b, transports, room, away}. a connects to node a, b to node b; both in the
+      // lobby or in a room. b sends numbered messages to a: 5 before a's node drains for
+      // restart (the Go side does it when a prints its id), spec.away while a is away, 5
+      // after a is back — on node b, where its reconnection goes (as through a load balancer
+      // once a's node is gone). a must come back recovered, same id and pid, every message
+      // once and in order.
+      const a = io(spec.a, { forceNew: true, transports: spec.transports, reconnectionDelay: 200, reconnectionDelayMax: 200, randomizationFactor: 0 });
+      await once(a, "connect");
+      if (!spec.transports) await upgraded(a);
+      a.io.uri = spec.b; // its next connection goes to node b
+      const b = await connect({ forceNew: true, transports: ["websocket"] });
+      if (spec.room) {
+        await withAck(a, "join", { room: "across" });
+        await withAck(b, "join", { room: "across" });
+      }
+      const got = [];
+      a.on("message", (d) => got.push(d.n));
+      const first = a.id, firstPID = a._pid;
+      let sent = 0;
+      const send = async (k) => {
+        for (let i = 0; i < k; i++) {
+          for (const deadline = Date.now() + 5000; ;) {
+            const r = await withAck(b, "message", { target: first, n: sent });
+            if (r.type === "ack") break;
+            // The lobby across nodes: node b learns of a's socket a moment after it connects.
+            eq(r.code, "unknown-target", "b's message refused");
+            if (sent > 0 || Date.now() > deadline) fail(`b's message ${sent} refused: ${JSON.stringify(r)}`);
+            await sleep(20);
+          }
+          sent++;
+        }
+      };
+      const until = async (cond, what) => {
+        const deadline = Date.now() + 10000;
+        while (!cond()) {
+          if (Date.now() > deadline) fail(`timed out waiting for ${what}: got ${JSON.stringify(got)}; a ${a.id} (first ${first}) recovered ${a.recovered} on ${a.io.engine && a.io.engine.transport.name}`);
+          await sleep(5);
+        }
+      };
+      await send(5);
+      await until(() => got.length === 5, "the first 5");
+      const away = new Promise((resolve) => a.once("disconnect", (reason) => resolve(reason)));
+      out({ id: first, pid: firstPID });
+      const reason = await away;
+      const back = once(a, "connect");
+      await send(spec.away);
+      await back;
+      await send(5);
+      const total = 10 + spec.away;
+      await until(() => got.length >= total, `${total} messages`);
+      await sleep(100); // a duplicate would show up by now
+      out({ reason, recovered: a.recovered, id: a.id, first, pid: a._pid, firstPID, got, transport: a.io.engine.transport.name });
+      a.close(); b.close();
+      break;
+    }
+    case "pid-refused": {
+      // spec: {a, b}: a socket on node a leaves (DISCONNECT); a client on node b presenting its
+      // pid, or a forged one, gets a new socket.
+      const a = await connect({ forceNew: true, transports: ["websocket"] });
+      const { id, _pid: pid } = a;
+      a.disconnect();
+      const tampered = pid.slice(0, -2) + (pid.endsWith("AA") ? "BB" : "AA");
+      const res = [];
+      for (const p of [pid, tampered, "forged", pid.split(".").slice(0, 2).join(".") + "."]) {
+        const c = io(spec.b, { forceNew: true, reconnection: false, transports: ["websocket"], auth: { pid: p, offset: "0" } });
+        await once(c, "connect");
+        res.push({ id: c.id, recovered: c.recovered });
+        c.close();
+      }
+      out({ id, res });
+      break;
+    }
     case "lobby-cluster": {
       // spec: {a, b, transports}: two sockets on two nodes of a cluster, in no room, run the
       // seed's flow by socket.id (polling and WebSocket).
