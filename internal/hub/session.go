@@ -158,6 +158,22 @@ func (s *Session) Handle(f *protocol.Frame) *protocol.Error {
 	if muted {
 		return nil // no answer: the client sends it again after resuming
 	}
+	perr := s.handle(f)
+	if perr != nil {
+		// A restart that muted the session while this frame was handled (the relay found no
+		// presence any more) gets no answer either: an error would make the client drop it.
+		s.mu.Lock()
+		muted = s.muted
+		s.mu.Unlock()
+		if muted {
+			return nil
+		}
+	}
+	return perr
+}
+
+// handle dispatches f by type.
+func (s *Session) handle(f *protocol.Frame) *protocol.Error {
 	switch f.Type {
 	case protocol.TypeJoin:
 		return s.join(f)
