@@ -243,9 +243,11 @@ func (s *soakClient) live(ctx context.Context) {
 	s.nextURL = s.slot % len(s.ds)
 	for ctx.Err() == nil {
 		if err := s.connect(ctx, s.token != ""); err != nil {
+			// An attempt that failed (a node restarting, a refused join): try the next
+			// node with the same token, as the SDKs do; the welcome says what came of it.
 			if ctx.Err() == nil {
 				s.c.failures.Add(1)
-				s.token, s.peer = "", ""
+				s.nextURL = (s.nextURL + 1) % len(s.ds)
 				_ = sleepCtx(ctx, 200*time.Millisecond)
 			}
 			continue
@@ -272,7 +274,6 @@ func (s *soakClient) live(ctx context.Context) {
 func (s *soakClient) connect(ctx context.Context, resume bool) error {
 	c, err := s.ds[s.nextURL].dialOnly(ctx, s.slot)
 	if err != nil {
-		s.nextURL = (s.nextURL + 1) % len(s.ds)
 		return err
 	}
 	s.conn = c
