@@ -63,3 +63,11 @@ awk -v tb="$tb" -v ta="$ta" -v cb="$cb" -v ca="$ca" 'BEGIN {
 	printf "median msgs/s: before %s, after %s: after/before %.3f (goal >= 0.9)\n", tb, ta, ta / tb
 	printf "median server CPU per message: before %s µs, after %s µs: after/before %.3f\n", cb, ca, ca / cb
 }'
+# Each run's after against the before that ran just ahead of it (the same moment of a shared
+# machine), then the median of those ratios.
+paired() { # paired "before values" "after values"
+	paste <(tr ' ' '\n' <<<"$1" | grep -v '^$') <(tr ' ' '\n' <<<"$2" | grep -v '^$') | awk '{ printf "%.3f ", $2 / $1 }'
+}
+pt=$(paired "${thr[before]}" "${thr[after]}") pc=$(paired "${cpu[before]}" "${cpu[after]}")
+echo "paired after/before msgs/s: $pt→ median $(median <<<"$pt")"
+echo "paired after/before CPU per message: $pc→ median $(median <<<"$pc")"
