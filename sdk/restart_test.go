@@ -1,9 +1,6 @@
 package sdk_test
 
 import (
-	"context"
-	"io"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -15,37 +12,15 @@ import (
 
 const restartSecret = "sdk-restart-test-secret-0123456789abcdef"
 
-// runServer starts a server with the resume secret on addr ("127.0.0.1:0" for any port) and
+// runServer runs a server with a fixed resume secret on addr ("127.0.0.1:0" for any port) and
 // returns it with a function that stops it (also run when the test ends).
 func runServer(t *testing.T, addr string) (*server.Server, func()) {
 	t.Helper()
-	cfg := config.Default()
-	cfg.Listen = addr
-	cfg.TURN = false
-	cfg.ShutdownTimeout = time.Second
-	cfg.ResumeSecret = restartSecret
-	cfg.JoinsPerClient, cfg.JoinBurstPerClient, cfg.TURNCredentialsPerClient = 1e6, 1e6, 1e6
-	cfg.HTTPConnsPerClient = 1e6
-	srv, err := server.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatalf("server: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("server: %v", err)
-		}
-	}
-	t.Cleanup(stop)
-	return srv, stop
+	return testserver.RunStoppable(t, func(c *config.Config) {
+		c.Listen = addr
+		c.ShutdownTimeout = time.Second
+		c.ResumeSecret = restartSecret
+	})
 }
 
 // The server dies under a call (its connections go silent, then it stops) and a new one with

@@ -47,7 +47,7 @@ func greet(t *testing.T, addr string) string {
 }
 
 // Connections go to the backends in turn and skip one that is down.
-func TestBalancerSkipsDeadBackend(t *testing.T) {
+func TestBalancerPassesOverDeadBackend(t *testing.T) {
 	a, b := echoServer(t, "a"), echoServer(t, "b")
 	dead, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
@@ -24,6 +25,15 @@ func Start(tb testing.TB, mod func(*config.Config)) string {
 
 // Run is Start for tests that need the server itself (its hub, its TURN server).
 func Run(tb testing.TB, mod func(*config.Config)) *server.Server {
+	tb.Helper()
+	srv, _ := RunStoppable(tb, mod)
+	return srv
+}
+
+// RunStoppable is Run with a function that stops the server before the test ends (it is
+// also run then, once): a test that restarts a server on the same address (mod sets Listen)
+// stops the first and runs another.
+func RunStoppable(tb testing.TB, mod func(*config.Config)) (*server.Server, func()) {
 	tb.Helper()
 	cfg := config.Default()
 	cfg.Listen = "127.0.0.1:0"
@@ -45,11 +55,15 @@ func Run(tb testing.TB, mod func(*config.Config)) *server.Server {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx) }()
-	tb.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			tb.Errorf("testserver: %v", err)
-		}
-	})
-	return srv
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				tb.Errorf("testserver: %v", err)
+			}
+		})
+	}
+	tb.Cleanup(stop)
+	return srv, stop
 }
