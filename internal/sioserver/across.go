@@ -225,16 +225,7 @@ func (ss *session) recoverRemote(pid string, last uint64, now time.Time) bool {
 	s.socks[k.pid] = k
 	s.sockMu.Unlock()
 	k.mu.Unlock()
-	ss.hs, ss.joined = hs, ans.Room
-	ss.mu.Lock()
-	ss.hsRead = hs
-	ss.mu.Unlock()
-	ss.release(answer)
-	if gap {
-		s.stats.SocketIORecoveryGaps.Add(1)
-	} else {
-		s.stats.SocketIORecovered.Add(1)
-	}
+	s.recovered(ss, hs, ans.Room, answer, gap)
 	s.log.Debug("socket recovered from another node", "sid", sid, "room", ans.Room, "gap", gap)
 	return true
 }

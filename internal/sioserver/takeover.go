@@ -168,16 +168,7 @@ func (ss *session) recoverSocket(pid string, last uint64, now time.Time) bool {
 	if prev != nil && prev != ss {
 		prev.CloseConn("replaced") // the old connection still looked open
 	}
-	ss.hs, ss.joined = hs, room
-	ss.mu.Lock()
-	ss.hsRead = hs
-	ss.mu.Unlock()
-	ss.release(answer)
-	if gap {
-		s.stats.SocketIORecoveryGaps.Add(1)
-	} else {
-		s.stats.SocketIORecovered.Add(1)
-	}
+	s.recovered(ss, hs, room, answer, gap)
 	return true
 }
 
@@ -206,4 +197,19 @@ func (ss *session) recoveryFailed(k *sock, old *session, oldHS *hub.Session) {
 		old.CloseConn("replaced")
 	}
 	s.stats.SocketIORecoveryRefused.Add(1)
+}
+
+// recovered hands the recovered socket ss its hub session hs (joined: in a room), answers
+// its CONNECT (answer, then what was held for it) and counts the recovery.
+func (s *Server) recovered(ss *session, hs *hub.Session, joined bool, answer func(dst []byte) []byte, gap bool) {
+	ss.hs, ss.joined = hs, joined
+	ss.mu.Lock()
+	ss.hsRead = hs
+	ss.mu.Unlock()
+	ss.release(answer)
+	if gap {
+		s.stats.SocketIORecoveryGaps.Add(1)
+	} else {
+		s.stats.SocketIORecovered.Add(1)
+	}
 }
