@@ -70,7 +70,7 @@ func TestSmokeTURNAttackAndCanary(t *testing.T) {
 		t.Fatalf("canary: %v\n%s", canaryErr, canaryStderr.String())
 	}
 	if !strings.Contains(canaryOut.String(), " 0 lost") {
-		t.Errorf("canary: %s", canaryOut.String())
+		t.Errorf("canary: %s\nits stderr (why it reconnected):\n%s", canaryOut.String(), canaryStderr.String())
 	}
 	results := filepath.Join(dir, "results.txt")
 	if err := os.WriteFile(results, []byte(line+"\n"), 0o600); err != nil {
