@@ -9,7 +9,9 @@ import (
 // each transport encodes them its own way (AppendEvent for the native protocol).
 type Event struct {
 	Type Type
-	// ID echoes a request id (raw JSON) in welcome, ack and error frames.
+	// ID echoes a request id (raw JSON) in welcome, ack and error frames; in a relay it is the
+	// sender's id of that relay (when it gave one), so that the receiver can drop a retry it
+	// already has (see Retry).
 	ID []byte
 	// From is the sender of a relay.
 	From PeerID
@@ -36,6 +38,10 @@ type Event struct {
 	Resumed bool
 	// Resume is the fresh token of a resume-token frame.
 	Resume string
+	// Retry marks a relay the sender re-sent after a resume that the server could not tell
+	// apart from one it had already relayed (the node that accepted the first attempt
+	// restarted or died): a receiver that already has the sender's relay with this ID drops it.
+	Retry bool
 }
 
 // Welcome is the body of a welcome frame.
@@ -80,6 +86,9 @@ func AppendEvent(dst []byte, e *Event) []byte {
 		dst = append(dst, e.Data...)
 		if e.Broadcast {
 			dst = append(dst, `,"broadcast":true`...)
+		}
+		if e.Retry {
+			dst = append(dst, `,"retry":true`...)
 		}
 	case TypeWelcome:
 		w := e.Welcome

@@ -122,9 +122,10 @@ type Client struct {
 	ended  *ServerError  // the server ended the presence (readLoop only)
 
 	// The presence's event sequence (docs/design/issue-14.md §1), readLoop only.
-	lastSeq  uint64       // the highest seq received: sent as the resume join's last
-	resumeMs int64        // the last welcome's resumeMs
-	replay   *replayState // a resumed welcome's reconciliation waiting for its replay
+	lastSeq  uint64              // the highest seq received: sent as the resume join's last
+	resumeMs int64               // the last welcome's resumeMs
+	replay   *replayState        // a resumed welcome's reconciliation waiting for its replay
+	seen     map[string]*seenIDs // per sender, the ids of the last relays received (dedupe.go)
 
 	outbox // relays sent with an id and not yet acked (resume.go)
 
@@ -158,6 +159,7 @@ type serverFrame struct {
 	Restored   bool               `json:"restored"`
 	Gap        bool               `json:"gap"`
 	ResumeMs   int64              `json:"resumeMs"`
+	Retry      bool               `json:"retry"`
 }
 
 type peerInfo struct {
@@ -439,6 +441,7 @@ func (c *Client) handle(f *serverFrame) {
 		var info peerInfo
 		_ = json.Unmarshal(f.Peer, &info)
 		c.forgetPending(info.ID)
+		c.forgetSeen(info.ID)
 		c.removePeer(info.ID, f.Reason)
 	case "peer-updated":
 		var info peerInfo
@@ -457,6 +460,9 @@ func (c *Client) handle(f *serverFrame) {
 			c.opts.OnServerMessage(f.Data)
 		}
 	case "offer", "answer", "ice-candidate":
+		if c.duplicateRelay(f) {
+			return
+		}
 		p := c.Peer(f.From)
 		if p == nil {
 			c.report(nil, fmt.Errorf("sdk: %s from unknown peer %q", f.Type, f.From))
@@ -464,6 +470,9 @@ func (c *Client) handle(f *serverFrame) {
 		}
 		p.signal(f.Type, f.Data)
 	case "message":
+		if c.duplicateRelay(f) {
+			return
+		}
 		if p := c.Peer(f.From); p != nil {
 			p.message(f.Data)
 		}

@@ -173,7 +173,7 @@ func (c *Client) reconnect(cause error) bool {
 		}
 		if w.Resumed {
 			c.reconcile(w)
-			c.resendOut() // then new relays go straight out
+			c.resendOut(w.Restored) // then new relays go straight out
 			if w.Gap || w.Restored {
 				c.recoverPeers()
 			}

@@ -1,10 +1,12 @@
 package sdk
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -36,6 +38,11 @@ const (
 	maxOutFrames = 4096    // relays not yet acked
 	maxOutBytes  = 4 << 20 // their data
 	maxHeld      = 256     // relays held per pending peer
+	// maxRecent is how many acked relays are kept to send again, as retries, when the server
+	// says it lost its state (a restored welcome, or a peer restored there): an ack means the
+	// relay was queued to its target, not that the target read it. Fewer than the ids a
+	// receiver remembers per sender (maxSeenIDs), so that it can drop every one it has.
+	maxRecent = 128
 )
 
 // ErrSendQueueFull is returned by a relay when too many relays wait for the server's ack
@@ -48,6 +55,8 @@ type outFrame struct {
 	typ    string
 	target string
 	data   json.RawMessage
+	retry  bool // written again after a resume: the receiver may have the first attempt
+	again  bool // queued again after meeting unknown-target (sendAgain): not a second time
 }
 
 func (f *outFrame) encode(retry bool) ([]byte, error) {
@@ -71,6 +80,7 @@ type outbox struct {
 	outNext  uint64
 	held     map[string][]*outFrame // per pending peer, relays that met unknown-target
 	backAt   map[string]uint64      // per peer back from pending, the first n sent after
+	recent   []*outFrame            // the last relays acked, oldest first (at most maxRecent)
 }
 
 // send relays data to peer target through the server: queued until acked, written now when
@@ -84,6 +94,8 @@ func (c *Client) send(typ, target string, data any) error {
 }
 
 func (c *Client) sendRaw(typ, target string, raw json.RawMessage) error {
+	c.pendMu.Lock() // before outMu: whether target is away and its held relays go together
+	defer c.pendMu.Unlock()
 	c.outMu.Lock()
 	defer c.outMu.Unlock()
 	if c.ctx.Err() != nil {
@@ -94,8 +106,35 @@ func (c *Client) sendRaw(typ, target string, raw json.RawMessage) error {
 	}
 	c.outNext++
 	f := &outFrame{n: c.outNext, typ: typ, target: target, data: raw}
+	if _, away := c.pending[target]; away {
+		// Held here until the peer is back: sent now, it could overtake what is held for it.
+		if !c.holdLocked(f) {
+			return fmt.Errorf("sdk: %s to %s: too many held for a peer not back yet: %w", typ, target, ErrSendQueueFull)
+		}
+		return nil
+	}
 	c.out = append(c.out, f)
 	c.outBytes += len(raw)
+	if c.online {
+		c.writeOut(f, false)
+	}
+	return nil
+}
+
+// sendAgain queues f, a relay answered unknown-target while its peer was away, again with its
+// first id: a retry goes as a retry, for the receiver to drop if the first attempt reached it.
+func (c *Client) sendAgain(f *outFrame) error {
+	c.outMu.Lock()
+	defer c.outMu.Unlock()
+	if c.ctx.Err() != nil {
+		return errors.New("sdk: client closed")
+	}
+	if len(c.out) >= maxOutFrames || c.outBytes+len(f.data) > maxOutBytes {
+		return ErrSendQueueFull
+	}
+	f.again = true
+	c.out = append(c.out, f)
+	c.outBytes += len(f.data)
 	if c.online {
 		c.writeOut(f, false)
 	}
@@ -105,7 +144,8 @@ func (c *Client) sendRaw(typ, target string, raw json.RawMessage) error {
 // writeOut writes f on the current connection. A failed write is not an error: the read
 // loop sees the connection go and f goes again after the resume. Under outMu.
 func (c *Client) writeOut(f *outFrame, retry bool) {
-	b, err := f.encode(retry)
+	f.retry = f.retry || retry
+	b, err := f.encode(f.retry)
 	if err != nil {
 		c.report(nil, err)
 		return
@@ -125,27 +165,64 @@ func (c *Client) setOnline(on bool) {
 }
 
 // resendOut writes every unacked relay again with retry (after a resumed welcome), then
-// lets new relays through. readLoop only.
-func (c *Client) resendOut() {
+// lets new relays through. After a restored welcome the recent acked ones go first: the
+// server that had queued them is gone. readLoop only.
+func (c *Client) resendOut(restored bool) {
+	c.pendMu.Lock()
+	defer c.pendMu.Unlock()
 	c.outMu.Lock()
 	defer c.outMu.Unlock()
+	if restored {
+		again := c.takeRecent("")
+		for _, f := range again {
+			f.again = true
+			c.outBytes += len(f.data)
+		}
+		c.out = append(again, c.out...)
+	}
+	out := c.out[:0]
 	for _, f := range c.out {
+		if _, away := c.pending[f.target]; away {
+			// For a peer expected back: held until it is, then sent in order with the rest.
+			f.retry = true
+			c.outBytes -= len(f.data)
+			if !c.holdLocked(f) {
+				c.log.Debug("relay dropped: too many held for a peer not back yet", "peer", f.target)
+			}
+			continue
+		}
+		out = append(out, f)
 		c.writeOut(f, true)
 	}
+	clear(c.out[len(out):])
+	c.out = out
 	c.online = true
+}
+
+// holdLocked keeps f for its peer, away, and reports false when too many are held for it.
+// Under outMu.
+func (c *Client) holdLocked(f *outFrame) bool {
+	if len(c.held[f.target]) >= maxHeld {
+		return false
+	}
+	if c.held == nil {
+		c.held = make(map[string][]*outFrame)
+	}
+	c.held[f.target] = append(c.held[f.target], f)
+	return true
 }
 
 // dropOut forgets every queued relay (after joining anew: the pairs they were for are gone).
 func (c *Client) dropOut() {
 	c.outMu.Lock()
 	defer c.outMu.Unlock()
-	c.out, c.outBytes, c.held, c.backAt = nil, 0, nil, nil
+	c.out, c.outBytes, c.held, c.backAt, c.recent = nil, 0, nil, nil, nil
 	c.online = true
 }
 
-// answered removes relay id and every earlier one (the server answers in order) from the
+// answered removes relay id and every one written before it (the server answers in order) from the
 // outbox and returns it, or nil if id is not one of our relays.
-func (c *Client) answered(id json.RawMessage) *outFrame {
+func (c *Client) answered(id json.RawMessage, acked bool) *outFrame {
 	var s string
 	if json.Unmarshal(id, &s) != nil {
 		return nil
@@ -160,25 +237,58 @@ func (c *Client) answered(id json.RawMessage) *outFrame {
 	}
 	c.outMu.Lock()
 	defer c.outMu.Unlock()
-	var f *outFrame
+	// The server answers in the order relays were written, which is c.out's order (a relay
+	// held for a peer and sent again when it is back goes at the end with its first id).
 	i := 0
-	for ; i < len(c.out) && c.out[i].n <= n; i++ {
-		c.outBytes -= len(c.out[i].data)
-		if c.out[i].n == n {
-			f = c.out[i]
+	for i < len(c.out) && c.out[i].n != n {
+		i++
+	}
+	if i == len(c.out) {
+		return nil
+	}
+	f := c.out[i]
+	for _, g := range c.out[:i+1] {
+		c.outBytes -= len(g.data)
+		if acked {
+			c.addRecent(g)
 		}
 	}
-	c.out = append(c.out[:0:0], c.out[i:]...)
+	c.out = append(c.out[:0:0], c.out[i+1:]...)
 	return f
 }
 
-// acked handles an ack.
-func (c *Client) acked(id json.RawMessage) { c.answered(id) }
+// addRecent keeps f, an acked relay, among the recent ones. Under outMu.
+func (c *Client) addRecent(f *outFrame) {
+	if len(c.recent) == maxRecent {
+		c.recent = append(c.recent[:0], c.recent[1:]...)
+	}
+	c.recent = append(c.recent, f)
+}
+
+// acked handles an ack: the relays it answers join the recent ones.
+func (c *Client) acked(id json.RawMessage) { c.answered(id, true) }
+
+// takeRecent removes the recent relays to target (every one when target is empty) and returns
+// them, oldest first. Under outMu.
+func (c *Client) takeRecent(target string) []*outFrame {
+	var took []*outFrame
+	kept := c.recent[:0]
+	for _, f := range c.recent {
+		if target == "" || f.target == target {
+			took = append(took, f)
+		} else {
+			kept = append(kept, f)
+		}
+	}
+	clear(c.recent[len(kept):])
+	c.recent = kept
+	return took
+}
 
 // refused handles an error answering one of our relays and reports whether it did: an
 // unknown-target for a peer expected back is held for it (or sent again if it is back).
 func (c *Client) refused(id json.RawMessage, se *ServerError) bool {
-	f := c.answered(id)
+	f := c.answered(id, false)
 	if f == nil {
 		return false
 	}
@@ -200,9 +310,9 @@ func (c *Client) refused(id json.RawMessage, se *ServerError) bool {
 			c.outMu.Unlock()
 			c.report(c.Peer(f.target), fmt.Errorf("sdk: %s to %s dropped: too many held for a peer not back yet", f.typ, f.target))
 			return true
-		case wasBack && f.n < back:
+		case wasBack && f.n < back && !f.again:
 			c.outMu.Unlock()
-			if err := c.sendRaw(f.typ, f.target, f.data); err != nil {
+			if err := c.sendAgain(f); err != nil {
 				c.report(c.Peer(f.target), err)
 			}
 			return true
@@ -372,21 +482,53 @@ func (c *Client) peerBack(info peerInfo, resumed bool) bool {
 		return false
 	}
 	p.update(info)
-	if c.forgetPending(info.ID) {
-		c.outMu.Lock()
-		held := c.held[info.ID]
-		delete(c.held, info.ID)
+	// Atomically for the relays sent meanwhile (sendRaw): the peer is no longer awaited, and
+	// what is held for it goes in the order it was sent, before anything sent from now on;
+	// restored where it is now, the recent acked relays to it go too (as retries, first):
+	// its former server may not have written them.
+	c.pendMu.Lock()
+	pp, waited := c.pending[info.ID]
+	delete(c.pending, info.ID)
+	c.outMu.Lock()
+	var again []*outFrame
+	if resumed {
+		again = c.takeRecent(info.ID)
+		for _, f := range again {
+			f.retry = true
+		}
+	}
+	again = append(again, c.held[info.ID]...)
+	delete(c.held, info.ID)
+	slices.SortFunc(again, func(x, y *outFrame) int { return cmp.Compare(x.n, y.n) })
+	if waited {
 		if c.backAt == nil {
 			c.backAt = make(map[string]uint64)
 		}
 		c.backAt[info.ID] = c.outNext + 1
-		c.outMu.Unlock()
-		for _, f := range held {
-			if err := c.sendRaw(f.typ, f.target, f.data); err != nil {
-				c.report(p, err)
-			}
+	}
+	dropped := 0
+	for _, f := range again {
+		if len(c.out) >= maxOutFrames || c.outBytes+len(f.data) > maxOutBytes {
+			dropped++
+			continue
 		}
-		c.log.Debug("peer back", "peer", info.ID, "held", len(held), "resumed", resumed)
+		f.again = true
+		c.out = append(c.out, f)
+		c.outBytes += len(f.data)
+		if c.online {
+			c.writeOut(f, false)
+		}
+	}
+	c.outMu.Unlock()
+	c.pendMu.Unlock()
+	if waited && pp.timer.Stop() {
+		c.wg.Done() // the timer will not run
+	}
+	if dropped > 0 {
+		c.report(p, fmt.Errorf("sdk: %d relays to %s dropped: %w", dropped, info.ID, ErrSendQueueFull))
+	}
+	if waited || len(again) > 0 {
+		c.log.Debug("peer back", "peer", info.ID, "again", len(again), "resumed", resumed)
 	}
 	return true
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"slices"
@@ -41,8 +42,8 @@ func queued(c *Client) []string {
 
 func id(n string) json.RawMessage { return json.RawMessage(`"` + n + `"`) }
 
-// Acks take a relay and every earlier one out of the outbox; ids that are not relays' are
-// left alone.
+// Acks take a relay and every one written before it out of the outbox (they join the recent
+// ones); ids that are not relays', or not in the outbox, are left alone.
 func TestOutboxAcks(t *testing.T) {
 	c, _ := offlineClient(t)
 	for _, d := range []string{"1", "2", "3", "4"} {
@@ -61,32 +62,83 @@ func TestOutboxAcks(t *testing.T) {
 		t.Fatalf("after acking r2: %v", got)
 	}
 	c.acked(id("r9"))
+	if got := queued(c); len(got) != 2 {
+		t.Fatalf("after acking r9, never sent: %v", got)
+	}
+	c.acked(id("r4"))
 	if got := queued(c); len(got) != 0 || c.outBytes != 0 {
-		t.Fatalf("after acking r9: %v, %d bytes", got, c.outBytes)
+		t.Fatalf("after acking r4: %v, %d bytes", got, c.outBytes)
+	}
+	if n := len(c.recent); n != 4 {
+		t.Fatalf("%d recent relays, want 4", n)
 	}
 }
 
-// unknown-target for a peer a restored welcome left out holds the relay; when the peer is
-// back, the held relays go again in order, before later ones; a relay sent before the peer
-// came back and refused after goes again too; for any other peer the error is reported.
+// A peer restored where it is now (peer-joined resumed) gets the recent acked relays to it
+// again, first, with their ids and as retries: its former server may not have written them.
+// At most maxRecent are kept.
+func TestOutboxRecentAgainForRestoredPeer(t *testing.T) {
+	c, _ := offlineClient(t)
+	c.peers["p"] = &Peer{c: c, id: "p"}
+	for i := range maxRecent + 10 {
+		target := "p"
+		if i%2 == 1 {
+			target = "q"
+		}
+		if err := c.send("message", target, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.acked(id(fmt.Sprintf("r%d", maxRecent+10)))
+	if len(c.recent) != maxRecent {
+		t.Fatalf("%d recent, want %d", len(c.recent), maxRecent)
+	}
+	if err := c.send("message", "p", json.RawMessage(`"new"`)); err != nil {
+		t.Fatal(err)
+	}
+	c.peerBack(peerInfo{ID: "p"}, true)
+	got := queued(c)
+	if len(got) != 1+maxRecent/2 || got[0] != `p:"new"` {
+		t.Fatalf("queued after p was restored: %v", got)
+	}
+	c.outMu.Lock()
+	defer c.outMu.Unlock()
+	for i, f := range c.out[1:] {
+		if want := uint64(10 + 2*i + 1); f.n != want || !f.retry || f.target != "p" {
+			t.Fatalf("again #%d: r%d retry %v to %s, want r%d retry to p", i, f.n, f.retry, f.target, want)
+		}
+	}
+	if len(c.recent) != maxRecent/2 {
+		t.Fatalf("%d recent left, want those to q", len(c.recent))
+	}
+}
+
+// Relays to a peer a restored welcome left out are held here, and so are those sent before
+// that met unknown-target; when the peer is back they all go, in the order first sent, with
+// their ids, before later ones. A relay sent before the peer came back and refused after goes
+// again once; for any other peer the error is reported.
 func TestOutboxHoldsForPendingPeer(t *testing.T) {
 	c, errs := offlineClient(t)
 	c.peers["p"] = &Peer{c: c, id: "p"}
 	c.resumeMs = 60_000
+	if err := c.send("message", "p", json.RawMessage("1")); err != nil { // r1, in flight
+		t.Fatal(err)
+	}
 	c.awaitPeer("p")
-	for _, d := range []string{"1", "2", "3"} {
+	for _, d := range []string{"2", "3"} { // r2, r3: held here
 		if err := c.send("message", "p", json.RawMessage(d)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := c.send("message", "q", json.RawMessage(`"x"`)); err != nil {
+	if err := c.send("message", "q", json.RawMessage(`"x"`)); err != nil { // r4
 		t.Fatal(err)
 	}
+	if got := queued(c); !slices.Equal(got, []string{"p:1", `q:"x"`}) {
+		t.Fatalf("while p is away: %v", got)
+	}
 	unknown := &ServerError{Code: "unknown-target"}
-	for _, n := range []string{"r1", "r2"} {
-		if !c.refused(id(n), unknown) {
-			t.Fatalf("%s not ours", n)
-		}
+	if !c.refused(id("r1"), unknown) {
+		t.Fatal("r1 not ours")
 	}
 	if len(*errs) != 0 {
 		t.Fatalf("reported while the peer is pending: %v", *errs)
@@ -94,25 +146,32 @@ func TestOutboxHoldsForPendingPeer(t *testing.T) {
 	if !c.peerBack(peerInfo{ID: "p", Name: "back"}, true) {
 		t.Fatal("p not known")
 	}
-	if got := queued(c); !slices.Equal(got, []string{"p:3", `q:"x"`, "p:1", "p:2"}) {
+	if got := queued(c); !slices.Equal(got, []string{`q:"x"`, "p:1", "p:2", "p:3"}) {
 		t.Fatalf("after p is back: %v", got)
 	}
+	c.outMu.Lock()
+	for i, f := range c.out[1:] {
+		if f.n != uint64(i+1) {
+			t.Errorf("relay %d went again as r%d", i+1, f.n)
+		}
+	}
+	c.outMu.Unlock()
 	if c.Peer("p").Name() != "back" {
 		t.Fatal("peer-joined for a known peer did not update it")
 	}
-	// r3 was sent before p was back: it goes again. r4 to q is a plain error.
-	c.refused(id("r3"), unknown)
-	c.refused(id("r4"), unknown)
-	if got := queued(c); !slices.Equal(got, []string{"p:1", "p:2", "p:3"}) {
-		t.Fatalf("after r3 and r4 were refused: %v", got)
+	if err := c.send("message", "p", json.RawMessage("5")); err != nil { // r5, after
+		t.Fatal(err)
 	}
+	// r4 to q is a plain error.
+	c.refused(id("r4"), unknown)
 	if len(*errs) != 1 {
 		t.Fatalf("errors %v, want the one for q", *errs)
 	}
-	// Refused again now that p is back (and sent after): reported.
+	// r1 went again already: refused again now that p is back, reported; so is r5.
+	c.refused(id("r1"), unknown)
 	c.refused(id("r5"), unknown)
-	if len(*errs) != 2 {
-		t.Fatalf("errors %v, want a second", *errs)
+	if len(*errs) != 3 {
+		t.Fatalf("errors %v, want three", *errs)
 	}
 }
 

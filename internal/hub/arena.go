@@ -25,14 +25,15 @@ type arenaChunk struct {
 
 var chunkPool = sync.Pool{New: func() any { return &arenaChunk{buf: make([]byte, arenaChunkSize)} }}
 
-// store copies data into r's arena and returns the copy and its chunk (nil when copied on its
-// own). r.mu is held.
-func (r *resumeSink) store(data []byte) ([]byte, *arenaChunk) {
-	if len(data) == 0 || len(data) > arenaChunkSize/4 {
-		return bytes.Clone(data), nil
+// store copies a kept event's id (nil for none) and data next to each other into r's arena
+// and returns the copies and their chunk (nil when copied on their own). r.mu is held.
+func (r *resumeSink) store(id, data []byte) ([]byte, []byte, *arenaChunk) {
+	n := len(id) + len(data)
+	if n == 0 || n > arenaChunkSize/4 {
+		return cloneOrNil(id), bytes.Clone(data), nil
 	}
 	c := r.chunk
-	if c == nil || c.used+len(data) > len(c.buf) {
+	if c == nil || c.used+n > len(c.buf) {
 		if c != nil && c.live == 0 {
 			c.used = 0 // nothing kept in it: write over it
 		} else {
@@ -42,9 +43,22 @@ func (r *resumeSink) store(data []byte) ([]byte, *arenaChunk) {
 		}
 	}
 	off := c.used
-	c.used += copy(c.buf[off:], data)
+	c.used += copy(c.buf[off:], id)
+	mid := c.used
+	c.used += copy(c.buf[mid:], data)
 	c.live++
-	return c.buf[off:c.used:c.used], c
+	var idc []byte
+	if id != nil {
+		idc = c.buf[off:mid:mid]
+	}
+	return idc, c.buf[mid:c.used:c.used], c
+}
+
+func cloneOrNil(b []byte) []byte {
+	if b == nil {
+		return nil
+	}
+	return bytes.Clone(b)
 }
 
 // unstore is the end of a kept event in chunk c (nil: none) by a normal trim: c goes back to

@@ -107,8 +107,13 @@ func (r *resumeSink) Send(e *protocol.Event) bool {
 	}
 	k := r.appendKept(kept{ev: *e, size: size})
 	k.ev.Seq = r.seq
-	k.ev.Data, k.chunk = r.store(e.Data) // the sender's read buffer is reused after Send
-	k.ev.ID = nil
+	// The sender's read buffer is reused after Send. A relay keeps its id (the receiver
+	// drops a retry it has, protocol.Event.Retry); other events have none here.
+	var id []byte
+	if e.Type.IsRelay() {
+		id = e.ID
+	}
+	k.ev.ID, k.ev.Data, k.chunk = r.store(id, e.Data)
 	r.keptBytes += size
 	if r.cur == nil {
 		return true
@@ -343,7 +348,7 @@ const eventOverhead = int(unsafe.Sizeof(kept{}))
 
 // eventSize approximates an event's memory while kept.
 func eventSize(e *protocol.Event) int {
-	n := eventOverhead + len(e.Data) + len(e.Reason)
+	n := eventOverhead + len(e.ID) + len(e.Data) + len(e.Reason)
 	if e.Peer != nil {
 		n += len(e.Peer.ID) + len(e.Peer.Name) + len(e.Peer.Meta)
 	}

@@ -221,7 +221,9 @@ func (s *Session) relay(f *protocol.Frame) *protocol.Error {
 		s.ack(f.ID)
 		return nil
 	}
-	e := protocol.Event{Type: f.Type, From: m.Info.ID, Data: f.Data, Broadcast: f.Broadcast}
+	// The relay's id goes to the receiver, and a retry says so: after a restart or a node's
+	// death the ids are gone from here, and only the receiver knows whether it has the first.
+	e := protocol.Event{Type: f.Type, ID: f.ID, From: m.Info.ID, Data: f.Data, Broadcast: f.Broadcast, Retry: f.Retry && f.ID != nil}
 	var err error
 	if f.Broadcast {
 		err = s.hub.bus.Broadcast(m, &e)

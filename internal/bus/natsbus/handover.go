@@ -205,6 +205,8 @@ const (
 	evBroadcast = 1 << iota
 	evResumed
 	evPeer
+	evID    // a relay's id follows its data (protocol.Event.ID)
+	evRetry // protocol.Event.Retry
 )
 
 func appendBytes(b, s []byte) []byte {
@@ -266,6 +268,12 @@ func appendEvent(out []byte, e *protocol.Event) []byte {
 	if e.Peer != nil {
 		flags |= evPeer
 	}
+	if e.ID != nil {
+		flags |= evID
+	}
+	if e.Retry {
+		flags |= evRetry
+	}
 	out = append(out, byte(e.Type), flags)
 	out = binary.AppendUvarint(out, e.Seq)
 	out = appendBytes(out, []byte(e.From))
@@ -276,6 +284,9 @@ func appendEvent(out []byte, e *protocol.Event) []byte {
 		out = appendBytes(out, []byte(e.Peer.Identity))
 		out = appendBytes(out, []byte(e.Peer.Name))
 		out = appendBytes(out, e.Peer.Meta)
+	}
+	if e.ID != nil {
+		out = appendBytes(out, e.ID)
 	}
 	return out
 }
@@ -354,6 +365,12 @@ func decodeHandover(data []byte) (*bus.Handover, error) {
 		e.Reason = string(r.bytes())
 		if flags&evPeer != 0 {
 			e.Peer = &protocol.PeerInfo{ID: protocol.PeerID(r.bytes()), Identity: string(r.bytes()), Name: string(r.bytes()), Meta: r.bytes()}
+		}
+		e.Retry = flags&evRetry != 0
+		if flags&evID != 0 {
+			if e.ID = r.bytes(); len(e.ID) == 0 || len(e.ID) > protocol.MaxIDLen {
+				return nil, errBadMessage
+			}
 		}
 		h.Events = append(h.Events, e)
 	}

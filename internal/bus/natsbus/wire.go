@@ -83,8 +83,9 @@ type joinRep struct {
 
 // Messages to one node's inbox start with a kind byte. Relays and broadcasts are binary:
 //
-//	kind, event type, u16 len + room, u16 len + target (empty for a broadcast),
-//	u16 len + sender, then the raw data to the end.
+//	kind, event type, flags (relayID, relayRetry), u16 len + room, u16 len + target (empty
+//	for a broadcast), u16 len + sender, u16 len + the relay's id when relayID is set, then
+//	the raw data to the end.
 const (
 	kindRelay     byte = 'r'
 	kindBroadcast byte = 'b'
@@ -95,6 +96,12 @@ const (
 	kindBroadcastTo byte = 'B'
 	kindLobby       byte = 'l' // a lobby relay: the relay encoding, room empty
 	kindTakeOver    byte = 't' // followed by a JSON takeOverReq; answered (handover.go)
+)
+
+// Flags of a relay message.
+const (
+	relayID    byte = 1 << iota // the sender's id of the relay follows the sender
+	relayRetry                  // protocol.Event.Retry
 )
 
 // Server API requests to the node of the peers they concern.
@@ -140,11 +147,21 @@ func encodeRelay(room, target string, e *protocol.Event) []byte {
 
 // encodeKind encodes e as a relay message of kind (relay, broadcast, broadcast-to, lobby).
 func encodeKind(kind byte, room, target string, e *protocol.Event) []byte {
-	b := make([]byte, 0, 8+len(room)+len(target)+len(e.From)+len(e.Data))
-	b = append(b, kind, byte(e.Type))
+	b := make([]byte, 0, 11+len(room)+len(target)+len(e.From)+len(e.ID)+len(e.Data))
+	flags := byte(0)
+	if e.ID != nil {
+		flags |= relayID
+	}
+	if e.Retry {
+		flags |= relayRetry
+	}
+	b = append(b, kind, byte(e.Type), flags)
 	b = appendStr(b, room)
 	b = appendStr(b, target)
 	b = appendStr(b, string(e.From))
+	if e.ID != nil {
+		b = appendStr(b, string(e.ID))
+	}
 	return append(b, e.Data...)
 }
 
@@ -170,7 +187,7 @@ func readStr(b []byte) (string, []byte, error) {
 // decodeRelay decodes what encodeRelay made. The event's data aliases b.
 func decodeRelay(b []byte) (relayMsg, error) {
 	var m relayMsg
-	if len(b) < 2 {
+	if len(b) < 3 {
 		return m, errBadMessage
 	}
 	m.kind = b[0]
@@ -183,9 +200,14 @@ func decodeRelay(b []byte) (relayMsg, error) {
 	}
 	m.ev.Type = protocol.Type(b[1])
 	m.ev.Broadcast = m.broadcast
+	flags := b[2]
+	if flags&^(relayID|relayRetry) != 0 || (flags&relayRetry != 0 && flags&relayID == 0) {
+		return m, errBadMessage
+	}
+	m.ev.Retry = flags&relayRetry != 0
 	var from string
 	var err error
-	rest := b[2:]
+	rest := b[3:]
 	if m.room, rest, err = readStr(rest); err != nil {
 		return m, err
 	}
@@ -199,6 +221,16 @@ func decodeRelay(b []byte) (relayMsg, error) {
 		return m, err
 	}
 	m.ev.From = protocol.PeerID(from)
+	if flags&relayID != 0 {
+		var id string
+		if id, rest, err = readStr(rest); err != nil {
+			return m, err
+		}
+		if id == "" || len(id) > protocol.MaxIDLen {
+			return m, errBadMessage
+		}
+		m.ev.ID = []byte(id)
+	}
 	m.ev.Data = rest
 	return m, nil
 }

@@ -14,7 +14,7 @@
 import { Peer } from './sdk-peer.js';
 import { ServerError } from './sdk-errors.js';
 import { FINAL_CODES, RESTART_CODE, connect, freshToken, retryDelay } from './sdk-connect.js';
-import { MAX_HELD, Outbox, RelayDropped } from './sdk-outbox.js';
+import { Outbox, RelayDropped, Seen } from './sdk-outbox.js';
 
 /** @typedef {import('./switchboard.js').JoinOptions} JoinOptions */
 /** @typedef {import('./switchboard.js').PeerInfo} PeerInfo */
@@ -56,6 +56,7 @@ export class Client {
     /** @private the highest event seq received */ this._lastSeq = 0;
     /** @private */ this._resumeMs = welcome.resumeMs || 15000;
     /** @private relays not answered yet */ this._out = new Outbox();
+    /** @private ids of the relays received, per sender */ this._seen = new Seen();
     /** @private @type {Map<string, ReturnType<typeof setTimeout>>} peers a restored welcome left out */
     this._pending = new Map();
     /** @private @type {{end: number, present: Set<string>, gone: string[]}|null} */
@@ -197,8 +198,19 @@ export class Client {
    * @param {(e: Error) => void} reject
    */
   _enqueue(frame, resolve, reject) {
-    const r = this._out.add(frame, resolve, reject);
+    // For a peer not back yet: held here, as sent now it could overtake what is held for it.
+    if (this._pending.has(frame.target)) this._out.hold(this._out.make(frame, resolve, reject), true);
+    else this._write(this._out.add(frame, resolve, reject));
+  }
+
+  /** Sends r now if the socket is up (else it goes once resumed). @private @param {Relay} r */
+  _write(r) {
     if (!this.reconnecting && this._ws.readyState === WebSocket.OPEN) this._ws.send(Outbox.text(r, false));
+  }
+
+  /** Queues r again with its id. @private @param {Relay} r */
+  _again(r) {
+    try { this._write(this._out.requeue(r)); } catch (e) { r.reject(/** @type {Error} */ (e)); }
   }
 
   /**
@@ -210,18 +222,12 @@ export class Client {
     const target = r.frame.target;
     if (err.code === 'unknown-target' && typeof target === 'string') {
       if (this._pending.has(target)) {
-        const held = this._out.held.get(target) || [];
-        if (held.length >= MAX_HELD) {
-          r.reject(new Error(`switchboard: relay to ${target} dropped: too many held for a peer not back yet`));
-          return;
-        }
-        held.push(r);
-        this._out.held.set(target, held);
+        this._out.hold(r, false);
         return;
       }
       const back = this._out.backAt.get(target);
-      if (back !== undefined && r.n < back && this.peers.has(target)) {
-        try { this._enqueue(r.frame, r.resolve, r.reject); } catch (e) { r.reject(/** @type {Error} */ (e)); }
+      if (back !== undefined && r.n < back && !r.again && this.peers.has(target)) {
+        this._again(r);
         return;
       }
     }
@@ -285,14 +291,19 @@ export class Client {
         }
         return;
       case 'peer-left':
-        if (f.peer && typeof f.peer.id === 'string') this._removePeer(f.peer.id, f.reason || 'left');
+        if (f.peer && typeof f.peer.id === 'string') {
+          this._seen.forget(f.peer.id);
+          this._removePeer(f.peer.id, f.reason || 'left');
+        }
         return;
       case 'offer': case 'answer': case 'ice-candidate': {
+        if (this._seen.duplicate(f)) return;
         const p = this.peers.get(f.from);
         if (p) p._signal(f.type, f.data);
         return;
       }
       case 'message': {
+        if (this._seen.duplicate(f)) return;
         const p = this.peers.get(f.from);
         if (p) p._message(f.data, !!f.broadcast);
         return;
@@ -304,13 +315,13 @@ export class Client {
         if (typeof f.resume === 'string' && f.resume) this._resume = f.resume;
         return;
       case 'ack': {
-        const r = this._out.answered(f.id);
+        const r = this._out.answered(f.id, true);
         if (r) r.resolve();
         return;
       }
       case 'error': {
         const err = new ServerError(f.code, f.message);
-        const r = this._out.answered(f.id);
+        const r = this._out.answered(f.id, false);
         if (r) { this._refused(r, err); return; }
         if (err.final) { this.error = err; return; } // the server closes the socket next
         this._report(null, err);
@@ -425,9 +436,11 @@ export class Client {
     this.reconnecting = false;
     if (w.resumed) {
       this._attach(conn);
-      // Unanswered relays first, in order, before anything sent from here on.
-      for (const r of this._out.queue) conn.ws.send(Outbox.text(r, true));
       this._reconcile(w);
+      // Unanswered relays first, in order, before anything sent from here on; after a restored
+      // welcome the recent acked ones before them (the server that queued them is gone).
+      // Those for a peer expected back are held until it is.
+      this._out.resend(!!w.restored, (t) => this._pending.has(t), (r) => conn.ws.send(Outbox.text(r, true)));
     } else {
       // A new presence: the others saw us leave and know nothing of our new id. Every pair
       // starts over; what was queued for the old pairs is moot.
@@ -521,16 +534,20 @@ export class Client {
    */
   _peerBack(p, info) {
     if ((info.name || '') !== p.name || JSON.stringify(info.meta) !== JSON.stringify(p.meta)) this._updatePeer(p, info);
+    // What is held for it goes in the order it was sent, before anything sent from now on;
+    // restored where it is now, the recent acked relays to it go too (as retries, first):
+    // its former server may not have written them.
+    const again = info.resumed ? this._out.takeRecent(p.id) : [];
     const t = this._pending.get(p.id);
-    if (t === undefined) return;
-    clearTimeout(t);
-    this._pending.delete(p.id);
-    const held = this._out.held.get(p.id) || [];
-    this._out.held.delete(p.id);
-    this._out.backAt.set(p.id, this._out.next);
-    for (const r of held) {
-      try { this._enqueue(r.frame, r.resolve, r.reject); } catch (e) { r.reject(/** @type {Error} */ (e)); }
+    if (t !== undefined) {
+      clearTimeout(t);
+      this._pending.delete(p.id);
+      again.push(...(this._out.held.get(p.id) || []));
+      this._out.held.delete(p.id);
+      this._out.backAt.set(p.id, this._out.next);
     }
+    again.sort((x, y) => x.n - y.n);
+    for (const r of again) this._again(r);
   }
 
   /** @private @param {Peer} p @param {PeerInfo} info */
