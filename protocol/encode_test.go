@@ -58,6 +58,8 @@ func TestAppendEvent(t *testing.T) {
 			`{"type":"message","from":"Vb4k7hVd0S2v0w9Jv1qgXA","data":{"text":"hello room"},"broadcast":true}`},
 		{"relay with id", protocol.Event{Type: protocol.TypeOffer, ID: []byte(`"o1"`), From: from, Data: []byte(`null`)},
 			`{"type":"offer","id":"o1","from":"Vb4k7hVd0S2v0w9Jv1qgXA","data":null}`},
+		{"retry the server could not check", protocol.Event{Type: protocol.TypeMessage, ID: []byte(`"r42"`), From: from, Data: []byte(`1`), Retry: true, Seq: 19},
+			`{"type":"message","id":"r42","from":"Vb4k7hVd0S2v0w9Jv1qgXA","data":1,"retry":true,"seq":19}`},
 		{"welcome (docs example)", protocol.Event{Type: protocol.TypeWelcome, ID: []byte(`1`), Welcome: &protocol.Welcome{
 			Self: ada.ID, Room: "standup-42", Peers: []protocol.PeerInfo{grace},
 			ICEServers: []byte(`[{"urls":["stun:stun.example.org:3478"]}]`),

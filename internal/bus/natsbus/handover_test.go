@@ -13,6 +13,7 @@ func sampleHandover() *bus.Handover {
 	return &bus.Handover{Seq: 9, Gap: true, Events: []*protocol.Event{
 		{Type: protocol.TypeOffer, Seq: 7, From: "p1", Data: []byte(`{"sdp":"x"}`)},
 		{Type: protocol.TypeMessage, Seq: 8, From: "p2", Data: []byte(`1`), Broadcast: true},
+		{Type: protocol.TypeMessage, Seq: 8, From: "p2", Data: []byte(`2`), ID: []byte(`"r9"`), Retry: true},
 		{Type: protocol.TypePeerJoined, Seq: 9, Resumed: true, Peer: &protocol.PeerInfo{ID: "p3", Identity: "bob", Name: "Bob", Meta: []byte(`{"a":1}`)}},
 		{Type: protocol.TypePeerLeft, Seq: 10, Peer: &protocol.PeerInfo{ID: "p3"}, Reason: "timeout"},
 	}, RetryIDs: []uint64{1, 0xfeedface, 1 << 63}}
@@ -89,6 +90,7 @@ func FuzzDecodeRelay(f *testing.F) {
 	f.Add(encodeRelay("r", "", e))
 	f.Add(encodeKind(kindBroadcastTo, "r", "t", e))
 	f.Add(encodeKind(kindLobby, "", "t", e))
+	f.Add(encodeRelay("r", "t", &protocol.Event{Type: protocol.TypeMessage, From: "a", ID: []byte(`"r1"`), Retry: true, Data: []byte(`{}`)}))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m, err := decodeRelay(data)
 		if err != nil {

@@ -224,11 +224,20 @@ func TestRelayWireRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if m.room != "room" || m.target != target || m.broadcast != (target == "") || m.ev.Type != e.Type || m.ev.From != e.From || string(m.ev.Data) != string(e.Data) {
+		if m.room != "room" || m.target != target || m.broadcast != (target == "") || m.ev.Type != e.Type || m.ev.From != e.From || string(m.ev.Data) != string(e.Data) || m.ev.ID != nil || m.ev.Retry {
 			t.Fatalf("round trip: %+v", m)
 		}
 	}
-	for _, bad := range [][]byte{nil, {'r'}, {'r', 1, 0, 9, 'a'}} {
+	// The relay's id and retry go to the receiver's node.
+	r := &protocol.Event{Type: protocol.TypeMessage, From: "abc", ID: []byte(`"r7"`), Retry: true, Data: []byte(`{}`)}
+	m, err := decodeRelay(encodeRelay("room", "xyz", r))
+	if err != nil || string(m.ev.ID) != `"r7"` || !m.ev.Retry || string(m.ev.Data) != `{}` {
+		t.Fatalf("round trip with id: %+v %v", m, err)
+	}
+	for _, bad := range [][]byte{nil, {'r'}, {'r', 1, 0, 9, 'a'}, {'r', 1, 0, 0, 9, 'a'},
+		{'r', 1, relayRetry, 0, 0, 0, 1, 't', 0, 1, 'f'},      // retry without an id
+		{'r', 1, 0x80, 0, 0, 0, 1, 't', 0, 1, 'f'},            // unknown flag
+		{'r', 1, relayID, 0, 0, 0, 1, 't', 0, 1, 'f', 0, 0}} { // empty id
 		if _, err := decodeRelay(bad); err == nil {
 			t.Errorf("decodeRelay(%q) accepted", bad)
 		}
