@@ -76,7 +76,7 @@ func newFleet(t *testing.T, ctx context.Context, n int, extra ...string) *fleet 
 	secret := make([]byte, 32)
 	_, _ = rand.Read(secret)
 	common := []string{"serve", "--turn=false", "--resume-secret", base64.RawURLEncoding.EncodeToString(secret),
-		"--shutdown-timeout", "5s"}
+		"--shutdown-timeout", "15s"} // a draining node exits once its presences are taken over
 	if n > 1 {
 		common = append(common, "--nats", startNATSJS(t))
 	}
@@ -134,7 +134,7 @@ func (f *fleet) restart(nd *fleetNode) {
 	if err := nd.run.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		f.t.Fatalf("SIGTERM %s: %v", nd.name, err)
 	}
-	if err := nd.run.wait(f.t, 20*time.Second); err != nil {
+	if err := nd.run.wait(f.t, 30*time.Second); err != nil {
 		f.t.Fatalf("%s exited with %v after SIGTERM:\n%s", nd.name, err, nd.run.out.String())
 	}
 	f.logTail(nd)

@@ -50,6 +50,12 @@ type Member struct {
 	// none, adds it announcing a peer-joined marked Resumed. Identity takeover never kicks a
 	// member with the same id.
 	Resumed bool
+	// Lost, with Resumed, says the node it resumes on got no handover (its former node
+	// restarted without its state, died, or did not answer), or one with a gap: events
+	// queued for it there may be gone. A bus that replaces the member in place then announces
+	// a peer-joined marked Resumed all the same, for the others to send again what they sent
+	// it lately (their relays were acked when queued, not when read).
+	Lost bool
 	// Handover, when set, gives the presence up to another node it resumes on: it returns
 	// the events after last that the presence's holder still has, and forgets the presence
 	// without announcing anything (the new node's Resumed join replaces it). A bus calls it

@@ -165,6 +165,14 @@ func (b *Memory) replaceLocked(r *memRoom, old, m *Member, welcome func([]protoc
 	m.room.Store(r)
 	r.byID[string(m.Info.ID)] = m
 	welcome(others)
+	if m.Lost {
+		ev := protocol.Event{Type: protocol.TypePeerJoined, Peer: &m.Info, Resumed: true}
+		for _, o := range r.order {
+			if o != m {
+				o.Sink.Send(&ev)
+			}
+		}
+	}
 }
 
 // Leave implements Bus.

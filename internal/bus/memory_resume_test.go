@@ -92,3 +92,22 @@ func TestMemoryRestartLeaveIsSilent(t *testing.T) {
 		t.Fatalf("TakeOver on one node = %v, %v; want nil, nil", h, err)
 	}
 }
+
+// A resumed presence marked Lost that takes its id's place is announced to the others with a
+// peer-joined marked resumed (what they sent it lately may be gone).
+func TestMemoryLostResumedJoinAnnounced(t *testing.T) {
+	b := NewMemory(nil)
+	a, as := member("r")
+	old, _ := member("r")
+	joinOK(t, b, a)
+	joinOK(t, b, old)
+	before := len(as.types())
+	n := &Member{Room: "r", Info: old.Info, Sink: &recSink{}, Resumed: true, Lost: true}
+	joinOK(t, b, n)
+	if got := as.types(); !slices.Equal(got[before:], []protocol.Type{protocol.TypePeerJoined}) {
+		t.Fatalf("a heard %v after the lost resumed join, want one peer-joined", got[before:])
+	}
+	if peers, _ := b.Peers(context.Background(), "r"); len(peers) != 2 {
+		t.Fatalf("%d peers, want 2", len(peers))
+	}
+}

@@ -34,6 +34,7 @@ func (s *Session) restore(c resume.Claims, id []byte, last uint64) bool {
 		Info:    protocol.PeerInfo{ID: c.Peer, Identity: c.Identity, Name: c.Name},
 		Joined:  time.Now(),
 		Resumed: true,
+		Lost:    gap, // no handover, or one with a gap: the others send their recent relays again
 	}
 	if len(c.Meta) > 0 {
 		m.Info.Meta = append([]byte(nil), c.Meta...)

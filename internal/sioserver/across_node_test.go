@@ -14,6 +14,7 @@ import (
 	"github.com/switchboard-rtc/switchboard/internal/config"
 	"github.com/switchboard-rtc/switchboard/internal/server"
 	"github.com/switchboard-rtc/switchboard/internal/sioserver"
+	"github.com/switchboard-rtc/switchboard/internal/testenv"
 	"github.com/switchboard-rtc/switchboard/internal/testserver"
 )
 
@@ -103,17 +104,20 @@ func TestNodeClientPIDRefusedAcrossNodes(t *testing.T) {
 }
 
 // runNode runs a full server configured by mod until stop (or the test's end) and returns it
-// with stop, which shuts it down as SIGTERM does and returns Run's error.
+// with stop, which shuts it down as SIGTERM does and returns Run's error. Its log (info and
+// up) is printed when the test fails. The shutdown timeout leaves a draining node time to
+// hand its presences over on a loaded machine; it returns as soon as they are taken.
 func runNode(t *testing.T, mod func(*config.Config)) (*server.Server, func() error) {
 	t.Helper()
 	cfg := config.Default()
 	cfg.Listen = "127.0.0.1:0"
-	cfg.ShutdownTimeout = 5 * time.Second
+	cfg.ShutdownTimeout = 15 * time.Second
 	cfg.TURN = false
 	cfg.JoinsPerClient, cfg.JoinBurstPerClient, cfg.TURNCredentialsPerClient = 1e6, 1e6, 1e6
 	cfg.HTTPConnsPerClient = 1e6
 	mod(&cfg)
-	srv, err := server.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	var logs testenv.Buffer
+	srv, err := server.New(cfg, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,6 +133,11 @@ func runNode(t *testing.T, mod func(*config.Config)) (*server.Server, func() err
 		})
 		return runErr
 	}
-	t.Cleanup(func() { _ = stop() })
+	t.Cleanup(func() {
+		_ = stop()
+		if t.Failed() {
+			t.Logf("node at %s logged:\n%s", srv.Addr(), logs.String())
+		}
+	})
 	return srv, stop
 }

@@ -101,8 +101,10 @@ func (b *Bus) serveTakeOver(msg *nats.Msg) {
 		return
 	}
 	b.wg.Add(1)
+	b.serving.Add(1)
 	go func() {
 		defer b.wg.Done()
+		defer b.serving.Add(-1)
 		defer func() { <-b.takeoverQ }()
 		select {
 		case b.takeovers <- struct{}{}:

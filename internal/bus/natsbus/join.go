@@ -64,7 +64,7 @@ func (b *Bus) Join(ctx context.Context, m *bus.Member, maxPeers int, welcome fun
 	b.mu.Unlock()
 	req := joinReq{Room: m.Room, Max: maxPeers, Peer: wirePeer{
 		ID: id, Identity: m.Info.Identity, Name: m.Info.Name, Meta: json.RawMessage(m.Info.Meta),
-		Node: b.id, Joined: m.Joined, Resumed: m.Resumed,
+		Node: b.id, Joined: m.Joined, Resumed: m.Resumed, Lost: m.Resumed && m.Lost,
 	}}
 	var rep joinRep
 	var err error

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -138,6 +139,8 @@ type Bus struct {
 	// takeoverQ those served or waiting.
 	takeovers chan struct{}
 	takeoverQ chan struct{}
+	serving   atomic.Int64       // TakeOver requests taken and not answered yet
+	inboxSub  *nats.Subscription // this node's inbox: unsubscribed first by Close
 	stop      chan struct{}
 	wg        sync.WaitGroup
 
@@ -278,9 +281,13 @@ func New(cfg Config) (*Bus, error) {
 	}
 	b.nc = nc
 	for _, subj := range []string{b.ctl, b.inbox} {
-		if _, err := nc.ChanSubscribe(subj, b.msgs); err != nil {
+		sub, err := nc.ChanSubscribe(subj, b.msgs)
+		if err != nil {
 			nc.Close()
 			return nil, fmt.Errorf("natsbus: subscribe %s: %w", subj, err)
+		}
+		if subj == b.inbox {
+			b.inboxSub = sub
 		}
 	}
 	b.mu.Lock()
@@ -394,6 +401,17 @@ func (b *Bus) Close() error {
 		}
 		b.closed = true
 		b.mu.Unlock()
+		// Take no more requests — a node asking this one from now on hears "no responders" at
+		// once instead of waiting out its timeout — and answer the take-overs already taken
+		// (bounded) before the connection goes.
+		if b.inboxSub != nil {
+			_ = b.inboxSub.Unsubscribe()
+		}
+		tick := time.NewTicker(5 * time.Millisecond)
+		for deadline := time.Now().Add(b.cfg.RequestTimeout); b.serving.Load() > 0 && time.Now().Before(deadline); {
+			<-tick.C
+		}
+		tick.Stop()
 		if b.nc.IsConnected() {
 			if err := b.nc.FlushTimeout(b.cfg.RequestTimeout); err != nil {
 				b.closeErr = fmt.Errorf("natsbus: flush goodbye: %w", err)

@@ -8,7 +8,8 @@ import (
 
 // Re-homing: a Resumed join (bus.Member.Resumed) of a peer the room already has, orphaned or
 // still on another node, moves it to the joining node in place: same join sequence, same
-// info (its latest metadata), no peer-joined anywhere and no room event. Its former node, if
+// info (its latest metadata), no peer-joined anywhere (unless the join is Lost: then each node
+// tells its peers in the room with a peer-joined marked resumed) and no room event. Its former node, if
 // it still had it connected, forgets it without a leave (and ends that connection: replaced).
 // What the nodes held for it while it was orphaned goes to its new node (hold.go).
 
@@ -19,6 +20,7 @@ func (b *Bus) rehomeJoinLocked(r *room, p *peer, req *wirePeer) joinRep {
 	rep.Peer.Node = req.Node
 	rep.Peer.Orphan = ""
 	rep.Peer.Resumed = true
+	rep.Peer.Lost = req.Lost
 	rep.Before = make([]wirePeer, 0, len(r.peers))
 	for _, q := range r.peers {
 		if q != p {
@@ -70,5 +72,13 @@ func (b *Bus) rehomeLocked(q *peer, wp *wirePeer, pj *pendingJoin) {
 		b.unorphanLocked(q) // sends what was held for it to its new node
 	} else {
 		b.flushHoldLocked(q)
+	}
+	if wp.Lost && r.locals > 0 {
+		ev := protocol.Event{Type: protocol.TypePeerJoined, Peer: &q.info, Resumed: true}
+		for _, o := range r.peers {
+			if o.local != nil && o != q {
+				o.local.Sink.Send(&ev)
+			}
+		}
 	}
 }

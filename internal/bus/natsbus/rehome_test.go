@@ -154,3 +154,44 @@ func TestTakeOverOfConnectedMember(t *testing.T) {
 		t.Fatalf("room events %v", events)
 	}
 }
+
+// A Resumed join marked Lost (no handover: what x's node had queued for it may be gone)
+// replaces x in place all the same, and the others hear a peer-joined marked resumed, for
+// their SDKs to send their recent relays to x again.
+func TestResumedJoinLostAnnounced(t *testing.T) {
+	ns := startNATS(t)
+	defer stopNATS(ns)
+	var log eventLog
+	a := newGraceBus(t, ns.ClientURL(), time.Second, &log, 0)
+	b := newGraceBus(t, ns.ClientURL(), time.Second, &log, 1)
+	c := newGraceBus(t, ns.ClientURL(), time.Second, &log, 2)
+	defer a.Close()
+	defer b.Close()
+	defer c.Close()
+	waitNodes(t, a, b, c)
+	x, xs := member("r")
+	x.Kick = func(_ protocol.Code, reason string) { a.Leave(x, reason) }
+	if _, err := join(t, a, x, 0); err != nil {
+		t.Fatal(err)
+	}
+	xs.expect(t, protocol.TypeWelcome)
+	y, ys := member("r")
+	if _, err := join(t, b, y, 0); err != nil {
+		t.Fatal(err)
+	}
+	ys.expect(t, protocol.TypeWelcome)
+	xs.expect(t, protocol.TypePeerJoined)
+
+	nx, nxs := resumed(x)
+	nx.Lost = true
+	if others, err := join(t, c, nx, 0); err != nil || len(others) != 1 || others[0].ID != y.Info.ID {
+		t.Fatalf("lost resumed join: %v %v", others, err)
+	}
+	nxs.expect(t, protocol.TypeWelcome)
+	if e := ys.expect(t, protocol.TypePeerJoined); e.Peer.ID != x.Info.ID || !e.Resumed {
+		t.Fatalf("peer-joined %+v resumed=%v, want x resumed", e.Peer, e.Resumed)
+	}
+	if ps := peersOf(b, "r"); len(ps) != 2 {
+		t.Fatalf("b lists %v, want x and y", ps)
+	}
+}

@@ -40,6 +40,9 @@ type wirePeer struct {
 	// Resumed marks a join that takes the peer back under its id on another node
 	// (bus.Member.Resumed): it replaces the member with that id in place.
 	Resumed bool `json:"resumed,omitempty"`
+	// Lost marks a Resumed join without a handover (bus.Member.Lost): the nodes that replace
+	// it in place announce a peer-joined marked resumed to their peers in the room.
+	Lost bool `json:"lost,omitempty"`
 }
 
 func (w *wirePeer) info() protocol.PeerInfo {
