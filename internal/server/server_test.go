@@ -92,8 +92,12 @@ func TestRelayStampsSenderAndKeepsData(t *testing.T) {
 		if string(m.Data) != data {
 			t.Fatalf("data changed in transit:\n got %s\nwant %s", m.Data, data)
 		}
-		if strings.Contains(m.Raw, "spoofed") || strings.Contains(m.Raw, `"id"`) {
+		if strings.Contains(m.Raw, "spoofed") || strings.Contains(m.Raw, "target") {
 			t.Fatalf("relay leaks client fields: %s", m.Raw)
+		}
+		// The relay's id goes with it (a receiver drops a retry it already has).
+		if string(m.ID) != `"x1"` || strings.Contains(m.Raw, "retry") {
+			t.Fatalf("relay without its id, or marked retry: %s", m.Raw)
 		}
 	}
 	// Without an id there is no ack.
