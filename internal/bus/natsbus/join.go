@@ -192,7 +192,9 @@ func (b *Bus) coordinate(req *joinReq) joinRep {
 	r := b.rooms[req.Room]
 	if r != nil {
 		if p := r.byID[req.Peer.ID]; p != nil {
-			if req.Peer.Resumed && p.node != req.Peer.Node {
+			if req.Peer.Resumed {
+				// Moved to the asking node; or there already (a second attempt of the same
+				// resume, or this one asked again): the answer takes it in place all the same.
 				return b.rehomeJoinLocked(r, p, &req.Peer)
 			}
 			return joinRep{OK: true, Peer: p.wire()}
@@ -255,7 +257,10 @@ func (b *Bus) applyJoinLocked(roomName string, wp *wirePeer, admitted bool) {
 	}
 	if q := r.byID[wp.ID]; q != nil {
 		switch {
-		case wp.Resumed && wp.Node != q.node:
+		case wp.Resumed && (wp.Node != q.node || pj != nil && q.local != pj.m):
+			// Moved to wp's node — or to this one again, where the replica already had it
+			// (an earlier attempt of the same resume whose connection went before it was
+			// welcomed): the pending join takes its place.
 			b.rehomeLocked(q, wp, pj)
 			return
 		case wp.Orphan != "" && wp.Node == q.node && q.local == nil:

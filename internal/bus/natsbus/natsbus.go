@@ -145,7 +145,6 @@ type Bus struct {
 	wg        sync.WaitGroup
 
 	closeOnce sync.Once
-	closeErr  error
 
 	mu          sync.RWMutex
 	rooms       map[string]*room
@@ -414,12 +413,13 @@ func (b *Bus) Close() error {
 		tick.Stop()
 		if b.nc.IsConnected() {
 			if err := b.nc.FlushTimeout(b.cfg.RequestTimeout); err != nil {
-				b.closeErr = fmt.Errorf("natsbus: flush goodbye: %w", err)
+				// Not an error of the shutdown: the others notice the silence instead.
+				b.log.Warn("cluster goodbye not flushed; the other nodes will notice the silence", "err", err)
 			}
 		}
 		b.shutdown()
 	})
-	return b.closeErr
+	return nil
 }
 
 // Crash drops the NATS connection without a goodbye, as if the process had been killed: the

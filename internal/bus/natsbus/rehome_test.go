@@ -195,3 +195,62 @@ func TestResumedJoinLostAnnounced(t *testing.T) {
 		t.Fatalf("b lists %v, want x and y", ps)
 	}
 }
+
+// A second Resumed join of the same id on the node that already has it (an earlier attempt
+// of the same resume whose connection is still there, or went before it was welcomed) takes
+// its place: welcomed, the earlier one ended (replaced), nobody hears a leave.
+func TestResumedJoinAgainOnSameNode(t *testing.T) {
+	ns := startNATS(t)
+	defer stopNATS(ns)
+	var log eventLog
+	a := newGraceBus(t, ns.ClientURL(), time.Second, &log, 0)
+	b := newGraceBus(t, ns.ClientURL(), time.Second, &log, 1)
+	defer a.Close()
+	defer b.Close()
+	waitNodes(t, a, b)
+	x, xs := member("r")
+	x.Kick = func(_ protocol.Code, reason string) { a.Leave(x, reason) }
+	if _, err := join(t, a, x, 0); err != nil {
+		t.Fatal(err)
+	}
+	xs.expect(t, protocol.TypeWelcome)
+	y, ys := member("r")
+	if _, err := join(t, a, y, 0); err != nil {
+		t.Fatal(err)
+	}
+	ys.expect(t, protocol.TypeWelcome)
+	xs.expect(t, protocol.TypePeerJoined)
+
+	first, firsts := resumed(x)
+	kicked := make(chan protocol.Code, 1)
+	first.Kick = func(code protocol.Code, reason string) {
+		kicked <- code
+		b.Leave(first, reason)
+	}
+	if _, err := join(t, b, first, 0); err != nil {
+		t.Fatal(err)
+	}
+	firsts.expect(t, protocol.TypeWelcome)
+	second, seconds := resumed(x)
+	if others, err := join(t, b, second, 0); err != nil || len(others) != 1 || others[0].ID != y.Info.ID {
+		t.Fatalf("second resumed join on the same node: %v %v", others, err)
+	}
+	seconds.expect(t, protocol.TypeWelcome)
+	select {
+	case code := <-kicked:
+		if code != protocol.CodeReplaced {
+			t.Fatalf("first attempt ended with %v", code)
+		}
+	case <-time.After(waitFor):
+		t.Fatal("the first attempt was not ended")
+	}
+	waitUntil(t, "x listed on b by a", func() bool {
+		ps := peersOf(a, "r")
+		return len(ps) == 2 && ps[0] == string(x.Info.ID)+"//@"+b.id
+	})
+	if err := a.Relay(y, []byte(x.Info.ID), msg(y.Info.ID, "to-second")); err != nil {
+		t.Fatal(err)
+	}
+	expectData(t, seconds, "to-second")
+	none(t, ys, "y")
+}
