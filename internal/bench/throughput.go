@@ -72,6 +72,7 @@ func parseThroughputOptions(args []string, stderr io.Writer) (*throughputOptions
 	minCwnd := fs.Uint("sctp-min-cwnd", 0, "ours: SCTP minimum congestion window in bytes (0: Pion's default)")
 	fastRtx := fs.Uint("sctp-fast-rtx-wnd", 0, "ours: SCTP fast retransmission window in bytes (0: Pion's default)")
 	caStep := fs.Uint("sctp-cwnd-ca-step", 0, "ours: SCTP congestion-avoidance cwnd step in bytes (0: Pion's default)")
+	fs.BoolVar(&o.ours.untuned, "untuned", false, "ours: Pion's DTLS replay window and SCTP receive buffer instead of sdk.TuneTransport's (before/after figures)")
 	fs.UintVar(&o.ours.dtlsReplay, "dtls-replay-window", 0, "ours: DTLS replay protection window in records (0: Pion's default, 64)")
 	fs.DurationVar(&o.ours.impair.Delay, "delay", 0, "ours: one-way delay added to every datagram of both peers (in-process, internal/netimpair)")
 	fs.DurationVar(&o.ours.impair.Jitter, "jitter", 0, "ours: ± uniform jitter on that delay, which reorders datagrams")

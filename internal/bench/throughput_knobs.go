@@ -25,6 +25,7 @@ type dcKnobs struct {
 	fastRtxWnd   uint32        // SettingEngine.SetSCTPFastRtxWnd (0: Pion's default)
 	cwndCAStep   uint32        // SettingEngine.SetSCTPCwndCAStep (0: Pion's default)
 	dtlsReplay   uint          // SettingEngine.SetDTLSReplayProtectionWindow (0: Pion's default, 64)
+	untuned      bool          // without sdk.TuneTransport (Pion's DTLS and SCTP defaults)
 	impair       netimpair.Config
 }
 
@@ -55,6 +56,9 @@ func (k dcKnobs) String() string {
 	}
 	if k.dtlsReplay != 0 {
 		s += fmt.Sprintf(", dtls replay window %d", k.dtlsReplay)
+	}
+	if k.untuned {
+		s += ", without sdk.TuneTransport"
 	}
 	if k.fastRtxWnd != 0 {
 		s += ", sctp fast rtx wnd " + sizeStr(uint64(k.fastRtxWnd))
@@ -104,6 +108,10 @@ var ourKnobs = dcKnobs{
 // retransmission counters in pc (which changes nothing on the wire).
 func knobSettingEngine(se webrtc.SettingEngine, k dcKnobs, pc *pionCounters) (webrtc.SettingEngine, error) {
 	se.LoggerFactory = pc
+	if k.untuned {
+		se.SetDTLSReplayProtectionWindow(64)    // Pion's default
+		se.SetSCTPMaxReceiveBufferSize(1 << 20) // Pion's default
+	}
 	if k.udpBuffer != 0 || k.impair != (netimpair.Config{}) {
 		n, err := sdk.BufferedNet(k.udpBuffer, pc.recordRcvbuf)
 		if err != nil {
