@@ -72,3 +72,6 @@ tool (
 	github.com/letsencrypt/pebble/v2/cmd/pebble
 	github.com/letsencrypt/pebble/v2/cmd/pebble-challtestsrv
 )
+
+// A patched copy of pion/sctp v1.12.0: RACK that tells reordering from loss (third_party/pion-sctp/PATCHES.md).
+replace github.com/pion/sctp => ./third_party/pion-sctp

@@ -41,7 +41,8 @@ type Options struct {
 	ICETransportPolicy webrtc.ICETransportPolicy
 	// Loopback keeps all WebRTC traffic on 127.0.0.1: for tests and same-host transfers.
 	Loopback bool
-	// SettingEngine, when set, is used as is instead of the tuned default.
+	// SettingEngine, when set, is used as is instead of the tuned default (call TuneTransport
+	// on it to keep the SDK's transport settings).
 	SettingEngine *webrtc.SettingEngine
 	// AcceptanceMinWait is how long ICE waits for better candidate pairs before it settles on
 	// a server-reflexive, peer-reflexive or relay pair (default 100 ms; Pion's own default
@@ -290,6 +291,7 @@ func (c *Client) settingEngine() (webrtc.SettingEngine, error) {
 		return *c.opts.SettingEngine, nil
 	}
 	var se webrtc.SettingEngine
+	TuneTransport(&se)
 	n, err := BufferedNet(c.opts.UDPBufferSize, nil)
 	if err != nil {
 		return se, err

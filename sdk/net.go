@@ -7,6 +7,7 @@ import (
 
 	"github.com/pion/transport/v5"
 	"github.com/pion/transport/v5/stdnet"
+	"github.com/pion/webrtc/v4"
 )
 
 // TURNDialTimeout bounds the TCP connect of TURN over TCP and TLS in the networks BufferedNet
@@ -84,4 +85,25 @@ func (n bufferedNet) tune(c any) {
 	if n.tuned != nil {
 		n.tuned(uc)
 	}
+}
+
+// Transport settings the SDK applies to its SettingEngine (TuneTransport), for paths with
+// latency, reordering and loss (docs/benchmarks.md, "Impaired networks").
+const (
+	// DTLSReplayWindow is the DTLS replay-protection window, in records. Pion's default, 64,
+	// drops as replays the records a path reorders by more than 64 packets — at tens of
+	// MB/s, a few milliseconds of jitter — and each such loss costs a reliable data channel a
+	// retransmission and half its congestion window. A record is still accepted at most once.
+	DTLSReplayWindow = 8192
+	// SCTPReceiveBuffer bounds what a data channel's association buffers for the application
+	// (and so the window it advertises): Pion's default, 1 MiB, caps a channel at 5 MB/s on
+	// a 200 ms round trip.
+	SCTPReceiveBuffer = 8 << 20
+)
+
+// TuneTransport applies the SDK's transport settings (DTLSReplayWindow, SCTPReceiveBuffer)
+// to se. Dial does it; call it when you bring your own Options.SettingEngine.
+func TuneTransport(se *webrtc.SettingEngine) {
+	se.SetDTLSReplayProtectionWindow(DTLSReplayWindow)
+	se.SetSCTPMaxReceiveBufferSize(SCTPReceiveBuffer)
 }

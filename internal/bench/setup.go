@@ -325,6 +325,7 @@ func bareSettingEngine() webrtc.SettingEngine {
 // since sdk.Options.SettingEngine replaces the SDK's tuned engine entirely.
 func sdkSettingEngine(loopback bool) webrtc.SettingEngine {
 	var se webrtc.SettingEngine
+	sdk.TuneTransport(&se)
 	const w = 100 * time.Millisecond
 	se.SetSrflxAcceptanceMinWait(w)
 	se.SetPrflxAcceptanceMinWait(w)

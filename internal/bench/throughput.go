@@ -69,6 +69,14 @@ func parseThroughputOptions(args []string, stderr io.Writer) (*throughputOptions
 	fs.IntVar(&o.ours.udpBuffer, "udp-buffer", ourKnobs.udpBuffer, "ours: SO_RCVBUF/SO_SNDBUF of the ICE UDP sockets (0: kernel default; capped by net.core.rmem_max)")
 	fs.DurationVar(&o.ours.rtoMax, "sctp-rto-max", ourKnobs.rtoMax, "ours: SCTP max retransmission timeout (0: Pion's default)")
 	fs.BoolVar(&o.ours.zeroChecksum, "zero-checksum", ourKnobs.zeroChecksum, "ours: SCTP zero checksum (RFC 9653)")
+	minCwnd := fs.Uint("sctp-min-cwnd", 0, "ours: SCTP minimum congestion window in bytes (0: Pion's default)")
+	fastRtx := fs.Uint("sctp-fast-rtx-wnd", 0, "ours: SCTP fast retransmission window in bytes (0: Pion's default)")
+	caStep := fs.Uint("sctp-cwnd-ca-step", 0, "ours: SCTP congestion-avoidance cwnd step in bytes (0: Pion's default)")
+	fs.UintVar(&o.ours.dtlsReplay, "dtls-replay-window", 0, "ours: DTLS replay protection window in records (0: Pion's default, 64)")
+	fs.DurationVar(&o.ours.impair.Delay, "delay", 0, "ours: one-way delay added to every datagram of both peers (in-process, internal/netimpair)")
+	fs.DurationVar(&o.ours.impair.Jitter, "jitter", 0, "ours: ± uniform jitter on that delay, which reorders datagrams")
+	fs.Float64Var(&o.ours.impair.Loss, "loss", 0, "ours: probability that a datagram is dropped (0..1)")
+	fs.Int64Var(&o.ours.impair.Rate, "rate", 0, "ours: link capacity in bytes/s each way, with a 50 ms drop-tail queue (0: unlimited)")
 	if err := fs.Parse(args); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrUsage, err)
 	}
@@ -76,6 +84,9 @@ func parseThroughputOptions(args []string, stderr io.Writer) (*throughputOptions
 		return nil, fmt.Errorf("%w: unexpected argument %q", ErrUsage, fs.Arg(0))
 	}
 	o.ours.recvBuffer = uint32(min(*recv, 1<<30))
+	o.ours.minCwnd = uint32(min(*minCwnd, 1<<30))
+	o.ours.fastRtxWnd = uint32(min(*fastRtx, 1<<30))
+	o.ours.cwndCAStep = uint32(min(*caStep, 1<<30))
 	switch {
 	case o.bytes < 1:
 		return nil, fmt.Errorf("%w: --bytes must be >= 1", ErrUsage)
@@ -91,6 +102,10 @@ func parseThroughputOptions(args []string, stderr io.Writer) (*throughputOptions
 		return nil, fmt.Errorf("%w: --udp-buffer must be >= 0", ErrUsage)
 	case o.ours.rtoMax < 0:
 		return nil, fmt.Errorf("%w: --sctp-rto-max must be >= 0", ErrUsage)
+	case o.ours.impair.Delay < 0 || o.ours.impair.Jitter < 0 || o.ours.impair.Jitter > o.ours.impair.Delay:
+		return nil, fmt.Errorf("%w: --delay and --jitter must be >= 0, with --jitter <= --delay", ErrUsage)
+	case o.ours.impair.Loss < 0 || o.ours.impair.Loss >= 1:
+		return nil, fmt.Errorf("%w: --loss must be in [0, 1)", ErrUsage)
 	}
 	if o.only != "" {
 		for name := range strings.SplitSeq(o.only, ",") {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/pion/webrtc/v4"
 
+	"github.com/switchboard-rtc/switchboard/internal/netimpair"
 	"github.com/switchboard-rtc/switchboard/sdk"
 )
 
@@ -20,6 +21,11 @@ type dcKnobs struct {
 	zeroChecksum bool          // SettingEngine.EnableSCTPZeroChecksum
 	udpBuffer    int           // SO_RCVBUF and SO_SNDBUF of the ICE sockets (0: the kernel's default)
 	rtoMax       time.Duration // SettingEngine.SetSCTPRTOMax (0: Pion's default, 60 s)
+	minCwnd      uint32        // SettingEngine.SetSCTPMinCwnd (0: Pion's default)
+	fastRtxWnd   uint32        // SettingEngine.SetSCTPFastRtxWnd (0: Pion's default)
+	cwndCAStep   uint32        // SettingEngine.SetSCTPCwndCAStep (0: Pion's default)
+	dtlsReplay   uint          // SettingEngine.SetDTLSReplayProtectionWindow (0: Pion's default, 64)
+	impair       netimpair.Config
 }
 
 func (k dcKnobs) String() string {
@@ -43,6 +49,21 @@ func (k dcKnobs) String() string {
 	}
 	if k.rtoMax != 0 {
 		s += ", sctp rto max " + k.rtoMax.String()
+	}
+	if k.minCwnd != 0 {
+		s += ", sctp min cwnd " + sizeStr(uint64(k.minCwnd))
+	}
+	if k.dtlsReplay != 0 {
+		s += fmt.Sprintf(", dtls replay window %d", k.dtlsReplay)
+	}
+	if k.fastRtxWnd != 0 {
+		s += ", sctp fast rtx wnd " + sizeStr(uint64(k.fastRtxWnd))
+	}
+	if k.cwndCAStep != 0 {
+		s += ", sctp cwnd CA step " + sizeStr(uint64(k.cwndCAStep))
+	}
+	if c := k.impair; c != (netimpair.Config{}) {
+		s += fmt.Sprintf(", impaired: %v ± %v one way, %.1f %% loss, %d B/s", c.Delay, c.Jitter, 100*c.Loss, c.Rate)
 	}
 	return s
 }
@@ -83,12 +104,27 @@ var ourKnobs = dcKnobs{
 // retransmission counters in pc (which changes nothing on the wire).
 func knobSettingEngine(se webrtc.SettingEngine, k dcKnobs, pc *pionCounters) (webrtc.SettingEngine, error) {
 	se.LoggerFactory = pc
-	if k.udpBuffer != 0 {
+	if k.udpBuffer != 0 || k.impair != (netimpair.Config{}) {
 		n, err := sdk.BufferedNet(k.udpBuffer, pc.recordRcvbuf)
 		if err != nil {
 			return se, fmt.Errorf("network: %w", err)
 		}
+		if k.impair != (netimpair.Config{}) {
+			n = netimpair.Net(n, k.impair)
+		}
 		se.SetNet(n)
+	}
+	if k.minCwnd != 0 {
+		se.SetSCTPMinCwnd(k.minCwnd)
+	}
+	if k.dtlsReplay != 0 {
+		se.SetDTLSReplayProtectionWindow(k.dtlsReplay)
+	}
+	if k.fastRtxWnd != 0 {
+		se.SetSCTPFastRtxWnd(k.fastRtxWnd)
+	}
+	if k.cwndCAStep != 0 {
+		se.SetSCTPCwndCAStep(k.cwndCAStep)
 	}
 	if k.rtoMax != 0 {
 		se.SetSCTPRTOMax(k.rtoMax)
