@@ -37,8 +37,10 @@ run() {
 	shift 2
 	local out
 	out=$("$bin" bench throughput --only ours --bytes "$bytes" --rate "$RATE" --timeout "$TIMEOUT" "$@" 2>&1 || true)
-	if grep -q '^RESULT' <<<"$out"; then
-		sed -n 's/.*ours_mb_per_s=\([0-9.]*\).*/\1/p' <<<"$out" | head -1
+	if grep -q '^round 1 ours' <<<"$out"; then
+		# MB/s to three decimals from the round's line: "... 12.34s  received N of M bytes ..."
+		sed -n 's/^round 1 ours .* \([0-9.]*\)s  received \([0-9]*\) of .*/\2 \1/p' <<<"$out" | head -1 |
+			awk '{ printf "%.3f\n", $1 / 1e6 / $2 }'
 	else
 		local got
 		got=$(sed -n 's/.*transfer: \([0-9]*\) of [0-9]* bytes.*/\1/p' <<<"$out" | head -1)

@@ -13,8 +13,10 @@ const (
 	// RTO.Initial in msec.
 	rtoInitial float64 = 1.0 * 1000
 
-	// RTO.Min in msec.
-	rtoMin float64 = 1.0 * 1000
+	// RTO.Min in msec. Switchboard patch (PATCHES.md, 6): 200 ms, as Linux TCP, instead of
+	// RFC 9260's 1 s: on a lossy path each T3 expiry otherwise stalls a channel for a second
+	// whatever the round trip (the RTO is still SRTT + 4 RTTVAR above it).
+	rtoMin float64 = 0.2 * 1000
 
 	// RTO.Max in msec.
 	defaultRTOMax float64 = 60.0 * 1000

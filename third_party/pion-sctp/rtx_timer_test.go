@@ -35,7 +35,7 @@ func TestRTOManager(t *testing.T) {
 			1500,
 			1275,
 			1106,
-			1000, // capped at RTO.Min
+			979, // Switchboard patch (PATCHES.md, 6): RTO.Min is 200 ms, not 1000 ms: no cap here
 		}
 
 		for i := range 5 {
