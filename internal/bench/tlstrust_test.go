@@ -35,21 +35,24 @@ func tlsServer(t *testing.T) (wss, caFile string) {
 // either the certificate is refused (it is in no system store), and a handshake never counts.
 func TestModesOverTLS(t *testing.T) {
 	url, ca := tlsServer(t)
+	// At least one handshake each, however loaded the machine (CI ran a 200 ms window with
+	// none completed: a handshake took 274 ms while other packages' tests ran); speed is the
+	// benchmarks' business, not this test's.
 	m := runMain(t, "connect", "--url", url, "--ca", ca, "--concurrency", "2", "--source-ips", "2",
-		"--warmup", "50ms", "--duration", "300ms")
-	if m["errors"] != "0" || num(t, m, "handshakes_per_s") < 5 {
+		"--warmup", "0s", "--duration", "2s")
+	if m["errors"] != "0" || num(t, m, "handshakes_per_s") <= 0 {
 		t.Fatalf("connect --ca: RESULT %v", m)
 	}
 	m = runMain(t, "connect", "--url", url, "--insecure", "--concurrency", "1", "--source-ips", "1",
-		"--warmup", "0s", "--duration", "200ms")
-	if m["errors"] != "0" || num(t, m, "handshakes_per_s") < 5 {
+		"--warmup", "0s", "--duration", "2s")
+	if m["errors"] != "0" || num(t, m, "handshakes_per_s") <= 0 {
 		t.Fatalf("connect --insecure: RESULT %v", m)
 	}
 	m = runMain(t, "idle", "--url", url, "--ca", ca, "--conns", "20", "--source-ips", "2", "--settle", "0s")
 	if m["alive"] != "20" || m["errors"] != "0" {
 		t.Fatalf("idle --ca: RESULT %v", m)
 	}
-	m = runMain(t, "signal", "--url", url, "--ca", ca, "--pairs", "2", "--rate", "100", "--warmup", "0s", "--duration", "300ms")
+	m = runMain(t, "signal", "--url", url, "--ca", ca, "--pairs", "2", "--rate", "100", "--warmup", "0s", "--duration", "2s")
 	if m["errors"] != "0" || num(t, m, "msgs_per_s") <= 0 {
 		t.Fatalf("signal --ca: RESULT %v", m)
 	}
