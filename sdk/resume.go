@@ -129,8 +129,17 @@ func (c *Client) sendAgain(f *outFrame) error {
 	if c.ctx.Err() != nil {
 		return errors.New("sdk: client closed")
 	}
-	if len(c.out) >= maxOutFrames || c.outBytes+len(f.data) > maxOutBytes {
+	if !c.queueAgainLocked(f) {
 		return ErrSendQueueFull
+	}
+	return nil
+}
+
+// queueAgainLocked puts f, a relay sent before, back in the outbox with its id and writes it
+// if the connection is up; it reports false when the outbox is full. Under outMu.
+func (c *Client) queueAgainLocked(f *outFrame) bool {
+	if len(c.out) >= maxOutFrames || c.outBytes+len(f.data) > maxOutBytes {
+		return false
 	}
 	f.again = true
 	c.out = append(c.out, f)
@@ -138,7 +147,7 @@ func (c *Client) sendAgain(f *outFrame) error {
 	if c.online {
 		c.writeOut(f, false)
 	}
-	return nil
+	return true
 }
 
 // writeOut writes f on the current connection. A failed write is not an error: the read
@@ -508,15 +517,8 @@ func (c *Client) peerBack(info peerInfo, resumed bool) bool {
 	}
 	dropped := 0
 	for _, f := range again {
-		if len(c.out) >= maxOutFrames || c.outBytes+len(f.data) > maxOutBytes {
+		if !c.queueAgainLocked(f) {
 			dropped++
-			continue
-		}
-		f.again = true
-		c.out = append(c.out, f)
-		c.outBytes += len(f.data)
-		if c.online {
-			c.writeOut(f, false)
 		}
 	}
 	c.outMu.Unlock()
