@@ -344,6 +344,11 @@ type Association struct {
 	// cumulative ack passes rtoRecoverExitPoint.
 	inRTORecovery       bool
 	rtoRecoverExitPoint uint32
+	// Switchboard patch (PATCHES.md, 11): a tail loss probe was sent and no SACK came since.
+	tlpProbeOut bool
+	// Switchboard patch (PATCHES.md, 12): rackHighestDeliveredOrigTSN holds a delivered TSN.
+	rackHighestDeliveredSet bool
+
 	// Switchboard patch (PATCHES.md, 4): cwnd and ssthresh before the last reduction, restored
 	// when the receiver reports a duplicate TSN (the retransmission was not needed).
 	undoCwnd, undoSsthresh     uint32
@@ -900,7 +905,7 @@ func createAssociationFromConfigWithTsn(cfg *Config, tsn uint32) *Association {
 		assoc.name = fmt.Sprintf("%p", assoc)
 	}
 
-	assoc.setCWND(min32(4*assoc.MTU(), max32(2*assoc.MTU(), 4380)))
+	assoc.setCWND(initialCwnd(assoc.MTU()))
 	assoc.log.Tracef("[%s] updated cwnd=%d ssthresh=%d inflight=%d (INI)",
 		assoc.name, assoc.CWND(), assoc.ssthresh, assoc.inflightQueue.getNumBytes())
 
@@ -1603,6 +1608,7 @@ func (a *Association) gatherOutboundFastRetransmissionPackets( //nolint:gocognit
 	if len(toFastRetrans) == 0 {
 		return rawPackets
 	}
+	a.restartT3OnRetransmitLocked(toFastRetrans)
 
 	for _, p := range a.bundleDataChunksIntoPackets(toFastRetrans) {
 		raw, err := a.marshalPacket(p)
@@ -1937,6 +1943,19 @@ func (a *Association) BytesReceived() uint64 {
 // MTU returns the association's current MTU.
 func (a *Association) MTU() uint32 {
 	return atomic.LoadUint32(&a.mtu)
+}
+
+// ptoBeforeT3 is how long before the T3-rtx timer a tail loss probe fires when the probe
+// timeout is capped by it (Switchboard patch, PATCHES.md, 11).
+const ptoBeforeT3 = 5 * time.Millisecond
+
+// initialCwnd is the congestion window an association starts with. Switchboard patch
+// (PATCHES.md, 10): TCP's initial window of RFC 6928, min(10·MTU, max(2·MTU, 14600)), which
+// Linux uses, instead of RFC 9260 7.2.1's min(4·MTU, max(2·MTU, 4380)): with 4380 bytes a
+// channel needs about two more round trips of slow start than a TCP connection to fill a
+// long path.
+func initialCwnd(mtu uint32) uint32 {
+	return min32(10*mtu, max32(2*mtu, 14600))
 }
 
 // CWND returns the association's current congestion window (cwnd).
@@ -2319,13 +2338,14 @@ func (a *Association) restartAssociation(candidate restartCookie, init *chunkIni
 
 	a.rtoMgr.reset()
 	a.srtt.Store(float64(0))
-	a.setCWND(min32(4*a.MTU(), max32(2*a.MTU(), 4380)))
+	a.setCWND(initialCwnd(a.MTU()))
 	a.ssthresh = a.RWND()
 	a.partialBytesAcked, a.fastRecoverExitPoint, a.inFastRecovery = 0, 0, false
 
 	a.rackHead, a.rackTail = nil, nil
 	a.rackReoWnd, a.rackMinRTT, a.rackKeepInflatedRecoveries = 0, 0, 0
 	a.rackDeliveredTime, a.rackHighestDeliveredOrigTSN, a.rackReorderingSeen = time.Time{}, 0, false
+	a.rackHighestDeliveredSet = false
 	a.rack.rackMinRTTWnd = newWindowedMin(a.rack.rackMinRTTWnd.rackMinRTTWnd)
 
 	a.tlrActive, a.tlrFirstRTT, a.tlrHadAdditionalLoss = false, false, false
@@ -2666,6 +2686,10 @@ func (a *Association) handleData(chunkPayload *chunkPayloadData) []*packet {
 		a.t2Shutdown.stop()
 	}
 
+	// Switchboard patch (PATCHES.md, 7): out-of-order chunks held before this one means this
+	// chunk may fill (part of) a gap; the SACK that says so is then sent at once, as TCP's
+	// receiver does (RFC 5681 4.2), not up to 200 ms later.
+	hadGap := a.payloadQueue.size() > 0
 	canPush := a.payloadQueue.canPush(chunkPayload.tsn)
 	duplicate := false
 	if canPush {
@@ -2692,7 +2716,7 @@ func (a *Association) handleData(chunkPayload *chunkPayloadData) []*packet {
 	expectedTSN := a.peerLastTSN() + 1
 	gapDetected := sna32GT(chunkPayload.tsn, expectedTSN)
 
-	sackNow := chunkPayload.immediateSack || gapDetected || duplicate
+	sackNow := chunkPayload.immediateSack || gapDetected || duplicate || hadGap
 	if state == shutdownSent {
 		sackNow = true
 	}
@@ -3007,7 +3031,7 @@ func (a *Association) processSelectiveAck(selectiveAckChunk *chunkSelectiveAck) 
 
 			// RFC 8985 (RACK) sec 5.2: RACK.segment is the most recently sent
 			// segment that has been delivered, including retransmissions.
-			if chunkPayload.since.After(newestDeliveredSendTime) {
+			if chunkPayload.since.After(newestDeliveredSendTime) && !a.rackAmbiguousLocked(chunkPayload, now) {
 				newestDeliveredSendTime = chunkPayload.since
 				newestDeliveredOrigTSN = chunkPayload.tsn
 				deliveredFound = true
@@ -3061,7 +3085,7 @@ func (a *Association) processSelectiveAck(selectiveAckChunk *chunkSelectiveAck) 
 					}
 				}
 
-				if chunkPayload.since.After(newestDeliveredSendTime) {
+				if chunkPayload.since.After(newestDeliveredSendTime) && !a.rackAmbiguousLocked(chunkPayload, now) {
 					newestDeliveredSendTime = chunkPayload.since
 					newestDeliveredOrigTSN = chunkPayload.tsn
 					deliveredFound = true
@@ -4339,8 +4363,31 @@ func (a *Association) getDataPacketsToRetransmit(budgetScaled *int64, consumed *
 
 		chunks = append(chunks, chunkPayload)
 	}
+	a.restartT3OnRetransmitLocked(chunks)
 
 	return a.bundleDataChunksIntoPackets(chunks)
+}
+
+// restartT3OnRetransmitLocked restarts the T3-rtx timer when chunks, just retransmitted after
+// a loss RACK or three miss indications detected, hold the earliest outstanding TSN (Switchboard
+// patch, PATCHES.md, 8): RFC 9260 7.2.4 (4) restarts the timer when "retransmitting the first
+// outstanding DATA chunk", as Linux TCP rearms its RTO after retransmitting the head. Without it
+// the timer kept running from the last cumulative ack and often expired before the
+// retransmission could be acked, collapsing cwnd to one MTU. Not after the timer expired: its
+// own retransmissions keep the backed-off timeout. The caller must hold a.lock.
+func (a *Association) restartT3OnRetransmitLocked(chunks []*chunkPayloadData) {
+	if len(chunks) == 0 || a.t3RTX.backedOff() {
+		return
+	}
+	first := a.cumulativeTSNAckPoint + 1
+	for _, c := range chunks {
+		if c.tsn == first {
+			a.t3RTX.stop()
+			a.t3RTX.start(a.rtoMgr.getRTO())
+
+			return
+		}
+	}
 }
 
 // generateNextTSN returns the myNextTSN and increases it. The caller should hold the lock.
@@ -4761,6 +4808,16 @@ func (a *Association) stopRackTimer() {
 }
 
 func (a *Association) startPTOTimer(dur time.Duration) {
+	// Switchboard patch (PATCHES.md, 11): the probe comes before the T3-rtx timer would
+	// expire (RFC 8985 7.2: "If the RTO timer would expire earlier than the PTO, the sender
+	// uses the RTO's expiration for the PTO"; Linux arms one timer for both), so that a lost
+	// tail is found by a probe and answered by fast recovery instead of a timeout and a
+	// window of one MTU. Not while a probe is out or the T3-rtx timer has expired.
+	if left, ok := a.t3RTX.expiresIn(); ok && dur > 0 && !a.tlpProbeOut {
+		if capped := left - ptoBeforeT3; capped < dur {
+			dur = max(capped, time.Millisecond)
+		}
+	}
 	a.timerMu.Lock()
 
 	if dur <= 0 {
@@ -4894,11 +4951,17 @@ func (a *Association) onRackAfterSACK( // nolint:gocognit,cyclop,gocyclo
 ) {
 	// store the current time for when we check if it's needed in step 2 (whether we should maintain ReoWND)
 	currTime := time.Now()
+	a.tlpProbeOut = false // Switchboard patch (PATCHES.md, 11): a SACK came back
 
 	// 1) Update highest delivered original TSN for reordering detection (section 2B)
 	if deliveredFound {
-		if sna32LT(a.rackHighestDeliveredOrigTSN, newestDeliveredOrigTSN) {
+		// Switchboard patch (PATCHES.md, 12): the first delivery sets the mark. Upstream
+		// compared with 0, which in serial number arithmetic is above every TSN from 2^31 on:
+		// half the associations (the initial TSN is random) took their first SACK for
+		// reordering and never moved the mark.
+		if !a.rackHighestDeliveredSet || sna32LT(a.rackHighestDeliveredOrigTSN, newestDeliveredOrigTSN) {
 			a.rackHighestDeliveredOrigTSN = newestDeliveredOrigTSN
+			a.rackHighestDeliveredSet = true
 		} else {
 			// ACK of an original TSN below the high-watermark -> reordering observed
 			a.rackReorderingSeen = true
@@ -4971,9 +5034,11 @@ func (a *Association) onRackAfterSACK( // nolint:gocognit,cyclop,gocyclo
 				continue
 			}
 
-			if chunk.retransmit || chunk.nSent > 1 {
-				// Either already scheduled for retransmit or not an original send:
-				// skip but keep in list in case it's still outstanding.
+			// Switchboard patch (PATCHES.md, 9): a retransmitted chunk is judged by the time of
+			// its latest transmission like any other (RFC 8985 6.2), so a lost retransmission
+			// is found by RACK, not only by T3-rtx. Upstream skipped every chunk sent twice.
+			if chunk.retransmit {
+				// already scheduled for retransmit: skip but keep in list in case it's still outstanding.
 				chunk = next
 
 				continue
@@ -5093,7 +5158,7 @@ func (a *Association) onRackTimeoutLocked() { //nolint:cyclop
 
 			continue
 		}
-		if chunk.retransmit || chunk.nSent > 1 {
+		if chunk.retransmit { // Switchboard patch (PATCHES.md, 9): retransmissions too
 			chunk = next
 
 			continue
@@ -5149,8 +5214,18 @@ func (a *Association) onPTOTimerLocked() {
 		a.tlrApplyAdditionalLossLocked(currTime)
 	}
 
-	// If we have unsent data, PTO should just wake the writer.
-	if a.pendingQueue.size() > 0 {
+	// Switchboard patch (PATCHES.md, 11): a probe re-arms the T3-rtx timer (RFC 8985 7.3),
+	// once until the next SACK, which the probe was sent to draw out.
+	if !a.tlpProbeOut && !a.t3RTX.backedOff() {
+		a.tlpProbeOut = true
+		a.t3RTX.stop()
+		a.t3RTX.start(a.rtoMgr.getRTO())
+	}
+
+	// If we have unsent data, PTO should just wake the writer. Switchboard patch (PATCHES.md,
+	// 11): only if cwnd lets the writer send it; otherwise the probe is the most recent chunk
+	// (RFC 8985 7.3), or no probe would go out at all.
+	if a.pendingQueue.size() > 0 && uint32(a.inflightQueue.getNumBytes())+a.MTU() <= a.CWND() { //nolint:gosec // G115
 		a.awakeWriteLoop()
 
 		return
@@ -5213,6 +5288,16 @@ func (a *Association) rackRemove(chunk *chunkPayloadData) {
 	chunk.rackPrev = nil
 	chunk.rackNext = nil
 	chunk.rackInList = false
+}
+
+// rackAmbiguousLocked reports whether the acknowledgement of a retransmitted chunk came
+// sooner than the minimum RTT after its latest transmission, so that it probably
+// acknowledges an earlier one: RFC 8985 6.2 (2) leaves such a chunk out of RACK.segment
+// (Switchboard patch, PATCHES.md, 9; needed once retransmissions take part in RACK, or a
+// spurious retransmission would make every chunk sent before it look lost).
+// The caller must hold a.lock.
+func (a *Association) rackAmbiguousLocked(c *chunkPayloadData, now time.Time) bool {
+	return c.nSent > 1 && a.rackMinRTT > 0 && now.Sub(c.since) < a.rackMinRTT
 }
 
 // undoOnDuplicatesLocked undoes the last cwnd reduction when sack reports a duplicate TSN

@@ -4725,7 +4725,7 @@ func newFakeEchoConn(errClose error) *fakeEchoConn {
 		done:     make(chan struct{}),
 		closed:   make(chan struct{}),
 		mtu:      initialMTU,
-		cwnd:     min32(4*initialMTU, max32(2*initialMTU, 4380)),
+		cwnd:     initialCwnd(initialMTU), // Switchboard patch (PATCHES.md, 10): TCP's initial window
 		rwnd:     initialRecvBufSize,
 		errClose: errClose,
 	}

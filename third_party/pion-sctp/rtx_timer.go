@@ -139,6 +139,7 @@ type rtxTimer struct {
 	nRtos      uint
 	state      rtxTimerState
 	pending    uint8
+	deadline   time.Time // when it expires next, while started (Switchboard patch, PATCHES.md, 11)
 }
 
 // newRTXTimer creates a new retransmission timer.
@@ -172,7 +173,9 @@ func (t *rtxTimer) timeout() {
 	t.mutex.Lock()
 	if t.pending--; t.pending == 0 && t.state == rtxTimerStarted {
 		if t.nRtos++; t.maxRetrans == 0 || t.nRtos <= t.maxRetrans {
-			t.timer.Reset(t.calculateNextTimeout())
+			next := t.calculateNextTimeout()
+			t.timer.Reset(next)
+			t.deadline = time.Now().Add(next)
 			t.pending++
 			defer t.observer.onRetransmissionTimeout(t.id, t.nRtos)
 		} else {
@@ -201,9 +204,23 @@ func (t *rtxTimer) start(rto float64) bool {
 	t.nRtos = 0
 	t.state = rtxTimerStarted
 	t.pending++
-	t.timer.Reset(t.calculateNextTimeout())
+	next := t.calculateNextTimeout()
+	t.timer.Reset(next)
+	t.deadline = time.Now().Add(next)
 
 	return true
+}
+
+// expiresIn returns the time left before the timer expires, if it runs and has not expired
+// since it was started (Switchboard patch, PATCHES.md, 11).
+func (t *rtxTimer) expiresIn() (time.Duration, bool) {
+	t.mutex.Lock()
+	defer t.mutex.Unlock()
+	if t.state != rtxTimerStarted || t.nRtos > 0 {
+		return 0, false
+	}
+
+	return time.Until(t.deadline), true
 }
 
 // stop stops the timer.
@@ -229,6 +246,15 @@ func (t *rtxTimer) close() {
 		t.pending--
 	}
 	t.state = rtxTimerClosed
+}
+
+// backedOff reports whether the timer has expired since it was last started (its timeout is
+// doubled). Switchboard patch (PATCHES.md, 8).
+func (t *rtxTimer) backedOff() bool {
+	t.mutex.Lock()
+	defer t.mutex.Unlock()
+
+	return t.nRtos > 0
 }
 
 // isRunning tests if the timer is running.
