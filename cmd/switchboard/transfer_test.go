@@ -232,22 +232,29 @@ func TestSendInterrupted(t *testing.T) {
 	writeRandom(t, filepath.Join(src, "big.bin"), 8<<20)
 	ctx, cancel := context.WithTimeout(context.Background(), transferWait)
 	defer cancel()
-	recv := start(t, ctx, recvFiles, "--room", "cut", "--out", out, "--server", url, "--loopback")
 
+	// ^C on the sender as soon as the receiver has the file started: not earlier (a sender
+	// that dies before its channel reached the receiver leaves it waiting for a sender,
+	// rightly), not after the end.
 	sendCtx, interrupt := context.WithCancel(ctx)
 	defer interrupt()
-	send := &command{done: make(chan error, 1)}
-	send.stderr.watch = func(l string) {
-		if strings.HasPrefix(l, "sending big.bin") {
-			interrupt() // like ^C as soon as the file starts
+	recv := &command{done: make(chan error, 1)}
+	recv.stderr.watch = func(l string) {
+		if strings.HasPrefix(l, "receiving big.bin") {
+			interrupt()
 		}
 	}
-	finished := make(chan struct{})
+	send := &command{done: make(chan error, 1)}
+	finished := make(chan struct{}, 2)
 	go func() {
-		defer close(finished)
+		defer func() { finished <- struct{}{} }()
+		recv.done <- recvFiles(ctx, []string{"--room", "cut", "--out", out, "--server", url, "--loopback"}, &recv.stdout, &recv.stderr)
+	}()
+	go func() {
+		defer func() { finished <- struct{}{} }()
 		send.done <- sendFiles(sendCtx, []string{"--room", "cut", "--server", url, "--loopback", filepath.Join(src, "big.bin")}, &send.stdout, &send.stderr)
 	}()
-	t.Cleanup(func() { <-finished })
+	t.Cleanup(func() { <-finished; <-finished })
 	if err := send.wait(t, "send"); !errors.Is(err, context.Canceled) {
 		t.Fatalf("send: %v", err)
 	}
