@@ -339,6 +339,26 @@ func TestProgressPrinterPlain(t *testing.T) {
 	}
 }
 
+// A sender's bar shows confirmed bytes; against a receiver that confirms only whole files it
+// says how much was sent besides, and never more than the confirmed percentage.
+func TestProgressPrinterConfirmed(t *testing.T) {
+	var b bytes.Buffer
+	pp := newProgressPrinter(&b, "sending")
+	const size = 10 << 20
+	pp.update(transfer.Progress{Name: "f", File: 1, Files: 1, Bytes: 2 << 20, Sent: 6 << 20, Size: size, ReceiverAcks: true, ETA: -1})
+	pp.update(transfer.Progress{Name: "g", File: 1, Files: 1, Bytes: 0, Sent: 6 << 20, Size: size, ETA: -1})
+	pp.update(transfer.Progress{Name: "g", File: 1, Files: 1, Bytes: size, Sent: size, Size: size, Done: true, ETA: 0})
+	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	want := []string{
+		"sending f: 20%  2.0 MiB / 10.0 MiB",
+		"sending g: 0%  0 B / 10.0 MiB  (6.0 MiB sent, not confirmed yet)",
+		"sending g: done  10.0 MiB / 10.0 MiB",
+	}
+	if !slices.Equal(lines, want) {
+		t.Fatalf("got\n%s\nwant\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
+	}
+}
+
 func TestHumanFormats(t *testing.T) {
 	for n, want := range map[int64]string{0: "0 B", 1023: "1023 B", 1536: "1.5 KiB", 64 << 20: "64.0 MiB", 3 << 40: "3.0 TiB"} {
 		if got := humanBytes(n); got != want {
