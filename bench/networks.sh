@@ -33,6 +33,7 @@
 # Environment (defaults): RUNS (1) SIZE_MIB (20) TIMEOUT (180, seconds per transfer)
 # CONDITIONS (clean rtt200 jitter loss2 loss10) CCS (cubic bbr) PORT (18600, serve)
 # TCP_PORT (5201) SEED (1) BIN (/tmp/switchboard-net-bench) WIRE (/tmp/netwire-net-bench)
+# NS (sb: the namespaces sbA, sbM, sbB; another prefix runs beside them)
 # BUILD (1; 0 runs existing binaries) KEEP_LOGS (unset).
 set -euo pipefail
 
@@ -49,6 +50,9 @@ TCP_PORT=${TCP_PORT:-5201}
 SEED=${SEED:-1}
 BIN=${BIN:-/tmp/switchboard-net-bench}
 WIRE=${WIRE:-/tmp/netwire-net-bench}
+# The namespaces' names: NS (sb) + A, M, B. Another NS lets two runs go side by side.
+NS=${NS:-sb}
+nsA=${NS}A nsM=${NS}M nsB=${NS}B
 
 # condition NAME: sets delay jitter loss (one way, each direction) and label.
 condition() {
@@ -70,7 +74,7 @@ if [[ $(id -u) != 0 ]]; then
 	echo "networks.sh needs root (ip netns)" >&2
 	exit 1
 fi
-for ns in sbA sbM sbB; do
+for ns in "$nsA" "$nsM" "$nsB"; do
 	if ip netns list | grep -qw "$ns"; then
 		echo "namespace $ns exists already (another run? remove it with: ip netns del $ns)" >&2
 		exit 1
@@ -92,7 +96,7 @@ net_cleanup() {
 		kill "$p" 2>/dev/null || true
 	done
 	cleanup
-	for ns in sbA sbM sbB; do
+	for ns in "$nsA" "$nsM" "$nsB"; do
 		ip netns del "$ns" 2>/dev/null || true
 	done
 }
@@ -105,26 +109,26 @@ if [[ ${BUILD:-1} != 0 ]]; then
 fi
 
 # --- the namespaces ---
-for ns in sbA sbM sbB; do
+for ns in "$nsA" "$nsM" "$nsB"; do
 	ip netns add "$ns"
 	ip -n "$ns" link set lo up
 	# IPv4 only: no router solicitations or link-local candidates in the way.
 	ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
 done
-ip link add vethA netns sbA type veth peer name vethMA netns sbM
-ip link add vethB netns sbB type veth peer name vethMB netns sbM
-for nd in sbA:vethA sbM:vethMA sbM:vethMB sbB:vethB; do
+ip link add vethA netns "$nsA" type veth peer name vethMA netns "$nsM"
+ip link add vethB netns "$nsB" type veth peer name vethMB netns "$nsM"
+for nd in "$nsA":vethA "$nsM":vethMA "$nsM":vethMB "$nsB":vethB; do
 	ip -n "${nd%%:*}" link set dev "${nd#*:}" gso_max_segs 1
 done
-ip -n sbM link set vethMA promisc on up
-ip -n sbM link set vethMB promisc on up
-ip -n sbA addr add 10.77.0.1/24 dev vethA
-ip -n sbB addr add 10.77.0.2/24 dev vethB
-ip -n sbA link set vethA up
-ip -n sbB link set vethB up
+ip -n "$nsM" link set vethMA promisc on up
+ip -n "$nsM" link set vethMB promisc on up
+ip -n "$nsA" addr add 10.77.0.1/24 dev vethA
+ip -n "$nsB" addr add 10.77.0.2/24 dev vethB
+ip -n "$nsA" link set vethA up
+ip -n "$nsB" link set vethB up
 
 server=http://10.77.0.1:$PORT
-ip netns exec sbA "$BIN" serve --listen "10.77.0.1:$PORT" --turn=false --log-level warn >"$logdir/serve.log" 2>&1 &
+ip netns exec "$nsA" "$BIN" serve --listen "10.77.0.1:$PORT" --turn=false --log-level warn >"$logdir/serve.log" 2>&1 &
 pids+=("$!")
 serve_pid=$!
 
@@ -142,7 +146,7 @@ wire_pid=
 wire_start() {
 	condition "$1"
 	local wlog=${2:-$logdir/wire-$1.log}
-	ip netns exec sbM "$WIRE" wire --a vethMA --b vethMB --delay "$delay" --jitter "$jitter" --loss "$loss" --seed "$SEED" \
+	ip netns exec "$nsM" "$WIRE" wire --a vethMA --b vethMB --delay "$delay" --jitter "$jitter" --loss "$loss" --seed "$SEED" \
 		>>"$wlog" 2>&1 &
 	wire_pid=$!
 	live=("$wire_pid")
@@ -156,7 +160,7 @@ wire_stop() {
 
 # The server must be reachable from sbB through the (clean) wire before anything is timed.
 wire_start clean "$logdir/wire-setup.log"
-serve_ready() { in_ns sbB bash -c "exec 3<>/dev/tcp/10.77.0.1/$PORT" 2>/dev/null; }
+serve_ready() { in_ns "$nsB" bash -c "exec 3<>/dev/tcp/10.77.0.1/$PORT" 2>/dev/null; }
 wait_until listening "$serve_pid" "switchboard serve" "$logdir/serve.log" serve_ready
 wire_stop
 
@@ -196,11 +200,11 @@ ours() {
 	{
 		trap - EXIT INT TERM
 		set +e
-		ip netns exec sbB timeout "$TIMEOUT" "$BIN" recv --room "$room" --out "$out" --server "$server" 2>&1 >/dev/null | stamp >"$rlog"
+		ip netns exec "$nsB" timeout "$TIMEOUT" "$BIN" recv --room "$room" --out "$out" --server "$server" 2>&1 >/dev/null | stamp >"$rlog"
 		echo "$EPOCHREALTIME ${PIPESTATUS[0]}" >"$end"
 	} &
 	local rpid=$!
-	ip netns exec sbA timeout $((TIMEOUT + 10)) "$BIN" send "$file" --room "$room" --server "$server" >"$slog" 2>&1 &
+	ip netns exec "$nsA" timeout $((TIMEOUT + 10)) "$BIN" send "$file" --room "$room" --server "$server" >"$slog" 2>&1 &
 	local spid=$!
 	live=("$wire_pid" "$rpid" "$spid")
 	# The .part size, sampled while the receiver runs (it removes the .part when it fails).
@@ -241,14 +245,14 @@ ours() {
 # tcp COND RUN CC: one TCP download sbA -> sbB with CC on the route; appends to $results.
 tcp() {
 	local cond=$1 run=$2 cc=$3 log="$logdir/tcp-$1-$2-$3.log"
-	ip -n sbA route replace 10.77.0.0/24 dev vethA congctl "$cc"
-	ip -n sbB route replace 10.77.0.0/24 dev vethB congctl "$cc"
-	ip netns exec sbA "$WIRE" tcp-serve --listen "10.77.0.1:$TCP_PORT" --bytes "$size" >"$log" 2>&1 &
+	ip -n "$nsA" route replace 10.77.0.0/24 dev vethA congctl "$cc"
+	ip -n "$nsB" route replace 10.77.0.0/24 dev vethB congctl "$cc"
+	ip netns exec "$nsA" "$WIRE" tcp-serve --listen "10.77.0.1:$TCP_PORT" --bytes "$size" >"$log" 2>&1 &
 	local tpid=$!
 	live=("$wire_pid" "$tpid")
 	wait_until listening "$tpid" "tcp-serve" "$log" grep -q listening "$log"
 	local line status bytes secs used
-	line=$(in_ns sbB "$WIRE" tcp-get --connect "10.77.0.1:$TCP_PORT" --bytes "$size" --timeout "${TIMEOUT}s" 2>&1 || true)
+	line=$(in_ns "$nsB" "$WIRE" tcp-get --connect "10.77.0.1:$TCP_PORT" --bytes "$size" --timeout "${TIMEOUT}s" 2>&1 || true)
 	kill "$tpid" 2>/dev/null || true
 	wait "$tpid" 2>/dev/null || true
 	live=("$wire_pid")

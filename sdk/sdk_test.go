@@ -77,8 +77,16 @@ func TestTwoPeersExchangeData(t *testing.T) {
 		t.Fatalf("b does not know a by name")
 	}
 	waitChan(t, pb.Connected(), "connected")
-	if pa := a.Peer(b.ID()); pa == nil || pa.Polite() == pb.Polite() {
+	pa := a.Peer(b.ID())
+	if pa == nil || pa.Polite() == pb.Polite() {
 		t.Fatal("exactly one side of a pair must be polite")
+	}
+	// sdk.TuneTransport's SNAP: each side got the other's SCTP INIT in its description, so
+	// the association came up with DTLS, without SCTP's own two round trips.
+	for _, p := range []*sdk.Peer{pa, pb} {
+		if rd := p.PeerConnection().RemoteDescription(); rd == nil || !strings.Contains(rd.SDP, "a=sctp-init:") {
+			t.Fatalf("%s's remote description has no a=sctp-init", p.Name())
+		}
 	}
 }
 

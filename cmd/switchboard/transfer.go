@@ -379,7 +379,8 @@ func recvFiles(ctx context.Context, args []string, stdout, stderr io.Writer) err
 }
 
 // progressPrinter shows transfer progress on stderr: a bar redrawn in place on a terminal,
-// plain lines (every second, every 10 % and at the end of each file) otherwise. It is called
+// plain lines (every second, every 10 % and at the end of each file) otherwise. A sender's
+// bar shows the bytes the receiver confirmed (transfer.Progress), not those queued. It is called
 // only from the goroutine running the transfer.
 type progressPrinter struct {
 	w       io.Writer
@@ -421,6 +422,11 @@ func (pp *progressPrinter) update(p transfer.Progress) {
 	}
 	if p.ETA >= 0 && !p.Done {
 		stats += "  ETA " + humanDuration(p.ETA)
+	}
+	if !p.ReceiverAcks && !p.Done && p.Sent > p.Bytes {
+		// A receiver that confirms only whole files (protocol v1): the bar stays at what it
+		// confirmed, and this tells that the bytes are moving.
+		stats += fmt.Sprintf("  (%s sent, not confirmed yet)", humanBytes(p.Sent))
 	}
 	if pp.tty {
 		const width = 24

@@ -232,22 +232,29 @@ func TestSendInterrupted(t *testing.T) {
 	writeRandom(t, filepath.Join(src, "big.bin"), 8<<20)
 	ctx, cancel := context.WithTimeout(context.Background(), transferWait)
 	defer cancel()
-	recv := start(t, ctx, recvFiles, "--room", "cut", "--out", out, "--server", url, "--loopback")
 
+	// ^C on the sender as soon as the receiver has the file started: not earlier (a sender
+	// that dies before its channel reached the receiver leaves it waiting for a sender,
+	// rightly), not after the end.
 	sendCtx, interrupt := context.WithCancel(ctx)
 	defer interrupt()
-	send := &command{done: make(chan error, 1)}
-	send.stderr.watch = func(l string) {
-		if strings.HasPrefix(l, "sending big.bin") {
-			interrupt() // like ^C as soon as the file starts
+	recv := &command{done: make(chan error, 1)}
+	recv.stderr.watch = func(l string) {
+		if strings.HasPrefix(l, "receiving big.bin") {
+			interrupt()
 		}
 	}
-	finished := make(chan struct{})
+	send := &command{done: make(chan error, 1)}
+	finished := make(chan struct{}, 2)
 	go func() {
-		defer close(finished)
+		defer func() { finished <- struct{}{} }()
+		recv.done <- recvFiles(ctx, []string{"--room", "cut", "--out", out, "--server", url, "--loopback"}, &recv.stdout, &recv.stderr)
+	}()
+	go func() {
+		defer func() { finished <- struct{}{} }()
 		send.done <- sendFiles(sendCtx, []string{"--room", "cut", "--server", url, "--loopback", filepath.Join(src, "big.bin")}, &send.stdout, &send.stderr)
 	}()
-	t.Cleanup(func() { <-finished })
+	t.Cleanup(func() { <-finished; <-finished })
 	if err := send.wait(t, "send"); !errors.Is(err, context.Canceled) {
 		t.Fatalf("send: %v", err)
 	}
@@ -329,6 +336,26 @@ func TestProgressPrinterPlain(t *testing.T) {
 	}
 	if !strings.Contains(lines[5], "50%  50.0 MiB / 100.0 MiB  2.0 MiB/s  ETA 3s") {
 		t.Fatalf("line %q", lines[5])
+	}
+}
+
+// A sender's bar shows confirmed bytes; against a receiver that confirms only whole files it
+// says how much was sent besides, and never more than the confirmed percentage.
+func TestProgressPrinterConfirmed(t *testing.T) {
+	var b bytes.Buffer
+	pp := newProgressPrinter(&b, "sending")
+	const size = 10 << 20
+	pp.update(transfer.Progress{Name: "f", File: 1, Files: 1, Bytes: 2 << 20, Sent: 6 << 20, Size: size, ReceiverAcks: true, ETA: -1})
+	pp.update(transfer.Progress{Name: "g", File: 1, Files: 1, Bytes: 0, Sent: 6 << 20, Size: size, ETA: -1})
+	pp.update(transfer.Progress{Name: "g", File: 1, Files: 1, Bytes: size, Sent: size, Size: size, Done: true, ETA: 0})
+	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	want := []string{
+		"sending f: 20%  2.0 MiB / 10.0 MiB",
+		"sending g: 0%  0 B / 10.0 MiB  (6.0 MiB sent, not confirmed yet)",
+		"sending g: done  10.0 MiB / 10.0 MiB",
+	}
+	if !slices.Equal(lines, want) {
+		t.Fatalf("got\n%s\nwant\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -35,7 +36,8 @@ func transferJoin(p *page, wsURL, room, role string) string {
 			onPeer(peer) {
 				X.peers.push(peer);
 				if (`+js(role)+` === 'recv') {
-					X.recv = tr.receiveFiles(peer, { onProgress: (p) => { X.progress = p; } })
+					X.have = {}; // bytes of each file received so far
+					X.recv = tr.receiveFiles(peer, { onProgress: (p) => { X.progress = p; X.have[p.name] = p.bytes; } })
 						.then((r) => (X.res = r), (e) => { X.err = String(e); throw e; });
 				}
 			},
@@ -47,7 +49,9 @@ func transferJoin(p *page, wsURL, room, role string) string {
 
 // TestTransferGoToPage sends a file with internal/transfer's sender, exactly as
 // `switchboard send` does, to a page receiving with transfer.js, and compares the bytes the
-// page assembled.
+// page assembled. The sender's progress is what the page confirmed: at each report, the page
+// has at least the bytes reported (it acknowledges after it has them), and the page's
+// acknowledgements arrive during the file, not only at its end.
 func TestTransferGoToPage(t *testing.T) {
 	e := setup(t, 60*time.Second)
 	room := "xfer-go2page"
@@ -91,8 +95,16 @@ func TestTransferGoToPage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var reports []transfer.Progress
+	var tooMuch []string
+	sopts := &transfer.SendOptions{ProgressInterval: time.Nanosecond, Progress: func(p transfer.Progress) {
+		if have := eval[int64](pg, `X.have[`+js(p.Name)+`] || 0`); p.Bytes > have {
+			tooMuch = append(tooMuch, fmt.Sprintf("reported %d, the page had %d", p.Bytes, have))
+		}
+		reports = append(reports, p)
+	}}
 	t0 := time.Now()
-	results, err := transfer.NewSender(dc, nil).Send(ctx, []string{path})
+	results, err := transfer.NewSender(dc, sopts).Send(ctx, []string{path})
 	if err != nil {
 		t.Fatalf("send: %v (results %+v)\npage: %v", err, results, eval[any](pg, `X.err || null`))
 	}
@@ -100,6 +112,18 @@ func TestTransferGoToPage(t *testing.T) {
 		t.Fatalf("results %+v", results)
 	}
 	t.Logf("Go → page: %d bytes in %v", len(data), time.Since(t0).Round(time.Millisecond))
+	if len(tooMuch) > 0 {
+		t.Fatalf("the sender reported bytes the page did not have: %v", tooMuch)
+	}
+	partial := 0
+	for _, p := range reports {
+		if p.ReceiverAcks && !p.Done && p.Bytes > 0 && p.Bytes < p.Size {
+			partial++
+		}
+	}
+	if last := reports[len(reports)-1]; partial == 0 || !last.Done || !last.ReceiverAcks || last.Bytes != int64(len(data)) {
+		t.Fatalf("%d reports of confirmed bytes during the file; last report %+v", partial, last)
+	}
 
 	got := eval[map[string]any](pg, `X.recv.then(async (r) => {
 		const f = r[0].file;
@@ -133,13 +157,29 @@ func TestTransferGoToPage(t *testing.T) {
 }
 
 // TestTransferPageToGo "drops" a File made in the page and sends it with transfer.js to
-// internal/transfer's receiver, exactly as `switchboard recv` runs it.
+// internal/transfer's receiver, exactly as `switchboard recv` runs it. The receiver is held
+// at the start of the file (its progress hook blocks) until the page has queued all of it:
+// the page's progress must show nothing confirmed meanwhile, then the receiver's
+// acknowledgements, then the file done.
 func TestTransferPageToGo(t *testing.T) {
 	e := setup(t, 60*time.Second)
 	room := "xfer-page2go"
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(e.browser, 40*time.Second)
 	defer cancel()
+	held, release := make(chan struct{}), make(chan struct{})
+	holding := false
+	hold := func(transfer.Progress) { // on Run's goroutine: the first report, the file's start
+		if holding {
+			return
+		}
+		holding = true
+		close(held)
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+	}
 	recvs := make(chan *transfer.Receiver, 1)
 	c, err := sdk.Dial(ctx, e.wsURL, room, &sdk.Options{
 		Meta: map[string]string{"role": "recv"}, Loopback: true,
@@ -150,7 +190,7 @@ func TestTransferPageToGo(t *testing.T) {
 					return
 				}
 				select {
-				case recvs <- transfer.NewReceiver(dc, transfer.ReceiveOptions{Dir: dir}):
+				case recvs <- transfer.NewReceiver(dc, transfer.ReceiveOptions{Dir: dir, Progress: hold}):
 				default:
 					_ = dc.Close()
 				}
@@ -182,7 +222,14 @@ func TestTransferPageToGo(t *testing.T) {
 		const d = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
 		X.want = Array.from(d, (x) => x.toString(16).padStart(2, '0')).join('');
 		const files = [new File([bytes], 'dropped.bin'), new File([], 'empty.txt')];
-		X.sending = X.tr.sendFiles(peer, files, { onProgress: (p) => { X.progress = p; } })
+		X.reports = [];
+		let queued;
+		X.queued = new Promise((resolve) => { queued = resolve; });
+		const onProgress = (p) => {
+			X.reports.push({ ...p });
+			if (p.name === 'dropped.bin' && (p.sent ?? p.bytes) >= bytes.length) queued(true);
+		};
+		X.sending = X.tr.sendFiles(peer, files, { onProgress })
 			.then((r) => (X.sent = r.map((x) => ({ name: x.name, size: x.size, sha256: x.sha256, error: x.error && String(x.error) }))),
 				(e) => { X.err = String(e); throw e; });
 		return true;
@@ -194,7 +241,47 @@ func TestTransferPageToGo(t *testing.T) {
 		t.Fatalf("no transfer channel from the page\npage log:\n%s", pg.log())
 	}
 	t0 := time.Now()
-	results, err := r.Run(ctx)
+	type runResult struct {
+		results []transfer.Result
+		err     error
+	}
+	ran := make(chan runResult, 1)
+	go func() {
+		rs, err := r.Run(ctx)
+		ran <- runResult{rs, err}
+	}()
+	defer func() { // Run stops with ctx if the test fails before the end
+		cancel()
+		<-ran
+	}()
+	select {
+	case <-held:
+	case <-ctx.Done():
+		t.Fatalf("the receiver never started the file\npage log:\n%s", pg.log())
+	}
+	eval[bool](pg, `X.queued`) // the page queued every byte of the file
+	type report struct {
+		Name  string `json:"name"`
+		Bytes int64  `json:"bytes"`
+		Sent  int64  `json:"sent"`
+		Size  int64  `json:"size"`
+		Done  bool   `json:"done"`
+		Acks  bool   `json:"acks"`
+	}
+	for _, p := range eval[[]report](pg, `X.reports`) {
+		if p.Bytes != 0 || p.Done || p.Acks {
+			t.Fatalf("while the receiver held, with nothing written, the page reported %+v", p)
+		}
+	}
+	close(release)
+	var rr runResult
+	select {
+	case rr = <-ran:
+		ran <- rr // for the deferred wait
+	case <-ctx.Done():
+		t.Fatal("the receiver did not finish")
+	}
+	results, err := rr.results, rr.err
 	if err != nil {
 		t.Fatalf("receive: %v (results %+v)", err, results)
 	}
@@ -222,6 +309,28 @@ func TestTransferPageToGo(t *testing.T) {
 	}
 	if fi, err := os.Stat(filepath.Join(dir, "empty.txt")); err != nil || fi.Size() != 0 {
 		t.Fatalf("empty.txt: %v %v", fi, err)
+	}
+	// After the hold: the receiver's acknowledgements, growing, then the file done.
+	var prev int64
+	partial, doneAt := 0, -1
+	reps := eval[[]report](pg, `X.reports`)
+	for i, p := range reps {
+		if p.Name != "dropped.bin" {
+			continue
+		}
+		if p.Bytes < prev || p.Bytes > p.Sent || p.Bytes > p.Size {
+			t.Fatalf("report %+v after %d confirmed", p, prev)
+		}
+		prev = p.Bytes
+		if p.Acks && !p.Done && p.Bytes > 0 && p.Bytes < p.Size {
+			partial++
+		}
+		if p.Done {
+			doneAt = i
+		}
+	}
+	if partial == 0 || doneAt < 0 || reps[doneAt].Bytes != 2*1024*1024+777 {
+		t.Fatalf("%d reports of confirmed bytes during the file, done at %d: %+v", partial, doneAt, reps)
 	}
 	if errs := pg.errors(); len(errs) > 0 {
 		t.Errorf("page errors: %v", errs)

@@ -9,6 +9,12 @@
 // and the final done with {"type":"done"}, upon which the sender closes the channel. Files are
 // pipelined: the sender does not wait for a file's answer before the next one.
 //
+// Progress tells the truth: the sender asks ("acks":true in file) for the receiver's
+// {"type":"got","name":...,"bytes":N} after it writes data (at most every AckInterval, and at
+// a file's last byte), and its Progress counts only bytes so confirmed; a got that cannot be
+// true is a protocol error. A receiver that predates acknowledgements confirms whole files
+// only (see Progress).
+//
 // A Receiver writes only into its directory (through an os.Root), accepts only base names
 // (CheckName), never overwrites unless told to, and writes to NAME.part, which it renames to
 // NAME only once the size and SHA-256 match and the data is synced; on any failure the .part
@@ -18,6 +24,7 @@
 // NewSender and NewReceiver only install the channel's handlers: call NewSender right after
 // creating the channel, NewReceiver from Peer.OnDataChannel, so that no event is missed.
 // Sender.Send and Receiver.Run then do the work on the caller's goroutine and start none of
-// their own. A sender should create its channel once the peer is connected (see
+// their own; a sender waiting for room in the channel's buffer still handles the receiver's
+// messages as they arrive. A sender should create its channel once the peer is connected (see
 // docs/file-transfer.md on offers crossing).
 package transfer

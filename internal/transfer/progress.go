@@ -5,28 +5,46 @@ import "time"
 // DefaultProgressInterval is how often the Progress hook is called during a file, at most.
 const DefaultProgressInterval = 100 * time.Millisecond
 
-// Progress is a snapshot of a transfer, passed to a Progress hook. The hook is called when a
-// file starts (Bytes 0), at most every progress interval while it moves, and when it is
-// complete (Done), always on the goroutine that runs Send or Run.
+// Progress is a snapshot of a transfer, passed to a Progress hook, always on the goroutine
+// that runs Send or Run.
+//
+// A receiver reports the file it is writing: when it starts (Bytes 0), at most every
+// progress interval while it moves, and when it is verified and in place (Done).
+//
+// A sender reports what the receiver has confirmed, not what it has queued: the file the
+// receiver is on (the first one not yet answered, which may be behind the one being sent),
+// when it starts, at most every progress interval while bytes are sent or confirmed, and
+// when the receiver has answered ok (Done). Bytes, TotalBytes, Rate and ETA count confirmed
+// bytes only; Sent tells how far ahead the sender is. A receiver of protocol version 1
+// without progress acknowledgements (ReceiverAcks false) confirms only whole files: Bytes
+// stays 0 until the file is Done (docs/file-transfer.md, "Progress").
 type Progress struct {
 	Name  string // the current file
 	File  int    // its 1-based position
 	Files int    // the number of files; 0 when unknown (receiver)
 
-	Bytes int64 // bytes of the current file so far (sent, or received and written)
+	// Bytes of the current file so far: the receiver has written them (for a sender: the
+	// receiver said so).
+	Bytes int64
 	Size  int64 // the current file's size
+	// Sent (sender only) is the bytes of the current file handed to the data channel: queued,
+	// in flight or confirmed. Bytes ≤ Sent ≤ Size.
+	Sent int64
+	// ReceiverAcks (sender only): the receiver has confirmed bytes as they arrive in this
+	// transfer. False before its first acknowledgement and with a receiver that sends none.
+	ReceiverAcks bool
 
-	TotalBytes int64 // bytes of all files so far
+	TotalBytes int64 // bytes of all files so far (a sender counts a refused file whole)
 	TotalSize  int64 // size of all files; 0 when unknown (receiver)
 
 	Elapsed time.Duration // since the first file started
-	Rate    float64       // recent rate in bytes per second; 0 until known
+	Rate    float64       // recent rate of TotalBytes in bytes per second; 0 until known
 	// ETA is the time left for the whole transfer, or for the current file when the total
 	// is unknown; -1 until known.
 	ETA time.Duration
 
-	// Done: the file is complete (sender: all its bytes sent; receiver: verified and in
-	// place).
+	// Done: the file is complete: verified and in place at the receiver (for a sender: the
+	// receiver answered ok).
 	Done bool
 }
 

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -18,6 +19,9 @@ const (
 	MaxNameBytes = 250
 	// maxSize is the largest size a browser can express exactly (2^53 - 1).
 	maxSize = 1<<53 - 1
+	// AckInterval is the least time between two of a receiver's got messages during a file
+	// (it also sends one when a file's last byte is written).
+	AckInterval = 100 * time.Millisecond
 )
 
 // Message types.
@@ -27,6 +31,7 @@ const (
 	typeDone  = "done"
 	typeOK    = "ok"
 	typeError = "error"
+	typeGot   = "got" // receiver → sender: bytes of the current file written so far
 )
 
 // Error codes of the receiver's error answers (docs/file-transfer.md).
@@ -55,6 +60,8 @@ type message struct {
 	SHA256  string  `json:"sha256"`
 	Code    string  `json:"code"`
 	Message string  `json:"message"`
+	Bytes   *int64  `json:"bytes"` // got
+	Acks    bool    `json:"acks"`  // file: the sender asks for got messages
 }
 
 // Encoders: one struct per message, so that zero values (size 0) are written.
@@ -63,6 +70,12 @@ type (
 		Type string `json:"type"`
 		Name string `json:"name"`
 		Size int64  `json:"size"`
+		Acks bool   `json:"acks,omitempty"`
+	}
+	gotMsg struct {
+		Type  string `json:"type"`
+		Name  string `json:"name"`
+		Bytes int64  `json:"bytes"`
 	}
 	endMsg struct {
 		Type   string `json:"type"`

@@ -93,6 +93,7 @@ type incoming struct {
 	f        *os.File // nil once closed, and for a refused file
 	h        hash.Hash
 	rejected bool
+	acks     bool // the sender asked for got messages
 }
 
 // recvState is the receiver's state between messages.
@@ -103,6 +104,7 @@ type recvState struct {
 	cur     *incoming
 	total   int64
 	m       *meter
+	lastAck time.Time // when the last got was sent
 }
 
 // Run receives files until the sender's done (and then until the sender closes the channel,
@@ -177,7 +179,7 @@ func (r *Receiver) giveUp(ctx context.Context, cause error) {
 	_ = r.dc.Close()
 }
 
-func (r *Receiver) answer(ctx context.Context, a answerMsg) error {
+func (r *Receiver) answer(ctx context.Context, a any) error {
 	if err := r.w.SendText(ctx, encode(a)); err != nil {
 		select {
 		case <-r.closed:
@@ -223,7 +225,7 @@ func (st *recvState) start(ctx context.Context, m message) error {
 	if m.Size == nil || *m.Size < 0 || *m.Size > maxSize {
 		return fmt.Errorf("%w: file %q without a valid size", ErrProtocol, *m.Name)
 	}
-	c := &incoming{index: len(st.results), name: *m.Name, size: *m.Size, part: *m.Name + ".part"}
+	c := &incoming{index: len(st.results), name: *m.Name, size: *m.Size, part: *m.Name + ".part", acks: m.Acks}
 	st.cur = c
 	st.results = append(st.results, Result{Name: c.name, Size: c.size})
 	if err := CheckName(c.name); err != nil {
@@ -282,7 +284,21 @@ func (st *recvState) data(ctx context.Context, b []byte) error {
 	c.got += int64(len(b))
 	st.total += int64(len(b))
 	st.report(c, false, false)
-	return nil
+	return st.ack(ctx, c)
+}
+
+// ack tells a sender that asked for it how many bytes of c are written: at most every
+// AckInterval, and when the last byte is written (docs/file-transfer.md, "Progress").
+func (st *recvState) ack(ctx context.Context, c *incoming) error {
+	if !c.acks {
+		return nil
+	}
+	now := time.Now()
+	if c.got < c.size && now.Sub(st.lastAck) < AckInterval {
+		return nil
+	}
+	st.lastAck = now
+	return st.r.answer(ctx, gotMsg{Type: typeGot, Name: c.name, Bytes: c.got})
 }
 
 func (st *recvState) end(ctx context.Context, m message) error {

@@ -38,6 +38,7 @@ type Sender struct {
 	opened  chan struct{}
 	closed  chan struct{}
 	stop    chan struct{} // closed when Send returns: Pion's callbacks stop waiting on us
+	wake    waker         // interrupts a write waiting for the buffer when a message arrives
 
 	openOnce, closeOnce, stopOnce sync.Once
 }
@@ -75,6 +76,7 @@ func NewSender(dc *webrtc.DataChannel, opts *SendOptions) *Sender {
 		}
 		select {
 		case s.answers <- a:
+			s.wake.kick()
 		case <-s.stop:
 		}
 	})
@@ -136,16 +138,6 @@ func plan(paths []string) ([]outgoing, error) {
 	return files, nil
 }
 
-// sendState follows the answers to the files sent so far.
-type sendState struct {
-	files    []outgoing
-	results  []Result
-	started  int // files whose header was sent
-	ended    int // files whose end was sent
-	answered int // files answered
-	done     bool
-}
-
 // Send sends the files at paths, named by their base names, waiting first for the channel to
 // open, and returns once the receiver has answered every file and the final done. It closes
 // the channel when it returns, as the protocol wants of the sender. It returns
@@ -161,10 +153,7 @@ func (s *Sender) Send(ctx context.Context, paths []string) (results []Result, er
 	if err != nil {
 		return nil, err
 	}
-	st := &sendState{files: files, results: make([]Result, len(files))}
-	for i, f := range files {
-		st.results[i] = Result{Name: f.name, Size: f.size}
-	}
+	st := newSendState(files, newMeter(s.opts.Progress, s.opts.ProgressInterval))
 	defer func() { // files left unanswered failed with the transfer
 		for i := st.answered; err != nil && i < len(results); i++ {
 			results[i].Err = err
@@ -177,19 +166,15 @@ func (s *Sender) Send(ctx context.Context, paths []string) (results []Result, er
 	case <-ctx.Done():
 		return st.results, fmt.Errorf("transfer: waiting for the channel to open: %w", ctx.Err())
 	}
-	var total int64
-	for _, f := range files {
-		total += f.size
-	}
-	m := newMeter(s.opts.Progress, s.opts.ProgressInterval)
-	var sent int64
 	for i := range files {
-		if err := s.sendFile(ctx, st, i, m, &sent, total); err != nil {
+		if err := s.sendFile(ctx, st, i); err != nil {
 			return st.results, err
 		}
 	}
-	if err := s.w.SendText(ctx, encode(answerMsg{Type: typeDone})); err != nil {
-		return st.results, s.sendErr(err)
+	if err := s.write(ctx, st, func(ctx context.Context) error {
+		return s.w.SendText(ctx, encode(answerMsg{Type: typeDone}))
+	}); err != nil {
+		return st.results, err
 	}
 	for !st.done {
 		select {
@@ -228,36 +213,58 @@ func (s *Sender) sendErr(err error) error {
 	}
 }
 
+// write runs one write of the channel writer (send), handling the receiver's messages that
+// arrive while it waits for room in the buffer: their progress is reported as it comes, not
+// once the buffer has drained (minutes on a slow link).
+func (s *Sender) write(ctx context.Context, st *sendState, send func(context.Context) error) error {
+	for {
+		if err := s.pollAnswers(st); err != nil {
+			return err
+		}
+		wctx, disarm := s.wake.arm(ctx)
+		err := send(wctx)
+		disarm()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() == nil && errors.Is(err, context.Canceled) && wctx.Err() != nil {
+			continue // woken by a message before anything was sent: handle it, try again
+		}
+		return s.sendErr(err)
+	}
+}
+
 // sendFile sends file i: header, data, end. It reads answers between chunks so that an early
 // refusal stops the data.
-func (s *Sender) sendFile(ctx context.Context, st *sendState, i int, m *meter, sent *int64, total int64) error {
+func (s *Sender) sendFile(ctx context.Context, st *sendState, i int) error {
 	f := st.files[i]
 	fh, err := os.Open(f.path)
 	if err != nil {
 		return fmt.Errorf("transfer: %w", err)
 	}
 	defer fh.Close()
-	if err := s.w.SendText(ctx, encode(fileMsg{Type: typeFile, Name: f.name, Size: f.size})); err != nil {
-		return s.sendErr(err)
+	hdr := encode(fileMsg{Type: typeFile, Name: f.name, Size: f.size, Acks: true})
+	if err := s.write(ctx, st, func(ctx context.Context) error { return s.w.SendText(ctx, hdr) }); err != nil {
+		return err
 	}
 	st.started++
-	p := Progress{Name: f.name, File: i + 1, Files: len(st.files), Size: f.size, TotalBytes: *sent, TotalSize: total}
-	m.report(p, true)
+	if st.answered == i {
+		st.report(true)
+	}
 	h := sha256.New()
 	buf := make([]byte, ChunkSize)
 	r := io.LimitReader(fh, f.size)
-	var n int64
-	for n < f.size {
+	for st.sent[i] < f.size {
 		k, rerr := io.ReadFull(r, buf)
 		if k > 0 {
 			h.Write(buf[:k])
-			if err := s.w.Send(ctx, buf[:k]); err != nil {
-				return s.sendErr(err)
+			if err := s.write(ctx, st, func(ctx context.Context) error { return s.w.Send(ctx, buf[:k]) }); err != nil {
+				return err
 			}
-			n += int64(k)
-			*sent += int64(k)
-			p.Bytes, p.TotalBytes = n, *sent
-			m.report(p, false)
+			st.sent[i] += int64(k)
+			if st.answered == i {
+				st.report(false)
+			}
 		}
 		if rerr != nil {
 			if !errors.Is(rerr, io.EOF) && !errors.Is(rerr, io.ErrUnexpectedEOF) {
@@ -272,15 +279,11 @@ func (s *Sender) sendFile(ctx context.Context, st *sendState, i int, m *meter, s
 			break
 		}
 	}
-	*sent += f.size - n // count a short or refused file as done, for the totals
-	if err := s.w.SendText(ctx, encode(endMsg{Type: typeEnd, SHA256: hex.EncodeToString(h.Sum(nil))})); err != nil {
-		return s.sendErr(err)
+	end := encode(endMsg{Type: typeEnd, SHA256: hex.EncodeToString(h.Sum(nil))})
+	if err := s.write(ctx, st, func(ctx context.Context) error { return s.w.SendText(ctx, end) }); err != nil {
+		return err
 	}
 	st.ended++
-	if st.answered <= i {
-		p.Bytes, p.TotalBytes, p.Done = f.size, *sent, true
-		m.report(p, true)
-	}
 	return nil
 }
 
@@ -298,52 +301,42 @@ func (s *Sender) pollAnswers(st *sendState) error {
 	}
 }
 
-// answer applies one message from the receiver.
-func (st *sendState) answer(a message) error {
-	name := ""
-	if a.Name != nil {
-		name = *a.Name
-	}
-	switch a.Type {
-	case typeOK, typeError:
-		if a.Type == typeError && (a.Code == CodeProtocol || a.Name == nil) {
-			return fmt.Errorf("transfer: the receiver gave up: %s: %s", a.Code, a.Message)
-		}
-		limit := st.ended // ok only after end
-		if a.Type == typeError {
-			limit = st.started // an error may come as soon as the header is out
-		}
-		if st.answered >= limit {
-			return fmt.Errorf("%w: unexpected %s for %q", ErrProtocol, a.Type, name)
-		}
-		want := st.files[st.answered].name
-		if name != want {
-			return fmt.Errorf("%w: answer for %q while %q is pending", ErrProtocol, name, want)
-		}
-		if a.Type == typeError {
-			st.results[st.answered].Err = &FileError{Name: name, Code: a.Code, Message: a.Message}
-		}
-		st.answered++
-	case typeDone:
-		if st.answered < len(st.files) || st.ended < len(st.files) {
-			return fmt.Errorf("%w: done before every file was answered", ErrProtocol)
-		}
-		st.done = true
-	case "malformed":
-		return fmt.Errorf("%w: from the receiver: %s", ErrProtocol, a.Message)
-	default:
-		return fmt.Errorf("%w: unexpected %q message from the receiver", ErrProtocol, a.Type)
-	}
-	return nil
+// waker interrupts a channel write waiting for room in the buffer when a message from the
+// receiver arrives, so that the sender handles it (and reports progress) at once.
+type waker struct {
+	mu      sync.Mutex
+	cancel  context.CancelFunc // of the armed write; nil when none is armed
+	pending bool               // a message arrived while none was armed
 }
 
-// failures joins the files' errors.
-func (st *sendState) failures() error {
-	var errs []error
-	for _, r := range st.results {
-		if r.Err != nil {
-			errs = append(errs, r.Err)
-		}
+// kick interrupts the armed write, or the next one.
+func (k *waker) kick() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.cancel != nil {
+		k.cancel()
+		k.cancel = nil
+	} else {
+		k.pending = true
 	}
-	return errors.Join(errs...)
+}
+
+// arm returns a context for one write that kick cancels (at once, if a message arrived
+// since the last write), and the function that ends it.
+func (k *waker) arm(ctx context.Context) (context.Context, func()) {
+	wctx, cancel := context.WithCancel(ctx)
+	k.mu.Lock()
+	if k.pending {
+		k.pending = false
+		cancel()
+	} else {
+		k.cancel = cancel
+	}
+	k.mu.Unlock()
+	return wctx, func() {
+		k.mu.Lock()
+		k.cancel = nil
+		k.mu.Unlock()
+		cancel()
+	}
 }

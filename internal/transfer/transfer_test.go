@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/switchboard-rtc/switchboard/internal/transfer"
 )
@@ -32,9 +33,19 @@ func TestLargeFile(t *testing.T) {
 	want := randomFile(t, src, "big.bin", size, 1)
 
 	var last transfer.Progress
-	var calls int
+	var calls, partial, allIn int
 	s, run := pair(t,
-		&transfer.SendOptions{Progress: func(p transfer.Progress) { last = p; calls++ }},
+		&transfer.SendOptions{Progress: func(p transfer.Progress) {
+			last = p
+			calls++
+			switch {
+			case p.Done || !p.ReceiverAcks:
+			case p.Bytes > 0 && p.Bytes < size:
+				partial++
+			case p.Bytes == size:
+				allIn++ // the receiver's got for the last byte, before its ok
+			}
+		}, ProgressInterval: time.Nanosecond},
 		transfer.ReceiveOptions{Dir: out})
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
@@ -57,6 +68,10 @@ func TestLargeFile(t *testing.T) {
 	}
 	if !last.Done || last.Bytes != size || last.TotalBytes != size || last.TotalSize != size || last.Files != 1 || calls < 3 {
 		t.Fatalf("last progress %+v after %d calls", last, calls)
+	}
+	// The receiver acknowledged its first write at once, and its last byte.
+	if partial == 0 || allIn != 1 || !last.ReceiverAcks {
+		t.Fatalf("confirmed progress: %d partial reports, %d with every byte in; last %+v", partial, allIn, last)
 	}
 	t.Logf("%d MiB in %v: %.1f MB/s", size>>20, last.Elapsed, float64(size)/last.Elapsed.Seconds()/1e6)
 }

@@ -25,6 +25,7 @@ const READ_SIZE = 1024 * 1024; // bytes read from a File at once
 const HIGH_WATER = 1024 * 1024; // pause sending above this many buffered bytes
 const LOW_WATER = 256 * 1024; // resume below this
 const DONE_WAIT = 5000; // ms a side waits for the other's close/done at the end
+const ACK_INTERVAL = 100; // ms between a receiver's got messages, at least
 
 /** A transfer failed for one file (code: bad-name, exists, size-mismatch, hash-mismatch, io, protocol, closed). */
 export class TransferError extends Error {
@@ -181,9 +182,15 @@ function whenOpen(ch, ms) {
  * @property {string} name the current file
  * @property {number} file its index, from 1
  * @property {number} files how many files (the receiver counts those started so far)
- * @property {number} bytes bytes of this file sent or received so far
+ * @property {number} bytes bytes of this file the receiver has (for a sender: what the
+ *   receiver confirmed, never bytes only queued)
  * @property {number} size the file's size
- * @property {boolean} done the file is complete (sent, or received and verified)
+ * @property {boolean} done the file is complete: received and verified (for a sender: the
+ *   receiver answered ok)
+ * @property {number} [sent] sender only: bytes of this file handed to the channel (≥ bytes)
+ * @property {boolean} [acks] sender only: the receiver confirms bytes as they arrive; false
+ *   before its first `got` and with a version 1 receiver that sends none (then bytes stays 0
+ *   until done)
  */
 
 /**
@@ -261,13 +268,22 @@ export async function sendOverChannel(ch, fileList, opts = {}) {
   }
   ch.binaryType = 'arraybuffer';
   ch.bufferedAmountLowThreshold = LOW_WATER;
-  let answered = 0;
+  let answered = 0; // results[answered] is the file the receiver is on
+  let started = 0; // files whose header was sent
+  const sent = files.map(() => 0); // bytes of each file handed to the channel
+  let confirmed = 0; // bytes of results[answered] the receiver said it has (got)
+  let acks = false; // a got arrived
   let fatal = /** @type {Error|null} */ (null);
   let gotDone = false;
   let closed = false;
   /** @type {() => void} */
   let wake = () => {};
   const poke = () => { const w = wake; wake = () => {}; w(); };
+  /** Reports files[i]: what the receiver confirmed of it. @param {number} i @param {boolean} done */
+  const progress = (i, done) => opts.onProgress?.({
+    name: results[i].name, file: i + 1, files: files.length, bytes: done ? results[i].size : confirmed,
+    size: results[i].size, done, sent: sent[i], acks,
+  });
   const wait = () => new Promise((resolve) => { wake = () => resolve(undefined); });
 
   ch.addEventListener('message', (ev) => {
@@ -276,6 +292,18 @@ export async function sendOverChannel(ch, fileList, opts = {}) {
     try { m = JSON.parse(ev.data); } catch { m = null; }
     if (!m || typeof m.type !== 'string') { fatal = fatal || new TransferError('protocol', 'malformed message from the receiver'); ch.close(); poke(); return; }
     if (m.type === 'done') { gotDone = true; poke(); return; }
+    if (m.type === 'got') {
+      const why = answered >= started ? 'got while no file is pending'
+        : m.name !== results[answered].name ? `got for ${JSON.stringify(m.name)} while ${JSON.stringify(results[answered].name)} is pending`
+          : !Number.isSafeInteger(m.bytes) ? 'got without a valid bytes'
+            : m.bytes < confirmed ? `got ${m.bytes} bytes after ${confirmed}`
+              : m.bytes > sent[answered] ? `got ${m.bytes} bytes, only ${sent[answered]} sent` : '';
+      if (why) { fatal = fatal || new TransferError('protocol', why); ch.close(); poke(); return; }
+      confirmed = m.bytes;
+      acks = true;
+      progress(answered, false);
+      return;
+    }
     if (m.type === 'error' && m.name === undefined) {
       fatal = fatal || new TransferError(m.code || 'protocol', m.message || 'the receiver gave up');
       ch.close(); poke(); return;
@@ -284,8 +312,12 @@ export async function sendOverChannel(ch, fileList, opts = {}) {
       fatal = fatal || new TransferError('protocol', `unexpected ${m.type} message from the receiver`);
       ch.close(); poke(); return;
     }
-    const r = results[answered++];
+    const i = answered++;
+    const r = results[i];
+    confirmed = 0;
     if (m.type === 'error') r.error = new TransferError(m.code || 'io', m.message || 'refused', r.name);
+    else progress(i, true);
+    if (answered < started) progress(answered, false); // the next file, already on its way
     poke();
   });
   ch.addEventListener('close', () => { closed = true; poke(); });
@@ -302,13 +334,12 @@ export async function sendOverChannel(ch, fileList, opts = {}) {
     for (let i = 0; i < files.length; i++) {
       const f = files[i], r = results[i];
       check();
-      ch.send(JSON.stringify({ type: 'file', name: r.name, size: r.size }));
+      ch.send(JSON.stringify({ type: 'file', name: r.name, size: r.size, acks: true }));
+      started++;
       const h = new SHA256();
-      let sent = 0;
-      const progress = (/** @type {boolean} */ done) => opts.onProgress?.({ name: r.name, file: i + 1, files: files.length, bytes: sent, size: r.size, done });
-      progress(false);
-      while (sent < r.size && !r.error && answered <= i) {
-        const buf = new Uint8Array(await f.slice(sent, Math.min(sent + READ_SIZE, r.size)).arrayBuffer());
+      if (answered === i) progress(i, false);
+      while (sent[i] < r.size && !r.error && answered <= i) {
+        const buf = new Uint8Array(await f.slice(sent[i], Math.min(sent[i] + READ_SIZE, r.size)).arrayBuffer());
         if (buf.length === 0) throw new TransferError('io', 'the file shrank while reading', r.name);
         for (let off = 0; off < buf.length; off += CHUNK_SIZE) {
           while (ch.bufferedAmount > HIGH_WATER) { check(); await wait(); }
@@ -317,13 +348,12 @@ export async function sendOverChannel(ch, fileList, opts = {}) {
           const chunk = buf.subarray(off, Math.min(off + CHUNK_SIZE, buf.length));
           h.update(chunk);
           ch.send(chunk);
-          sent += chunk.length;
+          sent[i] += chunk.length;
         }
-        progress(false);
+        if (answered === i) progress(i, false);
       }
       r.sha256 = h.hex();
       ch.send(JSON.stringify({ type: 'end', sha256: r.sha256 }));
-      if (!r.error) progress(true);
     }
     check();
     ch.send(JSON.stringify({ type: 'done' }));
@@ -414,9 +444,10 @@ export function receiveOverChannel(ch, opts = {}) {
   ch.binaryType = 'arraybuffer';
   /** @type {ReceiveResult[]} */
   const results = [];
-  /** @type {{r: ReceiveResult, index: number, rejected: boolean, got: number, parts: Uint8Array<ArrayBuffer>[], h: SHA256}|null} */
+  /** @type {{r: ReceiveResult, index: number, rejected: boolean, got: number, parts: Uint8Array<ArrayBuffer>[], h: SHA256, acks: boolean}|null} */
   let cur = null;
   let sawDone = false;
+  let lastAck = -Infinity; // performance.now() of the last got
   return new Promise((resolve, reject) => {
     let finished = false;
     /** @param {Error|null} err */
@@ -461,6 +492,11 @@ export function receiveOverChannel(ch, opts = {}) {
         cur.parts.push(b);
         cur.got += b.length;
         progress(false);
+        // The sender asked for acknowledgements: at most every ACK_INTERVAL, and the last byte.
+        if (cur.acks && (cur.got === cur.r.size || performance.now() - lastAck >= ACK_INTERVAL)) {
+          lastAck = performance.now();
+          answer({ type: 'got', name: cur.r.name, bytes: cur.got });
+        }
         return;
       }
       let m;
@@ -473,7 +509,7 @@ export function receiveOverChannel(ch, opts = {}) {
           if (!Number.isSafeInteger(m.size) || m.size < 0) return protocolError(`file ${JSON.stringify(m.name)} without a valid size`);
           const r = { name: m.name, size: m.size, file: null, error: null };
           results.push(r);
-          cur = { r, index: results.length - 1, rejected: false, got: 0, parts: [], h: new SHA256() };
+          cur = { r, index: results.length - 1, rejected: false, got: 0, parts: [], h: new SHA256(), acks: m.acks === true };
           const why = checkName(m.name);
           if (why) return refuse('bad-name', `bad file name ${JSON.stringify(m.name)}: ${why}`);
           const code = opts.accept?.(m.name, m.size);
