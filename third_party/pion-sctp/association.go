@@ -353,6 +353,7 @@ type Association struct {
 	// when the receiver reports a duplicate TSN (the retransmission was not needed).
 	undoCwnd, undoSsthresh     uint32
 	undoable                   bool
+	undoRetrans                int // Switchboard patch (PATCHES.md, 13): retransmissions not yet reported duplicate
 	rackKeepInflatedRecoveries int // keep inflated reoWnd for 16 loss recoveries
 	// RACK xmit-time ordered list
 	rackHead *chunkPayloadData
@@ -1592,6 +1593,7 @@ func (a *Association) gatherOutboundFastRetransmissionPackets( //nolint:gocognit
 
 		fastRetransSize += chunkBytes
 		a.stats.incFastRetrans()
+		a.countRetransmissionLocked() // Switchboard patch (PATCHES.md, 13)
 
 		// Update for retransmission
 		chunkPayload.nSent++
@@ -4347,6 +4349,7 @@ func (a *Association) getDataPacketsToRetransmit(budgetScaled *int64, consumed *
 
 		chunkPayload.retransmit = false
 		bytesToSend += len(chunkPayload.userData)
+		a.countRetransmissionLocked() // Switchboard patch (PATCHES.md, 13)
 
 		// Update for retransmission
 		chunkPayload.nSent++
@@ -5310,6 +5313,12 @@ func (a *Association) undoOnDuplicatesLocked(sack *chunkSelectiveAck) {
 	if len(sack.duplicateTSN) == 0 || !a.undoable {
 		return
 	}
+	// Switchboard patch (PATCHES.md, 13): only when every retransmission since the reduction
+	// proved unneeded, as Linux's undo_retrans; one duplicate (say, of a tail loss probe)
+	// says nothing about the other chunks retransmitted, which may really have been lost.
+	if a.undoRetrans -= len(sack.duplicateTSN); a.undoRetrans > 0 {
+		return
+	}
 	a.undoable = false
 	a.setCWND(max32(a.CWND(), a.undoCwnd))
 	a.ssthresh = max32(a.ssthresh, a.undoSsthresh)
@@ -5322,6 +5331,15 @@ func (a *Association) undoOnDuplicatesLocked(sack *chunkSelectiveAck) {
 // The caller must hold a.lock.
 func (a *Association) saveUndoLocked() {
 	a.undoCwnd, a.undoSsthresh, a.undoable = a.CWND(), a.ssthresh, true
+	a.undoRetrans = 0
+}
+
+// countRetransmissionLocked counts a chunk retransmitted in the current episode (Switchboard
+// patch, PATCHES.md, 13). The caller must hold a.lock.
+func (a *Association) countRetransmissionLocked() {
+	if a.undoable {
+		a.undoRetrans++
+	}
 }
 
 // rackEnterRecoveryLocked is the congestion response to a loss RACK detected (Switchboard

@@ -216,3 +216,24 @@ func TestPatchRackReorderingFromFirstDelivery(t *testing.T) {
 	assoc.lock.RLock()
 	assert.True(t, assoc.rackReorderingSeen)
 }
+
+// Patch 13: a reduction is undone only when every chunk retransmitted since proved unneeded.
+func TestPatchUndoOnlyWhenAllRetransmissionsSpurious(t *testing.T) {
+	assoc := newRackTestAssoc(t)
+	assoc.lock.Lock()
+	defer assoc.lock.Unlock()
+
+	assoc.setCWND(40000)
+	assoc.ssthresh = 40000
+	assoc.saveUndoLocked()
+	assoc.setCWND(20000) // the reduction
+	assoc.ssthresh = 20000
+	assoc.countRetransmissionLocked() // the lost chunk, retransmitted
+	assoc.countRetransmissionLocked() // a tail loss probe of a chunk that had arrived
+
+	assoc.undoOnDuplicatesLocked(&chunkSelectiveAck{duplicateTSN: []uint32{101}})
+	assert.Equal(t, uint32(20000), assoc.CWND(), "the probe's duplicate alone does not undo")
+
+	assoc.undoOnDuplicatesLocked(&chunkSelectiveAck{duplicateTSN: []uint32{100}})
+	assert.Equal(t, uint32(40000), assoc.CWND(), "both retransmissions unneeded: undone")
+}
