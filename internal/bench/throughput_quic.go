@@ -125,6 +125,8 @@ func quicTransfer(ctx context.Context, url string, loopback bool, k dcKnobs, n i
 	if res.err != nil {
 		return transfer{}, fmt.Errorf("quic read: %w", res.err)
 	}
-	note := fmt.Sprintf("quic setup %v (%s)", setup.Round(time.Millisecond), pt.QUICPath())
+	st := tc.ConnectionStats()
+	note := fmt.Sprintf("quic setup %v (%s); sender: %d packets, %d declared lost, cwnd %s, srtt %v",
+		setup.Round(time.Millisecond), pt.QUICPath(), st.PacketsSent, st.PacketsLost, sizeStr(st.CongestionWindow), st.SmoothedRTT.Round(time.Millisecond))
 	return transfer{sent: sent, received: res.n, elapsed: res.at.Sub(start), note: note}, nil
 }
