@@ -162,7 +162,9 @@ func runThroughput(ctx context.Context, args []string, stdout, stderr io.Writer)
 		{"ours", func(ctx context.Context) (transfer, error) { return sdkTransfer(ctx, url, o.loopback, o.ours, o.bytes) }},
 		{"stock", func(ctx context.Context) (transfer, error) { return bareTransfer(ctx, stockKnobs, o.bytes) }},
 		{"tcp", func(ctx context.Context) (transfer, error) { return tcpTransfer(ctx, o.bytes) }},
-		{"quic", func(ctx context.Context) (transfer, error) { return quicTransfer(ctx, url, o.loopback, o.ours, o.bytes) }},
+		{"quic", func(ctx context.Context) (transfer, error) {
+			return quicTransfer(ctx, url, o.loopback, o.ours, o.bytes)
+		}},
 	}
 	if o.only != "" {
 		variants = slices.DeleteFunc(variants, func(v variant) bool { return !slices.Contains(strings.Split(o.only, ","), v.name) })
