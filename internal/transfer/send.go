@@ -212,6 +212,9 @@ func (s *Sender) settle(st *sendState, cause error) error {
 }
 
 func (s *Sender) sendErr(err error) error {
+	if errors.Is(err, ErrClosed) {
+		return err // a stream's write error says so already
+	}
 	select {
 	case <-s.closed:
 		return fmt.Errorf("%w: %w", ErrClosed, err)
