@@ -21,8 +21,10 @@
 # read back and printed). A run that does not finish within TIMEOUT s is reported as
 # "DNF x %" (the .part size for ours, the bytes read for TCP) and counted at the rate it had.
 # Prints a table: condition | ours | TCP cubic | TCP BBR | ratios (medians of RUNS runs),
-# and for ours the setup time: start -> the receiver joined -> its data channel opened ->
-# the first progress line.
+# and for ours the path (QUIC between the two Go peers when both offer it, else the data
+# channel: the receiver's "receiving from ... over ..." line) and the setup time: start -> the
+# receiver joined -> its stream or data channel opened -> the first progress line.
+# SEND_ARGS=--no-quic runs ours over the data channel (the figures before QUIC).
 #
 #   sudo bench/networks.sh                 # RUNS=1, every condition, about 15 minutes
 #   RUNS=3 sudo bench/networks.sh          # the report's figures
@@ -34,7 +36,7 @@
 # CONDITIONS (clean rtt200 jitter loss2 loss10) CCS (cubic bbr) PORT (18600, serve)
 # TCP_PORT (5201) SEED (1) BIN (/tmp/switchboard-net-bench) WIRE (/tmp/netwire-net-bench)
 # NS (sb: the namespaces sbA, sbM, sbB; another prefix runs beside them)
-# BUILD (1; 0 runs existing binaries) KEEP_LOGS (unset).
+# BUILD (1; 0 runs existing binaries) KEEP_LOGS (unset) SEND_ARGS (none; extra flags of send).
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -52,6 +54,7 @@ BIN=${BIN:-/tmp/switchboard-net-bench}
 WIRE=${WIRE:-/tmp/netwire-net-bench}
 # The namespaces' names: NS (sb) + A, M, B. Another NS lets two runs go side by side.
 NS=${NS:-sb}
+SEND_ARGS=${SEND_ARGS:-}
 nsA=${NS}A nsM=${NS}M nsB=${NS}B
 
 # condition NAME: sets delay jitter loss (one way, each direction) and label.
@@ -204,7 +207,7 @@ ours() {
 		echo "$EPOCHREALTIME ${PIPESTATUS[0]}" >"$end"
 	} &
 	local rpid=$!
-	ip netns exec "$nsA" timeout $((TIMEOUT + 10)) "$BIN" send "$file" --room "$room" --server "$server" >"$slog" 2>&1 &
+	ip netns exec "$nsA" timeout $((TIMEOUT + 10)) "$BIN" send "$file" --room "$room" --server "$server" $SEND_ARGS >"$slog" 2>&1 &
 	local spid=$!
 	live=("$wire_pid" "$rpid" "$spid")
 	# The .part size, sampled while the receiver runs (it removes the .part when it fails).
@@ -236,10 +239,18 @@ ours() {
 	joined=$(sub "$t0" "$(first_at "$rlog" 'waiting for a sender')")
 	opened=$(sub "$t0" "$(first_at "$rlog" 'receiving from')")
 	first=$(sub "$t0" "$(first_at "$rlog" 'receiving payload')")
-	printf '%s\tours\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$cond" "$run" "$status" "$bytes" "$secs" \
-		"${joined:--}" "${opened:--}" "${first:--}" >>"$results"
-	printf '  ours  run %s: %s, %s bytes in %s s; joined %s s, channel open %s s, first data %s s\n' \
-		"$run" "$status" "$bytes" "$secs" "${joined:--}" "${opened:--}" "${first:--}"
+	local path
+	path=$(sed -n 's/.*receiving from .* over \(QUIC ([a-z]*)\|the data channel\).*/\1/p' "$rlog" | head -1)
+	case $path in
+	"QUIC (direct)") path=quic ;;
+	"QUIC (relay)") path=quic-relay ;;
+	"the data channel") path=dc ;;
+	*) path=- ;;
+	esac
+	printf '%s\tours\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$cond" "$run" "$status" "$bytes" "$secs" \
+		"${joined:--}" "${opened:--}" "${first:--}" "$path" >>"$results"
+	printf '  ours  run %s: over %s, %s, %s bytes in %s s; joined %s s, channel open %s s, first data %s s\n' \
+		"$run" "$path" "$status" "$bytes" "$secs" "${joined:--}" "${opened:--}" "${first:--}"
 }
 
 # tcp COND RUN CC: one TCP download sbA -> sbB with CC on the route; appends to $results.
@@ -313,17 +324,17 @@ FILENAME ~ /labels/ { order[++nc] = $1; lab[$1] = $2; next }
 	c = $1; k = $2; i = ++cnt[c, k]
 	rate[c, k, i] = ($6 > 0) ? $5 / 1048576 / $6 : 0
 	if ($4 != "ok") { ndnf[c, k]++; if ($5 > maxpart[c, k]) maxpart[c, k] = $5 }
-	if (k == "ours") { js[c] = js[c] " " $7; os[c] = os[c] " " $8; fs[c] = fs[c] " " $9 }
+	if (k == "ours") { js[c] = js[c] " " $7; os[c] = os[c] " " $8; fs[c] = fs[c] " " $9; ps[c] = ps[c] " " $10 }
 }
 END {
 	nk = split(ccs, cc, " ")
-	hdr = "| link | ours |"; sep = "|---|---|"
+	hdr = "| link | ours (path) |"; sep = "|---|---|"
 	for (j = 1; j <= nk; j++) { hdr = hdr " TCP " cc[j] " |"; sep = sep "---|" }
 	for (j = 1; j <= nk; j++) { hdr = hdr " ratio vs " cc[j] " |"; sep = sep "---|" }
 	print hdr; print sep
 	for (x = 1; x <= nc; x++) {
 		c = order[x]; delete med
-		line = "| " lab[c] " | " cell(c, "ours") " |"
+		line = "| " lab[c] " | " cell(c, "ours") " (" substr(ps[c], 2) ") |"
 		for (j = 1; j <= nk; j++) line = line " " cell(c, "tcp-" cc[j]) " |"
 		for (j = 1; j <= nk; j++) {
 			t = med["tcp-" cc[j]]
@@ -333,5 +344,5 @@ END {
 	}
 	print ""
 	print "ours, seconds from the start of send and recv to: the receiver joined / its data channel opened / first progress line (each run):"
-	for (x = 1; x <= nc; x++) { c = order[x]; printf "  %-8s joined%s | open%s | first data%s\n", c, js[c], os[c], fs[c] }
+	for (x = 1; x <= nc; x++) { c = order[x]; printf "  %-8s path%s | joined%s | open%s | first data%s\n", c, ps[c], js[c], os[c], fs[c] }
 }' "$logdir/labels.tsv" "$results"

@@ -15,6 +15,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/pion/ice/v4"
+	"github.com/pion/transport/v5"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -54,6 +55,10 @@ type Options struct {
 	// default). Small buffers overflow under bulk data-channel transfers, and each lost packet
 	// stalls a reliable channel for a retransmission timeout.
 	UDPBufferSize int
+	// Net, when set, is the network ICE opens its sockets on, instead of
+	// BufferedNet(UDPBufferSize): for the peer connections (unless SettingEngine is set:
+	// give it Net with SettingEngine.SetNet too) and for the QUIC sessions of Peer.QUIC.
+	Net transport.Net
 
 	// OnPeer is called for each remote peer as soon as its connection exists and before any
 	// negotiation, so handlers (OnDataChannel, OnTrack, ...) set here miss nothing. It runs on
@@ -132,6 +137,8 @@ type Client struct {
 
 	pendMu  sync.Mutex
 	pending map[string]*pendingPeer // known peers a restored welcome left out (resume.go)
+
+	net transport.Net // what ICE opens its sockets on (Options.Net or BufferedNet)
 
 	mu    sync.Mutex
 	id    string // changes when a reconnect cannot resume
@@ -287,16 +294,20 @@ func Dial(ctx context.Context, serverURL, room string, opts *Options) (*Client, 
 const minRelayWait = time.Second
 
 func (c *Client) settingEngine() (webrtc.SettingEngine, error) {
+	c.net = c.opts.Net
+	if c.net == nil {
+		n, err := BufferedNet(c.opts.UDPBufferSize, nil)
+		if err != nil {
+			return webrtc.SettingEngine{}, err
+		}
+		c.net = n
+	}
 	if c.opts.SettingEngine != nil {
 		return *c.opts.SettingEngine, nil
 	}
 	var se webrtc.SettingEngine
 	TuneTransport(&se)
-	n, err := BufferedNet(c.opts.UDPBufferSize, nil)
-	if err != nil {
-		return se, err
-	}
-	se.SetNet(n)
+	se.SetNet(c.net)
 	w := c.opts.AcceptanceMinWait
 	se.SetSrflxAcceptanceMinWait(w)
 	se.SetPrflxAcceptanceMinWait(w)

@@ -31,6 +31,11 @@
 //     stops with a *ServerError carrying the protocol code and never retries them. Messages
 //     from the application (server API) arrive through Options.OnServerMessage, metadata
 //     changes through Options.OnPeerUpdated.
+//   - Peer.QUIC: between two SDK peers, a QUIC connection (quic-go) beside the peer
+//     connection, over an ICE session of its own (same ICE servers, policy and network), its
+//     TLS 1.3 certificates pinned to fingerprints exchanged over the pair's DTLS-protected
+//     control channel: bulk data several times cheaper per byte than an SCTP data channel.
+//     Browsers have no such path; callers fall back to a data channel on ErrQUIC.
 //
 // A Client owns everything it starts: Close stops every goroutine, peer connection and socket.
 package sdk

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/pion/datachannel"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -49,6 +50,15 @@ type Peer struct {
 	onState     func(webrtc.PeerConnectionState)
 	onMessage   func(json.RawMessage)
 	controlOpen chan struct{}
+	openOnce    sync.Once
+
+	// The control channel, which carries the QUIC exchange (quic_signal.go).
+	control        *webrtc.DataChannel
+	detached       datachannel.ReadWriteCloser // the control channel, detached (DetachDataChannels)
+	detachedClosed bool
+	detachedWG     sync.WaitGroup
+	inbox          *quicInbox
+	quic           *quicState
 }
 
 func newPeer(c *Client, info peerInfo) (*Peer, error) {
@@ -71,6 +81,8 @@ func newPeer(c *Client, info peerInfo) (*Peer, error) {
 		quit:        make(chan struct{}),
 		connected:   make(chan struct{}),
 		controlOpen: make(chan struct{}),
+		inbox:       newQUICInbox(),
+		quic:        &quicState{done: make(chan struct{})},
 	}
 	pc.OnICECandidate(func(cand *webrtc.ICECandidate) {
 		if cand == nil {
@@ -127,16 +139,6 @@ func drainTrack(t *webrtc.TrackRemote) {
 			return
 		}
 	}
-}
-
-func (p *Peer) watchControl(dc *webrtc.DataChannel) {
-	dc.OnOpen(func() {
-		select {
-		case <-p.controlOpen:
-		default:
-			close(p.controlOpen)
-		}
-	})
 }
 
 // start runs the peer's negotiation goroutine. The offering side opens the control channel,
@@ -397,9 +399,11 @@ func (p *Peer) message(data json.RawMessage) {
 func (p *Peer) close() {
 	p.closeOnce.Do(func() {
 		close(p.quit)
+		p.closeQUIC()
 		if err := p.pc.Close(); err != nil {
 			p.c.log.Debug("close peer connection", "peer", p.id, "err", err)
 		}
+		p.stopDetachedControl()
 	})
 }
 

@@ -182,6 +182,7 @@ func sendFiles(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	var pf peerFlags
 	pf.register(fs)
 	room := fs.String("room", "", "room to meet the receiver in (default: a new random name, printed)")
+	noQUIC := fs.Bool("no-quic", false, "send over the WebRTC data channel even when the receiver can take QUIC")
 	paths, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
@@ -215,6 +216,7 @@ func sendFiles(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	candidates := make(chan candidate, 16)
 	opts := pf.options("send", stderr)
+	opts.Meta = transferMeta("send", !*noQUIC)
 	opts.OnPeer = func(p *sdk.Peer) {
 		if roleOf(p) == "send" {
 			return
@@ -260,12 +262,12 @@ func sendFiles(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 	}
 	pr := newProgressPrinter(stderr, "sending")
-	dc, err := t.p.CreateDataChannel(transfer.Label, transfer.DataChannelInit())
+	ch, how, err := senderChannel(ctx, t.p, !*noQUIC)
 	if err != nil {
 		return fmt.Errorf("send: %w", err)
 	}
-	sender := transfer.NewSender(dc, &transfer.SendOptions{Progress: pr.update})
-	fmt.Fprintf(stderr, "sending to %s\n", peerName(t.p))
+	sender := transfer.NewSenderOn(ch, &transfer.SendOptions{Progress: pr.update})
+	fmt.Fprintf(stderr, "sending to %s %s\n", peerName(t.p), how)
 	tctx, cancel := context.WithCancelCause(ctx)
 	stop := watchPeer(tctx, cancel, t.p, t.failed, "receiver")
 	start := time.Now()
@@ -297,6 +299,7 @@ func recvFiles(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	room := fs.String("room", "", "room to meet the sender in (required: the sender prints it)")
 	out := fs.String("out", ".", "directory to write the files into (created if missing)")
 	overwrite := fs.Bool("overwrite", false, "replace existing files of the same name")
+	noQUIC := fs.Bool("no-quic", false, "receive over the WebRTC data channel only (do not offer QUIC)")
 	rest, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
@@ -317,12 +320,16 @@ func recvFiles(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		p      *sdk.Peer
 		r      *transfer.Receiver
 		failed <-chan struct{}
+		how    string
 	}
 	sources := make(chan source, 1)
 	var taken atomic.Bool
 	pr := newProgressPrinter(stderr, "receiving")
 	ropts := transfer.ReceiveOptions{Dir: *out, Overwrite: *overwrite, Progress: pr.update}
 	opts := pf.options("recv", stderr)
+	opts.Meta = transferMeta("recv", !*noQUIC)
+	quicIn := newQUICAcceptor(ctx)
+	defer quicIn.stop()
 	opts.OnPeer = func(p *sdk.Peer) {
 		failed := onFailed(p)
 		p.OnDataChannel(func(dc *webrtc.DataChannel) {
@@ -333,8 +340,17 @@ func recvFiles(ctx context.Context, args []string, stdout, stderr io.Writer) err
 				_ = dc.Close() // busy with another sender
 				return
 			}
-			sources <- source{p, transfer.NewReceiver(dc, ropts), failed}
+			sources <- source{p, transfer.NewReceiver(dc, ropts), failed, "over the data channel"}
 		})
+		if !*noQUIC && quicOf(p) && roleOf(p) == "send" {
+			quicIn.watch(p, func(ch transfer.Channel, how string) bool {
+				if !taken.CompareAndSwap(false, true) {
+					return false // busy with another sender, or its data channel came first
+				}
+				sources <- source{p, transfer.NewReceiverOn(ch, ropts), failed, how}
+				return true
+			})
+		}
 	}
 	client, err := dialPeer(ctx, pf.server, *room, opts)
 	if err != nil {
@@ -351,7 +367,7 @@ func recvFiles(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	case <-ctx.Done():
 		return fmt.Errorf("recv: %w", ctx.Err())
 	}
-	fmt.Fprintf(stderr, "receiving from %s\n", peerName(src.p))
+	fmt.Fprintf(stderr, "receiving from %s %s\n", peerName(src.p), src.how)
 	tctx, cancel := context.WithCancelCause(ctx)
 	stop := watchPeer(tctx, cancel, src.p, src.failed, "sender")
 	start := time.Now()

@@ -21,6 +21,9 @@ in the same process (with --rounds N, N rounds in rotating order):
           unordered channel with maxRetransmits 0, 1024-byte messages, send while
           bufferedAmount <= 1 MiB, resume at bufferedAmountLowThreshold 512 KiB
   tcp     a plain loopback TCP connection carrying the same bytes: the physical ceiling
+  quic    the same two SDK peers over their QUIC connection (sdk.Peer.QUIC: a second ICE
+          session, quic-go), one stream, 64 KiB writes, on the same network as ours (UDP
+          buffers, --delay/--jitter/--loss/--rate apply to it too); its setup time is shown
 MB/s are 10^6 bytes of payload received per second, from the first send to the last byte
 received; Mbps = MB/s × 8. The stock example's channel drops messages by design (Pion
 abandons chunks still in flight when maxRetransmits is 0): its figure counts only the bytes
@@ -32,7 +35,7 @@ flags:
 `
 
 // transferNames are the transfers of one round, in order.
-var transferNames = []string{"ours", "stock", "tcp"}
+var transferNames = []string{"ours", "stock", "tcp", "quic"}
 
 // throughputTarget is the wanted ratio of ours to the stock example.
 const throughputTarget = 3.0
@@ -65,7 +68,7 @@ func parseThroughputOptions(args []string, stderr io.Writer) (*throughputOptions
 	fs.Uint64Var(&o.ours.lowThreshold, "low-threshold", ourKnobs.lowThreshold, "ours: bufferedAmountLowThreshold, resume sending below it")
 	recv := fs.Uint("sctp-receive-buffer", uint(ourKnobs.recvBuffer), "ours: SCTP max receive buffer in bytes (0: Pion's default, 1 MiB)")
 	fs.BoolVar(&o.ours.detach, "detach", ourKnobs.detach, "ours: detached data channels (Read/Write)")
-	fs.StringVar(&o.only, "only", "", "run only these transfers (comma-separated: ours,stock,tcp); ratios need all three")
+	fs.StringVar(&o.only, "only", "", "run only these transfers (comma-separated: ours,stock,tcp,quic); ratios need them all")
 	fs.IntVar(&o.ours.udpBuffer, "udp-buffer", ourKnobs.udpBuffer, "ours: SO_RCVBUF/SO_SNDBUF of the ICE UDP sockets (0: kernel default; capped by net.core.rmem_max)")
 	fs.DurationVar(&o.ours.rtoMax, "sctp-rto-max", ourKnobs.rtoMax, "ours: SCTP max retransmission timeout (0: Pion's default)")
 	fs.BoolVar(&o.ours.zeroChecksum, "zero-checksum", ourKnobs.zeroChecksum, "ours: SCTP zero checksum (RFC 9653)")
@@ -122,7 +125,8 @@ func parseThroughputOptions(args []string, stderr io.Writer) (*throughputOptions
 type transfer struct {
 	sent, received int64
 	elapsed        time.Duration // first byte sent → last byte received
-	pion           *pionCounters // nil for TCP
+	pion           *pionCounters // nil for TCP and QUIC
+	note           string        // shown after the transfer's line
 }
 
 // mbps returns payload megabytes (10^6) per second.
@@ -148,6 +152,7 @@ func runThroughput(ctx context.Context, args []string, stdout, stderr io.Writer)
 	fmt.Fprintf(stdout, "ours:  sdk pair, %v\n", o.ours)
 	fmt.Fprintf(stdout, "stock: bare pion pair, %v\n", stockKnobs)
 	fmt.Fprintf(stdout, "tcp:   loopback net.Conn, 64 KiB writes\n")
+	fmt.Fprintf(stdout, "quic:  sdk pair over Peer.QUIC, one stream, 64 KiB writes, the network of ours\n")
 
 	type variant struct {
 		name string
@@ -157,6 +162,9 @@ func runThroughput(ctx context.Context, args []string, stdout, stderr io.Writer)
 		{"ours", func(ctx context.Context) (transfer, error) { return sdkTransfer(ctx, url, o.loopback, o.ours, o.bytes) }},
 		{"stock", func(ctx context.Context) (transfer, error) { return bareTransfer(ctx, stockKnobs, o.bytes) }},
 		{"tcp", func(ctx context.Context) (transfer, error) { return tcpTransfer(ctx, o.bytes) }},
+		{"quic", func(ctx context.Context) (transfer, error) {
+			return quicTransfer(ctx, url, o.loopback, o.ours, o.bytes)
+		}},
 	}
 	if o.only != "" {
 		variants = slices.DeleteFunc(variants, func(v variant) bool { return !slices.Contains(strings.Split(o.only, ","), v.name) })
@@ -184,6 +192,9 @@ func runThroughput(ctx context.Context, args []string, stdout, stderr io.Writer)
 					fmt.Fprintf(stdout, "; udp rcvbuf %s", sizeStr(uint64(b)))
 				}
 			}
+			if t.note != "" {
+				fmt.Fprintf(stdout, "  %s", t.note)
+			}
 			fmt.Fprintln(stdout)
 		}
 	}
@@ -204,7 +215,8 @@ func runThroughput(ctx context.Context, args []string, stdout, stderr io.Writer)
 		fmt.Fprintf(stdout, "%-5s %8.1f MB/s %8.0f Mbps  (lost %d bytes)\n", name, med[name], med[name]*8, lost[name])
 	}
 	rs, rt := ratio(med["ours"], med["stock"]), ratio(med["ours"], med["tcp"])
-	fmt.Fprintf(stdout, "ratios: ours/stock %.2f  ours/tcp %.3f  stock/tcp %.3f\n", rs, rt, ratio(med["stock"], med["tcp"]))
+	fmt.Fprintf(stdout, "ratios: ours/stock %.2f  ours/tcp %.3f  stock/tcp %.3f  quic/ours %.2f  quic/tcp %.3f\n",
+		rs, rt, ratio(med["stock"], med["tcp"]), ratio(med["quic"], med["ours"]), ratio(med["quic"], med["tcp"]))
 	met := rs >= throughputTarget
 	fmt.Fprintf(stdout, "target: ours >= %.0f× stock: %v\n", throughputTarget, met)
 
@@ -221,6 +233,7 @@ func runThroughput(ctx context.Context, args []string, stdout, stderr io.Writer)
 	r.int("stock_t3_timeouts", int64(t3["stock"]))
 	r.float("ratio_stock", rs, 2)
 	r.float("ratio_tcp", rt, 4)
+	r.float("ratio_quic_ours", ratio(med["quic"], med["ours"]), 2)
 	r.str("target_met", fmt.Sprint(met))
 	fmt.Fprintln(stdout, r)
 	return nil

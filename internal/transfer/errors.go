@@ -9,8 +9,9 @@ import (
 var (
 	// ErrProtocol means the other side sent a message out of place or malformed.
 	ErrProtocol = errors.New("transfer: protocol violation")
-	// ErrClosed means the data channel closed before the transfer finished.
-	ErrClosed = errors.New("transfer: data channel closed before the transfer finished")
+	// ErrClosed means the channel (data channel or QUIC stream) closed before the transfer
+	// finished.
+	ErrClosed = errors.New("transfer: channel closed before the transfer finished")
 	// ErrBadName is wrapped by CheckName's errors.
 	ErrBadName = errors.New("transfer: bad file name")
 )

@@ -14,8 +14,6 @@ import (
 	"time"
 
 	"github.com/pion/webrtc/v4"
-
-	"github.com/switchboard-rtc/switchboard/sdk"
 )
 
 // flushTimeout bounds how long the receiver waits for a protocol error to be delivered.
@@ -38,15 +36,14 @@ type ReceiveOptions struct {
 	ProgressInterval time.Duration
 }
 
-// Receiver receives files from a data channel into a directory.
+// Receiver receives files from a channel (a data channel or a QUIC stream) into a directory.
 type Receiver struct {
-	dc   *webrtc.DataChannel
-	w    *sdk.ChannelWriter
+	ch   Channel
 	opts ReceiveOptions
 
-	msgs   chan webrtc.DataChannelMessage
+	msgs   chan Message
 	closed chan struct{}
-	stop   chan struct{} // closed when Run returns: Pion's callbacks stop waiting on us
+	stop   chan struct{} // closed when Run returns: the channel's callbacks stop waiting on us
 
 	closeOnce, stopOnce sync.Once
 }
@@ -60,26 +57,32 @@ func Accept(dc *webrtc.DataChannel) bool {
 // NewReceiver takes over dc's OnClose, OnMessage and buffered-amount handlers. Call it from
 // the Peer.OnDataChannel handler, so that no message is missed; then call Run.
 func NewReceiver(dc *webrtc.DataChannel, opts ReceiveOptions) *Receiver {
+	return NewReceiverOn(DataChannel(dc, nil), opts)
+}
+
+// NewReceiverOn returns a receiver on ch (a data channel through DataChannel, a QUIC stream
+// from AcceptStream), installing its handlers; then call Run.
+func NewReceiverOn(ch Channel, opts ReceiveOptions) *Receiver {
 	r := &Receiver{
-		dc:     dc,
-		w:      sdk.NewChannelWriter(dc, nil),
+		ch:     ch,
 		opts:   opts,
-		msgs:   make(chan webrtc.DataChannelMessage, 64),
+		msgs:   make(chan Message, 64),
 		closed: make(chan struct{}),
 		stop:   make(chan struct{}),
 	}
-	dc.OnClose(func() {
-		r.closeOnce.Do(func() { close(r.closed) })
-		r.w.Close()
-	})
-	// Blocking here (the queue is full while the disk catches up) blocks Pion's read loop for
-	// this channel, and so the SCTP window: back-pressure reaches the sender.
-	dc.OnMessage(func(m webrtc.DataChannelMessage) {
-		select {
-		case r.msgs <- m:
-		case <-r.stop:
-		}
-	})
+	// Blocking in the message handler (the queue is full while the disk catches up) holds
+	// the channel's reader, and so its window (SCTP's, or the QUIC stream's flow control):
+	// back-pressure reaches the sender.
+	ch.Handle(
+		func() {},
+		func(m Message) {
+			select {
+			case r.msgs <- m:
+			case <-r.stop:
+			}
+		},
+		func() { r.closeOnce.Do(func() { close(r.closed) }) },
+	)
 	return r
 }
 
@@ -116,8 +119,7 @@ type recvState struct {
 func (r *Receiver) Run(ctx context.Context) (results []Result, err error) {
 	defer r.stopOnce.Do(func() {
 		close(r.stop)
-		r.w.Close()
-		_ = r.dc.Close()
+		_ = r.ch.Close()
 	})
 	root, err := os.OpenRoot(r.opts.Dir)
 	if err != nil {
@@ -132,11 +134,11 @@ func (r *Receiver) Run(ctx context.Context) (results []Result, err error) {
 		st.discard()
 	}()
 	for {
-		var msg webrtc.DataChannelMessage
+		var msg Message
 		select {
 		case msg = <-r.msgs:
 		case <-r.closed:
-			select { // Pion delivers every message before it reports the close
+			select { // the channel delivers every message before it reports the close
 			case msg = <-r.msgs:
 			default:
 				if st.cur != nil {
@@ -169,18 +171,17 @@ func (r *Receiver) Run(ctx context.Context) (results []Result, err error) {
 	}
 }
 
-// giveUp tells the sender about a protocol error and closes the channel.
+// giveUp tells the sender about a protocol error; Run closes the channel next.
 func (r *Receiver) giveUp(ctx context.Context, cause error) {
 	ctx, cancel := context.WithTimeout(ctx, flushTimeout)
 	defer cancel()
-	if r.w.SendText(ctx, encode(answerMsg{Type: typeError, Code: CodeProtocol, Message: cause.Error()})) == nil {
-		_ = r.w.Flush(ctx)
+	if r.ch.SendText(ctx, encode(answerMsg{Type: typeError, Code: CodeProtocol, Message: cause.Error()})) == nil {
+		_ = r.ch.Flush(ctx)
 	}
-	_ = r.dc.Close()
 }
 
 func (r *Receiver) answer(ctx context.Context, a any) error {
-	if err := r.w.SendText(ctx, encode(a)); err != nil {
+	if err := r.ch.SendText(ctx, encode(a)); err != nil {
 		select {
 		case <-r.closed:
 			return fmt.Errorf("%w: answering: %w", ErrClosed, err)
@@ -193,8 +194,8 @@ func (r *Receiver) answer(ctx context.Context, a any) error {
 
 // handle applies one message. It returns done after the sender's done, and an error that
 // wraps ErrProtocol for a fatal protocol violation.
-func (st *recvState) handle(ctx context.Context, msg webrtc.DataChannelMessage) (done bool, err error) {
-	if !msg.IsString {
+func (st *recvState) handle(ctx context.Context, msg Message) (done bool, err error) {
+	if !msg.Text {
 		return false, st.data(ctx, msg.Data)
 	}
 	m, err := decode(msg.Data)

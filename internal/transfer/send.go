@@ -28,16 +28,15 @@ type SendOptions struct {
 	Writer sdk.ChannelWriterOptions
 }
 
-// Sender sends files over a data channel it is given.
+// Sender sends files over a channel it is given: a data channel or a QUIC stream.
 type Sender struct {
-	dc   *webrtc.DataChannel
-	w    *sdk.ChannelWriter
+	ch   Channel
 	opts SendOptions
 
 	answers chan message
 	opened  chan struct{}
 	closed  chan struct{}
-	stop    chan struct{} // closed when Send returns: Pion's callbacks stop waiting on us
+	stop    chan struct{} // closed when Send returns: the channel's callbacks stop waiting on us
 	wake    waker         // interrupts a write waiting for the buffer when a message arrives
 
 	openOnce, closeOnce, stopOnce sync.Once
@@ -47,39 +46,48 @@ type Sender struct {
 // right after creating the channel (with label Label and DataChannelInit: ordered, reliable,
 // protocol Protocol). A nil opts means defaults.
 func NewSender(dc *webrtc.DataChannel, opts *SendOptions) *Sender {
+	var w sdk.ChannelWriterOptions
+	if opts != nil {
+		w = opts.Writer
+	}
+	w.MessageSize = ChunkSize
+	return NewSenderOn(DataChannel(dc, &w), opts)
+}
+
+// NewSenderOn returns a sender on ch (a data channel through DataChannel, a QUIC stream
+// through OpenStream), installing its handlers. A nil opts means defaults; opts.Writer
+// applies only to data channels made by NewSender.
+func NewSenderOn(ch Channel, opts *SendOptions) *Sender {
 	var o SendOptions
 	if opts != nil {
 		o = *opts
 	}
-	o.Writer.MessageSize = ChunkSize
 	s := &Sender{
-		dc:      dc,
-		w:       sdk.NewChannelWriter(dc, &o.Writer),
+		ch:      ch,
 		opts:    o,
 		answers: make(chan message, 64),
 		opened:  make(chan struct{}),
 		closed:  make(chan struct{}),
 		stop:    make(chan struct{}),
 	}
-	dc.OnOpen(func() { s.openOnce.Do(func() { close(s.opened) }) })
-	dc.OnClose(func() {
-		s.closeOnce.Do(func() { close(s.closed) })
-		s.w.Close() // a write waiting for the buffer to drain gives up now
-	})
-	dc.OnMessage(func(m webrtc.DataChannelMessage) {
-		a := message{Type: "binary"}
-		if m.IsString {
-			var err error
-			if a, err = decode(m.Data); err != nil {
-				a = message{Type: "malformed", Message: err.Error()}
+	ch.Handle(
+		func() { s.openOnce.Do(func() { close(s.opened) }) },
+		func(m Message) {
+			a := message{Type: "binary"}
+			if m.Text {
+				var err error
+				if a, err = decode(m.Data); err != nil {
+					a = message{Type: "malformed", Message: err.Error()}
+				}
 			}
-		}
-		select {
-		case s.answers <- a:
-			s.wake.kick()
-		case <-s.stop:
-		}
-	})
+			select {
+			case s.answers <- a:
+				s.wake.kick()
+			case <-s.stop:
+			}
+		},
+		func() { s.closeOnce.Do(func() { close(s.closed) }) },
+	)
 	return s
 }
 
@@ -146,8 +154,7 @@ func plan(paths []string) ([]outgoing, error) {
 func (s *Sender) Send(ctx context.Context, paths []string) (results []Result, err error) {
 	defer s.stopOnce.Do(func() {
 		close(s.stop)
-		s.w.Close()
-		_ = s.dc.Close() // the sender hangs up: done, failed or canceled
+		_ = s.ch.Close() // the sender hangs up: done, failed or canceled
 	})
 	files, err := plan(paths)
 	if err != nil {
@@ -172,7 +179,7 @@ func (s *Sender) Send(ctx context.Context, paths []string) (results []Result, er
 		}
 	}
 	if err := s.write(ctx, st, func(ctx context.Context) error {
-		return s.w.SendText(ctx, encode(answerMsg{Type: typeDone}))
+		return s.ch.SendText(ctx, encode(answerMsg{Type: typeDone}))
 	}); err != nil {
 		return st.results, err
 	}
@@ -192,7 +199,7 @@ func (s *Sender) Send(ctx context.Context, paths []string) (results []Result, er
 }
 
 // settle decides the outcome when the channel closes or ctx ends before the receiver's done:
-// answers already queued count (Pion delivers every message before it reports the close),
+// answers already queued count (a channel delivers every message before it reports the close),
 // and a transfer with every file answered has succeeded even if the done went missing.
 func (s *Sender) settle(st *sendState, cause error) error {
 	if err := s.pollAnswers(st); err != nil {
@@ -205,6 +212,9 @@ func (s *Sender) settle(st *sendState, cause error) error {
 }
 
 func (s *Sender) sendErr(err error) error {
+	if errors.Is(err, ErrClosed) {
+		return err // a stream's write error says so already
+	}
 	select {
 	case <-s.closed:
 		return fmt.Errorf("%w: %w", ErrClosed, err)
@@ -244,7 +254,7 @@ func (s *Sender) sendFile(ctx context.Context, st *sendState, i int) error {
 	}
 	defer fh.Close()
 	hdr := encode(fileMsg{Type: typeFile, Name: f.name, Size: f.size, Acks: true})
-	if err := s.write(ctx, st, func(ctx context.Context) error { return s.w.SendText(ctx, hdr) }); err != nil {
+	if err := s.write(ctx, st, func(ctx context.Context) error { return s.ch.SendText(ctx, hdr) }); err != nil {
 		return err
 	}
 	st.started++
@@ -258,7 +268,7 @@ func (s *Sender) sendFile(ctx context.Context, st *sendState, i int) error {
 		k, rerr := io.ReadFull(r, buf)
 		if k > 0 {
 			h.Write(buf[:k])
-			if err := s.write(ctx, st, func(ctx context.Context) error { return s.w.Send(ctx, buf[:k]) }); err != nil {
+			if err := s.write(ctx, st, func(ctx context.Context) error { return s.ch.Send(ctx, buf[:k]) }); err != nil {
 				return err
 			}
 			st.sent[i] += int64(k)
@@ -280,7 +290,7 @@ func (s *Sender) sendFile(ctx context.Context, st *sendState, i int) error {
 		}
 	}
 	end := encode(endMsg{Type: typeEnd, SHA256: hex.EncodeToString(h.Sum(nil))})
-	if err := s.write(ctx, st, func(ctx context.Context) error { return s.w.SendText(ctx, end) }); err != nil {
+	if err := s.write(ctx, st, func(ctx context.Context) error { return s.ch.SendText(ctx, end) }); err != nil {
 		return err
 	}
 	st.ended++

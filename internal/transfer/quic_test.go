@@ -1,0 +1,158 @@
+package transfer_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/switchboard-rtc/switchboard/internal/testserver"
+	"github.com/switchboard-rtc/switchboard/internal/transfer"
+	"github.com/switchboard-rtc/switchboard/sdk"
+)
+
+// quicConns connects two SDK peers and returns the sending and the receiving side's QUIC
+// connection to each other.
+func quicConns(tb testing.TB) (send, recv *quic.Conn) {
+	tb.Helper()
+	url := testserver.Start(tb, nil)
+	peers := make(chan *sdk.Peer, 2)
+	onPeer := func(p *sdk.Peer) { peers <- p }
+	dial(tb, url, "files", sdk.Options{Name: "recv", OnPeer: onPeer})
+	dial(tb, url, "files", sdk.Options{Name: "send", OnPeer: onPeer})
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	var wg sync.WaitGroup
+	conns := map[string]*quic.Conn{}
+	var mu sync.Mutex
+	for range 2 {
+		p := waitChan(tb, peers, "a peer")
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := p.QUIC(ctx)
+			if err != nil {
+				tb.Error(err)
+				return
+			}
+			mu.Lock()
+			conns[p.Name()] = c // the name of the remote: c is this side's conn to it
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if tb.Failed() {
+		tb.FailNow()
+	}
+	return conns["recv"], conns["send"]
+}
+
+// quicPair is pair over a QUIC stream.
+func quicPair(tb testing.TB, sopts *transfer.SendOptions, ropts transfer.ReceiveOptions) (*transfer.Sender, <-chan runResult) {
+	tb.Helper()
+	sc, rc := quicConns(tb)
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	accepted := make(chan transfer.Channel, 1)
+	go func() {
+		ch, err := transfer.AcceptStream(ctx, rc)
+		if err != nil {
+			tb.Error(err)
+		}
+		accepted <- ch
+	}()
+	ch, err := transfer.OpenStream(ctx, sc)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	s := transfer.NewSenderOn(ch, sopts)
+	rch := waitChan(tb, accepted, "the stream")
+	if rch == nil {
+		tb.FailNow()
+	}
+	return s, startReceiver(tb, transfer.NewReceiverOn(rch, ropts))
+}
+
+// TestOverQUIC: files (a large one, an empty one) go over a QUIC stream with the same
+// protocol, intact, with the receiver's progress acknowledgements.
+func TestOverQUIC(t *testing.T) {
+	src, out := t.TempDir(), t.TempDir()
+	size := bigSize()
+	want := randomFile(t, src, "big.bin", size, 3)
+	randomFile(t, src, "empty", 0, 4)
+	var last transfer.Progress
+	var partial int
+	s, run := quicPair(t, &transfer.SendOptions{Progress: func(p transfer.Progress) {
+		last = p
+		if p.ReceiverAcks && p.Bytes > 0 && p.Bytes < p.Size {
+			partial++
+		}
+	}, ProgressInterval: time.Nanosecond}, transfer.ReceiveOptions{Dir: out})
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	rs, err := s.Send(ctx, []string{filepath.Join(src, "big.bin"), filepath.Join(src, "empty")})
+	if err != nil || len(rs) != 2 {
+		t.Fatalf("send: %+v %v", rs, err)
+	}
+	r := waitChan(t, run, "the receiver")
+	if r.err != nil || len(r.results) != 2 {
+		t.Fatalf("receive: %+v %v", r.results, r.err)
+	}
+	if got := fileSum(t, filepath.Join(out, "big.bin")); got != want {
+		t.Fatal("received file differs from the sent one")
+	}
+	if names := listDir(t, out); !slices.Equal(names, []string{"big.bin", "empty"}) {
+		t.Fatalf("out dir holds %v", names)
+	}
+	if !last.Done || !last.ReceiverAcks || partial == 0 {
+		t.Fatalf("progress: last %+v, %d partial confirmed reports", last, partial)
+	}
+	t.Logf("%d MiB in %v: %.1f MB/s", size>>20, last.Elapsed, float64(size)/last.Elapsed.Seconds()/1e6)
+}
+
+// TestAcceptStreamRefusesOtherProtocol: a stream that does not open with the protocol is
+// refused with ErrProtocol.
+func TestAcceptStreamRefusesOtherProtocol(t *testing.T) {
+	sc, rc := quicConns(t)
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	s, err := sc.OpenStreamSync(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Write([]byte{1, 0, 0, 0, 2, '{', '}'}); err != nil { // a text frame first
+		t.Fatal(err)
+	}
+	if _, err := transfer.AcceptStream(ctx, rc); !errors.Is(err, transfer.ErrProtocol) {
+		t.Fatalf("AcceptStream: %v, want ErrProtocol", err)
+	}
+}
+
+// TestQUICReceiverGone: the sender learns that the receiver's side went away (its client
+// closed) as a closed channel, not a hang.
+func TestQUICReceiverGone(t *testing.T) {
+	src := t.TempDir()
+	randomFile(t, src, "f", 4<<20, 5)
+	sc, rc := quicConns(t)
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	go func() {
+		ch, err := transfer.AcceptStream(ctx, rc)
+		if err == nil {
+			_ = ch.Close() // hangs up at once
+		}
+	}()
+	ch, err := transfer.OpenStream(ctx, sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = transfer.NewSenderOn(ch, nil).Send(ctx, []string{filepath.Join(src, "f")})
+	if !errors.Is(err, transfer.ErrClosed) {
+		t.Fatalf("send to a receiver that hung up: %v, want ErrClosed", err)
+	}
+}

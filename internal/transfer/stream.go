@@ -1,0 +1,254 @@
+package transfer
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/quic-go/quic-go"
+)
+
+// The QUIC binding (docs/file-transfer.md, "Over QUIC"): the sender opens one bidirectional
+// stream of the pair's QUIC connection (sdk.Peer.QUIC), and each direction of it carries
+// frames: 1 byte of kind, a 4-byte big-endian payload length, the payload. The first frame
+// the sender sends is an open frame whose payload is Protocol; then text and binary frames
+// carry the protocol's messages exactly as data-channel messages do. Closing the channel is
+// closing the stream (a FIN after the last frame).
+
+// Frame kinds.
+const (
+	frameOpen   = 0 // payload: the protocol string; first frame of the sender's direction
+	frameText   = 1 // a JSON text message
+	frameBinary = 2 // file data
+)
+
+// Frame bounds.
+const (
+	// MaxFrame is the largest frame payload accepted: 1 MiB (the sender sends ChunkSize).
+	MaxFrame = 1 << 20
+	// frameHeader is the size of a frame's header.
+	frameHeader = 5
+	// streamOpenTimeout bounds how long AcceptStream waits for the open frame.
+	streamOpenTimeout = 10 * time.Second
+	// quicCodeRefused is the QUIC application error code of a stream refused or abandoned.
+	quicCodeRefused = 0x5b
+)
+
+// ErrFrame means a stream carried a frame that is not one: unknown kind, too long, or cut.
+var ErrFrame = errors.New("transfer: bad frame")
+
+// appendFrame appends one frame to b.
+func appendFrame(b []byte, kind byte, payload []byte) []byte {
+	b = append(b, kind, 0, 0, 0, 0)
+	binary.BigEndian.PutUint32(b[len(b)-4:], uint32(len(payload))) //nolint:gosec // len <= MaxFrame, checked by callers
+	return append(b, payload...)
+}
+
+// readFrame reads one frame. io.EOF only at a frame boundary; a frame cut short is
+// ErrFrame.
+func readFrame(r *bufio.Reader) (kind byte, payload []byte, err error) {
+	var h [frameHeader]byte
+	if _, err := io.ReadFull(r, h[:]); err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return 0, nil, fmt.Errorf("%w: cut in its header", ErrFrame)
+		}
+		return 0, nil, err //nolint:wrapcheck // io.EOF, or the stream's own error
+	}
+	kind = h[0]
+	if kind > frameBinary {
+		return 0, nil, fmt.Errorf("%w: kind %d", ErrFrame, kind)
+	}
+	n := binary.BigEndian.Uint32(h[1:])
+	if n > MaxFrame {
+		return 0, nil, fmt.Errorf("%w: %d bytes (at most %d)", ErrFrame, n, MaxFrame)
+	}
+	payload = make([]byte, n)
+	if _, err := io.ReadFull(r, payload); err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return 0, nil, fmt.Errorf("%w: cut after %d of %d bytes", ErrFrame, len(payload), n)
+		}
+		return 0, nil, err //nolint:wrapcheck // the stream's own error
+	}
+	return kind, payload, nil
+}
+
+// OpenStream opens a stream on conn for a sender and announces the protocol on it.
+func OpenStream(ctx context.Context, conn *quic.Conn) (Channel, error) {
+	s, err := conn.OpenStreamSync(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("transfer: open stream: %w", err)
+	}
+	c := newStreamChannel(s, bufio.NewReaderSize(s, 64<<10))
+	if err := c.write(ctx, frameOpen, []byte(Protocol)); err != nil {
+		s.CancelRead(quicCodeRefused)
+		s.CancelWrite(quicCodeRefused)
+		return nil, err
+	}
+	return c, nil
+}
+
+// AcceptStream waits for the sender's stream on conn and checks its open frame (at most
+// streamOpenTimeout after the stream arrives). A stream of another protocol is refused: its
+// error wraps ErrProtocol.
+func AcceptStream(ctx context.Context, conn *quic.Conn) (Channel, error) {
+	s, err := conn.AcceptStream(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("transfer: accept stream: %w", err)
+	}
+	refuse := func(err error) (Channel, error) {
+		s.CancelRead(quicCodeRefused)
+		s.CancelWrite(quicCodeRefused)
+		return nil, err
+	}
+	_ = s.SetReadDeadline(time.Now().Add(streamOpenTimeout))
+	stop := context.AfterFunc(ctx, func() { _ = s.SetReadDeadline(time.Now()) })
+	r := bufio.NewReaderSize(s, 64<<10)
+	kind, payload, err := readFrame(r)
+	stop()
+	_ = s.SetReadDeadline(time.Time{})
+	switch {
+	case err != nil && ctx.Err() != nil:
+		return refuse(fmt.Errorf("transfer: waiting for the stream's open frame: %w", ctx.Err()))
+	case err != nil:
+		return refuse(fmt.Errorf("%w: the stream's open frame: %w", ErrProtocol, err))
+	case kind != frameOpen || string(payload) != Protocol:
+		return refuse(fmt.Errorf("%w: the stream is not %s", ErrProtocol, Protocol))
+	}
+	return newStreamChannel(s, r), nil
+}
+
+// streamChannel is a Channel on a QUIC stream. Its reader goroutine runs from Handle until
+// the stream's read side ends (Close, the remote's FIN or reset, the connection's end).
+type streamChannel struct {
+	s *quic.Stream
+	r *bufio.Reader
+
+	mu      sync.Mutex // one write at a time
+	buf     []byte     // the frame being written
+	pending []byte     // the rest of a frame whose write was interrupted after its start
+
+	closeOnce sync.Once
+}
+
+func newStreamChannel(s *quic.Stream, r *bufio.Reader) *streamChannel {
+	return &streamChannel{s: s, r: r}
+}
+
+func (c *streamChannel) Handle(open func(), message func(Message), closed func()) {
+	open()
+	go func() {
+		defer closed()
+		for {
+			kind, payload, err := readFrame(c.r)
+			if err != nil {
+				if !errors.Is(err, io.EOF) {
+					c.s.CancelRead(quicCodeRefused) // a bad frame: stop reading for good
+				}
+				return
+			}
+			if kind == frameOpen {
+				c.s.CancelRead(quicCodeRefused) // only the first frame may open
+				return
+			}
+			message(Message{Text: kind == frameText, Data: payload})
+		}
+	}()
+}
+
+func (c *streamChannel) SendText(ctx context.Context, s string) error {
+	return c.write(ctx, frameText, []byte(s))
+}
+
+func (c *streamChannel) Send(ctx context.Context, b []byte) error {
+	return c.write(ctx, frameBinary, b)
+}
+
+// write sends one frame. A frame interrupted (ctx) before any of it went out is not sent;
+// one interrupted after its start counts as sent, and its rest goes out before the next
+// frame (or at Flush and Close).
+func (c *streamChannel) write(ctx context.Context, kind byte, payload []byte) error {
+	if len(payload) > MaxFrame {
+		return fmt.Errorf("transfer: a %d-byte message (at most %d)", len(payload), MaxFrame)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.drain(ctx); err != nil {
+		return err
+	}
+	c.buf = appendFrame(c.buf[:0], kind, payload)
+	n, err := c.streamWrite(ctx, c.buf)
+	switch {
+	case err == nil:
+		return nil
+	case n == 0:
+		return err
+	default:
+		c.pending = c.buf[n:]
+		c.buf = nil // pending keeps it
+		return nil
+	}
+}
+
+// drain writes the rest of an interrupted frame. Called with c.mu held.
+func (c *streamChannel) drain(ctx context.Context) error {
+	if len(c.pending) == 0 {
+		return nil
+	}
+	n, err := c.streamWrite(ctx, c.pending)
+	c.pending = c.pending[n:]
+	return err
+}
+
+// streamWrite writes b, giving up when ctx ends.
+func (c *streamChannel) streamWrite(ctx context.Context, b []byte) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err //nolint:wrapcheck // the context's own
+	}
+	fired := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		_ = c.s.SetWriteDeadline(time.Now())
+		close(fired)
+	})
+	n, err := c.s.Write(b)
+	if !stop() {
+		<-fired
+		_ = c.s.SetWriteDeadline(time.Time{})
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return n, ctx.Err() //nolint:wrapcheck // the context's own
+		}
+		return n, fmt.Errorf("%w: stream write: %w", ErrClosed, err) // the remote or the connection went away
+	}
+	return n, nil
+}
+
+// Flush writes the rest of an interrupted frame. QUIC delivers what was written as long as
+// the connection lives; it does not tell when the remote has it.
+func (c *streamChannel) Flush(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.drain(ctx)
+}
+
+// Close ends the stream: a write waiting for flow control gives up (what it had written
+// counts as sent), what was written goes out, then a FIN; the read side stops.
+func (c *streamChannel) Close() error {
+	c.closeOnce.Do(func() {
+		c.s.CancelRead(quicCodeRefused)
+		_ = c.s.SetWriteDeadline(time.Now())
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		_ = c.s.SetWriteDeadline(time.Time{})
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = c.drain(ctx)
+		_ = c.s.Close()
+	})
+	return nil
+}

@@ -1,0 +1,67 @@
+package transfer
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"testing"
+)
+
+func TestFrames(t *testing.T) {
+	var b []byte
+	b = appendFrame(b, frameOpen, []byte(Protocol))
+	b = appendFrame(b, frameText, []byte(`{"type":"done"}`))
+	b = appendFrame(b, frameBinary, nil)
+	b = appendFrame(b, frameBinary, bytes.Repeat([]byte{7}, ChunkSize))
+	r := bufio.NewReader(bytes.NewReader(b))
+	for i, want := range []struct {
+		kind byte
+		n    int
+	}{{frameOpen, len(Protocol)}, {frameText, 15}, {frameBinary, 0}, {frameBinary, ChunkSize}} {
+		kind, p, err := readFrame(r)
+		if err != nil || kind != want.kind || len(p) != want.n {
+			t.Fatalf("frame %d: kind %d, %d bytes, %v; want kind %d, %d bytes", i, kind, len(p), err, want.kind, want.n)
+		}
+	}
+	if _, _, err := readFrame(r); !errors.Is(err, io.EOF) {
+		t.Fatalf("after the last frame: %v, want io.EOF", err)
+	}
+	for name, bad := range map[string][]byte{
+		"unknown kind": {9, 0, 0, 0, 0},
+		"too long":     {frameBinary, 0, 0x10, 0, 1},
+		"cut header":   {frameText, 0},
+		"cut payload":  {frameText, 0, 0, 0, 4, 'a'},
+	} {
+		if _, _, err := readFrame(bufio.NewReader(bytes.NewReader(bad))); !errors.Is(err, ErrFrame) {
+			t.Errorf("%s: %v, want ErrFrame", name, err)
+		}
+	}
+}
+
+func FuzzReadFrame(f *testing.F) {
+	f.Add(appendFrame(nil, frameOpen, []byte(Protocol)))
+	f.Add(appendFrame(appendFrame(nil, frameText, []byte(`{"type":"end"}`)), frameBinary, []byte{1, 2, 3}))
+	f.Add([]byte{frameBinary, 0xff, 0xff, 0xff, 0xff})
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r := bufio.NewReader(bytes.NewReader(b))
+		var total int
+		for {
+			kind, p, err := readFrame(r)
+			if err != nil {
+				if !errors.Is(err, io.EOF) && !errors.Is(err, ErrFrame) {
+					t.Fatalf("error %v is neither io.EOF nor ErrFrame", err)
+				}
+				return
+			}
+			if kind > frameBinary || len(p) > MaxFrame {
+				t.Fatalf("accepted kind %d with %d bytes", kind, len(p))
+			}
+			total += frameHeader + len(p)
+			if total > len(b) {
+				t.Fatalf("read %d bytes of frames from %d", total, len(b))
+			}
+		}
+	})
+}

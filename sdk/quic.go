@@ -1,0 +1,409 @@
+package sdk
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/quic-go/quic-go"
+)
+
+// QUIC between two SDK peers: a second ICE session, made for it and negotiated over the
+// pair's control channel (quic_signal.go), carries one QUIC connection (quic-go) whose TLS 1.3
+// handshake pins each side's self-signed certificate to the fingerprint the other sent over
+// that channel. It moves bulk data several times cheaper per byte than the SCTP data channel
+// (docs/benchmarks.md, "QUIC"); browsers have no such path and keep the data channel.
+
+// QUICALPN is the ALPN protocol of the SDK's QUIC connections.
+const QUICALPN = "switchboard-quic/1"
+
+// Bounds of a pair's QUIC connection. The remote peer may be hostile: what it can make us
+// hold is bounded here.
+const (
+	// QUICMaxStreamReceiveWindow is the most a stream buffers unread (flow control: the
+	// sender may not send past it). 8 MiB keeps a 200 ms path at 40 MB/s.
+	QUICMaxStreamReceiveWindow = 8 << 20
+	// QUICMaxConnectionReceiveWindow is the most the connection buffers unread over all its
+	// streams: the memory a pair's QUIC connection can hold in received data.
+	QUICMaxConnectionReceiveWindow = 16 << 20
+	// QUICMaxIncomingStreams is how many bidirectional streams the remote may have open at
+	// once (unidirectional: the same).
+	QUICMaxIncomingStreams = 4
+	// QUICIdleTimeout closes a connection that heard nothing from the remote for that long;
+	// each side sends a keepalive every QUICKeepAlive.
+	QUICIdleTimeout = 30 * time.Second
+	// QUICKeepAlive is the keepalive period of a QUIC connection.
+	QUICKeepAlive = 10 * time.Second
+)
+
+// ErrQUIC is wrapped by every error of Peer.QUIC: the remote peer did not answer (no QUIC
+// support, or it did not call QUIC in time), the ICE session or the handshake failed, the
+// fingerprint did not match, or the peer closed. Callers fall back to a data channel.
+var ErrQUIC = errors.New("sdk: no QUIC connection")
+
+// quicState is a pair's QUIC connection and what carries it.
+type quicState struct {
+	once sync.Once
+	done chan struct{} // closed once the setup has finished (conn or err set)
+	conn *quic.Conn
+	err  error
+	path string // "direct" or "relay"
+
+	mu     sync.Mutex // guards what Peer.close must close
+	closed bool
+	agent  *ice.Agent
+	tr     *quic.Transport
+	qconn  *quic.Conn
+}
+
+// QUIC returns the QUIC connection to the remote peer, setting it up on the first call;
+// later calls return the same connection or the same error. Both peers of the pair must
+// call it: the impolite side (Polite() false) dials as the QUIC client and controls ICE, the
+// polite side accepts. The setup runs under the first call's ctx (bound it: a remote peer
+// that never calls QUIC, such as a browser, leaves it waiting until ctx ends); other calls
+// wait with their own ctx. Errors wrap ErrQUIC.
+//
+// The connection runs over an ICE session of its own, made with the client's ICE servers
+// (TURN included: a relay-only pair gets QUIC through the relay), its ICETransportPolicy,
+// Loopback, acceptance waits and network (Options.Net). Its TLS 1.3 handshake (ALPN QUICALPN)
+// authenticates both ends with certificates made for this connection, pinned to the SHA-256
+// fingerprints exchanged over the pair's DTLS-protected control channel, as a call's DTLS
+// fingerprints are. The connection closes when the peer does (it leaves, or the client
+// closes); the caller may close it earlier.
+func (p *Peer) QUIC(ctx context.Context) (*quic.Conn, error) {
+	q := p.quic
+	q.once.Do(func() {
+		q.conn, q.path, q.err = p.setupQUIC(ctx)
+		if q.err != nil {
+			q.err = fmt.Errorf("%w with %s: %w", ErrQUIC, p.id, q.err)
+			p.closeQUIC()
+		}
+		close(q.done)
+	})
+	select {
+	case <-q.done: // always so for the call that ran the setup
+		return q.conn, q.err
+	default:
+	}
+	select {
+	case <-q.done:
+		return q.conn, q.err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%w with %s: %w", ErrQUIC, p.id, ctx.Err())
+	}
+}
+
+// QUICPath returns how the pair's QUIC connection goes: "direct", "relay" (through a TURN
+// server), or "" while there is none.
+func (p *Peer) QUICPath() string {
+	select {
+	case <-p.quic.done:
+		return p.quic.path
+	default:
+		return ""
+	}
+}
+
+// setupQUIC runs the exchange, the ICE session and the QUIC handshake. The QUIC state keeps
+// what it makes, so that closing the peer meanwhile stops it.
+func (p *Peer) setupQUIC(ctx context.Context) (*quic.Conn, string, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	watching := make(chan struct{})
+	go func() { // the peer closing ends the setup
+		defer close(watching)
+		select {
+		case <-p.quit:
+			cancel(ErrPeerClosed)
+		case <-ctx.Done():
+		}
+	}()
+	var feeding <-chan struct{}
+	defer func() { // whatever the outcome, nothing of the setup runs on
+		cancel(nil)
+		<-watching
+		if feeding != nil {
+			<-feeding
+		}
+	}()
+	select {
+	case <-p.controlOpen:
+	case <-ctx.Done():
+		return nil, "", fmt.Errorf("the peer connection's control channel did not open: %w", context.Cause(ctx))
+	}
+	cert, fp, err := quicCertificate()
+	if err != nil {
+		return nil, "", err
+	}
+	agent, err := p.c.newQUICAgent()
+	if err != nil {
+		return nil, "", err
+	}
+	if !p.quic.keep(func(q *quicState) { q.agent = agent }) {
+		_ = agent.Close()
+		return nil, "", ErrPeerClosed
+	}
+	ufrag, pwd, err := agent.GetLocalUserCredentials()
+	if err != nil {
+		return nil, "", fmt.Errorf("ice credentials: %w", err)
+	}
+	hello := quicMsg{Quic: quicHello, V: quicVersion, Ufrag: ufrag, Pwd: pwd, FP: hex.EncodeToString(fp[:])}
+	if quicHelloHook != nil {
+		quicHelloHook(&hello)
+	}
+	if err := p.sendControl(hello); err != nil {
+		return nil, "", err
+	}
+	// Candidates follow the hello on the same ordered channel.
+	if err := agent.OnCandidate(func(c ice.Candidate) {
+		m := quicMsg{Quic: quicEOC}
+		if c != nil {
+			m = quicMsg{Quic: quicCand, Cand: c.Marshal()}
+		}
+		if err := p.sendControl(m); err != nil {
+			p.c.log.Debug("quic candidate", "peer", p.id, "err", err)
+		}
+	}); err != nil {
+		return nil, "", fmt.Errorf("ice: %w", err)
+	}
+	if err := agent.GatherCandidates(); err != nil {
+		return nil, "", fmt.Errorf("ice gathering: %w", err)
+	}
+	remote, fed, err := p.exchange(ctx, cancel, agent)
+	feeding = fed
+	if err != nil {
+		return nil, "", err
+	}
+	var iceConn *ice.Conn
+	if p.polite {
+		iceConn, err = agent.Accept(ctx, remote.Ufrag, remote.Pwd)
+	} else {
+		iceConn, err = agent.Dial(ctx, remote.Ufrag, remote.Pwd)
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			err = context.Cause(ctx)
+		}
+		return nil, "", fmt.Errorf("ice: no path to the peer: %w", err)
+	}
+	path := "direct"
+	if relayed(agent) {
+		path = "relay"
+	}
+	conn, err := p.handshake(ctx, iceConn, cert, remote.FP)
+	if err != nil {
+		return nil, "", err
+	}
+	return conn, path, nil
+}
+
+// exchange waits for the remote's hello, feeding its candidates to the agent meanwhile, and
+// keeps feeding them until ctx ends (the setup's end). A bad message cancels ctx with
+// ErrQUICSignal as its cause. It returns the hello and a channel closed once the feeding has
+// stopped.
+func (p *Peer) exchange(ctx context.Context, fail context.CancelCauseFunc, agent *ice.Agent) (quicMsg, <-chan struct{}, error) {
+	hello := make(chan quicMsg, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var got bool
+		for {
+			msgs, err := p.inbox.take()
+			for _, m := range msgs {
+				if err != nil {
+					break
+				}
+				switch {
+				case m.Quic == quicHello && !got:
+					got = true
+					hello <- m
+				case m.Quic == quicHello:
+					err = fmt.Errorf("%w: a second hello", ErrQUICSignal)
+				case !got:
+					err = fmt.Errorf("%w: %s before hello", ErrQUICSignal, m.Quic)
+				case m.Quic == quicCand:
+					c, cerr := ice.UnmarshalCandidate(m.Cand)
+					if cerr == nil {
+						cerr = agent.AddRemoteCandidate(c)
+					}
+					if cerr != nil {
+						err = fmt.Errorf("%w: candidate: %w", ErrQUICSignal, cerr)
+					}
+				}
+			}
+			if err != nil {
+				fail(err)
+				return
+			}
+			select {
+			case <-p.inbox.notify:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	select {
+	case m := <-hello:
+		return m, done, nil
+	case <-ctx.Done():
+		if err := context.Cause(ctx); errors.Is(err, ErrQUICSignal) || errors.Is(err, ErrPeerClosed) {
+			return quicMsg{}, done, err
+		}
+		return quicMsg{}, done, fmt.Errorf("the peer sent no QUIC offer (no QUIC support, or it did not ask in time): %w", ctx.Err())
+	}
+}
+
+// handshake runs QUIC over the ICE session: the impolite side dials, the polite side accepts
+// one connection.
+func (p *Peer) handshake(ctx context.Context, iceConn *ice.Conn, cert tls.Certificate, remoteFP string) (*quic.Conn, error) {
+	want, err := hex.DecodeString(remoteFP)
+	if err != nil {
+		return nil, fmt.Errorf("fingerprint: %w", err)
+	}
+	pc := newICEPacketConn(iceConn)
+	tr := &quic.Transport{Conn: pc}
+	if !p.quic.keep(func(q *quicState) { q.tr = tr }) {
+		return nil, ErrPeerClosed
+	}
+	tc := &tls.Config{
+		MinVersion:   tls.VersionTLS13,
+		Certificates: []tls.Certificate{cert},
+		NextProtos:   []string{QUICALPN},
+		// Certificate pinning: the chain is not verified against roots, the leaf must be the
+		// one whose fingerprint came over the control channel. crypto/tls still checks that
+		// the remote holds its key (CertificateVerify).
+		InsecureSkipVerify:    true, //nolint:gosec // pinned by VerifyPeerCertificate
+		VerifyPeerCertificate: pinned(want),
+	}
+	qc := quicConfig()
+	var conn *quic.Conn
+	if p.polite {
+		tc.ClientAuth = tls.RequireAnyClientCert
+		ln, err := tr.Listen(tc, qc)
+		if err != nil {
+			return nil, fmt.Errorf("quic listen: %w", err)
+		}
+		conn, err = ln.Accept(ctx)
+		_ = ln.Close() // one connection per pair; the accepted one stays
+		if err != nil {
+			if ctx.Err() != nil {
+				err = ctx.Err()
+			}
+			return nil, fmt.Errorf("quic accept: %w", err)
+		}
+	} else {
+		tc.ServerName = "switchboard"
+		conn, err = tr.Dial(ctx, pc.remote, tc, qc)
+		if err != nil {
+			return nil, fmt.Errorf("quic handshake: %w", err)
+		}
+	}
+	if !p.quic.keep(func(q *quicState) { q.qconn = conn }) {
+		_ = conn.CloseWithError(0, "peer closed")
+		return nil, ErrPeerClosed
+	}
+	return conn, nil
+}
+
+// quicConfig is the QUIC configuration of both sides.
+func quicConfig() *quic.Config {
+	return &quic.Config{
+		MaxStreamReceiveWindow:     QUICMaxStreamReceiveWindow,
+		MaxConnectionReceiveWindow: QUICMaxConnectionReceiveWindow,
+		MaxIncomingStreams:         QUICMaxIncomingStreams,
+		MaxIncomingUniStreams:      QUICMaxIncomingStreams,
+		MaxIdleTimeout:             QUICIdleTimeout,
+		KeepAlivePeriod:            QUICKeepAlive,
+	}
+}
+
+// pinned returns a VerifyPeerCertificate that accepts only the leaf whose SHA-256 is want.
+func pinned(want []byte) func([][]byte, [][]*x509.Certificate) error {
+	return func(raw [][]byte, _ [][]*x509.Certificate) error {
+		if len(raw) == 0 {
+			return errors.New("sdk: quic: the peer sent no certificate")
+		}
+		got := sha256.Sum256(raw[0])
+		if subtle.ConstantTimeCompare(got[:], want) != 1 {
+			return errors.New("sdk: quic: the peer's certificate does not match the fingerprint it sent over the call")
+		}
+		return nil
+	}
+}
+
+// quicCertificate makes a self-signed ECDSA P-256 certificate for one connection and returns
+// it with the SHA-256 of its DER encoding.
+func quicCertificate() (tls.Certificate, [32]byte, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, [32]byte{}, fmt.Errorf("sdk: quic: key: %w", err)
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		return tls.Certificate{}, [32]byte{}, fmt.Errorf("sdk: quic: serial: %w", err)
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber: serial,
+		Subject:      pkix.Name{CommonName: "switchboard"},
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.Add(30 * 24 * time.Hour), // not checked: the pin is what counts
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return tls.Certificate{}, [32]byte{}, fmt.Errorf("sdk: quic: certificate: %w", err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, sha256.Sum256(der), nil
+}
+
+// keep records a resource under the state's lock, unless the peer has closed (false).
+func (q *quicState) keep(f func(*quicState)) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return false
+	}
+	f(q)
+	return true
+}
+
+// closeQUIC closes the pair's QUIC connection, its transport and its ICE session, and
+// waits for the goroutines of all three.
+func (p *Peer) closeQUIC() {
+	q := p.quic
+	q.mu.Lock()
+	q.closed = true
+	conn, tr, agent := q.qconn, q.tr, q.agent
+	q.qconn, q.tr, q.agent = nil, nil, nil
+	q.mu.Unlock()
+	if conn != nil {
+		_ = conn.CloseWithError(0, "closed")
+	}
+	if tr != nil {
+		_ = tr.Close()
+	}
+	if agent != nil {
+		_ = agent.GracefulClose()
+	}
+}
+
+// quicHelloHook, when set (tests), may alter each hello before it is sent.
+var quicHelloHook func(*quicMsg)
+
+// icePacketConn must stay a net.PacketConn.
+var _ net.PacketConn = (*icePacketConn)(nil)

@@ -1,0 +1,154 @@
+package sdk
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/stun/v4"
+	"github.com/pion/webrtc/v4"
+)
+
+// The second ICE session that carries a pair's QUIC connection (quic.go). It is made like the
+// peer connection's: the client's ICE servers (TURN credentials included), its transport
+// policy, Options.Loopback, the acceptance waits, and the network of Options.Net (or
+// BufferedNet with Options.UDPBufferSize), so a relay-only pair gets QUIC through the
+// relay and an impaired network (internal/netimpair) impairs both paths alike.
+
+// newQUICAgent returns an ICE agent for p's QUIC session, not yet gathering.
+func (c *Client) newQUICAgent() (*ice.Agent, error) {
+	urls, err := iceURLs(c.ICEServers())
+	if err != nil {
+		return nil, err
+	}
+	w := c.opts.AcceptanceMinWait
+	relayWait := w
+	if c.opts.ICETransportPolicy != webrtc.ICETransportPolicyRelay {
+		relayWait = max(w, minRelayWait) // as settingEngine: hole punching may beat the relay
+	}
+	opts := []ice.AgentOption{
+		ice.WithNet(c.net),
+		ice.WithUrls(urls),
+		ice.WithSrflxAcceptanceMinWait(w),
+		ice.WithPrflxAcceptanceMinWait(w),
+		ice.WithRelayAcceptanceMinWait(relayWait),
+		// Both ends are SDK peers, which gather plain addresses: no mDNS sockets.
+		ice.WithMulticastDNSMode(ice.MulticastDNSModeDisabled),
+	}
+	if c.opts.ICETransportPolicy == webrtc.ICETransportPolicyRelay {
+		opts = append(opts, ice.WithCandidateTypes([]ice.CandidateType{ice.CandidateTypeRelay}))
+	}
+	if c.opts.Loopback {
+		opts = append(opts,
+			ice.WithIncludeLoopback(),
+			ice.WithNetworkTypes([]ice.NetworkType{ice.NetworkTypeUDP4}),
+			ice.WithInterfaceFilter(func(name string) bool { return name == "lo" }),
+			ice.WithIPFilter(func(ip net.IP) bool { return ip.IsLoopback() }),
+		)
+	} else {
+		opts = append(opts, ice.WithNetworkTypes([]ice.NetworkType{
+			ice.NetworkTypeUDP4, ice.NetworkTypeUDP6, ice.NetworkTypeTCP4, ice.NetworkTypeTCP6,
+		}))
+	}
+	a, err := ice.NewAgentWithOptions(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("sdk: quic: ice agent: %w", err)
+	}
+	return a, nil
+}
+
+// iceURLs turns WebRTC ICE servers into pion/ice URLs with their credentials.
+func iceURLs(servers []webrtc.ICEServer) ([]*stun.URI, error) {
+	var out []*stun.URI
+	for _, s := range servers {
+		for _, raw := range s.URLs {
+			u, err := stun.ParseURI(raw)
+			if err != nil {
+				return nil, fmt.Errorf("sdk: quic: ice server %q: %w", raw, err)
+			}
+			if u.Scheme == stun.SchemeTypeTURN || u.Scheme == stun.SchemeTypeTURNS {
+				u.Username = s.Username
+				if pwd, ok := s.Credential.(string); ok {
+					u.Password = pwd
+				}
+			}
+			out = append(out, u)
+		}
+	}
+	return out, nil
+}
+
+// relayed reports whether the agent's selected pair goes through a TURN relay.
+func relayed(a *ice.Agent) bool {
+	pair, err := a.GetSelectedCandidatePair()
+	if err != nil || pair == nil {
+		return false
+	}
+	return pair.Local.Type() == ice.CandidateTypeRelay || pair.Remote.Type() == ice.CandidateTypeRelay
+}
+
+// icePacketConn is the net.PacketConn quic-go runs on: the ICE session's selected pair. quic-go
+// sees one fixed remote address, so a change of the selected pair (ICE may switch) is no
+// connection migration to it. It has SetReadBuffer and SetWriteBuffer that do nothing (the
+// sockets under ICE are sized by BufferedNet), which keeps quic-go from logging that it could
+// not size them.
+type icePacketConn struct {
+	conn          *ice.Conn
+	local, remote net.Addr
+}
+
+func newICEPacketConn(conn *ice.Conn) *icePacketConn {
+	local, remote := conn.LocalAddr(), conn.RemoteAddr()
+	if local == nil {
+		local = &net.UDPAddr{IP: net.IPv4zero}
+	}
+	if remote == nil {
+		remote = &net.UDPAddr{IP: net.IPv4zero}
+	}
+	return &icePacketConn{conn: conn, local: local, remote: remote}
+}
+
+// ReadFrom implements net.PacketConn.
+func (c *icePacketConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	n, err := c.conn.Read(b)
+	if err != nil {
+		return n, c.remote, err //nolint:wrapcheck // quic-go looks at net.Error
+	}
+	return n, c.remote, nil
+}
+
+// WriteTo implements net.PacketConn; the address is always the remote peer.
+func (c *icePacketConn) WriteTo(b []byte, _ net.Addr) (int, error) {
+	n, err := c.conn.Write(b)
+	if errors.Is(err, ice.ErrNoCandidatePairs) {
+		return len(b), nil // no pair for a moment: a lost packet, QUIC recovers
+	}
+	return n, err //nolint:wrapcheck // quic-go looks at net.Error
+}
+
+// Close implements net.PacketConn. quic-go does not close a connection it was given; the
+// QUIC state closes the agent itself.
+func (c *icePacketConn) Close() error { return nil }
+
+// LocalAddr implements net.PacketConn.
+func (c *icePacketConn) LocalAddr() net.Addr { return c.local }
+
+// SetDeadline implements net.PacketConn (reads only: a write deadline would apply to the
+// candidate's socket, which ICE shares).
+func (c *icePacketConn) SetDeadline(t time.Time) error { return c.SetReadDeadline(t) }
+
+// SetReadDeadline implements net.PacketConn.
+func (c *icePacketConn) SetReadDeadline(t time.Time) error {
+	return c.conn.SetReadDeadline(t) //nolint:wrapcheck // passed through
+}
+
+// SetWriteDeadline implements net.PacketConn; writes never block long.
+func (c *icePacketConn) SetWriteDeadline(time.Time) error { return nil }
+
+// SetReadBuffer does nothing (see icePacketConn).
+func (c *icePacketConn) SetReadBuffer(int) error { return nil }
+
+// SetWriteBuffer does nothing (see icePacketConn).
+func (c *icePacketConn) SetWriteBuffer(int) error { return nil }
