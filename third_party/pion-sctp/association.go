@@ -4812,8 +4812,8 @@ func (a *Association) stopRackTimer() {
 
 func (a *Association) startPTOTimer(dur time.Duration) {
 	// Switchboard patch (PATCHES.md, 11): the probe comes before the T3-rtx timer would
-	// expire (RFC 8985 7.2: "If the RTO timer would expire earlier than the PTO, the sender
-	// uses the RTO's expiration for the PTO"; Linux arms one timer for both), so that a lost
+	// expire (RFC 8985 7.2 bounds the PTO by the RTO's expiration; Linux arms one timer for
+	// both), so that a lost
 	// tail is found by a probe and answered by fast recovery instead of a timeout and a
 	// window of one MTU. Not while a probe is out or the T3-rtx timer has expired.
 	if left, ok := a.t3RTX.expiresIn(); ok && dur > 0 && !a.tlpProbeOut {
