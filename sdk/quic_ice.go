@@ -26,7 +26,10 @@ import (
 // without an answer, counted in ticks: quicMaxBindingRequests keeps that window at 2 s (Pion's
 // default is 7 ticks, 1.4 s), long enough for a 1 s round trip and a lost ping or two. The
 // cost is a ping per pair every 50 ms until the pair answers or fails (a few KB/s), and only
-// while connecting; the agent stops once a pair is selected.
+// while connecting; the agent stops once a pair is selected. Measured in process at 120 and
+// 200 ms RTT it changed nothing (QUIC up in 435 / 717 ms either way): there the nomination
+// comes from the controlled side's next check arriving after the pair's success (Pion
+// nominates on it at once), not from the tick; the shorter tick bounds the other cases.
 //
 // The acceptance waits are the peer connection's (Options.AcceptanceMinWait, 100 ms by
 // default, for server- and peer-reflexive pairs; host pairs none, Pion's default; relay
