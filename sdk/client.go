@@ -168,6 +168,7 @@ type serverFrame struct {
 	Gap        bool               `json:"gap"`
 	ResumeMs   int64              `json:"resumeMs"`
 	Retry      bool               `json:"retry"`
+	Broadcast  bool               `json:"broadcast"`
 }
 
 type peerInfo struct {
@@ -487,7 +488,7 @@ func (c *Client) handle(f *serverFrame) {
 			return
 		}
 		if p := c.Peer(f.From); p != nil {
-			p.message(f.Data)
+			p.message(f.Data, f.Broadcast)
 		}
 	case "ice-servers":
 		if c.opts.ICEServers == nil {

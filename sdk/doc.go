@@ -33,8 +33,10 @@
 //     changes through Options.OnPeerUpdated.
 //   - Peer.QUIC: between two SDK peers, a QUIC connection (quic-go) beside the peer
 //     connection, over an ICE session of its own (same ICE servers, policy and network), its
-//     TLS 1.3 certificates pinned to fingerprints exchanged over the pair's DTLS-protected
-//     control channel: bulk data several times cheaper per byte than an SCTP data channel.
+//     TLS 1.3 certificates pinned to fingerprints exchanged through the signaling server
+//     (as trustworthy as the SDP's DTLS fingerprints, which come the same way); it sets up in
+//     parallel with the peer connection, not after it: bulk data several times cheaper per
+//     byte than an SCTP data channel.
 //     Browsers have no such path; callers fall back to a data channel on ErrQUIC.
 //
 // A Client owns everything it starts: Close stops every goroutine, peer connection and socket.

@@ -42,18 +42,15 @@ type Peer struct {
 	renegotiatePending bool // impolite side: negotiation was asked for mid-exchange
 	pending            []webrtc.ICECandidateInit
 
-	mu          sync.Mutex
-	name        string          // changed by peer-updated
-	meta        json.RawMessage // changed by peer-updated
-	onDC        func(*webrtc.DataChannel)
-	onTrack     func(*webrtc.TrackRemote, *webrtc.RTPReceiver)
-	onState     func(webrtc.PeerConnectionState)
-	onMessage   func(json.RawMessage)
-	controlOpen chan struct{}
-	openOnce    sync.Once
+	mu        sync.Mutex
+	name      string          // changed by peer-updated
+	meta      json.RawMessage // changed by peer-updated
+	onDC      func(*webrtc.DataChannel)
+	onTrack   func(*webrtc.TrackRemote, *webrtc.RTPReceiver)
+	onState   func(webrtc.PeerConnectionState)
+	onMessage func(json.RawMessage)
 
-	// The control channel, which carries the QUIC exchange (quic_signal.go).
-	control        *webrtc.DataChannel
+	// The control channel (control.go) and the QUIC exchange (quic_signal.go).
 	detached       datachannel.ReadWriteCloser // the control channel, detached (DetachDataChannels)
 	detachedClosed bool
 	detachedWG     sync.WaitGroup
@@ -70,19 +67,18 @@ func newPeer(c *Client, info peerInfo) (*Peer, error) {
 		return nil, fmt.Errorf("sdk: new peer connection: %w", err)
 	}
 	p := &Peer{
-		c:           c,
-		id:          info.ID,
-		identity:    info.Identity,
-		name:        info.Name,
-		meta:        info.Meta,
-		polite:      c.id > info.ID,
-		pc:          pc,
-		ops:         make(chan func(), 64),
-		quit:        make(chan struct{}),
-		connected:   make(chan struct{}),
-		controlOpen: make(chan struct{}),
-		inbox:       newQUICInbox(),
-		quic:        &quicState{done: make(chan struct{})},
+		c:         c,
+		id:        info.ID,
+		identity:  info.Identity,
+		name:      info.Name,
+		meta:      info.Meta,
+		polite:    c.id > info.ID,
+		pc:        pc,
+		ops:       make(chan func(), 64),
+		quit:      make(chan struct{}),
+		connected: make(chan struct{}),
+		inbox:     newQUICInbox(),
+		quic:      &quicState{done: make(chan struct{})},
 	}
 	pc.OnICECandidate(func(cand *webrtc.ICECandidate) {
 		if cand == nil {
@@ -382,7 +378,11 @@ func (p *Peer) candidate(data json.RawMessage) error {
 	return nil
 }
 
-func (p *Peer) message(data json.RawMessage) {
+func (p *Peer) message(data json.RawMessage, broadcast bool) {
+	if isQUICMsg(data) {
+		p.quicMessage(data, broadcast) // the SDK's own; never surfaced
+		return
+	}
 	var req negotiateRequest
 	if json.Unmarshal(data, &req) == nil && req.Switchboard == "negotiate" {
 		p.do(func() { p.renegotiate(req) })

@@ -22,10 +22,10 @@ import (
 	"github.com/quic-go/quic-go"
 )
 
-// QUIC between two SDK peers: a second ICE session, made for it and negotiated over the
-// pair's control channel (quic_signal.go), carries one QUIC connection (quic-go) whose TLS 1.3
-// handshake pins each side's self-signed certificate to the fingerprint the other sent over
-// that channel. It moves bulk data several times cheaper per byte than the SCTP data channel
+// QUIC between two SDK peers: a second ICE session, made for it and negotiated through the
+// signaling server (quic_signal.go) in parallel with the peer connection, carries one QUIC
+// connection (quic-go) whose TLS 1.3 handshake pins each side's self-signed certificate to
+// the fingerprint the other sent in its hello. It moves bulk data several times cheaper per byte than the SCTP data channel
 // (docs/benchmarks.md, "QUIC"); browsers have no such path and keep the data channel.
 
 // QUICALPN is the ALPN protocol of the SDK's QUIC connections.
@@ -77,13 +77,19 @@ type quicState struct {
 // that never calls QUIC, such as a browser, leaves it waiting until ctx ends); other calls
 // wait with their own ctx. Errors wrap ErrQUIC.
 //
+// QUIC does not wait for the peer connection: it may be called as soon as the peer is known
+// (from Options.OnPeer, in a goroutine of its own), and sets up in parallel with the peer
+// connection's negotiation. Its exchange (ICE credentials, certificate fingerprint,
+// candidates) goes through the signaling server as the offer and answer do; a remote's hello
+// that arrives before the local side calls QUIC is held (bounded) until it does.
+//
 // The connection runs over an ICE session of its own, made with the client's ICE servers
 // (TURN included: a relay-only pair gets QUIC through the relay), its ICETransportPolicy,
 // Loopback, acceptance waits and network (Options.Net). Its TLS 1.3 handshake (ALPN QUICALPN)
 // authenticates both ends with certificates made for this connection, pinned to the SHA-256
-// fingerprints exchanged over the pair's DTLS-protected control channel, as a call's DTLS
-// fingerprints are. The connection closes when the peer does (it leaves, or the client
-// closes); the caller may close it earlier.
+// fingerprints of the hellos: exactly as trustworthy as the DTLS fingerprints of the SDP,
+// which come through the same server. The connection closes when the peer does (it leaves,
+// or the client closes); the caller may close it earlier.
 func (p *Peer) QUIC(ctx context.Context) (*quic.Conn, error) {
 	q := p.quic
 	q.once.Do(func() {
@@ -139,11 +145,6 @@ func (p *Peer) setupQUIC(ctx context.Context) (*quic.Conn, string, error) {
 			<-feeding
 		}
 	}()
-	select {
-	case <-p.controlOpen:
-	case <-ctx.Done():
-		return nil, "", fmt.Errorf("the peer connection's control channel did not open: %w", context.Cause(ctx))
-	}
 	cert, fp, err := quicCertificate()
 	if err != nil {
 		return nil, "", err
@@ -164,16 +165,16 @@ func (p *Peer) setupQUIC(ctx context.Context) (*quic.Conn, string, error) {
 	if quicHelloHook != nil {
 		quicHelloHook(&hello)
 	}
-	if err := p.sendControl(hello); err != nil {
+	if err := p.sendQUIC(hello); err != nil {
 		return nil, "", err
 	}
-	// Candidates follow the hello on the same ordered channel.
+	// Candidates follow the hello: relays from one sender to one target keep their order.
 	if err := agent.OnCandidate(func(c ice.Candidate) {
 		m := quicMsg{Quic: quicEOC}
 		if c != nil {
 			m = quicMsg{Quic: quicCand, Cand: c.Marshal()}
 		}
-		if err := p.sendControl(m); err != nil {
+		if err := p.sendQUIC(m); err != nil {
 			p.c.log.Debug("quic candidate", "peer", p.id, "err", err)
 		}
 	}); err != nil {
@@ -210,31 +211,26 @@ func (p *Peer) setupQUIC(ctx context.Context) (*quic.Conn, string, error) {
 	return conn, path, nil
 }
 
-// exchange waits for the remote's hello, feeding its candidates to the agent meanwhile, and
-// keeps feeding them until ctx ends (the setup's end). A bad message cancels ctx with
-// ErrQUICSignal as its cause. It returns the hello and a channel closed once the feeding has
-// stopped.
+// exchange waits for the remote's hello (it may have come before QUIC was called: the inbox
+// holds it), feeding its candidates to the agent meanwhile, and keeps feeding them until ctx
+// ends (the setup's end). A bad message (the inbox checks their order and count) cancels ctx
+// with ErrQUICSignal as its cause. It returns the hello and a channel closed once the feeding
+// has stopped.
 func (p *Peer) exchange(ctx context.Context, fail context.CancelCauseFunc, agent *ice.Agent) (quicMsg, <-chan struct{}, error) {
 	hello := make(chan quicMsg, 1)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		var got bool
 		for {
 			msgs, err := p.inbox.take()
 			for _, m := range msgs {
 				if err != nil {
 					break
 				}
-				switch {
-				case m.Quic == quicHello && !got:
-					got = true
+				switch m.Quic {
+				case quicHello: // once, first: the inbox sees to it
 					hello <- m
-				case m.Quic == quicHello:
-					err = fmt.Errorf("%w: a second hello", ErrQUICSignal)
-				case !got:
-					err = fmt.Errorf("%w: %s before hello", ErrQUICSignal, m.Quic)
-				case m.Quic == quicCand:
+				case quicCand:
 					c, cerr := ice.UnmarshalCandidate(m.Cand)
 					if cerr == nil {
 						cerr = agent.AddRemoteCandidate(c)
@@ -283,7 +279,7 @@ func (p *Peer) handshake(ctx context.Context, iceConn *ice.Conn, cert tls.Certif
 		Certificates: []tls.Certificate{cert},
 		NextProtos:   []string{QUICALPN},
 		// Certificate pinning: the chain is not verified against roots, the leaf must be the
-		// one whose fingerprint came over the control channel. crypto/tls still checks that
+		// one whose fingerprint came in the remote's hello. crypto/tls still checks that
 		// the remote holds its key (CertificateVerify).
 		InsecureSkipVerify:    true, //nolint:gosec // pinned by VerifyPeerCertificate
 		VerifyPeerCertificate: pinned(want),

@@ -5,35 +5,34 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"sync"
-
-	"github.com/pion/datachannel"
-	"github.com/pion/webrtc/v4"
 )
 
-// The QUIC exchange (docs/protocol.md, "QUIC between SDK peers") travels on the pair's control
-// channel "switchboard": a data channel of the peer connection, so DTLS protects it as it does
-// the call, and the certificate fingerprints in it are as trustworthy as the call itself.
-// Every SDK pair has that channel (the offering side opens it); peers that do not know these
-// messages (the browser SDK, older SDKs) ignore them. A fresh negotiated channel would not do:
-// Pion's acceptor takes a message on a stream it does not know yet (the other side has not
-// created its channel) for a DCEP open, fails, and stops accepting data channels on the
-// connection for good.
+// The QUIC exchange (docs/protocol.md, "QUIC between SDK peers") travels through the signaling
+// server as the SDK's own `message` relays, {"switchboard":"quic",...}, beside the offers,
+// answers and candidates of the peer connection: it does not wait for the peer connection, so
+// the QUIC path sets up in parallel with it. It is exactly as trustworthy as the SDP's DTLS
+// fingerprints, which come through the same server: a server that can rewrite one can rewrite
+// the other. Peers that do not know these messages (older SDKs) pass them to OnMessage; the
+// browser SDK drops them.
 
 // ErrQUICSignal means the remote peer sent a QUIC exchange message that is malformed, too big,
 // out of place, or one too many.
 var ErrQUICSignal = errors.New("sdk: bad QUIC exchange message from peer")
 
-// Bounds on what a remote peer can make us hold for its QUIC exchange.
+// Bounds on what a remote peer can make us hold for its QUIC exchange, whether or not the
+// local side has called QUIC yet: one hello, then candidates and an end-of-candidates, each
+// at most maxQUICMsg bytes, maxQUICInbox messages in all. The inbox goes with the peer.
 const (
 	// maxQUICMsg is the largest exchange message accepted (a candidate line is ~100 bytes).
 	maxQUICMsg = 2048
-	// maxQUICInbox is how many exchange messages wait for QUIC to be called or for the
-	// setup to take them: a hello, candidates, end-of-candidates.
+	// maxQUICInbox is how many exchange messages a pair accepts: a hello, up to 62
+	// candidates, end-of-candidates.
 	maxQUICInbox = 64
 	// quicVersion is the exchange's version, in hello.
 	quicVersion = 1
+	// quicSwitchboard is the "switchboard" field of the exchange's relays.
+	quicSwitchboard = "quic"
 )
 
 // Exchange message kinds (the "quic" field).
@@ -43,18 +42,28 @@ const (
 	quicEOC   = "eoc"   // no more candidates
 )
 
-// quicMsg is one message of the QUIC exchange, a JSON object on the control channel.
+// quicMsg is one message of the QUIC exchange, the data of a `message` relay.
 type quicMsg struct {
-	Quic  string `json:"quic"`
-	V     int    `json:"v,omitempty"`
-	Ufrag string `json:"ufrag,omitempty"`
-	Pwd   string `json:"pwd,omitempty"`
-	FP    string `json:"fp,omitempty"` // SHA-256 of the DER certificate, 64 lowercase hex digits
-	Cand  string `json:"cand,omitempty"`
+	Switchboard string `json:"switchboard"` // always "quic"
+	Quic        string `json:"quic"`
+	V           int    `json:"v,omitempty"`
+	Ufrag       string `json:"ufrag,omitempty"`
+	Pwd         string `json:"pwd,omitempty"`
+	FP          string `json:"fp,omitempty"` // SHA-256 of the DER certificate, 64 hex digits
+	Cand        string `json:"cand,omitempty"`
 }
 
-// decodeQUICMsg decodes and checks one exchange message. ok is false for a control-channel
-// message that is not part of the exchange (no "quic" field): it is ignored.
+// isQUICMsg reports whether a relayed message is the SDK's QUIC exchange (its "switchboard"
+// field is "quic"), whatever else it holds.
+func isQUICMsg(b []byte) bool {
+	var m struct {
+		Switchboard string `json:"switchboard"`
+	}
+	return json.Unmarshal(b, &m) == nil && m.Switchboard == quicSwitchboard
+}
+
+// decodeQUICMsg decodes and checks one exchange message. ok is false for a message that is
+// not part of the exchange (its "switchboard" field is not "quic"): it is not ours.
 func decodeQUICMsg(b []byte) (m quicMsg, ok bool, err error) {
 	if len(b) > maxQUICMsg {
 		return m, true, fmt.Errorf("%w: %d bytes (at most %d)", ErrQUICSignal, len(b), maxQUICMsg)
@@ -62,9 +71,10 @@ func decodeQUICMsg(b []byte) (m quicMsg, ok bool, err error) {
 	if err := json.Unmarshal(b, &m); err != nil {
 		return m, true, fmt.Errorf("%w: %w", ErrQUICSignal, err)
 	}
-	switch m.Quic {
-	case "":
+	if m.Switchboard != quicSwitchboard {
 		return m, false, nil
+	}
+	switch m.Quic {
 	case quicHello:
 		if m.V != quicVersion {
 			return m, true, fmt.Errorf("%w: hello version %d (want %d)", ErrQUICSignal, m.V, quicVersion)
@@ -74,7 +84,7 @@ func decodeQUICMsg(b []byte) (m quicMsg, ok bool, err error) {
 			return m, true, fmt.Errorf("%w: hello with bad ICE credentials", ErrQUICSignal)
 		}
 		if fp, err := hex.DecodeString(m.FP); err != nil || len(fp) != 32 {
-			return m, true, fmt.Errorf("%w: hello fingerprint %q is not 64 hex digits", ErrQUICSignal, m.FP)
+			return m, true, fmt.Errorf("%w: hello fingerprint %.80q is not 64 hex digits", ErrQUICSignal, m.FP)
 		}
 	case quicCand:
 		if m.Cand == "" {
@@ -82,42 +92,64 @@ func decodeQUICMsg(b []byte) (m quicMsg, ok bool, err error) {
 		}
 	case quicEOC:
 	default:
-		return m, true, fmt.Errorf("%w: unknown kind %q", ErrQUICSignal, m.Quic)
+		return m, true, fmt.Errorf("%w: unknown kind %.40q", ErrQUICSignal, m.Quic)
 	}
 	return m, true, nil
 }
 
-// quicInbox holds the exchange messages from the remote peer until the setup takes them.
+// quicInbox holds the exchange messages from the remote peer until the setup takes them;
+// they may arrive before the local side calls QUIC. It checks their order as they come (one
+// hello, first; nothing after end-of-candidates) and counts them: at most maxQUICInbox.
 type quicInbox struct {
 	mu     sync.Mutex
 	msgs   []quicMsg
-	err    error         // the first bad message or overflow; later messages are dropped
+	n      int  // messages accepted, taken or not
+	hello  bool // the hello came
+	eoc    bool // end-of-candidates came
+	err    error
 	notify chan struct{} // 1-buffered: something arrived
 }
 
 func newQUICInbox() *quicInbox { return &quicInbox{notify: make(chan struct{}, 1)} }
 
-// put queues a control-channel message if it belongs to the exchange.
-func (in *quicInbox) put(b []byte) {
+// put queues an exchange message. It returns the error the message caused (malformed, out
+// of order, one too many), once: the inbox then holds that error and drops what follows.
+func (in *quicInbox) put(b []byte) error {
 	m, ok, err := decodeQUICMsg(b)
 	if !ok {
-		return
+		return nil
 	}
 	in.mu.Lock()
+	defer func() {
+		in.mu.Unlock()
+		select {
+		case in.notify <- struct{}{}:
+		default:
+		}
+	}()
 	switch {
 	case in.err != nil:
+		return nil // reported already
 	case err != nil:
+	case in.n >= maxQUICInbox:
+		err = fmt.Errorf("%w: more than %d messages", ErrQUICSignal, maxQUICInbox)
+	case m.Quic == quicHello && in.hello:
+		err = fmt.Errorf("%w: a second hello", ErrQUICSignal)
+	case m.Quic != quicHello && !in.hello:
+		err = fmt.Errorf("%w: %s before hello", ErrQUICSignal, m.Quic)
+	case in.eoc:
+		err = fmt.Errorf("%w: %s after end-of-candidates", ErrQUICSignal, m.Quic)
+	}
+	if err != nil {
 		in.err = err
-	case len(in.msgs) >= maxQUICInbox:
-		in.err = fmt.Errorf("%w: more than %d messages", ErrQUICSignal, maxQUICInbox)
-	default:
-		in.msgs = append(in.msgs, m)
+		in.msgs = nil
+		return err
 	}
-	in.mu.Unlock()
-	select {
-	case in.notify <- struct{}{}:
-	default:
-	}
+	in.n++
+	in.hello = in.hello || m.Quic == quicHello
+	in.eoc = m.Quic == quicEOC
+	in.msgs = append(in.msgs, m)
+	return nil
 }
 
 // take returns the queued messages and the inbox's error, emptying it.
@@ -129,79 +161,24 @@ func (in *quicInbox) take() ([]quicMsg, error) {
 	return msgs, in.err
 }
 
-// watchControl keeps the pair's control channel: it marks it open, feeds its messages to
-// the QUIC inbox and, with SettingEngine.DetachDataChannels, detaches it and reads it.
-func (p *Peer) watchControl(dc *webrtc.DataChannel) {
-	p.mu.Lock()
-	p.control = dc
-	p.mu.Unlock()
-	dc.OnMessage(func(m webrtc.DataChannelMessage) { p.inbox.put(m.Data) })
-	dc.OnOpen(func() {
-		if rwc, err := dc.Detach(); err == nil {
-			p.readDetachedControl(rwc)
-		}
-		p.openOnce.Do(func() { close(p.controlOpen) })
-	})
-}
-
-// readDetachedControl reads a detached control channel until the connection closes.
-func (p *Peer) readDetachedControl(rwc datachannel.ReadWriteCloser) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.detachedClosed {
-		_ = rwc.Close()
+// quicMessage takes a relayed message of the exchange from the remote peer. A broadcast is
+// no part of it (a pair's exchange is addressed) and is dropped; a bad message fails the
+// pair's QUIC setup and is reported to Options.OnError.
+func (p *Peer) quicMessage(data []byte, broadcast bool) {
+	if broadcast {
+		p.c.log.Debug("quic exchange message broadcast, dropped", "peer", p.id)
 		return
 	}
-	p.detached = rwc
-	p.detachedWG.Add(1)
-	go func() {
-		defer p.detachedWG.Done()
-		buf := make([]byte, maxQUICMsg+1)
-		for {
-			n, _, err := rwc.ReadDataChannel(buf)
-			switch {
-			case errors.Is(err, io.ErrShortBuffer): // a message bigger than buf, dropped
-				p.inbox.put(buf) // refused for its size
-			case err != nil:
-				return // the connection closed
-			default:
-				p.inbox.put(buf[:n])
-			}
-		}
-	}()
+	if err := p.inbox.put(data); err != nil {
+		p.c.report(p, fmt.Errorf("%w (from %s)", err, p.id))
+	}
 }
 
-// stopDetachedControl ends the detached control reader; the connection is closed already.
-func (p *Peer) stopDetachedControl() {
-	p.mu.Lock()
-	p.detachedClosed = true
-	rwc := p.detached
-	p.mu.Unlock()
-	if rwc != nil {
-		_ = rwc.Close()
-	}
-	p.detachedWG.Wait()
-}
-
-// sendControl sends one exchange message on the control channel.
-func (p *Peer) sendControl(m quicMsg) error {
-	b, err := json.Marshal(m)
-	if err != nil {
-		return fmt.Errorf("sdk: quic: %w", err)
-	}
-	p.mu.Lock()
-	dc, rwc := p.control, p.detached
-	p.mu.Unlock()
-	switch {
-	case rwc != nil:
-		_, err = rwc.WriteDataChannel(b, true)
-	case dc != nil:
-		err = dc.SendText(string(b))
-	default:
-		err = errors.New("no control channel")
-	}
-	if err != nil {
-		return fmt.Errorf("sdk: quic: send on the control channel: %w", err)
+// sendQUIC relays one exchange message to the remote peer through the server.
+func (p *Peer) sendQUIC(m quicMsg) error {
+	m.Switchboard = quicSwitchboard
+	if err := p.c.send("message", p.id, m); err != nil {
+		return fmt.Errorf("sdk: quic: send through the server: %w", err)
 	}
 	return nil
 }

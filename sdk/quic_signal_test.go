@@ -6,58 +6,99 @@ import (
 	"testing"
 )
 
+const testHello = `{"switchboard":"quic","quic":"hello","v":1,"ufrag":"abcd","pwd":"pppppppppppppppppppppp","fp":"0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f"}`
+
 func TestDecodeQUICMsg(t *testing.T) {
 	fp := strings.Repeat("0f", 32)
-	good := `{"quic":"hello","v":1,"ufrag":"abcd","pwd":"` + strings.Repeat("p", 22) + `","fp":"` + fp + `"}`
+	pwd := strings.Repeat("p", 22)
 	for _, tc := range []struct {
 		in      string
 		ours    bool
 		wantErr bool
 	}{
-		{good, true, false},
-		{`{"quic":"cand","cand":"candidate:1 1 udp 1 127.0.0.1 5000 typ host"}`, true, false},
-		{`{"quic":"eoc"}`, true, false},
-		{`{"switchboard":"something else"}`, false, false},
+		{testHello, true, false},
+		{`{"switchboard":"quic","quic":"cand","cand":"candidate:1 1 udp 1 127.0.0.1 5000 typ host"}`, true, false},
+		{`{"switchboard":"quic","quic":"eoc"}`, true, false},
+		{`{"switchboard":"negotiate"}`, false, false},
+		{`{"quic":"hello"}`, false, false}, // no switchboard field: an application's message
 		{`not json`, true, true},
-		{`{"quic":"hello","v":2,"ufrag":"abcd","pwd":"` + strings.Repeat("p", 22) + `","fp":"` + fp + `"}`, true, true},
-		{`{"quic":"hello","v":1,"ufrag":"ab","pwd":"` + strings.Repeat("p", 22) + `","fp":"` + fp + `"}`, true, true},
-		{`{"quic":"hello","v":1,"ufrag":"abcd","pwd":"short","fp":"` + fp + `"}`, true, true},
-		{`{"quic":"hello","v":1,"ufrag":"abcd","pwd":"` + strings.Repeat("p", 22) + `","fp":"xyz"}`, true, true},
-		{`{"quic":"cand"}`, true, true},
-		{`{"quic":"bye"}`, true, true},
-		{`{"quic":"cand","cand":"` + strings.Repeat("c", maxQUICMsg) + `"}`, true, true},
+		{`{"switchboard":"quic","quic":"hello","v":"1"}`, true, true},
+		{`{"switchboard":"quic","quic":"hello","v":2,"ufrag":"abcd","pwd":"` + pwd + `","fp":"` + fp + `"}`, true, true},
+		{`{"switchboard":"quic","quic":"hello","v":1,"ufrag":"ab","pwd":"` + pwd + `","fp":"` + fp + `"}`, true, true},
+		{`{"switchboard":"quic","quic":"hello","v":1,"ufrag":"abcd","pwd":"short","fp":"` + fp + `"}`, true, true},
+		{`{"switchboard":"quic","quic":"hello","v":1,"ufrag":"abcd","pwd":"` + pwd + `","fp":"xyz"}`, true, true},
+		{`{"switchboard":"quic","quic":"cand"}`, true, true},
+		{`{"switchboard":"quic","quic":"bye"}`, true, true},
+		{`{"switchboard":"quic","quic":"cand","cand":"` + strings.Repeat("c", maxQUICMsg) + `"}`, true, true},
 	} {
 		_, ours, err := decodeQUICMsg([]byte(tc.in))
 		if ours != tc.ours || (err != nil) != tc.wantErr {
-			t.Errorf("%.40q: ours %v, err %v", tc.in, ours, err)
+			t.Errorf("%.60q: ours %v, err %v", tc.in, ours, err)
 		}
 		if err != nil && !errors.Is(err, ErrQUICSignal) {
-			t.Errorf("%.40q: %v does not wrap ErrQUICSignal", tc.in, err)
+			t.Errorf("%.60q: %v does not wrap ErrQUICSignal", tc.in, err)
+		}
+		if isQUICMsg([]byte(tc.in)) != (tc.ours && tc.in != "not json") {
+			t.Errorf("%.60q: isQUICMsg %v", tc.in, !tc.ours)
 		}
 	}
 }
 
-// TestQUICInboxBounded: a remote flooding the control channel fills the inbox up to its bound,
-// then the inbox holds an error and nothing more.
+// TestQUICInboxBounded: a remote flooding the exchange fills the inbox up to its bound, then
+// the inbox holds an error (reported once) and nothing more.
 func TestQUICInboxBounded(t *testing.T) {
 	in := newQUICInbox()
+	if err := in.put([]byte(testHello)); err != nil {
+		t.Fatal(err)
+	}
+	var errs int
 	for range 10 * maxQUICInbox {
-		in.put([]byte(`{"quic":"eoc"}`))
+		if err := in.put([]byte(`{"switchboard":"quic","quic":"cand","cand":"x"}`)); err != nil {
+			errs++
+		}
 	}
 	msgs, err := in.take()
-	if len(msgs) != maxQUICInbox || !errors.Is(err, ErrQUICSignal) {
-		t.Fatalf("%d messages, err %v", len(msgs), err)
+	if len(msgs) != 0 || !errors.Is(err, ErrQUICSignal) || errs != 1 {
+		t.Fatalf("%d messages kept, %d errors reported, err %v", len(msgs), errs, err)
 	}
-	in.put([]byte(`{"quic":"eoc"}`))
-	if msgs, _ := in.take(); len(msgs) != 0 {
-		t.Fatalf("a message queued after the overflow")
+	if !strings.Contains(err.Error(), "more than 64 messages") {
+		t.Fatalf("error %v", err)
+	}
+}
+
+// TestQUICInboxOrder: the hello comes first and once; nothing follows end-of-candidates. A
+// hello held before QUIC is called stays there, with its candidates, until taken.
+func TestQUICInboxOrder(t *testing.T) {
+	cand := `{"switchboard":"quic","quic":"cand","cand":"candidate:1 1 udp 1 127.0.0.1 5000 typ host"}`
+	eoc := `{"switchboard":"quic","quic":"eoc"}`
+	for _, tc := range []struct {
+		name string
+		msgs []string
+		want string // in the error; "" for none
+	}{
+		{"in order", []string{testHello, cand, cand, eoc}, ""},
+		{"candidate first", []string{cand, testHello}, "cand before hello"},
+		{"two hellos", []string{testHello, cand, testHello}, "a second hello"},
+		{"after eoc", []string{testHello, eoc, cand}, "cand after end-of-candidates"},
+	} {
+		in := newQUICInbox()
+		for _, m := range tc.msgs {
+			_ = in.put([]byte(m))
+		}
+		msgs, err := in.take()
+		switch {
+		case tc.want == "" && (err != nil || len(msgs) != len(tc.msgs) || msgs[0].Quic != quicHello):
+			t.Errorf("%s: %d messages, err %v", tc.name, len(msgs), err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want) || !errors.Is(err, ErrQUICSignal)):
+			t.Errorf("%s: err %v, want %q", tc.name, err, tc.want)
+		}
 	}
 }
 
 func FuzzDecodeQUICMsg(f *testing.F) {
-	f.Add([]byte(`{"quic":"hello","v":1,"ufrag":"abcd","pwd":"pppppppppppppppppppppp","fp":"` + strings.Repeat("0f", 32) + `"}`))
-	f.Add([]byte(`{"quic":"cand","cand":"candidate:1 1 udp 1 127.0.0.1 5000 typ host"}`))
-	f.Add([]byte(`{"quic":"eoc"}`))
+	f.Add([]byte(testHello))
+	f.Add([]byte(`{"switchboard":"quic","quic":"cand","cand":"candidate:1 1 udp 1 127.0.0.1 5000 typ host"}`))
+	f.Add([]byte(`{"switchboard":"quic","quic":"eoc"}`))
 	f.Add([]byte(`{}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, ours, err := decodeQUICMsg(b)
@@ -69,6 +110,9 @@ func FuzzDecodeQUICMsg(f *testing.F) {
 		}
 		if !ours {
 			return
+		}
+		if m.Switchboard != quicSwitchboard || !isQUICMsg(b) {
+			t.Fatalf("accepted %q as ours", b)
 		}
 		switch m.Quic {
 		case quicHello:
@@ -83,5 +127,7 @@ func FuzzDecodeQUICMsg(f *testing.F) {
 		default:
 			t.Fatalf("accepted kind %q", m.Quic)
 		}
+		in := newQUICInbox() // the inbox takes whatever the decoder does without panicking
+		_ = in.put(b)
 	})
 }

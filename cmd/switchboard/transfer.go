@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/pion/webrtc/v4"
+	"github.com/quic-go/quic-go"
 
 	"github.com/switchboard-rtc/switchboard/internal/transfer"
 	"github.com/switchboard-rtc/switchboard/sdk"
@@ -207,23 +208,30 @@ func sendFiles(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fmt.Fprintf(stdout, "On the receiving side, run:\n\n    %s\n\n", cmd)
 	}
 
-	// The channel is opened once the peer is connected, not from OnPeer: a channel created
-	// on the side that did not join last races the newcomer's offer (glare), and the
-	// connection already carries the SDK's control channel, so no new negotiation is needed.
+	// A receiver that announced QUIC gets its QUIC setup started at once (OnPeer), beside
+	// the peer connection's negotiation; the sender takes the receiver whose QUIC connection
+	// or peer connection is up first (transfer_quic.go).
 	type candidate struct {
 		p      *sdk.Peer
 		failed <-chan struct{}
+		quic   *quicAttempt // nil: no QUIC with this peer
 	}
 	candidates := make(chan candidate, 16)
+	setups := newQUICSetups(ctx)
+	defer setups.stop()
 	opts := pf.options("send", stderr)
 	opts.Meta = transferMeta("send", !*noQUIC)
 	opts.OnPeer = func(p *sdk.Peer) {
-		if roleOf(p) == "send" {
-			return
+		if roleOf(p) == "send" || len(candidates) == cap(candidates) {
+			return // plenty already
+		}
+		c := candidate{p: p, failed: onFailed(p)}
+		if !*noQUIC && quicOf(p) {
+			c.quic = setups.start(p, c.failed, quicSendWait, nil)
 		}
 		select {
-		case candidates <- candidate{p, onFailed(p)}:
-		default: // plenty already
+		case candidates <- c:
+		default: // filled meanwhile: its QUIC setup ends with its bound
 		}
 	}
 	client, err := dialPeer(ctx, pf.server, *room, opts)
@@ -248,7 +256,13 @@ func sendFiles(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		case <-ctx.Done():
 			return fmt.Errorf("send: %w", ctx.Err())
 		}
+		var quicUp <-chan struct{} // nil: never
+		if c.quic != nil {
+			quicUp = c.quic.up
+		}
 		select {
+		case <-quicUp:
+			t = c
 		case <-c.p.Connected():
 			t = c
 		case <-c.p.Closed():
@@ -262,14 +276,18 @@ func sendFiles(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 	}
 	pr := newProgressPrinter(stderr, "sending")
-	ch, how, err := senderChannel(ctx, t.p, !*noQUIC)
+	ch, how, err := senderChannel(ctx, t.p, t.quic, t.failed)
 	if err != nil {
 		return fmt.Errorf("send: %w", err)
+	}
+	failed := t.failed
+	if strings.HasPrefix(how, "over QUIC") {
+		failed = nil // the transfer does not need the peer connection
 	}
 	sender := transfer.NewSenderOn(ch, &transfer.SendOptions{Progress: pr.update})
 	fmt.Fprintf(stderr, "sending to %s %s\n", peerName(t.p), how)
 	tctx, cancel := context.WithCancelCause(ctx)
-	stop := watchPeer(tctx, cancel, t.p, t.failed, "receiver")
+	stop := watchPeer(tctx, cancel, t.p, failed, "receiver")
 	start := time.Now()
 	results, err := sender.Send(tctx, paths)
 	stop()
@@ -328,8 +346,8 @@ func recvFiles(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	ropts := transfer.ReceiveOptions{Dir: *out, Overwrite: *overwrite, Progress: pr.update}
 	opts := pf.options("recv", stderr)
 	opts.Meta = transferMeta("recv", !*noQUIC)
-	quicIn := newQUICAcceptor(ctx)
-	defer quicIn.stop()
+	setups := newQUICSetups(ctx)
+	defer setups.stop()
 	opts.OnPeer = func(p *sdk.Peer) {
 		failed := onFailed(p)
 		p.OnDataChannel(func(dc *webrtc.DataChannel) {
@@ -343,12 +361,18 @@ func recvFiles(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			sources <- source{p, transfer.NewReceiver(dc, ropts), failed, "over the data channel"}
 		})
 		if !*noQUIC && quicOf(p) && roleOf(p) == "send" {
-			quicIn.watch(p, func(ch transfer.Channel, how string) bool {
-				if !taken.CompareAndSwap(false, true) {
-					return false // busy with another sender, or its data channel came first
+			// At once, beside the peer connection; the sender's stream is taken unless its
+			// data channel came first. The transfer then does not need the peer connection.
+			setups.start(p, failed, quicRecvWait, func(conn *quic.Conn) {
+				ch, err := transfer.AcceptStream(setups.ctx, conn)
+				if err != nil {
+					return // the data channel, then
 				}
-				sources <- source{p, transfer.NewReceiverOn(ch, ropts), failed, how}
-				return true
+				if !taken.CompareAndSwap(false, true) {
+					_ = ch.Close() // busy with another sender, or its data channel came first
+					return
+				}
+				sources <- source{p, transfer.NewReceiverOn(ch, ropts), nil, "over QUIC (" + p.QUICPath() + ")"}
 			})
 		}
 	}

@@ -18,7 +18,9 @@ import (
 // quicTransfer sends n bytes between two SDK peers over their QUIC connection (Peer.QUIC):
 // one stream, 64 KiB writes, on the network of ours (k's UDP buffers and impairment, which
 // the SDK's QUIC sessions use through Options.Net). The time counts from the first write to
-// the last byte read; the QUIC setup (both QUIC calls) is reported beside it.
+// the last byte read; the QUIC setup is reported beside it: from the sender's join to both
+// QUIC calls returned, the calls made from OnPeer as send and recv do (not after the peer
+// connection is up), and whether the peer connection had connected by then.
 func quicTransfer(ctx context.Context, url string, loopback bool, k dcKnobs, n int64) (transfer, error) {
 	ctr := newPionCounters()
 	se, err := knobSettingEngine(sdkSettingEngine(loopback), k, ctr)
@@ -34,54 +36,74 @@ func quicTransfer(ctx context.Context, url string, loopback bool, k dcKnobs, n i
 	}
 	quiet := slog.New(slog.DiscardHandler)
 	room := "quic-" + newRunID()
-	dialOne := func(peers chan<- *sdk.Peer) (*sdk.Client, error) {
-		return sdk.Dial(ctx, url, room, &sdk.Options{Loopback: loopback, SettingEngine: &se, Net: nt, Logger: quiet,
-			OnPeer: func(p *sdk.Peer) {
-				select {
-				case peers <- p:
-				default:
-				}
-			}})
+	// Each side calls QUIC as soon as it learns of the other (OnPeer), as send and recv do,
+	// beside the peer connection's negotiation; the time of each is kept.
+	type side struct {
+		conn   *quic.Conn
+		err    error
+		quicAt time.Time // QUIC returned
+		pcUp   bool      // the peer connection had connected by then
 	}
-	rxPeers, txPeers := make(chan *sdk.Peer, 1), make(chan *sdk.Peer, 1)
-	rx, err := dialOne(rxPeers)
+	sides := make(chan side, 2)
+	var wg sync.WaitGroup
+	defer wg.Wait() // after the clients close (deferred below), which ends every QUIC call
+	onPeer := func(p *sdk.Peer) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var sd side
+			sd.conn, sd.err = p.QUIC(ctx)
+			sd.quicAt = time.Now()
+			select {
+			case <-p.Connected():
+				sd.pcUp = true
+			default:
+			}
+			sides <- sd
+		}()
+	}
+	dialOne := func() (*sdk.Client, error) {
+		return sdk.Dial(ctx, url, room, &sdk.Options{Loopback: loopback, SettingEngine: &se, Net: nt, Logger: quiet, OnPeer: onPeer})
+	}
+	rx, err := dialOne()
 	if err != nil {
 		return transfer{}, fmt.Errorf("receiver: %w", err)
 	}
 	defer rx.Close()
-	tx, err := dialOne(txPeers)
+	joinAt := time.Now() // the sender joins: the pair's setup starts
+	tx, err := dialOne()
 	if err != nil {
 		return transfer{}, fmt.Errorf("sender: %w", err)
 	}
 	defer tx.Close()
-	var pr, pt *sdk.Peer
-	for pr == nil || pt == nil {
+	var got2 []side
+	for len(got2) < 2 {
 		select {
-		case pr = <-rxPeers:
-		case pt = <-txPeers:
+		case sd := <-sides:
+			got2 = append(got2, sd)
 		case <-ctx.Done():
-			return transfer{}, fmt.Errorf("waiting for the peers: %w", context.Cause(ctx))
+			return transfer{}, fmt.Errorf("waiting for QUIC: %w", context.Cause(ctx))
 		}
 	}
-	for _, p := range []*sdk.Peer{pr, pt} {
-		select {
-		case <-p.Connected():
-		case <-ctx.Done():
-			return transfer{}, fmt.Errorf("waiting for the connection: %w", context.Cause(ctx))
-		}
-	}
-	setupStart := time.Now()
-	var rc, tc *quic.Conn
-	var re, te error
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); rc, re = pr.QUIC(ctx) }()
-	go func() { defer wg.Done(); tc, te = pt.QUIC(ctx) }()
-	wg.Wait()
-	if err := errors.Join(re, te); err != nil {
+	if err := errors.Join(got2[0].err, got2[1].err); err != nil {
 		return transfer{}, err
 	}
-	setup := time.Since(setupStart)
+	last := got2[0].quicAt
+	if got2[1].quicAt.After(last) {
+		last = got2[1].quicAt
+	}
+	setup := last.Sub(joinAt)
+	pcNote := "before the peer connection"
+	if got2[0].pcUp && got2[1].pcUp {
+		pcNote = "after the peer connection"
+	}
+	pt, rc, tc := tx.Peer(rx.ID()), got2[0].conn, got2[1].conn
+	if pt == nil {
+		return transfer{}, errors.New("the sender does not know the receiver")
+	}
+	if c, _ := pt.QUIC(ctx); c != tc { // got2 is in arrival order: put the sender's first
+		rc, tc = tc, rc
+	}
 
 	type readResult struct {
 		n   int64
@@ -126,7 +148,7 @@ func quicTransfer(ctx context.Context, url string, loopback bool, k dcKnobs, n i
 		return transfer{}, fmt.Errorf("quic read: %w", res.err)
 	}
 	st := tc.ConnectionStats()
-	note := fmt.Sprintf("quic setup %v (%s); sender: %d packets, %d declared lost, cwnd %s, srtt %v",
-		setup.Round(time.Millisecond), pt.QUICPath(), st.PacketsSent, st.PacketsLost, sizeStr(st.CongestionWindow), st.SmoothedRTT.Round(time.Millisecond))
+	note := fmt.Sprintf("quic up %v after the sender joined (%s; %s); sender: %d packets, %d declared lost, cwnd %s, srtt %v",
+		setup.Round(time.Millisecond), pt.QUICPath(), pcNote, st.PacketsSent, st.PacketsLost, sizeStr(st.CongestionWindow), st.SmoothedRTT.Round(time.Millisecond))
 	return transfer{sent: sent, received: res.n, elapsed: res.at.Sub(start), note: note}, nil
 }

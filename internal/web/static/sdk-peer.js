@@ -293,6 +293,9 @@ export class Peer {
       if (!broadcast) this._do(() => this._renegotiate(data)); // the SDK's own; never surfaced
       return;
     }
+    if (data && typeof data === 'object' && !Array.isArray(data) && data.switchboard === 'quic') {
+      return; // the Go SDK's QUIC exchange (docs/protocol.md): no part of a browser's; never surfaced
+    }
     if (this.onMessage) this.onMessage(data, broadcast);
   }
 
