@@ -67,3 +67,12 @@ func (c *dataChannel) Close() error {
 	c.w.Close()
 	return c.dc.Close() //nolint:wrapcheck // Pion's, as before
 }
+
+// frameErr returns why ch ended if its remote broke the framing (a QUIC stream's bad frame),
+// else nil. Valid once ch's closed handler has run.
+func frameErr(ch Channel) error {
+	if c, ok := ch.(interface{ frameErr() error }); ok {
+		return c.frameErr()
+	}
+	return nil
+}

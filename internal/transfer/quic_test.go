@@ -2,9 +2,12 @@ package transfer_test
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
+	"io"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -154,5 +157,97 @@ func TestQUICReceiverGone(t *testing.T) {
 	_, err = transfer.NewSenderOn(ch, nil).Send(ctx, []string{filepath.Join(src, "f")})
 	if !errors.Is(err, transfer.ErrClosed) {
 		t.Fatalf("send to a receiver that hung up: %v, want ErrClosed", err)
+	}
+}
+
+// rawFrame is one frame for a hand-written stream: kind, then the payload length (which
+// may claim more than follows), then payload.
+func rawFrame(kind byte, n uint32, payload []byte) []byte {
+	return append([]byte{kind, byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)}, payload...)
+}
+
+// rawAnswer reads the receiver's frames on s until a text frame, and returns it.
+func rawAnswer(tb testing.TB, s *quic.Stream) string {
+	tb.Helper()
+	_ = s.SetReadDeadline(time.Now().Add(wait))
+	for {
+		var h [5]byte
+		if _, err := io.ReadFull(s, h[:]); err != nil {
+			tb.Fatalf("reading the receiver's answer: %v", err)
+		}
+		p := make([]byte, binary.BigEndian.Uint32(h[1:]))
+		if _, err := io.ReadFull(s, p); err != nil {
+			tb.Fatalf("reading the receiver's answer: %v", err)
+		}
+		if h[0] == 1 {
+			return string(p)
+		}
+	}
+}
+
+// rawQUICSender opens a stream from sc, writes b on it, and returns a receiver running on
+// the stream rc accepted. closeConn closes rc as soon as Run returns, as a command's client
+// does when it exits.
+func rawQUICSender(tb testing.TB, b []byte) (*quic.Stream, <-chan runResult) {
+	tb.Helper()
+	sc, rc := quicConns(tb)
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	s, err := sc.OpenStreamSync(ctx)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := s.Write(append(rawFrame(0, uint32(len(transfer.Protocol)), []byte(transfer.Protocol)), b...)); err != nil {
+		tb.Fatal(err)
+	}
+	ch, err := transfer.AcceptStream(ctx, rc)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	run := startReceiver(tb, transfer.NewReceiverOn(ch, transfer.ReceiveOptions{Dir: tb.TempDir()}))
+	done := make(chan runResult, 1)
+	go func() {
+		r := <-run
+		_ = rc.CloseWithError(0, "closed") // what the command's exit does right away
+		done <- r
+	}()
+	return s, done
+}
+
+// TestQUICOversizeFrame: a frame longer than its kind allows (binary: ChunkSize; text:
+// MaxTextFrame) ends the transfer with a protocol error naming it, and the sender is told.
+func TestQUICOversizeFrame(t *testing.T) {
+	for name, f := range map[string][]byte{
+		"binary": rawFrame(2, transfer.MaxFrame+1, nil),
+		"text":   rawFrame(1, transfer.MaxTextFrame+1, nil),
+		"huge":   rawFrame(2, 1<<31, nil),
+	} {
+		t.Run(name, func(t *testing.T) {
+			s, run := rawQUICSender(t, f)
+			answer := rawAnswer(t, s)
+			if !strings.Contains(answer, `"protocol"`) || !strings.Contains(answer, "frame") {
+				t.Errorf("the receiver's answer %s does not name the bad frame", answer)
+			}
+			_ = s.Close()
+			r := waitChan(t, run, "the receiver")
+			if !errors.Is(r.err, transfer.ErrProtocol) || !errors.Is(r.err, transfer.ErrFrame) {
+				t.Fatalf("receive: %v, want ErrProtocol and ErrFrame", r.err)
+			}
+		})
+	}
+}
+
+// TestQUICReasonArrives: a receiver that gives up (data outside a file) and whose side then
+// closes the connection at once still gets its reason to the sender: closing the stream
+// waits for the remote to have it.
+func TestQUICReasonArrives(t *testing.T) {
+	s, run := rawQUICSender(t, rawFrame(2, 3, []byte{1, 2, 3}))
+	answer := rawAnswer(t, s)
+	if !strings.Contains(answer, "data outside a file") {
+		t.Errorf("answer %s, want the receiver's reason", answer)
+	}
+	_ = s.Close()
+	if r := waitChan(t, run, "the receiver"); !errors.Is(r.err, transfer.ErrProtocol) {
+		t.Fatalf("receive: %v, want ErrProtocol", r.err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"hash"
 	"io/fs"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -141,6 +142,11 @@ func (r *Receiver) Run(ctx context.Context) (results []Result, err error) {
 			select { // the channel delivers every message before it reports the close
 			case msg = <-r.msgs:
 			default:
+				if ferr := frameErr(r.ch); ferr != nil {
+					err := fmt.Errorf("%w: %w", ErrProtocol, ferr)
+					r.giveUp(ctx, err)
+					return st.results, err
+				}
 				if st.cur != nil {
 					return st.results, fmt.Errorf("%w: in the middle of %q", ErrClosed, st.cur.name)
 				}
@@ -171,11 +177,19 @@ func (r *Receiver) Run(ctx context.Context) (results []Result, err error) {
 	}
 }
 
+// maxReason bounds the reason a receiver gives when it gives up (it may quote the sender's
+// input), so that the answer always fits a message.
+const maxReason = 1 << 10
+
 // giveUp tells the sender about a protocol error; Run closes the channel next.
 func (r *Receiver) giveUp(ctx context.Context, cause error) {
 	ctx, cancel := context.WithTimeout(ctx, flushTimeout)
 	defer cancel()
-	if r.ch.SendText(ctx, encode(answerMsg{Type: typeError, Code: CodeProtocol, Message: cause.Error()})) == nil {
+	why := cause.Error()
+	if len(why) > maxReason {
+		why = strings.ToValidUTF8(why[:maxReason], "") + "…"
+	}
+	if r.ch.SendText(ctx, encode(answerMsg{Type: typeError, Code: CodeProtocol, Message: why})) == nil {
 		_ = r.ch.Flush(ctx)
 	}
 }

@@ -208,6 +208,9 @@ func (s *Sender) settle(st *sendState, cause error) error {
 	if st.done || st.answered == len(st.files) {
 		return st.failures()
 	}
+	if ferr := frameErr(s.ch); ferr != nil {
+		return fmt.Errorf("%w: %w", ErrProtocol, ferr)
+	}
 	return fmt.Errorf("%w: %d of %d files unanswered", cause, len(st.files)-st.answered, len(st.files))
 }
 
@@ -239,6 +242,9 @@ func (s *Sender) write(ctx context.Context, st *sendState, send func(context.Con
 		}
 		if ctx.Err() == nil && errors.Is(err, context.Canceled) && wctx.Err() != nil {
 			continue // woken by a message before anything was sent: handle it, try again
+		}
+		if perr := s.pollAnswers(st); perr != nil {
+			return perr // the receiver's reason (it gave up) rather than the write's failure
 		}
 		return s.sendErr(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -27,17 +28,31 @@ const (
 	frameBinary = 2 // file data
 )
 
-// Frame bounds.
+// Frame bounds: a frame is checked against them before its payload is allocated.
 const (
-	// MaxFrame is the largest frame payload accepted: 1 MiB (the sender sends ChunkSize).
-	MaxFrame = 1 << 20
+	// MaxFrame is the largest binary frame payload accepted: ChunkSize, what the sender sends.
+	MaxFrame = ChunkSize
+	// MaxTextFrame is the largest text (and open) frame payload accepted: JSON messages are
+	// a few hundred bytes (a name is at most MaxNameBytes).
+	MaxTextFrame = 16 << 10
 	// frameHeader is the size of a frame's header.
 	frameHeader = 5
 	// streamOpenTimeout bounds how long AcceptStream waits for the open frame.
 	streamOpenTimeout = 10 * time.Second
 	// quicCodeRefused is the QUIC application error code of a stream refused or abandoned.
 	quicCodeRefused = 0x5b
+	// closeWait bounds how long Close waits for the remote to close its side, so that what
+	// was written reaches it before the connection may close.
+	closeWait = 2 * time.Second
 )
+
+// maxPayload returns the largest payload of a frame of kind.
+func maxPayload(kind byte) int {
+	if kind == frameBinary {
+		return MaxFrame
+	}
+	return MaxTextFrame
+}
 
 // ErrFrame means a stream carried a frame that is not one: unknown kind, too long, or cut.
 var ErrFrame = errors.New("transfer: bad frame")
@@ -64,8 +79,8 @@ func readFrame(r *bufio.Reader) (kind byte, payload []byte, err error) {
 		return 0, nil, fmt.Errorf("%w: kind %d", ErrFrame, kind)
 	}
 	n := binary.BigEndian.Uint32(h[1:])
-	if n > MaxFrame {
-		return 0, nil, fmt.Errorf("%w: %d bytes (at most %d)", ErrFrame, n, MaxFrame)
+	if limit := maxPayload(kind); n > uint32(limit) { //nolint:gosec // limit is a small constant
+		return 0, nil, fmt.Errorf("%w: a %d-byte frame of kind %d (at most %d)", ErrFrame, n, kind, limit)
 	}
 	payload = make([]byte, n)
 	if _, err := io.ReadFull(r, payload); err != nil {
@@ -123,7 +138,7 @@ func AcceptStream(ctx context.Context, conn *quic.Conn) (Channel, error) {
 }
 
 // streamChannel is a Channel on a QUIC stream. Its reader goroutine runs from Handle until
-// the stream's read side ends (Close, the remote's FIN or reset, the connection's end).
+// the stream's read side ends (the remote's FIN or reset, the connection's end, Close).
 type streamChannel struct {
 	s *quic.Stream
 	r *bufio.Reader
@@ -132,33 +147,52 @@ type streamChannel struct {
 	buf     []byte     // the frame being written
 	pending []byte     // the rest of a frame whose write was interrupted after its start
 
+	handled  atomic.Bool   // Handle ran: the reader goroutine runs until readDone
+	readDone chan struct{} // closed when the reader goroutine ends
+	closing  atomic.Bool   // Close was called: messages are no longer delivered
+	badFrame error         // the remote's bad frame, if any; set before closed runs
+
 	closeOnce sync.Once
 }
 
 func newStreamChannel(s *quic.Stream, r *bufio.Reader) *streamChannel {
-	return &streamChannel{s: s, r: r}
+	return &streamChannel{s: s, r: r, readDone: make(chan struct{})}
 }
 
+// Handle starts the reader. A bad frame (ErrFrame: too long, unknown kind, a second open)
+// ends the channel for the handlers at once (frameErr tells why); the reader then goes on
+// reading and discarding what follows, so that the remote's writes do not fail before it
+// has read the answer to it, until the remote closes its side or Close gives up on it.
 func (c *streamChannel) Handle(open func(), message func(Message), closed func()) {
+	c.handled.Store(true)
 	open()
 	go func() {
-		defer closed()
+		defer close(c.readDone)
 		for {
 			kind, payload, err := readFrame(c.r)
+			if err == nil && kind == frameOpen {
+				err = fmt.Errorf("%w: an open frame after the first", ErrFrame)
+			}
 			if err != nil {
-				if !errors.Is(err, io.EOF) {
-					c.s.CancelRead(quicCodeRefused) // a bad frame: stop reading for good
+				if errors.Is(err, ErrFrame) {
+					c.badFrame = err
+					closed()
+					_, _ = io.Copy(io.Discard, c.r) // until the remote's FIN, or Close cancels
+					return
 				}
+				closed()
 				return
 			}
-			if kind == frameOpen {
-				c.s.CancelRead(quicCodeRefused) // only the first frame may open
-				return
+			if !c.closing.Load() {
+				message(Message{Text: kind == frameText, Data: payload})
 			}
-			message(Message{Text: kind == frameText, Data: payload})
 		}
 	}()
 }
+
+// frameErr returns the remote's bad frame that ended the channel, if any. Valid once the
+// closed handler has run.
+func (c *streamChannel) frameErr() error { return c.badFrame }
 
 func (c *streamChannel) SendText(ctx context.Context, s string) error {
 	return c.write(ctx, frameText, []byte(s))
@@ -172,8 +206,8 @@ func (c *streamChannel) Send(ctx context.Context, b []byte) error {
 // one interrupted after its start counts as sent, and its rest goes out before the next
 // frame (or at Flush and Close).
 func (c *streamChannel) write(ctx context.Context, kind byte, payload []byte) error {
-	if len(payload) > MaxFrame {
-		return fmt.Errorf("transfer: a %d-byte message (at most %d)", len(payload), MaxFrame)
+	if limit := maxPayload(kind); len(payload) > limit {
+		return fmt.Errorf("transfer: a %d-byte message (at most %d)", len(payload), limit)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -237,18 +271,31 @@ func (c *streamChannel) Flush(ctx context.Context) error {
 }
 
 // Close ends the stream: a write waiting for flow control gives up (what it had written
-// counts as sent), what was written goes out, then a FIN; the read side stops.
+// counts as sent), what was written goes out, then a FIN. QUIC does not tell when the remote
+// has the data, and closing the connection right after would throw away what is still
+// unsent (a receiver's last answer, such as the reason it gave up): so Close waits, at most
+// closeWait, for the remote to close its side too (the remote's reader got the FIN, or went
+// away), reading and discarding what still comes; then the read side stops.
 func (c *streamChannel) Close() error {
 	c.closeOnce.Do(func() {
-		c.s.CancelRead(quicCodeRefused)
+		c.closing.Store(true)
 		_ = c.s.SetWriteDeadline(time.Now())
 		c.mu.Lock()
-		defer c.mu.Unlock()
 		_ = c.s.SetWriteDeadline(time.Time{})
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
 		_ = c.drain(ctx)
+		cancel()
 		_ = c.s.Close()
+		c.mu.Unlock()
+		if c.handled.Load() {
+			t := time.NewTimer(closeWait)
+			select {
+			case <-c.readDone:
+			case <-t.C:
+			}
+			t.Stop()
+		}
+		c.s.CancelRead(quicCodeRefused)
 	})
 	return nil
 }

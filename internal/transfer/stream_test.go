@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"runtime"
 	"testing"
 )
 
@@ -28,14 +29,33 @@ func TestFrames(t *testing.T) {
 		t.Fatalf("after the last frame: %v, want io.EOF", err)
 	}
 	for name, bad := range map[string][]byte{
-		"unknown kind": {9, 0, 0, 0, 0},
-		"too long":     {frameBinary, 0, 0x10, 0, 1},
-		"cut header":   {frameText, 0},
-		"cut payload":  {frameText, 0, 0, 0, 4, 'a'},
+		"unknown kind":   {9, 0, 0, 0, 0},
+		"too long":       {frameBinary, 0, 0x10, 0, 1},
+		"binary > chunk": appendFrame(nil, frameBinary, make([]byte, ChunkSize+1)),
+		"text > max":     appendFrame(nil, frameText, make([]byte, MaxTextFrame+1)),
+		"open > max":     appendFrame(nil, frameOpen, make([]byte, MaxTextFrame+1)),
+		"cut header":     {frameText, 0},
+		"cut payload":    {frameText, 0, 0, 0, 4, 'a'},
 	} {
 		if _, _, err := readFrame(bufio.NewReader(bytes.NewReader(bad))); !errors.Is(err, ErrFrame) {
 			t.Errorf("%s: %v, want ErrFrame", name, err)
 		}
+	}
+}
+
+// TestFrameLimitBeforeAllocation: a header claiming a huge payload is refused before
+// anything of its size is allocated.
+func TestFrameLimitBeforeAllocation(t *testing.T) {
+	h := []byte{frameBinary, 0x40, 0, 0, 0} // 1 GiB
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, _, err := readFrame(bufio.NewReader(bytes.NewReader(h)))
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, ErrFrame) {
+		t.Fatalf("a 1 GiB frame: %v, want ErrFrame", err)
+	}
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 1<<20 {
+		t.Fatalf("reading a refused header allocated %d bytes", grew)
 	}
 }
 
@@ -55,7 +75,7 @@ func FuzzReadFrame(f *testing.F) {
 				}
 				return
 			}
-			if kind > frameBinary || len(p) > MaxFrame {
+			if kind > frameBinary || len(p) > maxPayload(kind) {
 				t.Fatalf("accepted kind %d with %d bytes", kind, len(p))
 			}
 			total += frameHeader + len(p)
