@@ -217,7 +217,7 @@ func sendFiles(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		quic   *quicAttempt // nil: no QUIC with this peer
 	}
 	candidates := make(chan candidate, 16)
-	setups := newQUICSetups(ctx)
+	setups := newQUICSetups(ctx, quicSendLimit)
 	defer setups.stop()
 	opts := pf.options("send", stderr)
 	opts.Meta = transferMeta("send", !*noQUIC)
@@ -256,41 +256,63 @@ func sendFiles(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		case <-ctx.Done():
 			return fmt.Errorf("send: %w", ctx.Err())
 		}
-		var quicUp <-chan struct{} // nil: never
+		var quicUp, quicDone <-chan struct{} // nil: never
 		if c.quic != nil {
-			quicUp = c.quic.up
+			quicUp, quicDone = c.quic.up, c.quic.done
 		}
-		select {
-		case <-quicUp:
-			t = c
-		case <-c.p.Connected():
-			t = c
-		case <-c.p.Closed():
-			fmt.Fprintf(stderr, "%s left before connecting\n", peerName(c.p))
-		case <-c.failed:
-			fmt.Fprintf(stderr, "could not connect to %s\n", peerName(c.p))
-		case <-client.Done():
-			return fmt.Errorf("send: %w", client.Err())
-		case <-ctx.Done():
-			return fmt.Errorf("send: %w", ctx.Err())
+		for t.p == nil && c.p != nil {
+			select {
+			case <-quicUp:
+				t = c
+			case <-quicDone: // no QUIC: wait for the peer connection alone
+				quicUp, quicDone = nil, nil
+			case <-c.p.Connected():
+				t = c
+			case <-c.p.Closed():
+				fmt.Fprintf(stderr, "%s left before connecting\n", peerName(c.p))
+				c.p = nil
+			case <-c.failed:
+				fmt.Fprintf(stderr, "could not connect to %s\n", peerName(c.p))
+				c.p = nil
+			case <-client.Done():
+				return fmt.Errorf("send: %w", client.Err())
+			case <-ctx.Done():
+				return fmt.Errorf("send: %w", ctx.Err())
+			}
 		}
 	}
 	pr := newProgressPrinter(stderr, "sending")
-	ch, how, err := senderChannel(ctx, t.p, t.quic, t.failed)
-	if err != nil {
-		return fmt.Errorf("send: %w", err)
+	var results []transfer.Result
+	var tctx context.Context
+	var start time.Time
+	for q := t.quic; ; q = nil {
+		ch, how, cerr := senderChannel(ctx, t.p, q, t.failed)
+		if cerr != nil {
+			return fmt.Errorf("send: %w", cerr)
+		}
+		failed := t.failed
+		var heard *heardChannel
+		if strings.HasPrefix(how, "over QUIC") {
+			failed = nil // the transfer does not need the peer connection
+			heard = &heardChannel{Channel: ch}
+			ch = heard
+		}
+		sender := transfer.NewSenderOn(ch, &transfer.SendOptions{Progress: pr.update})
+		fmt.Fprintf(stderr, "sending to %s %s\n", peerName(t.p), how)
+		var cancel context.CancelCauseFunc
+		tctx, cancel = context.WithCancelCause(ctx)
+		stop := watchPeer(tctx, cancel, t.p, failed, "receiver")
+		start = time.Now()
+		results, err = sender.Send(tctx, paths)
+		stop()
+		if heard != nil && !heard.any.Load() && errors.Is(err, transfer.ErrClosed) && ctx.Err() == nil {
+			// The receiver closed the stream before answering anything (its QUIC wait ran
+			// out as the stream arrived): nothing of the files is there; the data channel.
+			fmt.Fprintf(stderr, "the QUIC stream closed before the receiver answered; trying the data channel\n")
+			continue
+		}
+		break
 	}
-	failed := t.failed
-	if strings.HasPrefix(how, "over QUIC") {
-		failed = nil // the transfer does not need the peer connection
-	}
-	sender := transfer.NewSenderOn(ch, &transfer.SendOptions{Progress: pr.update})
-	fmt.Fprintf(stderr, "sending to %s %s\n", peerName(t.p), how)
-	tctx, cancel := context.WithCancelCause(ctx)
-	stop := watchPeer(tctx, cancel, t.p, failed, "receiver")
-	start := time.Now()
-	results, err := sender.Send(tctx, paths)
-	stop()
 	pr.finish()
 	elapsed := time.Since(start)
 	var sent int64
@@ -346,7 +368,7 @@ func recvFiles(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	ropts := transfer.ReceiveOptions{Dir: *out, Overwrite: *overwrite, Progress: pr.update}
 	opts := pf.options("recv", stderr)
 	opts.Meta = transferMeta("recv", !*noQUIC)
-	setups := newQUICSetups(ctx)
+	setups := newQUICSetups(ctx, quicRecvLimit)
 	defer setups.stop()
 	opts.OnPeer = func(p *sdk.Peer) {
 		failed := onFailed(p)
@@ -363,16 +385,18 @@ func recvFiles(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if !*noQUIC && quicOf(p) && roleOf(p) == "send" {
 			// At once, beside the peer connection; the sender's stream is taken unless its
 			// data channel came first. The transfer then does not need the peer connection.
-			setups.start(p, failed, quicRecvWait, func(conn *quic.Conn) {
-				ch, err := transfer.AcceptStream(setups.ctx, conn)
+			// Beyond quicMaxSetups running, a sender goes without (nil): its data channel.
+			setups.start(p, failed, quicRecvWait, func(ctx context.Context, conn *quic.Conn) bool {
+				ch, err := transfer.AcceptStream(ctx, conn)
 				if err != nil {
-					return // the data channel, then
+					return false // the data channel, then
 				}
 				if !taken.CompareAndSwap(false, true) {
 					_ = ch.Close() // busy with another sender, or its data channel came first
-					return
+					return false
 				}
 				sources <- source{p, transfer.NewReceiverOn(ch, ropts), nil, "over QUIC (" + p.QUICPath() + ")"}
+				return true
 			})
 		}
 	}

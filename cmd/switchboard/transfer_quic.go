@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -46,65 +47,136 @@ func quicOf(p *sdk.Peer) bool {
 	return m.QUIC == 1
 }
 
+// Bounds of the QUIC setups a command runs: any peer can announce QUIC, and each setup holds
+// an ICE agent, sockets and maybe a TURN allocation, so at most quicMaxSetups run at once
+// (the others go without QUIC: their data channel still works) and each ends at most its
+// limit after it started, whatever the peer connection does (a silent peer's never fails).
+// The sender's limit is shorter than the receiver's, so that a sender that got its
+// connection finds the receiver still waiting for the stream.
+const (
+	quicMaxSetups  = 4
+	quicSendLimit  = 12 * time.Second
+	quicRecvLimit  = quicSendLimit + 3*time.Second
+	quicCodeNoFile = 0x5c // the QUIC application error of a connection that carried no transfer
+)
+
+// onQUICSetups, if set (tests), is called with each command's setups as they are made.
+var onQUICSetups func(*quicSetups)
+
 // quicSetups runs the QUIC setups of a command, one goroutine per peer, stopped by stop.
 type quicSetups struct {
 	ctx    context.Context //nolint:containedctx // the command's lifetime, for its goroutines
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	limit  time.Duration // a setup's bound from its start
+
+	mu      sync.Mutex
+	active  int           // setups running
+	peak    int           // most setups running at once
+	refused int           // setups not started: quicMaxSetups were running
+	changed chan struct{} // closed (and replaced) when active changes
 }
 
-func newQUICSetups(ctx context.Context) *quicSetups {
-	s := &quicSetups{}
+func newQUICSetups(ctx context.Context, limit time.Duration) *quicSetups {
+	s := &quicSetups{limit: limit, changed: make(chan struct{})}
 	s.ctx, s.cancel = context.WithCancel(ctx)
+	if onQUICSetups != nil {
+		onQUICSetups(s)
+	}
 	return s
 }
 
+// acquire takes a slot for a setup, or reports that none is free.
+func (s *quicSetups) acquire() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.active >= quicMaxSetups {
+		s.refused++
+		return false
+	}
+	s.active++
+	s.peak = max(s.peak, s.active)
+	close(s.changed)
+	s.changed = make(chan struct{})
+	return true
+}
+
+func (s *quicSetups) release() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.active--
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+// state returns the setups running, the most at once, the refused, and a channel closed at
+// the next change.
+func (s *quicSetups) state() (active, peak, refused int, changed <-chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.active, s.peak, s.refused, s.changed
+}
+
 // quicAttempt is one peer's QUIC setup: up is closed if it succeeds, done once it is over
-// (conn or err set).
+// (conn or err set; cause: why the setup's context ended, if it did).
 type quicAttempt struct {
 	up, done chan struct{}
 	conn     *quic.Conn
 	err      error
+	cause    error
 }
 
-// start calls p.QUIC now, in the background. The setup ends with the command, when p's
-// connection fails, or wait after p's connection is up (the data channel is there then):
-// it is never bounded before the peer connection, which it runs beside, has had its chance.
-// then, if set, runs after a successful setup, in the same goroutine.
-func (s *quicSetups) start(p *sdk.Peer, failed <-chan struct{}, wait time.Duration, then func(*quic.Conn)) *quicAttempt {
+// start calls p.QUIC now, in the background, or returns nil if quicMaxSetups are running.
+// The setup, then included, ends with the command, when p's connection fails, wait after
+// p's connection is up (the data channel is there then: the setup is not bounded before the
+// peer connection, which it runs beside, has had its chance), or s.limit after its start.
+// then, if set, runs after a successful setup, in the same goroutine; if it returns false
+// (the connection carried nothing), the connection is closed.
+func (s *quicSetups) start(p *sdk.Peer, failed <-chan struct{}, wait time.Duration, then func(context.Context, *quic.Conn) bool) *quicAttempt {
+	if !s.acquire() {
+		return nil
+	}
 	a := &quicAttempt{up: make(chan struct{}), done: make(chan struct{})}
-	ctx, cancel := context.WithCancel(s.ctx)
+	finished := make(chan struct{})
+	lctx, lcancel := context.WithTimeoutCause(s.ctx, s.limit, fmt.Errorf("none within %v", s.limit))
+	ctx, cancel := context.WithCancelCause(lctx)
 	s.wg.Add(2)
 	go func() { // the bound
 		defer s.wg.Done()
 		select {
 		case <-p.Connected():
 		case <-failed:
-			cancel()
+			cancel(errors.New("the peer connection failed"))
 			return
-		case <-a.done:
+		case <-finished:
 			return
 		}
 		t := time.NewTimer(wait)
 		defer t.Stop()
 		select {
 		case <-t.C:
-			cancel()
+			cancel(fmt.Errorf("none within %v of the peer connection", wait))
 		case <-failed:
-			cancel()
-		case <-a.done:
+			cancel(errors.New("the peer connection failed"))
+		case <-finished:
 		}
 	}()
 	go func() {
 		defer s.wg.Done()
-		defer cancel()
+		defer s.release()
+		defer lcancel()
+		defer cancel(nil)
+		defer close(finished)
 		a.conn, a.err = p.QUIC(ctx)
+		if ctx.Err() != nil {
+			a.cause = context.Cause(ctx)
+		}
 		if a.err == nil {
 			close(a.up)
 		}
 		close(a.done)
-		if a.err == nil && then != nil {
-			then(a.conn)
+		if a.err == nil && then != nil && !then(ctx, a.conn) {
+			_ = a.conn.CloseWithError(quicCodeNoFile, "no transfer")
 		}
 	}()
 	return a
@@ -139,7 +211,7 @@ func senderChannel(ctx context.Context, p *sdk.Peer, q *quicAttempt, failed <-ch
 		if ctx.Err() != nil {
 			return nil, "", ctx.Err()
 		}
-		why = " (no QUIC: " + quicReason(err) + ")"
+		why = " (no QUIC: " + quicReason(q, err) + ")"
 	}
 	// The data channel is opened once the peer is connected, not before: a channel created on
 	// the side that did not join last races the newcomer's offer (glare), and the connection
@@ -160,12 +232,32 @@ func senderChannel(ctx context.Context, p *sdk.Peer, q *quicAttempt, failed <-ch
 	return transfer.DataChannel(dc, &sdk.ChannelWriterOptions{MessageSize: transfer.ChunkSize}), "over the data channel" + why, nil
 }
 
-// quicReason shortens a QUIC setup error for the path line.
-func quicReason(err error) string {
+// quicReason says in a few words why a QUIC setup (a) gave no connection, or its stream
+// could not be opened (err).
+func quicReason(a *quicAttempt, err error) string {
 	switch {
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return fmt.Sprintf("none within %v of the peer connection", quicSendWait)
+	case errors.Is(err, sdk.ErrPeerClosed):
+		return "the receiver left"
+	case errors.Is(err, sdk.ErrQUICSignal):
+		return "the receiver's QUIC exchange was malformed"
+	case a.err != nil && a.cause != nil:
+		return a.cause.Error()
+	case errors.Is(err, context.DeadlineExceeded):
+		return "its stream did not open in time"
 	default:
 		return err.Error()
 	}
+}
+
+// heardChannel is a Channel that records whether the remote sent anything on it.
+type heardChannel struct {
+	transfer.Channel
+	any atomic.Bool
+}
+
+func (c *heardChannel) Handle(open func(), message func(transfer.Message), closed func()) {
+	c.Channel.Handle(open, func(m transfer.Message) {
+		c.any.Store(true)
+		message(m)
+	}, closed)
 }
