@@ -24,9 +24,29 @@ const fdLimit = 256
 
 // fdServer is a `switchboard serve` running under `ulimit -n fdLimit`, its log collected.
 type fdServer struct {
-	addr string
-	mu   sync.Mutex
-	log  []string
+	addr  string
+	mu    sync.Mutex
+	log   []string
+	added chan struct{} // closed (and replaced) when a line is added
+}
+
+// waitLine waits until a line of the log contains substr, at most d.
+func (s *fdServer) waitLine(substr string, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for {
+		s.mu.Lock()
+		added := s.added
+		s.mu.Unlock()
+		if s.lines(substr) > 0 {
+			return true
+		}
+		select {
+		case <-added:
+		case <-t.C:
+			return false
+		}
+	}
 }
 
 func (s *fdServer) lines(substr string) int {
@@ -59,7 +79,7 @@ func startFDServer(t *testing.T, args ...string) *fdServer {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	s := &fdServer{}
+	s := &fdServer{added: make(chan struct{})}
 	addrc := make(chan string, 1)
 	readDone := make(chan struct{})
 	go func() {
@@ -70,6 +90,8 @@ func startFDServer(t *testing.T, args ...string) *fdServer {
 			l := sc.Text()
 			s.mu.Lock()
 			s.log = append(s.log, l)
+			close(s.added)
+			s.added = make(chan struct{})
 			s.mu.Unlock()
 			if m := addrRE.FindStringSubmatch(l); m != nil && strings.Contains(l, "switchboard serving") {
 				addrc <- m[1]
@@ -382,12 +404,8 @@ func TestDescriptorExhaustion(t *testing.T) {
 		}
 		open = append(open, c)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for s.lines("out of file descriptors") == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("accept errors at the limit were not logged")
-		}
-		time.Sleep(20 * time.Millisecond) // polling the log collector
+	if !s.waitLine("out of file descriptors", 10*time.Second) {
+		t.Fatal("accept errors at the limit were not logged")
 	}
 	// Let the accept loop fail for a while: it must not log per error.
 	<-time.After(2 * time.Second)
