@@ -1,14 +1,14 @@
 package sdk
 
 // SetQUICHelloHook sets a function that alters each QUIC hello before it is sent (nil: none)
-// and returns a function that restores the previous one. Tests only; not safe while peers
-// set up QUIC.
-func SetQUICHelloHook(f func(ufrag, pwd, fp *string)) (restore func()) {
-	old := quicHelloHook
-	if f == nil {
-		quicHelloHook = nil
-	} else {
-		quicHelloHook = func(m *quicMsg) { f(&m.Ufrag, &m.Pwd, &m.FP) }
+// and returns a function that restores the previous one; polite says which side of the pair
+// sends the hello. Tests only.
+func SetQUICHelloHook(f func(polite bool, ufrag, pwd, fp *string)) (restore func()) {
+	var hook *func(bool, *quicMsg)
+	if f != nil {
+		h := func(polite bool, m *quicMsg) { f(polite, &m.Ufrag, &m.Pwd, &m.FP) }
+		hook = &h
 	}
-	return func() { quicHelloHook = old }
+	old := quicHelloHook.Swap(hook)
+	return func() { quicHelloHook.Store(old) }
 }

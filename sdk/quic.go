@@ -16,6 +16,7 @@ import (
 	"math/big"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/ice/v4"
@@ -89,7 +90,10 @@ type quicState struct {
 // authenticates both ends with certificates made for this connection, pinned to the SHA-256
 // fingerprints of the hellos: exactly as trustworthy as the DTLS fingerprints of the SDP,
 // which come through the same server. The connection closes when the peer does (it leaves,
-// or the client closes); the caller may close it earlier.
+// or the client closes); the caller may close it earlier. As in any TLS 1.3 handshake, the
+// dialing (impolite) side's handshake completes before the other side has checked its
+// certificate: if the other side refuses it, the connection QUIC returned closes at once with
+// that TLS alert (its Context's cause says so), and nothing sent on it was accepted.
 func (p *Peer) QUIC(ctx context.Context) (*quic.Conn, error) {
 	q := p.quic
 	q.once.Do(func() {
@@ -162,8 +166,8 @@ func (p *Peer) setupQUIC(ctx context.Context) (*quic.Conn, string, error) {
 		return nil, "", fmt.Errorf("ice credentials: %w", err)
 	}
 	hello := quicMsg{Quic: quicHello, V: quicVersion, Ufrag: ufrag, Pwd: pwd, FP: hex.EncodeToString(fp[:])}
-	if quicHelloHook != nil {
-		quicHelloHook(&hello)
+	if hook := quicHelloHook.Load(); hook != nil {
+		(*hook)(p.polite, &hello)
 	}
 	if err := p.sendQUIC(hello); err != nil {
 		return nil, "", err
@@ -283,10 +287,25 @@ func (p *Peer) handshake(ctx context.Context, iceConn *ice.Conn, cert tls.Certif
 		// the remote holds its key (CertificateVerify).
 		InsecureSkipVerify:    true, //nolint:gosec // pinned by VerifyPeerCertificate
 		VerifyPeerCertificate: pinned(want),
+		// A resumed TLS session skips VerifyPeerCertificate: no resumption, ever.
+		SessionTicketsDisabled: true,
 	}
 	qc := quicConfig()
 	var conn *quic.Conn
 	if p.polite {
+		// quic-go's listener drops a connection whose handshake failed and goes on waiting:
+		// a client refused by the pin ends the wait at once, with the pin's reason.
+		actx, refused := context.WithCancelCause(ctx)
+		defer refused(nil)
+		pin := tc.VerifyPeerCertificate
+		tc.VerifyPeerCertificate = func(raw [][]byte, chains [][]*x509.Certificate) error {
+			err := pin(raw, chains)
+			if err != nil {
+				refused(err)
+			}
+			return err
+		}
+		ctx = actx
 		tc.ClientAuth = tls.RequireAnyClientCert
 		ln, err := tr.Listen(tc, qc)
 		if err != nil {
@@ -296,7 +315,7 @@ func (p *Peer) handshake(ctx context.Context, iceConn *ice.Conn, cert tls.Certif
 		_ = ln.Close() // one connection per pair; the accepted one stays
 		if err != nil {
 			if ctx.Err() != nil {
-				err = ctx.Err()
+				err = context.Cause(ctx) // the peer left, a bad exchange message, the deadline
 			}
 			return nil, fmt.Errorf("quic accept: %w", err)
 		}
@@ -304,6 +323,9 @@ func (p *Peer) handshake(ctx context.Context, iceConn *ice.Conn, cert tls.Certif
 		tc.ServerName = "switchboard"
 		conn, err = tr.Dial(ctx, pc.remote, tc, qc)
 		if err != nil {
+			if ctx.Err() != nil && !errors.Is(err, context.Cause(ctx)) {
+				err = fmt.Errorf("%w (%w)", err, context.Cause(ctx))
+			}
 			return nil, fmt.Errorf("quic handshake: %w", err)
 		}
 	}
@@ -398,8 +420,9 @@ func (p *Peer) closeQUIC() {
 	}
 }
 
-// quicHelloHook, when set (tests), may alter each hello before it is sent.
-var quicHelloHook func(*quicMsg)
+// quicHelloHook, when set (tests), may alter each hello before it is sent; polite tells
+// which side of the pair sends it.
+var quicHelloHook atomic.Pointer[func(polite bool, m *quicMsg)]
 
 // icePacketConn must stay a net.PacketConn.
 var _ net.PacketConn = (*icePacketConn)(nil)

@@ -147,7 +147,7 @@ func TestQUICHostileExchange(t *testing.T) {
 	}{
 		{"bad json", []any{map[string]any{"switchboard": "quic", "quic": "hello", "v": "one"}}, "cannot unmarshal"},
 		{"oversized", []any{hello(strings.Repeat("ab", 1500))}, "bytes (at most 2048)"},
-		{"too many candidates", tooMany, "more than 64 messages"},
+		{"too many candidates", tooMany, "more than 32 messages"},
 		{"candidate first", []any{map[string]any{"switchboard": "quic", "quic": "cand", "cand": "x"}}, "cand before hello"},
 	} {
 		r := joinRogue(ctx, t, url, "quic-hostile")

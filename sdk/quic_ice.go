@@ -17,19 +17,13 @@ import (
 // BufferedNet with Options.UDPBufferSize), so a relay-only pair gets QUIC through the
 // relay and an impaired network (internal/netimpair) impairs both paths alike.
 
-// Pacing of the QUIC session's connectivity checks. Pion runs its checks on a timer
-// (200 ms by default): each tick pings the pairs not yet answered, and the controlling side
-// nominates a pair only on the tick after the pair's first answer, so the default delays
-// nomination by up to 200 ms after the path is known to work (on top of the nomination's own
-// round trip). quicCheckInterval is RFC 8445's Ta for non-RTP sessions (50 ms): nomination
-// follows a pair's success within 50 ms. Pion fails a pair after maxBindingRequests pings
-// without an answer, counted in ticks: quicMaxBindingRequests keeps that window at 2 s (Pion's
-// default is 7 ticks, 1.4 s), long enough for a 1 s round trip and a lost ping or two. The
-// cost is a ping per pair every 50 ms until the pair answers or fails (a few KB/s), and only
-// while connecting; the agent stops once a pair is selected. Measured in process at 120 and
-// 200 ms RTT it changed nothing (QUIC up in 435 / 717 ms either way): there the nomination
-// comes from the controlled side's next check arriving after the pair's success (Pion
-// nominates on it at once), not from the tick; the shorter tick bounds the other cases.
+// Pacing of the QUIC session's connectivity checks: Pion's defaults, as the peer
+// connection's (a tick every 200 ms pings every pair not yet answered; a pair fails after 7
+// unanswered pings). A faster tick (50 ms, 40 pings) was tried: at 120 and 200 ms RTT it
+// changed nothing in process (QUIC up in 435 / 717 ms either way: the controlling side
+// nominates when the controlled side's next check arrives after the pair's success, not on
+// its own tick), and it would let a peer that sends many candidates, pointing at a third
+// party, turn our agent into four times the check traffic of a peer connection.
 //
 // The acceptance waits are the peer connection's (Options.AcceptanceMinWait, 100 ms by
 // default, for server- and peer-reflexive pairs; host pairs none, Pion's default; relay
@@ -37,10 +31,6 @@ import (
 // They count from the start of the checks, and a pair cannot succeed sooner than one round
 // trip after it: beyond 100 ms RTT they cost nothing, and below it they are what lets a
 // direct pair win over a reflexive one.
-const (
-	quicCheckInterval      = 50 * time.Millisecond
-	quicMaxBindingRequests = 40
-)
 
 // newQUICAgent returns an ICE agent for p's QUIC session, not yet gathering.
 func (c *Client) newQUICAgent() (*ice.Agent, error) {
@@ -59,10 +49,9 @@ func (c *Client) newQUICAgent() (*ice.Agent, error) {
 		ice.WithSrflxAcceptanceMinWait(w),
 		ice.WithPrflxAcceptanceMinWait(w),
 		ice.WithRelayAcceptanceMinWait(relayWait),
-		ice.WithCheckInterval(quicCheckInterval),
-		ice.WithMaxBindingRequests(quicMaxBindingRequests),
 		// Both ends are SDK peers, which gather plain addresses: no mDNS sockets.
 		ice.WithMulticastDNSMode(ice.MulticastDNSModeDisabled),
+		ice.WithDisableActiveTCP(), // and never dial a remote's TCP candidate (UDP only below)
 	}
 	if c.opts.ICETransportPolicy == webrtc.ICETransportPolicyRelay {
 		opts = append(opts, ice.WithCandidateTypes([]ice.CandidateType{ice.CandidateTypeRelay}))
@@ -75,9 +64,10 @@ func (c *Client) newQUICAgent() (*ice.Agent, error) {
 			ice.WithIPFilter(func(ip net.IP) bool { return ip.IsLoopback() }),
 		)
 	} else {
-		opts = append(opts, ice.WithNetworkTypes([]ice.NetworkType{
-			ice.NetworkTypeUDP4, ice.NetworkTypeUDP6, ice.NetworkTypeTCP4, ice.NetworkTypeTCP6,
-		}))
+		// UDP only, as the peer connection: with TCP types the agent would open a TCP
+		// connection to every "tcptype passive" candidate a remote sends, from every
+		// interface — a port scan of addresses the remote chooses.
+		opts = append(opts, ice.WithNetworkTypes([]ice.NetworkType{ice.NetworkTypeUDP4, ice.NetworkTypeUDP6}))
 	}
 	a, err := ice.NewAgentWithOptions(opts...)
 	if err != nil {

@@ -26,9 +26,11 @@ var ErrQUICSignal = errors.New("sdk: bad QUIC exchange message from peer")
 const (
 	// maxQUICMsg is the largest exchange message accepted (a candidate line is ~100 bytes).
 	maxQUICMsg = 2048
-	// maxQUICInbox is how many exchange messages a pair accepts: a hello, up to 62
-	// candidates, end-of-candidates.
-	maxQUICInbox = 64
+	// maxQUICInbox is how many exchange messages a pair accepts: a hello, up to 30
+	// candidates, end-of-candidates. An SDK peer gathers a host candidate per address and
+	// network type plus a reflexive and a relay one per server: well under 30 on most hosts;
+	// more would only multiply the checks a remote can point at addresses it chooses.
+	maxQUICInbox = 32
 	// quicVersion is the exchange's version, in hello.
 	quicVersion = 1
 	// quicSwitchboard is the "switchboard" field of the exchange's relays.

@@ -61,7 +61,7 @@ func TestQUICInboxBounded(t *testing.T) {
 	if len(msgs) != 0 || !errors.Is(err, ErrQUICSignal) || errs != 1 {
 		t.Fatalf("%d messages kept, %d errors reported, err %v", len(msgs), errs, err)
 	}
-	if !strings.Contains(err.Error(), "more than 64 messages") {
+	if !strings.Contains(err.Error(), "more than 32 messages") {
 		t.Fatalf("error %v", err)
 	}
 }

@@ -24,19 +24,31 @@ import (
 // connected.
 func quicPair(t *testing.T, url, room string, opts sdk.Options) (pa, pb *sdk.Peer, a, b *sdk.Client) {
 	t.Helper()
-	a = dial(t, url, room, opts)
-	b = dial(t, url, room, opts)
-	deadline := time.Now().Add(wait)
-	for pa == nil || pb == nil {
-		pa, pb = a.Peer(b.ID()), b.Peer(a.ID())
-		if time.Now().After(deadline) {
-			t.Fatal("the peers do not know each other")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	oa, seenA := seeing(opts)
+	ob, seenB := seeing(opts)
+	a = dial(t, url, room, oa)
+	b = dial(t, url, room, ob)
+	pa, pb = waitChan(t, seenA, "a knows b"), waitChan(t, seenB, "b knows a")
 	waitChan(t, pa.Connected(), "a connected")
 	waitChan(t, pb.Connected(), "b connected")
 	return pa, pb, a, b
+}
+
+// seeing returns opts with an OnPeer that also hands each new peer to the channel (after the
+// original OnPeer, if any).
+func seeing(opts sdk.Options) (sdk.Options, <-chan *sdk.Peer) {
+	seen := make(chan *sdk.Peer, 8)
+	on := opts.OnPeer
+	opts.OnPeer = func(p *sdk.Peer) {
+		if on != nil {
+			on(p)
+		}
+		select {
+		case seen <- p:
+		default:
+		}
+	}
+	return opts, seen
 }
 
 // bothQUIC calls QUIC on both sides at once and returns the two connections (or errors).
@@ -120,7 +132,7 @@ func TestQUICBetweenSDKPeers(t *testing.T) {
 func TestQUICWrongFingerprintRefused(t *testing.T) {
 	url := testserver.Start(t, nil)
 	pa, pb, _, _ := quicPair(t, url, "quic-fp", sdk.Options{})
-	restore := sdk.SetQUICHelloHook(func(_, _, fp *string) {
+	restore := sdk.SetQUICHelloHook(func(_ bool, _, _, fp *string) {
 		*fp = strings.Repeat("ab", 32) // not the certificate's
 	})
 	defer restore()
@@ -144,6 +156,44 @@ func TestQUICWrongFingerprintRefused(t *testing.T) {
 	}
 	if !strings.Contains(impolite.Error(), "does not match the fingerprint") {
 		t.Fatalf("the dialing side's error does not say why: %v", impolite)
+	}
+}
+
+// TestQUICServerPinsClient: only the dialing (impolite) side lies about its certificate. The
+// client's own check passes (the server's fingerprint is true), so what refuses the
+// connection is the accepting side's pin on the client certificate.
+func TestQUICServerPinsClient(t *testing.T) {
+	url := testserver.Start(t, nil)
+	pa, pb, _, _ := quicPair(t, url, "quic-client-fp", sdk.Options{})
+	restore := sdk.SetQUICHelloHook(func(polite bool, _, _, fp *string) {
+		if !polite {
+			*fp = strings.Repeat("cd", 32) // not the dialer's certificate
+		}
+	})
+	defer restore()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ca, cb, ea, eb := bothQUIC(ctx, pa, pb)
+	polite, impolite, conn := ea, eb, cb
+	if !pa.Polite() {
+		polite, impolite, conn = eb, ea, ca
+	}
+	if !errors.Is(polite, sdk.ErrQUIC) || !strings.Contains(polite.Error(), "does not match the fingerprint") {
+		t.Fatalf("the accepting side: %v; want the pin's refusal", polite)
+	}
+	// In TLS 1.3 the client's handshake is complete before the server has checked the
+	// client's certificate: the dialer may get a connection, which the server's alert then
+	// closes (or the alert already failed the dial).
+	if impolite == nil {
+		select {
+		case <-conn.Context().Done():
+			impolite = context.Cause(conn.Context())
+		case <-ctx.Done():
+			t.Fatal("the dialer's connection stayed open after the server refused its certificate")
+		}
+	}
+	if !strings.Contains(impolite.Error(), "certificate") {
+		t.Fatalf("the dialing side's error does not say its certificate was refused: %v", impolite)
 	}
 }
 
@@ -186,24 +236,18 @@ func TestQUICClosedWithPeer(t *testing.T) {
 	url := testserver.Start(t, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	opts := &sdk.Options{Loopback: true}
-	a, err := sdk.Dial(ctx, url, "quic-close", opts)
+	oa, seenA := seeing(sdk.Options{Loopback: true})
+	ob, seenB := seeing(sdk.Options{Loopback: true})
+	a, err := sdk.Dial(ctx, url, "quic-close", &oa)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := sdk.Dial(ctx, url, "quic-close", opts)
+	b, err := sdk.Dial(ctx, url, "quic-close", &ob)
 	if err != nil {
 		a.Close()
 		t.Fatal(err)
 	}
-	var pa, pb *sdk.Peer
-	for pa == nil || pb == nil {
-		pa, pb = a.Peer(b.ID()), b.Peer(a.ID())
-		if ctx.Err() != nil {
-			t.Fatal("the peers do not know each other")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	pa, pb := waitChan(t, seenA, "a knows b"), waitChan(t, seenB, "b knows a")
 	ca, cb, ea, eb := bothQUIC(ctx, pa, pb)
 	if ea != nil || eb != nil {
 		a.Close()
