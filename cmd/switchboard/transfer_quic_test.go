@@ -41,15 +41,7 @@ func TestSendRecvPath(t *testing.T) {
 			room := strings.ReplaceAll(tc.name, " ", "-")
 			recv := start(t, ctx, recvFiles, append([]string{"--room", room, "--out", out, "--server", url, "--loopback"}, tc.rcArgs...)...)
 			send := start(t, ctx, sendFiles, append([]string{"--room", room, "--server", url, "--loopback", filepath.Join(src, "f.bin")}, tc.sendArgs...)...)
-			if err := send.wait(t, "send"); err != nil {
-				t.Fatalf("send: %v\n%s", err, send.stderr.String())
-			}
-			if err := recv.wait(t, "recv"); err != nil {
-				t.Fatalf("recv: %v\n%s", err, recv.stderr.String())
-			}
-			if sumFile(t, filepath.Join(out, "f.bin")) != want {
-				t.Fatal("f.bin differs")
-			}
+			bothDone(t, send, recv, filepath.Join(out, "f.bin"), want)
 			for who, s := range map[string]string{"send": send.stderr.String(), "recv": recv.stderr.String()} {
 				line := lineWith(s, map[string]string{"send": "sending to ", "recv": "receiving from "}[who])
 				if !strings.HasSuffix(line, tc.want) {
@@ -138,15 +130,7 @@ func TestRecvQUICSetupsBounded(t *testing.T) {
 		}
 	}
 	send := start(t, ctx, sendFiles, "--room", "crowd", "--server", url, "--loopback", filepath.Join(src, "f.bin"))
-	if err := send.wait(t, "send"); err != nil {
-		t.Fatalf("send: %v\n%s", err, send.stderr.String())
-	}
-	if err := recv.wait(t, "recv"); err != nil {
-		t.Fatalf("recv: %v\n%s", err, recv.stderr.String())
-	}
-	if sumFile(t, filepath.Join(out, "f.bin")) != want {
-		t.Fatal("f.bin differs")
-	}
+	bothDone(t, send, recv, filepath.Join(out, "f.bin"), want)
 	if line := lineWith(send.stderr.String(), "sending to "); !strings.HasSuffix(line, "over QUIC (direct)") {
 		t.Errorf("send's path line %q: want QUIC once the fakes' setups are freed", line)
 	}
@@ -183,5 +167,19 @@ func TestQUICReason(t *testing.T) {
 		if got := quicReason(&tc.a, tc.err); got != tc.want {
 			t.Errorf("quicReason(%v) = %q, want %q", tc.err, got, tc.want)
 		}
+	}
+}
+
+// bothDone waits for send and recv to succeed and checks the received file's SHA-256.
+func bothDone(t *testing.T, send, recv *command, path string, want [32]byte) {
+	t.Helper()
+	if err := send.wait(t, "send"); err != nil {
+		t.Fatalf("send: %v\n%s", err, send.stderr.String())
+	}
+	if err := recv.wait(t, "recv"); err != nil {
+		t.Fatalf("recv: %v\n%s", err, recv.stderr.String())
+	}
+	if sumFile(t, path) != want {
+		t.Fatalf("%s differs", filepath.Base(path))
 	}
 }

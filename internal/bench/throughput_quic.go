@@ -126,16 +126,8 @@ func quicTransfer(ctx context.Context, url string, loopback bool, k dcKnobs, n i
 	}
 	stop := context.AfterFunc(ctx, func() { s.CancelWrite(0) })
 	defer stop()
-	buf := make([]byte, 64<<10)
 	start := time.Now()
-	var sent int64
-	for sent < n {
-		w, err := s.Write(buf[:min(int64(len(buf)), n-sent)])
-		sent += int64(w)
-		if err != nil {
-			break // the reader reports it, or ctx
-		}
-	}
+	sent, _ := writeN(s, n) // a failed write: the reader reports it, or ctx
 	var res readResult
 	select {
 	case res = <-got:

@@ -174,17 +174,12 @@ func tcpTransfer(ctx context.Context, n int64) (transfer, error) {
 	defer c.Close()
 	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Now()) })
 	defer stop()
-	buf := make([]byte, 64<<10)
 	start := time.Now()
-	var sent int64
-	for sent < n {
-		w, err := c.Write(buf[:min(int64(len(buf)), n-sent)])
-		sent += int64(w)
-		if err != nil {
-			_ = c.Close()
-			<-got
-			return transfer{}, fmt.Errorf("tcp write: %w", err)
-		}
+	sent, err := writeN(c, n)
+	if err != nil {
+		_ = c.Close()
+		<-got
+		return transfer{}, fmt.Errorf("tcp write: %w", err)
 	}
 	var res readResult
 	select {
@@ -199,4 +194,19 @@ func tcpTransfer(ctx context.Context, n int64) (transfer, error) {
 		return transfer{}, fmt.Errorf("tcp read: %w", res.err)
 	}
 	return transfer{sent: sent, received: res.n, elapsed: res.at.Sub(start)}, nil
+}
+
+// writeN writes n zero bytes to w in 64 KiB writes and returns how many it wrote, stopping at
+// the first error.
+func writeN(w io.Writer, n int64) (int64, error) {
+	buf := make([]byte, 64<<10)
+	var sent int64
+	for sent < n {
+		m, err := w.Write(buf[:min(int64(len(buf)), n-sent)])
+		sent += int64(m)
+		if err != nil {
+			return sent, err
+		}
+	}
+	return sent, nil
 }
