@@ -7,7 +7,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/coder/websocket"
 	"github.com/pion/webrtc/v4"
@@ -188,17 +187,7 @@ func TestQUICHostileExchange(t *testing.T) {
 	}
 
 	a.Close()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		left := quicGoroutines("TestQUICHostileExchange")
-		if left == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("goroutines left after Close:\n%s", left)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	noQUICGoroutines(t, "TestQUICHostileExchange")
 }
 
 // quicReport returns the next error reported on ch that wraps ErrQUICSignal (others, such as

@@ -105,11 +105,6 @@ func quicTransfer(ctx context.Context, url string, loopback bool, k dcKnobs, n i
 		rc, tc = tc, rc
 	}
 
-	type readResult struct {
-		n   int64
-		at  time.Time
-		err error
-	}
 	got := make(chan readResult, 1)
 	go func() {
 		s, err := rc.AcceptStream(ctx)

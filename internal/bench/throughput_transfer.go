@@ -150,11 +150,6 @@ func tcpTransfer(ctx context.Context, n int64) (transfer, error) {
 		return transfer{}, fmt.Errorf("tcp listen: %w", err)
 	}
 	defer ln.Close()
-	type readResult struct {
-		n   int64
-		at  time.Time
-		err error
-	}
 	got := make(chan readResult, 1)
 	go func() {
 		c, err := ln.Accept()
@@ -194,6 +189,14 @@ func tcpTransfer(ctx context.Context, n int64) (transfer, error) {
 		return transfer{}, fmt.Errorf("tcp read: %w", res.err)
 	}
 	return transfer{sent: sent, received: res.n, elapsed: res.at.Sub(start)}, nil
+}
+
+// readResult is what the receiving goroutine of a TCP or QUIC transfer reports: the bytes it
+// read, when it read the last one, and why it stopped early.
+type readResult struct {
+	n   int64
+	at  time.Time
+	err error
 }
 
 // writeN writes n zero bytes to w in 64 KiB writes and returns how many it wrote, stopping at
