@@ -36,7 +36,10 @@ type Hub struct {
 	// expire (at most maxContested): that resume must not re-create it.
 	contested map[string]time.Time
 	muted     map[string]mutedPresence // presences muted by Shutdown(restart), for a handover
-	spent     chan struct{}            // closed (and replaced) when a spend of ending ends
+	// restarting: Shutdown(restart) ran; a presence made a session's after it (a join or
+	// resume that passed Ready before the drain) is muted when its connection ends (muteLate).
+	restarting bool
+	spent      chan struct{} // closed (and replaced) when a spend of ending ends
 
 	clients   clientTables   // per-client rates (clients.go)
 	slowJoins bool           // the bus's joins wait on the network (bus.SlowJoiner)

@@ -247,13 +247,17 @@ func (s *Session) relay(f *protocol.Frame) *protocol.Error {
 
 // Drop ends the session because its connection was lost without a goodbye (EOF, a read
 // error, missed pings). When resumption is on, the presence stays in its room for the grace
-// period, for the client to take back; otherwise, or while draining, it is Leave(reason).
+// period, for the client to take back; otherwise, or while draining, it is Leave(reason). A
+// presence made the session's after a restart muted the others is muted too (muteLate).
 func (s *Session) Drop(reason string) {
 	s.mu.Lock()
 	m, rs, key := s.member, s.rsink, s.key
 	s.mu.Unlock()
 	if m == nil {
 		return
+	}
+	if rs != nil && s.hub.muteLate(s) {
+		return // the node restarts: its client resumes after it, or on another node
 	}
 	if rs == nil || !s.hub.park(s, key, m, rs, reason) {
 		s.Leave(reason)
@@ -264,6 +268,9 @@ func (s *Session) Drop(reason string) {
 // reasons). Transports call it when the connection ends with a goodbye (a close frame) or is
 // closed by the server.
 func (s *Session) Leave(reason string) {
+	if reason == bus.ReasonRestart && s.hub.muteLate(s) {
+		return
+	}
 	s.mu.Lock()
 	m, rs, key := s.member, s.rsink, s.key
 	s.member, s.rsink, s.key = nil, nil, ""

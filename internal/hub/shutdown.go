@@ -51,6 +51,7 @@ func (h *Hub) Shutdown(restart bool) []SavedPresence {
 	default:
 		close(h.draining)
 	}
+	h.restarting = true
 	type muted struct {
 		m    *bus.Member
 		rs   *resumeSink
@@ -100,6 +101,42 @@ func (h *Hub) Shutdown(restart bool) []SavedPresence {
 	sortByJoined(out)
 	h.log.Info("presences muted for a restart", "count", len(out))
 	return out
+}
+
+// muteLate mutes the presence of s as Shutdown(restart) muted the others, for one that a join
+// or resume made the session's after Shutdown collected them (it passed Ready before the
+// drain began): without it, that presence would leave its room, its tokens recorded as
+// ending, and its client would come back as a new presence. The transport calls it through
+// Leave(bus.ReasonRestart) or Drop when the connection ends. It reports false, doing nothing,
+// unless the hub restarts and s holds a resumable presence.
+func (h *Hub) muteLate(s *Session) bool {
+	h.mu.Lock()
+	if !h.restarting {
+		h.mu.Unlock()
+		return false
+	}
+	s.mu.Lock()
+	m, rs, key := s.member, s.rsink, s.key
+	if m == nil || rs == nil {
+		s.mu.Unlock()
+		h.mu.Unlock()
+		return false
+	}
+	s.member, s.rsink, s.key = nil, nil, ""
+	s.muted = true
+	s.mu.Unlock()
+	if o := h.owners[m]; o != nil && o.s == s {
+		delete(h.owners, m)
+	}
+	if key != "" && h.holders[key] == s {
+		delete(h.holders, key)
+	}
+	rs.mute()
+	h.muted[presenceKey(m.Room, m.Info.ID)] = mutedPresence{m: m, rs: rs}
+	h.mu.Unlock()
+	h.bus.Leave(m, bus.ReasonRestart)
+	h.log.Info("presence muted for a restart after the others (its join was under way)", "room", m.Room, "peer", m.Info.ID)
+	return true
 }
 
 // mutedPresence is a presence muted by Shutdown(restart), kept for a handover.
