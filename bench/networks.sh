@@ -36,7 +36,9 @@
 # CONDITIONS (clean rtt200 jitter loss2 loss10) CCS (cubic bbr) PORT (18600, serve)
 # TCP_PORT (5201) SEED (1) BIN (/tmp/switchboard-net-bench) WIRE (/tmp/netwire-net-bench)
 # NS (sb: the namespaces sbA, sbM, sbB; another prefix runs beside them)
-# BUILD (1; 0 runs existing binaries) KEEP_LOGS (unset) SEND_ARGS (none; extra flags of send).
+# BUILD (1; 0 runs existing binaries) KEEP_LOGS (unset) SEND_ARGS (none; extra flags of send)
+# QUIC_ANCHOR (1: also quic-go alone on its own UDP socket, netwire quic-serve/quic-get, the
+# library's ceiling on the link; 0: TCP only).
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -55,6 +57,7 @@ WIRE=${WIRE:-/tmp/netwire-net-bench}
 # The namespaces' names: NS (sb) + A, M, B. Another NS lets two runs go side by side.
 NS=${NS:-sb}
 SEND_ARGS=${SEND_ARGS:-}
+QUIC_ANCHOR=${QUIC_ANCHOR:-1}
 nsA=${NS}A nsM=${NS}M nsB=${NS}B
 
 # condition NAME: sets delay jitter loss (one way, each direction) and label.
@@ -284,6 +287,33 @@ tcp() {
 	printf '  tcp   run %s: %s (socket: %s), %s, %s bytes in %s s\n' "$run" "$cc" "${used:-?}" "$status" "$bytes" "$secs"
 }
 
+# quicanchor COND RUN: one download sbA -> sbB with quic-go on its own UDP socket (netwire
+# quic-serve/quic-get: GSO, batched reads, path MTU discovery), the library's ceiling on the
+# link; appends to $results.
+quicanchor() {
+	local cond=$1 run=$2 log="$logdir/quic-$1-$2.log"
+	ip netns exec "$nsA" "$WIRE" quic-serve --listen "10.77.0.1:$TCP_PORT" --bytes "$size" >"$log" 2>&1 &
+	local qpid=$!
+	live=("$wire_pid" "$qpid")
+	wait_until listening "$qpid" "quic-serve" "$log" grep -q listening "$log"
+	local line status bytes secs
+	line=$(in_ns "$nsB" "$WIRE" quic-get --connect "10.77.0.1:$TCP_PORT" --bytes "$size" --timeout "${TIMEOUT}s" 2>&1 || true)
+	kill "$qpid" 2>/dev/null || true
+	wait "$qpid" 2>/dev/null || true
+	live=("$wire_pid")
+	echo "$line" >>"$log"
+	if [[ $line =~ ^quic-get:\ ([0-9]+)\ bytes\ in\ ([0-9.]+)\ s ]]; then
+		status=ok bytes=${BASH_REMATCH[1]} secs=${BASH_REMATCH[2]}
+	elif [[ $line =~ INCOMPLETE\ ([0-9]+)\ of\ [0-9]+\ bytes.*in\ ([0-9.]+)\ s ]]; then
+		status=DNF bytes=${BASH_REMATCH[1]} secs=${BASH_REMATCH[2]}
+	else
+		status=ERR bytes=0 secs=0
+		echo "  quic-go: $line" >&2
+	fi
+	printf '%s\tquic-go\t%s\t%s\t%s\t%s\t-\t-\t-\n' "$cond" "$run" "$status" "$bytes" "$secs" >>"$results"
+	printf '  quic-go run %s (own socket): %s, %s bytes in %s s\n' "$run" "$status" "$bytes" "$secs"
+}
+
 echo "logs in $logdir; $SIZE_MIB MiB per transfer, $RUNS run(s) per condition, ${TIMEOUT} s at most each"
 for cond in $CONDITIONS; do
 	condition "$cond"
@@ -294,6 +324,9 @@ for cond in $CONDITIONS; do
 		for cc in $CCS; do
 			tcp "$cond" "$run" "$cc"
 		done
+		if [[ $QUIC_ANCHOR == 1 ]]; then
+			quicanchor "$cond" "$run"
+		fi
 	done
 	wire_stop
 	sed -n 's/^netwire /  wire: /p' "$logdir/wire-$cond.log" | grep -v '<->' || true
@@ -322,6 +355,7 @@ function cell(c, k,   n, i, r, a, dnf, best) {
 FILENAME ~ /labels/ { order[++nc] = $1; lab[$1] = $2; next }
 {
 	c = $1; k = $2; i = ++cnt[c, k]
+	if (k == "quic-go") anyq = 1
 	rate[c, k, i] = ($6 > 0) ? $5 / 1048576 / $6 : 0
 	if ($4 != "ok") { ndnf[c, k]++; if ($5 > maxpart[c, k]) maxpart[c, k] = $5 }
 	if (k == "ours") { js[c] = js[c] " " $7; os[c] = os[c] " " $8; fs[c] = fs[c] " " $9; ps[c] = ps[c] " " $10 }
@@ -331,6 +365,7 @@ END {
 	hdr = "| link | ours (path) |"; sep = "|---|---|"
 	for (j = 1; j <= nk; j++) { hdr = hdr " TCP " cc[j] " |"; sep = sep "---|" }
 	for (j = 1; j <= nk; j++) { hdr = hdr " ratio vs " cc[j] " |"; sep = sep "---|" }
+	if (anyq) { hdr = hdr " quic-go alone | ratio vs quic-go |"; sep = sep "---|---|" }
 	print hdr; print sep
 	for (x = 1; x <= nc; x++) {
 		c = order[x]; delete med
@@ -338,6 +373,11 @@ END {
 		for (j = 1; j <= nk; j++) line = line " " cell(c, "tcp-" cc[j]) " |"
 		for (j = 1; j <= nk; j++) {
 			t = med["tcp-" cc[j]]
+			line = line " " ((t > 0 && ("ours" in med)) ? sprintf("%.2f", med["ours"] / t) : "-") " |"
+		}
+		if (anyq) {
+			line = line " " cell(c, "quic-go") " |"
+			t = med["quic-go"]
 			line = line " " ((t > 0 && ("ours" in med)) ? sprintf("%.2f", med["ours"] / t) : "-") " |"
 		}
 		print line

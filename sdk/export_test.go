@@ -12,3 +12,10 @@ func SetQUICHelloHook(f func(polite bool, ufrag, pwd, fp *string)) (restore func
 	old := quicHelloHook.Swap(hook)
 	return func() { quicHelloHook.Store(old) }
 }
+
+// QUICOwnSocket reports whether p's QUIC connection runs on the pair's own UDP socket (not
+// over ice.Conn). Tests only; after QUIC returned.
+func QUICOwnSocket(p *Peer) bool {
+	<-p.quic.done
+	return p.quic.own
+}

@@ -63,11 +63,13 @@ type quicState struct {
 	conn *quic.Conn
 	err  error
 	path string // "direct" or "relay"
+	own  bool   // the connection is on the pair's own socket (quic_socket.go)
 
 	mu     sync.Mutex // guards what Peer.close must close
 	closed bool
 	agent  *ice.Agent
-	tr     *quic.Transport
+	sock   *quicSocket     // the pair's own socket, if any (quic_socket.go)
+	tr     *quic.Transport // over ice.Conn, when QUIC goes through it
 	qconn  *quic.Conn
 }
 
@@ -153,7 +155,17 @@ func (p *Peer) setupQUIC(ctx context.Context) (*quic.Conn, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	agent, err := p.c.newQUICAgent()
+	var sock *quicSocket
+	if p.c.ownQUICSocket() {
+		if sock, err = p.c.newQUICSocket(); err != nil {
+			return nil, "", err
+		}
+		if !p.quic.keep(func(q *quicState) { q.sock = sock }) {
+			sock.close()
+			return nil, "", ErrPeerClosed
+		}
+	}
+	agent, err := p.c.newQUICAgent(sock)
 	if err != nil {
 		return nil, "", err
 	}
@@ -208,10 +220,12 @@ func (p *Peer) setupQUIC(ctx context.Context) (*quic.Conn, string, error) {
 	if relayed(agent) {
 		path = "relay"
 	}
-	conn, err := p.handshake(ctx, iceConn, cert, remote.FP)
+	route := p.quicPath(sock, agent, iceConn)
+	conn, err := p.handshake(ctx, route, cert, remote.FP)
 	if err != nil {
 		return nil, "", err
 	}
+	p.quic.own = route.shared // before done is closed
 	return conn, path, nil
 }
 
@@ -266,16 +280,39 @@ func (p *Peer) exchange(ctx context.Context, fail context.CancelCauseFunc, agent
 	}
 }
 
-// handshake runs QUIC over the ICE session: the impolite side dials, the polite side accepts
-// one connection.
-func (p *Peer) handshake(ctx context.Context, iceConn *ice.Conn, cert tls.Certificate, remoteFP string) (*quic.Conn, error) {
+// quicRoute is where a pair's QUIC connection goes: a transport and the remote's address on it.
+type quicRoute struct {
+	tr     *quic.Transport
+	remote net.Addr
+	shared bool // tr is the pair's own socket's: its listener takes only remote
+}
+
+// quicPath returns the route of the QUIC connection once ICE has selected a pair: the pair's
+// own socket straight to the selected remote when the pair's local candidate is on it, else
+// a transport over ice.Conn.
+func (p *Peer) quicPath(sock *quicSocket, agent *ice.Agent, iceConn *ice.Conn) quicRoute {
+	if sock != nil {
+		if ra := selectedRemote(agent); ra != nil {
+			return quicRoute{tr: sock.tr, remote: ra, shared: true}
+		}
+	}
+	pc := newICEPacketConn(iceConn)
+	return quicRoute{tr: &quic.Transport{Conn: pc}, remote: pc.remote}
+}
+
+// errNotThePeer refuses a QUIC client on the pair's own socket that is not at the address
+// ICE selected.
+var errNotThePeer = errors.New("sdk: quic: a handshake from an address that is not the peer's")
+
+// handshake runs QUIC on route: the impolite side dials, the polite side accepts one
+// connection.
+func (p *Peer) handshake(ctx context.Context, route quicRoute, cert tls.Certificate, remoteFP string) (*quic.Conn, error) {
 	want, err := hex.DecodeString(remoteFP)
 	if err != nil {
 		return nil, fmt.Errorf("fingerprint: %w", err)
 	}
-	pc := newICEPacketConn(iceConn)
-	tr := &quic.Transport{Conn: pc}
-	if !p.quic.keep(func(q *quicState) { q.tr = tr }) {
+	tr := route.tr
+	if !route.shared && !p.quic.keep(func(q *quicState) { q.tr = tr }) {
 		return nil, ErrPeerClosed
 	}
 	tc := &tls.Config{
@@ -307,6 +344,16 @@ func (p *Peer) handshake(ctx context.Context, iceConn *ice.Conn, cert tls.Certif
 		}
 		ctx = actx
 		tc.ClientAuth = tls.RequireAnyClientCert
+		if route.shared {
+			// Anyone may send to the socket: only the selected remote gets a handshake (and
+			// so only its failed pin ends the wait).
+			tc.GetConfigForClient = func(chi *tls.ClientHelloInfo) (*tls.Config, error) {
+				if chi.Conn == nil || !sameUDPAddr(chi.Conn.RemoteAddr(), route.remote) {
+					return nil, errNotThePeer
+				}
+				return nil, nil
+			}
+		}
 		ln, err := tr.Listen(tc, qc)
 		if err != nil {
 			return nil, fmt.Errorf("quic listen: %w", err)
@@ -321,7 +368,7 @@ func (p *Peer) handshake(ctx context.Context, iceConn *ice.Conn, cert tls.Certif
 		}
 	} else {
 		tc.ServerName = "switchboard"
-		conn, err = tr.Dial(ctx, pc.remote, tc, qc)
+		conn, err = tr.Dial(ctx, route.remote, tc, qc)
 		if err != nil {
 			if ctx.Err() != nil && !errors.Is(err, context.Cause(ctx)) {
 				err = fmt.Errorf("%w (%w)", err, context.Cause(ctx))
@@ -406,8 +453,8 @@ func (p *Peer) closeQUIC() {
 	q := p.quic
 	q.mu.Lock()
 	q.closed = true
-	conn, tr, agent := q.qconn, q.tr, q.agent
-	q.qconn, q.tr, q.agent = nil, nil, nil
+	conn, tr, agent, sock := q.qconn, q.tr, q.agent, q.sock
+	q.qconn, q.tr, q.agent, q.sock = nil, nil, nil, nil
 	q.mu.Unlock()
 	if conn != nil {
 		_ = conn.CloseWithError(0, "closed")
@@ -417,6 +464,9 @@ func (p *Peer) closeQUIC() {
 	}
 	if agent != nil {
 		_ = agent.GracefulClose()
+	}
+	if sock != nil {
+		sock.close() // after the agent: it writes its last packets through the mux
 	}
 }
 

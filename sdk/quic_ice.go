@@ -32,8 +32,9 @@ import (
 // trip after it: beyond 100 ms RTT they cost nothing, and below it they are what lets a
 // direct pair win over a reflexive one.
 
-// newQUICAgent returns an ICE agent for p's QUIC session, not yet gathering.
-func (c *Client) newQUICAgent() (*ice.Agent, error) {
+// newQUICAgent returns an ICE agent for p's QUIC session, not yet gathering: its host and
+// server-reflexive candidates on sock when there is one (quic_socket.go).
+func (c *Client) newQUICAgent(sock *quicSocket) (*ice.Agent, error) {
 	urls, err := iceURLs(c.ICEServers())
 	if err != nil {
 		return nil, err
@@ -68,6 +69,9 @@ func (c *Client) newQUICAgent() (*ice.Agent, error) {
 		// connection to every "tcptype passive" candidate a remote sends, from every
 		// interface — a port scan of addresses the remote chooses.
 		opts = append(opts, ice.WithNetworkTypes([]ice.NetworkType{ice.NetworkTypeUDP4, ice.NetworkTypeUDP6}))
+	}
+	if sock != nil {
+		opts = append(opts, ice.WithUDPMux(sock.mux), ice.WithUDPMuxSrflx(sock.mux))
 	}
 	a, err := ice.NewAgentWithOptions(opts...)
 	if err != nil {

@@ -119,6 +119,11 @@ func TestQUICBetweenSDKPeers(t *testing.T) {
 	if pa.QUICPath() != "direct" || pb.QUICPath() != "direct" {
 		t.Fatalf("paths %q / %q, want direct", pa.QUICPath(), pb.QUICPath())
 	}
+	// On the host's network, a direct pair's QUIC runs on its own socket (GSO, batched
+	// reads), not over ice.Conn; ICE's checks share the socket.
+	if !sdk.QUICOwnSocket(pa) || !sdk.QUICOwnSocket(pb) {
+		t.Fatalf("own socket: %v / %v, want both", sdk.QUICOwnSocket(pa), sdk.QUICOwnSocket(pb))
+	}
 	roundTrip(t, ca, cb, 3<<20)
 	roundTrip(t, cb, ca, 1<<20)
 	again, err := pa.QUIC(ctx)
@@ -228,6 +233,9 @@ func TestQUICRelayOnly(t *testing.T) {
 	}
 	if pa.QUICPath() != "relay" || pb.QUICPath() != "relay" {
 		t.Fatalf("paths %q / %q, want relay", pa.QUICPath(), pb.QUICPath())
+	}
+	if sdk.QUICOwnSocket(pa) || sdk.QUICOwnSocket(pb) {
+		t.Fatal("a relay-only pair's QUIC on a socket of its own; want it over the relay")
 	}
 	roundTrip(t, ca, cb, 1<<20)
 }

@@ -40,7 +40,7 @@ func main() {
 	}
 }
 
-const usage = `usage: netwire wire|tcp-serve|tcp-get [flags] (netwire CMD -h for the flags)`
+const usage = `usage: netwire wire|tcp-serve|tcp-get|quic-serve|quic-get [flags] (netwire CMD -h for the flags)`
 
 func run(ctx context.Context, args []string) error {
 	if len(args) == 0 {
@@ -85,6 +85,21 @@ func run(ctx context.Context, args []string) error {
 			return err
 		}
 		return tcpGet(ctx, *addr, *n, *timeout)
+	case "quic-serve":
+		listen := fs.String("listen", "", "UDP address to listen on")
+		n := fs.Int64("bytes", 20<<20, "bytes to send to each connection")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		return quicServe(ctx, *listen, *n)
+	case "quic-get":
+		addr := fs.String("connect", "", "UDP address to dial")
+		n := fs.Int64("bytes", 20<<20, "bytes expected")
+		timeout := fs.Duration("timeout", 180*time.Second, "give up after this long, printing how much arrived")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		return quicGet(ctx, *addr, *n, *timeout)
 	}
 	return errors.New(usage)
 }

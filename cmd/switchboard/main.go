@@ -41,6 +41,12 @@ for a server with API keys, --token (env SWITCHBOARD_TOKEN).
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// quic-go prints a paragraph (with a link to its wiki) when the kernel caps the UDP
+	// receive buffer below 7 MiB, as it does for unprivileged users: send and recv work all
+	// the same, and their output is for people, not for library advice.
+	if os.Getenv("QUIC_GO_DISABLE_RECEIVE_BUFFER_WARNING") == "" {
+		_ = os.Setenv("QUIC_GO_DISABLE_RECEIVE_BUFFER_WARNING", "true")
+	}
 	stopProfile := startCPUProfile(os.Getenv("SWITCHBOARD_CPUPROFILE"))
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stopProfile()
