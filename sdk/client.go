@@ -275,7 +275,7 @@ func Dial(ctx context.Context, serverURL, room string, opts *Options) (*Client, 
 	c.ctx, c.stop = context.WithCancel(context.Background())
 	// Peers already in the room; the ids decide which side of each pair offers.
 	for _, p := range welcome.Peers {
-		if _, err := c.addPeer(p); err != nil {
+		if _, err := c.addPeer(p, true); err != nil {
 			c.report(nil, err)
 		}
 	}
@@ -448,7 +448,7 @@ func (c *Client) handle(f *serverFrame) {
 		if c.peerBack(info, f.Resumed || info.Resumed) {
 			return
 		}
-		if _, err := c.addPeer(info); err != nil {
+		if _, err := c.addPeer(info, false); err != nil {
 			c.report(nil, err)
 		}
 	case "peer-left":
@@ -513,7 +513,9 @@ func (c *Client) handle(f *serverFrame) {
 	}
 }
 
-func (c *Client) addPeer(info peerInfo) (*Peer, error) {
+// addPeer adds the remote peer info; newcomer: this side learned of it from a welcome (it
+// was in the room first).
+func (c *Client) addPeer(info peerInfo, newcomer bool) (*Peer, error) {
 	c.mu.Lock()
 	if c.ctx.Err() != nil {
 		c.mu.Unlock()
@@ -524,7 +526,7 @@ func (c *Client) addPeer(info peerInfo) (*Peer, error) {
 		old.update(info) // an arrival we knew of (a replay, a restored presence): an update
 		return old, nil
 	}
-	p, err := newPeer(c, info)
+	p, err := newPeer(c, info, newcomer)
 	if err != nil {
 		c.mu.Unlock()
 		return nil, err

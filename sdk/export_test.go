@@ -1,9 +1,9 @@
 package sdk
 
 // SetQUICHelloHook sets a function that alters each QUIC hello before it is sent (nil: none)
-// and returns a function that restores the previous one; polite says which side of the pair
-// sends the hello. Tests only.
-func SetQUICHelloHook(f func(polite bool, ufrag, pwd, fp *string)) (restore func()) {
+// and returns a function that restores the previous one; newcomer says which side of the
+// pair sends the hello (the newcomer accepts, the other side dials). Tests only.
+func SetQUICHelloHook(f func(newcomer bool, ufrag, pwd, fp *string)) (restore func()) {
 	var hook *func(bool, *quicMsg)
 	if f != nil {
 		h := func(polite bool, m *quicMsg) { f(polite, &m.Ufrag, &m.Pwd, &m.FP) }

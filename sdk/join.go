@@ -186,7 +186,7 @@ func (c *Client) reconnect(cause error) bool {
 		}
 		if !w.Resumed {
 			for _, p := range w.Peers {
-				if _, err := c.addPeer(p); err != nil {
+				if _, err := c.addPeer(p, true); err != nil {
 					c.report(nil, err)
 				}
 			}

@@ -29,6 +29,9 @@ type Peer struct {
 	id       string
 	identity string
 	polite   bool
+	// newcomer: this side found the remote in the room when it joined (the remote was
+	// there first); it decides the QUIC session's roles (quicRoles).
+	newcomer bool
 	pc       *webrtc.PeerConnection
 
 	ops       chan func()
@@ -58,7 +61,7 @@ type Peer struct {
 	quic           *quicState
 }
 
-func newPeer(c *Client, info peerInfo) (*Peer, error) {
+func newPeer(c *Client, info peerInfo, newcomer bool) (*Peer, error) {
 	pc, err := c.api.NewPeerConnection(webrtc.Configuration{
 		ICEServers:         c.ice,
 		ICETransportPolicy: c.opts.ICETransportPolicy,
@@ -73,6 +76,7 @@ func newPeer(c *Client, info peerInfo) (*Peer, error) {
 		name:      info.Name,
 		meta:      info.Meta,
 		polite:    c.id > info.ID,
+		newcomer:  newcomer,
 		pc:        pc,
 		ops:       make(chan func(), 64),
 		quit:      make(chan struct{}),

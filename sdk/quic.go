@@ -75,8 +75,9 @@ type quicState struct {
 
 // QUIC returns the QUIC connection to the remote peer, setting it up on the first call;
 // later calls return the same connection or the same error. Both peers of the pair must
-// call it: the impolite side (Polite() false) dials as the QUIC client and controls ICE, the
-// polite side accepts. The setup runs under the first call's ctx (bound it: a remote peer
+// call it: one side controls the ICE session and accepts, the other dials as the QUIC client
+// (the pair's newcomer controls, so that the handshake starts as early as it can; between
+// peers of older versions, the impolite side dials and controls). The setup runs under the first call's ctx (bound it: a remote peer
 // that never calls QUIC, such as a browser, leaves it waiting until ctx ends); other calls
 // wait with their own ctx. Errors wrap ErrQUIC.
 //
@@ -93,7 +94,7 @@ type quicState struct {
 // fingerprints of the hellos: exactly as trustworthy as the DTLS fingerprints of the SDP,
 // which come through the same server. The connection closes when the peer does (it leaves,
 // or the client closes); the caller may close it earlier. As in any TLS 1.3 handshake, the
-// dialing (impolite) side's handshake completes before the other side has checked its
+// dialing side's handshake completes before the other side has checked its
 // certificate: if the other side refuses it, the connection QUIC returned closes at once with
 // that TLS alert (its Context's cause says so), and nothing sent on it was accepted.
 func (p *Peer) QUIC(ctx context.Context) (*quic.Conn, error) {
@@ -177,9 +178,9 @@ func (p *Peer) setupQUIC(ctx context.Context) (*quic.Conn, string, error) {
 	if err != nil {
 		return nil, "", fmt.Errorf("ice credentials: %w", err)
 	}
-	hello := quicMsg{Quic: quicHello, V: quicVersion, Ufrag: ufrag, Pwd: pwd, FP: hex.EncodeToString(fp[:])}
+	hello := quicMsg{Quic: quicHello, V: quicVersion, Ufrag: ufrag, Pwd: pwd, FP: hex.EncodeToString(fp[:]), New: p.newcomer}
 	if hook := quicHelloHook.Load(); hook != nil {
-		(*hook)(p.polite, &hello)
+		(*hook)(p.newcomer, &hello)
 	}
 	if err := p.sendQUIC(hello); err != nil {
 		return nil, "", err
@@ -204,11 +205,25 @@ func (p *Peer) setupQUIC(ctx context.Context) (*quic.Conn, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
+	want, err := hex.DecodeString(remote.FP)
+	if err != nil {
+		return nil, "", fmt.Errorf("fingerprint: %w", err)
+	}
+	controlling, dials := quicRoles(p.polite, hello.New, remote.New)
+	// The server listens on its own socket before ICE ends: the client dials as soon as its
+	// side has selected the pair, which may be before ours has.
+	var early *quicServer
+	if sock != nil && !dials {
+		if early, err = listenQUIC(ctx, sock.tr, agent, cert, want); err != nil {
+			return nil, "", err
+		}
+		defer early.close()
+	}
 	var iceConn *ice.Conn
-	if p.polite {
-		iceConn, err = agent.Accept(ctx, remote.Ufrag, remote.Pwd)
-	} else {
+	if controlling {
 		iceConn, err = agent.Dial(ctx, remote.Ufrag, remote.Pwd)
+	} else {
+		iceConn, err = agent.Accept(ctx, remote.Ufrag, remote.Pwd)
 	}
 	if err != nil {
 		if ctx.Err() != nil {
@@ -221,12 +236,45 @@ func (p *Peer) setupQUIC(ctx context.Context) (*quic.Conn, string, error) {
 		path = "relay"
 	}
 	route := p.quicPath(sock, agent, iceConn)
-	conn, err := p.handshake(ctx, route, cert, remote.FP)
+	if !route.shared && !p.quic.keep(func(q *quicState) { q.tr = route.tr }) {
+		return nil, "", ErrPeerClosed
+	}
+	var conn *quic.Conn
+	switch {
+	case dials:
+		conn, err = dialQUIC(ctx, route, cert, want)
+	case route.shared:
+		conn, err = early.accept()
+	default:
+		var srv *quicServer
+		if srv, err = listenQUIC(ctx, route.tr, nil, cert, want); err == nil {
+			conn, err = srv.accept()
+		}
+	}
 	if err != nil {
 		return nil, "", err
 	}
+	if !p.quic.keep(func(q *quicState) { q.qconn = conn }) {
+		_ = conn.CloseWithError(0, "peer closed")
+		return nil, "", ErrPeerClosed
+	}
 	p.quic.own = route.shared // before done is closed
 	return conn, path, nil
+}
+
+// quicRoles returns whether this side controls the QUIC session's ICE and whether it dials
+// QUIC, from the pair's politeness and whether each hello says its sender is the pair's
+// newcomer (it found the other in the room when it joined). The newcomer has the other's
+// hello first (it came with the welcome) and starts the checks first, so it controls ICE; the
+// other side then selects the pair first (the nomination reaches it half a round trip before
+// the controller hears back), so it dials: the handshake starts a round trip sooner than
+// with both roles on one side. Without exactly one newcomer (an older peer, a race), the
+// impolite side does both.
+func quicRoles(polite, mineNew, theirsNew bool) (controlling, dials bool) {
+	if mineNew != theirsNew {
+		return mineNew, !mineNew
+	}
+	return !polite, !polite
 }
 
 // exchange waits for the remote's hello (it may have come before QUIC was called: the inbox
@@ -300,22 +348,72 @@ func (p *Peer) quicPath(sock *quicSocket, agent *ice.Agent, iceConn *ice.Conn) q
 	return quicRoute{tr: &quic.Transport{Conn: pc}, remote: pc.remote}
 }
 
-// errNotThePeer refuses a QUIC client on the pair's own socket that is not at the address
-// ICE selected.
+// errNotThePeer refuses a QUIC client on the pair's own socket whose address is none of the
+// remote's candidates.
 var errNotThePeer = errors.New("sdk: quic: a handshake from an address that is not the peer's")
 
-// handshake runs QUIC on route: the impolite side dials, the polite side accepts one
-// connection.
-func (p *Peer) handshake(ctx context.Context, route quicRoute, cert tls.Certificate, remoteFP string) (*quic.Conn, error) {
-	want, err := hex.DecodeString(remoteFP)
+// quicServer is the listening side's QUIC server: its TLS configuration refuses any
+// certificate but the pinned one, and the first refusal ends the wait (quic-go's listener
+// drops a connection whose handshake failed and goes on waiting) with the pin's reason.
+type quicServer struct {
+	ln      *quic.Listener
+	ctx     context.Context //nolint:containedctx // the accept's: cancelled with the pin's reason
+	refused context.CancelCauseFunc
+}
+
+// listenQUIC starts the QUIC server on tr. On the pair's own socket (agent set) only the
+// remote's ICE addresses get a handshake: anyone may send to the socket, and so only the
+// remote's failed pin ends the wait.
+func listenQUIC(ctx context.Context, tr *quic.Transport, agent *ice.Agent, cert tls.Certificate, want []byte) (*quicServer, error) {
+	actx, refused := context.WithCancelCause(ctx)
+	tc := quicTLS(cert, want)
+	pin := tc.VerifyPeerCertificate
+	tc.VerifyPeerCertificate = func(raw [][]byte, chains [][]*x509.Certificate) error {
+		err := pin(raw, chains)
+		if err != nil {
+			refused(err)
+		}
+		return err
+	}
+	tc.ClientAuth = tls.RequireAnyClientCert
+	if agent != nil {
+		tc.GetConfigForClient = func(chi *tls.ClientHelloInfo) (*tls.Config, error) {
+			if chi.Conn == nil || !remoteCandidate(agent, chi.Conn.RemoteAddr()) {
+				return nil, errNotThePeer
+			}
+			return nil, nil
+		}
+	}
+	ln, err := tr.Listen(tc, quicConfig())
 	if err != nil {
-		return nil, fmt.Errorf("fingerprint: %w", err)
+		refused(nil)
+		return nil, fmt.Errorf("quic listen: %w", err)
 	}
-	tr := route.tr
-	if !route.shared && !p.quic.keep(func(q *quicState) { q.tr = tr }) {
-		return nil, ErrPeerClosed
+	return &quicServer{ln: ln, ctx: actx, refused: refused}, nil
+}
+
+// accept waits for the one connection of the pair and stops listening.
+func (s *quicServer) accept() (*quic.Conn, error) {
+	defer s.close()
+	conn, err := s.ln.Accept(s.ctx)
+	if err != nil {
+		if s.ctx.Err() != nil {
+			err = context.Cause(s.ctx) // the peer left, a bad exchange message, the pin, the deadline
+		}
+		return nil, fmt.Errorf("quic accept: %w", err)
 	}
-	tc := &tls.Config{
+	return conn, nil
+}
+
+// close stops listening (a connection accepted stays).
+func (s *quicServer) close() {
+	_ = s.ln.Close()
+	s.refused(nil)
+}
+
+// quicTLS is the TLS configuration of both sides, pinned to the remote's fingerprint want.
+func quicTLS(cert tls.Certificate, want []byte) *tls.Config {
+	return &tls.Config{
 		MinVersion:   tls.VersionTLS13,
 		Certificates: []tls.Certificate{cert},
 		NextProtos:   []string{QUICALPN},
@@ -327,58 +425,18 @@ func (p *Peer) handshake(ctx context.Context, route quicRoute, cert tls.Certific
 		// A resumed TLS session skips VerifyPeerCertificate: no resumption, ever.
 		SessionTicketsDisabled: true,
 	}
-	qc := quicConfig()
-	var conn *quic.Conn
-	if p.polite {
-		// quic-go's listener drops a connection whose handshake failed and goes on waiting:
-		// a client refused by the pin ends the wait at once, with the pin's reason.
-		actx, refused := context.WithCancelCause(ctx)
-		defer refused(nil)
-		pin := tc.VerifyPeerCertificate
-		tc.VerifyPeerCertificate = func(raw [][]byte, chains [][]*x509.Certificate) error {
-			err := pin(raw, chains)
-			if err != nil {
-				refused(err)
-			}
-			return err
+}
+
+// dialQUIC runs the client's handshake on route.
+func dialQUIC(ctx context.Context, route quicRoute, cert tls.Certificate, want []byte) (*quic.Conn, error) {
+	tc := quicTLS(cert, want)
+	tc.ServerName = "switchboard"
+	conn, err := route.tr.Dial(ctx, route.remote, tc, quicConfig())
+	if err != nil {
+		if ctx.Err() != nil && !errors.Is(err, context.Cause(ctx)) {
+			err = fmt.Errorf("%w (%w)", err, context.Cause(ctx))
 		}
-		ctx = actx
-		tc.ClientAuth = tls.RequireAnyClientCert
-		if route.shared {
-			// Anyone may send to the socket: only the selected remote gets a handshake (and
-			// so only its failed pin ends the wait).
-			tc.GetConfigForClient = func(chi *tls.ClientHelloInfo) (*tls.Config, error) {
-				if chi.Conn == nil || !sameUDPAddr(chi.Conn.RemoteAddr(), route.remote) {
-					return nil, errNotThePeer
-				}
-				return nil, nil
-			}
-		}
-		ln, err := tr.Listen(tc, qc)
-		if err != nil {
-			return nil, fmt.Errorf("quic listen: %w", err)
-		}
-		conn, err = ln.Accept(ctx)
-		_ = ln.Close() // one connection per pair; the accepted one stays
-		if err != nil {
-			if ctx.Err() != nil {
-				err = context.Cause(ctx) // the peer left, a bad exchange message, the deadline
-			}
-			return nil, fmt.Errorf("quic accept: %w", err)
-		}
-	} else {
-		tc.ServerName = "switchboard"
-		conn, err = tr.Dial(ctx, route.remote, tc, qc)
-		if err != nil {
-			if ctx.Err() != nil && !errors.Is(err, context.Cause(ctx)) {
-				err = fmt.Errorf("%w (%w)", err, context.Cause(ctx))
-			}
-			return nil, fmt.Errorf("quic handshake: %w", err)
-		}
-	}
-	if !p.quic.keep(func(q *quicState) { q.qconn = conn }) {
-		_ = conn.CloseWithError(0, "peer closed")
-		return nil, ErrPeerClosed
+		return nil, fmt.Errorf("quic handshake: %w", err)
 	}
 	return conn, nil
 }
@@ -470,9 +528,9 @@ func (p *Peer) closeQUIC() {
 	}
 }
 
-// quicHelloHook, when set (tests), may alter each hello before it is sent; polite tells
+// quicHelloHook, when set (tests), may alter each hello before it is sent; newcomer tells
 // which side of the pair sends it.
-var quicHelloHook atomic.Pointer[func(polite bool, m *quicMsg)]
+var quicHelloHook atomic.Pointer[func(newcomer bool, m *quicMsg)]
 
 // icePacketConn must stay a net.PacketConn.
 var _ net.PacketConn = (*icePacketConn)(nil)

@@ -53,6 +53,9 @@ type quicMsg struct {
 	Pwd         string `json:"pwd,omitempty"`
 	FP          string `json:"fp,omitempty"` // SHA-256 of the DER certificate, 64 hex digits
 	Cand        string `json:"cand,omitempty"`
+	// New (hello): the sender joined after the other side (found it in the room): the
+	// pair's roles follow from it (quicRoles).
+	New bool `json:"new,omitempty"`
 }
 
 // isQUICMsg reports whether a relayed message is the SDK's QUIC exchange (its "switchboard"

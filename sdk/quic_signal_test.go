@@ -131,3 +131,23 @@ func FuzzDecodeQUICMsg(f *testing.F) {
 		_ = in.put(b)
 	})
 }
+
+// TestQUICRolesAgree: whatever the hellos say, the two sides of a pair take opposite ICE
+// roles and exactly one dials; with exactly one newcomer, it controls ICE and the other
+// dials.
+func TestQUICRolesAgree(t *testing.T) {
+	for _, aPolite := range []bool{false, true} {
+		for _, aNew := range []bool{false, true} {
+			for _, bNew := range []bool{false, true} {
+				ca, da := quicRoles(aPolite, aNew, bNew)
+				cb, db := quicRoles(!aPolite, bNew, aNew)
+				if ca == cb || da == db {
+					t.Fatalf("a polite %v, new %v/%v: a controls %v dials %v, b controls %v dials %v", aPolite, aNew, bNew, ca, da, cb, db)
+				}
+				if aNew != bNew && (ca != aNew || da == aNew) {
+					t.Fatalf("newcomer a=%v: a controls %v, dials %v; want the newcomer to control and the other to dial", aNew, ca, da)
+				}
+			}
+		}
+	}
+}

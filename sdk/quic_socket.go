@@ -201,6 +201,22 @@ func selectedRemote(a *ice.Agent) *net.UDPAddr {
 	return &net.UDPAddr{IP: ip, Port: pair.Remote.Port()}
 }
 
+// remoteCandidate reports whether addr is the address of one of the agent's remote
+// candidates (those the remote sent, and the peer-reflexive ones its checks came from).
+func remoteCandidate(a *ice.Agent, addr net.Addr) bool {
+	cands, err := a.GetRemoteCandidates()
+	if err != nil {
+		return false
+	}
+	for _, c := range cands {
+		ip := net.ParseIP(c.Address())
+		if ip != nil && sameUDPAddr(addr, &net.UDPAddr{IP: ip, Port: c.Port()}) {
+			return true
+		}
+	}
+	return false
+}
+
 // sameUDPAddr reports whether a and b are the same UDP address (an IPv4 address and its
 // IPv4-mapped IPv6 form are the same).
 func sameUDPAddr(a, b net.Addr) bool {

@@ -155,52 +155,47 @@ func TestQUICWrongFingerprintRefused(t *testing.T) {
 			t.Fatalf("%v does not wrap ErrQUIC", err)
 		}
 	}
-	impolite := ea
-	if pa.Polite() {
-		impolite = eb
-	}
-	if !strings.Contains(impolite.Error(), "does not match the fingerprint") {
-		t.Fatalf("the dialing side's error does not say why: %v", impolite)
+	// b joined second: it is the pair's newcomer, controls ICE and accepts; a dials.
+	if !strings.Contains(ea.Error(), "does not match the fingerprint") {
+		t.Fatalf("the dialing side's error does not say why: %v", ea)
 	}
 }
 
-// TestQUICServerPinsClient: only the dialing (impolite) side lies about its certificate. The
+// TestQUICServerPinsClient: only the dialing side lies about its certificate. The
 // client's own check passes (the server's fingerprint is true), so what refuses the
 // connection is the accepting side's pin on the client certificate.
 func TestQUICServerPinsClient(t *testing.T) {
 	url := testserver.Start(t, nil)
 	pa, pb, _, _ := quicPair(t, url, "quic-client-fp", sdk.Options{})
-	restore := sdk.SetQUICHelloHook(func(polite bool, _, _, fp *string) {
-		if !polite {
+	restore := sdk.SetQUICHelloHook(func(newcomer bool, _, _, fp *string) {
+		if !newcomer {
 			*fp = strings.Repeat("cd", 32) // not the dialer's certificate
 		}
 	})
 	defer restore()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	ca, cb, ea, eb := bothQUIC(ctx, pa, pb)
-	polite, impolite, conn := ea, eb, cb
-	if !pa.Polite() {
-		polite, impolite, conn = eb, ea, ca
-	}
-	if !errors.Is(polite, sdk.ErrQUIC) || !strings.Contains(polite.Error(), "does not match the fingerprint") {
-		t.Fatalf("the accepting side: %v; want the pin's refusal", polite)
+	// b joined second: the pair's newcomer, it accepts; a dials.
+	ca, _, ea, eb := bothQUIC(ctx, pa, pb)
+	server, dialer, conn := eb, ea, ca
+	if !errors.Is(server, sdk.ErrQUIC) || !strings.Contains(server.Error(), "does not match the fingerprint") {
+		t.Fatalf("the accepting side: %v; want the pin's refusal", server)
 	}
 	// In TLS 1.3 the client's handshake is complete before the server has checked the
 	// client's certificate: the dialer may get a connection, which the server then closes —
 	// with its TLS alert (bad certificate) or, when the refusing side has already closed its
 	// listener, CONNECTION_REFUSED; or the alert already failed the dial. Either way the
 	// dialer is left with no usable connection.
-	if impolite == nil {
+	if dialer == nil {
 		select {
 		case <-conn.Context().Done():
-			impolite = context.Cause(conn.Context())
+			dialer = context.Cause(conn.Context())
 		case <-ctx.Done():
 			t.Fatal("the dialer's connection stayed open after the server refused its certificate")
 		}
 	}
-	if msg := impolite.Error(); !strings.Contains(msg, "certificate") && !strings.Contains(msg, "CONNECTION_REFUSED") {
-		t.Fatalf("the dialing side's error does not say it was refused: %v", impolite)
+	if msg := dialer.Error(); !strings.Contains(msg, "certificate") && !strings.Contains(msg, "CONNECTION_REFUSED") {
+		t.Fatalf("the dialing side's error does not say it was refused: %v", dialer)
 	}
 }
 

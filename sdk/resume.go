@@ -409,7 +409,7 @@ func (c *Client) reconcile(w *serverFrame) {
 		if info.ID == c.ID() {
 			continue
 		}
-		if _, err := c.addPeer(info); err != nil {
+		if _, err := c.addPeer(info, true); err != nil {
 			c.report(nil, err)
 		}
 	}
