@@ -33,7 +33,7 @@
 # Needs root (ip netns), Linux. Not run in CI.
 #
 # Environment (defaults): RUNS (1) SIZE_MIB (20) TIMEOUT (180, seconds per transfer)
-# CONDITIONS (clean rtt200 jitter loss2 loss10) CCS (cubic bbr) PORT (18600, serve)
+# CONDITIONS (clean rtt200 jitter loss2 loss10; also lan1g, a 1 Gbit/s LAN) CCS (cubic bbr) PORT (18600, serve)
 # TCP_PORT (5201) SEED (1) BIN (/tmp/switchboard-net-bench) WIRE (/tmp/netwire-net-bench)
 # NS (sb: the namespaces sbA, sbM, sbB; another prefix runs beside them)
 # BUILD (1; 0 runs existing binaries) KEEP_LOGS (unset) SEND_ARGS (none; extra flags of send)
@@ -68,8 +68,9 @@ condition() {
 	jitter) delay=100ms jitter=10ms loss=0 label="200 ms RTT ± 10 ms jitter" ;;
 	loss2) delay=50ms jitter=0s loss=0.02 label="2 % loss, 100 ms RTT" ;;
 	loss10) delay=50ms jitter=0s loss=0.10 label="10 % loss, 100 ms RTT" ;;
+	lan1g) delay=0s jitter=0s loss=0 label="1 Gbit/s LAN (kernel bridge)" ;;
 	*)
-		echo "unknown condition $1 (clean rtt200 jitter loss2 loss10)" >&2
+		echo "unknown condition $1 (clean rtt200 jitter loss2 loss10 lan1g)" >&2
 		exit 1
 		;;
 	esac
@@ -148,9 +149,23 @@ in_ns() {
 
 wire_pid=
 # wire_start COND [LOG]: the wire with COND's impairment (a fresh one per condition, its log
-# apart: wire-COND.log unless LOG is given).
+# apart: wire-COND.log unless LOG is given). lan1g has no wire: a kernel bridge joins the two
+# veths in sbM, each shaped to 1 Gbit/s on its way out (tbf), a LAN whose link (not the
+# CPU of a userspace wire on this 2-core rig) is what limits a transfer.
 wire_start() {
 	condition "$1"
+	if [[ $1 == lan1g ]]; then
+		ip -n "$nsM" link add br0 type bridge
+		ip -n "$nsM" link set vethMA master br0
+		ip -n "$nsM" link set vethMB master br0
+		ip -n "$nsM" link set br0 up
+		for d in vethMA vethMB; do
+			ip netns exec "$nsM" tc qdisc add dev "$d" root tbf rate 1gbit burst 256kb latency 20ms
+		done
+		wire_pid=
+		live=()
+		return
+	fi
 	local wlog=${2:-$logdir/wire-$1.log}
 	ip netns exec "$nsM" "$WIRE" wire --a vethMA --b vethMB --delay "$delay" --jitter "$jitter" --loss "$loss" --seed "$SEED" \
 		>>"$wlog" 2>&1 &
@@ -159,6 +174,14 @@ wire_start() {
 }
 # wire_stop: stops the wire; it prints its counts into its log.
 wire_stop() {
+	if [[ -z $wire_pid ]]; then # lan1g: the bridge goes
+		for d in vethMA vethMB; do
+			ip netns exec "$nsM" tc qdisc del dev "$d" root 2>/dev/null || true
+			ip -n "$nsM" link set "$d" nomaster
+		done
+		ip -n "$nsM" link del br0
+		return
+	fi
 	kill -INT "$wire_pid" 2>/dev/null || true
 	wait "$wire_pid" 2>/dev/null || true
 	live=()
@@ -329,7 +352,7 @@ for cond in $CONDITIONS; do
 		fi
 	done
 	wire_stop
-	sed -n 's/^netwire /  wire: /p' "$logdir/wire-$cond.log" | grep -v '<->' || true
+	sed -n 's/^netwire /  wire: /p' "$logdir/wire-$cond.log" 2>/dev/null | grep -v '<->' || true
 done
 
 # --- the table: medians over the runs; a DNF counts at the rate it had ---
@@ -358,7 +381,13 @@ FILENAME ~ /labels/ { order[++nc] = $1; lab[$1] = $2; next }
 	if (k == "quic-go") anyq = 1
 	rate[c, k, i] = ($6 > 0) ? $5 / 1048576 / $6 : 0
 	if ($4 != "ok") { ndnf[c, k]++; if ($5 > maxpart[c, k]) maxpart[c, k] = $5 }
-	if (k == "ours") { js[c] = js[c] " " $7; os[c] = os[c] " " $8; fs[c] = fs[c] " " $9; ps[c] = ps[c] " " $10 }
+	if (k == "ours") {
+		js[c] = js[c] " " $7; os[c] = os[c] " " $8; fs[c] = fs[c] " " $9; ps[c] = ps[c] " " $10
+		# the data phase: from the first progress line to the end (setup left out)
+		j = ++cnt[c, "ours-data"]
+		rate[c, "ours-data", j] = ($9 != "-" && $6 - $9 > 0) ? $5 / 1048576 / ($6 - $9) : 0
+		if ($4 != "ok") { ndnf[c, "ours-data"]++; if ($5 > maxpart[c, "ours-data"]) maxpart[c, "ours-data"] = $5 }
+	}
 }
 END {
 	nk = split(ccs, cc, " ")
@@ -366,6 +395,7 @@ END {
 	for (j = 1; j <= nk; j++) { hdr = hdr " TCP " cc[j] " |"; sep = sep "---|" }
 	for (j = 1; j <= nk; j++) { hdr = hdr " ratio vs " cc[j] " |"; sep = sep "---|" }
 	if (anyq) { hdr = hdr " quic-go alone | ratio vs quic-go |"; sep = sep "---|---|" }
+	hdr = hdr " ours, data phase | its ratio vs " cc[1] " |"; sep = sep "---|---|"
 	print hdr; print sep
 	for (x = 1; x <= nc; x++) {
 		c = order[x]; delete med
@@ -380,6 +410,9 @@ END {
 			t = med["quic-go"]
 			line = line " " ((t > 0 && ("ours" in med)) ? sprintf("%.2f", med["ours"] / t) : "-") " |"
 		}
+		line = line " " cell(c, "ours-data") " |"
+		t = med["tcp-" cc[1]]
+		line = line " " ((t > 0 && ("ours-data" in med)) ? sprintf("%.2f", med["ours-data"] / t) : "-") " |"
 		print line
 	}
 	print ""
