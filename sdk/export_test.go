@@ -50,3 +50,12 @@ func SetQUICSelectedHook(f func(newcomer bool)) (restore func()) {
 func SendQUICCandidate(p *Peer, cand string) error {
 	return p.sendQUIC(quicMsg{Quic: quicCand, Cand: cand})
 }
+
+// SetQUICHelloNew sets a function that chooses the "new" field of each QUIC hello (nil: the
+// field left out, as an older peer's hello) from whether its side is the pair's newcomer,
+// and returns a function that restores the previous hook. Tests only.
+func SetQUICHelloNew(f func(newcomer bool) *bool) (restore func()) {
+	h := func(newcomer bool, m *quicMsg) { m.New = f(newcomer) }
+	old := quicHelloHook.Swap(&h)
+	return func() { quicHelloHook.Store(old) }
+}

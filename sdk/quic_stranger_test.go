@@ -251,3 +251,34 @@ func TestQUICSquatterOnPeerCandidate(t *testing.T) {
 	}
 	roundTrip(t, r.ca, r.cb, 64<<10)
 }
+
+// TestQUICRolesFromPoliteness: when the hellos do not name exactly one newcomer (both say
+// the same, as in a join race, or one says nothing, as an older peer's), the impolite side
+// controls ICE and dials, the polite side accepts on its own socket, and the pair gets its
+// connection: the accepting side's listener takes the dialer, whose address has proven
+// itself the other way round (it sent the nomination).
+func TestQUICRolesFromPoliteness(t *testing.T) {
+	f, tr := false, true
+	for name, flag := range map[string]func(newcomer bool) *bool{
+		"both not new":        func(bool) *bool { return &f },
+		"both new":            func(bool) *bool { return &tr },
+		"older newcomer":      func(n bool) *bool { return map[bool]*bool{true: nil, false: &f}[n] },
+		"older first in room": func(n bool) *bool { return map[bool]*bool{true: &tr, false: nil}[n] },
+	} {
+		t.Run(name, func(t *testing.T) {
+			url := testserver.Start(t, nil)
+			pa, pb, _, _ := quicPair(t, url, "quic-polite", sdk.Options{})
+			defer sdk.SetQUICHelloNew(flag)()
+			ctx, cancel := context.WithTimeout(context.Background(), wait)
+			defer cancel()
+			ca, cb, ea, eb := bothQUIC(ctx, pa, pb)
+			if ea != nil || eb != nil {
+				t.Fatalf("QUIC: %v / %v", ea, eb)
+			}
+			if !sdk.QUICOwnSocket(pa) || !sdk.QUICOwnSocket(pb) {
+				t.Fatal("not on the pair's own sockets")
+			}
+			roundTrip(t, ca, cb, 64<<10)
+		})
+	}
+}
