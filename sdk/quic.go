@@ -178,7 +178,7 @@ func (p *Peer) setupQUIC(ctx context.Context) (*quic.Conn, string, error) {
 	if err != nil {
 		return nil, "", fmt.Errorf("ice credentials: %w", err)
 	}
-	hello := quicMsg{Quic: quicHello, V: quicVersion, Ufrag: ufrag, Pwd: pwd, FP: hex.EncodeToString(fp[:]), New: p.newcomer}
+	hello := quicMsg{Quic: quicHello, V: quicVersion, Ufrag: ufrag, Pwd: pwd, FP: hex.EncodeToString(fp[:]), New: newFlag(p.newcomer)}
 	if hook := quicHelloHook.Load(); hook != nil {
 		(*hook)(p.newcomer, &hello)
 	}
@@ -190,6 +190,9 @@ func (p *Peer) setupQUIC(ctx context.Context) (*quic.Conn, string, error) {
 		m := quicMsg{Quic: quicEOC}
 		if c != nil {
 			m = quicMsg{Quic: quicCand, Cand: c.Marshal()}
+		}
+		if hook := quicCandHook.Load(); hook != nil {
+			(*hook)(p, m.Cand)
 		}
 		if err := p.sendQUIC(m); err != nil {
 			p.c.log.Debug("quic candidate", "peer", p.id, "err", err)
@@ -231,6 +234,9 @@ func (p *Peer) setupQUIC(ctx context.Context) (*quic.Conn, string, error) {
 		}
 		return nil, "", fmt.Errorf("ice: no path to the peer: %w", err)
 	}
+	if hook := quicSelectedHook.Load(); hook != nil {
+		(*hook)(p.newcomer)
+	}
 	path := "direct"
 	if relayed(agent) {
 		path = "relay"
@@ -268,11 +274,12 @@ func (p *Peer) setupQUIC(ctx context.Context) (*quic.Conn, string, error) {
 // hello first (it came with the welcome) and starts the checks first, so it controls ICE; the
 // other side then selects the pair first (the nomination reaches it half a round trip before
 // the controller hears back), so it dials: the handshake starts a round trip sooner than
-// with both roles on one side. Without exactly one newcomer (an older peer, a race), the
+// with both roles on one side. Without exactly one newcomer (a race), or when the remote's
+// hello has no "new" (an older peer, which always takes its roles from politeness), the
 // impolite side does both.
-func quicRoles(polite, mineNew, theirsNew bool) (controlling, dials bool) {
-	if mineNew != theirsNew {
-		return mineNew, !mineNew
+func quicRoles(polite bool, mine, theirs *bool) (controlling, dials bool) {
+	if mine != nil && theirs != nil && *mine != *theirs {
+		return *mine, !*mine
 	}
 	return !polite, !polite
 }
@@ -348,8 +355,8 @@ func (p *Peer) quicPath(sock *quicSocket, agent *ice.Agent, iceConn *ice.Conn) q
 	return quicRoute{tr: &quic.Transport{Conn: pc}, remote: pc.remote}
 }
 
-// errNotThePeer refuses a QUIC client on the pair's own socket whose address is none of the
-// remote's candidates.
+// errNotThePeer refuses a QUIC client on the pair's own socket whose address has not proven
+// the remote's ICE credentials.
 var errNotThePeer = errors.New("sdk: quic: a handshake from an address that is not the peer's")
 
 // quicServer is the listening side's QUIC server: its TLS configuration refuses any
@@ -361,9 +368,11 @@ type quicServer struct {
 	refused context.CancelCauseFunc
 }
 
-// listenQUIC starts the QUIC server on tr. On the pair's own socket (agent set) only the
-// remote's ICE addresses get a handshake: anyone may send to the socket, and so only the
-// remote's failed pin ends the wait.
+// listenQUIC starts the QUIC server on tr. On the pair's own socket (agent set) only an
+// address that has proven the remote's ICE credentials (iceProven) gets a handshake: anyone
+// may send to the socket, and so only the remote's failed pin ends the wait. The remote's
+// candidate addresses alone are not enough: a host candidate such as 192.168.1.10 may be,
+// on our network, another host, which our checks to it tell our socket's address.
 func listenQUIC(ctx context.Context, tr *quic.Transport, agent *ice.Agent, cert tls.Certificate, want []byte) (*quicServer, error) {
 	actx, refused := context.WithCancelCause(ctx)
 	tc := quicTLS(cert, want)
@@ -378,7 +387,7 @@ func listenQUIC(ctx context.Context, tr *quic.Transport, agent *ice.Agent, cert 
 	tc.ClientAuth = tls.RequireAnyClientCert
 	if agent != nil {
 		tc.GetConfigForClient = func(chi *tls.ClientHelloInfo) (*tls.Config, error) {
-			if chi.Conn == nil || !remoteCandidate(agent, chi.Conn.RemoteAddr()) {
+			if chi.Conn == nil || !iceProven(agent, chi.Conn.RemoteAddr()) {
 				return nil, errNotThePeer
 			}
 			return nil, nil
@@ -531,6 +540,14 @@ func (p *Peer) closeQUIC() {
 // quicHelloHook, when set (tests), may alter each hello before it is sent; newcomer tells
 // which side of the pair sends it.
 var quicHelloHook atomic.Pointer[func(newcomer bool, m *quicMsg)]
+
+// quicCandHook, when set (tests), is called with each candidate line before it is sent ("":
+// end-of-candidates), in the agent's candidate goroutine.
+var quicCandHook atomic.Pointer[func(p *Peer, cand string)]
+
+// quicSelectedHook, when set (tests), is called once ICE has selected the pair, before the
+// QUIC handshake is dialed or accepted; newcomer tells which side of the pair it is.
+var quicSelectedHook atomic.Pointer[func(newcomer bool)]
 
 // icePacketConn must stay a net.PacketConn.
 var _ net.PacketConn = (*icePacketConn)(nil)

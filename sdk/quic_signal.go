@@ -53,10 +53,14 @@ type quicMsg struct {
 	Pwd         string `json:"pwd,omitempty"`
 	FP          string `json:"fp,omitempty"` // SHA-256 of the DER certificate, 64 hex digits
 	Cand        string `json:"cand,omitempty"`
-	// New (hello): the sender joined after the other side (found it in the room): the
-	// pair's roles follow from it (quicRoles).
-	New bool `json:"new,omitempty"`
+	// New (hello): whether the sender joined after the other side (found it in the room):
+	// the pair's roles follow from it (quicRoles). Always sent, true or false: a hello
+	// without it (nil) is an older peer's, which takes its roles from politeness alone.
+	New *bool `json:"new,omitempty"`
 }
+
+// newFlag returns a hello's "new" field.
+func newFlag(b bool) *bool { return &b }
 
 // isQUICMsg reports whether a relayed message is the SDK's QUIC exchange (its "switchboard"
 // field is "quic"), whatever else it holds.

@@ -1,7 +1,9 @@
 package sdk
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -136,17 +138,50 @@ func FuzzDecodeQUICMsg(f *testing.F) {
 // roles and exactly one dials; with exactly one newcomer, it controls ICE and the other
 // dials.
 func TestQUICRolesAgree(t *testing.T) {
+	flags := []*bool{nil, newFlag(false), newFlag(true)} // nil: an older peer's hello
 	for _, aPolite := range []bool{false, true} {
-		for _, aNew := range []bool{false, true} {
-			for _, bNew := range []bool{false, true} {
+		for _, aNew := range flags {
+			for _, bNew := range flags {
+				if (aNew == nil) != (bNew == nil) {
+					continue // a mixed pair: TestQUICRolesWithOlderPeer
+				}
 				ca, da := quicRoles(aPolite, aNew, bNew)
 				cb, db := quicRoles(!aPolite, bNew, aNew)
 				if ca == cb || da == db {
 					t.Fatalf("a polite %v, new %v/%v: a controls %v dials %v, b controls %v dials %v", aPolite, aNew, bNew, ca, da, cb, db)
 				}
-				if aNew != bNew && (ca != aNew || da == aNew) {
-					t.Fatalf("newcomer a=%v: a controls %v, dials %v; want the newcomer to control and the other to dial", aNew, ca, da)
+				if aNew != nil && bNew != nil && *aNew != *bNew && (ca != *aNew || da == *aNew) {
+					t.Fatalf("newcomer a=%v: a controls %v, dials %v; want the newcomer to control and the other to dial", *aNew, ca, da)
 				}
+			}
+		}
+	}
+}
+
+// TestQUICRolesWithOlderPeer: a peer of the version before the "new" flag sends hellos
+// without it and takes the roles from politeness alone (the impolite side controls ICE and
+// dials). Whichever side is the newcomer and whichever is polite, a current peer facing it
+// must take the other roles: exactly one dials (else both wait to accept until their ctx
+// ends, or both dial). ICE roles may clash: ICE resolves that itself (role conflict).
+func TestQUICRolesWithOlderPeer(t *testing.T) {
+	old, _, err := decodeQUICMsg([]byte(testHello)) // an older peer's hello: no "new"
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, polite := range []bool{false, true} {
+		for _, newcomer := range []bool{false, true} {
+			mine := quicMsg{Quic: quicHello, New: newFlag(newcomer)}
+			b, err := json.Marshal(mine)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := fmt.Sprintf(`"new":%v`, newcomer); !strings.Contains(string(b), want) {
+				t.Fatalf("hello %s: want %s sent either way", b, want)
+			}
+			_, dials := quicRoles(polite, mine.New, old.New)
+			oldDials := polite // the older peer is the other side: impolite there
+			if dials == oldDials {
+				t.Errorf("polite %v, newcomer %v: we dial %v, the older peer dials %v", polite, newcomer, dials, oldDials)
 			}
 		}
 	}

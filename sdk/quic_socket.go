@@ -201,16 +201,27 @@ func selectedRemote(a *ice.Agent) *net.UDPAddr {
 	return &net.UDPAddr{IP: ip, Port: pair.Remote.Port()}
 }
 
-// remoteCandidate reports whether addr is the address of one of the agent's remote
-// candidates (those the remote sent, and the peer-reflexive ones its checks came from).
-func remoteCandidate(a *ice.Agent, addr net.Addr) bool {
-	cands, err := a.GetRemoteCandidates()
-	if err != nil {
-		return false
+// iceProven reports whether addr is the remote address of one of the agent's candidate
+// pairs whose checks proved the remote's ICE credentials: the pair succeeded (a response
+// with the integrity of the remote's password) or brought a check (a request with the
+// integrity of ours). The peer's QUIC client dials only once it has selected a pair, which
+// the other side has by then proven one of these ways (as controlling side, it nominates
+// only a pair that succeeded; as controlled side, it got the nomination). A remote's
+// candidate address alone proves nothing: anyone at it could use it.
+func iceProven(a *ice.Agent, addr net.Addr) bool {
+	remotes := make(map[string]ice.CandidateStats)
+	for _, c := range a.GetRemoteCandidatesStats() {
+		remotes[c.ID] = c
 	}
-	for _, c := range cands {
-		ip := net.ParseIP(c.Address())
-		if ip != nil && sameUDPAddr(addr, &net.UDPAddr{IP: ip, Port: c.Port()}) {
+	for _, p := range a.GetCandidatePairsStats() {
+		if p.State != ice.CandidatePairStateSucceeded && p.RequestsReceived == 0 {
+			continue
+		}
+		c, ok := remotes[p.RemoteCandidateID]
+		if !ok {
+			continue
+		}
+		if ip := net.ParseIP(c.IP); ip != nil && sameUDPAddr(addr, &net.UDPAddr{IP: ip, Port: c.Port}) {
 			return true
 		}
 	}
