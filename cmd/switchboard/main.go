@@ -25,8 +25,8 @@ const usage = `Usage: switchboard <command> [flags]
 
 Commands:
   serve     run the signaling server (switchboard serve --help)
-  send      send files to a peer: switchboard send FILE... [--room R]
-  recv      receive files: switchboard recv --room R [--out DIR]
+  send      send files: switchboard send FILE... (prints a code for recv)
+  recv      receive files: switchboard recv CODE [--out DIR]
   stream    send an IVF or Ogg file as a media track to every peer in a room
   record    save every track received in a room to IVF/Ogg files
   echo      a bot that sends each peer's tracks and data back to it

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -19,6 +18,7 @@ import (
 	"github.com/quic-go/quic-go"
 
 	"github.com/switchboard-rtc/switchboard/internal/transfer"
+	"github.com/switchboard-rtc/switchboard/internal/wormhole"
 	"github.com/switchboard-rtc/switchboard/sdk"
 )
 
@@ -26,21 +26,26 @@ import (
 // SWITCHBOARD_SERVER says otherwise.
 const defaultServer = "http://localhost:8080"
 
-const sendUsage = `Usage: switchboard send FILE... [--room R] [--server URL]
+const sendUsage = `Usage: switchboard send FILE... [--server URL] [--room R]
 
-Send files to the first peer that joins the room (or is already in it), directly over WebRTC,
-and wait until it has confirmed each one. Without --room a random room name is made up, and
-the command to run on the receiving side is printed.
+Send files directly over WebRTC (QUIC between two switchboard commands) and wait until the
+receiver has confirmed each one. send prints a code such as 7-gravity-lemon-orbit and the
+command to run on the receiving side; only a receiver with that code gets the files: both
+sides prove the code with a PAKE and check that their connection is the one the code
+authenticated, so the server cannot read or change what goes through. A wrong code is
+reported at once; after 3 wrong codes send gives up. --room R sends instead to the first
+peer in room R, with no code (anyone who joins R can take the files).
 
 Flags (before or after the files):
 `
 
-const recvUsage = `Usage: switchboard recv --room R [--out DIR] [--overwrite] [--server URL]
+const recvUsage = `Usage: switchboard recv CODE [--out DIR] [--overwrite] [--server URL]
+       switchboard recv --room R [--out DIR] ...
 
-Receive files from the sender in the room into DIR. Each file is written to NAME.part and
-renamed to NAME only once its size and SHA-256 match; a failed or interrupted file leaves
-nothing behind. Only plain names are accepted (no paths), and existing files are refused
-unless --overwrite.
+Receive files from the sender whose code is CODE (switchboard send prints it) into DIR, or
+from the first sender in room R. Each file is written to NAME.part and renamed to NAME only
+once its size and SHA-256 match; a failed or interrupted file leaves nothing behind. Only
+plain names are accepted (no paths), and existing files are refused unless --overwrite.
 
 Flags:
 `
@@ -112,11 +117,6 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 		pos = append(pos, rest[0])
 		args = rest[1:]
 	}
-}
-
-// randomRoom returns a fresh room name: 8 base32 characters, 40 random bits.
-func randomRoom() string {
-	return strings.ToLower(rand.Text()[:8])
 }
 
 // roleOf returns the role a peer announced in its meta, if any.
@@ -196,16 +196,9 @@ func sendFiles(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return fmt.Errorf("send: %w", err)
 	}
+	var auth *pairAuth // code mode: neither --room nor --token
 	if *room == "" && pf.tokenFor() == "" {
-		*room = randomRoom()
-		cmd := "switchboard recv --room " + *room
-		if pf.server != defaultServer {
-			cmd += " --server " + pf.server
-		}
-		if pf.loopback {
-			cmd += " --loopback"
-		}
-		fmt.Fprintf(stdout, "On the receiving side, run:\n\n    %s\n\n", cmd)
+		auth = newPairAuth(wormhole.Code{}, wormhole.Sender, stderr)
 	}
 
 	// A receiver that announced QUIC gets its QUIC setup started at once (OnPeer), beside
@@ -215,8 +208,11 @@ func sendFiles(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		p      *sdk.Peer
 		failed <-chan struct{}
 		quic   *quicAttempt // nil: no QUIC with this peer
+		code   *codePeer    // code mode: the exchange with this peer
 	}
 	candidates := make(chan candidate, 16)
+	var proving sync.WaitGroup // goroutines waiting for a receiver to prove the code
+	defer proving.Wait()
 	setups := newQUICSetups(ctx, quicSendLimit)
 	defer setups.stop()
 	opts := pf.options("send", stderr)
@@ -226,15 +222,46 @@ func sendFiles(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return // plenty already
 		}
 		c := candidate{p: p, failed: onFailed(p)}
+		if auth != nil {
+			if c.code = auth.watch(p); c.code == nil {
+				return // busy with maxCodePeers exchanges
+			}
+		}
 		if !*noQUIC && quicOf(p) {
 			c.quic = setups.start(p, c.failed, quicSendWait, nil)
 		}
-		select {
-		case candidates <- c:
-		default: // filled meanwhile: its QUIC setup ends with its bound
+		push := func() {
+			select {
+			case candidates <- c:
+			default: // filled meanwhile: its QUIC setup ends with its bound
+			}
 		}
+		if c.code == nil {
+			push()
+			return
+		}
+		// A receiver is a candidate once it has proved the code.
+		proving.Add(1)
+		go func() {
+			defer proving.Done()
+			if c.code.waitReady(ctx, p) == nil {
+				push()
+			}
+		}()
 	}
-	client, err := dialPeer(ctx, pf.server, *room, opts)
+	var client *sdk.Client
+	if auth != nil {
+		var code wormhole.Code
+		client, code, err = joinCodeRoom(ctx, func(c wormhole.Code) (*sdk.Client, error) {
+			auth.setCode(c)
+			return dialPeer(ctx, pf.server, c.Room(), opts)
+		})
+		if err == nil {
+			printRecvHint(stdout, code.String(), pf)
+		}
+	} else {
+		client, err = dialPeer(ctx, pf.server, *room, opts)
+	}
 	if err != nil {
 		return fmt.Errorf("send: %w", err)
 	}
@@ -251,6 +278,8 @@ func sendFiles(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		var c candidate
 		select {
 		case c = <-candidates:
+		case <-gaveUp(auth):
+			return fmt.Errorf("send: %d wrong codes: giving up (run send again for a new code)", maxWrongCodes)
 		case <-client.Done():
 			return fmt.Errorf("send: %w", client.Err())
 		case <-ctx.Done():
@@ -289,6 +318,12 @@ func sendFiles(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		ch, how, cerr := senderChannel(ctx, t.p, q, t.failed)
 		if cerr != nil {
 			return fmt.Errorf("send: %w", cerr)
+		}
+		if t.code != nil {
+			if err := t.code.bind(ctx, t.p, bindPath(how)); err != nil {
+				_ = ch.Close()
+				return fmt.Errorf("send: %w", err)
+			}
 		}
 		failed := t.failed
 		var heard *heardChannel
@@ -340,17 +375,26 @@ func recvFiles(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	out := fs.String("out", ".", "directory to write the files into (created if missing)")
 	overwrite := fs.Bool("overwrite", false, "replace existing files of the same name")
 	noQUIC := fs.Bool("no-quic", false, "receive over the WebRTC data channel only (do not offer QUIC)")
+	wait := fs.Duration("wait", defaultCodeWait, "with a code: how long to wait for its sender to show up")
 	rest, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
 	}
-	if len(rest) > 0 {
+	var auth *pairAuth
+	switch {
+	case len(rest) == 1 && *room == "" && pf.tokenFor() == "":
+		code, cerr := wormhole.ParseCode(rest[0])
+		if cerr != nil {
+			return fmt.Errorf("recv: %q: %w", rest[0], cerr)
+		}
+		auth = newPairAuth(code, wormhole.Receiver, stderr)
+		*room = code.Room()
+	case len(rest) > 0:
 		fs.Usage()
 		return fmt.Errorf("recv: unexpected argument %q", rest[0])
-	}
-	if *room == "" && pf.tokenFor() == "" {
+	case *room == "" && pf.tokenFor() == "":
 		fs.Usage()
-		return errors.New("recv: --room is required (switchboard send prints it), or --token for the token's room")
+		return errors.New("recv: give the code switchboard send printed (or --room, or --token for the token's room)")
 	}
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		return fmt.Errorf("recv: %w", err)
@@ -361,7 +405,9 @@ func recvFiles(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		r      *transfer.Receiver
 		failed <-chan struct{}
 		how    string
+		ch     transfer.Channel
 	}
+	codeFailed := make(chan error, 1) // code mode: a sender's exchange failed
 	sources := make(chan source, 1)
 	var taken atomic.Bool
 	pr := newProgressPrinter(stderr, "receiving")
@@ -372,6 +418,16 @@ func recvFiles(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	defer setups.stop()
 	opts.OnPeer = func(p *sdk.Peer) {
 		failed := onFailed(p)
+		var cp *codePeer
+		if auth != nil {
+			if roleOf(p) != "send" {
+				return // code mode: only a sender, and only once it proved the code
+			}
+			if cp = auth.watch(p); cp == nil {
+				return
+			}
+			watchCode(p, cp, codeFailed)
+		}
 		p.OnDataChannel(func(dc *webrtc.DataChannel) {
 			if !transfer.Accept(dc) {
 				return
@@ -380,7 +436,8 @@ func recvFiles(ctx context.Context, args []string, stdout, stderr io.Writer) err
 				_ = dc.Close() // busy with another sender
 				return
 			}
-			sources <- source{p, transfer.NewReceiver(dc, ropts), failed, "over the data channel"}
+			ch := transfer.DataChannel(dc, nil)
+			sources <- source{p, transfer.NewReceiverOn(ch, ropts), failed, "over the data channel", ch}
 		})
 		if !*noQUIC && quicOf(p) && roleOf(p) == "send" {
 			// At once, beside the peer connection; the sender's stream is taken unless its
@@ -395,7 +452,7 @@ func recvFiles(ctx context.Context, args []string, stdout, stderr io.Writer) err
 					_ = ch.Close() // busy with another sender, or its data channel came first
 					return false
 				}
-				sources <- source{p, transfer.NewReceiverOn(ch, ropts), nil, "over QUIC (" + p.QUICPath() + ")"}
+				sources <- source{p, transfer.NewReceiverOn(ch, ropts), nil, "over QUIC (" + p.QUICPath() + ")", ch}
 				return true
 			})
 		}
@@ -406,14 +463,35 @@ func recvFiles(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	defer client.Close()
 	*room = client.Room()
-	fmt.Fprintf(stderr, "waiting for a sender in room %s; files go to %s\n", *room, *out)
+	var deadline <-chan time.Time // code mode: no sender within --wait
+	if auth != nil {
+		fmt.Fprintf(stderr, "waiting for the sender of %s; files go to %s\n", auth.code, *out)
+		if !hasSender(client) {
+			fmt.Fprintf(stderr, "(no sender with this code on the server yet: it may not have started; waiting up to %s)\n", *wait)
+		}
+		t := time.NewTimer(*wait)
+		defer t.Stop()
+		deadline = t.C
+	} else {
+		fmt.Fprintf(stderr, "waiting for a sender in room %s; files go to %s\n", *room, *out)
+	}
 	var src source
 	select {
 	case src = <-sources:
+	case err := <-codeFailed:
+		return fmt.Errorf("recv: %w", err)
+	case <-deadline:
+		return fmt.Errorf("recv: no sender came with code %s within %s (check the code, or ask for a new one)", auth.code, *wait)
 	case <-client.Done():
 		return fmt.Errorf("recv: %w", client.Err())
 	case <-ctx.Done():
 		return fmt.Errorf("recv: %w", ctx.Err())
+	}
+	if auth != nil {
+		if err := auth.bindSource(ctx, src.p, bindPath(src.how)); err != nil {
+			_ = src.ch.Close()
+			return fmt.Errorf("recv: %w", err)
+		}
 	}
 	fmt.Fprintf(stderr, "receiving from %s %s\n", peerName(src.p), src.how)
 	tctx, cancel := context.WithCancelCause(ctx)
@@ -440,114 +518,4 @@ func recvFiles(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fmt.Fprintf(stderr, "received %d file(s), %s in %s (%s/s) into %s\n",
 		n, humanBytes(got), elapsed.Round(time.Millisecond), humanBytes(int64(float64(got)/elapsed.Seconds())), *out)
 	return nil
-}
-
-// progressPrinter shows transfer progress on stderr: a bar redrawn in place on a terminal,
-// plain lines (every second, every 10 % and at the end of each file) otherwise. A sender's
-// bar shows the bytes the receiver confirmed (transfer.Progress), not those queued. It is called
-// only from the goroutine running the transfer.
-type progressPrinter struct {
-	w       io.Writer
-	verb    string
-	tty     bool
-	open    bool // a bar line is drawn and not yet ended
-	last    time.Time
-	lastPct int
-	file    int
-}
-
-func newProgressPrinter(w io.Writer, verb string) *progressPrinter {
-	return &progressPrinter{w: w, verb: verb, tty: isTerminal(w)}
-}
-
-// isTerminal reports whether w is a terminal (a character device: /dev/null counts too,
-// which does no harm).
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
-}
-
-func (pp *progressPrinter) update(p transfer.Progress) {
-	pct := 100
-	if p.Size > 0 {
-		pct = int(p.Bytes * 100 / p.Size)
-	}
-	name := p.Name
-	if p.Files > 1 {
-		name = fmt.Sprintf("[%d/%d] %s", p.File, p.Files, p.Name)
-	}
-	stats := fmt.Sprintf("%s / %s", humanBytes(p.Bytes), humanBytes(p.Size))
-	if p.Rate > 0 {
-		stats += fmt.Sprintf("  %s/s", humanBytes(int64(p.Rate)))
-	}
-	if p.ETA >= 0 && !p.Done {
-		stats += "  ETA " + humanDuration(p.ETA)
-	}
-	if !p.ReceiverAcks && !p.Done && p.Sent > p.Bytes {
-		// A receiver that confirms only whole files (protocol v1): the bar stays at what it
-		// confirmed, and this tells that the bytes are moving.
-		stats += fmt.Sprintf("  (%s sent, not confirmed yet)", humanBytes(p.Sent))
-	}
-	if pp.tty {
-		const width = 24
-		fill := pct * width / 100
-		bar := strings.Repeat("=", fill) + strings.Repeat(" ", width-fill)
-		fmt.Fprintf(pp.w, "\r\033[K%s %s [%s] %3d%%  %s", pp.verb, name, bar, pct, stats)
-		pp.open = true
-		if p.Done {
-			pp.finish()
-		}
-		return
-	}
-	now := time.Now()
-	if p.File != pp.file {
-		pp.file, pp.lastPct, pp.last = p.File, -1, time.Time{}
-	}
-	if !p.Done && now.Sub(pp.last) < time.Second && pct/10 == pp.lastPct/10 {
-		return
-	}
-	pp.last, pp.lastPct = now, pct
-	state := fmt.Sprintf("%d%%", pct)
-	if p.Done {
-		state = "done"
-	}
-	fmt.Fprintf(pp.w, "%s %s: %s  %s\n", pp.verb, name, state, stats)
-}
-
-// finish ends a bar line in progress, so that other output starts on a line of its own.
-func (pp *progressPrinter) finish() {
-	if pp.open {
-		fmt.Fprintln(pp.w)
-		pp.open = false
-	}
-}
-
-// humanBytes formats n bytes with a binary unit.
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	v, i := float64(n), -1
-	for v >= unit && i < 4 {
-		v /= unit
-		i++
-	}
-	return fmt.Sprintf("%.1f %ciB", v, "KMGTP"[i])
-}
-
-// humanDuration formats an ETA: 1h02m, 3m05s, 12s.
-func humanDuration(d time.Duration) string {
-	d = d.Round(time.Second)
-	switch {
-	case d >= time.Hour:
-		return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
-	case d >= time.Minute:
-		return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
-	}
-	return fmt.Sprintf("%ds", int(d.Seconds()))
 }

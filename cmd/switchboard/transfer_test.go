@@ -18,6 +18,7 @@ import (
 
 	"github.com/switchboard-rtc/switchboard/internal/testserver"
 	"github.com/switchboard-rtc/switchboard/internal/transfer"
+	"github.com/switchboard-rtc/switchboard/internal/wormhole"
 )
 
 const transferWait = 30 * time.Second
@@ -183,8 +184,11 @@ func TestSendPrintsRecvCommand(t *testing.T) {
 		t.Fatal("send printed no recv command")
 	}
 	args := strings.Fields(strings.TrimPrefix(line, "switchboard recv "))
-	if !slices.Contains(args, url) || !slices.Contains(args, "--loopback") || !slices.Contains(args, "--room") {
-		t.Fatalf("printed %q", line)
+	if !slices.Contains(args, url) || !slices.Contains(args, "--loopback") || slices.Contains(args, "--room") {
+		t.Fatalf("printed %q; want a code, the server and --loopback", line)
+	}
+	if _, err := wormhole.ParseCode(args[0]); err != nil {
+		t.Fatalf("printed %q: %v", line, err)
 	}
 	recv := start(t, ctx, recvFiles, append(args, "--out", out)...)
 	if err := send.wait(t, "send"); err != nil {
@@ -276,12 +280,13 @@ func TestTransferCommandsUsage(t *testing.T) {
 		wantOut string
 	}{
 		{"send help", sendFiles, []string{"--help"}, "", "Usage: switchboard send FILE..."},
-		{"recv help", recvFiles, []string{"-h"}, "", "Usage: switchboard recv --room R"},
+		{"recv help", recvFiles, []string{"-h"}, "", "Usage: switchboard recv CODE"},
 		{"send no files", sendFiles, nil, "no files given", "-room"},
 		{"send missing file", sendFiles, []string{"/nonexistent/file"}, "no such file", ""},
 		{"send a directory", sendFiles, []string{"."}, "not a regular file", ""},
 		{"send duplicate names", sendFiles, []string{"transfer.go", "./transfer.go"}, "same name", ""},
-		{"recv no room", recvFiles, []string{"--out", "x"}, "--room is required", "-overwrite"},
+		{"recv no code", recvFiles, []string{"--out", "x"}, "give the code", "-overwrite"},
+		{"recv bad code", recvFiles, []string{"7-aardvark-nonsense-acme"}, "is not one of the code words", ""},
 		{"recv extra argument", recvFiles, []string{"--room", "r", "file"}, "unexpected argument", ""},
 		{"bad flag", recvFiles, []string{"--nope"}, "flag provided but not defined", ""},
 	} {
