@@ -353,13 +353,13 @@ func sendFiles(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	var sent int64
 	for _, r := range results {
 		if r.Err != nil {
-			fmt.Fprintf(stderr, "%s: FAILED: %v\n", r.Name, r.Err)
+			fmt.Fprintln(stderr, fileFailure(r, true, ""))
 			continue
 		}
 		sent += r.Size
 	}
 	if err != nil {
-		return fmt.Errorf("send: %w", interrupted(tctx, err))
+		return fmt.Errorf("send: %w", transferError(tctx, err, results))
 	}
 	fmt.Fprintf(stderr, "sent %d file(s), %s in %s (%s/s); the receiver confirmed each\n",
 		len(results), humanBytes(sent), elapsed.Round(time.Millisecond), humanBytes(int64(float64(sent)/elapsed.Seconds())))
@@ -505,7 +505,7 @@ func recvFiles(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	var n int
 	for _, r := range results {
 		if r.Err != nil {
-			fmt.Fprintf(stderr, "%s: FAILED: %v\n", r.Name, r.Err)
+			fmt.Fprintln(stderr, fileFailure(r, false, *out))
 			continue
 		}
 		n++
@@ -513,7 +513,7 @@ func recvFiles(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fmt.Fprintf(stdout, "%s\n", r.Name)
 	}
 	if err != nil {
-		return fmt.Errorf("recv: %w", interrupted(tctx, err))
+		return fmt.Errorf("recv: %w", transferError(tctx, err, results))
 	}
 	fmt.Fprintf(stderr, "received %d file(s), %s in %s (%s/s) into %s\n",
 		n, humanBytes(got), elapsed.Round(time.Millisecond), humanBytes(int64(float64(got)/elapsed.Seconds())), *out)

@@ -194,7 +194,8 @@ func TestRecvUnknownCodeWaits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	recv := start(t, ctx, recvFiles, code.String(), "--server", url, "--loopback", "--out", t.TempDir(), "--wait", "300ms")
+	// The server without its scheme: http:// is understood.
+	recv := start(t, ctx, recvFiles, code.String(), "--server", strings.TrimPrefix(url, "http://"), "--loopback", "--out", t.TempDir(), "--wait", "300ms")
 	err = recv.wait(t, "recv")
 	if err == nil || !strings.Contains(err.Error(), "no sender came with code "+code.String()) {
 		t.Fatalf("recv: %v", err)

@@ -221,6 +221,11 @@ func TestRecvRefusesOverwrite(t *testing.T) {
 	if err := recv.wait(t, "recv"); !errors.As(err, &fe) || fe.Code != transfer.CodeExists {
 		t.Fatalf("recv: %v", err)
 	}
+	for _, c := range []*command{send, recv} {
+		if !strings.Contains(c.stderr.String(), "keep.txt:") || !strings.Contains(c.stderr.String(), "--overwrite") {
+			t.Fatalf("no line about keep.txt with the flag to overwrite:\n%s", c.stderr.String())
+		}
+	}
 	if b, _ := os.ReadFile(filepath.Join(out, "keep.txt")); string(b) != "mine" {
 		t.Fatalf("keep.txt is now %d bytes", len(b))
 	}
@@ -289,6 +294,8 @@ func TestTransferCommandsUsage(t *testing.T) {
 		{"recv bad code", recvFiles, []string{"7-aardvark-nonsense-acme"}, "is not one of the code words", ""},
 		{"recv extra argument", recvFiles, []string{"--room", "r", "file"}, "unexpected argument", ""},
 		{"bad flag", recvFiles, []string{"--nope"}, "flag provided but not defined", ""},
+		{"server unreachable", sendFiles, []string{"--server", "127.0.0.1:1", "transfer.go"},
+			"cannot reach the signaling server at http://127.0.0.1:1 (connection refused)", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
