@@ -44,6 +44,12 @@ func blockSize(size int64) int64 {
 // the hashes of its whole blocks (at most maxBlocks).
 func (st *recvState) openPartial(c *incoming) (*os.File, haveMsg, string, error) {
 	have := haveMsg{Type: typeHave, Name: c.name, Block: blockSize(c.size), Blocks: []string{}}
+	// Only a regular NAME.part is continued: never one that is a link to another file.
+	if fi, err := st.root.Lstat(c.part); err == nil && !fi.Mode().IsRegular() {
+		return nil, have, CodeExists, fmt.Errorf("%s exists and is not a regular file", c.part)
+	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, have, CodeIO, err
+	}
 	f, err := st.root.OpenFile(c.part, os.O_RDWR|os.O_CREATE, 0o666)
 	if err != nil {
 		return nil, have, CodeIO, err

@@ -124,3 +124,27 @@ func TestResumeKeepsPartialOnInterrupt(t *testing.T) {
 		t.Fatal("the resumed file differs from the sender's")
 	}
 }
+
+// TestResumeRefusesLinkedPartial: a NAME.part that is a symbolic link (to a file of the
+// directory) is not continued through: the file is refused and the link's target is intact.
+func TestResumeRefusesLinkedPartial(t *testing.T) {
+	src, out := t.TempDir(), t.TempDir()
+	randomFile(t, src, "x.bin", 2<<20, 5)
+	if err := os.WriteFile(filepath.Join(out, "precious"), []byte("keep me"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("precious", filepath.Join(out, "x.bin.part")); err != nil {
+		t.Fatal(err)
+	}
+	s, run := pair(t, &transfer.SendOptions{Resume: true}, transfer.ReceiveOptions{Dir: out, Resume: true})
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	rs, _ := s.Send(ctx, []string{filepath.Join(src, "x.bin")})
+	if len(rs) != 1 || rs[0].Err == nil {
+		t.Fatalf("send through a linked partial file: %+v", rs)
+	}
+	waitChan(t, run, "the receiver")
+	if b, _ := os.ReadFile(filepath.Join(out, "precious")); string(b) != "keep me" {
+		t.Fatalf("the link's target is now %q", b)
+	}
+}
