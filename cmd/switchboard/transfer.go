@@ -26,9 +26,9 @@ import (
 // SWITCHBOARD_SERVER says otherwise.
 const defaultServer = "http://localhost:8080"
 
-const sendUsage = `Usage: switchboard send FILE... [--server URL] [--room R]
+const sendUsage = `Usage: switchboard send FILE|FOLDER... [--server URL] [--room R]
 
-Send files directly over WebRTC (QUIC between two switchboard commands) and wait until the
+Send files and folders (their tree; links inside are left out) directly over WebRTC (QUIC between two switchboard commands) and wait until the
 receiver has confirmed each one. send prints a code such as 7-gravity-lemon-orbit and the
 command to run on the receiving side; only a receiver with that code gets the files: both
 sides prove the code with a PAKE and check that their connection is the one the code
@@ -192,9 +192,12 @@ func sendFiles(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fs.Usage()
 		return errors.New("send: no files given")
 	}
-	plan, err := transfer.Plan(paths)
+	plan, skipped, err := transfer.Plan(paths)
 	if err != nil {
 		return fmt.Errorf("send: %w", err)
+	}
+	for _, n := range skipped {
+		fmt.Fprintf(stderr, "%s: left out (a link or a special file, not a regular file)\n", n)
 	}
 	var auth *pairAuth // code mode: neither --room nor --token
 	if *room == "" && pf.tokenFor() == "" {

@@ -267,3 +267,41 @@ func TestResumeAfterKilledReceiver(t *testing.T) {
 		cancel()
 	}
 }
+
+// TestSendFolder: a folder tree and a file in one send: the tree arrives under its name,
+// every file intact; a link inside the folder is left out and said so.
+func TestSendFolder(t *testing.T) {
+	url := testserver.Start(t, nil)
+	src, out := t.TempDir(), t.TempDir()
+	want := map[string][32]byte{
+		"photos/a.jpg":          writeRandom(t, filepath.Join(src, "photos", "a.jpg"), 200<<10),
+		"photos/2026/b.jpg":     writeRandom(t, filepath.Join(src, "photos", "2026", "b.jpg"), 3<<20),
+		"photos/2026/dec/c.txt": writeRandom(t, filepath.Join(src, "photos", "2026", "dec", "c.txt"), 10),
+		"photos/2026/dec/empty": writeRandom(t, filepath.Join(src, "photos", "2026", "dec", "empty"), 0),
+		"report.pdf":            writeRandom(t, filepath.Join(src, "report.pdf"), 50<<10),
+	}
+	if err := os.Symlink("/etc/passwd", filepath.Join(src, "photos", "link")); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), transferWait)
+	defer cancel()
+	send, code, _ := startCodeSend(t, ctx, url, filepath.Join(src, "report.pdf"), filepath.Join(src, "photos"))
+	recv := start(t, ctx, recvFiles, code.String(), "--server", url, "--loopback", "--out", out)
+	if err := recv.wait(t, "recv"); err != nil {
+		t.Fatalf("recv: %v\n%s", err, recv.stderr.String())
+	}
+	if err := send.wait(t, "send"); err != nil {
+		t.Fatalf("send: %v\n%s", err, send.stderr.String())
+	}
+	for name, sum := range want {
+		if sumFile(t, filepath.Join(out, filepath.FromSlash(name))) != sum {
+			t.Fatalf("%s differs", name)
+		}
+	}
+	if _, err := os.Lstat(filepath.Join(out, "photos", "link")); !os.IsNotExist(err) {
+		t.Fatalf("the link arrived: %v", err)
+	}
+	if !strings.Contains(send.stderr.String(), "photos/link: left out") {
+		t.Fatalf("send did not say it left the link out:\n%s", send.stderr.String())
+	}
+}

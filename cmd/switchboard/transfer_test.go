@@ -96,6 +96,9 @@ func writeRandom(t *testing.T, path string, size int) [32]byte {
 	b := make([]byte, size)
 	rng := rand.NewChaCha8([32]byte{byte(size), byte(size >> 8), byte(size >> 16)})
 	_, _ = rng.Read(b)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(path, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -295,6 +298,10 @@ func testSendInterrupted(t *testing.T, discard bool) {
 
 func TestTransferCommandsUsage(t *testing.T) {
 	ctx := context.Background()
+	empty := t.TempDir()
+	if err := os.Mkdir(filepath.Join(empty, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name    string
 		f       func(context.Context, []string, io.Writer, io.Writer) error
@@ -306,7 +313,7 @@ func TestTransferCommandsUsage(t *testing.T) {
 		{"recv help", recvFiles, []string{"-h"}, "", "Usage: switchboard recv CODE"},
 		{"send no files", sendFiles, nil, "no files given", "-room"},
 		{"send missing file", sendFiles, []string{"/nonexistent/file"}, "no such file", ""},
-		{"send a directory", sendFiles, []string{"."}, "not a regular file", ""},
+		{"send an empty folder", sendFiles, []string{empty}, "only empty folders", ""},
 		{"send duplicate names", sendFiles, []string{"transfer.go", "./transfer.go"}, "same name", ""},
 		{"recv no code", recvFiles, []string{"--out", "x"}, "give the code", "-overwrite"},
 		{"recv bad code", recvFiles, []string{"7-aardvark-nonsense-acme"}, "is not one of the code words", ""},

@@ -17,6 +17,10 @@ const (
 	ChunkSize = 64 << 10
 	// MaxNameBytes is the longest accepted file name, so that NAME.part fits in 255 bytes.
 	MaxNameBytes = 250
+	// MaxPathBytes is the longest accepted relative path of a file in a folder.
+	MaxPathBytes = 4096
+	// MaxDepth is the most folders a file's path may name above it.
+	MaxDepth = 32
 	// maxSize is the largest size a browser can express exactly (2^53 - 1).
 	maxSize = 1<<53 - 1
 	// AckInterval is the least time between two of a receiver's got messages during a file
@@ -148,6 +152,32 @@ func CheckName(name string) error {
 	for _, r := range name {
 		if r < 0x20 || r == 0x7f {
 			return bad("contains a control character")
+		}
+	}
+	return nil
+}
+
+// CheckPath reports whether name may be received: a relative path of at most MaxDepth
+// folders and a file name, separated by "/", each of which passes CheckName (so no empty,
+// "." or ".." component, no absolute path, no backslash), MaxPathBytes at most.
+func CheckPath(name string) error {
+	if !strings.Contains(name, "/") {
+		return CheckName(name)
+	}
+	bad := func(why string) error { return fmt.Errorf("%w %.80q: %s", ErrBadName, name, why) }
+	if len(name) > MaxPathBytes {
+		return bad(fmt.Sprintf("longer than %d bytes", MaxPathBytes))
+	}
+	if strings.HasPrefix(name, "/") {
+		return bad("an absolute path")
+	}
+	parts := strings.Split(name, "/")
+	if len(parts) > MaxDepth+1 {
+		return bad(fmt.Sprintf("more than %d folders deep", MaxDepth))
+	}
+	for _, p := range parts {
+		if err := CheckName(p); err != nil {
+			return bad(fmt.Sprintf("its part %.40q is not a name", p))
 		}
 	}
 	return nil

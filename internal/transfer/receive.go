@@ -10,6 +10,7 @@ import (
 	"hash"
 	"io/fs"
 	"os"
+	"path"
 	"strings"
 	"sync"
 	"time"
@@ -253,8 +254,13 @@ func (st *recvState) start(ctx context.Context, m message) error {
 	c := &incoming{index: len(st.results), name: *m.Name, size: *m.Size, part: *m.Name + ".part", acks: m.Acks}
 	st.cur = c
 	st.results = append(st.results, Result{Name: c.name, Size: c.size})
-	if err := CheckName(c.name); err != nil {
+	if err := CheckPath(c.name); err != nil {
 		return st.refuse(ctx, CodeBadName, err.Error())
+	}
+	if dir := path.Dir(c.name); dir != "." {
+		if code, err := st.folders(dir); err != nil {
+			return st.refuse(ctx, code, err.Error())
+		}
 	}
 	if m.Resume && st.r.opts.Resume {
 		return st.startResumable(ctx, c)
@@ -266,6 +272,30 @@ func (st *recvState) start(ctx context.Context, m message) error {
 	c.f, c.h = f, sha256.New()
 	st.report(c, true, false)
 	return nil
+}
+
+// folders makes the folders of a received path (dir, "/"-separated, checked by CheckPath)
+// inside the directory. A path through a symbolic link, or through a file, is refused (and
+// os.Root would refuse one that leads out of the directory anyway).
+func (st *recvState) folders(dir string) (string, error) {
+	parts := strings.Split(dir, "/")
+	for i := range parts {
+		p := strings.Join(parts[:i+1], "/")
+		fi, err := st.root.Lstat(p)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			if err := st.root.Mkdir(p, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+				return CodeIO, err
+			}
+		case err != nil:
+			return CodeIO, err
+		case fi.Mode()&fs.ModeSymlink != 0:
+			return CodeBadName, fmt.Errorf("%s goes through %s, a link", dir, p)
+		case !fi.IsDir():
+			return CodeBadName, fmt.Errorf("%s is a file, not a folder", p)
+		}
+	}
+	return "", nil
 }
 
 // create opens NAME.part for a new file, exclusively.

@@ -9,7 +9,6 @@ import (
 	"hash"
 	"io"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -108,47 +107,6 @@ type outgoing struct {
 	size int64
 }
 
-// Plan checks the files to send before any connection is made: each must be a regular file,
-// its base name must pass CheckName, and no two may have the same base name. It returns the
-// names and sizes that Send will announce.
-func Plan(paths []string) ([]Result, error) {
-	files, err := plan(paths)
-	if err != nil {
-		return nil, err
-	}
-	rs := make([]Result, len(files))
-	for i, f := range files {
-		rs[i] = Result{Name: f.name, Size: f.size}
-	}
-	return rs, nil
-}
-
-func plan(paths []string) ([]outgoing, error) {
-	if len(paths) == 0 {
-		return nil, errors.New("transfer: no files to send")
-	}
-	seen := make(map[string]string, len(paths))
-	files := make([]outgoing, 0, len(paths))
-	for _, p := range paths {
-		fi, err := os.Stat(p)
-		if err != nil {
-			return nil, fmt.Errorf("transfer: %w", err)
-		}
-		if !fi.Mode().IsRegular() {
-			return nil, fmt.Errorf("transfer: %s is not a regular file", p)
-		}
-		name := filepath.Base(p)
-		if err := CheckName(name); err != nil {
-			return nil, err
-		}
-		if other, dup := seen[name]; dup {
-			return nil, fmt.Errorf("transfer: %s and %s have the same name %q", other, p, name)
-		}
-		seen[name] = p
-		files = append(files, outgoing{path: p, name: name, size: fi.Size()})
-	}
-	return files, nil
-}
 
 // Send sends the files at paths, named by their base names, waiting first for the channel to
 // open, and returns once the receiver has answered every file and the final done. It closes
@@ -160,7 +118,7 @@ func (s *Sender) Send(ctx context.Context, paths []string) (results []Result, er
 		close(s.stop)
 		_ = s.ch.Close() // the sender hangs up: done, failed or canceled
 	})
-	files, err := plan(paths)
+	files, _, err := plan(paths)
 	if err != nil {
 		return nil, err
 	}

@@ -168,21 +168,26 @@ func TestPathTraversalRefused(t *testing.T) {
 	}
 	h := newHostile(t, transfer.ReceiveOptions{Dir: out, Overwrite: true})
 	data := []byte("hostile")
-	bad := []string{"../x", "/etc/passwd", "a/b", "", ".", "..", `..\x`, "link/x", "../out/x", "x\x00y", "/tmp/x"}
+	deep := strings.Repeat("d/", transfer.MaxDepth+1) + "x"
+	bad := []string{"../x", "/etc/passwd", "", ".", "..", `..\x`, "link/x", "link/a/x", "../out/x", "x\x00y", "/tmp/x",
+		"a//b", "a/./b", "a/../b", "a/../../x", "a/b/", `a\b`, deep, "a/\x01", "fine.txt/x"}
+	h.file("fine.txt", len(data), data, "")
+	h.expect("ok", "")
 	for _, name := range bad {
 		h.file(name, len(data), data, "")
 		if a := h.expect("error", transfer.CodeBadName); a["name"] != name {
 			t.Fatalf("error answer %v for %q", a, name)
 		}
 	}
-	h.file("fine.txt", len(data), data, "")
+	// A folder's file: its path is kept, inside the directory.
+	h.file("a/b/c.txt", len(data), data, "")
 	h.expect("ok", "")
 	h.json(map[string]any{"type": "done"})
 	h.expect("done", "")
 	_ = h.dc.Close() // the sender hangs up after the done
 	r := waitChan(t, h.run, "the receiver")
 	var fe *transfer.FileError
-	if !errors.As(r.err, &fe) || fe.Code != transfer.CodeBadName || len(r.results) != len(bad)+1 {
+	if !errors.As(r.err, &fe) || fe.Code != transfer.CodeBadName || len(r.results) != len(bad)+2 {
 		t.Fatalf("receive: %+v %v", r.results, r.err)
 	}
 	if names := listDir(t, parent); !slices.Equal(names, []string{"out"}) {
@@ -191,8 +196,11 @@ func TestPathTraversalRefused(t *testing.T) {
 	if names := listDir(t, out); !slices.Equal(names, []string{"a", "fine.txt", "link"}) {
 		t.Fatalf("out holds %v", names)
 	}
-	if names := listDir(t, filepath.Join(out, "a")); len(names) != 0 {
+	if names := listDir(t, filepath.Join(out, "a")); !slices.Equal(names, []string{"b"}) {
 		t.Fatalf("out/a holds %v", names)
+	}
+	if b, err := os.ReadFile(filepath.Join(out, "a", "b", "c.txt")); err != nil || string(b) != "hostile" {
+		t.Fatalf("out/a/b/c.txt: %q %v", b, err)
 	}
 }
 
