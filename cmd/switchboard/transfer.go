@@ -28,8 +28,8 @@ const defaultServer = "http://localhost:8080"
 
 const sendUsage = `Usage: switchboard send FILE|FOLDER... [--server URL] [--room R]
 
-Send files and folders (their tree; links inside are left out) directly over WebRTC (QUIC between two switchboard commands) and wait until the
-receiver has confirmed each one. send prints a code such as 7-gravity-lemon-orbit and the
+Send files and folders (their tree; links inside are left out) directly over WebRTC (QUIC
+between two switchboard commands) and wait until the receiver has confirmed each one. send prints a code such as 7-gravity-lemon-orbit and the
 command to run on the receiving side; only a receiver with that code gets the files: both
 sides prove the code with a PAKE and check that their connection is the one the code
 authenticated, so the server cannot read or change what goes through. A wrong code is
@@ -182,7 +182,7 @@ func sendFiles(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs := newFlagSet("send", sendUsage, stderr)
 	var pf peerFlags
 	pf.register(fs)
-	room := fs.String("room", "", "room to meet the receiver in (default: a new random name, printed)")
+	room := fs.String("room", "", "room to meet the receiver in, with no code: anyone who joins it can take the files (default: a code, printed)")
 	noQUIC := fs.Bool("no-quic", false, "send over the WebRTC data channel even when the receiver can take QUIC")
 	paths, err := parseInterspersed(fs, args)
 	if err != nil {

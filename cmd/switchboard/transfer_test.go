@@ -309,7 +309,7 @@ func TestTransferCommandsUsage(t *testing.T) {
 		wantErr string // "" means flag.ErrHelp
 		wantOut string
 	}{
-		{"send help", sendFiles, []string{"--help"}, "", "Usage: switchboard send FILE..."},
+		{"send help", sendFiles, []string{"--help"}, "", "Usage: switchboard send FILE|FOLDER..."},
 		{"recv help", recvFiles, []string{"-h"}, "", "Usage: switchboard recv CODE"},
 		{"send no files", sendFiles, nil, "no files given", "-room"},
 		{"send missing file", sendFiles, []string{"/nonexistent/file"}, "no such file", ""},
