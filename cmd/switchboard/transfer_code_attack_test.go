@@ -1,0 +1,193 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchboard-rtc/switchboard/internal/testenv"
+	"github.com/switchboard-rtc/switchboard/internal/testserver"
+	"github.com/switchboard-rtc/switchboard/internal/wormhole"
+	"github.com/switchboard-rtc/switchboard/sdk"
+)
+
+// Hostile peers in a code's room (issue 16's review): a guesser that tests a code without
+// ever confirming it, idle peers that hold the sender's exchange slots, and a third peer
+// that poses as a sender to the receiver.
+
+// rogue is a peer in a code's room that the test drives by hand: role is the role it
+// announces; onPeer runs for each peer it meets.
+func rogue(t *testing.T, ctx context.Context, url string, code wormhole.Code, role string, onPeer func(*sdk.Peer)) *sdk.Client {
+	t.Helper()
+	logs := &testenv.Buffer{}
+	c, err := sdk.Dial(ctx, url, code.Room(), &sdk.Options{
+		Name:     role,
+		Meta:     transferMeta(role, false),
+		Loopback: true,
+		OnPeer:   onPeer,
+		Logger:   slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	})
+	if err != nil {
+		t.Fatalf("rogue %s: %v", role, err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// guess runs the receiver's first step of the exchange on guess with the sender of code's
+// room and returns what the sender answered: its y (nil: it answered none within wait, or
+// refused). The guesser leaves without confirming anything. ok reports whether y proved the
+// guess right (the sender's confirmation MAC checked): a guesser that can learn this without
+// the sender counting the attempt has a free guess.
+func guess(t *testing.T, ctx context.Context, url string, code, g wormhole.Code, wait time.Duration) (answered, right bool) {
+	t.Helper()
+	got := make(chan wormhole.Msg, 4)
+	s, x, err := wormhole.NewReceiver(g)
+	if err != nil {
+		t.Fatalf("guess: %v", err)
+	}
+	c := rogue(t, ctx, url, code, "recv", func(p *sdk.Peer) {
+		if roleOf(p) != "send" {
+			return
+		}
+		p.OnMessage(func(b json.RawMessage) {
+			if m, err := wormhole.DecodeMsg(b); err == nil {
+				select {
+				case got <- m:
+				default:
+				}
+			}
+		})
+		_ = p.SendMessage(x)
+	})
+	defer c.Close()
+	timeout := time.After(wait)
+	for {
+		select {
+		case m := <-got:
+			switch m.Kind {
+			case wormhole.KindY:
+				_, _, herr := s.Handle(m)
+				return true, herr == nil && s.Ready()
+			case wormhole.KindRefused:
+				return false, false
+			}
+		case <-timeout:
+			return false, false
+		}
+	}
+}
+
+// TestCodeGuessWithoutConfirmIsCounted: a guesser that reads the sender's y (whose MAC
+// tells it whether its guess was right) and leaves without sending its confirm has spent a
+// guess all the same: the sender counts it, answers at most maxWrongCodes such attempts, and
+// gives up at the third.
+func TestCodeGuessWithoutConfirmIsCounted(t *testing.T) {
+	url := testserver.Start(t, nil)
+	src := t.TempDir()
+	writeRandom(t, filepath.Join(src, "x.dat"), 10<<10)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*transferWait)
+	defer cancel()
+	send, code, _ := startCodeSend(t, ctx, url, filepath.Join(src, "x.dat"), "--no-quic")
+	wrong, _ := wormhole.ParseCode(wrongCode(code))
+	answered := 0
+	for i := range maxWrongCodes + 2 {
+		g := wrong
+		if i == maxWrongCodes+1 {
+			g = code // the last one guesses right: would the sender tell it?
+		}
+		a, right := guess(t, ctx, url, code, g, 5*time.Second)
+		if a {
+			answered++
+		}
+		if right {
+			t.Errorf("guess %d: the guesser learned the code without the sender counting it", i+1)
+		}
+	}
+	if answered > maxWrongCodes {
+		t.Errorf("the sender answered %d guesses, at most %d allowed", answered, maxWrongCodes)
+	}
+	err := send.wait(t, "send")
+	if err == nil || !strings.Contains(err.Error(), "wrong codes: giving up") {
+		t.Fatalf("send: %v, want it to give up\n%s", err, send.stderr.String())
+	}
+}
+
+// TestCodeIdlePeersDoNotLockOut: peers that join the code's room and leave without any
+// exchange (web app visitors, a scanner) do not use up the sender's exchange slots: the
+// receiver with the right code that comes after them still gets the file.
+func TestCodeIdlePeersDoNotLockOut(t *testing.T) {
+	url := testserver.Start(t, nil)
+	src, out := t.TempDir(), t.TempDir()
+	want := writeRandom(t, filepath.Join(src, "x.dat"), 10<<10)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*transferWait)
+	defer cancel()
+	send, code, _ := startCodeSend(t, ctx, url, filepath.Join(src, "x.dat"), "--no-quic")
+	for range maxCodePeers + 1 {
+		met := make(chan struct{}, 1)
+		c := rogue(t, ctx, url, code, "viewer", func(p *sdk.Peer) {
+			select {
+			case met <- struct{}{}:
+			default:
+			}
+		})
+		select {
+		case <-met:
+		case <-ctx.Done():
+			t.Fatal("the idle peer met nobody")
+		}
+		_ = c.Close()
+	}
+	recv := start(t, ctx, recvFiles, code.String(), "--server", url, "--loopback", "--out", out, "--wait", "20s")
+	if err := recv.wait(t, "recv"); err != nil {
+		t.Fatalf("recv after idle peers: %v\n%s\nsend:\n%s", err, recv.stderr.String(), send.stderr.String())
+	}
+	if err := send.wait(t, "send"); err != nil {
+		t.Fatalf("send: %v\n%s", err, send.stderr.String())
+	}
+	if sumFile(t, filepath.Join(out, "x.dat")) != want {
+		t.Fatal("x.dat differs")
+	}
+}
+
+// TestCodeThirdPeerPosingAsSender: a third peer in the room that announces itself as a
+// sender, refuses the receiver's code and opens a transfer channel first cannot end the
+// receiver's run nor take its place: the receiver gets the real sender's file.
+func TestCodeThirdPeerPosingAsSender(t *testing.T) {
+	url := testserver.Start(t, nil)
+	src, out := t.TempDir(), t.TempDir()
+	want := writeRandom(t, filepath.Join(src, "x.dat"), 10<<10)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*transferWait)
+	defer cancel()
+	send, code, _ := startCodeSend(t, ctx, url, filepath.Join(src, "x.dat"), "--no-quic")
+	// The fake sender answers every x with refused, and opens a transfer channel to the
+	// receiver as soon as it is connected.
+	rogue(t, ctx, url, code, "send", func(p *sdk.Peer) {
+		if roleOf(p) != "recv" {
+			return
+		}
+		p.OnMessage(func(b json.RawMessage) {
+			if m, err := wormhole.DecodeMsg(b); err == nil && m.Kind == wormhole.KindX {
+				_ = p.SendMessage(wormhole.Msg{Switchboard: "pake", Kind: wormhole.KindRefused})
+			}
+		})
+	})
+	recv := start(t, ctx, recvFiles, code.String(), "--server", url, "--loopback", "--out", out, "--wait", "20s", "--no-quic")
+	if err := recv.wait(t, "recv"); err != nil {
+		t.Fatalf("recv with a fake sender in the room: %v\n%s", err, recv.stderr.String())
+	}
+	if err := send.wait(t, "send"); err != nil {
+		t.Fatalf("send: %v\n%s", err, send.stderr.String())
+	}
+	if sumFile(t, filepath.Join(out, "x.dat")) != want {
+		t.Fatal("x.dat differs")
+	}
+	if entries, _ := os.ReadDir(out); len(entries) != 1 {
+		t.Fatalf("files in out: %v", entries)
+	}
+}
