@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -116,6 +117,10 @@ func TestCodeGuessWithoutConfirmIsCounted(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "wrong codes: giving up") {
 		t.Fatalf("send: %v, want it to give up\n%s", err, send.stderr.String())
 	}
+	if !strings.Contains(send.stderr.String(), "someone tried a code and left without confirming it: a wrong code (1 of 3)") {
+		t.Fatalf("send did not say why it counted:\n%s", send.stderr.String())
+	}
+	t.Logf("send:\n%s", send.stderr.String())
 }
 
 // TestCodeIdlePeersDoNotLockOut: peers that join the code's room and leave without any
@@ -189,5 +194,73 @@ func TestCodeThirdPeerPosingAsSender(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(out); len(entries) != 1 {
 		t.Fatalf("files in out: %v", entries)
+	}
+}
+
+// TestCodeFakeSendersGuessBounded: peers posing as senders each answer the receiver's x
+// with a y made on a guessed code; the receiver's verdict (confirm or refused) tells each
+// whether its guess was right. The receiver checks at most maxWrongCodes such answers per
+// run, then gives up with the wrong-code error, as the sender does.
+func TestCodeFakeSendersGuessBounded(t *testing.T) {
+	url := testserver.Start(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*transferWait)
+	defer cancel()
+	code, err := wormhole.NewCode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	guessCode, _ := wormhole.ParseCode(wrongCode(code))
+	verdicts := make(chan string, 16)
+	left := make(chan struct{}, 16) // a fake saw the receiver leave: its verdicts are in
+	for range maxWrongCodes + 2 {
+		rogue(t, ctx, url, code, "send", func(p *sdk.Peer) {
+			if roleOf(p) != "recv" {
+				return
+			}
+			s, err := wormhole.NewSender(guessCode)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			go func() {
+				select {
+				case <-p.Closed():
+					left <- struct{}{}
+				case <-ctx.Done():
+				}
+			}()
+			var mu sync.Mutex
+			p.OnMessage(func(b json.RawMessage) {
+				m, err := wormhole.DecodeMsg(b)
+				if err != nil {
+					return
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				switch m.Kind {
+				case wormhole.KindX:
+					if y, ok, err := s.Handle(m); err == nil && ok {
+						_ = p.SendMessage(y)
+					}
+				case wormhole.KindConfirm, wormhole.KindRefused:
+					verdicts <- m.Kind
+				}
+			})
+		})
+	}
+	recv := start(t, ctx, recvFiles, code.String(), "--server", url, "--loopback", "--out", t.TempDir(), "--no-quic")
+	err = recv.wait(t, "recv")
+	if err == nil || !strings.Contains(err.Error(), "the code is wrong") {
+		t.Fatalf("recv among fake senders: %v\n%s", err, recv.stderr.String())
+	}
+	for range maxWrongCodes + 2 {
+		select {
+		case <-left:
+		case <-ctx.Done():
+			t.Fatal("the fakes did not see the receiver leave")
+		}
+	}
+	if n := len(verdicts); n > maxWrongCodes {
+		t.Fatalf("the receiver gave a verdict on %d guesses, at most %d allowed", n, maxWrongCodes)
 	}
 }
