@@ -249,7 +249,7 @@ func sendFiles(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			}
 		}()
 	}
-	defer auth.close() // after client.Close: no exchange message comes after that
+	defer auth.close() // on every return, once the client is closed too
 	var client *sdk.Client
 	if auth != nil {
 		var code wormhole.Code
@@ -267,6 +267,7 @@ func sendFiles(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return fmt.Errorf("send: %w", err)
 	}
 	defer client.Close()
+	defer auth.close()    // before client.Close: its peers leaving are no attempts
 	*room = client.Room() // the token's, when it named the room
 
 	var total int64
@@ -413,7 +414,7 @@ func recvFiles(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if auth != nil {
 		codeLost = auth.lost
 	}
-	defer auth.close() // after client.Close: no exchange message comes after that
+	defer auth.close() // on every return, once the client is closed too
 	sources := make(chan source, 1)
 	var taken atomic.Bool
 	pr := newProgressPrinter(stderr, "receiving")
@@ -471,6 +472,7 @@ func recvFiles(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return fmt.Errorf("recv: %w", err)
 	}
 	defer client.Close()
+	defer auth.close() // before client.Close: its peers leaving are no failures
 	*room = client.Room()
 	var deadline <-chan time.Time // code mode: no sender within --wait
 	if auth != nil {

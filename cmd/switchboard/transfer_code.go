@@ -73,8 +73,9 @@ type pairAuth struct {
 	lastErr error                // receiver: the most telling reason so far
 	tested  int                  // receiver: senders' answers whose MAC failed (codes tried on it)
 
-	wg   sync.WaitGroup // the watches of the peers
-	stop chan struct{}  // closed by close: the watches end
+	wg       sync.WaitGroup // the watches of the peers
+	stop     chan struct{}  // closed by close: the watches end, nothing more is printed
+	stopOnce sync.Once
 }
 
 // codePeer is the exchange with one peer.
@@ -111,12 +112,17 @@ func newPairAuth(code wormhole.Code, role wormhole.Role, stderr io.Writer) *pair
 	}
 }
 
-// close ends the watches and waits for them.
+// close ends the watches and waits for them; from then on nothing is counted or printed
+// (the peers closing with the client are not attempts). It may be called more than once.
 func (a *pairAuth) close() {
 	if a == nil {
 		return
 	}
-	close(a.stop)
+	a.stopOnce.Do(func() {
+		a.mu.Lock() // watch adds to wg under it, only before stop is closed
+		close(a.stop)
+		a.mu.Unlock()
+	})
 	a.wg.Wait()
 }
 
@@ -124,6 +130,12 @@ func (a *pairAuth) close() {
 // a receiver sends the first one. It returns nil when maxCodePeers are being watched.
 func (a *pairAuth) watch(p *sdk.Peer) *codePeer {
 	a.mu.Lock()
+	select {
+	case <-a.stop:
+		a.mu.Unlock()
+		return nil // the command is over
+	default:
+	}
 	if len(a.peers) >= maxCodePeers {
 		a.mu.Unlock()
 		return nil
