@@ -13,6 +13,7 @@ import (
 
 	"github.com/switchboard-rtc/switchboard/internal/testenv"
 	"github.com/switchboard-rtc/switchboard/internal/testserver"
+	"github.com/switchboard-rtc/switchboard/internal/transfer"
 	"github.com/switchboard-rtc/switchboard/internal/wormhole"
 	"github.com/switchboard-rtc/switchboard/sdk"
 )
@@ -161,39 +162,63 @@ func TestCodeIdlePeersDoNotLockOut(t *testing.T) {
 }
 
 // TestCodeThirdPeerPosingAsSender: a third peer in the room that announces itself as a
-// sender, refuses the receiver's code and opens a transfer channel first cannot end the
-// receiver's run nor take its place: the receiver gets the real sender's file.
+// sender cannot end the receiver's run nor take the real sender's place, whether it refuses
+// the receiver's code at once or stays silent and opens a transfer channel (with data on it)
+// as soon as it is connected: the receiver gets the real sender's file, and only it.
 func TestCodeThirdPeerPosingAsSender(t *testing.T) {
-	url := testserver.Start(t, nil)
-	src, out := t.TempDir(), t.TempDir()
-	want := writeRandom(t, filepath.Join(src, "x.dat"), 10<<10)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*transferWait)
-	defer cancel()
-	send, code, _ := startCodeSend(t, ctx, url, filepath.Join(src, "x.dat"), "--no-quic")
-	// The fake sender answers every x with refused, and opens a transfer channel to the
-	// receiver as soon as it is connected.
-	rogue(t, ctx, url, code, "send", func(p *sdk.Peer) {
-		if roleOf(p) != "recv" {
-			return
-		}
-		p.OnMessage(func(b json.RawMessage) {
-			if m, err := wormhole.DecodeMsg(b); err == nil && m.Kind == wormhole.KindX {
-				_ = p.SendMessage(wormhole.Msg{Switchboard: "pake", Kind: wormhole.KindRefused})
+	for _, fake := range []string{"refuses", "opens a channel"} {
+		t.Run(fake, func(t *testing.T) {
+			url := testserver.Start(t, nil)
+			src, out := t.TempDir(), t.TempDir()
+			want := writeRandom(t, filepath.Join(src, "x.dat"), 10<<10)
+			ctx, cancel := context.WithTimeout(context.Background(), 2*transferWait)
+			defer cancel()
+			send, code, _ := startCodeSend(t, ctx, url, filepath.Join(src, "x.dat"), "--no-quic")
+			var wg sync.WaitGroup
+			defer wg.Wait()
+			rogue(t, ctx, url, code, "send", func(p *sdk.Peer) {
+				if roleOf(p) != "recv" {
+					return
+				}
+				if fake == "refuses" {
+					p.OnMessage(func(b json.RawMessage) {
+						if m, err := wormhole.DecodeMsg(b); err == nil && m.Kind == wormhole.KindX {
+							_ = p.SendMessage(wormhole.Msg{Switchboard: "pake", Kind: wormhole.KindRefused})
+						}
+					})
+					return
+				}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					select {
+					case <-p.Connected():
+					case <-p.Closed():
+						return
+					case <-ctx.Done():
+						return
+					}
+					dc, err := p.CreateDataChannel(transfer.Label, transfer.DataChannelInit())
+					if err != nil {
+						return
+					}
+					dc.OnOpen(func() { _ = dc.SendText(`{"type":"file","name":"evil.txt","size":4}`) })
+				}()
+			})
+			recv := start(t, ctx, recvFiles, code.String(), "--server", url, "--loopback", "--out", out, "--wait", "20s", "--no-quic")
+			if err := recv.wait(t, "recv"); err != nil {
+				t.Fatalf("recv with a fake sender in the room: %v\n%s", err, recv.stderr.String())
+			}
+			if err := send.wait(t, "send"); err != nil {
+				t.Fatalf("send: %v\n%s", err, send.stderr.String())
+			}
+			if sumFile(t, filepath.Join(out, "x.dat")) != want {
+				t.Fatal("x.dat differs")
+			}
+			if entries, _ := os.ReadDir(out); len(entries) != 1 {
+				t.Fatalf("files in out: %v", entries)
 			}
 		})
-	})
-	recv := start(t, ctx, recvFiles, code.String(), "--server", url, "--loopback", "--out", out, "--wait", "20s", "--no-quic")
-	if err := recv.wait(t, "recv"); err != nil {
-		t.Fatalf("recv with a fake sender in the room: %v\n%s", err, recv.stderr.String())
-	}
-	if err := send.wait(t, "send"); err != nil {
-		t.Fatalf("send: %v\n%s", err, send.stderr.String())
-	}
-	if sumFile(t, filepath.Join(out, "x.dat")) != want {
-		t.Fatal("x.dat differs")
-	}
-	if entries, _ := os.ReadDir(out); len(entries) != 1 {
-		t.Fatalf("files in out: %v", entries)
 	}
 }
 
