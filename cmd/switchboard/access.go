@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/url"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/switchboard-rtc/switchboard/internal/auth"
@@ -220,11 +222,48 @@ func joinError(err error) error {
 	return err
 }
 
-// dialPeer joins room ("" for the token's) like sdk.Dial, with refusals explained.
+// dialPeer joins room ("" for the token's) like sdk.Dial, with refusals explained. A server
+// given without a scheme ("localhost:8080") is taken as http://.
 func dialPeer(ctx context.Context, server, room string, o *sdk.Options) (*sdk.Client, error) {
+	server = serverURL(server)
 	c, err := sdk.Dial(ctx, server, room, o)
 	if err != nil {
+		if unreachable(err) {
+			return nil, fmt.Errorf("cannot reach the signaling server at %s (%s): is it running, and is that its address? (--server or SWITCHBOARD_SERVER)", server, netReason(err))
+		}
 		return nil, joinError(err)
 	}
 	return c, nil
+}
+
+// serverURL adds http:// to a server address given without a scheme.
+func serverURL(s string) string {
+	if s != "" && !strings.Contains(s, "://") {
+		return "http://" + s
+	}
+	return s
+}
+
+// unreachable reports whether err is a failure to reach the server at all (refused, no
+// route, no such host, timed out), not a refusal by it.
+func unreachable(err error) bool {
+	var op *net.OpError
+	var dns *net.DNSError
+	return errors.As(err, &op) || errors.As(err, &dns) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// netReason names why the server could not be reached, in a few words.
+func netReason(err error) string {
+	var dns *net.DNSError
+	switch {
+	case errors.As(err, &dns):
+		return "no such host " + dns.Name
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
+		return "no route to it"
+	case errors.Is(err, context.DeadlineExceeded), os.IsTimeout(err):
+		return "timed out"
+	}
+	return "network error"
 }

@@ -334,7 +334,7 @@ func sendFiles(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			heard = &heardChannel{Channel: ch}
 			ch = heard
 		}
-		sender := transfer.NewSenderOn(ch, &transfer.SendOptions{Progress: pr.update})
+		sender := transfer.NewSenderOn(ch, &transfer.SendOptions{Progress: pr.update, Resume: resumeOf(t.p)})
 		fmt.Fprintf(stderr, "sending to %s %s\n", peerName(t.p), how)
 		var cancel context.CancelCauseFunc
 		tctx, cancel = context.WithCancelCause(ctx)
@@ -355,18 +355,24 @@ func sendFiles(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	var sent int64
 	for _, r := range results {
 		if r.Err != nil {
-			fmt.Fprintf(stderr, "%s: FAILED: %v\n", r.Name, r.Err)
+			fmt.Fprintln(stderr, fileFailure(r, true, ""))
 			continue
+		}
+		if r.Resumed > 0 {
+			fmt.Fprintf(stderr, "%s: the receiver had %s of it from an earlier transfer; sent the rest\n", r.Name, humanBytes(r.Resumed))
 		}
 		sent += r.Size
 	}
 	if err != nil {
-		return fmt.Errorf("send: %w", interrupted(tctx, err))
+		return fmt.Errorf("send: %w", transferError(tctx, err, results))
 	}
 	fmt.Fprintf(stderr, "sent %d file(s), %s in %s (%s/s); the receiver confirmed each\n",
 		len(results), humanBytes(sent), elapsed.Round(time.Millisecond), humanBytes(int64(float64(sent)/elapsed.Seconds())))
 	return nil
 }
+
+// recvProgressHook, when set (tests), sees every progress report of recv.
+var recvProgressHook func(transfer.Progress)
 
 // recvFiles runs `switchboard recv`.
 func recvFiles(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -378,6 +384,7 @@ func recvFiles(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	overwrite := fs.Bool("overwrite", false, "replace existing files of the same name")
 	noQUIC := fs.Bool("no-quic", false, "receive over the WebRTC data channel only (do not offer QUIC)")
 	wait := fs.Duration("wait", defaultCodeWait, "with a code: how long to wait for its sender to show up")
+	discard := fs.Bool("discard-partial", false, "delete what arrived of a file when the transfer stops in its middle (by default NAME.part is kept, and the next transfer of it continues from there)")
 	rest, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
@@ -418,9 +425,17 @@ func recvFiles(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	sources := make(chan source, 1)
 	var taken atomic.Bool
 	pr := newProgressPrinter(stderr, "receiving")
-	ropts := transfer.ReceiveOptions{Dir: *out, Overwrite: *overwrite, Progress: pr.update}
+	ropts := transfer.ReceiveOptions{Dir: *out, Overwrite: *overwrite, Progress: pr.update, Resume: !*discard}
+	if hook := recvProgressHook; hook != nil {
+		ropts.ProgressInterval = time.Nanosecond
+		ropts.Progress = func(p transfer.Progress) { pr.update(p); hook(p) }
+	}
 	opts := pf.options("recv", stderr)
-	opts.Meta = transferMeta("recv", !*noQUIC)
+	meta := transferMeta("recv", !*noQUIC)
+	if !*discard {
+		meta["resume"] = 1 // it keeps partial files and continues them
+	}
+	opts.Meta = meta
 	setups := newQUICSetups(ctx, quicRecvLimit)
 	defer setups.stop()
 	opts.OnPeer = func(p *sdk.Peer) {
@@ -516,15 +531,18 @@ func recvFiles(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	var n int
 	for _, r := range results {
 		if r.Err != nil {
-			fmt.Fprintf(stderr, "%s: FAILED: %v\n", r.Name, r.Err)
+			fmt.Fprintln(stderr, fileFailure(r, false, *out))
 			continue
+		}
+		if r.Resumed > 0 {
+			fmt.Fprintf(stderr, "%s: continued from %s kept from an earlier transfer\n", r.Name, humanBytes(r.Resumed))
 		}
 		n++
 		got += r.Size
 		fmt.Fprintf(stdout, "%s\n", r.Name)
 	}
 	if err != nil {
-		return fmt.Errorf("recv: %w", interrupted(tctx, err))
+		return fmt.Errorf("recv: %w", transferError(tctx, err, results))
 	}
 	fmt.Fprintf(stderr, "received %d file(s), %s in %s (%s/s) into %s\n",
 		n, humanBytes(got), elapsed.Round(time.Millisecond), humanBytes(int64(float64(got)/elapsed.Seconds())), *out)

@@ -3,13 +3,16 @@ package main
 import (
 	"context"
 	"errors"
+	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/switchboard-rtc/switchboard/internal/testserver"
+	"github.com/switchboard-rtc/switchboard/internal/transfer"
 	"github.com/switchboard-rtc/switchboard/internal/wormhole"
 )
 
@@ -194,12 +197,73 @@ func TestRecvUnknownCodeWaits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	recv := start(t, ctx, recvFiles, code.String(), "--server", url, "--loopback", "--out", t.TempDir(), "--wait", "300ms")
+	// The server without its scheme: http:// is understood.
+	recv := start(t, ctx, recvFiles, code.String(), "--server", strings.TrimPrefix(url, "http://"), "--loopback", "--out", t.TempDir(), "--wait", "300ms")
 	err = recv.wait(t, "recv")
 	if err == nil || !strings.Contains(err.Error(), "no sender came with code "+code.String()) {
 		t.Fatalf("recv: %v", err)
 	}
 	if !strings.Contains(recv.stderr.String(), "no sender with this code on the server yet") {
 		t.Fatalf("stderr:\n%s", recv.stderr.String())
+	}
+}
+
+// TestResumeAfterKilledReceiver: ten times, the receiver is stopped at a random point of a
+// file; send and recv run again (a new code) and the transfer continues from what recv kept,
+// ending with the sender's file, SHA-256 equal.
+func TestResumeAfterKilledReceiver(t *testing.T) {
+	url := testserver.Start(t, nil)
+	src, out := t.TempDir(), t.TempDir()
+	const size = 6 << 20
+	want := writeRandom(t, filepath.Join(src, "x.dat"), size)
+	rng := mrand.New(mrand.NewPCG(1, 2))
+	var kill atomic.Pointer[func(transfer.Progress)]
+	recvProgressHook = func(p transfer.Progress) {
+		if f := kill.Load(); f != nil {
+			(*f)(p)
+		}
+	}
+	t.Cleanup(func() { recvProgressHook = nil })
+	for trial := range 10 {
+		ctx, cancel := context.WithTimeout(context.Background(), transferWait)
+		at := int64(1<<20) + rng.Int64N(size-2<<20)
+		rctx, stopRecv := context.WithCancel(ctx)
+		f := func(p transfer.Progress) {
+			if p.Bytes >= at {
+				stopRecv()
+			}
+		}
+		kill.Store(&f)
+		send, code, _ := startCodeSend(t, ctx, url, filepath.Join(src, "x.dat"))
+		recv := start(t, rctx, recvFiles, code.String(), "--server", url, "--loopback", "--out", out)
+		if err := recv.wait(t, "the receiver to be stopped"); err == nil {
+			t.Fatalf("trial %d: the receiver finished before it was stopped at %d", trial, at)
+		}
+		if err := send.wait(t, "send after the receiver stopped"); err == nil {
+			t.Fatalf("trial %d: send succeeded with a stopped receiver", trial)
+		}
+		part, err := os.Stat(filepath.Join(out, "x.dat.part"))
+		if err != nil || part.Size() < at-(1<<20) {
+			t.Fatalf("trial %d: the partial file after a stop at %d: %v %v", trial, at, part, err)
+		}
+		kill.Store(nil)
+		send, code, _ = startCodeSend(t, ctx, url, filepath.Join(src, "x.dat"))
+		recv = start(t, ctx, recvFiles, code.String(), "--server", url, "--loopback", "--out", out)
+		if err := recv.wait(t, "recv"); err != nil {
+			t.Fatalf("trial %d: recv: %v\n%s", trial, err, recv.stderr.String())
+		}
+		if err := send.wait(t, "send"); err != nil {
+			t.Fatalf("trial %d: send: %v\n%s", trial, err, send.stderr.String())
+		}
+		if !strings.Contains(recv.stderr.String(), "continued from") {
+			t.Fatalf("trial %d: recv did not say it continued:\n%s", trial, recv.stderr.String())
+		}
+		if sumFile(t, filepath.Join(out, "x.dat")) != want {
+			t.Fatalf("trial %d: x.dat differs", trial)
+		}
+		if err := os.Remove(filepath.Join(out, "x.dat")); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
 	}
 }

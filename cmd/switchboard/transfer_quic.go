@@ -38,6 +38,16 @@ func transferMeta(role string, quic bool) map[string]any {
 	return m
 }
 
+// resumeOf reports whether a receiver announced that it keeps partial files and continues
+// them ("resume":1 in its meta): the sender then offers to (transfer.SendOptions.Resume).
+func resumeOf(p *sdk.Peer) bool {
+	var m struct {
+		Resume int `json:"resume"`
+	}
+	_ = json.Unmarshal(p.Meta(), &m)
+	return m.Resume == 1
+}
+
 // quicOf reports whether a peer announced QUIC in its meta.
 func quicOf(p *sdk.Peer) bool {
 	var m struct {

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -221,6 +222,11 @@ func TestRecvRefusesOverwrite(t *testing.T) {
 	if err := recv.wait(t, "recv"); !errors.As(err, &fe) || fe.Code != transfer.CodeExists {
 		t.Fatalf("recv: %v", err)
 	}
+	for _, c := range []*command{send, recv} {
+		if !strings.Contains(c.stderr.String(), "keep.txt:") || !strings.Contains(c.stderr.String(), "--overwrite") {
+			t.Fatalf("no line about keep.txt with the flag to overwrite:\n%s", c.stderr.String())
+		}
+	}
 	if b, _ := os.ReadFile(filepath.Join(out, "keep.txt")); string(b) != "mine" {
 		t.Fatalf("keep.txt is now %d bytes", len(b))
 	}
@@ -229,8 +235,17 @@ func TestRecvRefusesOverwrite(t *testing.T) {
 	}
 }
 
-// Interrupting send in the middle of a file makes recv fail and leaves nothing behind.
+// Interrupting send in the middle of a file makes recv fail; what arrived is kept for a resume
+// unless --discard-partial.
 func TestSendInterrupted(t *testing.T) {
+	for _, discard := range []bool{false, true} {
+		t.Run(fmt.Sprintf("discard-partial=%v", discard), func(t *testing.T) { testSendInterrupted(t, discard) })
+	}
+}
+
+// testSendInterrupted: by default recv keeps what arrived (big.bin.part, for a resume);
+// with --discard-partial nothing is left.
+func testSendInterrupted(t *testing.T, discard bool) {
 	url := testserver.Start(t, nil)
 	src, out := t.TempDir(), t.TempDir()
 	writeRandom(t, filepath.Join(src, "big.bin"), 8<<20)
@@ -252,7 +267,11 @@ func TestSendInterrupted(t *testing.T) {
 	finished := make(chan struct{}, 2)
 	go func() {
 		defer func() { finished <- struct{}{} }()
-		recv.done <- recvFiles(ctx, []string{"--room", "cut", "--out", out, "--server", url, "--loopback"}, &recv.stdout, &recv.stderr)
+		args := []string{"--room", "cut", "--out", out, "--server", url, "--loopback"}
+		if discard {
+			args = append(args, "--discard-partial")
+		}
+		recv.done <- recvFiles(ctx, args, &recv.stdout, &recv.stderr)
 	}()
 	go func() {
 		defer func() { finished <- struct{}{} }()
@@ -265,8 +284,12 @@ func TestSendInterrupted(t *testing.T) {
 	if err := recv.wait(t, "recv"); err == nil {
 		t.Fatal("recv succeeded after the sender was interrupted")
 	}
-	if es, _ := os.ReadDir(out); len(es) != 0 {
+	es, _ := os.ReadDir(out)
+	switch {
+	case discard && len(es) != 0:
 		t.Fatalf("out holds %v", es)
+	case !discard && (len(es) != 1 || es[0].Name() != "big.bin.part"):
+		t.Fatalf("out holds %v; want big.bin.part alone", es)
 	}
 }
 
@@ -289,6 +312,8 @@ func TestTransferCommandsUsage(t *testing.T) {
 		{"recv bad code", recvFiles, []string{"7-aardvark-nonsense-acme"}, "is not one of the code words", ""},
 		{"recv extra argument", recvFiles, []string{"--room", "r", "file"}, "unexpected argument", ""},
 		{"bad flag", recvFiles, []string{"--nope"}, "flag provided but not defined", ""},
+		{"server unreachable", sendFiles, []string{"--server", "127.0.0.1:1", "transfer.go"},
+			"cannot reach the signaling server at http://127.0.0.1:1 (connection refused)", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer

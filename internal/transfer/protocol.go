@@ -31,7 +31,9 @@ const (
 	typeDone  = "done"
 	typeOK    = "ok"
 	typeError = "error"
-	typeGot   = "got" // receiver → sender: bytes of the current file written so far
+	typeGot   = "got"  // receiver → sender: bytes of the current file written so far
+	typeHave  = "have" // receiver → sender: the hashes of the blocks of a partial file it has
+	typeFrom  = "from" // sender → receiver: where the data of a resumed file starts
 )
 
 // Error codes of the receiver's error answers (docs/file-transfer.md).
@@ -50,18 +52,24 @@ type Result struct {
 	Size int64
 	// Err is nil when the receiver confirmed the file, otherwise why not (often a *FileError).
 	Err error
+	// Resumed is how many bytes of the file the receiver had kept from an earlier transfer:
+	// they were not sent again (Resume).
+	Resumed int64
 }
 
 // message is any text message of the protocol, decoded. Pointers tell absent from zero.
 type message struct {
-	Type    string  `json:"type"`
-	Name    *string `json:"name"`
-	Size    *int64  `json:"size"`
-	SHA256  string  `json:"sha256"`
-	Code    string  `json:"code"`
-	Message string  `json:"message"`
-	Bytes   *int64  `json:"bytes"` // got
-	Acks    bool    `json:"acks"`  // file: the sender asks for got messages
+	Type    string   `json:"type"`
+	Name    *string  `json:"name"`
+	Size    *int64   `json:"size"`
+	SHA256  string   `json:"sha256"`
+	Code    string   `json:"code"`
+	Message string   `json:"message"`
+	Bytes   *int64   `json:"bytes"`  // got, from
+	Acks    bool     `json:"acks"`   // file: the sender asks for got messages
+	Resume  bool     `json:"resume"` // file: the sender can continue from what the receiver has
+	Block   *int64   `json:"block"`  // have
+	Blocks  []string `json:"blocks"` // have
 }
 
 // Encoders: one struct per message, so that zero values (size 0) are written.
@@ -71,6 +79,18 @@ type (
 		Name string `json:"name"`
 		Size int64  `json:"size"`
 		Acks bool   `json:"acks,omitempty"`
+		// Resume: the receiver answers have, and the data starts after the sender's from.
+		Resume bool `json:"resume,omitempty"`
+	}
+	haveMsg struct {
+		Type   string   `json:"type"`
+		Name   string   `json:"name"`
+		Block  int64    `json:"block"`
+		Blocks []string `json:"blocks"`
+	}
+	fromMsg struct {
+		Type  string `json:"type"`
+		Bytes int64  `json:"bytes"`
 	}
 	gotMsg struct {
 		Type  string `json:"type"`

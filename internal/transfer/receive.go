@@ -30,6 +30,10 @@ type ReceiveOptions struct {
 	Dir string
 	// Overwrite lets a received file replace an existing one of the same name.
 	Overwrite bool
+	// Resume keeps NAME.part when the transfer stops in the middle of a file whose sender
+	// can resume it, and continues such a file from the blocks of NAME.part that match
+	// (resume.go). Announce it to senders (send/recv: "resume":1 in the join meta).
+	Resume bool
 	// Progress, when set, is called with the progress of each file (see Progress).
 	Progress func(Progress)
 	// ProgressInterval is the least time between two progress calls during a file
@@ -98,6 +102,10 @@ type incoming struct {
 	h        hash.Hash
 	rejected bool
 	acks     bool // the sender asked for got messages
+	// Resume (resume.go): the file's partial data is kept if the transfer stops; until the
+	// sender's from, no data may come; offered bytes in blocks were offered in have.
+	keep, awaitFrom         bool
+	block, offered, resumed int64
 }
 
 // recvState is the receiver's state between messages.
@@ -221,6 +229,8 @@ func (st *recvState) handle(ctx context.Context, msg Message) (done bool, err er
 		return false, st.start(ctx, m)
 	case typeEnd:
 		return false, st.end(ctx, m)
+	case typeFrom:
+		return false, st.from(ctx, m)
 	case typeDone:
 		if st.cur != nil {
 			return false, fmt.Errorf("%w: done in the middle of %q", ErrProtocol, st.cur.name)
@@ -245,6 +255,9 @@ func (st *recvState) start(ctx context.Context, m message) error {
 	st.results = append(st.results, Result{Name: c.name, Size: c.size})
 	if err := CheckName(c.name); err != nil {
 		return st.refuse(ctx, CodeBadName, err.Error())
+	}
+	if m.Resume && st.r.opts.Resume {
+		return st.startResumable(ctx, c)
 	}
 	f, code, err := st.create(c.name, c.part)
 	if err != nil {
@@ -288,6 +301,9 @@ func (st *recvState) data(ctx context.Context, b []byte) error {
 	}
 	if c.rejected {
 		return nil
+	}
+	if c.awaitFrom {
+		return fmt.Errorf("%w: data for %q before from", ErrProtocol, c.name)
 	}
 	if int64(len(b)) > c.size-c.got {
 		return st.refuse(ctx, CodeSize, fmt.Sprintf("more than the announced %d bytes", c.size))
@@ -410,8 +426,15 @@ func (st *recvState) drop(c *incoming) {
 	}
 }
 
-// discard deletes the file in progress when Run stops early.
+// discard deletes the file in progress when Run stops early, or keeps what it has of it for
+// a resume.
 func (st *recvState) discard() {
+	if c := st.cur; c != nil && c.keep && c.f != nil && !c.rejected {
+		_ = c.f.Sync()
+		_ = c.f.Close()
+		c.f = nil
+		return
+	}
 	st.drop(st.cur)
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"path/filepath"
@@ -26,6 +27,9 @@ type SendOptions struct {
 	ProgressInterval time.Duration
 	// Writer tunes the channel writer (message size is always ChunkSize).
 	Writer sdk.ChannelWriterOptions
+	// Resume offers the receiver to continue files of ResumeMin bytes or more from what it
+	// kept of them (resume.go). Only for a receiver that announced it can.
+	Resume bool
 }
 
 // Sender sends files over a channel it is given: a data channel or a QUIC stream.
@@ -259,7 +263,11 @@ func (s *Sender) sendFile(ctx context.Context, st *sendState, i int) error {
 		return fmt.Errorf("transfer: %w", err)
 	}
 	defer fh.Close()
-	hdr := encode(fileMsg{Type: typeFile, Name: f.name, Size: f.size, Acks: true})
+	resume := s.opts.Resume && f.size >= ResumeMin
+	hdr := encode(fileMsg{Type: typeFile, Name: f.name, Size: f.size, Acks: true, Resume: resume})
+	if resume {
+		st.resuming = i
+	}
 	if err := s.write(ctx, st, func(ctx context.Context) error { return s.ch.SendText(ctx, hdr) }); err != nil {
 		return err
 	}
@@ -267,10 +275,31 @@ func (s *Sender) sendFile(ctx context.Context, st *sendState, i int) error {
 	if st.answered == i {
 		st.report(true)
 	}
-	h := sha256.New()
-	buf := make([]byte, ChunkSize)
+	var h hash.Hash = sha256.New()
 	r := io.LimitReader(fh, f.size)
-	for st.sent[i] < f.size {
+	if resume {
+		have, err := s.waitHave(ctx, st, i)
+		if err != nil {
+			return err
+		}
+		if have != nil { // else refused: its end follows at once
+			n, rh, err := resumeFrom(f.path, f.size, *have)
+			if err != nil {
+				return err
+			}
+			from := encode(fromMsg{Type: typeFrom, Bytes: n})
+			if err := s.write(ctx, st, func(ctx context.Context) error { return s.ch.SendText(ctx, from) }); err != nil {
+				return err
+			}
+			if _, err := fh.Seek(n, io.SeekStart); err != nil {
+				return fmt.Errorf("transfer: %w", err)
+			}
+			h, r = rh, io.LimitReader(fh, f.size-n)
+			st.sent[i], st.results[i].Resumed = n, n
+		}
+	}
+	buf := make([]byte, ChunkSize)
+	for st.sent[i] < f.size && st.answered <= i {
 		k, rerr := io.ReadFull(r, buf)
 		if k > 0 {
 			h.Write(buf[:k])

@@ -20,10 +20,13 @@ type sendState struct {
 	confirmed int64   // bytes of files[answered] the receiver said it has written (got)
 	doneBytes int64   // sizes of the files answered
 	acks      bool    // a got arrived: the receiver confirms bytes as they arrive
+	// resuming is the file whose have is awaited (-1: none); have is that answer.
+	resuming int
+	have     *message
 }
 
 func newSendState(files []outgoing, m *meter) *sendState {
-	st := &sendState{files: files, results: make([]Result, len(files)), m: m, sent: make([]int64, len(files))}
+	st := &sendState{files: files, results: make([]Result, len(files)), m: m, sent: make([]int64, len(files)), resuming: -1}
 	for i, f := range files {
 		st.results[i] = Result{Name: f.name, Size: f.size}
 		st.total += f.size
@@ -90,6 +93,13 @@ func (st *sendState) answer(a message) error {
 			st.reportDone(i)
 		}
 		st.report(true) // the next file, if it has started
+	case typeHave:
+		i := st.resuming
+		if i < 0 || st.have != nil || i != st.answered || name != st.files[i].name {
+			return fmt.Errorf("%w: unexpected have for %q", ErrProtocol, name)
+		}
+		st.resuming = -1
+		st.have = &a
 	case typeDone:
 		if st.answered < len(st.files) || st.ended < len(st.files) {
 			return fmt.Errorf("%w: done before every file was answered", ErrProtocol)
