@@ -54,8 +54,9 @@ func (p *Peer) DTLSFingerprints() (local, remote [32]byte, err error) {
 }
 
 // QUICFingerprints returns the SHA-256 fingerprints of the pair's QUIC connection's
-// certificates: this side's and the remote's (the one its handshake was pinned to). QUIC
-// must have returned a connection.
+// certificates: this side's and the one the remote presented in the TLS handshake (read
+// from the connection, not from the hello it was pinned to: the same, as long as the pin
+// holds). QUIC must have returned a connection.
 func (p *Peer) QUICFingerprints() (local, remote [32]byte, err error) {
 	select {
 	case <-p.quic.done:
@@ -65,5 +66,9 @@ func (p *Peer) QUICFingerprints() (local, remote [32]byte, err error) {
 	if p.quic.conn == nil {
 		return local, remote, ErrNoFingerprint
 	}
-	return p.quic.localFP, p.quic.remoteFP, nil
+	certs := p.quic.conn.ConnectionState().TLS.PeerCertificates
+	if len(certs) == 0 {
+		return local, remote, ErrNoFingerprint
+	}
+	return p.quic.localFP, sha256.Sum256(certs[0].Raw), nil
 }

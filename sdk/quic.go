@@ -64,9 +64,9 @@ type quicState struct {
 	err  error
 	path string // "direct" or "relay"
 	own  bool   // the connection is on the pair's own socket (quic_socket.go)
-	// fps are the SHA-256 fingerprints of this side's certificate and of the remote's
-	// (pinned), once conn is set.
-	localFP, remoteFP [32]byte
+	// localFP is the SHA-256 fingerprint of this side's certificate, once conn is set (the
+	// remote's is read from conn: QUICFingerprints).
+	localFP [32]byte
 
 	mu     sync.Mutex // guards what Peer.close must close
 	closed bool
@@ -269,7 +269,6 @@ func (p *Peer) setupQUIC(ctx context.Context) (*quic.Conn, string, error) {
 	}
 	p.quic.own = route.shared // before done is closed
 	p.quic.localFP = fp
-	copy(p.quic.remoteFP[:], want)
 	return conn, path, nil
 }
 

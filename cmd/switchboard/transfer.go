@@ -252,6 +252,7 @@ func sendFiles(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			}
 		}()
 	}
+	defer auth.close() // on every return, once the client is closed too
 	var client *sdk.Client
 	if auth != nil {
 		var code wormhole.Code
@@ -269,6 +270,7 @@ func sendFiles(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return fmt.Errorf("send: %w", err)
 	}
 	defer client.Close()
+	defer auth.close()    // before client.Close: its peers leaving are no attempts
 	*room = client.Room() // the token's, when it named the room
 
 	var total int64
@@ -416,8 +418,13 @@ func recvFiles(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		failed <-chan struct{}
 		how    string
 		ch     transfer.Channel
+		code   *codePeer // code mode: the exchange with p
 	}
-	codeFailed := make(chan error, 1) // code mode: a sender's exchange failed
+	var codeLost <-chan error // code mode: every sender's exchange failed
+	if auth != nil {
+		codeLost = auth.lost
+	}
+	defer auth.close() // on every return, once the client is closed too
 	sources := make(chan source, 1)
 	var taken atomic.Bool
 	pr := newProgressPrinter(stderr, "receiving")
@@ -444,18 +451,21 @@ func recvFiles(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			if cp = auth.watch(p); cp == nil {
 				return
 			}
-			watchCode(p, cp, codeFailed)
 		}
+		// proved reports whether p may send: in code mode, only once it proved the code (this
+		// side's exchange is confirmed before its confirm goes, and the sender opens its
+		// channel only after it, so a real sender's channel always finds it so).
+		proved := func() bool { return cp == nil || cp.isReady() }
 		p.OnDataChannel(func(dc *webrtc.DataChannel) {
 			if !transfer.Accept(dc) {
 				return
 			}
-			if !taken.CompareAndSwap(false, true) {
-				_ = dc.Close() // busy with another sender
+			if !proved() || !taken.CompareAndSwap(false, true) {
+				_ = dc.Close() // a peer that did not prove the code, or busy with another sender
 				return
 			}
 			ch := transfer.DataChannel(dc, nil)
-			sources <- source{p, transfer.NewReceiverOn(ch, ropts), failed, "over the data channel", ch}
+			sources <- source{p, transfer.NewReceiverOn(ch, ropts), failed, "over the data channel", ch, cp}
 		})
 		if !*noQUIC && quicOf(p) && roleOf(p) == "send" {
 			// At once, beside the peer connection; the sender's stream is taken unless its
@@ -466,11 +476,11 @@ func recvFiles(ctx context.Context, args []string, stdout, stderr io.Writer) err
 				if err != nil {
 					return false // the data channel, then
 				}
-				if !taken.CompareAndSwap(false, true) {
-					_ = ch.Close() // busy with another sender, or its data channel came first
+				if !proved() || !taken.CompareAndSwap(false, true) {
+					_ = ch.Close() // not proved, busy with another sender, or its data channel came first
 					return false
 				}
-				sources <- source{p, transfer.NewReceiverOn(ch, ropts), nil, "over QUIC (" + p.QUICPath() + ")", ch}
+				sources <- source{p, transfer.NewReceiverOn(ch, ropts), nil, "over QUIC (" + p.QUICPath() + ")", ch, cp}
 				return true
 			})
 		}
@@ -480,6 +490,7 @@ func recvFiles(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return fmt.Errorf("recv: %w", err)
 	}
 	defer client.Close()
+	defer auth.close() // before client.Close: its peers leaving are no failures
 	*room = client.Room()
 	var deadline <-chan time.Time // code mode: no sender within --wait
 	if auth != nil {
@@ -496,7 +507,7 @@ func recvFiles(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	var src source
 	select {
 	case src = <-sources:
-	case err := <-codeFailed:
+	case err := <-codeLost:
 		return fmt.Errorf("recv: %w", err)
 	case <-deadline:
 		return fmt.Errorf("recv: no sender came with code %s within %s (check the code, or ask for a new one)", auth.code, *wait)
@@ -505,8 +516,8 @@ func recvFiles(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	case <-ctx.Done():
 		return fmt.Errorf("recv: %w", ctx.Err())
 	}
-	if auth != nil {
-		if err := auth.bindSource(ctx, src.p, bindPath(src.how)); err != nil {
+	if src.code != nil {
+		if err := bindSource(ctx, src.code, src.p, bindPath(src.how)); err != nil {
 			_ = src.ch.Close()
 			return fmt.Errorf("recv: %w", err)
 		}
