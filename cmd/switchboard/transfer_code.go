@@ -425,7 +425,8 @@ func (cp *codePeer) waitReady(ctx context.Context, p *sdk.Peer) error {
 }
 
 // joinCodeRoom joins the room of a new code with dial, drawing another code when the room is
-// in use (someone is in it), and returns the client and the code. dial gets the code before
+// in use (a sender is in it: peers that are not cannot hold rooms against us, each gets a
+// counted guess at most), and returns the client and the code. dial gets the code before
 // it joins: a receiver may come as soon as it has.
 func joinCodeRoom(ctx context.Context, dial func(code wormhole.Code) (*sdk.Client, error)) (*sdk.Client, wormhole.Code, error) {
 	for try := 0; ; try++ {
@@ -437,7 +438,7 @@ func joinCodeRoom(ctx context.Context, dial func(code wormhole.Code) (*sdk.Clien
 		if err != nil {
 			return nil, wormhole.Code{}, err
 		}
-		if len(client.Peers()) == 0 {
+		if !hasSender(client) { // a room with other peers but no sender is ours: they get a guess each, counted
 			return client, code, nil
 		}
 		client.Close()
