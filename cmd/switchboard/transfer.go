@@ -184,9 +184,16 @@ func sendFiles(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	pf.register(fs)
 	room := fs.String("room", "", "room to meet the receiver in, with no code: anyone who joins it can take the files (default: a code, printed)")
 	noQUIC := fs.Bool("no-quic", false, "send over the WebRTC data channel even when the receiver can take QUIC")
+	text := fs.String("text", "", "send this text instead of files: the receiver shows it (at most 64 KiB)")
+	stdinName := fs.String("name", "stdin", "the name standard input (-) is sent as")
 	paths, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
+	}
+	paths, cleanup, err := stagedInputs(paths, *text, *stdinName)
+	defer cleanup()
+	if err != nil {
+		return fmt.Errorf("send: %w", err)
 	}
 	if len(paths) == 0 {
 		fs.Usage()
@@ -337,7 +344,7 @@ func sendFiles(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			heard = &heardChannel{Channel: ch}
 			ch = heard
 		}
-		sender := transfer.NewSenderOn(ch, &transfer.SendOptions{Progress: pr.update, Resume: resumeOf(t.p)})
+		sender := transfer.NewSenderOn(ch, &transfer.SendOptions{Progress: pr.update, Resume: resumeOf(t.p), Text: *text != ""})
 		fmt.Fprintf(stderr, "sending to %s %s\n", peerName(t.p), how)
 		var cancel context.CancelCauseFunc
 		tctx, cancel = context.WithCancelCause(ctx)
@@ -383,7 +390,7 @@ func recvFiles(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	var pf peerFlags
 	pf.register(fs)
 	room := fs.String("room", "", "room to meet the sender in (required: the sender prints it)")
-	out := fs.String("out", ".", "directory to write the files into (created if missing)")
+	out := fs.String("out", ".", "directory to write the files into (created if missing); - writes the one file to standard output")
 	overwrite := fs.Bool("overwrite", false, "replace existing files of the same name")
 	noQUIC := fs.Bool("no-quic", false, "receive over the WebRTC data channel only (do not offer QUIC)")
 	wait := fs.Duration("wait", defaultCodeWait, "with a code: how long to wait for its sender to show up")
@@ -408,7 +415,15 @@ func recvFiles(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fs.Usage()
 		return errors.New("recv: give the code switchboard send printed (or --room, or --token for the token's room)")
 	}
-	if err := os.MkdirAll(*out, 0o755); err != nil {
+	toStdout := *out == "-" // the one file to standard output, once verified
+	if toStdout {
+		dir, err := os.MkdirTemp("", "switchboard-recv-")
+		if err != nil {
+			return fmt.Errorf("recv: %w", err)
+		}
+		defer os.RemoveAll(dir)
+		*out, *discard = dir, true
+	} else if err := os.MkdirAll(*out, 0o755); err != nil {
 		return fmt.Errorf("recv: %w", err)
 	}
 
@@ -428,7 +443,8 @@ func recvFiles(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	sources := make(chan source, 1)
 	var taken atomic.Bool
 	pr := newProgressPrinter(stderr, "receiving")
-	ropts := transfer.ReceiveOptions{Dir: *out, Overwrite: *overwrite, Progress: pr.update, Resume: !*discard}
+	ropts := transfer.ReceiveOptions{Dir: *out, Overwrite: *overwrite, Progress: pr.update, Resume: !*discard,
+		Text: showText(stdout, stderr)}
 	if hook := recvProgressHook; hook != nil {
 		ropts.ProgressInterval = time.Nanosecond
 		ropts.Progress = func(p transfer.Progress) { pr.update(p); hook(p) }
@@ -542,10 +558,18 @@ func recvFiles(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		n++
 		got += r.Size
-		fmt.Fprintf(stdout, "%s\n", r.Name)
+		if !r.Text && !toStdout {
+			fmt.Fprintf(stdout, "%s\n", r.Name)
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("recv: %w", transferError(tctx, err, results))
+	}
+	if toStdout {
+		if err := copyOut(stdout, *out, results); err != nil {
+			return fmt.Errorf("recv: %w", err)
+		}
+		*out = "standard output"
 	}
 	fmt.Fprintf(stderr, "received %d file(s), %s in %s (%s/s) into %s\n",
 		n, humanBytes(got), elapsed.Round(time.Millisecond), humanBytes(int64(float64(got)/elapsed.Seconds())), *out)

@@ -305,3 +305,46 @@ func TestSendFolder(t *testing.T) {
 		t.Fatalf("send did not say it left the link out:\n%s", send.stderr.String())
 	}
 }
+
+// TestSendTextAndStdio: send --text shows the message on the receiver's standard output
+// (no file written); send - sends standard input, and recv --out - writes the one file to
+// standard output once verified.
+func TestSendTextAndStdio(t *testing.T) {
+	url := testserver.Start(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), transferWait)
+	defer cancel()
+
+	out := t.TempDir()
+	send, code, _ := startCodeSend(t, ctx, url, "--text", "meet at 7, gate B")
+	recv := start(t, ctx, recvFiles, code.String(), "--server", url, "--loopback", "--out", out)
+	if err := recv.wait(t, "recv"); err != nil {
+		t.Fatalf("recv: %v\n%s", err, recv.stderr.String())
+	}
+	if err := send.wait(t, "send"); err != nil {
+		t.Fatalf("send: %v\n%s", err, send.stderr.String())
+	}
+	if got := recv.stdout.String(); got != "meet at 7, gate B\n" {
+		t.Fatalf("recv printed %q", got)
+	}
+	if es, _ := os.ReadDir(out); len(es) != 0 {
+		t.Fatalf("a text message wrote %v", es)
+	}
+
+	data := make([]byte, 300<<10)
+	for i := range data {
+		data[i] = byte(i*7 + i>>9)
+	}
+	stdin = strings.NewReader(string(data))
+	t.Cleanup(func() { stdin = os.Stdin })
+	send, code, _ = startCodeSend(t, ctx, url, "-", "--name", "dump.bin")
+	recv = start(t, ctx, recvFiles, code.String(), "--server", url, "--loopback", "--out", "-")
+	if err := recv.wait(t, "recv --out -"); err != nil {
+		t.Fatalf("recv: %v\n%s", err, recv.stderr.String())
+	}
+	if err := send.wait(t, "send -"); err != nil {
+		t.Fatalf("send: %v\n%s", err, send.stderr.String())
+	}
+	if got := recv.stdout.String(); got != string(data) {
+		t.Fatalf("recv --out - wrote %d bytes, want the %d of standard input", len(got), len(data))
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/pion/transport/v5"
 	"io"
 	"log/slog"
 	"sync"
@@ -17,7 +18,8 @@ import (
 
 // quicTransfer sends n bytes between two SDK peers over their QUIC connection (Peer.QUIC):
 // one stream, 64 KiB writes, on the network of ours (k's UDP buffers and impairment, which
-// the SDK's QUIC sessions use through Options.Net). The time counts from the first write to
+// the SDK's QUIC sessions use through Options.Net when there is an impairment; without one
+// they run on their own sockets, as send and recv). The time counts from the first write to
 // the last byte read; the QUIC setup is reported beside it: from the sender's join to both
 // QUIC calls returned, the calls made from OnPeer as send and recv do (not after the peer
 // connection is up), and whether the peer connection had connected by then.
@@ -62,8 +64,15 @@ func quicTransfer(ctx context.Context, url string, loopback bool, k dcKnobs, n i
 			sides <- sd
 		}()
 	}
+	// Unimpaired, the QUIC sessions get their own sockets (Options.Net nil), as send and recv
+	// do; impaired, they share the impaired network (and so go over ice.Conn).
+	var qnet transport.Net
+	if k.impair != (netimpair.Config{}) {
+		qnet = nt
+	}
 	dialOne := func() (*sdk.Client, error) {
-		return sdk.Dial(ctx, url, room, &sdk.Options{Loopback: loopback, SettingEngine: &se, Net: nt, Logger: quiet, OnPeer: onPeer})
+		return sdk.Dial(ctx, url, room, &sdk.Options{Loopback: loopback, SettingEngine: &se, Net: qnet,
+			UDPBufferSize: k.udpBuffer, Logger: quiet, OnPeer: onPeer})
 	}
 	rx, err := dialOne()
 	if err != nil {

@@ -21,6 +21,8 @@ const (
 	MaxPathBytes = 4096
 	// MaxDepth is the most folders a file's path may name above it.
 	MaxDepth = 32
+	// MaxText is the largest text message a receiver shows rather than writes.
+	MaxText = 64 << 10
 	// maxSize is the largest size a browser can express exactly (2^53 - 1).
 	maxSize = 1<<53 - 1
 	// AckInterval is the least time between two of a receiver's got messages during a file
@@ -59,6 +61,8 @@ type Result struct {
 	// Resumed is how many bytes of the file the receiver had kept from an earlier transfer:
 	// they were not sent again (Resume).
 	Resumed int64
+	// Text: it was a text message, shown (ReceiveOptions.Text) rather than written.
+	Text bool
 }
 
 // message is any text message of the protocol, decoded. Pointers tell absent from zero.
@@ -72,6 +76,7 @@ type message struct {
 	Bytes   *int64   `json:"bytes"`  // got, from
 	Acks    bool     `json:"acks"`   // file: the sender asks for got messages
 	Resume  bool     `json:"resume"` // file: the sender can continue from what the receiver has
+	Text    bool     `json:"text"`   // file: a text message, for the receiver to show
 	Block   *int64   `json:"block"`  // have
 	Blocks  []string `json:"blocks"` // have
 }
@@ -85,6 +90,9 @@ type (
 		Acks bool   `json:"acks,omitempty"`
 		// Resume: the receiver answers have, and the data starts after the sender's from.
 		Resume bool `json:"resume,omitempty"`
+		// Text: the file is a text message (MaxText bytes at most): a receiver that shows
+		// text shows it instead of writing a file.
+		Text bool `json:"text,omitempty"`
 	}
 	haveMsg struct {
 		Type   string   `json:"type"`

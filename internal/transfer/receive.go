@@ -31,6 +31,9 @@ type ReceiveOptions struct {
 	Dir string
 	// Overwrite lets a received file replace an existing one of the same name.
 	Overwrite bool
+	// Text, when set, is given each text message (a file the sender marked text, MaxText
+	// bytes at most) once its hash is checked, instead of writing it to Dir.
+	Text func(name string, text []byte) error
 	// Resume keeps NAME.part when the transfer stops in the middle of a file whose sender
 	// can resume it, and continues such a file from the blocks of NAME.part that match
 	// (resume.go). Announce it to senders (send/recv: "resume":1 in the join meta).
@@ -107,6 +110,7 @@ type incoming struct {
 	// sender's from, no data may come; offered bytes in blocks were offered in have.
 	keep, awaitFrom         bool
 	block, offered, resumed int64
+	text                    []byte // a text message's bytes (ReceiveOptions.Text); nil: a file
 }
 
 // recvState is the receiver's state between messages.
@@ -262,6 +266,10 @@ func (st *recvState) start(ctx context.Context, m message) error {
 			return st.refuse(ctx, code, err.Error())
 		}
 	}
+	if m.Text && st.r.opts.Text != nil && c.size <= MaxText {
+		c.text, c.h = make([]byte, 0, c.size), sha256.New()
+		return nil
+	}
 	if m.Resume && st.r.opts.Resume {
 		return st.startResumable(ctx, c)
 	}
@@ -339,7 +347,9 @@ func (st *recvState) data(ctx context.Context, b []byte) error {
 		return st.refuse(ctx, CodeSize, fmt.Sprintf("more than the announced %d bytes", c.size))
 	}
 	c.h.Write(b)
-	if _, err := c.f.Write(b); err != nil {
+	if c.text != nil {
+		c.text = append(c.text, b...)
+	} else if _, err := c.f.Write(b); err != nil {
 		return st.refuse(ctx, CodeIO, err.Error())
 	}
 	c.got += int64(len(b))
@@ -381,7 +391,12 @@ func (st *recvState) end(ctx context.Context, m message) error {
 	if got := c.h.Sum(nil); !bytes.Equal(got, want) {
 		return st.refuseEnd(ctx, CodeHash, fmt.Sprintf("sha256 of the data is %x, announced %x", got, want))
 	}
-	if code, err := st.place(c); err != nil {
+	if c.text != nil {
+		st.results[c.index].Text = true
+		if err := st.r.opts.Text(c.name, c.text); err != nil {
+			return st.refuseEnd(ctx, CodeIO, err.Error())
+		}
+	} else if code, err := st.place(c); err != nil {
 		return st.refuseEnd(ctx, code, err.Error())
 	}
 	st.cur = nil

@@ -29,6 +29,9 @@ type SendOptions struct {
 	// Resume offers the receiver to continue files of ResumeMin bytes or more from what it
 	// kept of them (resume.go). Only for a receiver that announced it can.
 	Resume bool
+	// Text marks every file a text message (MaxText bytes at most): a receiver that shows
+	// text shows it; others write it as a file.
+	Text bool
 }
 
 // Sender sends files over a channel it is given: a data channel or a QUIC stream.
@@ -106,7 +109,6 @@ type outgoing struct {
 	name string
 	size int64
 }
-
 
 // Send sends the files at paths, named by their base names, waiting first for the channel to
 // open, and returns once the receiver has answered every file and the final done. It closes
@@ -221,8 +223,9 @@ func (s *Sender) sendFile(ctx context.Context, st *sendState, i int) error {
 		return fmt.Errorf("transfer: %w", err)
 	}
 	defer fh.Close()
-	resume := s.opts.Resume && f.size >= ResumeMin
-	hdr := encode(fileMsg{Type: typeFile, Name: f.name, Size: f.size, Acks: true, Resume: resume})
+	text := s.opts.Text && f.size <= MaxText
+	resume := s.opts.Resume && f.size >= ResumeMin && !text
+	hdr := encode(fileMsg{Type: typeFile, Name: f.name, Size: f.size, Acks: true, Resume: resume, Text: text})
 	if resume {
 		st.resuming = i
 	}
