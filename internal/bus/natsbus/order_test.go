@@ -1,0 +1,104 @@
+package natsbus
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/switchboard-rtc/switchboard/internal/bus"
+	"github.com/switchboard-rtc/switchboard/protocol"
+)
+
+// roomNotCoordinatedBy returns a room name whose coordinator is not b (the same on every
+// node of a formed cluster).
+func roomNotCoordinatedBy(t *testing.T, b *Bus) string {
+	t.Helper()
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	for i := range 100 {
+		if r := fmt.Sprintf("order-%d", i); b.coordinatorLocked(r) != b.id {
+			return r
+		}
+	}
+	t.Fatal("every room coordinated by one node")
+	return ""
+}
+
+// nodeOf returns the node b's replica has peer of room on.
+func nodeOf(b *Bus, room string, peer protocol.PeerID) string {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if p := b.peerLocked(room, peer); p != nil && !p.orphan {
+		return p.node
+	}
+	return ""
+}
+
+// Per sender, per target order across a re-homing (TestRollingRestartKeepsCalls in CI:
+// "77 after 70", then 71…76): y on b relays r1 to x on a before b hears that x is orphaned;
+// r1 reaches a only after a handed x over (a holds it); b, which knows by then, holds r2.
+// x re-homes on c: b learns it first, flushes r2 to c and sends r3 straight there; a, which
+// learns it later (here: its dispatch is held up), flushes r1 to c only then. x must still
+// read r1, r2, r3.
+func TestRehomeKeepsOrderOfOldNodeHold(t *testing.T) {
+	ns := startNATS(t)
+	defer stopNATS(ns)
+	var log eventLog
+	a := newGraceBus(t, ns.ClientURL(), 5*time.Second, &log, 0)
+	b := newGraceBus(t, ns.ClientURL(), 5*time.Second, &log, 1)
+	c := newGraceBus(t, ns.ClientURL(), 5*time.Second, &log, 2)
+	defer a.Close()
+	defer b.Close()
+	defer c.Close()
+	waitNodes(t, a, b, c)
+	room := roomNotCoordinatedBy(t, a)
+	x, xs, y, _ := twoInRoom(t, a, b, room)
+	ob := &outbox{}
+	x.Handover = ob.handover
+
+	a.Leave(x, bus.ReasonRestart)
+	waitUntil(t, "x orphaned on b and c", func() bool {
+		return orphaned(b, room, x.Info.ID) && orphaned(c, room, x.Info.ID)
+	})
+	none(t, xs, "x muted")
+	h, err := c.TakeOver(context.Background(), room, x.Info.ID, 0)
+	if err != nil || h == nil {
+		t.Fatalf("take over: %v %v", h, err)
+	}
+	// r1, sent by b before it heard of the orphan, reaches a after the handover.
+	a.handleRelay(&relayMsg{kind: kindRelay, room: room, target: string(x.Info.ID), ev: *msg(y.Info.ID, "r1")})
+	if err := b.Relay(y, []byte(x.Info.ID), msg(y.Info.ID, "r2")); err != nil {
+		t.Fatal(err)
+	}
+
+	// a's dispatch is held up: it learns of the re-homing after b and c.
+	a.mu.Lock()
+	locked := true
+	unlock := func() {
+		if locked {
+			locked = false
+			a.mu.Unlock()
+		}
+	}
+	defer unlock()
+	nx, nxs := resumed(x)
+	if _, err := join(t, c, nx, 0); err != nil {
+		t.Fatalf("resumed join on c: %v", err)
+	}
+	nxs.expect(t, protocol.TypeWelcome)
+	waitUntil(t, "b knows x is on c", func() bool { return nodeOf(b, room, x.Info.ID) == c.id })
+	if err := b.Relay(y, []byte(x.Info.ID), msg(y.Info.ID, "r3")); err != nil {
+		t.Fatal(err)
+	}
+	// c has r2 and r3 by now (b flushed r2 before it sent r3); let it settle before a goes on.
+	if err := b.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	unlock()
+	expectData(t, nxs, "r1", "r2", "r3")
+	none(t, nxs, "x on c")
+}
