@@ -55,6 +55,7 @@ type peerFlags struct {
 	server   string
 	token    string
 	loopback bool
+	relay    bool
 }
 
 func (f *peerFlags) register(fs *flag.FlagSet) {
@@ -65,6 +66,7 @@ func (f *peerFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.server, "server", server, "signaling server URL (env SWITCHBOARD_SERVER)")
 	fs.StringVar(&f.token, "token", "", "access token for a server with API keys (env SWITCHBOARD_TOKEN; 'switchboard token' mints one); the room comes from it")
 	fs.BoolVar(&f.loopback, "loopback", false, "keep WebRTC traffic on 127.0.0.1: every peer on this host (tests, local use)")
+	fs.BoolVar(&f.relay, "relay", false, "send everything through the server's TURN relay (a network that lets nothing direct through, or to hide your address from the peer)")
 }
 
 // cliReconnect is how the peer commands ride out a lost signaling connection: transfers and
@@ -85,6 +87,9 @@ func (f *peerFlags) fill(o *sdk.Options, role string, stderr io.Writer) {
 	o.Reconnect = cliReconnect
 	o.Token = f.tokenFor()
 	o.Loopback = f.loopback
+	if f.relay {
+		o.ICETransportPolicy = webrtc.ICETransportPolicyRelay
+	}
 	o.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboard-rtc/switchboard/internal/config"
 	"github.com/switchboard-rtc/switchboard/internal/testserver"
 	"github.com/switchboard-rtc/switchboard/internal/transfer"
 	"github.com/switchboard-rtc/switchboard/internal/wormhole"
@@ -112,12 +113,7 @@ func TestCodeWrongThenRight(t *testing.T) {
 			waitLine(t, lines, "someone tried a wrong code (1 of 3)")
 
 			recv := start(t, ctx, recvFiles, code.String(), "--server", url, "--loopback", "--out", out)
-			if err := recv.wait(t, "recv"); err != nil {
-				t.Fatalf("recv: %v\n%s", err, recv.stderr.String())
-			}
-			if err := send.wait(t, "send"); err != nil {
-				t.Fatalf("send: %v\n%s", err, send.stderr.String())
-			}
+			waitBoth(t, send, recv)
 			if sumFile(t, filepath.Join(out, "x.dat")) != want {
 				t.Fatal("x.dat differs")
 			}
@@ -287,12 +283,7 @@ func TestSendFolder(t *testing.T) {
 	defer cancel()
 	send, code, _ := startCodeSend(t, ctx, url, filepath.Join(src, "report.pdf"), filepath.Join(src, "photos"))
 	recv := start(t, ctx, recvFiles, code.String(), "--server", url, "--loopback", "--out", out)
-	if err := recv.wait(t, "recv"); err != nil {
-		t.Fatalf("recv: %v\n%s", err, recv.stderr.String())
-	}
-	if err := send.wait(t, "send"); err != nil {
-		t.Fatalf("send: %v\n%s", err, send.stderr.String())
-	}
+	waitBoth(t, send, recv)
 	for name, sum := range want {
 		if sumFile(t, filepath.Join(out, filepath.FromSlash(name))) != sum {
 			t.Fatalf("%s differs", name)
@@ -317,12 +308,7 @@ func TestSendTextAndStdio(t *testing.T) {
 	out := t.TempDir()
 	send, code, _ := startCodeSend(t, ctx, url, "--text", "meet at 7, gate B")
 	recv := start(t, ctx, recvFiles, code.String(), "--server", url, "--loopback", "--out", out)
-	if err := recv.wait(t, "recv"); err != nil {
-		t.Fatalf("recv: %v\n%s", err, recv.stderr.String())
-	}
-	if err := send.wait(t, "send"); err != nil {
-		t.Fatalf("send: %v\n%s", err, send.stderr.String())
-	}
+	waitBoth(t, send, recv)
 	if got := recv.stdout.String(); got != "meet at 7, gate B\n" {
 		t.Fatalf("recv printed %q", got)
 	}
@@ -346,5 +332,38 @@ func TestSendTextAndStdio(t *testing.T) {
 	}
 	if got := recv.stdout.String(); got != string(data) {
 		t.Fatalf("recv --out - wrote %d bytes, want the %d of standard input", len(got), len(data))
+	}
+}
+
+// TestCodeThroughRelay: both sides with --relay: the code's exchange, the binding and the
+// file all work through the embedded TURN relay (QUIC inside the relayed ICE session).
+func TestCodeThroughRelay(t *testing.T) {
+	url := testserver.Start(t, func(c *config.Config) {
+		c.TURN = true
+		c.TURNAllowPeers = []string{"127.0.0.0/8"}
+	})
+	src, out := t.TempDir(), t.TempDir()
+	want := writeRandom(t, filepath.Join(src, "x.dat"), 1<<20)
+	ctx, cancel := context.WithTimeout(context.Background(), transferWait)
+	defer cancel()
+	send, code, _ := startCodeSend(t, ctx, url, "--relay", filepath.Join(src, "x.dat"))
+	recv := start(t, ctx, recvFiles, code.String(), "--relay", "--server", url, "--loopback", "--out", out)
+	waitBoth(t, send, recv)
+	if sumFile(t, filepath.Join(out, "x.dat")) != want {
+		t.Fatal("x.dat differs")
+	}
+	if !strings.Contains(recv.stderr.String(), "over QUIC (relay)") {
+		t.Fatalf("not through the relay:\n%s", recv.stderr.String())
+	}
+}
+
+// waitBoth waits for recv, then send, and fails the test with the stderr of one that failed.
+func waitBoth(t *testing.T, send, recv *command) {
+	t.Helper()
+	if err := recv.wait(t, "recv"); err != nil {
+		t.Fatalf("recv: %v\n%s", err, recv.stderr.String())
+	}
+	if err := send.wait(t, "send"); err != nil {
+		t.Fatalf("send: %v\n%s", err, send.stderr.String())
 	}
 }
