@@ -18,7 +18,8 @@ import (
 // appends the relays that reached it for the member since it was muted (numbered after the
 // presence's counter), marks the member orphaned everywhere (relays are then held until the
 // Resumed join re-homes it) and answers with the events, encoded compactly and bounded to
-// what one NATS message carries.
+// what one NATS message carries. The asking node then awaits what still reaches that node
+// for the member before it delivers the member's relays (hold.go).
 
 // maxTakeovers bounds the TakeOver requests a node serves at once; up to maxTakeoverQueue
 // more wait for their turn (a drained node's presences all come back within a moment, and a
@@ -81,6 +82,15 @@ func (b *Bus) TakeOver(ctx context.Context, room string, peer protocol.PeerID, l
 	h, err := decodeHandover(msg.Data)
 	if err != nil {
 		return nil, fmt.Errorf("natsbus: take over from node %s: %w", node, err)
+	}
+	if h != nil {
+		// What reaches node for the peer from now on, it sends here at the re-homing: relays
+		// to the peer wait for it (hold.go).
+		b.mu.Lock()
+		if p := b.peerLocked(room, peer); p != nil && p.node == node {
+			b.awaitLocked(p, node)
+		}
+		b.mu.Unlock()
 	}
 	return h, nil
 }

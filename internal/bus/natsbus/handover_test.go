@@ -90,6 +90,10 @@ func FuzzDecodeRelay(f *testing.F) {
 	f.Add(encodeRelay("r", "", e))
 	f.Add(encodeKind(kindBroadcastTo, "r", "t", e))
 	f.Add(encodeKind(kindLobby, "", "t", e))
+	f.Add(encodeKind(kindFlushed, "r", "t", &protocol.Event{From: "node"}))
+	former := encodeKind(kindBroadcastTo, "r", "t", e)
+	former[2] |= relayFormer
+	f.Add(former)
 	f.Add(encodeRelay("r", "t", &protocol.Event{Type: protocol.TypeMessage, From: "a", ID: []byte(`"r1"`), Retry: true, Data: []byte(`{}`)}))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m, err := decodeRelay(data)

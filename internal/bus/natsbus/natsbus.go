@@ -156,6 +156,7 @@ type Bus struct {
 	orphans     map[*peer]struct{}               // peers kept for the grace (orphan.go)
 	holds       map[protocol.PeerID]*hold        // relays held for orphaned peers (hold.go)
 	holdBytes   int                              // the bytes in holds
+	awaits      map[*peer]struct{}               // re-homed peers awaiting their former node (hold.go)
 	heldN       int                              // this node's muted members not yet handed over
 	heldIdle    chan struct{}                    // closed when heldN drops to 0 (WaitHandovers)
 	lobby       map[protocol.PeerID]*lobbyEntry  // Socket.IO lobby sockets of every node (lobby.go)
@@ -196,6 +197,10 @@ type peer struct {
 	// held is this node's member muted for restart (or being handed over): its Handover
 	// serves TakeOver until it is taken or the grace ends. local is nil meanwhile.
 	held *bus.Member
+	// await is the node this node took p over from (TakeOver): until that node has sent what
+	// it held for p, or is gone, or awaitUntil passes, relays to p are held here (hold.go).
+	await      string
+	awaitUntil time.Time
 }
 
 type room struct {
@@ -246,6 +251,7 @@ func New(cfg Config) (*Bus, error) {
 		tombs:     make(map[protocol.PeerID]time.Time),
 		orphans:   make(map[*peer]struct{}),
 		holds:     make(map[protocol.PeerID]*hold),
+		awaits:    make(map[*peer]struct{}),
 		heldIdle:  make(chan struct{}),
 		lobby:     make(map[protocol.PeerID]*lobbyEntry),
 

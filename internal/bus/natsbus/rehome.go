@@ -11,7 +11,8 @@ import (
 // info (its latest metadata), no peer-joined anywhere (unless the join is Lost: then each node
 // tells its peers in the room with a peer-joined marked resumed) and no room event. Its former node, if
 // it still had it connected, forgets it without a leave (and ends that connection: replaced).
-// What the nodes held for it while it was orphaned goes to its new node (hold.go).
+// What the nodes held for it while it was orphaned goes to its new node (hold.go); the new
+// node delivers what its former node held first (peer.await).
 
 // rehomeJoinLocked admits, as the room's coordinator, the Resumed join of p's id from another
 // node: the answer is p moved to that node.
@@ -44,6 +45,7 @@ func (b *Bus) rehomeLocked(q *peer, wp *wirePeer, pj *pendingJoin) {
 	}
 	b.dropLocalLocked(q)
 	b.releaseMemberLocked(q)
+	former := q.node == b.id && wp.Node != b.id
 	q.node = wp.Node
 	q.added = time.Now()
 	q.kicked = false
@@ -68,9 +70,15 @@ func (b *Bus) rehomeLocked(q *peer, wp *wirePeer, pj *pendingJoin) {
 		}
 		pj.buf = nil
 	}
-	if q.orphan {
+	if q.await != "" {
+		q.awaitUntil = time.Now().Add(b.cfg.RequestTimeout) // from the re-homing on
+	}
+	switch {
+	case former:
+		b.handOnLocked(q) // what was held for it, then kindFlushed, to its new node
+	case q.orphan:
 		b.unorphanLocked(q) // sends what was held for it to its new node
-	} else {
+	default:
 		b.flushHoldLocked(q)
 	}
 	if wp.Lost && r.locals > 0 {

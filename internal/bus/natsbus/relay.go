@@ -31,17 +31,17 @@ func (b *Bus) Relay(from *bus.Member, target []byte, e *protocol.Event) error {
 		b.mu.RUnlock()
 		return bus.ErrUnknownTarget
 	}
-	if t.local != nil {
+	if t.local != nil && t.await == "" {
 		b.deliver(t.local, e)
 		b.mu.RUnlock()
 		return nil
 	}
-	node, roomName, orphan := t.node, p.room.name, t.orphan
+	node, roomName, held := t.node, p.room.name, t.orphan || t.await != ""
 	b.mu.RUnlock()
-	if orphan {
+	if held {
 		b.mu.Lock()
-		if t.orphan && p.room.byID[t.info.ID] == t {
-			b.holdEventLocked(t, roomName, e, false)
+		if (t.orphan || t.await != "") && p.room.byID[t.info.ID] == t {
+			b.holdEventLocked(t, roomName, e, false, false)
 			b.mu.Unlock()
 			return nil
 		}
@@ -74,9 +74,9 @@ func (b *Bus) Broadcast(from *bus.Member, e *protocol.Event) error {
 	for _, q := range p.room.peers {
 		switch {
 		case q == p:
-		case q.local != nil:
+		case q.local != nil && q.await == "":
 			b.deliver(q.local, e)
-		case q.orphan:
+		case q.orphan || q.await != "":
 			orphans = append(orphans, q)
 		case !slices.Contains(nodes, q.node):
 			nodes = append(nodes, q.node)
@@ -103,7 +103,8 @@ func (b *Bus) Broadcast(from *bus.Member, e *protocol.Event) error {
 	return nil
 }
 
-// holdBroadcast holds a broadcast for the orphans of a room. One re-homed meanwhile gets it
+// holdBroadcast holds a broadcast for the orphans (and awaited peers) of a room. One re-homed
+// meanwhile gets it
 // from here directly (its new node is not among those the broadcast went to: it was orphaned
 // when the broadcast was sent).
 func (b *Bus) holdBroadcast(room string, orphans []*peer, e *protocol.Event) {
@@ -112,8 +113,8 @@ func (b *Bus) holdBroadcast(room string, orphans []*peer, e *protocol.Event) {
 	for _, q := range orphans {
 		switch {
 		case q.room.byID[q.info.ID] != q:
-		case q.orphan:
-			b.holdEventLocked(q, room, e, true)
+		case q.orphan || q.await != "":
+			b.holdEventLocked(q, room, e, true, false)
 		case q.local != nil:
 			b.deliver(q.local, e)
 		default:
@@ -173,6 +174,13 @@ func (b *Bus) handleInbox(msg *nats.Msg) {
 		b.handleRelay(&rm)
 	case kindTakeOver:
 		b.serveTakeOver(msg)
+	case kindFlushed:
+		rm, err := decodeRelay(msg.Data)
+		if err != nil {
+			b.log.Warn("bad flushed message", "err", err)
+			return
+		}
+		b.handleFlushed(&rm)
 	}
 }
 
@@ -185,56 +193,60 @@ func (b *Bus) handleRelay(rm *relayMsg) {
 		return
 	}
 	if rm.kind == kindBroadcast {
-		held := false
+		var held []protocol.PeerID
 		for _, q := range r.peers {
 			switch {
 			case q.info.ID == rm.ev.From:
+			case q.await != "":
+				held = append(held, q.info.ID)
 			case q.local != nil:
 				b.deliver(q.local, &rm.ev)
 			case q.orphan && q.node == b.id:
-				held = true
+				held = append(held, q.info.ID)
 			}
 		}
 		b.mu.RUnlock()
-		if held {
-			b.holdArrived(rm)
+		if len(held) > 0 {
+			b.holdArrived(rm, held)
 		}
 		return
 	}
 	t := r.byID[protocol.PeerID(rm.target)]
-	if t != nil && t.local != nil {
+	if t != nil && t.local != nil && t.await == "" {
 		b.deliver(t.local, &rm.ev)
 		b.mu.RUnlock()
 		return
 	}
-	orphan := t != nil && t.orphan // read under the lock: a re-homing join clears it
+	// Read under the lock: a re-homing join clears orphan, the former node's flush await.
+	held := t != nil && (t.orphan || t.await != "")
 	b.mu.RUnlock()
-	if orphan {
-		b.holdArrived(rm)
+	if held {
+		b.holdArrived(rm, []protocol.PeerID{t.info.ID})
 		return
 	}
 	b.bufferPending(rm)
 }
 
-// holdArrived holds a relay that reached this node for its orphaned peer: it was sent before
-// the sender's node learnt of the orphan, and goes with the peer's handover (or, after it,
-// to its new node). A broadcast is held for each such peer of the room.
-func (b *Bus) holdArrived(rm *relayMsg) {
+// holdArrived holds a relay that reached this node for the peers ids of its room (the
+// target, or a broadcast's): each orphaned one (it was sent before the sender's node learnt
+// of the orphan, and goes with the peer's handover or, after it, to its new node), or
+// awaited (see peer.await; a relay its former node sent goes ahead of the others). One
+// re-homed here meanwhile gets it.
+func (b *Bus) holdArrived(rm *relayMsg, ids []protocol.PeerID) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	r := b.rooms[rm.room]
 	if r == nil {
 		return
 	}
-	for _, q := range r.peers {
-		if rm.kind == kindBroadcast && q.info.ID == rm.ev.From || rm.kind != kindBroadcast && string(q.info.ID) != rm.target {
-			continue
-		}
+	for _, id := range ids {
+		q := r.byID[id]
 		switch {
+		case q == nil:
+		case q.await != "" || q.orphan && (q.node == b.id || rm.kind != kindBroadcast):
+			b.holdEventLocked(q, rm.room, &rm.ev, rm.broadcast, rm.former && q.await != "")
 		case q.local != nil: // re-homed here meanwhile
 			b.deliver(q.local, &rm.ev)
-		case q.orphan && (q.node == b.id || rm.kind != kindBroadcast):
-			b.holdEventLocked(q, rm.room, &rm.ev, rm.broadcast)
 		}
 	}
 }
@@ -248,7 +260,10 @@ func (b *Bus) bufferPending(rm *relayMsg) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if r := b.rooms[rm.room]; r != nil {
-		if t := r.byID[protocol.PeerID(rm.target)]; t != nil && t.local != nil {
+		if t := r.byID[protocol.PeerID(rm.target)]; t != nil && t.await != "" {
+			b.holdEventLocked(t, rm.room, &rm.ev, false, rm.former) // re-homed here meanwhile
+			return
+		} else if t != nil && t.local != nil {
 			b.deliver(t.local, &rm.ev) // welcomed meanwhile
 			return
 		}

@@ -41,6 +41,8 @@ func (b *Bus) leaveLocked(p *peer, reason string, announce bool) {
 	b.dropLocalLocked(p)
 	b.releaseMemberLocked(p)
 	delete(b.orphans, p)
+	delete(b.awaits, p)
+	p.await = ""
 	b.dropHoldLocked(p.info.ID)
 	if len(r.peers) == 0 {
 		delete(b.rooms, r.name)
@@ -71,6 +73,7 @@ func (b *Bus) removeNodeLocked(node, reason string) {
 	delete(b.nodes, node)
 	delete(b.suspects, node)
 	b.dropLobbyNodeLocked(node)
+	b.endAwaitsLocked(node, time.Time{})
 	if n := b.orphanNodeLocked(node, reason); n > 0 {
 		b.log.Info("cluster node gone", "gone", node, "peers", n, "reason", reason)
 	}
@@ -223,6 +226,7 @@ func (b *Bus) heartbeats() {
 				}
 			}
 			b.expireOrphansLocked(now)
+			b.endAwaitsLocked("", now)
 			for id, at := range b.tombs {
 				if now.Sub(at) > 2*b.cfg.NodeTimeout+time.Minute {
 					delete(b.tombs, id)

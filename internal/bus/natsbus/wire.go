@@ -86,9 +86,9 @@ type joinRep struct {
 
 // Messages to one node's inbox start with a kind byte. Relays and broadcasts are binary:
 //
-//	kind, event type, flags (relayID, relayRetry), u16 len + room, u16 len + target (empty
-//	for a broadcast), u16 len + sender, u16 len + the relay's id when relayID is set, then
-//	the raw data to the end.
+//	kind, event type, flags (relayID, relayRetry, relayFormer), u16 len + room, u16 len +
+//	target (empty for a broadcast), u16 len + sender, u16 len + the relay's id when relayID
+//	is set, then the raw data to the end.
 const (
 	kindRelay     byte = 'r'
 	kindBroadcast byte = 'b'
@@ -99,12 +99,19 @@ const (
 	kindBroadcastTo byte = 'B'
 	kindLobby       byte = 'l' // a lobby relay: the relay encoding, room empty
 	kindTakeOver    byte = 't' // followed by a JSON takeOverReq; answered (handover.go)
+	// kindFlushed tells a re-homed member's new node that its former node has sent what it
+	// held for it (hold.go): the relay encoding with the target, the sender the former node's
+	// id, no data.
+	kindFlushed byte = 'f'
 )
 
 // Flags of a relay message.
 const (
 	relayID    byte = 1 << iota // the sender's id of the relay follows the sender
 	relayRetry                  // protocol.Event.Retry
+	// relayFormer: sent to a re-homed member's new node by its former node, from what that
+	// node held for it (hold.go).
+	relayFormer
 )
 
 // Server API requests to the node of the peers they concern.
@@ -148,7 +155,8 @@ func encodeRelay(room, target string, e *protocol.Event) []byte {
 	return encodeKind(kind, room, target, e)
 }
 
-// encodeKind encodes e as a relay message of kind (relay, broadcast, broadcast-to, lobby).
+// encodeKind encodes e as a relay message of kind (relay, broadcast, broadcast-to, lobby,
+// flushed).
 func encodeKind(kind byte, room, target string, e *protocol.Event) []byte {
 	b := make([]byte, 0, 11+len(room)+len(target)+len(e.From)+len(e.ID)+len(e.Data))
 	flags := byte(0)
@@ -171,6 +179,7 @@ func encodeKind(kind byte, room, target string, e *protocol.Event) []byte {
 type relayMsg struct {
 	kind      byte
 	broadcast bool
+	former    bool // relayFormer
 	room      string
 	target    string
 	ev        protocol.Event
@@ -195,7 +204,7 @@ func decodeRelay(b []byte) (relayMsg, error) {
 	}
 	m.kind = b[0]
 	switch b[0] {
-	case kindRelay, kindLobby:
+	case kindRelay, kindLobby, kindFlushed:
 	case kindBroadcast, kindBroadcastTo:
 		m.broadcast = true
 	default:
@@ -204,10 +213,11 @@ func decodeRelay(b []byte) (relayMsg, error) {
 	m.ev.Type = protocol.Type(b[1])
 	m.ev.Broadcast = m.broadcast
 	flags := b[2]
-	if flags&^(relayID|relayRetry) != 0 || (flags&relayRetry != 0 && flags&relayID == 0) {
+	if flags&^(relayID|relayRetry|relayFormer) != 0 || (flags&relayRetry != 0 && flags&relayID == 0) {
 		return m, errBadMessage
 	}
 	m.ev.Retry = flags&relayRetry != 0
+	m.former = flags&relayFormer != 0
 	var from string
 	var err error
 	rest := b[3:]
