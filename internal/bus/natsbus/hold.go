@@ -117,8 +117,11 @@ func (b *Bus) holdEventLocked(t *peer, room string, e *protocol.Event, broadcast
 }
 
 // handOnLocked is the former node's part of q's re-homing to another node: what it held for
-// q goes there marked relayFormer, then a kindFlushed message; q is no longer orphaned.
+// q goes there marked relayFormer, then a kindFlushed message; q is no longer orphaned. If
+// this node was awaiting q's own former node still, what it kept goes too: the relays that
+// node sends later arrive here with q gone, and are dropped.
 func (b *Bus) handOnLocked(q *peer) {
+	b.stopAwaitLocked(q)
 	if h := b.holds[q.info.ID]; h != nil {
 		for _, msg := range h.msgs {
 			msg[2] |= relayFormer
@@ -149,14 +152,19 @@ func (b *Bus) endAwaitLocked(p *peer) {
 	if p.await == "" {
 		return
 	}
+	b.stopAwaitLocked(p)
+	if !p.orphan {
+		b.flushHoldLocked(p)
+	}
+}
+
+// stopAwaitLocked stops awaiting p's former node, keeping what was held for p.
+func (b *Bus) stopAwaitLocked(p *peer) {
 	p.await = ""
 	p.awaitUntil = time.Time{}
 	delete(b.awaits, p)
 	if h := b.holds[p.info.ID]; h != nil {
 		h.former = 0
-	}
-	if !p.orphan {
-		b.flushHoldLocked(p)
 	}
 }
 

@@ -41,8 +41,7 @@ func (b *Bus) leaveLocked(p *peer, reason string, announce bool) {
 	b.dropLocalLocked(p)
 	b.releaseMemberLocked(p)
 	delete(b.orphans, p)
-	delete(b.awaits, p)
-	p.await = ""
+	b.stopAwaitLocked(p)
 	b.dropHoldLocked(p.info.ID)
 	if len(r.peers) == 0 {
 		delete(b.rooms, r.name)
