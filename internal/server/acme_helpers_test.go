@@ -48,10 +48,11 @@ type acmeOptions struct {
 
 func startACME(t *testing.T, o acmeOptions) *acmeServer {
 	t.Helper()
-	s := &acmeServer{port: pebbletest.FreePort(t), logs: new(testenv.Buffer)}
+	ports := pebbletest.FreePorts(t, 2)
+	s := &acmeServer{port: ports[0], logs: new(testenv.Buffer)}
 	var httpPort int
 	if o.http01 {
-		httpPort = pebbletest.FreePort(t)
+		httpPort = ports[1]
 		s.httpAddr = "127.0.0.1:" + strconv.Itoa(httpPort)
 	}
 	s.ca = pebbletest.Start(t, pebbletest.Options{HTTPPort: httpPort, TLSPort: s.port})

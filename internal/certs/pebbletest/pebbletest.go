@@ -26,6 +26,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -78,19 +79,22 @@ func Start(t testing.TB, o Options) *CA {
 	if err := certs.WritePEM(https, certPath, keyPath); err != nil {
 		t.Fatal(err)
 	}
+	// All at once, distinct: one at a time, the kernel may hand the same free port back twice
+	// (it did: the directory and the management interface on one port, a CI run failed).
+	ports := FreePorts(t, 6, o.HTTPPort, o.TLSPort)
 	if o.HTTPPort == 0 {
-		o.HTTPPort = FreePort(t)
+		o.HTTPPort = ports[4]
 	}
 	if o.TLSPort == 0 {
-		o.TLSPort = FreePort(t)
+		o.TLSPort = ports[5]
 	}
-	dnsAddr := "127.0.0.1:" + strconv.Itoa(FreePort(t))
+	dnsAddr := "127.0.0.1:" + strconv.Itoa(ports[0])
 	ca := &CA{
 		t:         t,
-		Directory: "https://127.0.0.1:" + strconv.Itoa(FreePort(t)) + "/dir",
+		Directory: "https://127.0.0.1:" + strconv.Itoa(ports[1]) + "/dir",
 		RootsFile: certPath,
-		mgmt:      "127.0.0.1:" + strconv.Itoa(FreePort(t)),
-		dnsMgmt:   "127.0.0.1:" + strconv.Itoa(FreePort(t)),
+		mgmt:      "127.0.0.1:" + strconv.Itoa(ports[2]),
+		dnsMgmt:   "127.0.0.1:" + strconv.Itoa(ports[3]),
 	}
 	ca.dns = startProcess(t, "pebble-challtestsrv", exec.Command(dnsBin,
 		"-dnsserver", dnsAddr, "-management", ca.dnsMgmt,
@@ -173,6 +177,28 @@ func FreePort(t testing.TB) int {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// FreePorts returns n distinct TCP ports free on 127.0.0.1 now, none of them in taken (ports
+// already given out, maybe free again): each is held until all are picked, so none comes
+// back twice.
+func FreePorts(t testing.TB, n int, taken ...int) []int {
+	t.Helper()
+	ports := make([]int, 0, n)
+	for tries := 0; len(ports) < n; tries++ {
+		if tries > 10*n {
+			t.Fatalf("no %d free ports apart from %v", n, taken)
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		if p := ln.Addr().(*net.TCPAddr).Port; !slices.Contains(taken, p) {
+			ports = append(ports, p)
+		}
+	}
+	return ports
 }
 
 func get(hc *http.Client, url string) ([]byte, error) {
