@@ -89,7 +89,8 @@ type Stats struct {
 	SocketIORecoveryGaps    atomic.Uint64
 	SocketIORecoveryRefused atomic.Uint64
 	// ClusterHeld is the number of relays a cluster node holds for members orphaned by a
-	// restarting or dead node, until they resume elsewhere (gauge); ClusterHeldDropped counts
+	// restarting or dead node, until they resume elsewhere, or for members it took over
+	// until their former node has sent what it held (gauge); ClusterHeldDropped counts
 	// those refused because a hold was full, or dropped when the member finally left.
 	ClusterHeld        atomic.Int64
 	ClusterHeldDropped atomic.Uint64
