@@ -369,15 +369,17 @@ func TestSecondWebSocket(t *testing.T) {
 	u, _ := pollingSession(t, ts.url)
 
 	first := dialRaw(t, wsURL(ts.url, sidOf(u)), true)
-	second := dialRaw(t, wsURL(ts.url, sidOf(u)), true) // the first is probing
-	if !second.closed(5 * time.Second) {
-		t.Fatal("a second probe WebSocket was not closed")
-	}
+	// The first is probing once its probe is answered (before that, which of two dials the
+	// server takes as the first is the order they reach it, not the order they were made).
 	if err := first.send(t, "2probe"); err != nil {
 		t.Fatal(err)
 	}
 	if m := first.next(t); m != "3probe" {
 		t.Fatalf("probe answered %q", m)
+	}
+	second := dialRaw(t, wsURL(ts.url, sidOf(u)), true) // the first is probing
+	if !second.closed(5 * time.Second) {
+		t.Fatal("a second probe WebSocket was not closed")
 	}
 	if err := first.send(t, "5"); err != nil {
 		t.Fatal(err)
