@@ -232,6 +232,13 @@ func (p *Peer) setupQUIC(ctx context.Context) (*quic.Conn, string, error) {
 		iceConn, err = agent.Accept(ctx, remote.Ufrag, remote.Pwd)
 	}
 	if err != nil {
+		select {
+		case <-p.quit:
+			// The peer closed: closing it closes the agent too, which may end the checks
+			// ("the agent is closed") before the watch above has cancelled ctx.
+			return nil, "", ErrPeerClosed
+		default:
+		}
 		if ctx.Err() != nil {
 			err = context.Cause(ctx)
 		}
