@@ -88,7 +88,7 @@ type Options struct {
 	// away were queued and go now, peers that left meanwhile are reported to OnPeerLeft, new
 	// ones to OnPeer, known ones are never reported again. Otherwise it joined anew: every
 	// old peer was reported to OnPeerLeft with reason "reconnect", ID is new, and the room's
-	// peers come back through OnPeer.
+	// peers come back through OnPeer (before this call).
 	OnReconnected func(resumed bool)
 
 	// Logger receives debug logs; nil means slog.Default().

@@ -180,16 +180,18 @@ func (c *Client) reconnect(cause error) bool {
 		} else {
 			c.dropOut()
 		}
-		c.log.Debug("signaling reconnected", "attempt", attempt, "resumed", w.Resumed, "self", self)
-		if c.opts.OnReconnected != nil {
-			c.opts.OnReconnected(w.Resumed)
-		}
 		if !w.Resumed {
+			// The room's peers are back before OnReconnected, as reconcile's are when
+			// resumed: an application told it is back finds them (Peer, Peers).
 			for _, p := range w.Peers {
 				if _, err := c.addPeer(p, true); err != nil {
 					c.report(nil, err)
 				}
 			}
+		}
+		c.log.Debug("signaling reconnected", "attempt", attempt, "resumed", w.Resumed, "self", self)
+		if c.opts.OnReconnected != nil {
+			c.opts.OnReconnected(w.Resumed)
 		}
 		return true
 	}
