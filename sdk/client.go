@@ -513,8 +513,7 @@ func (c *Client) handle(f *serverFrame) {
 	}
 }
 
-// addPeer adds the remote peer info; newcomer: this side learned of it from a welcome (it
-// was in the room first).
+// addPeer adds the remote peer info; newcomer: it was in the room first (from a welcome).
 func (c *Client) addPeer(info peerInfo, newcomer bool) (*Peer, error) {
 	c.mu.Lock()
 	if c.ctx.Err() != nil {

@@ -40,21 +40,16 @@ func transferMeta(role string, quic bool) map[string]any {
 
 // resumeOf reports whether a receiver announced that it keeps partial files and continues
 // them ("resume":1 in its meta): the sender then offers to (transfer.SendOptions.Resume).
-func resumeOf(p *sdk.Peer) bool {
-	var m struct {
-		Resume int `json:"resume"`
-	}
-	_ = json.Unmarshal(p.Meta(), &m)
-	return m.Resume == 1
-}
+func resumeOf(p *sdk.Peer) bool { return metaFlag(p, "resume") }
 
 // quicOf reports whether a peer announced QUIC in its meta.
-func quicOf(p *sdk.Peer) bool {
-	var m struct {
-		QUIC int `json:"quic"`
-	}
+func quicOf(p *sdk.Peer) bool { return metaFlag(p, "quic") }
+
+// metaFlag reports whether a peer's meta has key set to 1.
+func metaFlag(p *sdk.Peer, key string) bool {
+	var m map[string]json.RawMessage
 	_ = json.Unmarshal(p.Meta(), &m)
-	return m.QUIC == 1
+	return string(m[key]) == "1"
 }
 
 // Bounds of the QUIC setups a command runs: any peer can announce QUIC, and each setup holds
