@@ -178,6 +178,7 @@ func (b *Bus) handOver(room string, peer protocol.PeerID, last uint64) *bus.Hand
 		// The others hold its relays from now on, until the Resumed join re-homes it, or
 		// until the grace ends (a presence the hub no longer had: its leave may have come
 		// while it was being handed over, and was not announced).
+		b.expectOrphanSeenLocked(p)
 		b.publishLocked(&ctlMsg{Op: opOrphan, Node: b.id, Room: room, Peer: &wirePeer{ID: peer, Node: b.id}, Reason: p.why})
 	}
 	if h == nil {

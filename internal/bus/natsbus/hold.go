@@ -37,6 +37,11 @@ type hold struct {
 	former int
 }
 
+// relaysHeld reports whether relays to p are held (by whichever node has them): p is orphaned,
+// awaited from its former node, or handed on from here once the other nodes acknowledged
+// its orphaning (handon.go).
+func (p *peer) relaysHeld() bool { return p.orphan || p.await != "" || p.handOn }
+
 // holdLocked keeps msg (a relay message) for the orphaned or awaited peer p, after what is
 // held for it, or, when former, after what its former node sent already. Caller holds b.mu.
 func (b *Bus) holdLocked(p *peer, msg []byte, former bool) {
@@ -46,6 +51,7 @@ func (b *Bus) holdLocked(p *peer, msg []byte, former bool) {
 	}
 	if len(h.msgs) >= b.cfg.HoldEvents || h.bytes+len(msg) > b.cfg.HoldBytes || b.holdBytes+len(msg) > b.cfg.HoldTotalBytes {
 		b.stats.ClusterHeldDropped.Add(1)
+		b.log.Debug("cluster hold full: relay dropped", "target", p.info.ID, "held", len(h.msgs), "bytes", h.bytes)
 		return
 	}
 	b.holds[p.info.ID] = h
@@ -76,13 +82,14 @@ func (b *Bus) takeHoldLocked(id protocol.PeerID) [][]byte {
 func (b *Bus) dropHoldLocked(id protocol.PeerID) {
 	if msgs := b.takeHoldLocked(id); len(msgs) > 0 {
 		b.stats.ClusterHeldDropped.Add(uint64(len(msgs)))
+		b.log.Debug("cluster hold dropped: the peer left", "target", id, "relays", len(msgs))
 	}
 }
 
 // flushHoldLocked sends what is held for p, re-homed, to its node in order, or delivers it
 // when p is this node's (after its welcome). While p is awaited it keeps them.
 func (b *Bus) flushHoldLocked(p *peer) {
-	if p.await != "" {
+	if p.await != "" || p.handOn {
 		return
 	}
 	msgs := b.takeHoldLocked(p.info.ID)
@@ -90,6 +97,7 @@ func (b *Bus) flushHoldLocked(p *peer) {
 		if p.local == nil {
 			if p.node == b.id {
 				b.stats.ClusterHeldDropped.Add(1) // ours, but not connected: never expected
+				b.log.Debug("cluster hold dropped: the peer is this node's but not connected", "target", p.info.ID)
 				continue
 			}
 			if err := b.nc.Publish(b.cfg.Prefix+".node."+p.node, msg); err != nil && !b.closed {

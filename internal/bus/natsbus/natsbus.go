@@ -157,6 +157,7 @@ type Bus struct {
 	holds       map[protocol.PeerID]*hold        // relays held for orphaned peers (hold.go)
 	holdBytes   int                              // the bytes in holds
 	awaits      map[*peer]struct{}               // re-homed peers awaiting their former node (hold.go)
+	acking      map[*peer]struct{}               // peers whose orphaning awaits acknowledgements (handon.go)
 	heldN       int                              // this node's muted members not yet handed over
 	heldIdle    chan struct{}                    // closed when heldN drops to 0 (WaitHandovers)
 	lobby       map[protocol.PeerID]*lobbyEntry  // Socket.IO lobby sockets of every node (lobby.go)
@@ -201,6 +202,12 @@ type peer struct {
 	// it held for p, or is gone, or awaitUntil passes, relays to p are held here (hold.go).
 	await      string
 	awaitUntil time.Time
+	// acks are the nodes whose acknowledgement of this node's orphaning of p is awaited,
+	// until acksUntil; handOn: p was re-homed away meanwhile and what reaches this node for it
+	// is held until then (handon.go).
+	acks      map[string]struct{}
+	acksUntil time.Time
+	handOn    bool
 }
 
 type room struct {
@@ -252,6 +259,7 @@ func New(cfg Config) (*Bus, error) {
 		orphans:   make(map[*peer]struct{}),
 		holds:     make(map[protocol.PeerID]*hold),
 		awaits:    make(map[*peer]struct{}),
+		acking:    make(map[*peer]struct{}),
 		heldIdle:  make(chan struct{}),
 		lobby:     make(map[protocol.PeerID]*lobbyEntry),
 
@@ -400,7 +408,9 @@ func (b *Bus) publishLocked(m *ctlMsg) {
 // remaining peers peer-left ("shutdown") at once, and disconnects.
 func (b *Bus) Close() error {
 	b.closeOnce.Do(func() {
+		b.awaitAcks()
 		b.mu.Lock()
+		b.endAcksLocked("", time.Time{}, true) // what is held for re-homed peers goes on
 		if b.connected {
 			b.publishLocked(&ctlMsg{Op: opBye, Node: b.id})
 		}

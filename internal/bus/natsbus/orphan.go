@@ -63,6 +63,7 @@ func (b *Bus) muteLocked(p *peer, m *bus.Member) {
 	b.dropLocalLocked(p)
 	b.holdMemberLocked(p, m)
 	b.orphanLocked(p, "shutdown")
+	b.expectOrphanSeenLocked(p)
 	b.publishLocked(&ctlMsg{Op: opOrphan, Node: b.id, Room: p.room.name, Peer: &wirePeer{ID: p.info.ID, Node: b.id}, Reason: p.why})
 }
 
@@ -159,6 +160,7 @@ func (b *Bus) handleOrphanLocked(m *ctlMsg) {
 	if m.Peer == nil {
 		return
 	}
+	b.ackOrphanLocked(m.Node, m.Room, m.Peer.ID) // after every relay this node sent it for the peer
 	if p := b.peerLocked(m.Room, m.Peer.ID); p != nil && p.node == m.Node && p.local == nil {
 		b.orphanLocked(p, m.Reason)
 	}

@@ -73,9 +73,12 @@ func (b *Bus) rehomeLocked(q *peer, wp *wirePeer, pj *pendingJoin) {
 	if q.await != "" {
 		q.awaitUntil = time.Now().Add(b.cfg.RequestTimeout) // from the re-homing on
 	}
+	if q.handOn {
+		b.acksDoneLocked(q) // re-homed again before the acknowledgements: hand on to where it was
+	}
 	switch {
 	case former:
-		b.handOnLocked(q) // what was held for it, then kindFlushed, to its new node
+		b.rehomeAwayLocked(q) // what was held for it, then kindFlushed, to its new node
 	case q.orphan:
 		b.unorphanLocked(q) // sends what was held for it to its new node
 	default:

@@ -36,11 +36,11 @@ func (b *Bus) Relay(from *bus.Member, target []byte, e *protocol.Event) error {
 		b.mu.RUnlock()
 		return nil
 	}
-	node, roomName, held := t.node, p.room.name, t.orphan || t.await != ""
+	node, roomName, held := t.node, p.room.name, t.relaysHeld()
 	b.mu.RUnlock()
 	if held {
 		b.mu.Lock()
-		if (t.orphan || t.await != "") && p.room.byID[t.info.ID] == t {
+		if t.relaysHeld() && p.room.byID[t.info.ID] == t {
 			b.holdEventLocked(t, roomName, e, false, false)
 			b.mu.Unlock()
 			return nil
@@ -76,7 +76,7 @@ func (b *Bus) Broadcast(from *bus.Member, e *protocol.Event) error {
 		case q == p:
 		case q.local != nil && q.await == "":
 			b.deliver(q.local, e)
-		case q.orphan || q.await != "":
+		case q.relaysHeld():
 			orphans = append(orphans, q)
 		case !slices.Contains(nodes, q.node):
 			nodes = append(nodes, q.node)
@@ -113,7 +113,7 @@ func (b *Bus) holdBroadcast(room string, orphans []*peer, e *protocol.Event) {
 	for _, q := range orphans {
 		switch {
 		case q.room.byID[q.info.ID] != q:
-		case q.orphan || q.await != "":
+		case q.relaysHeld():
 			b.holdEventLocked(q, room, e, true, false)
 		case q.local != nil:
 			b.deliver(q.local, e)
@@ -181,6 +181,13 @@ func (b *Bus) handleInbox(msg *nats.Msg) {
 			return
 		}
 		b.handleFlushed(&rm)
+	case kindOrphanSeen:
+		rm, err := decodeRelay(msg.Data)
+		if err != nil {
+			b.log.Warn("bad orphan acknowledgement", "err", err)
+			return
+		}
+		b.handleOrphanSeen(&rm)
 	}
 }
 
@@ -197,7 +204,7 @@ func (b *Bus) handleRelay(rm *relayMsg) {
 		for _, q := range r.peers {
 			switch {
 			case q.info.ID == rm.ev.From:
-			case q.await != "":
+			case q.await != "" || q.handOn:
 				held = append(held, q.info.ID)
 			case q.local != nil:
 				b.deliver(q.local, &rm.ev)
@@ -218,7 +225,7 @@ func (b *Bus) handleRelay(rm *relayMsg) {
 		return
 	}
 	// Read under the lock: a re-homing join clears orphan, the former node's flush await.
-	held := t != nil && (t.orphan || t.await != "")
+	held := t != nil && t.relaysHeld()
 	b.mu.RUnlock()
 	if held {
 		b.holdArrived(rm, []protocol.PeerID{t.info.ID})
@@ -243,7 +250,7 @@ func (b *Bus) holdArrived(rm *relayMsg, ids []protocol.PeerID) {
 		q := r.byID[id]
 		switch {
 		case q == nil:
-		case q.await != "" || q.orphan && (q.node == b.id || rm.kind != kindBroadcast):
+		case q.await != "" || q.handOn || q.orphan && (q.node == b.id || rm.kind != kindBroadcast):
 			b.holdEventLocked(q, rm.room, &rm.ev, rm.broadcast, rm.former && q.await != "")
 		case q.local != nil: // re-homed here meanwhile
 			b.deliver(q.local, &rm.ev)
@@ -270,5 +277,19 @@ func (b *Bus) bufferPending(rm *relayMsg) {
 	}
 	if pj := b.pending[protocol.PeerID(rm.target)]; pj != nil && pj.m.Room == rm.room {
 		pj.buf = append(pj.buf, rm.ev)
+		return
 	}
+	b.relayDroppedLocked(rm)
+}
+
+// relayDroppedLocked counts and logs (at debug level) a relay that reached this node for a
+// peer it neither has nor expects. Caller holds b.mu.
+func (b *Bus) relayDroppedLocked(rm *relayMsg) {
+	state := "unknown"
+	if r := b.rooms[rm.room]; r != nil {
+		if t := r.byID[protocol.PeerID(rm.target)]; t != nil {
+			state = "on node " + t.node
+		}
+	}
+	b.log.Debug("cluster relay dropped: target not here", "room", rm.room, "target", rm.target, "from", rm.ev.From, "type", rm.ev.Type, "former", rm.former, "target-state", state)
 }

@@ -42,6 +42,7 @@ func (b *Bus) leaveLocked(p *peer, reason string, announce bool) {
 	b.releaseMemberLocked(p)
 	delete(b.orphans, p)
 	b.stopAwaitLocked(p)
+	b.dropAcksLocked(p)
 	b.dropHoldLocked(p.info.ID)
 	if len(r.peers) == 0 {
 		delete(b.rooms, r.name)
@@ -73,6 +74,7 @@ func (b *Bus) removeNodeLocked(node, reason string) {
 	delete(b.suspects, node)
 	b.dropLobbyNodeLocked(node)
 	b.endAwaitsLocked(node, time.Time{})
+	b.endAcksLocked(node, time.Time{}, false)
 	if n := b.orphanNodeLocked(node, reason); n > 0 {
 		b.log.Info("cluster node gone", "gone", node, "peers", n, "reason", reason)
 	}
@@ -226,6 +228,7 @@ func (b *Bus) heartbeats() {
 			}
 			b.expireOrphansLocked(now)
 			b.endAwaitsLocked("", now)
+			b.endAcksLocked("", now, false)
 			for id, at := range b.tombs {
 				if now.Sub(at) > 2*b.cfg.NodeTimeout+time.Minute {
 					delete(b.tombs, id)

@@ -103,6 +103,9 @@ const (
 	// held for it (hold.go): the relay encoding with the target, the sender the former node's
 	// id, no data.
 	kindFlushed byte = 'f'
+	// kindOrphanSeen acknowledges an opOrphan to the node that published it (handon.go): the
+	// relay encoding with the orphan as target, the sender the acknowledging node's id, no data.
+	kindOrphanSeen byte = 'o'
 )
 
 // Flags of a relay message.
@@ -204,7 +207,7 @@ func decodeRelay(b []byte) (relayMsg, error) {
 	}
 	m.kind = b[0]
 	switch b[0] {
-	case kindRelay, kindLobby, kindFlushed:
+	case kindRelay, kindLobby, kindFlushed, kindOrphanSeen:
 	case kindBroadcast, kindBroadcastTo:
 		m.broadcast = true
 	default:
