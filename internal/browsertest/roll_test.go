@@ -75,7 +75,7 @@ func newFleet(t *testing.T, ctx context.Context, n int, extra ...string) *fleet 
 	f := &fleet{t: t, ctx: ctx, bin: buildCLI(t)}
 	secret := make([]byte, 32)
 	_, _ = rand.Read(secret)
-	common := []string{"serve", "--turn=false", "--resume-secret", base64.RawURLEncoding.EncodeToString(secret),
+	common := []string{"serve", "--turn=false", "--log-level", "debug", "--resume-secret", base64.RawURLEncoding.EncodeToString(secret),
 		"--shutdown-timeout", "15s"} // a draining node exits once its presences are taken over
 	if n > 1 {
 		common = append(common, "--nats", startNATSJS(t))
@@ -150,7 +150,18 @@ func (f *fleet) kill(nd *fleetNode) {
 
 // logTail logs the last lines of nd's output (once it exited).
 func (f *fleet) logTail(nd *fleetNode) {
-	lines := strings.Split(strings.TrimSpace(nd.run.out.String()), "\n")
+	var lines, drops []string
+	for _, l := range strings.Split(strings.TrimSpace(nd.run.out.String()), "\n") {
+		switch {
+		case strings.Contains(l, "dropped"):
+			drops = append(drops, l)
+		case !strings.Contains(l, "level=DEBUG"):
+			lines = append(lines, l)
+		}
+	}
+	if len(drops) > 0 {
+		f.t.Logf("%s dropped relays:\n%s", nd.name, strings.Join(drops, "\n"))
+	}
 	if len(lines) > 8 {
 		lines = lines[len(lines)-8:]
 	}
@@ -190,6 +201,13 @@ func rollScenario(t *testing.T, f *fleet, browser context.Context, calls int, di
 	}
 	t.Logf("%d calls sent %v; %d faults", len(cs), total, len(faults))
 	if len(faults) > 0 {
+		for _, nd := range f.nodes { // what each node running now logged
+			if !nd.run.exited {
+				_ = nd.run.cmd.Process.Signal(syscall.SIGTERM)
+				_ = nd.run.wait(t, 30*time.Second)
+				f.logTail(nd)
+			}
+		}
 		t.Fatalf("faults:\n%s", strings.Join(faults, "\n"))
 	}
 }
