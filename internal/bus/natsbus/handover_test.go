@@ -91,6 +91,7 @@ func FuzzDecodeRelay(f *testing.F) {
 	f.Add(encodeKind(kindBroadcastTo, "r", "t", e))
 	f.Add(encodeKind(kindLobby, "", "t", e))
 	f.Add(encodeKind(kindFlushed, "r", "t", &protocol.Event{From: "node"}))
+	f.Add(encodeKind(kindOrphanSeen, "r", "t", &protocol.Event{From: "node"}))
 	former := encodeKind(kindBroadcastTo, "r", "t", e)
 	former[2] |= relayFormer
 	f.Add(former)
