@@ -132,14 +132,14 @@ func startServe(t *testing.T, args ...string) string {
 // running when the test ends.
 func startCLI(t *testing.T, ctx context.Context, stdin io.Reader, args ...string) *command {
 	t.Helper()
-	return startCLIWatched(t, ctx, stdin, nil, args...)
+	c := &command{done: make(chan error, 1)}
+	runProcess(t, ctx, c, stdin, args...)
+	return c
 }
 
-// startCLIWatched is startCLI with a watch on the lines of standard output.
-func startCLIWatched(t *testing.T, ctx context.Context, stdin io.Reader, stdout func(string), args ...string) *command {
+// runProcess starts the process of c (whose line buffers may have watches set).
+func runProcess(t *testing.T, ctx context.Context, c *command, stdin io.Reader, args ...string) {
 	t.Helper()
-	c := &command{done: make(chan error, 1)}
-	c.stdout.watch = stdout
 	cmd := exec.CommandContext(ctx, cliBinary(t), args...)
 	cmd.Stdin = stdin
 	cmd.Stdout, cmd.Stderr = &c.stdout, &c.stderr
@@ -161,31 +161,39 @@ func startCLIWatched(t *testing.T, ctx context.Context, stdin io.Reader, stdout 
 			<-finished
 		}
 	})
-	return c
 }
 
 // startCLISend runs `switchboard send` (code mode unless args say otherwise) through the
-// server at url and returns it with the code it printed.
-func startCLISend(t *testing.T, ctx context.Context, url string, stdin io.Reader, args ...string) (*command, string) {
+// server at url and returns it with the code it printed and its stderr lines as they come.
+func startCLISend(t *testing.T, ctx context.Context, url string, stdin io.Reader, args ...string) (*command, string, <-chan string) {
 	t.Helper()
 	printed := make(chan string, 1)
-	send := startCLIWatched(t, ctx, stdin, func(l string) {
+	lines := make(chan string, 256)
+	c := &command{done: make(chan error, 1)}
+	c.stdout.watch = func(l string) {
 		if l = strings.TrimSpace(l); strings.HasPrefix(l, "switchboard recv ") {
 			select {
 			case printed <- strings.Fields(l)[2]:
 			default:
 			}
 		}
-	}, append([]string{"send", "--server", url, "--loopback"}, args...)...)
+	}
+	c.stderr.watch = func(l string) {
+		select {
+		case lines <- l:
+		default:
+		}
+	}
+	runProcess(t, ctx, c, stdin, append([]string{"send", "--server", url, "--loopback"}, args...)...)
 	select {
 	case code := <-printed:
-		return send, code
-	case err := <-send.done:
-		t.Fatalf("send ended before printing a code: %v\n%s", err, send.stderr.String())
+		return c, code, lines
+	case err := <-c.done:
+		t.Fatalf("send ended before printing a code: %v\n%s", err, c.stderr.String())
 	case <-time.After(transferWait):
-		t.Fatalf("send printed no code:\n%s", send.stderr.String())
+		t.Fatalf("send printed no code:\n%s", c.stderr.String())
 	}
-	return nil, ""
+	return nil, "", nil
 }
 
 // startCLIRecv runs `switchboard recv ARGS` through the server at url.

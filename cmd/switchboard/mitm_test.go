@@ -35,7 +35,7 @@ func TestCodeManInTheMiddle(t *testing.T) {
 		out := t.TempDir()
 		ctx, cancel := context.WithTimeout(context.Background(), transferWait)
 		defer cancel()
-		send, code := startCLISend(t, ctx, px.URL(), nil, file)
+		send, code, _ := startCLISend(t, ctx, px.URL(), nil, file)
 		recv := startCLIRecv(t, ctx, px.URL(), code, "--out", out)
 		for _, c := range []struct {
 			cmd  *command
@@ -88,7 +88,7 @@ func TestCodeManInTheMiddle(t *testing.T) {
 		out := t.TempDir()
 		ctx, cancel := context.WithTimeout(context.Background(), transferWait)
 		defer cancel()
-		send, code := startCLISend(t, ctx, px.URL(), nil, file)
+		send, code, _ := startCLISend(t, ctx, px.URL(), nil, file)
 		recv := startCLIRecv(t, ctx, px.URL(), code, "--out", out)
 		waitBoth(t, send, recv)
 		if sumFile(t, filepath.Join(out, "x.dat")) != want {
