@@ -217,7 +217,7 @@ func (p *Proxy) serveWS(w http.ResponseWriter, r *http.Request) {
 		_ = down.CloseNow()
 		return
 	}
-	p.wg.Add(2)
+	p.wg.Add(3)
 	p.mu.Unlock()
 	ctx, stop := context.WithCancel(p.ctx)
 	go func() {
@@ -231,6 +231,7 @@ func (p *Proxy) serveWS(w http.ResponseWriter, r *http.Request) {
 		c.fromPeer(ctx)
 	}()
 	go func() { // both ways end together
+		defer p.wg.Done()
 		<-ctx.Done()
 		_ = up.CloseNow()
 		_ = down.CloseNow()
@@ -322,7 +323,10 @@ func (p *Proxy) fromPeer(c *conn, b []byte) ([]byte, bool) {
 		if !p.terminate(c, f) {
 			return b, false
 		}
-		if len(f.ID) > 0 { // the server would have acked it
+		// The server would have acked it. (The SDK takes an ack for every relay it wrote
+		// before too: those the server has not acked yet are not sent again after a
+		// reconnection through the proxy.)
+		if len(f.ID) > 0 {
 			ack, err := json.Marshal(map[string]any{"type": "ack", "id": f.ID})
 			if err == nil {
 				c.write(ack)
