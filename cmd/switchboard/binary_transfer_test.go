@@ -3,19 +3,29 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/pion/webrtc/v4"
+
+	"github.com/switchboard-rtc/switchboard/internal/testserver"
+	"github.com/switchboard-rtc/switchboard/internal/transfer"
 	"github.com/switchboard-rtc/switchboard/internal/wormhole"
+	"github.com/switchboard-rtc/switchboard/sdk"
 )
 
 // TestBinaryTransfers: serve, send and recv as separate processes of the real binary, with
 // codes: a file (and a third process with a wrong code, refused, while the right receiver
 // gets the file), a folder tree meeting a hostile receiving folder, names no receiver may
-// take, standard input to standard output, a text, and relay only through the embedded TURN.
+// take (refused by send; from a hostile Go sender, by recv), standard input to standard
+// output, a text, and relay only through the embedded TURN.
 func TestBinaryTransfers(t *testing.T) {
 	url := startServe(t, "--turn=false")
 
@@ -141,6 +151,89 @@ func TestBinaryTransfers(t *testing.T) {
 			if strings.Contains(send.stdout.String(), "switchboard recv") {
 				t.Fatalf("%q: send offered a code:\n%s", c.name, send.stdout.String())
 			}
+		}
+	})
+
+	t.Run("a hostile sender", func(t *testing.T) {
+		// What the send command never sends, from a Go peer speaking the protocol itself to
+		// recv --room: each name refused (bad-name), nothing written in or out of the folder.
+		hostile := []string{
+			"../evil.txt", "/tmp/abs-evil.txt", "a/../../evil.txt", "a//b.txt", "a/b/", "..", ".",
+			`..\evil.txt`, strings.Repeat("d/", 33) + "f", strings.Repeat("a/", 2100) + "f",
+		}
+		parent := t.TempDir()
+		out := filepath.Join(parent, "out")
+		ctx, cancel := context.WithTimeout(context.Background(), transferWait)
+		defer cancel()
+		recv := startCLIRecv(t, ctx, url, "--room", "hostile", "--out", out)
+		answers := make(chan map[string]any, 2*len(hostile))
+		opened := make(chan *webrtc.DataChannel, 1)
+		testserver.DialPeer(t, url, "hostile", sdk.Options{Meta: map[string]string{"role": "send"}, OnPeer: func(p *sdk.Peer) {
+			proto := transfer.Protocol
+			dc, err := p.CreateDataChannel(transfer.Label, &webrtc.DataChannelInit{Protocol: &proto})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			dc.OnOpen(func() { opened <- dc })
+			dc.OnMessage(func(m webrtc.DataChannelMessage) {
+				var a map[string]any
+				if json.Unmarshal(m.Data, &a) == nil {
+					answers <- a
+				}
+			})
+		}}, transferWait)
+		dc := testserver.Recv(t, opened, transferWait, "the channel to recv")
+		sum := sha256.Sum256([]byte("pwn"))
+		for _, name := range hostile {
+			for _, m := range []any{
+				map[string]any{"type": "file", "name": name, "size": 3},
+				[]byte("pwn"),
+				map[string]any{"type": "end", "sha256": hex.EncodeToString(sum[:])},
+			} {
+				var err error
+				if b, ok := m.([]byte); ok {
+					err = dc.Send(b)
+				} else {
+					j, _ := json.Marshal(m)
+					err = dc.SendText(string(j))
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if err := dc.SendText(`{"type":"done"}`); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; ; i++ {
+			a := testserver.Recv(t, answers, transferWait, "recv's answers")
+			if a["type"] == "done" {
+				if i != len(hostile) {
+					t.Fatalf("recv answered %d files, want %d", i, len(hostile))
+				}
+				break
+			}
+			if i >= len(hostile) || a["type"] != "error" || a["code"] != transfer.CodeBadName || a["name"] != hostile[i] {
+				t.Fatalf("answer %d: %v, want bad-name for %.40q", i, a, hostile[i])
+			}
+		}
+		_ = dc.Close()
+		if err := recv.wait(t, "recv"); err == nil {
+			t.Fatalf("recv succeeded:\n%s", recv.stderr.String())
+		}
+		want := fmt.Sprintf("switchboard: recv: %d of %d file(s) not transferred (see above)", len(hostile), len(hostile))
+		if l := errorLine(t, recv, "recv"); l != want {
+			t.Fatalf("recv: %q, want %q", l, want)
+		}
+		if n := strings.Count(recv.stderr.String(), ": refused: not a plain file name ("); n != len(hostile) {
+			t.Fatalf("recv gave %d reasons, want %d:\n%s", n, len(hostile), recv.stderr.String())
+		}
+		if got := names(t, parent); len(got) != 0 {
+			t.Fatalf("written: %v", got)
+		}
+		if _, err := os.Stat("/tmp/abs-evil.txt"); !os.IsNotExist(err) {
+			t.Fatalf("/tmp/abs-evil.txt: %v", err)
 		}
 	})
 
