@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
@@ -85,10 +84,7 @@ func TestClusterNodeSIGKILL(t *testing.T) {
 		ns.Shutdown()
 		ns.WaitForShutdown()
 	}()
-	bin := filepath.Join(t.TempDir(), "switchboard")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := cliBinary(t)
 	_, addr1 := startNode(t, bin, ns.ClientURL())
 	cmd2, addr2 := startNode(t, bin, ns.ClientURL())
 

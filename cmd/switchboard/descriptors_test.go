@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -61,14 +60,11 @@ func (s *fdServer) lines(substr string) int {
 	return n
 }
 
-// startFDServer builds the binary and runs it with a lowered descriptor limit. The process
+// startFDServer runs the binary with a lowered descriptor limit. The process
 // is killed and its log reader ended when the test ends.
 func startFDServer(t *testing.T, args ...string) *fdServer {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "switchboard")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := cliBinary(t)
 	argv := append([]string{"-c", fmt.Sprintf(`ulimit -n %d && exec "$0" "$@"`, fdLimit), bin,
 		"serve", "--listen", "127.0.0.1:0", "--turn=false", "--log-format", "json", "--shutdown-timeout", "1s"}, args...)
 	cmd := exec.Command("bash", argv...)

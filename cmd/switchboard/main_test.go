@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
@@ -19,10 +18,7 @@ import (
 // gets 1012 Service Restart (reason restart: come back and resume) and the process exits
 // cleanly within the deadline.
 func TestServeSIGTERM(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "switchboard")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := cliBinary(t)
 	cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--turn-listen", "127.0.0.1:0", "--log-format", "json", "--shutdown-timeout", "5s")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

@@ -70,6 +70,7 @@ func plan(paths []string) ([]outgoing, []string, error) {
 				}
 				root, base = abs, filepath.Dir(abs)
 			}
+			var addErr error // a name refused: already the error to return, as is
 			err := filepath.WalkDir(root, func(fp string, d fs.DirEntry, err error) error {
 				if err != nil {
 					return err
@@ -90,8 +91,14 @@ func plan(paths []string) ([]outgoing, []string, error) {
 				if ierr != nil {
 					return ierr
 				}
-				return add(fp, name, info.Size())
+				if addErr = add(fp, name, info.Size()); addErr != nil {
+					return fs.SkipAll
+				}
+				return nil
 			})
+			if addErr != nil {
+				return nil, nil, addErr
+			}
 			if err != nil {
 				return nil, nil, fmt.Errorf("transfer: %w", err)
 			}

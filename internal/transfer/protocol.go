@@ -144,25 +144,32 @@ func decode(b []byte) (message, error) {
 // bytes of UTF-8, no '/', '\\', NUL or other control character, not "." or "..". Such a name
 // can only mean a file directly inside the receiver's directory, on any operating system.
 func CheckName(name string) error {
-	bad := func(why string) error { return fmt.Errorf("%w %q: %s", ErrBadName, name, why) }
+	if why := nameProblem(name); why != "" {
+		return fmt.Errorf("%w %q: %s", ErrBadName, name, why)
+	}
+	return nil
+}
+
+// nameProblem says what is wrong with name as a file name ("" if nothing).
+func nameProblem(name string) string {
 	switch {
 	case name == "":
-		return bad("empty")
+		return "empty"
 	case name == "." || name == "..":
-		return bad("not a file name")
+		return "not a file name"
 	case len(name) > MaxNameBytes:
-		return bad(fmt.Sprintf("longer than %d bytes", MaxNameBytes))
+		return fmt.Sprintf("longer than %d bytes", MaxNameBytes)
 	case !utf8.ValidString(name):
-		return bad("not UTF-8")
+		return "not UTF-8"
 	case strings.ContainsAny(name, `/\`):
-		return bad("contains a path separator")
+		return "contains a path separator"
 	}
 	for _, r := range name {
 		if r < 0x20 || r == 0x7f {
-			return bad("contains a control character")
+			return "contains a control character"
 		}
 	}
-	return nil
+	return ""
 }
 
 // CheckPath reports whether name may be received: a relative path of at most MaxDepth
@@ -184,8 +191,8 @@ func CheckPath(name string) error {
 		return bad(fmt.Sprintf("more than %d folders deep", MaxDepth))
 	}
 	for _, p := range parts {
-		if err := CheckName(p); err != nil {
-			return bad(fmt.Sprintf("its part %.40q is not a name", p))
+		if why := nameProblem(p); why != "" {
+			return bad(fmt.Sprintf("its part %.40q: %s", p, why))
 		}
 	}
 	return nil

@@ -26,6 +26,25 @@ func TestCheckName(t *testing.T) {
 	}
 }
 
+// TestPlanBadNameInFolder: a name in a folder that no receiver would take stops the plan
+// with one error that names the path and what is wrong with its part.
+func TestPlanBadNameInFolder(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "tree")
+	for _, n := range []string{"ok.txt", "new\nline.txt"} {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, n), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, _, err := transfer.Plan([]string{dir})
+	want := `transfer: bad file name "tree/new\nline.txt": its part "new\nline.txt": contains a control character`
+	if !errors.Is(err, transfer.ErrBadName) || err.Error() != want {
+		t.Fatalf("Plan: %v, want %s", err, want)
+	}
+}
+
 // A large file arrives byte for byte, through NAME.part, and progress ends at its size.
 func TestLargeFile(t *testing.T) {
 	src, out := t.TempDir(), t.TempDir()
