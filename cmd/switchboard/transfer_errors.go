@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/switchboard-rtc/switchboard/internal/transfer"
 )
@@ -17,6 +18,10 @@ func fileFailure(r transfer.Result, sender bool, dir string) string {
 		return fmt.Sprintf("%s: not transferred: %v", r.Name, r.Err)
 	}
 	switch {
+	case fe.Code == transfer.CodeIO && diskFull(fe.Message) && sender:
+		return fmt.Sprintf("%s: the receiver's disk is full; what arrived was deleted (once it has room, send again)", r.Name)
+	case fe.Code == transfer.CodeIO && diskFull(fe.Message):
+		return fmt.Sprintf("%s: not received: the disk of %s is full; what arrived was deleted (free some space and run recv again)", r.Name, dir)
 	case fe.Code == transfer.CodeExists && sender:
 		return fmt.Sprintf("%s: the receiver has a file of that name already; nothing was replaced (it can run recv with --overwrite)", r.Name)
 	case fe.Code == transfer.CodeExists:
@@ -31,6 +36,12 @@ func fileFailure(r transfer.Result, sender bool, dir string) string {
 		return fmt.Sprintf("%s: could not be written to %s: %s", r.Name, dir, fe.Message)
 	}
 	return fmt.Sprintf("%s: not transferred: %s", r.Name, fe.Message)
+}
+
+// diskFull reports whether msg, an I/O error's text (the receiver's, maybe from another
+// system), says the disk or the quota is full.
+func diskFull(msg string) bool {
+	return strings.Contains(msg, "no space left on device") || strings.Contains(msg, "disk quota exceeded")
 }
 
 // transferError is the command's error once the files' lines are printed: how many failed
