@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
 	"github.com/switchboard-rtc/switchboard/internal/wormhole"
 )
 
@@ -125,6 +127,26 @@ func wrongCode(t *testing.T, code string) string {
 	return c.String()
 }
 
+// screenshot saves the tab as name in $SWITCHBOARD_ARTIFACTS (a temporary directory without
+// it) and checks it shows something.
+func (p *appTab) screenshot(name string) {
+	p.t.Helper()
+	dir := os.Getenv("SWITCHBOARD_ARTIFACTS")
+	if dir == "" {
+		dir = p.t.TempDir()
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		p.t.Fatal(err)
+	}
+	shot, err := chromedp.Run(p.ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		p.t.Fatalf("%s: screenshot: %v", p.name, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name), shot, 0o644); err != nil {
+		p.t.Fatal(err)
+	}
+	checkScreenshot(p.t, filepath.Join(dir, name))
+}
+
 // typeCode types code into the file page's code field and submits it.
 func (p *appTab) typeCode(code string) {
 	p.t.Helper()
@@ -193,6 +215,7 @@ func TestCodeCLIToPage(t *testing.T) {
 	if !strings.HasPrefix(s, "Received 1 file(s), 1.5 MiB") {
 		t.Errorf("status %q", s)
 	}
+	pg.screenshot("webapp-code-recv.png")
 	got := appEval[map[string]string](pg, `(async () => {
 		const a = document.querySelector('#code-files li.file[data-state="done"] a.file-link[download]');
 		const blob = await (await fetch(a.href)).blob();
@@ -275,6 +298,7 @@ func TestCodePageToCLI(t *testing.T) {
 	if st := appEval[string](pg, `document.body.dataset.code`); st != "waiting" {
 		t.Fatalf("after a wrong code the page is %q, want waiting", st)
 	}
+	pg.screenshot("webapp-code-send.png")
 
 	// The command the page shows.
 	t0 := time.Now()
@@ -303,5 +327,46 @@ func TestCodePageToCLI(t *testing.T) {
 	t.Logf("page → switchboard recv with a code: 2 files in %v\n%s", time.Since(t0).Round(time.Millisecond), recv.out.String())
 	if errs := pg.errors(); len(errs) > 0 {
 		t.Errorf("console errors: %v", errs)
+	}
+}
+
+// TestCodePageToPage: a file picked on one file page reaches another through the code the
+// first one shows.
+func TestCodePageToPage(t *testing.T) {
+	base, browser := appBrowser(t, 60*time.Second)
+	s := openApp(t, browser, "S", base+"/files", 1024, 768)
+	r := openApp(t, browser, "R", base+"/files", 1024, 768)
+	s.waitFor(`document.body.dataset.code === 'idle'`, "the file page")
+	want := appEval[string](s, `(async () => {
+		const bytes = new Uint8Array(700000).map((_, i) => (i * 13) & 255);
+		const dt = new DataTransfer();
+		dt.items.add(new File([bytes], 'between pages.bin'));
+		const input = document.querySelector('#code-file-input');
+		input.files = dt.files;
+		input.dispatchEvent(new Event('change', { bubbles: true }));
+		const d = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
+		return Array.from(d, (x) => x.toString(16).padStart(2, '0')).join('');
+	})()`)
+	s.waitFor(`document.querySelector('#code-show').textContent !== ''`, "the code")
+	r.waitFor(`document.body.dataset.code === 'idle'`, "the file page")
+	r.typeCode(appEval[string](s, `document.querySelector('#code-show').textContent`))
+	if st := r.codeStatus("done"); !strings.HasPrefix(st, "Received 1 file(s)") {
+		t.Errorf("receiver: %q", st)
+	}
+	got := appEval[string](r, `(async () => {
+		const a = document.querySelector('#code-files a.file-link[download]');
+		const d = new Uint8Array(await crypto.subtle.digest('SHA-256', await (await fetch(a.href)).arrayBuffer()));
+		return a.download + ' ' + Array.from(d, (x) => x.toString(16).padStart(2, '0')).join('');
+	})()`)
+	if got != "between pages.bin "+want {
+		t.Fatalf("the receiving page has %q, want the sha256 %s", got, want)
+	}
+	if st := s.codeStatus("done"); !strings.HasPrefix(st, "Sent 1 file(s)") {
+		t.Errorf("sender: %q", st)
+	}
+	for _, p := range []*appTab{s, r} {
+		if errs := p.errors(); len(errs) > 0 {
+			t.Errorf("%s console errors: %v", p.name, errs)
+		}
 	}
 }

@@ -166,6 +166,8 @@ class Exchanges {
     this.role = role;
     this.opts = opts;
     this.closed = false;
+    /** @type {Set<Watch>} */
+    this.watches = new Set();
     /** @type {(kind: string, message: string) => void} receiver: every sender's exchange failed */
     this.onLost = () => {};
     /** @type {() => void} sender: too many wrong codes */
@@ -185,12 +187,14 @@ class Exchanges {
     w.ready = new Promise((resolve, reject) => { w.resolve = resolve; w.reject = reject; });
     w.ready.catch(() => {}); // a failed exchange is news only to whoever waits for it
     w.timer = setTimeout(() => this.apply(w, this.api.fail(this.h, peer.id, 'slow')), this.api.exchangeWaitMs);
+    this.watches.add(w);
     peer.onMessage = (data) => {
       if (this.closed || !data || typeof data !== 'object' || data.switchboard !== 'pake') return;
       this.apply(w, this.api.message(this.h, peer.id, JSON.stringify(data)));
     };
     peer.closed.then(() => {
       clearTimeout(w.timer);
+      this.watches.delete(w);
       if (!this.closed) this.apply(w, this.api.left(this.h, peer.id));
     });
     this.apply(w, st); // a receiver's x
@@ -267,6 +271,10 @@ class Exchanges {
   close() {
     if (this.closed) return;
     this.closed = true;
+    for (const w of this.watches) {
+      clearTimeout(w.timer);
+      w.wake();
+    }
     this.api.close(this.h);
   }
 }
