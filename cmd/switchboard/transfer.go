@@ -515,7 +515,7 @@ func recvFiles(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	*room = client.Room()
 	var deadline <-chan time.Time // code mode: no sender within --wait
 	if auth != nil {
-		fmt.Fprintf(stderr, "waiting for the sender of %s; files go to %s\n", auth.code, *out)
+		fmt.Fprintf(stderr, "waiting for the sender of %s; files go to %s\n", auth.code(), *out)
 		if !hasSender(client) {
 			fmt.Fprintf(stderr, "(no sender with this code on the server yet: it may not have started; waiting up to %s)\n", *wait)
 		}
@@ -531,7 +531,7 @@ func recvFiles(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	case err := <-codeLost:
 		return fmt.Errorf("recv: %w", err)
 	case <-deadline:
-		return fmt.Errorf("recv: no sender came with code %s within %s (check the code, or ask for a new one)", auth.code, *wait)
+		return fmt.Errorf("recv: no sender came with code %s within %s (check the code, or ask for a new one)", auth.code(), *wait)
 	case <-client.Done():
 		return fmt.Errorf("recv: %w", client.Err())
 	case <-ctx.Done():

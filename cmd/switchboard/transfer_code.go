@@ -24,54 +24,38 @@ import (
 // that substituted the fingerprints in the SDP or the QUIC hello is caught there.
 
 const (
-	// maxWrongCodes is how many wrong codes a sender takes before it gives up. An attempt
-	// counts from the moment the sender answers it (its y carries a MAC that tells the
-	// receiver whether its code was right): unless the receiver then confirms the key, the
-	// attempt is a wrong code, whether its confirm was wrong, malformed, or never came (it
-	// left, or stayed silent for codeExchangeWait). The sender answers no attempt beyond
-	// what remains of maxWrongCodes minus those in flight.
-	maxWrongCodes = 3
+	// maxWrongCodes is how many wrong codes a sender takes before it gives up (how attempts
+	// count: wormhole.Pair).
+	maxWrongCodes = wormhole.MaxWrongCodes
 	// maxCodePeers bounds the peers a side watches at once (an exchange, a timer); a peer
 	// leaves the count when its exchange fails or it leaves, at the latest codeExchangeWait
 	// after it came. A peer beyond the bound is not answered (it sees no answer).
-	maxCodePeers = 8
+	maxCodePeers = wormhole.MaxPeers
 	// codeExchangeWait bounds an exchange, from the moment the peer is seen until the key is
 	// confirmed: a relayed round trip or two, normally milliseconds.
-	codeExchangeWait = 20 * time.Second
+	codeExchangeWait = wormhole.ExchangeWait
 	// bindWait bounds the wait for the other side's bind once the connection is up.
-	bindWait = 15 * time.Second
+	bindWait = wormhole.BindWait
 	// codeRoomTries is how many codes a sender draws when it finds the room of one in use.
 	codeRoomTries = 5
 	// defaultCodeWait is how long recv waits for the sender of its code to show up.
 	defaultCodeWait = 10 * time.Minute
 )
 
-// Errors of the exchanges, one line each.
-var (
-	// errWrongCode is the receiver's one-line error when its code is refused.
-	errWrongCode = errors.New("the code is wrong: the sender did not accept it (check it, or ask the sender to run send again for a new one)")
-	// errCodeLeft: the peer left before the exchange was over.
-	errCodeLeft = errors.New("the other side left before the code was checked")
-	// errCodeSlow: the exchange did not end within codeExchangeWait.
-	errCodeSlow = fmt.Errorf("the other side did not finish checking the code within %v", codeExchangeWait)
-	// errCodeBusy: the sender has as many attempts in flight as it may still take.
-	errCodeBusy = errors.New("the sender is busy checking other attempts")
-)
+// errWrongCode is the receiver's one-line error when its code is refused.
+var errWrongCode = errors.New("the code is wrong: the sender did not accept it (check it, or ask the sender to run send again for a new one)")
 
-// pairAuth runs one command's code exchanges, one per peer.
+// pairAuth runs one command's code exchanges, one per peer, over a wormhole.Pair (which
+// counts the attempts): it relays the Pair's messages, runs each exchange's timer, and
+// turns the Pair's news into channels and lines on stderr.
 type pairAuth struct {
-	code   wormhole.Code
 	role   wormhole.Role
 	stderr io.Writer
 
-	mu      sync.Mutex
-	peers   map[string]*codePeer // exchanges running or confirmed, with peers still there
-	pending int                  // sender: attempts answered and not yet confirmed
-	wrong   int                  // sender: wrong codes so far
-	gaveUp  chan struct{}        // sender: closed at maxWrongCodes
-	lost    chan error           // receiver: every sender's exchange failed (the reason)
-	lastErr error                // receiver: the most telling reason so far
-	tested  int                  // receiver: senders' answers whose MAC failed (codes tried on it)
+	mu     sync.Mutex
+	pair   *wormhole.Pair
+	gaveUp chan struct{} // sender: closed at maxWrongCodes
+	lost   chan error    // receiver: every sender's exchange failed (the reason)
 
 	wg       sync.WaitGroup // the watches of the peers
 	stop     chan struct{}  // closed by close: the watches end, nothing more is printed
@@ -80,15 +64,13 @@ type pairAuth struct {
 
 // codePeer is the exchange with one peer.
 type codePeer struct {
-	s        *wormhole.Session
-	ready    chan struct{} // closed when both sides proved the code
-	failed   chan struct{} // closed when the exchange failed (err says why)
-	err      error
-	over     bool              // ready or failed (under pairAuth.mu)
-	answered bool              // sender: y sent, the attempt not settled yet (under pairAuth.mu)
-	binds    chan wormhole.Msg // the peer's bind messages
-	once     sync.Once
-	role     wormhole.Role // this side's
+	s      *wormhole.Session // once ready (under pairAuth.mu until then)
+	ready  chan struct{}     // closed when both sides proved the code
+	failed chan struct{}     // closed when the exchange failed (err says why)
+	err    error
+	binds  chan wormhole.Msg // the peer's bind messages
+	once   sync.Once
+	role   wormhole.Role // this side's
 }
 
 // isReady reports whether the peer proved the code.
@@ -107,9 +89,16 @@ var alterBind func(role wormhole.Role, local, remote *[32]byte)
 
 func newPairAuth(code wormhole.Code, role wormhole.Role, stderr io.Writer) *pairAuth {
 	return &pairAuth{
-		code: code, role: role, stderr: stderr, peers: make(map[string]*codePeer),
+		role: role, stderr: stderr, pair: wormhole.NewPair(role, code),
 		gaveUp: make(chan struct{}), lost: make(chan error, 1), stop: make(chan struct{}),
 	}
+}
+
+// code returns the code the exchanges run on.
+func (a *pairAuth) code() wormhole.Code {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.pair.Code()
 }
 
 // close ends the watches and waits for them; from then on nothing is counted or printed
@@ -126,54 +115,92 @@ func (a *pairAuth) close() {
 	a.wg.Wait()
 }
 
-// watch starts the exchange with p (from OnPeer): its exchange messages go to the pairAuth;
-// a receiver sends the first one. It returns nil when maxCodePeers are being watched.
-func (a *pairAuth) watch(p *sdk.Peer) *codePeer {
-	a.mu.Lock()
+// stopped reports whether close was called.
+func (a *pairAuth) stopped() bool {
 	select {
 	case <-a.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// watch starts the exchange with p (from OnPeer): its exchange messages go to the Pair; a
+// receiver sends the first one. It returns nil when maxCodePeers are being watched.
+func (a *pairAuth) watch(p *sdk.Peer) *codePeer {
+	a.mu.Lock()
+	if a.stopped() {
 		a.mu.Unlock()
 		return nil // the command is over
-	default:
 	}
-	if len(a.peers) >= maxCodePeers {
+	st, ok := a.pair.Add(p.ID())
+	if !ok {
 		a.mu.Unlock()
 		return nil
 	}
 	cp := &codePeer{ready: make(chan struct{}), failed: make(chan struct{}), binds: make(chan wormhole.Msg, 4), role: a.role}
-	a.peers[p.ID()] = cp
 	a.wg.Add(1)
 	a.mu.Unlock()
 	go a.watchPeer(p, cp)
 	p.OnMessage(func(b json.RawMessage) {
-		if !wormhole.IsMsg(b) {
-			return
-		}
-		m, err := wormhole.DecodeMsg(b)
-		if err != nil {
-			a.fail(p, cp, err)
-			return
-		}
-		a.handle(p, cp, m)
-	})
-	if a.role == wormhole.Receiver {
-		s, x, err := wormhole.NewReceiver(a.code)
-		if err != nil {
-			a.fail(p, cp, err)
-			return cp
-		}
 		a.mu.Lock()
-		cp.s = s
-		a.mu.Unlock()
-		if err := p.SendMessage(x); err != nil {
-			a.fail(p, cp, err)
-		}
-	}
+		defer a.mu.Unlock()
+		a.applyLocked(p, cp, a.pair.Message(p.ID(), b))
+	})
+	a.mu.Lock()
+	a.applyLocked(p, cp, st) // a receiver's x
+	a.mu.Unlock()
 	return cp
 }
 
-// watchPeer ends the exchange with p when p leaves or codeExchangeWait has passed, and
-// forgets p once its exchange failed or p left.
+// applyLocked does what a step of the Pair says: settle cp, relay the reply, report.
+func (a *pairAuth) applyLocked(p *sdk.Peer, cp *codePeer, st wormhole.Step) {
+	if st.Bind != nil {
+		select {
+		case cp.binds <- *st.Bind:
+		default: // a peer that floods binds: the first ones are kept
+		}
+	}
+	if st.Ready {
+		// Before the reply: a receiver's confirm lets the sender open the transfer's
+		// channel, which this side takes only from a peer that proved the code.
+		cp.s = a.pair.Session(p.ID())
+		cp.once.Do(func() { close(cp.ready) })
+	}
+	if st.Reply != nil {
+		if err := p.SendMessage(*st.Reply); err != nil && st.Reply.Kind == wormhole.KindX {
+			a.applyLocked(p, cp, a.pair.Fail(p.ID(), err)) // the exchange cannot begin
+		}
+	}
+	if st.Err != nil {
+		cp.once.Do(func() {
+			cp.err = st.Err
+			close(cp.failed)
+		})
+	}
+	if st.Lost != nil {
+		if errors.Is(st.Lost, wormhole.ErrWrongCode) {
+			st.Lost = errWrongCode
+		}
+		select {
+		case a.lost <- st.Lost:
+		default:
+		}
+	}
+	if st.Report == "" || a.stopped() {
+		return // nothing counted, or the command is over
+	}
+	fmt.Fprintln(a.stderr, st.Report)
+	if st.GaveUp {
+		select {
+		case <-a.gaveUp:
+		default:
+			close(a.gaveUp)
+		}
+	}
+}
+
+// watchPeer ends the exchange with p when p leaves or codeExchangeWait has passed.
 func (a *pairAuth) watchPeer(p *sdk.Peer, cp *codePeer) {
 	defer a.wg.Done()
 	t := time.NewTimer(codeExchangeWait)
@@ -182,175 +209,28 @@ func (a *pairAuth) watchPeer(p *sdk.Peer, cp *codePeer) {
 	case <-cp.ready:
 		select { // a confirmed peer stays until it leaves
 		case <-p.Closed():
-			a.mu.Lock()
-			if a.peers[p.ID()] == cp {
-				delete(a.peers, p.ID())
-			}
-			if a.role == wormhole.Receiver {
-				a.lostLocked(errors.New("the sender left"))
-			}
-			a.mu.Unlock()
+			a.left(p, cp)
 		case <-a.stop:
 		}
 		return
 	case <-cp.failed:
 	case <-p.Closed():
-		a.fail(p, cp, errCodeLeft)
+		a.left(p, cp)
 	case <-t.C:
-		a.fail(p, cp, errCodeSlow)
+		a.mu.Lock()
+		a.applyLocked(p, cp, a.pair.Fail(p.ID(), wormhole.ErrSlow))
+		a.mu.Unlock()
 	case <-a.stop:
-		return
 	}
-	a.mu.Lock()
-	if a.peers[p.ID()] == cp {
-		delete(a.peers, p.ID())
-	}
-	a.mu.Unlock()
 }
 
-// handle takes one exchange message from p (on the signaling reader's goroutine).
-func (a *pairAuth) handle(p *sdk.Peer, cp *codePeer, m wormhole.Msg) {
-	if m.Kind == wormhole.KindBind {
-		select {
-		case cp.binds <- m:
-		default: // a peer that floods binds: the first ones are kept
-		}
-		return
-	}
+// left tells the Pair that p left, unless the command is over (the peers closing with the
+// client are not attempts).
+func (a *pairAuth) left(p *sdk.Peer, cp *codePeer) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if cp.over {
-		return // the exchange is over: nothing the peer says changes it
-	}
-	if cp.s == nil && a.role == wormhole.Sender && m.Kind == wormhole.KindX && len(a.code.Words) > 0 {
-		if a.wrong+a.pending >= maxWrongCodes {
-			// Answering would give a guess beyond what is left: not answered, not counted.
-			a.failLocked(p, cp, errCodeBusy)
-			return
-		}
-		s, err := wormhole.NewSender(a.code)
-		if err != nil {
-			a.failLocked(p, cp, err)
-			return
-		}
-		cp.s = s
-	}
-	if cp.s == nil {
-		a.failLocked(p, cp, fmt.Errorf("%w: %s before the exchange began", wormhole.ErrMsg, m.Kind))
-		return
-	}
-	if a.role == wormhole.Receiver && m.Kind == wormhole.KindY && a.tested >= maxWrongCodes {
-		a.failLocked(p, cp, errWrongCode) // checking it would test one more code
-		return
-	}
-	reply, ok, err := cp.s.Handle(m)
-	if err == nil && cp.s.Ready() {
-		// Before the reply: a receiver's confirm lets the sender open the transfer's
-		// channel, which this side takes only from a peer that proved the code.
-		a.settleLocked(cp)
-		cp.over = true
-		cp.once.Do(func() { close(cp.ready) })
-	}
-	if ok {
-		if a.role == wormhole.Sender && reply.Kind == wormhole.KindY {
-			cp.answered = true // an attempt from here on: it settles confirmed, or wrong
-			a.pending++
-		}
-		_ = p.SendMessage(reply)
-	}
-	if err != nil {
-		if a.role == wormhole.Receiver && m.Kind == wormhole.KindY && errors.Is(err, wormhole.ErrWrongCode) {
-			a.tested++ // a y whose MAC failed: the peer tried a code against this side's x
-		}
-		a.failLocked(p, cp, err)
-	}
-}
-
-// settleLocked takes a sender's answered attempt out of the ones in flight; it reports
-// whether there was one.
-func (a *pairAuth) settleLocked(cp *codePeer) bool {
-	if !cp.answered {
-		return false
-	}
-	cp.answered = false
-	a.pending--
-	return true
-}
-
-func (a *pairAuth) fail(p *sdk.Peer, cp *codePeer, err error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.failLocked(p, cp, err)
-}
-
-// failLocked ends the exchange with p. A sender counts it as a wrong code if it had
-// answered it (the other side could check its code against the answer); a receiver reports
-// on lost once no sender's exchange is left.
-func (a *pairAuth) failLocked(p *sdk.Peer, cp *codePeer, err error) {
-	if cp.over {
-		return
-	}
-	cp.over = true
-	cp.once.Do(func() {
-		cp.err = err
-		close(cp.failed)
-	})
-	if a.peers[p.ID()] == cp {
-		delete(a.peers, p.ID())
-	}
-	if a.role == wormhole.Receiver {
-		a.lostLocked(err)
-		return
-	}
-	if !a.settleLocked(cp) {
-		return // not answered: no code was tried
-	}
-	a.wrong++
-	select {
-	case <-a.stop:
-		return // the command is over
-	default:
-	}
-	what := "someone tried a wrong code"
-	switch {
-	case errors.Is(err, wormhole.ErrWrongCode):
-	case errors.Is(err, errCodeLeft):
-		what = "someone tried a code and left without confirming it: a wrong code"
-	case errors.Is(err, errCodeSlow):
-		what = "someone tried a code and did not confirm it in time: a wrong code"
-	default:
-		what = "someone tried a code and answered with a malformed message: a wrong code"
-	}
-	if a.wrong >= maxWrongCodes {
-		fmt.Fprintf(a.stderr, "%s (%d of %d): giving up\n", what, a.wrong, maxWrongCodes)
-		select {
-		case <-a.gaveUp:
-		default:
-			close(a.gaveUp)
-		}
-		return
-	}
-	fmt.Fprintf(a.stderr, "%s (%d of %d); still waiting for the receiver with the right one\n", what, a.wrong, maxWrongCodes)
-}
-
-// lostLocked records why a receiver's exchange with a sender failed and, when no other
-// sender's exchange runs or has succeeded, reports the most telling reason on lost: a third
-// peer posing as a sender must not end the run while the real one may still answer. But
-// each sender's answer that failed its MAC was a code tried against this side: at
-// maxWrongCodes of them the receiver gives up as the sender would.
-func (a *pairAuth) lostLocked(err error) {
-	if errors.Is(err, wormhole.ErrWrongCode) {
-		err = errWrongCode
-	}
-	if a.lastErr == nil || !errors.Is(a.lastErr, errWrongCode) {
-		a.lastErr = err
-	}
-	if len(a.peers) > 0 && a.tested < maxWrongCodes {
-		return
-	}
-	select {
-	case a.lost <- a.lastErr:
-	default:
+	if !a.stopped() {
+		a.applyLocked(p, cp, a.pair.Left(p.ID()))
 	}
 }
 
@@ -454,7 +334,7 @@ func joinCodeRoom(ctx context.Context, dial func(code wormhole.Code) (*sdk.Clien
 // setCode sets the code the exchanges run on (the sender's, once drawn).
 func (a *pairAuth) setCode(c wormhole.Code) {
 	a.mu.Lock()
-	a.code = c
+	a.pair.SetCode(c)
 	a.mu.Unlock()
 }
 

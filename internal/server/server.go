@@ -308,6 +308,7 @@ func (s *Server) routes(st *stats.Stats) http.Handler {
 	app := web.App()
 	mux.Handle("GET /{$}", app)
 	mux.Handle("GET /r/{room}", app)
+	mux.Handle("GET /files", app)
 	mux.Handle("GET /app/", app)
 	return mux
 }

@@ -493,7 +493,7 @@ func TestGracefulShutdown(t *testing.T) {
 
 func TestHealthReadyMetrics(t *testing.T) {
 	ts := startServer(t, nil)
-	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/": 200, "/sdk/switchboard.js": 200, "/nope": 404} {
+	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/": 200, "/sdk/switchboard.js": 200, "/files": 200, "/sdk/wormhole.wasm": 200, "/nope": 404} {
 		resp, err := http.Get(ts.base + path)
 		if err != nil {
 			t.Fatal(err)

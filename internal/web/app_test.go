@@ -12,6 +12,7 @@ func TestApp(t *testing.T) {
 	app := App()
 	mux.Handle("GET /{$}", app)
 	mux.Handle("GET /r/{room}", app)
+	mux.Handle("GET /files", app)
 	mux.Handle("GET /app/", app)
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
@@ -19,6 +20,9 @@ func TestApp(t *testing.T) {
 		{"/", "GET", 200, "text/html; charset=utf-8", `<script type="module" src="/app/app.js">`},
 		{"/", "HEAD", 200, "text/html; charset=utf-8", ""},
 		{"/r/standup-42", "GET", 200, "text/html; charset=utf-8", `id="chat-input"`},
+		{"/files", "GET", 200, "text/html; charset=utf-8", `id="code-input"`},
+		{"/files/", "GET", 404, "", ""},
+		{"/app/codefiles.js", "GET", 200, "text/javascript; charset=utf-8", "from '/sdk/wormhole.js'"},
 		{"/r/A.b_c-9", "GET", 200, "text/html; charset=utf-8", `id="grid"`},
 		{"/r/" + strings.Repeat("x", 64), "GET", 200, "text/html; charset=utf-8", ""},
 		{"/r/" + strings.Repeat("x", 65), "GET", 404, "", ""},

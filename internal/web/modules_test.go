@@ -67,7 +67,7 @@ func TestModules(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"/sdk/switchboard.js", "/sdk/sdk-client.js", "/sdk/sdk-peer.js",
-		"/sdk/sdk-connect.js", "/sdk/sdk-errors.js", "/sdk/transfer.js", "/app/app.js"} {
+		"/sdk/sdk-connect.js", "/sdk/sdk-errors.js", "/sdk/transfer.js", "/sdk/wormhole.js", "/sdk/wasm_exec.js", "/app/app.js"} {
 		found := false
 		for _, p := range all {
 			found = found || p == want
@@ -112,7 +112,8 @@ func TestModules(t *testing.T) {
 		}
 	}
 	for _, p := range []string{"/sdk/sdk-client.js", "/sdk/sdk-peer.js", "/sdk/sdk-connect.js",
-		"/sdk/sdk-outbox.js", "/sdk/sdk-errors.js", "/app/page.js", "/app/media.js", "/app/chat.js", "/app/files.js", "/app/access.js"} {
+		"/sdk/sdk-outbox.js", "/sdk/sdk-errors.js", "/app/page.js", "/app/media.js", "/app/chat.js", "/app/files.js", "/app/access.js",
+		"/app/codefiles.js", "/sdk/wormhole.js", "/sdk/transfer.js"} {
 		if !imported[p] {
 			t.Errorf("%s: nothing imports it", p)
 		}

@@ -1,5 +1,7 @@
 package web
 
+//go:generate go run ./genwasm -out static
+
 import (
 	"embed"
 	"io/fs"
@@ -21,7 +23,9 @@ var contentTypes = map[string]string{
 }
 
 // Handler serves the embedded files under /sdk/: /sdk/switchboard.js, the sibling modules it
-// imports (/sdk/sdk-*.js), /sdk/transfer.js and /sdk/test.html.
+// imports (/sdk/sdk-*.js), /sdk/transfer.js, /sdk/wormhole.js with the WebAssembly build of
+// internal/wormhole it runs (/sdk/wormhole.wasm, /sdk/wasm_exec.js: wasm.go) and
+// /sdk/test.html.
 // Mount it with mux.Handle("GET /sdk/", web.Handler()).
 func Handler() http.Handler {
 	sub, err := fs.Sub(static, "static")
@@ -34,6 +38,10 @@ func Handler() http.Handler {
 			return
 		}
 		name, ok := strings.CutPrefix(r.URL.Path, "/sdk/")
+		if name == wasmName {
+			serveWASM(w, r)
+			return
+		}
 		if !ok || name == "" || strings.Contains(name, "/") || !prepare(w, sub, name) {
 			http.NotFound(w, r)
 			return
@@ -78,9 +86,10 @@ func readOnly(w http.ResponseWriter, r *http.Request) bool {
 // roomName is the server's room name rule: 1-64 of A-Z a-z 0-9 _ - .
 var roomName = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
 
-// App serves the video-call web app: the landing page at /, the call page at /r/{room} (the
-// same page; app.js reads the path) and its assets at /app/{file}. Mount it with
-// mux.Handle("GET /{$}", web.App()), mux.Handle("GET /r/{room}", web.App()) and
+// App serves the video-call web app: the landing page at /, the call page at /r/{room}, the
+// file page (files with a code phrase) at /files (the same page; app.js reads the path) and
+// its assets at /app/{file}. Mount it with mux.Handle("GET /{$}", web.App()),
+// mux.Handle("GET /r/{room}", web.App()), mux.Handle("GET /files", web.App()) and
 // mux.Handle("GET /app/", web.App()).
 func App() http.Handler {
 	sub, err := fs.Sub(static, "static/app")
@@ -95,7 +104,7 @@ func App() http.Handler {
 		p := r.URL.Path
 		var name string
 		switch {
-		case p == "/":
+		case p == "/", p == "/files":
 			name = "index.html"
 		case strings.HasPrefix(p, "/r/"):
 			if !roomName.MatchString(strings.TrimPrefix(p, "/r/")) {

@@ -207,6 +207,9 @@ function whenOpen(ch, ms) {
  * @property {AbortSignal} [signal] aborts the transfer (the channel is closed)
  * @property {number} [openTimeout] ms to wait for the peer to connect and for the channel
  *   to open, each (default 15000)
+ * @property {() => Promise<void>} [gate] called once the channel is open, before anything is
+ *   sent on it; the transfer waits for it, and a rejection ends it (the channel is closed):
+ *   wormhole.js checks there that the connection is the one a code authenticated
  */
 
 /**
@@ -331,6 +334,7 @@ export async function sendOverChannel(ch, fileList, opts = {}) {
 
   try {
     await whenOpen(ch, opts.openTimeout ?? 15000);
+    if (opts.gate) await opts.gate();
     for (let i = 0; i < files.length; i++) {
       const f = files[i], r = results[i];
       check();
@@ -401,6 +405,9 @@ export async function sendOverChannel(ch, fileList, opts = {}) {
  *   (e.g. "exists", "io") to refuse a file; by default every well-named file is accepted
  * @property {string} [type] MIME type of the Blobs (default application/octet-stream)
  * @property {AbortSignal} [signal]
+ * @property {Promise<void>} [gate] nothing the channel brings is read before it resolves (it
+ *   is kept until then); a rejection ends the transfer with its error and closes the
+ *   channel: wormhole.js checks there that the connection is the one a code authenticated
  */
 
 /**
@@ -481,7 +488,8 @@ export function receiveOverChannel(ch, opts = {}) {
       if (cur) opts.onProgress?.({ name: cur.r.name, file: cur.index + 1, files: results.length, bytes: cur.got, size: cur.r.size, done });
     };
 
-    ch.onmessage = (ev) => {
+    /** @param {MessageEvent} ev */
+    const onMessage = (ev) => {
       if (finished) return;
       if (typeof ev.data !== 'string') {
         const b = new Uint8Array(ev.data);
@@ -548,10 +556,33 @@ export function receiveOverChannel(ch, opts = {}) {
       }
       return protocolError(`unexpected ${JSON.stringify(m.type)} message`);
     };
-    ch.onclose = () => {
+    const onClose = () => {
       if (sawDone) finish(null);
       else finish(new TransferError('closed', 'the channel closed before the sender was done'));
     };
-    if (ch.readyState === 'closed') ch.onclose(new Event('close'));
+    if (!opts.gate) {
+      ch.onmessage = onMessage;
+      ch.onclose = onClose;
+      if (ch.readyState === 'closed') onClose();
+      return;
+    }
+    // Until the gate opens, what arrives is kept, the channel's end too, and read after it.
+    /** @type {MessageEvent[]} */
+    let held = [];
+    let closedMeanwhile = ch.readyState === 'closed';
+    ch.onmessage = (ev) => { held.push(ev); };
+    ch.onclose = () => { closedMeanwhile = true; };
+    opts.gate.then(() => {
+      if (finished) return;
+      const evs = held;
+      held = [];
+      ch.onmessage = onMessage;
+      ch.onclose = onClose;
+      for (const ev of evs) onMessage(ev);
+      if (closedMeanwhile || ch.readyState === 'closed') onClose();
+    }, (err) => {
+      held = [];
+      finish(err instanceof Error ? err : new Error(String(err)));
+    });
   });
 }

@@ -20,6 +20,8 @@
 //
 // The call's parts are modules of their own: page.js (views, notices, shared types), media.js
 // (camera, microphone, tiles' state), chat.js, files.js (file sharing) and access.js (tokens).
+// /files is the file page (codefiles.js): files with a code phrase, to and from another page
+// or `switchboard send` / `recv` (wormhole.js).
 
 import { join } from '/sdk/switchboard.js';
 import { takeToken, forgetToken, accessMessage, tokenRoomAtRoot } from '/app/access.js';
@@ -27,6 +29,7 @@ import { $, show, notice, ended, peerName, serverText } from '/app/page.js';
 import { getMedia, play, setState } from '/app/media.js';
 import { CHAT_LABEL, MAX_CHAT, callChat } from '/app/chat.js';
 import { callFiles } from '/app/files.js';
+import { filesPage } from '/app/codefiles.js';
 
 export { humanBytes } from '/app/files.js';
 
@@ -313,6 +316,10 @@ async function call(room, name, params, tok) {
 
 async function main() {
   const params = new URLSearchParams(location.search);
+  if (location.pathname === '/files') {
+    filesPage(); // files with a code (codefiles.js)
+    return;
+  }
   const m = location.pathname.match(/^\/r\/([^/]+)$/);
   if (!m) {
     // An invitation link to the server's root opens the token's room.

@@ -34,7 +34,7 @@ export function $(id) {
 
 /** @param {string} view */
 export function show(view) {
-  for (const id of ['landing', 'prompt', 'call', 'left', 'ended']) $(id).hidden = id !== view;
+  for (const id of ['landing', 'prompt', 'call', 'left', 'ended', 'files']) $(id).hidden = id !== view;
   document.body.dataset.view = view;
 }
 
