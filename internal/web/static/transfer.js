@@ -26,6 +26,7 @@ const HIGH_WATER = 1024 * 1024; // pause sending above this many buffered bytes
 const LOW_WATER = 256 * 1024; // resume below this
 const DONE_WAIT = 5000; // ms a side waits for the other's close/done at the end
 const ACK_INTERVAL = 100; // ms between a receiver's got messages, at least
+const heldLimit = 1024 * 1024; // bytes a receiver keeps before its gate opens (a sender sends none)
 
 /** A transfer failed for one file (code: bad-name, exists, size-mismatch, hash-mismatch, io, protocol, closed). */
 export class TransferError extends Error {
@@ -567,10 +568,23 @@ export function receiveOverChannel(ch, opts = {}) {
       return;
     }
     // Until the gate opens, what arrives is kept, the channel's end too, and read after it.
+    // A sender sends nothing before the binds are checked, so what is kept is bounded
+    // (heldLimit): beyond, the transfer fails instead of filling the page's memory.
     /** @type {MessageEvent[]} */
     let held = [];
+    let heldBytes = 0;
     let closedMeanwhile = ch.readyState === 'closed';
-    ch.onmessage = (ev) => { held.push(ev); };
+    ch.onmessage = (ev) => {
+      if (finished) return;
+      heldBytes += typeof ev.data === 'string' ? ev.data.length : (ev.data.byteLength ?? ev.data.size ?? 0);
+      if (heldBytes > heldLimit) {
+        held = [];
+        ch.onmessage = null;
+        protocolError(`the sender sent more than ${heldLimit} bytes before the connection was checked`);
+        return;
+      }
+      held.push(ev);
+    };
     ch.onclose = () => { closedMeanwhile = true; };
     opts.gate.then(() => {
       if (finished) return;
