@@ -74,7 +74,9 @@ func (b *Bus) rehomeLocked(q *peer, wp *wirePeer, pj *pendingJoin) {
 		q.awaitUntil = time.Now().Add(b.cfg.RequestTimeout) // from the re-homing on
 	}
 	if q.handOn {
-		b.acksDoneLocked(q) // re-homed again before the acknowledgements: hand on to where it was
+		// Re-homed again before the acknowledgements came: what was held here goes with this
+		// re-homing (below), like any node's hold.
+		b.dropAcksLocked(q)
 	}
 	switch {
 	case former:
