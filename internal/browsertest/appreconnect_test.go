@@ -102,8 +102,8 @@ func rideOut(t *testing.T, a, b *appTab, disrupt func()) {
 		if moved := appEval[[]string](p, `window.__boxesWhileDown.filter((b) => b !== window.__boxes)`); len(moved) > 0 {
 			t.Fatalf("%s: the page moved while reconnecting: %v, was %s", p.name, moved, appEval[string](p, `window.__boxes`))
 		}
-		if notice := appEval[string](p, `document.getElementById('notice').hidden ? '' : document.getElementById('notice').textContent`); notice != "" {
-			t.Fatalf("%s shows the notice %q", p.name, notice)
+		if toasts := appEval[string](p, `document.getElementById('toasts').textContent`); toasts != "" {
+			t.Fatalf("%s shows the toast %q", p.name, toasts)
 		}
 		if tiles := appEval[[]bool](p, `[...document.querySelectorAll('.tile.remote')].map((el) => !!el.__before)`); !slices.Equal(tiles, []bool{true}) {
 			t.Fatalf("%s's remote tiles were replaced (kept: %v)", p.name, tiles)
