@@ -34,7 +34,7 @@ import { join } from '/sdk/switchboard.js';
 import { takeToken, forgetToken, accessMessage, tokenRoomAtRoot } from '/app/access.js';
 import { $, show, toast, clearToasts, announce, ended, peerName, serverText } from '/app/page.js';
 import { LocalMedia, play, preview, route } from '/app/media.js';
-import { PREF, pref, openMedia, problemText, fillPickers, deviceOf } from '/app/devices.js';
+import { openMedia, problemText, fillPickers, deviceOf, recall } from '/app/devices.js';
 import { prejoin } from '/app/prejoin.js';
 import { Tile, Tiles } from '/app/tiles.js';
 import { Controls, setLabel } from '/app/controls.js';
@@ -205,7 +205,7 @@ async function call(room, ready, params, tok) {
     const has = kind === 'audio' ? media.audio : media.video;
     if (!has) {
       try {
-        await media.switchDevice(kind, pref(kind === 'audio' ? PREF.mic : PREF.camera), client ? client.peers.values() : []);
+        await media.switchDevice(kind, await recall(kind === 'audio' ? 'mic' : 'camera'), client ? client.peers.values() : []);
       } catch (e) {
         const err = /** @type {Error} */ (e);
         toast(problemText({ stream: media.stream, videoError: kind === 'video' ? err : null, audioError: kind === 'audio' ? err : null }, true));
@@ -372,16 +372,18 @@ async function call(room, ready, params, tok) {
   };
   pickers.camera.addEventListener('change', () => { switchTo('video', pickers.camera); });
   pickers.mic.addEventListener('change', () => { switchTo('audio', pickers.mic); });
-  pickers.speaker.addEventListener('change', () => { media.setSpeaker(pickers.speaker.value, [...remotes.values()].map((r) => r.video)); });
+  pickers.speaker.addEventListener('change', () => {
+    media.setSpeaker(pickers.speaker.value, pickers.speaker.selectedOptions[0]?.textContent || '', [...remotes.values()].map((r) => r.video));
+  });
 
   // An invitation link is personal (one identity per link): there is no shared link to copy.
   $('copy-link').hidden = !!tok;
   $('copy-link').addEventListener('click', () => {
     const url = `${location.origin}/r/${encodeURIComponent(room)}`;
     if (navigator.clipboard) {
-      navigator.clipboard.writeText(url).then(() => toast('Link copied.', 'info'), () => toast(`Share this link: ${url}`, 'info', 15000));
+      navigator.clipboard.writeText(url).then(() => toast('Link copied.', 'info'), () => toast(`Share this link: ${url}`, 'info', 10000));
     } else {
-      toast(`Share this link: ${url}`, 'info', 15000);
+      toast(`Share this link: ${url}`, 'info', 10000);
     }
   });
 
@@ -533,7 +535,7 @@ async function main() {
     // Straight in, with the remembered devices; what is missing is said once in the call.
     const got = await openMedia();
     try { localStorage.setItem(NAME_KEY, name); } catch { /* storage blocked */ }
-    const call$ = call(room, { name, stream: got.stream, mic: true, cam: true, speaker: pref(PREF.speaker) }, params, null);
+    const call$ = call(room, { name, stream: got.stream, mic: true, cam: true, speaker: await recall('speaker') }, params, null);
     const problem = problemText(got, true);
     if (problem) toast(problem, 'error', 12000);
     await call$;

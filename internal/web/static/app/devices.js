@@ -6,12 +6,18 @@
 // asked for alone, so a refused or missing camera still leaves the microphone (and the other
 // way round), and the message says which one is missing and what to do.
 
-/** localStorage keys of the chosen devices (deviceId) and of the name. */
+/**
+ * localStorage keys of the chosen devices: the deviceId, and beside it (KEY + ".label") the
+ * device's label, for a browser that gives the page new ids after a reload.
+ */
 export const PREF = {
   camera: 'switchboard.camera',
   mic: 'switchboard.mic',
   speaker: 'switchboard.speaker',
 };
+
+/** @type {{camera: MediaDeviceKind, mic: MediaDeviceKind, speaker: MediaDeviceKind}} */
+const KINDS = { camera: 'videoinput', mic: 'audioinput', speaker: 'audiooutput' };
 
 /** @param {string} key @returns {string} */
 export function pref(key) {
@@ -24,6 +30,50 @@ export function setPref(key, value) {
     if (value) localStorage.setItem(key, value);
     else localStorage.removeItem(key);
   } catch { /* storage blocked: not remembered */ }
+}
+
+/**
+ * Remembers the device chosen for camera, mic or speaker.
+ * @param {'camera'|'mic'|'speaker'} key @param {string} id @param {string} label
+ */
+export function remember(key, id, label) {
+  setPref(PREF[key], id);
+  setPref(`${PREF[key]}.label`, label);
+}
+
+/**
+ * The deviceId of the remembered camera, mic or speaker among the devices there are now (by
+ * id, else by label), or '' when it is not there.
+ * @param {'camera'|'mic'|'speaker'} key @returns {Promise<string>}
+ */
+export async function recall(key) {
+  const id = pref(PREF[key]), label = pref(`${PREF[key]}.label`);
+  if (!id && !label) return '';
+  /** @type {MediaDeviceInfo[]} */
+  let list = [];
+  try { list = (await navigator.mediaDevices.enumerateDevices()).filter((d) => d.kind === KINDS[key] && d.deviceId); } catch { return ''; }
+  const d = list.find((x) => x.deviceId === id) || (label ? list.find((x) => x.label === label) : undefined);
+  return d ? d.deviceId : '';
+}
+
+/**
+ * Puts the remembered camera and microphone in stream in place of what the browser gave
+ * (the ids may have changed since: found by label).
+ * @param {MediaStream} stream
+ */
+async function preferred(stream) {
+  for (const [key, kind] of /** @type {Array<['camera'|'mic', 'video'|'audio']>} */ ([['camera', 'video'], ['mic', 'audio']])) {
+    const old = kind === 'video' ? stream.getVideoTracks()[0] : stream.getAudioTracks()[0];
+    if (!old) continue;
+    const id = await recall(key);
+    if (!id || id === deviceOf(old)) continue;
+    try {
+      const t = await openTrack(kind, id);
+      stream.removeTrack(old);
+      old.stop();
+      stream.addTrack(t);
+    } catch { /* keep what the browser gave */ }
+  }
 }
 
 /**
@@ -66,6 +116,7 @@ export async function openMedia(opts = {}) {
     try {
       const s = await md.getUserMedia({ video: want(camera), audio: want(mic) });
       for (const t of s.getTracks()) stream.addTrack(t);
+      await preferred(stream);
       return out;
     } catch { /* ask for each alone: one of them may work */ }
   }
@@ -79,6 +130,7 @@ export async function openMedia(opts = {}) {
       for (const t of (await md.getUserMedia({ audio: want(mic) })).getTracks()) stream.addTrack(t);
     } catch (e) { out.audioError = /** @type {Error} */ (e); }
   }
+  await preferred(stream);
   return out;
 }
 

@@ -3,7 +3,7 @@
 // meter, playing remote video (muted with an Unmute button when autoplay with sound is
 // refused) and the route of a pair (direct or through the relay).
 
-import { PREF, setPref, openTrack, deviceOf, canPickSpeaker } from '/app/devices.js';
+import { remember, openTrack, deviceOf, canPickSpeaker } from '/app/devices.js';
 
 /** @typedef {import('/sdk/switchboard.js').Peer} Peer */
 
@@ -66,7 +66,7 @@ export class LocalMedia {
     if (old && deviceOf(old) === id && old.readyState === 'live') return old;
     const track = await openTrack(kind, id);
     track.enabled = kind === 'video' ? this.cam : this.mic;
-    setPref(kind === 'video' ? PREF.camera : PREF.mic, deviceOf(track) || id);
+    remember(kind === 'video' ? 'camera' : 'mic', deviceOf(track) || id, track.label);
     /** @type {Promise<void>[]} */
     const waits = [];
     for (const peer of peers) {
@@ -84,11 +84,11 @@ export class LocalMedia {
   /**
    * Plays sound through output device id (HTMLMediaElement.setSinkId) on every element given,
    * remembered for next time and for the videos of peers that come later (sinkTo).
-   * @param {string} id @param {Iterable<HTMLMediaElement>} elements
+   * @param {string} id @param {string} label @param {Iterable<HTMLMediaElement>} elements
    */
-  async setSpeaker(id, elements) {
+  async setSpeaker(id, label, elements) {
     this.speaker = id;
-    setPref(PREF.speaker, id);
+    remember('speaker', id, label);
     await Promise.all([...elements].map((el) => this.sinkTo(el)));
   }
 

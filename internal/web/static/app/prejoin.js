@@ -10,7 +10,7 @@
 // body[data-media] (ready once the devices were asked for: "both", "video", "audio", "none").
 
 import { $, show, initials } from '/app/page.js';
-import { PREF, pref, setPref, openMedia, openTrack, problemText, fillPickers, deviceOf } from '/app/devices.js';
+import { openMedia, openTrack, problemText, fillPickers, deviceOf, remember, recall } from '/app/devices.js';
 import { levelMeter, preview } from '/app/media.js';
 import { setLabel } from '/app/controls.js';
 
@@ -73,11 +73,11 @@ export function prejoin(room, who) {
     stopMeter = levelMeter(stream, (level) => { meter.value = level; });
   };
 
-  const pickersNow = () => fillPickers(pickers, {
-    camera: deviceOf(stream.getVideoTracks()[0]) || pref(PREF.camera),
-    mic: deviceOf(stream.getAudioTracks()[0]) || pref(PREF.mic),
-    speaker: pref(PREF.speaker),
-  });
+  let speaker = '';
+  const pickersNow = async () => {
+    speaker = speaker || await recall('speaker');
+    await fillPickers(pickers, { camera: deviceOf(stream.getVideoTracks()[0]), mic: deviceOf(stream.getAudioTracks()[0]), speaker });
+  };
 
   /** Asks for the camera and microphone (again). */
   const open = async () => {
@@ -109,7 +109,7 @@ export function prejoin(room, who) {
         const t = await openTrack(kind, sel.value);
         if (old) { stream.removeTrack(old); old.stop(); }
         stream.addTrack(t);
-        setPref(kind === 'video' ? PREF.camera : PREF.mic, deviceOf(t) || sel.value);
+        remember(kind === 'video' ? 'camera' : 'mic', deviceOf(t) || sel.value, t.label);
         preview(video, stream);
         render();
         if (kind === 'audio') meterOn();
@@ -123,7 +123,10 @@ export function prejoin(room, who) {
   };
   pickers.camera.addEventListener('change', () => switchTo('video', pickers.camera));
   pickers.mic.addEventListener('change', () => switchTo('audio', pickers.mic));
-  pickers.speaker.addEventListener('change', () => setPref(PREF.speaker, pickers.speaker.value));
+  pickers.speaker.addEventListener('change', () => {
+    speaker = pickers.speaker.value;
+    remember('speaker', speaker, pickers.speaker.selectedOptions[0]?.textContent || '');
+  });
 
   if (!who.fixedName && !nameInput.value) nameInput.focus();
   else $('name-submit').focus();
@@ -138,7 +141,7 @@ export function prejoin(room, who) {
         stopMeter();
         navigator.mediaDevices?.removeEventListener?.('devicechange', onDevices);
         video.srcObject = null;
-        resolve({ name, stream, mic, cam, speaker: pickers.speaker.closest('.picker')?.hasAttribute('hidden') ? '' : pref(PREF.speaker) });
+        resolve({ name, stream, mic, cam, speaker });
       });
     });
   });
