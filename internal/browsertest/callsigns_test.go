@@ -189,7 +189,8 @@ func TestCallRemoteSigns(t *testing.T) {
 // The layout on a desktop (1280×800) and a phone (390×844): the tiles fill most of the stage,
 // nothing scrolls sideways, the Leave button is inside the viewport, a toast shows over the
 // page without moving or covering the controls and goes by itself; the chat opens over the
-// stage on the phone, Leave still in view. Screenshots of both.
+// stage on the phone, Leave still in view; the spotlight layout (for a presenter). Screenshots
+// of both.
 func TestCallLayout(t *testing.T) {
 	base, browser := callBrowser(t, 120*time.Second)
 	room := "layout"
@@ -243,6 +244,25 @@ func TestCallLayout(t *testing.T) {
 	}
 	desk.screenshot("call-desktop.png")
 	phone.screenshot("call-phone.png")
+
+	// The spotlight share.js uses for a presenter: one tile large, the others in a strip beside
+	// it (below it on the phone), Leave still in view; and back to the grid.
+	for _, p := range []*appTab{desk, phone} {
+		appEval[bool](p, `(() => { const app = window.switchboardApp; app.tiles.spotlight(app.tiles.list.find((t) => !t.local)); return true; })()`)
+		// (Tiles glide to their places: wait for them to settle.)
+		side := map[*appTab]string{desk: "o.left >= s.right", phone: "o.top >= s.bottom"}[p]
+		p.waitFor(`document.querySelector('#grid').dataset.layout === 'spotlight' && (() => {
+			const area = (t) => t.getBoundingClientRect().width * t.getBoundingClientRect().height;
+			const spot = document.querySelector('#grid .tile.spot'), others = [...document.querySelectorAll('#grid .tile:not(.spot)')];
+			const s = spot.getBoundingClientRect();
+			return others.every((t) => { const o = t.getBoundingClientRect(); return area(spot) >= 3 * area(t) && `+side+`; });
+		})()`, "the spotlight layout: one tile at least 3× the others, the others in a strip")
+		if !appEval[bool](p, inView) {
+			t.Errorf("%s: Leave is out of view in the spotlight layout", p.name)
+		}
+		appEval[bool](p, `(window.switchboardApp.tiles.spotlight(null), true)`)
+		p.waitFor(`document.querySelector('#grid').dataset.layout === 'grid' && !document.querySelector('#grid .tile.spot')`, "back to the grid")
+	}
 
 	// On the phone the chat opens over the stage; the controls stay where they were.
 	controls := appEval[[]float64](phone, box("#controls"))

@@ -147,6 +147,7 @@ async function call(room, ready, params, tok) {
   const view = {
     log,
     remotes,
+    away: () => [...parked.values()].map((p) => p.r),
     me: `${name} (you)`,
     get client() { return client; },
     get left() { return left; },
@@ -265,7 +266,8 @@ async function call(room, ready, params, tok) {
     }
     const video = tile.video;
     /** @type {Remote & {key: string}} */
-    const r = { peer, key, tile, video, chat: null, outbox: [], sending: Promise.resolve() };
+    // What was said while they were away waits for the new chat channel.
+    const r = { peer, key, tile, video, chat: null, outbox: was ? was.outbox.splice(0) : [], sending: Promise.resolve() };
     remotes.set(peer.id, r);
     tile.setState('connecting');
     showState(r);

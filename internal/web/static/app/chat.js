@@ -65,6 +65,7 @@ export function callChat(view, opts = {}) {
       if (r.chat && r.chat.readyState === 'open') r.chat.send(msg);
       else r.outbox.push(msg);
     }
+    for (const r of view.away()) r.outbox.push(msg);
     addChat(view.client ? view.client.id : '', view.me, text);
   }
 

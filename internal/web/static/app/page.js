@@ -22,6 +22,8 @@
  * @typedef {Object} CallView
  * @property {HTMLElement} log the chat log
  * @property {Map<string, Remote>} remotes the remote peers, by id
+ * @property {() => Iterable<Remote>} away the people whose connection dropped and whose tile
+ *   waits for them (app.js): chat messages wait in their outbox for their return
  * @property {string} me how the local user is shown ("Ada (you)")
  * @property {Client|null} client null until joined and after leaving
  * @property {boolean} left whether the user left the call (or it ended)
