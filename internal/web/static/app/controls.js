@@ -43,15 +43,6 @@ export class Controls {
   }
 
   /**
-   * The button with this id, made into a control: its icon and words (a toggle's words
-   * change with setToggle).
-   * @param {string} id @returns {HTMLButtonElement}
-   */
-  button(id) {
-    return /** @type {HTMLButtonElement} */ ($(id));
-  }
-
-  /**
    * Adds a button to the bar (before the Chat button unless said otherwise), with a shortcut
    * if given. For share.js: controls.add({id: 'share', label: 'Share screen', icon:
    * 'share', key: 's', onClick}).

@@ -92,11 +92,13 @@ export function prejoin(room, who) {
     meterOn();
     await pickersNow();
   };
-  let opening = open();
+  /** @param {unknown} e */
+  const oops = (e) => { console.warn('switchboard: devices:', e instanceof Error ? e.message : e); };
+  let opening = open().catch(oops);
   const onDevices = () => { pickersNow().catch(() => {}); };
   navigator.mediaDevices?.addEventListener?.('devicechange', onDevices);
 
-  $('media-retry').addEventListener('click', () => { opening = opening.then(open); });
+  $('media-retry').addEventListener('click', () => { opening = opening.then(open).catch(oops); });
   micBtn.addEventListener('click', () => { mic = !mic; render(); });
   camBtn.addEventListener('click', () => { cam = !cam; render(); });
 
@@ -119,7 +121,7 @@ export function prejoin(room, who) {
         });
         $('media-problem').hidden = false;
       }
-    });
+    }).catch(oops);
   };
   pickers.camera.addEventListener('change', () => switchTo('video', pickers.camera));
   pickers.mic.addEventListener('change', () => switchTo('audio', pickers.mic));
