@@ -4,7 +4,9 @@
 # https test makes the browser trust a test CA through an NSS database); the official socket.io-client from npm
 # for the Socket.IO tests (internal/sioserver and the seed page in internal/browsertest; `npm ci`
 # in internal/sioserver/nodetest, versions pinned by its package-lock.json; needs node and npm);
-# jsonwebtoken for the Node example of docs/auth.md (docs/examples/mint-token); the go.mod tools
+# jsonwebtoken for the Node example of docs/auth.md (docs/examples/mint-token); axe-core, the
+# accessibility auditor the web-app tests inject into Chromium (`npm ci` in
+# internal/browsertest/nodetest, pinned by its package-lock.json); the go.mod tools
 # pebble and pebble-challtestsrv for the ACME tests; iproute2 + nftables for the real-NAT test (internal/nattest, which also needs root to
 # create network namespaces); nginx, caddy and systemd-analyze for the deployment guide's tests
 # (internal/deploytest runs its own nginx and caddy processes on loopback: the services the
@@ -32,6 +34,16 @@ if [ -f "$mint/node_modules/jsonwebtoken/package.json" ]; then
 else
 	echo "install-test-deps: npm ci in $mint"
 	(cd "$mint" && npm ci --no-audit --no-fund)
+fi
+
+# The web app's accessibility tests (internal/browsertest/callui_test.go) inject axe-core
+# (pinned by its package-lock.json) into Chromium.
+axe=$repo/internal/browsertest/nodetest
+if [ -f "$axe/node_modules/axe-core/axe.min.js" ]; then
+	echo "install-test-deps: axe-core present in $axe"
+else
+	echo "install-test-deps: npm ci in $axe"
+	(cd "$axe" && npm ci --no-audit --no-fund)
 fi
 
 # The ACME tests (internal/server, internal/certs) run Pebble, Let's Encrypt's test CA, and

@@ -90,8 +90,8 @@ func appEval[T any](p *appTab, expr string) T {
 	p.t.Helper()
 	v, err := chromedp.Run(p.ctx, chromedp.Evaluate[T](expr, chromedp.EvalAwaitPromise))
 	if err != nil {
-		notice, _ := chromedp.Run(p.ctx, chromedp.Evaluate[string](`document.getElementById('notice')?.textContent || ''`))
-		p.t.Fatalf("%s: %s: %v\nnotice: %q\nconsole errors: %v", p.name, expr, err, notice, p.errors())
+		toasts, _ := chromedp.Run(p.ctx, chromedp.Evaluate[string](`[...document.querySelectorAll('#toasts .toast')].map((t) => t.textContent).join(' | ')`))
+		p.t.Fatalf("%s: %s: %v\ntoasts: %q\nconsole errors: %v", p.name, expr, err, toasts, p.errors())
 	}
 	return v
 }
@@ -158,6 +158,18 @@ func (p *appTab) waitAudio(n int) []string {
 	}, 15000, 'audio from every remote peer')`)
 }
 
+// joinPrejoin waits for the pre-join screen to have asked for the devices, presses Join now and
+// returns whether the name field was read-only (an invitation's name).
+func (p *appTab) joinPrejoin() string {
+	p.t.Helper()
+	p.waitFor(`document.body.dataset.view === 'prejoin' && document.body.dataset.media`, "the pre-join screen")
+	return appEval[string](p, `(() => {
+		const ro = String(document.querySelector('#name-input').readOnly);
+		document.querySelector('#name-submit').click();
+		return ro;
+	})()`)
+}
+
 // chat sends text through the page's chat form.
 func (p *appTab) chat(text string) {
 	p.t.Helper()
@@ -191,7 +203,7 @@ func TestWebApp(t *testing.T) {
 			break
 		}
 	}
-	land.waitFor(`document.body.dataset.view === 'prompt' && document.querySelector('#name-input')`, "name prompt")
+	land.waitFor(`document.body.dataset.view === 'prejoin' && document.querySelector('#name-input')`, "pre-join screen")
 	appEval[bool](land, `(document.querySelector('#name-input').value = 'Lander', document.querySelector('#name-submit').click(), true)`)
 	land.waitFor(`document.body.dataset.joined === 'true' && localStorage.getItem('switchboard.name') === 'Lander'`, "join from the name prompt")
 	if !roomRE(strings.TrimPrefix(href, "/r/")) {
@@ -233,7 +245,7 @@ func TestWebApp(t *testing.T) {
 		labels := p.waitVideos(2)
 		t.Logf("%s sees %v", p.name, labels)
 		for _, q := range tabs {
-			if q != p && !slices.ContainsFunc(labels, func(l string) bool { return strings.HasPrefix(l, q.name+" connected") }) {
+			if q != p && !slices.ContainsFunc(labels, func(l string) bool { return strings.HasPrefix(l, q.name+" Connected") }) {
 				t.Errorf("%s: no connected tile labelled %s: %v", p.name, q.name, labels)
 			}
 		}
@@ -318,13 +330,14 @@ func TestWebApp(t *testing.T) {
 		p.waitFor(`!document.querySelector('.tile[data-peer=`+js(id3)+`]') && document.querySelectorAll('.tile[data-peer]').length === 1`, "P3's tile to go")
 	}
 
-	// Camera and microphone denied: a clear message, and the page still joins, sees the
-	// others' video and chats.
+	// Camera and microphone denied (joining straight in with ?name=): a clear message, and
+	// the page still joins, sees the others' video and chats. (callui_test.go denies them
+	// through the browser's permissions, on the pre-join screen.)
 	deny := `navigator.mediaDevices.getUserMedia = () => Promise.reject(new DOMException('Permission denied', 'NotAllowedError'));`
 	p4 := openAppWith(t, browser, "P4", base+"/r/"+room+"?name=P4", 1024, 768, deny)
 	p4.waitFor(`document.body.dataset.joined === 'true'`, "joined without media")
-	if msg := appEval[string](p4, `document.querySelector('#notice').textContent`); !strings.Contains(msg, "denied") {
-		t.Errorf("P4 (media denied): notice %q", msg)
+	if msg := appEval[string](p4, `document.querySelector('#toasts').textContent`); !strings.Contains(msg, "blocked your camera and microphone") {
+		t.Errorf("P4 (media denied): toast %q", msg)
 	}
 	p4.waitVideos(2)
 	tabs[0].waitFor(`[...document.querySelectorAll('.tile[data-peer]')].some((t) => t.querySelector('.name').textContent === 'P4' && t.dataset.state === 'connected')`, "P4 connected")
@@ -337,8 +350,8 @@ func TestWebApp(t *testing.T) {
 	unreachable := `{ const WS = window.WebSocket; window.WebSocket = class extends WS { constructor() { super('ws://127.0.0.1:9/ws'); } }; }`
 	p5 := openAppWith(t, browser, "P5", base+"/r/"+room+"?name=P5", 1024, 768, unreachable)
 	p5.waitFor(`document.body.dataset.joined === 'error'`, "join to fail")
-	if msg := appEval[string](p5, `document.querySelector('#notice').textContent`); !strings.Contains(msg, "Cannot reach") {
-		t.Errorf("P5 (server unreachable): notice %q", msg)
+	if msg := appEval[string](p5, `document.querySelector('#toasts').textContent`); !strings.Contains(msg, "Cannot reach") {
+		t.Errorf("P5 (server unreachable): toast %q", msg)
 	}
 
 	for _, p := range tabs {

@@ -62,8 +62,8 @@ func runSecretServer(t *testing.T, addr string) (*server.Server, func()) {
 // rideOut checks that a call between the app pages a and b survives disrupt (their signaling
 // connections lost, or the server restarted): each page shows a discreet "Reconnecting…"
 // badge that moves nothing, then hides it once resumed; ids stay, the remote tiles stay (the
-// same elements) and keep decoding video, no "left" or "is here" line appears, chat flows,
-// no console errors.
+// same elements) and keep decoding video, A's microphone-off sign stays on B's page (and goes
+// when A unmutes after), no "left" or "joined" line appears, chat flows, no console errors.
 func rideOut(t *testing.T, a, b *appTab, disrupt func()) {
 	t.Helper()
 	tabs := []*appTab{a, b}
@@ -72,6 +72,11 @@ func rideOut(t *testing.T, a, b *appTab, disrupt func()) {
 	for _, p := range tabs {
 		p.waitVideos(1)
 		ids[p] = appEval[string](p, `window.switchboardApp.client.id`)
+	}
+	signOfA := `document.querySelector('.tile[data-peer=` + js(ids[a]) + `]')?.dataset.mic === 'off'`
+	appEval[bool](a, `(document.querySelector('#mic').click(), true)`)
+	b.waitFor(signOfA, "A's microphone-off sign on B's page")
+	for _, p := range tabs {
 		appEval[bool](p, `(() => {
 			const badge = document.getElementById('conn-state');
 			const box = (sel) => JSON.stringify(document.querySelector(sel).getBoundingClientRect());
@@ -102,8 +107,8 @@ func rideOut(t *testing.T, a, b *appTab, disrupt func()) {
 		if moved := appEval[[]string](p, `window.__boxesWhileDown.filter((b) => b !== window.__boxes)`); len(moved) > 0 {
 			t.Fatalf("%s: the page moved while reconnecting: %v, was %s", p.name, moved, appEval[string](p, `window.__boxes`))
 		}
-		if notice := appEval[string](p, `document.getElementById('notice').hidden ? '' : document.getElementById('notice').textContent`); notice != "" {
-			t.Fatalf("%s shows the notice %q", p.name, notice)
+		if toasts := appEval[string](p, `document.getElementById('toasts').textContent`); toasts != "" {
+			t.Fatalf("%s shows the toast %q", p.name, toasts)
 		}
 		if tiles := appEval[[]bool](p, `[...document.querySelectorAll('.tile.remote')].map((el) => !!el.__before)`); !slices.Equal(tiles, []bool{true}) {
 			t.Fatalf("%s's remote tiles were replaced (kept: %v)", p.name, tiles)
@@ -112,6 +117,11 @@ func rideOut(t *testing.T, a, b *appTab, disrupt func()) {
 			t.Fatalf("%s's tiles after resuming: %v", p.name, tiles)
 		}
 	}
+	if !appEval[bool](b, signOfA) {
+		t.Fatalf("B lost A's microphone-off sign")
+	}
+	appEval[bool](a, `(document.querySelector('#mic').click(), true)`)
+	b.waitFor(`!(`+signOfA+`)`, "A's sign to go when A unmutes after the disruption")
 	a.chat("still here")
 	b.waitFor(`[...document.querySelectorAll('#chat-log li:not(.sys)')].some((li) => li.textContent.includes('still here'))`, "A's chat after the disruption")
 	b.chat("me too")
@@ -122,6 +132,60 @@ func rideOut(t *testing.T, a, b *appTab, disrupt func()) {
 		}
 		if errs := p.errors(); len(errs) > 0 {
 			t.Fatalf("%s console errors: %v", p.name, errs)
+		}
+	}
+}
+
+// Without resumption (off on the server) A's page rejoins under a new id after its signaling
+// connection is cut. B saw A's old presence leave and a new one join; it keeps A's tile (the
+// same element, now under the new id) with A's microphone-off sign, A keeps B's tile, and
+// neither page says "left" or "joined". Chat flows both ways.
+func TestWebAppRejoinsAnew(t *testing.T) {
+	requireChromium(t)
+	base := testserver.Start(t, func(c *config.Config) { c.ResumeGrace = 0 })
+	browser := startChromium(t, 90*time.Second)
+	cut := testserver.NewCutter(t, strings.TrimPrefix(base, "http://"))
+	room := "anew"
+	a := openApp(t, browser, "A", "http://"+cut.Addr()+"/r/"+room+"?name=Ada", 1024, 768)
+	b := openApp(t, browser, "B", base+"/r/"+room+"?name=Bob", 1024, 768)
+	tabs := []*appTab{a, b}
+	for _, p := range tabs {
+		p.waitVideos(1)
+	}
+	idA := appEval[string](a, `window.switchboardApp.client.id`)
+	appEval[bool](a, `(document.querySelector('#mic').click(), true)`)
+	b.waitFor(`document.querySelector('.tile[data-peer=`+js(idA)+`]')?.dataset.mic === 'off'`, "A's sign on B's page")
+	sysBefore := map[*appTab][]string{}
+	for _, p := range tabs {
+		appEval[bool](p, `(() => { for (const el of document.querySelectorAll('.tile.remote')) el.__before = true; return true; })()`)
+		sysBefore[p] = appEval[[]string](p, `[...document.querySelectorAll('#chat-log li.sys')].map((li) => li.textContent)`)
+	}
+	if n := cut.Cut(); n < 1 {
+		t.Fatalf("cut %d connections", n)
+	}
+	a.waitFor(`window.switchboardApp.client.id !== `+js(idA)+` && !window.switchboardApp.client.reconnecting`, "A back under a new id")
+	newA := appEval[string](a, `window.switchboardApp.client.id`)
+	b.waitFor(`(() => { const t = document.querySelector('.tile[data-peer=`+js(newA)+`]');
+		return t && t.__before && t.dataset.mic === 'off' && t.dataset.state === 'connected' && document.querySelectorAll('.tile.remote').length === 1; })()`,
+		"A's tile, kept, under A's new id with its sign")
+	for _, p := range tabs {
+		if tiles := p.waitVideos(1); len(tiles) != 1 {
+			t.Fatalf("%s's tiles: %v", p.name, tiles)
+		}
+		if kept := appEval[[]bool](p, `[...document.querySelectorAll('.tile.remote')].map((el) => !!el.__before)`); !slices.Equal(kept, []bool{true}) {
+			t.Fatalf("%s's remote tile was replaced (kept: %v)", p.name, kept)
+		}
+	}
+	a.chat("new id, same me")
+	b.waitFor(`[...document.querySelectorAll('#chat-log li:not(.sys)')].some((li) => li.textContent === 'Adanew id, same me')`, "A's chat under the new id")
+	b.chat("welcome back")
+	a.waitFor(`[...document.querySelectorAll('#chat-log li:not(.sys)')].some((li) => li.textContent === 'Bobwelcome back')`, "B's chat")
+	for _, p := range tabs {
+		if sys := appEval[[]string](p, `[...document.querySelectorAll('#chat-log li.sys')].map((li) => li.textContent)`); !slices.Equal(sys, sysBefore[p]) {
+			t.Errorf("%s's system lines went from %q to %q", p.name, sysBefore[p], sys)
+		}
+		if errs := p.errors(); len(errs) > 0 {
+			t.Errorf("%s console errors: %v", p.name, errs)
 		}
 	}
 }

@@ -54,14 +54,20 @@ func (e *tokenEnv) link(t *testing.T, args ...string) string {
 	return l
 }
 
-// Two pages opened from `switchboard token --url` links join the token's room without a name
-// prompt, see each other under the tokens' names, and the token leaves the address bar.
+// Two pages opened from `switchboard token --url` links show the pre-join screen with the
+// token's name (fixed), join the token's room, see each other under the tokens' names, and the
+// token leaves the address bar.
 func TestWebAppTokenLinks(t *testing.T) {
 	e := newTokenEnv(t, 60*time.Second)
 	la := e.link(t, "--room", "sales", "--identity", "alice", "--name", "Alice")
 	lb := e.link(t, "--room", "sales", "--identity", "bob", "--name", "Bob")
 	a := openApp(t, e.browser, "A", la, 1024, 768)
 	b := openApp(t, e.browser, "B", lb, 1024, 768)
+	for _, p := range []*appTab{a, b} {
+		if got := p.joinPrejoin(); got != "true" {
+			t.Errorf("%s: the pre-join screen's name is not fixed to the token's", p.name)
+		}
+	}
 	for _, p := range []struct {
 		tab        *appTab
 		self, peer string
@@ -90,6 +96,7 @@ func TestWebAppTokenLinks(t *testing.T) {
 	if err := chromedp.Do(a.ctx, chromedp.Reload()); err != nil {
 		t.Fatalf("reload: %v", err)
 	}
+	a.joinPrejoin()
 	a.waitFor(`window.switchboardApp && window.switchboardApp.client.id !== `+js(idA)+` && document.body.dataset.joined === 'true'`, "rejoined after a reload")
 	b.waitFor(`document.querySelectorAll('.tile[data-peer]').length === 1 && document.querySelector('.tile[data-peer] .name').textContent === 'Alice'`, "one tile for Alice after her reload")
 	for _, p := range []*appTab{a, b} {
@@ -107,6 +114,7 @@ func TestWebAppExpiredTokenLink(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := openApp(t, e.browser, "expired", e.base+"/r/sales#token="+tok, 1024, 768)
+	p.joinPrejoin() // the server alone judges a token: the page asks it when joining
 	p.waitFor(`document.body.dataset.view === 'ended'`, "the ended page")
 	got := appEval[[]string](p, `[document.body.dataset.ended, document.querySelector('#ended-title').textContent,
 		document.querySelector('#ended-text').textContent, String(document.querySelector('#ended').hidden),
@@ -126,8 +134,10 @@ func TestWebAppTokenReplaced(t *testing.T) {
 	e := newTokenEnv(t, 45*time.Second)
 	l := e.link(t, "--room", "sales", "--identity", "alice", "--name", "Alice")
 	first := openApp(t, e.browser, "first", l, 1024, 768)
+	first.joinPrejoin()
 	first.waitFor(`document.body.dataset.joined === 'true'`, "first tab joined")
 	second := openApp(t, e.browser, "second", l, 1024, 768)
+	second.joinPrejoin()
 	second.waitFor(`document.body.dataset.joined === 'true'`, "second tab joined")
 	first.waitFor(`document.body.dataset.view === 'ended' && document.body.dataset.ended === 'replaced'`, "the first tab's replaced page")
 	if title := appEval[string](first, `document.querySelector('#ended-title').textContent`); title != "You joined from another tab" {

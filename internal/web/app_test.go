@@ -34,7 +34,7 @@ func TestApp(t *testing.T) {
 		{"/app/access.js", "GET", 200, "text/javascript; charset=utf-8", "export function takeToken("},
 		{"/app/app.js", "GET", 200, "text/javascript; charset=utf-8", "from '/app/access.js'"},
 		{"/app/page.js", "GET", 200, "text/javascript; charset=utf-8", "export function notice("},
-		{"/app/media.js", "GET", 200, "text/javascript; charset=utf-8", "export async function getMedia("},
+		{"/app/media.js", "GET", 200, "text/javascript; charset=utf-8", "export class LocalMedia"},
 		{"/app/chat.js", "GET", 200, "text/javascript; charset=utf-8", "export function callChat("},
 		{"/app/files.js", "GET", 200, "text/javascript; charset=utf-8", "from '/sdk/transfer.js'"},
 		{"/app/index.html", "GET", 404, "", ""},

@@ -2,7 +2,7 @@
 // token in the URL fragment, /r/{room}#token=..., which browsers never send to the server (not
 // in the request line, not in Referer), so no server or proxy logs it. The app reads it once,
 // takes it out of the address bar (a link copied from there, or a screenshot, shares no
-// credential) and keeps it in sessionStorage for this tab only, so a reload still joins. The
+// credential) and keeps it in sessionStorage for this tab only, so a reload still has it. The
 // token goes to the server only inside the join frame. Its payload is decoded here for display
 // only (the name shown as "you"); the server alone verifies it.
 

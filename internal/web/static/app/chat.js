@@ -1,9 +1,9 @@
 // chat.js: the call's chat (app.js): one data channel labelled "chat" per pair, opened by the
 // side that makes the offers, carrying {"text": ...}; messages wait in the pair's outbox until
 // it opens. The chat log also shows who came and went and the organiser's messages (and the
-// files of files.js).
+// files of files.js). Messages from the others are also said to screen readers (announce).
 
-import { peerName } from '/app/page.js';
+import { peerName, announce } from '/app/page.js';
 
 /** @typedef {import('/app/page.js').CallView} CallView */
 /** @typedef {import('/app/page.js').Remote} Remote */
@@ -14,8 +14,9 @@ export const MAX_CHAT = 1000;
 /**
  * The chat of a call.
  * @param {CallView} view
+ * @param {{onMessage?: () => void}} [opts] onMessage: a message from another person arrived
  */
-export function callChat(view) {
+export function callChat(view, opts = {}) {
   const { log, remotes } = view;
 
   /** @param {string} from @param {string} who @param {string} text @param {boolean} [sys] */
@@ -48,7 +49,10 @@ export function callChat(view) {
     ch.onmessage = (ev) => {
       let text = '';
       try { text = String(JSON.parse(ev.data).text ?? ''); } catch { return; }
-      if (text) addChat(r.peer.id, peerName(r.peer), text.slice(0, MAX_CHAT));
+      if (!text) return;
+      addChat(r.peer.id, peerName(r.peer), text.slice(0, MAX_CHAT));
+      announce(`${peerName(r.peer)} says: ${text.slice(0, 300)}`);
+      if (opts.onMessage) opts.onMessage();
     };
     if (ch.readyState === 'open') ch.onopen(new Event('open'));
   }
@@ -61,6 +65,7 @@ export function callChat(view) {
       if (r.chat && r.chat.readyState === 'open') r.chat.send(msg);
       else r.outbox.push(msg);
     }
+    for (const r of view.away()) r.outbox.push(msg);
     addChat(view.client ? view.client.id : '', view.me, text);
   }
 

@@ -1,32 +1,162 @@
-// media.js: the call's media (app.js): the local camera and microphone, playing remote video
-// (muted with an Unmute button when autoplay with sound is refused), and a remote tile's
-// connection state and route (direct or relay).
+// media.js: the call's media (app.js): the local camera and microphone (LocalMedia: on/off,
+// switching devices mid-call without renegotiating), where sound plays, the microphone level
+// meter, playing remote video (muted with an Unmute button when autoplay with sound is
+// refused) and the route of a pair (direct or through the relay).
 
-import { notice } from '/app/page.js';
+import { remember, openTrack, deviceOf, canPickSpeaker } from '/app/devices.js';
 
-/** @typedef {import('/app/page.js').Remote} Remote */
+/** @typedef {import('/sdk/switchboard.js').Peer} Peer */
 
-/** @returns {Promise<MediaStream|null>} */
-export async function getMedia() {
-  if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
-    notice('Camera and microphone need a secure page (HTTPS or localhost). You can still chat and see the others.');
-    return null;
+/**
+ * The local camera and microphone of a call: one MediaStream whose tracks every peer
+ * connection sends. Turning the camera or microphone off disables its track (the sender
+ * stays, so turning it on again needs no negotiation); switching devices replaces the track
+ * in every sender (RTCRtpSender.replaceTrack: no new offer).
+ */
+export class LocalMedia {
+  /** @param {MediaStream} stream @param {{mic?: boolean, cam?: boolean, speaker?: string}} [init] */
+  constructor(stream, init = {}) {
+    /** The stream every peer gets. @type {MediaStream} */
+    this.stream = stream;
+    /** Whether the microphone is on (its track enabled). */
+    this.mic = init.mic !== false;
+    /** Whether the camera is on. */
+    this.cam = init.cam !== false;
+    /** The sound output chosen ('' for the default). */
+    this.speaker = init.speaker || '';
+    this._apply();
   }
-  try {
-    return await navigator.mediaDevices.getUserMedia({ video: true, audio: true });
-  } catch (e) {
-    const err = /** @type {DOMException} */ (e);
-    if (err.name === 'NotAllowedError' || err.name === 'SecurityError') {
-      notice('Camera and microphone access was denied. You joined without them: you can still see and hear the others and chat. Allow access in the browser and rejoin to send video.');
-    } else if (err.name === 'NotFoundError' || err.name === 'OverconstrainedError') {
-      notice('No camera or microphone was found. You can still see and hear the others and chat.');
-    } else if (err.name === 'NotReadableError') {
-      notice('The camera or microphone is in use by another application. You can still see and hear the others and chat.');
-    } else {
-      notice(`Cannot use the camera or microphone (${err.name}). You can still see and hear the others and chat.`);
+
+  /** @returns {MediaStreamTrack|null} */
+  get audio() { return this.stream.getAudioTracks()[0] || null; }
+
+  /** @returns {MediaStreamTrack|null} */
+  get video() { return this.stream.getVideoTracks()[0] || null; }
+
+  /** @private */
+  _apply() {
+    for (const t of this.stream.getAudioTracks()) t.enabled = this.mic;
+    for (const t of this.stream.getVideoTracks()) t.enabled = this.cam;
+  }
+
+  /** @param {boolean} on */
+  setMic(on) { this.mic = on; this._apply(); }
+
+  /** @param {boolean} on */
+  setCam(on) { this.cam = on; this._apply(); }
+
+  /**
+   * Sends the local tracks to a new peer.
+   * @param {Peer} peer
+   */
+  sendTo(peer) {
+    for (const t of this.stream.getTracks()) peer.addTrack(t, this.stream);
+  }
+
+  /**
+   * Switches the camera ('video') or microphone ('audio') to device id, remembered for next
+   * time. Every sender of the old track gets the new one (replaceTrack: the others see the
+   * new camera without a new offer); a kind there was no track of (refused at first) is
+   * added to every peer, which does negotiate.
+   * @param {'video'|'audio'} kind @param {string} id @param {Iterable<Peer>} peers
+   * @returns {Promise<MediaStreamTrack>} the new track
+   */
+  async switchDevice(kind, id, peers) {
+    const old = kind === 'video' ? this.video : this.audio;
+    if (old && deviceOf(old) === id && old.readyState === 'live') return old;
+    const track = await openTrack(kind, id);
+    track.enabled = kind === 'video' ? this.cam : this.mic;
+    remember(kind === 'video' ? 'camera' : 'mic', deviceOf(track) || id, track.label);
+    /** @type {Promise<void>[]} */
+    const waits = [];
+    for (const peer of peers) {
+      const sender = old && peer.pc.getSenders().find((s) => s.track === old);
+      if (sender) waits.push(sender.replaceTrack(track));
+      else peer.addTrack(track, this.stream);
     }
-    return null;
+    if (old) this.stream.removeTrack(old);
+    this.stream.addTrack(track);
+    await Promise.all(waits);
+    if (old) old.stop();
+    return track;
   }
+
+  /**
+   * Plays sound through output device id (HTMLMediaElement.setSinkId) on every element given,
+   * remembered for next time and for the videos of peers that come later (sinkTo).
+   * @param {string} id @param {string} label @param {Iterable<HTMLMediaElement>} elements
+   */
+  async setSpeaker(id, label, elements) {
+    this.speaker = id;
+    remember('speaker', id, label);
+    await Promise.all([...elements].map((el) => this.sinkTo(el)));
+  }
+
+  /** Plays el's sound on the chosen output. @param {HTMLMediaElement} el */
+  async sinkTo(el) {
+    if (!canPickSpeaker || !this.speaker) return;
+    const m = /** @type {HTMLMediaElement & {setSinkId(id: string): Promise<void>, sinkId: string}} */ (el);
+    if (m.sinkId === this.speaker) return;
+    try { await m.setSinkId(this.speaker); } catch (e) { console.warn('switchboard: speaker:', e instanceof Error ? e.message : e); }
+  }
+
+  /** Stops every track (the camera light goes off). */
+  stop() {
+    for (const t of this.stream.getTracks()) t.stop();
+  }
+}
+
+/**
+ * Measures the loudness of the stream's microphone ten times a second and calls onLevel with
+ * 0..1; returns the function that stops it. The AudioContext starts on the page's first
+ * click or key press where the browser asks for one.
+ * @param {MediaStream} stream @param {(level: number) => void} onLevel @returns {() => void}
+ */
+export function levelMeter(stream, onLevel) {
+  const track = stream.getAudioTracks()[0];
+  if (!track || typeof AudioContext === 'undefined') return () => {};
+  const ctx = new AudioContext();
+  const src = ctx.createMediaStreamSource(new MediaStream([track]));
+  const an = ctx.createAnalyser();
+  an.fftSize = 512;
+  src.connect(an);
+  const buf = new Float32Array(an.fftSize);
+  const wake = () => { ctx.resume().catch(() => {}); };
+  wake();
+  document.addEventListener('pointerdown', wake);
+  document.addEventListener('keydown', wake);
+  const timer = setInterval(() => {
+    an.getFloatTimeDomainData(buf);
+    let sum = 0;
+    for (const x of buf) sum += x * x;
+    const rms = Math.sqrt(sum / buf.length);
+    // About -50 dBFS reads 0, -10 dBFS and louder reads 1.
+    const db = 20 * Math.log10(rms || 1e-9);
+    onLevel(track.enabled ? Math.max(0, Math.min(1, (db + 50) / 40)) : 0);
+  }, 100);
+  return () => {
+    clearInterval(timer);
+    document.removeEventListener('pointerdown', wake);
+    document.removeEventListener('keydown', wake);
+    src.disconnect();
+    ctx.close().catch(() => {});
+  };
+}
+
+/**
+ * Shows the camera of a local stream in video (muted), or nothing when it has none: a video
+ * element given a stream without tracks would hold the page's load event for ever.
+ * @param {HTMLVideoElement} video @param {MediaStream} stream
+ */
+export function preview(video, stream) {
+  video.muted = true;
+  const v = stream.getVideoTracks()[0];
+  if (!v) {
+    video.srcObject = null;
+    return;
+  }
+  if (!(video.srcObject instanceof MediaStream) || video.srcObject.getVideoTracks()[0] !== v) video.srcObject = new MediaStream([v]);
+  video.play().catch(() => {});
 }
 
 /** @param {HTMLVideoElement} video @param {HTMLElement} tile */
@@ -39,7 +169,7 @@ export function play(video, tile) {
     const b = document.createElement('button');
     b.type = 'button';
     b.className = 'unmute';
-    b.textContent = 'Unmute';
+    b.textContent = 'Turn on sound';
     b.addEventListener('click', () => { video.muted = false; video.play().catch(() => {}); b.remove(); });
     tile.append(b);
   });
@@ -60,22 +190,4 @@ export async function route(pc) {
   if (!pair) return '';
   const l = stats.get(pair.localCandidateId), r = stats.get(pair.remoteCandidateId);
   return (l && l.candidateType === 'relay') || (r && r.candidateType === 'relay') ? 'relay' : 'direct';
-}
-
-/** @param {Remote} r @param {string} state */
-export function setState(r, state) {
-  const label = /** @type {HTMLElement} */ (r.tile.querySelector('.state'));
-  r.tile.dataset.state = state;
-  if (state === 'connected') {
-    label.textContent = 'connected';
-    route(r.peer.pc).then((how) => {
-      if (!how || r.tile.dataset.state !== 'connected') return;
-      r.tile.dataset.route = how;
-      label.textContent = `connected · ${how}`;
-    }).catch(() => {});
-  } else if (state === 'new') {
-    label.textContent = 'connecting';
-  } else {
-    label.textContent = state;
-  }
 }
