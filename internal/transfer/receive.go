@@ -169,6 +169,7 @@ func (r *Receiver) Run(ctx context.Context) (results []Result, err error) {
 			return st.results, ctx.Err()
 		}
 		done, err := st.handle(ctx, msg)
+		msg.release() // written and hashed: its buffer may carry a later message
 		switch {
 		case errors.Is(err, ErrProtocol):
 			r.giveUp(ctx, err)

@@ -64,32 +64,50 @@ func appendFrame(b []byte, kind byte, payload []byte) []byte {
 	return append(b, payload...)
 }
 
+// framePool holds binary frame buffers (MaxFrame bytes) for streams' readers: a receiver
+// releases each once it has written it (Message.release), so that a transfer does not
+// allocate a buffer per frame. How many are in use at once is bounded by the receiver's
+// queue of messages.
+var framePool = sync.Pool{New: func() any {
+	b := make([]byte, MaxFrame)
+	return &b
+}}
+
 // readFrame reads one frame. io.EOF only at a frame boundary; a frame cut short is
-// ErrFrame.
-func readFrame(r *bufio.Reader) (kind byte, payload []byte, err error) {
+// ErrFrame. With pool, the payload of a binary frame is read into a buffer from framePool,
+// returned as pooled (nil otherwise), which the caller puts back once done with it.
+func readFrame(r *bufio.Reader, pool bool) (kind byte, payload []byte, pooled *[]byte, err error) {
 	var h [frameHeader]byte
 	if _, err := io.ReadFull(r, h[:]); err != nil {
 		if errors.Is(err, io.ErrUnexpectedEOF) {
-			return 0, nil, fmt.Errorf("%w: cut in its header", ErrFrame)
+			return 0, nil, nil, fmt.Errorf("%w: cut in its header", ErrFrame)
 		}
-		return 0, nil, err //nolint:wrapcheck // io.EOF, or the stream's own error
+		return 0, nil, nil, err //nolint:wrapcheck // io.EOF, or the stream's own error
 	}
 	kind = h[0]
 	if kind > frameBinary {
-		return 0, nil, fmt.Errorf("%w: kind %d", ErrFrame, kind)
+		return 0, nil, nil, fmt.Errorf("%w: kind %d", ErrFrame, kind)
 	}
 	n := binary.BigEndian.Uint32(h[1:])
 	if limit := maxPayload(kind); n > uint32(limit) { //nolint:gosec // limit is a small constant
-		return 0, nil, fmt.Errorf("%w: a %d-byte frame of kind %d (at most %d)", ErrFrame, n, kind, limit)
+		return 0, nil, nil, fmt.Errorf("%w: a %d-byte frame of kind %d (at most %d)", ErrFrame, n, kind, limit)
 	}
-	payload = make([]byte, n)
-	if _, err := io.ReadFull(r, payload); err != nil {
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return 0, nil, fmt.Errorf("%w: cut after %d of %d bytes", ErrFrame, len(payload), n)
+	if pool && kind == frameBinary && n > 0 {
+		pooled = framePool.Get().(*[]byte) //nolint:forcetypeassert // only *[]byte are put
+		payload = (*pooled)[:n]
+	} else {
+		payload = make([]byte, n)
+	}
+	if k, err := io.ReadFull(r, payload); err != nil {
+		if pooled != nil {
+			framePool.Put(pooled)
 		}
-		return 0, nil, err //nolint:wrapcheck // the stream's own error
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return 0, nil, nil, fmt.Errorf("%w: cut after %d of %d bytes", ErrFrame, k, n)
+		}
+		return 0, nil, nil, err //nolint:wrapcheck // the stream's own error
 	}
-	return kind, payload, nil
+	return kind, payload, pooled, nil
 }
 
 // OpenStream opens a stream on conn for a sender and announces the protocol on it.
@@ -123,7 +141,7 @@ func AcceptStream(ctx context.Context, conn *quic.Conn) (Channel, error) {
 	_ = s.SetReadDeadline(time.Now().Add(streamOpenTimeout))
 	stop := context.AfterFunc(ctx, func() { _ = s.SetReadDeadline(time.Now()) })
 	r := bufio.NewReaderSize(s, 64<<10)
-	kind, payload, err := readFrame(r)
+	kind, payload, _, err := readFrame(r, false)
 	stop()
 	_ = s.SetReadDeadline(time.Time{})
 	switch {
@@ -169,7 +187,7 @@ func (c *streamChannel) Handle(open func(), message func(Message), closed func()
 	go func() {
 		defer close(c.readDone)
 		for {
-			kind, payload, err := readFrame(c.r)
+			kind, payload, pooled, err := readFrame(c.r, true)
 			if err == nil && kind == frameOpen {
 				err = fmt.Errorf("%w: an open frame after the first", ErrFrame)
 			}
@@ -183,9 +201,12 @@ func (c *streamChannel) Handle(open func(), message func(Message), closed func()
 				closed()
 				return
 			}
-			if !c.closing.Load() {
-				message(Message{Text: kind == frameText, Data: payload})
+			m := Message{Text: kind == frameText, Data: payload, pooled: pooled}
+			if c.closing.Load() {
+				m.release()
+				continue
 			}
+			message(m)
 		}
 	}()
 }
