@@ -37,6 +37,10 @@ const (
 	MaxTextFrame = 16 << 10
 	// frameHeader is the size of a frame's header.
 	frameHeader = 5
+	// readerSize is the buffer of a stream's reader: enough for the frame headers and text
+	// frames, small so that a binary payload is read mostly straight from the stream into
+	// its buffer rather than copied through this one.
+	readerSize = 4 << 10
 	// streamOpenTimeout bounds how long AcceptStream waits for the open frame.
 	streamOpenTimeout = 10 * time.Second
 	// quicCodeRefused is the QUIC application error code of a stream refused or abandoned.
@@ -116,7 +120,7 @@ func OpenStream(ctx context.Context, conn *quic.Conn) (Channel, error) {
 	if err != nil {
 		return nil, fmt.Errorf("transfer: open stream: %w", err)
 	}
-	c := newStreamChannel(s, bufio.NewReaderSize(s, 64<<10))
+	c := newStreamChannel(s, bufio.NewReaderSize(s, readerSize))
 	if err := c.write(ctx, frameOpen, []byte(Protocol)); err != nil {
 		s.CancelRead(quicCodeRefused)
 		s.CancelWrite(quicCodeRefused)
@@ -140,7 +144,7 @@ func AcceptStream(ctx context.Context, conn *quic.Conn) (Channel, error) {
 	}
 	_ = s.SetReadDeadline(time.Now().Add(streamOpenTimeout))
 	stop := context.AfterFunc(ctx, func() { _ = s.SetReadDeadline(time.Now()) })
-	r := bufio.NewReaderSize(s, 64<<10)
+	r := bufio.NewReaderSize(s, readerSize)
 	kind, payload, _, err := readFrame(r, false)
 	stop()
 	_ = s.SetReadDeadline(time.Time{})
