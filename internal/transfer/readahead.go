@@ -6,11 +6,15 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"sync/atomic"
 )
 
 // readAheadDepth is how many chunks a sender reads and hashes ahead of the channel writes:
 // the buffers it holds (readAheadDepth × ChunkSize, 512 KiB), allocated once per Sender.
 const readAheadDepth = 8
+
+// readAheads counts the readAhead goroutines running, for the tests' leak checks.
+var readAheads atomic.Int64
 
 // chunk is one read of a file: buf[:n] is its data (buf is one of the readAhead's buffers).
 type chunk struct {
@@ -48,11 +52,15 @@ func (ra *readAhead) start(r io.Reader, n int64, h hash.Hash) {
 	ra.full = make(chan chunk, readAheadDepth)
 	ra.quit = make(chan struct{})
 	ra.done = make(chan struct{})
+	readAheads.Add(1)
 	go ra.run(r, n, h, ra.full, ra.quit, ra.done)
 }
 
 func (ra *readAhead) run(r io.Reader, n int64, h hash.Hash, full chan<- chunk, quit <-chan struct{}, done chan<- struct{}) {
-	defer close(done)
+	defer func() {
+		readAheads.Add(-1)
+		close(done)
+	}()
 	for left := n; ; {
 		var b []byte
 		select {
