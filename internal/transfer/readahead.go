@@ -62,6 +62,11 @@ func (ra *readAhead) run(r io.Reader, n int64, h hash.Hash, full chan<- chunk, q
 		close(done)
 	}()
 	for left := n; ; {
+		select { // stopped: no more reads, even with buffers free and room in full
+		case <-quit:
+			return
+		default:
+		}
 		var b []byte
 		select {
 		case b = <-ra.free:
