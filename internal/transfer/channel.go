@@ -12,6 +12,17 @@ import (
 type Message struct {
 	Text bool
 	Data []byte
+	// pooled, when set, is the frame buffer Data is in (a QUIC stream's binary frame), for
+	// release to hand back.
+	pooled *[]byte
+}
+
+// release hands the message's buffer back to the channel for a later message, if it came
+// from one: Data must not be used after. Messages never released are garbage collected.
+func (m Message) release() {
+	if m.pooled != nil {
+		framePool.Put(m.pooled)
+	}
 }
 
 // Channel is what a transfer runs on: an ordered, reliable channel of messages. Two exist: a

@@ -23,8 +23,17 @@
 //
 // NewSender and NewReceiver only install the channel's handlers: call NewSender right after
 // creating the channel, NewReceiver from Peer.OnDataChannel, so that no event is missed.
-// Sender.Send and Receiver.Run then do the work on the caller's goroutine and start none of
-// their own; a sender waiting for room in the channel's buffer still handles the receiver's
-// messages as they arrive. A sender should create its channel once the peer is connected (see
-// docs/file-transfer.md on offers crossing).
+// Sender.Send and Receiver.Run then do the work on the caller's goroutine; a sender waiting
+// for room in the channel's buffer still handles the receiver's messages as they arrive. A
+// sender should create its channel once the peer is connected (see docs/file-transfer.md on
+// offers crossing).
+//
+// The work is pipelined so that the disk and the hashing overlap with the network. Send
+// reads and hashes each file ahead of its writes on one goroutine of its own (readahead.go:
+// readAheadDepth reused buffers of ChunkSize), which it stops before it moves on, on every
+// path. A receiver's messages arrive on the channel's goroutine (Pion's, or the QUIC
+// stream's reader) into a bounded queue that Run hashes and writes behind; a stream reads
+// binary frames into pooled buffers that Run hands back once written; and Run asks the
+// kernel to start writing each writebackEvery bytes to the disk as they come, so that the
+// fsync at a file's end has only the tail left.
 package transfer

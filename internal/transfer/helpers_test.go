@@ -77,7 +77,12 @@ type runResult struct {
 
 // startReceiver runs r in a goroutine that the test's cleanup stops.
 func startReceiver(tb testing.TB, r *transfer.Receiver) <-chan runResult {
-	ctx, cancel := context.WithCancel(context.Background())
+	return startReceiverCtx(tb, context.Background(), r)
+}
+
+// startReceiverCtx is startReceiver with Run's context derived from parent.
+func startReceiverCtx(tb testing.TB, parent context.Context, r *transfer.Receiver) <-chan runResult {
+	ctx, cancel := context.WithCancel(parent)
 	out := make(chan runResult, 1)
 	stopped := make(chan struct{})
 	go func() {

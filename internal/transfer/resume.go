@@ -99,7 +99,7 @@ func (st *recvState) from(ctx context.Context, m message) error {
 	if _, err := c.f.Seek(n, io.SeekStart); err != nil {
 		return st.refuse(ctx, CodeIO, err.Error())
 	}
-	c.got, c.resumed = n, n
+	c.got, c.resumed, c.flushed = n, n, n
 	st.results[c.index].Resumed = n
 	st.total += n
 	st.report(c, true, false)

@@ -44,6 +44,7 @@ type Sender struct {
 	closed  chan struct{}
 	stop    chan struct{} // closed when Send returns: the channel's callbacks stop waiting on us
 	wake    waker         // interrupts a write waiting for the buffer when a message arrives
+	ra      *readAhead    // reads and hashes files ahead of the writes; made at the first data
 
 	openOnce, closeOnce, stopOnce sync.Once
 }
@@ -237,7 +238,6 @@ func (s *Sender) sendFile(ctx context.Context, st *sendState, i int) error {
 		st.report(true)
 	}
 	var h hash.Hash = sha256.New()
-	r := io.LimitReader(fh, f.size)
 	if resume {
 		have, err := s.waitHave(ctx, st, i)
 		if err != nil {
@@ -255,34 +255,13 @@ func (s *Sender) sendFile(ctx context.Context, st *sendState, i int) error {
 			if _, err := fh.Seek(n, io.SeekStart); err != nil {
 				return fmt.Errorf("transfer: %w", err)
 			}
-			h, r = rh, io.LimitReader(fh, f.size-n)
+			h = rh
 			st.sent[i], st.results[i].Resumed = n, n
 		}
 	}
-	buf := make([]byte, ChunkSize)
-	for st.sent[i] < f.size && st.answered <= i {
-		k, rerr := io.ReadFull(r, buf)
-		if k > 0 {
-			h.Write(buf[:k])
-			if err := s.write(ctx, st, func(ctx context.Context) error { return s.ch.Send(ctx, buf[:k]) }); err != nil {
-				return err
-			}
-			st.sent[i] += int64(k)
-			if st.answered == i {
-				st.report(false)
-			}
-		}
-		if rerr != nil {
-			if !errors.Is(rerr, io.EOF) && !errors.Is(rerr, io.ErrUnexpectedEOF) {
-				return fmt.Errorf("transfer: read %s: %w", f.path, rerr)
-			}
-			break // the file shrank: the receiver will answer size-mismatch
-		}
-		if err := s.pollAnswers(st); err != nil {
+	if st.sent[i] < f.size && st.answered <= i {
+		if err := s.sendData(ctx, st, i, fh, h); err != nil {
 			return err
-		}
-		if st.answered > i { // refused early: the receiver discards the rest anyway
-			break
 		}
 	}
 	end := encode(endMsg{Type: typeEnd, SHA256: hex.EncodeToString(h.Sum(nil))})
@@ -291,6 +270,47 @@ func (s *Sender) sendFile(ctx context.Context, st *sendState, i int) error {
 	}
 	st.ended++
 	return nil
+}
+
+// sendData sends the rest of file i from fh, from st.sent[i] on, hashing it into h: a
+// readAhead reads and hashes ahead of the writes. It stops early when the receiver refuses
+// the file (it discards the rest anyway), and when the file turns out shorter than announced
+// (the receiver will answer size-mismatch). h is complete when it returns.
+func (s *Sender) sendData(ctx context.Context, st *sendState, i int, fh *os.File, h hash.Hash) error {
+	if s.ra == nil {
+		s.ra = newReadAhead()
+	}
+	ra := s.ra
+	ra.start(fh, st.files[i].size-st.sent[i], h)
+	defer ra.stop()
+	for {
+		c, err := ra.next(ctx)
+		if err != nil {
+			return err
+		}
+		if c.err != nil {
+			return readErr(st.files[i].path, c.err)
+		}
+		if c.n > 0 {
+			if err := s.write(ctx, st, func(ctx context.Context) error { return s.ch.Send(ctx, c.buf[:c.n]) }); err != nil {
+				return err
+			}
+			st.sent[i] += int64(c.n)
+			if st.answered == i {
+				st.report(false)
+			}
+		}
+		ra.release()
+		if c.last {
+			return nil
+		}
+		if err := s.pollAnswers(st); err != nil {
+			return err
+		}
+		if st.answered > i { // refused early: the receiver discards the rest anyway
+			return nil
+		}
+	}
 }
 
 // pollAnswers handles the answers that have arrived, without waiting.

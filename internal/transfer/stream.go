@@ -37,6 +37,10 @@ const (
 	MaxTextFrame = 16 << 10
 	// frameHeader is the size of a frame's header.
 	frameHeader = 5
+	// readerSize is the buffer of a stream's reader: enough for the frame headers and text
+	// frames, small so that a binary payload is read mostly straight from the stream into
+	// its buffer rather than copied through this one.
+	readerSize = 4 << 10
 	// streamOpenTimeout bounds how long AcceptStream waits for the open frame.
 	streamOpenTimeout = 10 * time.Second
 	// quicCodeRefused is the QUIC application error code of a stream refused or abandoned.
@@ -64,32 +68,50 @@ func appendFrame(b []byte, kind byte, payload []byte) []byte {
 	return append(b, payload...)
 }
 
+// framePool holds binary frame buffers (MaxFrame bytes) for streams' readers: a receiver
+// releases each once it has written it (Message.release), so that a transfer does not
+// allocate a buffer per frame. How many are in use at once is bounded by the receiver's
+// queue of messages.
+var framePool = sync.Pool{New: func() any {
+	b := make([]byte, MaxFrame)
+	return &b
+}}
+
 // readFrame reads one frame. io.EOF only at a frame boundary; a frame cut short is
-// ErrFrame.
-func readFrame(r *bufio.Reader) (kind byte, payload []byte, err error) {
+// ErrFrame. With pool, the payload of a binary frame is read into a buffer from framePool,
+// returned as pooled (nil otherwise), which the caller puts back once done with it.
+func readFrame(r *bufio.Reader, pool bool) (kind byte, payload []byte, pooled *[]byte, err error) {
 	var h [frameHeader]byte
 	if _, err := io.ReadFull(r, h[:]); err != nil {
 		if errors.Is(err, io.ErrUnexpectedEOF) {
-			return 0, nil, fmt.Errorf("%w: cut in its header", ErrFrame)
+			return 0, nil, nil, fmt.Errorf("%w: cut in its header", ErrFrame)
 		}
-		return 0, nil, err //nolint:wrapcheck // io.EOF, or the stream's own error
+		return 0, nil, nil, err //nolint:wrapcheck // io.EOF, or the stream's own error
 	}
 	kind = h[0]
 	if kind > frameBinary {
-		return 0, nil, fmt.Errorf("%w: kind %d", ErrFrame, kind)
+		return 0, nil, nil, fmt.Errorf("%w: kind %d", ErrFrame, kind)
 	}
 	n := binary.BigEndian.Uint32(h[1:])
 	if limit := maxPayload(kind); n > uint32(limit) { //nolint:gosec // limit is a small constant
-		return 0, nil, fmt.Errorf("%w: a %d-byte frame of kind %d (at most %d)", ErrFrame, n, kind, limit)
+		return 0, nil, nil, fmt.Errorf("%w: a %d-byte frame of kind %d (at most %d)", ErrFrame, n, kind, limit)
 	}
-	payload = make([]byte, n)
-	if _, err := io.ReadFull(r, payload); err != nil {
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return 0, nil, fmt.Errorf("%w: cut after %d of %d bytes", ErrFrame, len(payload), n)
+	if pool && kind == frameBinary && n > 0 {
+		pooled = framePool.Get().(*[]byte) //nolint:forcetypeassert // only *[]byte are put
+		payload = (*pooled)[:n]
+	} else {
+		payload = make([]byte, n)
+	}
+	if k, err := io.ReadFull(r, payload); err != nil {
+		if pooled != nil {
+			framePool.Put(pooled)
 		}
-		return 0, nil, err //nolint:wrapcheck // the stream's own error
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return 0, nil, nil, fmt.Errorf("%w: cut after %d of %d bytes", ErrFrame, k, n)
+		}
+		return 0, nil, nil, err //nolint:wrapcheck // the stream's own error
 	}
-	return kind, payload, nil
+	return kind, payload, pooled, nil
 }
 
 // OpenStream opens a stream on conn for a sender and announces the protocol on it.
@@ -98,7 +120,7 @@ func OpenStream(ctx context.Context, conn *quic.Conn) (Channel, error) {
 	if err != nil {
 		return nil, fmt.Errorf("transfer: open stream: %w", err)
 	}
-	c := newStreamChannel(s, bufio.NewReaderSize(s, 64<<10))
+	c := newStreamChannel(s, bufio.NewReaderSize(s, readerSize))
 	if err := c.write(ctx, frameOpen, []byte(Protocol)); err != nil {
 		s.CancelRead(quicCodeRefused)
 		s.CancelWrite(quicCodeRefused)
@@ -122,8 +144,8 @@ func AcceptStream(ctx context.Context, conn *quic.Conn) (Channel, error) {
 	}
 	_ = s.SetReadDeadline(time.Now().Add(streamOpenTimeout))
 	stop := context.AfterFunc(ctx, func() { _ = s.SetReadDeadline(time.Now()) })
-	r := bufio.NewReaderSize(s, 64<<10)
-	kind, payload, err := readFrame(r)
+	r := bufio.NewReaderSize(s, readerSize)
+	kind, payload, _, err := readFrame(r, false)
 	stop()
 	_ = s.SetReadDeadline(time.Time{})
 	switch {
@@ -169,7 +191,7 @@ func (c *streamChannel) Handle(open func(), message func(Message), closed func()
 	go func() {
 		defer close(c.readDone)
 		for {
-			kind, payload, err := readFrame(c.r)
+			kind, payload, pooled, err := readFrame(c.r, true)
 			if err == nil && kind == frameOpen {
 				err = fmt.Errorf("%w: an open frame after the first", ErrFrame)
 			}
@@ -183,9 +205,12 @@ func (c *streamChannel) Handle(open func(), message func(Message), closed func()
 				closed()
 				return
 			}
-			if !c.closing.Load() {
-				message(Message{Text: kind == frameText, Data: payload})
+			m := Message{Text: kind == frameText, Data: payload, pooled: pooled}
+			if c.closing.Load() {
+				m.release()
+				continue
 			}
+			message(m)
 		}
 	}()
 }

@@ -20,12 +20,12 @@ func TestFrames(t *testing.T) {
 		kind byte
 		n    int
 	}{{frameOpen, len(Protocol)}, {frameText, 15}, {frameBinary, 0}, {frameBinary, ChunkSize}} {
-		kind, p, err := readFrame(r)
+		kind, p, _, err := readFrame(r, false)
 		if err != nil || kind != want.kind || len(p) != want.n {
 			t.Fatalf("frame %d: kind %d, %d bytes, %v; want kind %d, %d bytes", i, kind, len(p), err, want.kind, want.n)
 		}
 	}
-	if _, _, err := readFrame(r); !errors.Is(err, io.EOF) {
+	if _, _, _, err := readFrame(r, false); !errors.Is(err, io.EOF) {
 		t.Fatalf("after the last frame: %v, want io.EOF", err)
 	}
 	for name, bad := range map[string][]byte{
@@ -37,7 +37,7 @@ func TestFrames(t *testing.T) {
 		"cut header":     {frameText, 0},
 		"cut payload":    {frameText, 0, 0, 0, 4, 'a'},
 	} {
-		if _, _, err := readFrame(bufio.NewReader(bytes.NewReader(bad))); !errors.Is(err, ErrFrame) {
+		if _, _, _, err := readFrame(bufio.NewReader(bytes.NewReader(bad)), false); !errors.Is(err, ErrFrame) {
 			t.Errorf("%s: %v, want ErrFrame", name, err)
 		}
 	}
@@ -49,7 +49,7 @@ func TestFrameLimitBeforeAllocation(t *testing.T) {
 	h := []byte{frameBinary, 0x40, 0, 0, 0} // 1 GiB
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
-	_, _, err := readFrame(bufio.NewReader(bytes.NewReader(h)))
+	_, _, _, err := readFrame(bufio.NewReader(bytes.NewReader(h)), true)
 	runtime.ReadMemStats(&after)
 	if !errors.Is(err, ErrFrame) {
 		t.Fatalf("a 1 GiB frame: %v, want ErrFrame", err)
@@ -68,7 +68,7 @@ func FuzzReadFrame(f *testing.F) {
 		r := bufio.NewReader(bytes.NewReader(b))
 		var total int
 		for {
-			kind, p, err := readFrame(r)
+			kind, p, pooled, err := readFrame(r, true)
 			if err != nil {
 				if !errors.Is(err, io.EOF) && !errors.Is(err, ErrFrame) {
 					t.Fatalf("error %v is neither io.EOF nor ErrFrame", err)
@@ -81,6 +81,12 @@ func FuzzReadFrame(f *testing.F) {
 			total += frameHeader + len(p)
 			if total > len(b) {
 				t.Fatalf("read %d bytes of frames from %d", total, len(b))
+			}
+			if (pooled != nil) != (kind == frameBinary && len(p) > 0) {
+				t.Fatalf("a frame of kind %d with %d bytes pooled: %v", kind, len(p), pooled != nil)
+			}
+			if pooled != nil {
+				framePool.Put(pooled)
 			}
 		}
 	})
