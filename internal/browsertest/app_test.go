@@ -117,10 +117,15 @@ func (p *appTab) waitFor(expr, what string) {
 // video (videoWidth > 0, inbound-rtp framesDecoded > 0), and returns the tiles' labels.
 func (p *appTab) waitVideos(n int) []string {
 	p.t.Helper()
-	return appEval[[]string](p, waitJS+`(async () => {
+	return appEval[[]string](p, waitVideosJS(n))
+}
+
+// waitVideosJS is waitVideos's promise.
+func waitVideosJS(n int) string {
+	return waitJS + `(async () => {
 		const app = window.switchboardApp;
-		const tiles = [...document.querySelectorAll('.tile[data-peer]')];
-		if (!app || tiles.length !== `+fmt.Sprint(n)+`) return null;
+		const tiles = [...document.querySelectorAll('.tile[data-peer]:not([data-kind="screen"])')];
+		if (!app || tiles.length !== ` + fmt.Sprint(n) + `) return null;
 		for (const tile of tiles) {
 			const v = tile.querySelector('video');
 			const peer = app.client.peers.get(tile.dataset.peer);
@@ -132,7 +137,7 @@ func (p *appTab) waitVideos(n int) []string {
 			if (frames <= 0) return null;
 		}
 		return tiles.map((t) => t.querySelector('.name').textContent + ' ' + t.querySelector('.state').textContent).sort();
-	}, 25000, 'decoded video from every remote tile')`)
+	}, 25000, 'decoded video from every remote tile')`
 }
 
 // waitAudio waits until the page receives audio from n remote peers: on each peer's

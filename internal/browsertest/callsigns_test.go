@@ -128,7 +128,7 @@ func TestCallRemoteSigns(t *testing.T) {
 	}
 	a.waitFor(`document.querySelector('#help-dialog').open`, "the help overlay")
 	keys := appEval[[]string](a, `[...document.querySelectorAll('#help-keys kbd')].map((k) => k.textContent)`)
-	if strings.Join(keys, " ") != "M V C Shift + L ?" {
+	if strings.Join(keys, " ") != "M V C Shift + L ? S" { // S: share.js (callmedia.js)
 		t.Errorf("the help overlay lists %q", keys)
 	}
 	if v := a.axe(axeSrc); len(v) > 0 {

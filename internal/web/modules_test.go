@@ -113,7 +113,8 @@ func TestModules(t *testing.T) {
 	}
 	for _, p := range []string{"/sdk/sdk-client.js", "/sdk/sdk-peer.js", "/sdk/sdk-connect.js",
 		"/sdk/sdk-outbox.js", "/sdk/sdk-errors.js", "/app/page.js", "/app/media.js", "/app/chat.js", "/app/files.js", "/app/access.js",
-		"/app/codefiles.js", "/sdk/wormhole.js", "/sdk/transfer.js"} {
+		"/app/codefiles.js", "/sdk/wormhole.js", "/sdk/transfer.js",
+		"/app/callmedia.js", "/app/share.js", "/app/speaker.js", "/app/quality.js", "/app/bitrate.js"} {
 		if !imported[p] {
 			t.Errorf("%s: nothing imports it", p)
 		}

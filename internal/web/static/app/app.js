@@ -42,6 +42,7 @@ import { CallState } from '/app/state.js';
 import { CHAT_LABEL, MAX_CHAT, callChat } from '/app/chat.js';
 import { callFiles } from '/app/files.js';
 import { filesPage } from '/app/codefiles.js';
+import { installCallMedia } from '/app/callmedia.js';
 
 export { humanBytes } from '/app/files.js';
 
@@ -74,10 +75,15 @@ const TAB = Array.from(crypto.getRandomValues(new Uint8Array(9)), (b) => b.toStr
  * @property {(fn: (r: Remote, track: MediaStreamTrack, streams: readonly MediaStream[]) => boolean) => void} claimTrack
  *   fn sees each remote track first and returns true to keep it (e.g. a shared screen):
  *   then the person's tile does not show it
+ * @property {(fn: () => void) => void} onLeave the call ends here (left, or ended): stop what runs
  */
 
-/** @type {Array<(api: CallApi) => void>} */
-const EXTENSIONS = [];
+/**
+ * The extensions: each may return an object whose fields join window.switchboardApp (for tests).
+ * callmedia.js: screen share, active speaker, quality, bitrate caps (docs/web-app-media.md).
+ * @type {Array<(api: CallApi) => (Object<string, any>|void)>}
+ */
+const EXTENSIONS = [installCallMedia];
 
 /** A random room name such as "k3v9-x2mq". @returns {string} */
 export function randomRoom() {
@@ -132,6 +138,7 @@ async function call(room, ready, params, tok) {
     /** @type {Array<(r: Remote) => void>} */ remote: [],
     /** @type {Array<(r: Remote, reason: string) => void>} */ gone: [],
     /** @type {Array<(r: Remote, t: MediaStreamTrack, s: readonly MediaStream[]) => boolean>} */ track: [],
+    /** @type {Array<() => void>} */ leave: [],
   };
 
   const tiles = new Tiles($('grid'));
@@ -406,6 +413,7 @@ async function call(room, ready, params, tok) {
     if (client) client.close();
     client = null;
     setBadge('');
+    for (const fn of hooks.leave) fn();
     media.stop();
     for (const p of parked.values()) clearTimeout(p.timer);
     parked.clear();
@@ -436,8 +444,11 @@ async function call(room, ready, params, tok) {
     onRemote: (fn) => { hooks.remote.push(fn); },
     onRemoteGone: (fn) => { hooks.gone.push(fn); },
     claimTrack: (fn) => { hooks.track.push(fn); },
+    onLeave: (fn) => { hooks.leave.push(fn); },
   };
-  for (const install of EXTENSIONS) install(api);
+  /** @type {Object<string, any>} what the extensions give window.switchboardApp */
+  const extras = {};
+  for (const install of EXTENSIONS) Object.assign(extras, install(api) || {});
 
   const wsUrl = location.origin.replace(/^http/, 'ws') + '/ws';
   try {
@@ -504,6 +515,7 @@ async function call(room, ready, params, tok) {
   document.body.dataset.joined = 'true';
   /** @type {any} */ (window).switchboardApp = {
     client, remotes, get stream() { return media.stream; }, media, tiles, controls, state, leave, sendChat, sendFiles: sendFilesToAll,
+    ...extras,
   };
 }
 

@@ -1,0 +1,110 @@
+// bitrate.js: what each page sends, capped by the number of peers in the call. In a mesh a
+// page sends its camera once per remote peer, so a 6-person call sends it 5 times: left to
+// the browser, each copy grows to what the link seems to take (about 1.7 Mbit/s at 640×480 in
+// Chromium) and an ordinary uplink saturates. Each video sender gets an RTCRtpSender
+// setParameters cap instead (no renegotiation): a share of a fixed budget in bits per second
+// (maxBitrate) and, as the call grows, a smaller picture (scaleResolutionDownBy, from the
+// track's own size so a 720p and a 480p camera end at the same height). Screen shares get a
+// budget of their own and keep their resolution (text must stay legible); the browser lowers
+// their frame rate instead (the track's contentHint is "detail", share.js).
+//
+// capFor and screenCapFor are pure (the numbers are documented in docs/web-app-media.md);
+// callBitrate applies them to every sender of the call and again whenever update() is called
+// (a peer joined or left, a connection came up, a share started, a camera switched).
+// ?cap=off on the call's URL turns the caps off, for comparisons (docs/benchmarks.md).
+
+/** @typedef {import('/app/page.js').Remote} Remote */
+
+/** Bits per second of camera video a page sends in all, before the per-sender limits. */
+export const CAMERA_BUDGET = 2_500_000;
+/** Bits per second of screen video a page sends in all. */
+export const SCREEN_BUDGET = 3_000_000;
+
+/**
+ * @typedef {Object} Cap
+ * @property {number} maxBitrate bits per second for one sender
+ * @property {number} scaleResolutionDownBy 1 = the track's own size
+ * @property {number} maxHeight the picture's short side the cap aims at (0: no limit)
+ */
+
+/**
+ * The cap of one camera sender when the page sends to `peers` remote peers.
+ * @param {number} peers remote peers (1 in a two-person call)
+ * @param {number} shortSide the camera track's short side in pixels (480 for 640×480); 0 if unknown
+ * @returns {Cap}
+ */
+export function capFor(peers, shortSide) {
+  const n = Math.max(1, peers);
+  const maxBitrate = Math.round(Math.min(1_500_000, Math.max(150_000, CAMERA_BUDGET / n)));
+  const maxHeight = n <= 2 ? 720 : n <= 4 ? 360 : 240;
+  const scale = shortSide > maxHeight ? shortSide / maxHeight : 1;
+  return { maxBitrate, scaleResolutionDownBy: Math.round(scale * 1000) / 1000, maxHeight };
+}
+
+/**
+ * The cap of one screen-share sender when the page sends to `peers` remote peers.
+ * @param {number} peers
+ * @returns {Cap}
+ */
+export function screenCapFor(peers) {
+  const n = Math.max(1, peers);
+  const maxBitrate = Math.round(Math.min(2_500_000, Math.max(300_000, SCREEN_BUDGET / n)));
+  return { maxBitrate, scaleResolutionDownBy: 1, maxHeight: 0 };
+}
+
+/** @param {MediaStreamTrack} track @returns {number} */
+function shortSide(track) {
+  const s = track.getSettings();
+  return Math.min(s.width || 0, s.height || 0) || s.height || 0;
+}
+
+/**
+ * Sets cap on sender's first encoding unless it holds already. Resolves to whether the sender
+ * now carries it (false before negotiation, when there is no encoding to set yet).
+ * @param {RTCRtpSender} sender @param {Cap} cap @returns {Promise<boolean>}
+ */
+export async function applyCap(sender, cap) {
+  const params = sender.getParameters();
+  const enc = params.encodings && params.encodings[0];
+  if (!enc) return false;
+  if (enc.maxBitrate === cap.maxBitrate && (enc.scaleResolutionDownBy || 1) === cap.scaleResolutionDownBy) return true;
+  enc.maxBitrate = cap.maxBitrate;
+  enc.scaleResolutionDownBy = cap.scaleResolutionDownBy;
+  await sender.setParameters(params);
+  return true;
+}
+
+/**
+ * Keeps the caps of every video sender of the call in line with the number of peers.
+ * @param {Map<string, Remote>} remotes
+ * @param {{enabled: boolean, isScreen: (sender: RTCRtpSender) => boolean}} opts
+ * @returns {{update: () => void, enabled: boolean, caps: () => {camera: Cap, screen: Cap}}}
+ */
+export function callBitrate(remotes, { enabled, isScreen }) {
+  /** One setParameters at a time per sender: a second one meanwhile is refused. */
+  /** @type {WeakMap<RTCRtpSender, Promise<void>>} */
+  const chains = new WeakMap();
+
+  function update() {
+    if (!enabled) return;
+    const n = remotes.size;
+    for (const r of remotes.values()) {
+      if (r.peer.pc.signalingState === 'closed') continue;
+      for (const sender of r.peer.pc.getSenders()) {
+        const track = sender.track;
+        if (!track || track.kind !== 'video') continue;
+        const cap = isScreen(sender) ? screenCapFor(n) : capFor(n, shortSide(track));
+        const prev = chains.get(sender) || Promise.resolve();
+        chains.set(sender, prev.then(() => applyCap(sender, cap)).then(() => {}, (e) => {
+          console.warn('switchboard: bitrate cap:', e instanceof Error ? e.message : e);
+        }));
+      }
+    }
+  }
+
+  return {
+    update,
+    enabled,
+    caps: () => ({ camera: capFor(remotes.size, 480), screen: screenCapFor(remotes.size) }),
+  };
+}
