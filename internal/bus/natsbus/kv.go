@@ -30,6 +30,8 @@ const (
 	// ledgerMaxBytes bounds the ledger bucket; a key is a few dozen bytes and lives as long
 	// as its token.
 	ledgerMaxBytes = 64 << 20
+	// kvTry bounds one try at opening or creating a bucket (keyValue).
+	kvTry = 5 * time.Second
 )
 
 // bucketName returns a KV bucket name for the cluster prefix (letters, digits, '-', '_').
@@ -50,9 +52,24 @@ func (b *Bus) keyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetst
 	if err != nil {
 		return nil, fmt.Errorf("natsbus: jetstream: %w", err)
 	}
-	kv, err := js.CreateKeyValue(ctx, cfg)
-	if errors.Is(err, jetstream.ErrBucketExists) {
-		kv, err = js.KeyValue(ctx, cfg.Bucket)
+	var kv jetstream.KeyValue
+	for {
+		// Each try gets kvTry: an answer of JetStream's API that does not come (seen when
+		// nodes create the first bucket of a fresh server at once on a loaded machine) costs a
+		// try, not the whole of ctx.
+		tctx, cancel := context.WithTimeout(ctx, kvTry)
+		kv, err = js.KeyValue(tctx, cfg.Bucket)
+		if errors.Is(err, jetstream.ErrBucketNotFound) {
+			kv, err = js.CreateKeyValue(tctx, cfg)
+			if errors.Is(err, jetstream.ErrBucketExists) {
+				kv, err = js.KeyValue(tctx, cfg.Bucket)
+			}
+		}
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
+			break
+		}
+		b.log.Warn("JetStream did not answer in time; asking again", "bucket", cfg.Bucket, "after", kvTry)
 	}
 	switch {
 	case errors.Is(err, jetstream.ErrJetStreamNotEnabled), errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount), errors.Is(err, nats.ErrNoResponders):
