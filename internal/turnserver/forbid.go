@@ -99,19 +99,23 @@ func (s *Server) forbidDenied(p []byte, to net.Addr) []byte {
 func (c *trackedPacketConn) WriteTo(p []byte, to net.Addr) (int, error) {
 	if c.rewrite != nil {
 		if q := c.rewrite(p, to); q != nil {
-			if _, err := c.PacketConn.WriteTo(q, to); err != nil {
+			if _, err := c.UDPConn.WriteTo(q, to); err != nil {
 				return 0, err //nolint:wrapcheck // the socket's own error, for pion
 			}
 			return len(p), nil
 		}
 	}
-	return c.PacketConn.WriteTo(p, to) //nolint:wrapcheck // the socket's own error, for pion
+	return c.UDPConn.WriteTo(p, to) //nolint:wrapcheck // the socket's own error, for pion
 }
 
 // Write sends p (one STUN message or channel data frame, as pion writes them) to the client,
-// with forbidDenied's rewrite; an Allocate or ConnectionBind success marks the connection used.
+// with forbidDenied's rewrite; an Allocate or ConnectionBind success marks the connection used,
+// and an Allocate success links the relay socket it names to the connection's queue.
 func (c *trackedConn) Write(p []byte) (int, error) {
 	c.markUsed(p)
+	if c.t.streams != nil && isType(p, allocateSuccess) {
+		c.t.streams.link(p, &c.out)
+	}
 	if c.t.rewrite != nil {
 		if q := c.t.rewrite(p, c.RemoteAddr()); q != nil {
 			if _, err := c.Conn.Write(q); err != nil {

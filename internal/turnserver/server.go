@@ -4,13 +4,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -87,6 +85,10 @@ type Config struct {
 	// successful Allocate, or ConnectionBind for a relayed TCP connection) this long after
 	// it was accepted (default 10 seconds).
 	AllocateWithin time.Duration
+	// UDPSockets is how many UDP sockets share the listen port, each served by a loop of its
+	// own (default: one per core, at most 16; 1 where the system does not balance datagrams
+	// over sockets sharing a port, as Linux does with SO_REUSEPORT).
+	UDPSockets int
 	// TCPIdle closes a client's TCP connection after this long without a byte from it
 	// (default 1 minute; ICE consent checks every few seconds keep a live call's connection
 	// busy), so idle connections cannot pile up to the cap.
@@ -131,6 +133,9 @@ func (c *Config) setDefaults() error {
 	if c.AllocateWithin == 0 {
 		c.AllocateWithin = DefaultAllocateWithin
 	}
+	if c.UDPSockets == 0 {
+		c.UDPSockets = defaultUDPSockets()
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -157,6 +162,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: IP quota %d: want 1 to max allocations %d", ErrBadConfig, c.IPQuota, c.MaxAllocations)
 	case c.TCPPerClient < 1 || c.TCPPerClient > c.MaxAllocations:
 		return fmt.Errorf("%w: TCP connections per client %d: want 1 to max allocations %d", ErrBadConfig, c.TCPPerClient, c.MaxAllocations)
+	case c.UDPSockets < 1 || c.UDPSockets > maxUDPSockets:
+		return fmt.Errorf("%w: UDP sockets %d: want 1 to %d", ErrBadConfig, c.UDPSockets, maxUDPSockets)
 	case c.AllocateWithin < 0 || c.TCPIdle < 0:
 		return fmt.Errorf("%w: allocate deadline %v, TCP idle time %v: must be positive", ErrBadConfig, c.AllocateWithin, c.TCPIdle)
 	}
@@ -211,7 +218,7 @@ type Server struct {
 	quota  *quota
 	ips    *ipQuota
 	turn   *turn.Server
-	udp    *trackedPacketConn
+	udp    []*trackedPacketConn // one per core, sharing the port (SO_REUSEPORT)
 	tcp    *trackedListener
 	table  *connTable // the client connections of tcp and tls
 	tls    tlsSide    // TURN over TLS (tls.go)
@@ -269,8 +276,11 @@ func New(cfg Config) (*Server, error) {
 	if err := s.listen(); err != nil {
 		return nil, err
 	}
-	gen := func() *relayGen {
-		return &relayGen{
+	// A UDP listener's allocations send through its queue (udp.go); those made over TCP and
+	// TLS write at once, from the goroutine of their client's connection.
+	gen := func(q *relayQueue) *relayGen {
+		g := &relayGen{
+			queue: q,
 			inner: &turn.RelayAddressGeneratorPortRange{
 				RelayAddress: net.IP(s.cfg.PublicIP.AsSlice()),
 				Address:      s.cfg.RelayBind.String(),
@@ -283,6 +293,10 @@ func New(cfg Config) (*Server, error) {
 			max:      s.cfg.MaxPort,
 			onDenied: s.denied,
 		}
+		if q == nil {
+			g.streams = s.table.streams
+		}
+		return g
 	}
 	perm := func(_ net.Addr, peer net.IP) bool {
 		if s.filter.AllowedIP(peer) {
@@ -290,6 +304,10 @@ func New(cfg Config) (*Server, error) {
 		}
 		s.denied(&net.UDPAddr{IP: peer})
 		return false
+	}
+	udpConfigs := make([]turn.PacketConnConfig, len(s.udp))
+	for i, u := range s.udp {
+		udpConfigs[i] = turn.PacketConnConfig{PacketConn: u, RelayAddressGenerator: gen(&u.out), PermissionHandler: perm}
 	}
 	ts, err := turn.NewServer(turn.ServerConfig{
 		Realm:       s.cfg.Realm,
@@ -317,22 +335,22 @@ func New(cfg Config) (*Server, error) {
 				}
 			},
 		},
-		PacketConnConfigs: []turn.PacketConnConfig{{
-			PacketConn: s.udp, RelayAddressGenerator: gen(), PermissionHandler: perm,
-		}},
+		PacketConnConfigs: udpConfigs,
 		ListenerConfigs: []turn.ListenerConfig{
-			{Listener: s.tcp, RelayAddressGenerator: gen(), PermissionHandler: perm},
-			{Listener: s.tls.ln, RelayAddressGenerator: gen(), PermissionHandler: perm},
+			{Listener: s.tcp, RelayAddressGenerator: gen(nil), PermissionHandler: perm},
+			{Listener: s.tls.ln, RelayAddressGenerator: gen(nil), PermissionHandler: perm},
 		},
 	})
 	if err != nil {
-		_ = s.udp.Close()
+		for _, u := range s.udp {
+			_ = u.Close()
+		}
 		_ = s.tcp.Close()
 		_ = s.tls.ln.Close()
 		return nil, fmt.Errorf("turnserver: %w", err)
 	}
 	s.turn = ts
-	s.host = net.JoinHostPort(s.cfg.PublicIP.String(), strconv.Itoa(s.udp.LocalAddr().(*net.UDPAddr).Port))
+	s.host = net.JoinHostPort(s.cfg.PublicIP.String(), strconv.Itoa(s.Addr().Port))
 	return s, nil
 }
 
@@ -340,26 +358,39 @@ func New(cfg Config) (*Server, error) {
 func (s *Server) listen() error {
 	var lastErr error
 	for range 10 {
-		pc, err := net.ListenPacket("udp", s.cfg.Listen) //nolint:noctx // bound once at start
+		pcs, err := listenUDP(s.cfg.Listen, s.cfg.UDPSockets, s.log)
 		if err != nil {
-			return fmt.Errorf("turnserver: listen udp %s: %w", s.cfg.Listen, err)
+			return err
 		}
 		host, _, _ := net.SplitHostPort(s.cfg.Listen)
-		port := pc.LocalAddr().(*net.UDPAddr).Port
+		port := pcs[0].LocalAddr().(*net.UDPAddr).Port
 		ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port))) //nolint:noctx // bound once at start
 		if err != nil {
-			_ = pc.Close()
+			for _, pc := range pcs {
+				_ = pc.Close()
+			}
 			lastErr = err
 			if _, p, _ := net.SplitHostPort(s.cfg.Listen); p == "0" {
 				continue
 			}
 			break
 		}
-		s.udp = &trackedPacketConn{PacketConn: pc, done: make(chan struct{}), rewrite: s.forbidDenied}
+		for _, pc := range pcs {
+			t, err := newTrackedPacketConn(pc, s.forbidDenied)
+			if err != nil {
+				for _, pc := range pcs {
+					_ = pc.Close()
+				}
+				_ = ln.Close()
+				return err
+			}
+			s.udp = append(s.udp, t)
+		}
 		s.table = &connTable{
 			max: s.cfg.MaxAllocations, perClient: s.cfg.TCPPerClient, clients: s.cfg.Clients,
 			idle: s.cfg.TCPIdle, allocate: s.cfg.AllocateWithin, stats: &s.stats, log: s.log.Debug,
 			conns: map[*trackedConn]struct{}{}, byKey: map[netip.Prefix]int{}, rewrite: s.forbidDenied,
+			streams: &streamRelays{},
 		}
 		s.tcp = &trackedListener{Listener: survivingAccept(ln, s.log), t: s.table, done: make(chan struct{})}
 		s.tls.init(s.table, ln.Addr())
@@ -429,7 +460,7 @@ func (s *Server) ICEServers(user string, now time.Time) []protocol.ICEServer {
 }
 
 // Addr returns the UDP address the server listens on; TCP listens on the same port.
-func (s *Server) Addr() *net.UDPAddr { return s.udp.LocalAddr().(*net.UDPAddr) }
+func (s *Server) Addr() *net.UDPAddr { return s.udp[0].LocalAddr().(*net.UDPAddr) }
 
 // TCPAddr returns the TCP address the server listens on.
 func (s *Server) TCPAddr() *net.TCPAddr { return s.tcp.Addr().(*net.TCPAddr) }
@@ -459,9 +490,11 @@ func (s *Server) Close(ctx context.Context) error {
 	err := s.turn.Close()
 	s.tls.close()
 	s.table.closeAll()
-	select {
-	case <-s.udp.done:
-	case <-ctx.Done():
+	for _, u := range s.udp {
+		select {
+		case <-u.done:
+		case <-ctx.Done():
+		}
 	}
 	for _, l := range []*trackedListener{s.tcp, s.tls.ln} {
 		select {
@@ -502,20 +535,4 @@ func guessPublicIP() netip.Addr {
 		}
 	}
 	return netip.MustParseAddr("127.0.0.1")
-}
-
-// trackedPacketConn is the UDP listener; done closes when pion's read loop has seen it closed.
-type trackedPacketConn struct {
-	net.PacketConn
-	done    chan struct{}
-	once    sync.Once
-	rewrite func(p []byte, to net.Addr) []byte // forbidDenied: a replacement for p, or nil
-}
-
-func (c *trackedPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
-	n, a, err := c.PacketConn.ReadFrom(p)
-	if err != nil && errors.Is(err, net.ErrClosed) {
-		c.once.Do(func() { close(c.done) })
-	}
-	return n, a, err //nolint:wrapcheck // the socket's own error, for pion
 }

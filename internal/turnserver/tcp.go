@@ -36,6 +36,7 @@ type connTable struct {
 	allocate  time.Duration // from accept to the first allocation or ConnectionBind
 	stats     *Stats
 	log       func(msg string, args ...any) // debug log
+	streams   *streamRelays                 // links a connection's relay socket to its queue
 	wg        sync.WaitGroup
 
 	mu     sync.Mutex
@@ -133,12 +134,47 @@ type trackedConn struct {
 	useBy time.Time   // the allocate deadline
 	used  atomic.Bool // an Allocate or ConnectionBind succeeded on it
 	once  sync.Once
+
+	// Read ahead: pion reads a frame's worth (1,600 bytes) at a time; reading up to
+	// readAhead bytes per system call instead carries a dozen ChannelData frames each.
+	// One goroutine reads at a time (pion's loop, then a relayed TCP connection's copy).
+	ra         []byte
+	raPos, raN int
+
+	// out queues what pion relays from this client to peers, sent before the next read
+	// from the connection (queue.go).
+	out relayQueue
 }
 
-// Read extends the idle deadline before each read: a client silent for the idle time gets
-// a timeout error, and pion's loop closes the connection. Until the connection is put to use
+// readAhead is the read-ahead buffer of a client connection: one TLS record's worth.
+const readAhead = 16 << 10
+
+// Read hands out what was read ahead, else reads from the connection. It extends the idle
+// deadline before each read from the connection: a client silent for the idle time gets a
+// timeout error, and pion's loop closes the connection. Until the connection is put to use
 // the deadline is at most the allocate deadline.
 func (c *trackedConn) Read(p []byte) (int, error) {
+	if c.raPos < c.raN {
+		n := copy(p, c.ra[c.raPos:c.raN])
+		c.raPos += n
+		return n, nil
+	}
+	c.out.flush()
+	if len(p) >= readAhead {
+		return c.read(p)
+	}
+	if c.ra == nil {
+		c.ra = make([]byte, readAhead)
+	}
+	n, err := c.read(c.ra)
+	c.raPos, c.raN = 0, n
+	if n > 0 {
+		c.raPos = copy(p, c.ra[:n])
+	}
+	return c.raPos, err
+}
+
+func (c *trackedConn) read(p []byte) (int, error) {
 	for {
 		used := c.used.Load()
 		deadline := time.Now().Add(c.t.idle)
@@ -171,6 +207,7 @@ func (c *trackedConn) markUsed(p []byte) {
 
 func (c *trackedConn) Close() error {
 	err := closeConn(c.Conn)
+	c.out.flush()
 	c.once.Do(func() {
 		c.t.mu.Lock()
 		delete(c.t.conns, c)
