@@ -10,10 +10,14 @@
 # /proc/PID/stat), then medians and the ratios ours/coturn.
 #
 #   bench/turn-vs-coturn.sh
-#   RUNS=5 TCP=1 bench/turn-vs-coturn.sh     # also the client's leg over TCP
+#   RUNS=5 MODES="udp tcp udp-reverse tcp-reverse" bench/turn-vs-coturn.sh
 #
-# Environment (defaults): RUNS (3) COUNT (200000) SIZE (1200) WINDOW (256) TCP (empty: UDP
-# only; 1: TCP runs too) PORT (18630, serve's HTTP) TURN_PORT (18631) COTURN_PORT (18632)
+# MODES: udp (the issue's: client over UDP, client to peer), tcp (the client's leg over TCP),
+# and -reverse (peer to client: the peer sends to the relayed address once the client has
+# permitted it, the client reads). Each mode runs RUNS times per server, alternating.
+#
+# Environment (defaults): RUNS (3) COUNT (200000) SIZE (1200) WINDOW (256) MODES (udp)
+# PORT (18630, serve's HTTP) TURN_PORT (18631) COTURN_PORT (18632)
 # BIN (built into the log directory) LOAD (bench/turnload, built likewise) COTURN
 # (/usr/bin/turnserver). SWITCHBOARD_CPUPROFILE is passed to serve. Not run in CI.
 set -euo pipefail
@@ -28,7 +32,7 @@ RUNS=${RUNS:-3}
 COUNT=${COUNT:-200000}
 SIZE=${SIZE:-1200}
 WINDOW=${WINDOW:-256}
-TCP=${TCP:-}
+MODES=${MODES:-udp}
 PORT=${PORT:-18630}
 TURN_PORT=${TURN_PORT:-18631}
 COTURN_PORT=${COTURN_PORT:-18632}
@@ -71,29 +75,29 @@ pids+=("$serve_pid")
 wait_until listening "$serve_pid" "switchboard serve" "$logdir/serve.log" port_open "$TURN_PORT"
 
 results=$logdir/results.tsv
-# one NAME PID PORT TRANSPORT N: one run of the client, a RESULT line appended to results.
+# one NAME PID PORT MODE N: one run of the client, a RESULT line appended to results.
 one() {
-	local name=$1 pid=$2 port=$3 transport=$4 n=$5 line flags=()
-	[[ $transport == tcp ]] && flags=(--tcp)
+	local name=$1 pid=$2 port=$3 mode=$4 n=$5 line flags=()
+	[[ $mode == tcp* ]] && flags+=(--tcp)
+	[[ $mode == *-reverse ]] && flags+=(--reverse)
 	line=$("$LOAD" --server "127.0.0.1:$port" --secret "$SECRET" --user "bench$n" --count "$COUNT" \
-		--size "$SIZE" --window "$WINDOW" --pid "$pid" "${flags[@]}" 2>"$logdir/$name-$transport-$n.log") ||
-		{ echo "turnload against $name failed:" >&2; cat "$logdir/$name-$transport-$n.log" >&2; exit 1; }
-	printf '%s\t%s\t%s\n' "$name" "$transport" "$line" >>"$results"
-	echo "  $name $transport run $n: ${line#RESULT }"
+		--size "$SIZE" --window "$WINDOW" --pid "$pid" "${flags[@]}" 2>"$logdir/$name-$mode-$n.log") ||
+		{ echo "turnload against $name failed:" >&2; cat "$logdir/$name-$mode-$n.log" >&2; exit 1; }
+	printf '%s\t%s\t%s\n' "$name" "$mode" "$line" >>"$results"
+	echo "  $name $mode run $n: ${line#RESULT }"
 }
 
-transports=(udp)
-[[ -n $TCP ]] && transports+=(tcp)
 echo "logs in $logdir; $COUNT datagrams of $SIZE bytes, at most $WINDOW in flight, $RUNS run(s) each, alternating"
 echo "coturn $("$COTURN" --version 2>/dev/null | head -1 || true) (pid $coturn_pid), switchboard serve (pid $serve_pid)"
-for t in "${transports[@]}"; do
+for t in $MODES; do
+	case $t in udp | tcp | udp-reverse | tcp-reverse) ;; *) echo "unknown mode $t in MODES" >&2; exit 1 ;; esac
 	for ((n = 1; n <= RUNS; n++)); do
 		one coturn "$coturn_pid" "$COTURN_PORT" "$t" "$n"
 		one ours "$serve_pid" "$TURN_PORT" "$t" "$n"
 	done
 done
 
-awk -F'\t' '
+awk -F'\t' -v modes="$MODES" '
 function median(a, n,   i, j, t) {
 	for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j-1] > a[j]; j--) { t = a[j]; a[j] = a[j-1]; a[j-1] = t }
 	return n % 2 ? a[(n+1)/2] : (a[n/2] + a[n/2+1]) / 2
@@ -104,14 +108,16 @@ function median(a, n,   i, j, t) {
 	rate[k, i] = v["dgrams_per_s"]; mbit[k, i] = v["mbit_per_s"]; lost[k, i] = v["lost"]; cpu[k, i] = v["cpu_us_per_dgram"]
 }
 END {
-	for (t in ts) {
+	nm = split(modes, order, " ")
+	for (m = 1; m <= nm; m++) {
+		t = order[m]
 		for (s = 0; s < 2; s++) {
 			name = s ? "ours" : "coturn"; k = name SUBSEP t
 			for (i = 1; i <= n[k]; i++) { a[i] = rate[k, i]; b[i] = mbit[k, i]; c[i] = lost[k, i]; d[i] = cpu[k, i] }
 			mr[name] = median(a, n[k]); mm[name] = median(b, n[k]); ml[name] = median(c, n[k]); mc[name] = median(d, n[k])
 			lo[name] = c[1]; hi[name] = c[n[k]]
 		}
-		printf "\nclient leg %s, medians of %d run(s):\n", t, n["ours" SUBSEP t]
+		printf "\n%s, medians of %d run(s):\n", t, n["ours" SUBSEP t]
 		printf "| server | datagrams/s | Mbit/s | lost (min-max) | server CPU µs/datagram |\n|---|---|---|---|---|\n"
 		printf "| coturn | %.0f | %.1f | %d (%d-%d) | %.2f |\n", mr["coturn"], mm["coturn"], ml["coturn"], lo["coturn"], hi["coturn"], mc["coturn"]
 		printf "| switchboard serve | %.0f | %.1f | %d (%d-%d) | %.2f |\n", mr["ours"], mm["ours"], ml["ours"], lo["ours"], hi["ours"], mc["ours"]

@@ -5,12 +5,14 @@
 // datagrams delivered per second, Mbit/s, datagrams lost and, with --pid, the server process's
 // CPU time per datagram (utime+stime from /proc/PID/stat over the run).
 //
-//	turnload --server 127.0.0.1:3478 --secret S [--count 200000 --size 1200 --window 256 --pid PID --tcp]
+//	turnload --server 127.0.0.1:3478 --secret S [--count 200000 --size 1200 --window 256 --pid PID --tcp --reverse]
 //
 // The client is pion/turn's, so the relay path is the one a Go SDK peer takes: the first
 // datagram waits for CreatePermission, the next go as Send indications while the ChannelBind
 // is under way, the rest as ChannelData. The run starts right after the allocation, so what
-// the server drops while the permission and the channel settle counts as lost.
+// the server drops while the permission and the channel settle counts as lost. With
+// --reverse the datagrams go the other way: the peer sends to the relayed address and the
+// client reads them from the relay (after one datagram to the peer, for the permission).
 package main
 
 import (
@@ -48,7 +50,7 @@ type options struct {
 	server, secret, user string
 	count, size, window  int
 	pid                  int
-	tcp                  bool
+	tcp, reverse         bool
 	timeout              time.Duration
 }
 
@@ -63,6 +65,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.IntVar(&o.window, "window", 256, "datagrams in flight at most")
 	fs.IntVar(&o.pid, "pid", 0, "server process whose CPU time to report (0: none)")
 	fs.BoolVar(&o.tcp, "tcp", false, "talk to the server over TCP (the relay is UDP either way)")
+	fs.BoolVar(&o.reverse, "reverse", false, "relay from the peer to the client instead")
 	fs.DurationVar(&o.timeout, "timeout", 2*time.Minute, "give up after this long")
 	if err := fs.Parse(args); err != nil {
 		return err //nolint:wrapcheck // flag's own message is printed already
@@ -129,12 +132,51 @@ func load(ctx context.Context, o options) (result, error) {
 		return result{}, fmt.Errorf("allocate on %s: %w", o.server, err)
 	}
 	defer relay.Close()
-	sink, err := newSink(o.count, o.window)
+	peer, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
+		return result{}, fmt.Errorf("peer socket: %w", err)
+	}
+	defer peer.Close()
+	_ = peer.SetReadBuffer(8 << 20) // as much as the kernel grants: the peer must not be what drops
+	if !o.reverse {
+		sink := newSink(peer, o.count, o.window, true)
+		defer sink.close()
+		return send(ctx, o, func(p []byte) error {
+			_, err := relay.WriteTo(p, peer.LocalAddr())
+			return err //nolint:wrapcheck // wrapped by send
+		}, sink)
+	}
+	if err := permit(ctx, relay, peer); err != nil {
 		return result{}, err
 	}
+	sink := newSink(relay, o.count, o.window, false)
 	defer sink.close()
-	return send(ctx, o, relay, sink)
+	to := relay.LocalAddr().(*net.UDPAddr)
+	return send(ctx, o, func(p []byte) error {
+		_, err := peer.WriteToUDP(p, to)
+		return err //nolint:wrapcheck // wrapped by send
+	}, sink)
+}
+
+// permit sends a datagram through the relay to the peer and waits for it: the server then
+// has the peer's permission, and the peer's datagrams reach the client.
+func permit(ctx context.Context, relay net.PacketConn, peer *net.UDPConn) error {
+	hello := []byte("permit")
+	buf := make([]byte, 64)
+	for i := 0; ctx.Err() == nil; i++ {
+		if _, err := relay.WriteTo(hello, peer.LocalAddr()); err != nil {
+			return fmt.Errorf("permission: %w", err)
+		}
+		_ = peer.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		if n, _, err := peer.ReadFromUDP(buf); err == nil && string(buf[:n]) == string(hello) {
+			_ = peer.SetReadDeadline(time.Time{})
+			return nil
+		}
+		if i == 25 {
+			break
+		}
+	}
+	return errors.New("permission: nothing reached the peer through the relay")
 }
 
 func dialServer(ctx context.Context, o options) (net.PacketConn, error) {
@@ -146,19 +188,19 @@ func dialServer(ctx context.Context, o options) (net.PacketConn, error) {
 		}
 		return turn.NewSTUNConn(c), nil
 	}
-	c, err := net.ListenPacket("udp4", "127.0.0.1:0") //nolint:noctx // a socket, no dial
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		return nil, fmt.Errorf("udp socket: %w", err)
 	}
+	_ = c.SetReadBuffer(8 << 20) // the client must not be what drops (--reverse)
 	return c, nil
 }
 
-// send sends o.count datagrams through relay to the sink, at most o.window in flight; a
+// send sends o.count datagrams with write to the sink, at most o.window in flight; a
 // datagram not delivered within 100 ms gives its slot up (it counts as lost unless it arrives
 // later).
-func send(ctx context.Context, o options, relay net.PacketConn, s *sink) (result, error) {
+func send(ctx context.Context, o options, write func([]byte) error, s *sink) (result, error) {
 	pkt := make([]byte, o.size)
-	to := s.addr()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	cpu0, err := cpuTime(o.pid)
@@ -180,7 +222,7 @@ func send(ctx context.Context, o options, relay net.PacketConn, s *sink) (result
 			timer.Stop()
 		}
 		binary.BigEndian.PutUint64(pkt, uint64(i)) //nolint:gosec // i >= 0
-		if _, err := relay.WriteTo(pkt, to); err != nil {
+		if err := write(pkt); err != nil {
 			return result{}, fmt.Errorf("datagram %d: %w", i, err)
 		}
 	}

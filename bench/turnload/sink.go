@@ -16,40 +16,37 @@ import (
 	"golang.org/x/net/ipv4"
 )
 
-// sink is the UDP peer the relay sends to: it counts distinct sequence numbers and gives a
-// window slot back for each datagram. It reads in batches (recvmmsg), so the client's own CPU
-// per datagram stays small beside the server's.
+// sink counts distinct sequence numbers of the datagrams it reads and gives a window slot
+// back for each. On the peer's UDP socket it reads in batches (recvmmsg), so the client's own
+// CPU per datagram stays small beside the server's.
 type sink struct {
-	conn   *net.UDPConn
+	conn   net.PacketConn
 	window chan struct{}
 	seen   []bool
 
 	got  atomic.Int64
 	last atomic.Int64 // unix nanos of the last new datagram
-	done chan struct{}
 	wg   sync.WaitGroup
 }
 
-func newSink(count, window int) (*sink, error) {
-	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		return nil, fmt.Errorf("sink: %w", err)
-	}
-	_ = c.SetReadBuffer(8 << 20) // as much as the kernel grants: the sink must not be what drops
-	s := &sink{conn: c, window: make(chan struct{}, window), seen: make([]bool, count), done: make(chan struct{})}
+// newSink reads conn: the peer's socket (batch) or the client's relay.
+func newSink(conn net.PacketConn, count, window int, batch bool) *sink {
+	s := &sink{conn: conn, window: make(chan struct{}, window), seen: make([]bool, count)}
 	for range window {
 		s.window <- struct{}{}
 	}
 	s.wg.Add(1)
-	go s.read()
-	return s, nil
+	if batch {
+		go s.readBatches(conn.(*net.UDPConn)) //nolint:forcetypeassert // the peer's socket
+	} else {
+		go s.read()
+	}
+	return s
 }
 
-func (s *sink) addr() net.Addr { return s.conn.LocalAddr() }
-
-func (s *sink) read() {
+func (s *sink) readBatches(c *net.UDPConn) {
 	defer s.wg.Done()
-	pc := ipv4.NewPacketConn(s.conn)
+	pc := ipv4.NewPacketConn(c)
 	msgs := make([]ipv4.Message, 64)
 	for i := range msgs {
 		msgs[i].Buffers = [][]byte{make([]byte, 2048)}
@@ -61,21 +58,37 @@ func (s *sink) read() {
 		}
 		now := time.Now().UnixNano()
 		for _, m := range msgs[:n] {
-			if m.N < 8 {
-				continue
-			}
-			seq := binary.BigEndian.Uint64(m.Buffers[0])
-			if seq >= uint64(len(s.seen)) || s.seen[seq] {
-				continue
-			}
-			s.seen[seq] = true
-			s.got.Add(1)
-			s.last.Store(now)
-			select {
-			case s.window <- struct{}{}:
-			default:
-			}
+			s.count(m.Buffers[0][:m.N], now)
 		}
+	}
+}
+
+func (s *sink) read() {
+	defer s.wg.Done()
+	buf := make([]byte, 2048)
+	for {
+		n, _, err := s.conn.ReadFrom(buf)
+		if err != nil {
+			return // closed
+		}
+		s.count(buf[:n], time.Now().UnixNano())
+	}
+}
+
+func (s *sink) count(b []byte, now int64) {
+	if len(b) < 8 {
+		return
+	}
+	seq := binary.BigEndian.Uint64(b)
+	if seq >= uint64(len(s.seen)) || s.seen[seq] {
+		return
+	}
+	s.seen[seq] = true
+	s.got.Add(1)
+	s.last.Store(now)
+	select {
+	case s.window <- struct{}{}:
+	default:
 	}
 }
 
@@ -101,6 +114,7 @@ func (s *sink) wait(ctx context.Context, count int) (int, time.Time) {
 	}
 }
 
+// close closes what the sink reads and waits for its reader.
 func (s *sink) close() {
 	_ = s.conn.Close()
 	s.wg.Wait()

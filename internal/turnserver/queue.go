@@ -18,16 +18,17 @@ const (
 // first datagram and gives it back once sent, so an idle client costs no buffer.
 var slabs = sync.Pool{New: func() any { return new([batchSize * maxDatagram]byte) }}
 
-// relayQueue holds datagrams relay sockets are to send, in the order pion wrote them, until
-// flush. A UDP listener has one for the allocations made through it, a TCP or TLS client
-// connection one for its allocation; each flushes it before it waits for its client's next
-// datagrams, and pion writes to an allocation's relay socket only from the loop that reads
-// that client, so a queue has one writer and is flushed by it. The mutex keeps it sound if
-// that ever changes, and lets a closing connection flush it.
+// relayQueue holds datagrams to send, with the socket to send each through, in the order
+// pion wrote them, until flush. Client to peer, a UDP listener has one for the allocations
+// made through it, a TCP or TLS client connection one for its allocation; peer to client,
+// each relay socket has one. Whoever reads the datagrams pion relays flushes its queue
+// before it waits for more, and pion writes them from that reader's loop, so a queue has one
+// writer and is flushed by it. The mutex keeps it sound if that ever changes, and lets a
+// closing connection or socket flush it.
 type relayQueue struct {
 	mu   sync.Mutex
 	msgs []ipv4.Message
-	to   []*relayConn // the socket of each message
+	to   []*udpSender // the socket of each message
 	one  [][]byte     // the Buffers of each message, one buffer each
 	slab *[batchSize * maxDatagram]byte
 
@@ -38,7 +39,7 @@ type relayQueue struct {
 }
 
 // add queues a copy of p for c to send to addr; a full queue is sent first.
-func (q *relayQueue) add(c *relayConn, p []byte, addr net.Addr) {
+func (q *relayQueue) add(c *udpSender, p []byte, addr net.Addr) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if len(q.msgs) == batchSize {
@@ -89,7 +90,7 @@ func (q *relayQueue) flushLocked() {
 }
 
 // sendRun sends ms through c.
-func (q *relayQueue) sendRun(c *relayConn, ms []ipv4.Message) {
+func (q *relayQueue) sendRun(c *udpSender, ms []ipv4.Message) {
 	if !c.gso.Load() {
 		writeAll(c.batch, ms)
 		return

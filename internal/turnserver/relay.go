@@ -112,8 +112,9 @@ func (q *ipQuota) add(a net.Addr, d int) {
 // outside the range, and wraps every relay socket in the peer filter, so a denied address can
 // neither receive from nor send to the relay whatever path the request took.
 type relayGen struct {
-	queue    *relayQueue   // a UDP listener's: its relay sockets send through it
-	streams  *streamRelays // TCP and TLS listeners': relay sockets by port, until linked
+	queue    *relayQueue   // a UDP listener's: its relay sockets send through it; nil: linked later
+	relays   *relayPorts   // every relay socket by port
+	clients  *clientRelays // UDP clients' relay sockets
 	inner    *turn.RelayAddressGeneratorPortRange
 	filter   *PeerFilter
 	quota    *quota

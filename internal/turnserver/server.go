@@ -225,6 +225,8 @@ type Server struct {
 	host   string     // host:port in handed-out URLs
 	stats  Stats
 	binds  bindKeys // keys of ChannelBinds in flight, for forbidDenied
+	// clients maps UDP clients to their relay sockets, for the listeners (udp.go).
+	clients *clientRelays
 }
 
 // New starts a server for cfg: it binds the UDP and TCP listeners and serves until Close.
@@ -234,12 +236,13 @@ func New(cfg Config) (*Server, error) {
 	}
 	logs := &logGate{}
 	s := &Server{
-		cfg:    cfg,
-		log:    slog.New(logs.wrap(cfg.Logger.Handler())),
-		logs:   logs,
-		filter: NewPeerFilter(cfg.AllowPeers),
-		quota:  &quota{perUser: cfg.UserQuota, total: cfg.MaxAllocations, users: map[string]int{}},
-		ips:    &ipQuota{max: cfg.IPQuota, clients: cfg.Clients, n: map[netip.Prefix]int{}},
+		cfg:     cfg,
+		log:     slog.New(logs.wrap(cfg.Logger.Handler())),
+		logs:    logs,
+		filter:  NewPeerFilter(cfg.AllowPeers),
+		quota:   &quota{perUser: cfg.UserQuota, total: cfg.MaxAllocations, users: map[string]int{}},
+		ips:     &ipQuota{max: cfg.IPQuota, clients: cfg.Clients, n: map[netip.Prefix]int{}},
+		clients: &clientRelays{},
 	}
 	if len(s.cfg.Secret) == 0 {
 		b := make([]byte, 32)
@@ -280,7 +283,7 @@ func New(cfg Config) (*Server, error) {
 	// TLS write at once, from the goroutine of their client's connection.
 	gen := func(q *relayQueue) *relayGen {
 		g := &relayGen{
-			queue: q,
+			queue: q, relays: s.table.relays, clients: s.clients,
 			inner: &turn.RelayAddressGeneratorPortRange{
 				RelayAddress: net.IP(s.cfg.PublicIP.AsSlice()),
 				Address:      s.cfg.RelayBind.String(),
@@ -292,9 +295,6 @@ func New(cfg Config) (*Server, error) {
 			min:      s.cfg.MinPort,
 			max:      s.cfg.MaxPort,
 			onDenied: s.denied,
-		}
-		if q == nil {
-			g.streams = s.table.streams
 		}
 		return g
 	}
@@ -325,8 +325,16 @@ func New(cfg Config) (*Server, error) {
 		},
 		LoggerFactory: loggerFactory{s.log},
 		EventHandler: turn.EventHandler{
-			OnAllocationCreated: func(src, _ net.Addr, _, _, _ string, _ net.Addr, _ int) { s.ips.add(src, 1) },
-			OnAllocationDeleted: func(src, _ net.Addr, _, _, _ string) { s.ips.add(src, -1) },
+			OnAllocationCreated: func(src, _ net.Addr, _, _, _ string, relay net.Addr, _ int) {
+				s.ips.add(src, 1)
+				if a, ok := relay.(*net.UDPAddr); ok {
+					s.clients.allocated(src, a.Port, s.table.relays)
+				}
+			},
+			OnAllocationDeleted: func(src, _ net.Addr, _, _, _ string) {
+				s.ips.add(src, -1)
+				s.clients.deleted(src)
+			},
 			// Wrong passwords fail pion's integrity check after auth accepted the username.
 			OnAuth: func(src, _ net.Addr, _, username, _, method string, verdict bool) {
 				if !verdict {
@@ -376,7 +384,7 @@ func (s *Server) listen() error {
 			break
 		}
 		for _, pc := range pcs {
-			t, err := newTrackedPacketConn(pc, s.forbidDenied)
+			t, err := newTrackedPacketConn(pc, s.forbidDenied, s.clients)
 			if err != nil {
 				for _, pc := range pcs {
 					_ = pc.Close()
@@ -390,7 +398,7 @@ func (s *Server) listen() error {
 			max: s.cfg.MaxAllocations, perClient: s.cfg.TCPPerClient, clients: s.cfg.Clients,
 			idle: s.cfg.TCPIdle, allocate: s.cfg.AllocateWithin, stats: &s.stats, log: s.log.Debug,
 			conns: map[*trackedConn]struct{}{}, byKey: map[netip.Prefix]int{}, rewrite: s.forbidDenied,
-			streams: &streamRelays{},
+			relays: &relayPorts{},
 		}
 		s.tcp = &trackedListener{Listener: survivingAccept(ln, s.log), t: s.table, done: make(chan struct{})}
 		s.tls.init(s.table, ln.Addr())

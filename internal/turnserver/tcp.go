@@ -1,11 +1,9 @@
 package turnserver
 
 import (
-	"errors"
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,7 +34,7 @@ type connTable struct {
 	allocate  time.Duration // from accept to the first allocation or ConnectionBind
 	stats     *Stats
 	log       func(msg string, args ...any) // debug log
-	streams   *streamRelays                 // links a connection's relay socket to its queue
+	relays    *relayPorts                   // links a connection's relay socket to its queue
 	wg        sync.WaitGroup
 
 	mu     sync.Mutex
@@ -135,64 +133,14 @@ type trackedConn struct {
 	used  atomic.Bool // an Allocate or ConnectionBind succeeded on it
 	once  sync.Once
 
-	// Read ahead: pion reads a frame's worth (1,600 bytes) at a time; reading up to
-	// readAhead bytes per system call instead carries a dozen ChannelData frames each.
-	// One goroutine reads at a time (pion's loop, then a relayed TCP connection's copy).
+	// Read ahead and batched writes (stream.go).
 	ra         []byte
 	raPos, raN int
-
-	// out queues what pion relays from this client to peers, sent before the next read
-	// from the connection (queue.go).
-	out relayQueue
-}
-
-// readAhead is the read-ahead buffer of a client connection: one TLS record's worth.
-const readAhead = 16 << 10
-
-// Read hands out what was read ahead, else reads from the connection. It extends the idle
-// deadline before each read from the connection: a client silent for the idle time gets a
-// timeout error, and pion's loop closes the connection. Until the connection is put to use
-// the deadline is at most the allocate deadline.
-func (c *trackedConn) Read(p []byte) (int, error) {
-	if c.raPos < c.raN {
-		n := copy(p, c.ra[c.raPos:c.raN])
-		c.raPos += n
-		return n, nil
-	}
-	c.out.flush()
-	if len(p) >= readAhead {
-		return c.read(p)
-	}
-	if c.ra == nil {
-		c.ra = make([]byte, readAhead)
-	}
-	n, err := c.read(c.ra)
-	c.raPos, c.raN = 0, n
-	if n > 0 {
-		c.raPos = copy(p, c.ra[:n])
-	}
-	return c.raPos, err
-}
-
-func (c *trackedConn) read(p []byte) (int, error) {
-	for {
-		used := c.used.Load()
-		deadline := time.Now().Add(c.t.idle)
-		if !used && c.useBy.Before(deadline) {
-			deadline = c.useBy
-		}
-		_ = c.Conn.SetReadDeadline(deadline)
-		n, err := c.Conn.Read(p)
-		if err == nil || used || !errors.Is(err, os.ErrDeadlineExceeded) || time.Now().Before(c.useBy) {
-			return n, err //nolint:wrapcheck // the conn's own error, for pion
-		}
-		if c.used.Load() {
-			continue // put to use while this read waited on the allocate deadline
-		}
-		c.t.stats.TCPNoAllocate.Add(1)
-		c.t.log("turn: TCP connection closed: no allocation in time", "client", c.RemoteAddr().String(), "deadline", c.t.allocate)
-		return n, err //nolint:wrapcheck // the conn's own error, for pion
-	}
+	out        relayQueue
+	wmu        sync.Mutex
+	wslab      *[batchSize * maxDatagram]byte
+	wbuf       []byte
+	linked     atomic.Bool
 }
 
 // markUsed notes an answer that puts the connection to use (p is one message as pion writes
@@ -208,6 +156,7 @@ func (c *trackedConn) markUsed(p []byte) {
 func (c *trackedConn) Close() error {
 	err := closeConn(c.Conn)
 	c.out.flush()
+	c.flushWrites()
 	c.once.Do(func() {
 		c.t.mu.Lock()
 		delete(c.t.conns, c)
