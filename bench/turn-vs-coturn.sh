@@ -111,6 +111,14 @@ END {
 	nm = split(modes, order, " ")
 	for (m = 1; m <= nm; m++) {
 		t = order[m]
+		# Run i of each server ran one after the other: their ratio is the least disturbed
+		# by the load of the rest of the machine, which drifts between runs.
+		np = n["ours" SUBSEP t] < n["coturn" SUBSEP t] ? n["ours" SUBSEP t] : n["coturn" SUBSEP t]
+		for (i = 1; i <= np; i++) {
+			pr[i] = rate["ours" SUBSEP t, i] / rate["coturn" SUBSEP t, i]
+			pc[i] = cpu["coturn" SUBSEP t, i] > 0 ? cpu["ours" SUBSEP t, i] / cpu["coturn" SUBSEP t, i] : 0
+		}
+		mpr = median(pr, np); mpc = median(pc, np)
 		for (s = 0; s < 2; s++) {
 			name = s ? "ours" : "coturn"; k = name SUBSEP t
 			for (i = 1; i <= n[k]; i++) { a[i] = rate[k, i]; b[i] = mbit[k, i]; c[i] = lost[k, i]; d[i] = cpu[k, i] }
@@ -122,5 +130,6 @@ END {
 		printf "| coturn | %.0f | %.1f | %d (%d-%d) | %.2f |\n", mr["coturn"], mm["coturn"], ml["coturn"], lo["coturn"], hi["coturn"], mc["coturn"]
 		printf "| switchboard serve | %.0f | %.1f | %d (%d-%d) | %.2f |\n", mr["ours"], mm["ours"], ml["ours"], lo["ours"], hi["ours"], mc["ours"]
 		printf "throughput ours/coturn %.2f (goal >= 1.0); CPU per datagram ours/coturn %.2f (goal <= 1.0)\n", mr["ours"] / mr["coturn"], mc["ours"] / mc["coturn"]
+		printf "run by run (ours after coturn): throughput %.2f (%.2f-%.2f), CPU per datagram %.2f (%.2f-%.2f), medians (min-max)\n", mpr, pr[1], pr[np], mpc, pc[1], pc[np]
 	}
 }' "$results"
