@@ -117,7 +117,7 @@ func (q *relayQueue) sendRun(c *udpSender, ms []ipv4.Message) {
 			for k := range iov {
 				iov[k] = ms[i+k].Buffers[0]
 			}
-			if len(q.oob) == len(send) {
+			for len(q.oob) <= len(send) {
 				q.oob = append(q.oob, make([]byte, 0, gsoSpace))
 			}
 			send = append(send, ipv4.Message{Buffers: iov, Addr: ms[i].Addr, OOB: appendGSO(q.oob[len(send)][:0], len(first))})
