@@ -79,3 +79,7 @@ tool (
 
 // A patched copy of pion/sctp v1.12.0: RACK that tells reordering from loss (third_party/pion-sctp/PATCHES.md).
 replace github.com/pion/sctp => ./third_party/pion-sctp
+
+// A patched copy of pion/turn v5.1.3: a relay path without allocations, debug lines or locks per
+// datagram (third_party/pion-turn/PATCHES.md).
+replace github.com/pion/turn/v5 => ./third_party/pion-turn
