@@ -8,8 +8,8 @@ import (
 	"runtime"
 )
 
-// ReadBuffer is the receive buffer asked for each UDP listener socket: room for about 1,500
-// datagrams of 1,200 bytes. With the kernel's default (208 KiB, about 80 such datagrams) a
+// ReadBuffer is the receive buffer asked for each UDP listener socket: room for about 1,400
+// datagrams of 1,200 bytes. With the kernel's default (208 KiB, about 70 such datagrams) a
 // client that sends its first 256 datagrams at once (a window of 256 in flight) lost a
 // hundred and more of them while the server's loop was busy (issue 18). The kernel caps it at
 // net.core.rmem_max unless the process may exceed that (CAP_NET_ADMIN, SO_RCVBUFFORCE).
@@ -26,15 +26,11 @@ const maxUDPSockets = 64
 // defaultUDPSockets is one UDP socket per core, at most 16.
 func defaultUDPSockets() int { return min(runtime.GOMAXPROCS(0), 16) }
 
-// listenUDP binds n UDP sockets to addr, sharing its port where the system balances
-// datagrams between such sockets (SO_REUSEPORT on Linux; elsewhere one socket): the kernel
-// sends each client's datagrams (by address and port) to one of them, so each socket's loop
-// serves its own clients and its own allocations. Port 0 picks a free port for the first;
-// the others join it.
+// listenUDP binds n UDP sockets to addr, sharing its port (SO_REUSEPORT): the kernel sends
+// each client's datagrams (by address and port) to one of them, so each socket's loop serves
+// its own clients and its own allocations. Port 0 picks a free port for the first; the others
+// join it.
 func listenUDP(addr string, n int, log *slog.Logger) ([]*net.UDPConn, error) {
-	if !reusePortSupported {
-		n = 1
-	}
 	lc := net.ListenConfig{Control: reusePort}
 	if n == 1 {
 		lc.Control = nil

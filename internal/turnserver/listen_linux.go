@@ -8,8 +8,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-const reusePortSupported = true
-
 // reusePort is a net.ListenConfig Control that sets SO_REUSEPORT.
 func reusePort(_, _ string, rc syscall.RawConn) error {
 	var serr error

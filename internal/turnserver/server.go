@@ -85,9 +85,8 @@ type Config struct {
 	// successful Allocate, or ConnectionBind for a relayed TCP connection) this long after
 	// it was accepted (default 10 seconds).
 	AllocateWithin time.Duration
-	// UDPSockets is how many UDP sockets share the listen port, each served by a loop of its
-	// own (default: one per core, at most 16; 1 where the system does not balance datagrams
-	// over sockets sharing a port, as Linux does with SO_REUSEPORT).
+	// UDPSockets is how many UDP sockets share the listen port (SO_REUSEPORT), each served
+	// by a loop of its own (default: one per core, at most 16).
 	UDPSockets int
 	// TCPIdle closes a client's TCP connection after this long without a byte from it
 	// (default 1 minute; ICE consent checks every few seconds keep a live call's connection
@@ -280,9 +279,9 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	// A UDP listener's allocations send through its queue (udp.go); those made over TCP and
-	// TLS write at once, from the goroutine of their client's connection.
+	// TLS through their client connection's, once the Allocate answer links them (stream.go).
 	gen := func(q *relayQueue) *relayGen {
-		g := &relayGen{
+		return &relayGen{
 			queue: q, relays: s.table.relays, clients: s.clients,
 			inner: &turn.RelayAddressGeneratorPortRange{
 				RelayAddress: net.IP(s.cfg.PublicIP.AsSlice()),
@@ -296,7 +295,6 @@ func New(cfg Config) (*Server, error) {
 			max:      s.cfg.MaxPort,
 			onDenied: s.denied,
 		}
-		return g
 	}
 	perm := func(_ net.Addr, peer net.IP) bool {
 		if s.filter.AllowedIP(peer) {

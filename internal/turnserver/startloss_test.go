@@ -17,7 +17,7 @@ import (
 // (Send indications, then ChannelData): every one reaches the peer. Then the other way: the
 // peer sends 10,000 to the relayed address as soon as its permission exists (the channel
 // bind still under way), and the client receives every one. With the kernel's default
-// receive buffers (about 80 such datagrams) on the listener and on the relay socket, the
+// receive buffers (about 70 such datagrams) on the listener and on the relay socket, the
 // opening burst of 256 overflowed them while the loop was busy and 187 were lost every time.
 func TestFreshAllocationLosesNothing(t *testing.T) {
 	s := startServer(t, allowLoopback)
