@@ -26,6 +26,7 @@ require (
 	go.uber.org/goleak v1.3.0
 	go.uber.org/zap v1.28.0
 	go.yaml.in/yaml/v3 v3.0.6
+	golang.org/x/net v0.60.0
 	golang.org/x/sys v0.49.0
 )
 
@@ -66,7 +67,6 @@ require (
 	go.uber.org/multierr v1.11.0 // indirect
 	go.uber.org/zap/exp v0.3.0 // indirect
 	golang.org/x/crypto v0.58.0 // indirect
-	golang.org/x/net v0.60.0 // indirect
 	golang.org/x/text v0.43.0 // indirect
 	golang.org/x/time v0.16.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
@@ -79,3 +79,7 @@ tool (
 
 // A patched copy of pion/sctp v1.12.0: RACK that tells reordering from loss (third_party/pion-sctp/PATCHES.md).
 replace github.com/pion/sctp => ./third_party/pion-sctp
+
+// A patched copy of pion/turn v5.1.3: a relay path without allocations, debug lines or locks per
+// datagram (third_party/pion-turn/PATCHES.md).
+replace github.com/pion/turn/v5 => ./third_party/pion-turn

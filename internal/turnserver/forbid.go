@@ -22,6 +22,7 @@ import (
 var (
 	channelBindError   = stun.NewType(stun.MethodChannelBind, stun.ClassErrorResponse)
 	channelBindSuccess = stun.NewType(stun.MethodChannelBind, stun.ClassSuccessResponse)
+	dataIndication     = stun.NewType(stun.MethodData, stun.ClassIndication)
 )
 
 // maxBindKeys bounds the keys remembered for ChannelBinds in flight (one per client address;
@@ -93,32 +94,4 @@ func (s *Server) forbidDenied(p []byte, to net.Addr) []byte {
 		return nil
 	}
 	return out.Raw
-}
-
-// WriteTo sends p to a client, with forbidDenied's rewrite.
-func (c *trackedPacketConn) WriteTo(p []byte, to net.Addr) (int, error) {
-	if c.rewrite != nil {
-		if q := c.rewrite(p, to); q != nil {
-			if _, err := c.PacketConn.WriteTo(q, to); err != nil {
-				return 0, err //nolint:wrapcheck // the socket's own error, for pion
-			}
-			return len(p), nil
-		}
-	}
-	return c.PacketConn.WriteTo(p, to) //nolint:wrapcheck // the socket's own error, for pion
-}
-
-// Write sends p (one STUN message or channel data frame, as pion writes them) to the client,
-// with forbidDenied's rewrite; an Allocate or ConnectionBind success marks the connection used.
-func (c *trackedConn) Write(p []byte) (int, error) {
-	c.markUsed(p)
-	if c.t.rewrite != nil {
-		if q := c.t.rewrite(p, c.RemoteAddr()); q != nil {
-			if _, err := c.Conn.Write(q); err != nil {
-				return 0, err //nolint:wrapcheck // the conn's own error, for pion
-			}
-			return len(p), nil
-		}
-	}
-	return c.Conn.Write(p) //nolint:wrapcheck // the conn's own error, for pion
 }

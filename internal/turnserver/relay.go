@@ -112,6 +112,9 @@ func (q *ipQuota) add(a net.Addr, d int) {
 // outside the range, and wraps every relay socket in the peer filter, so a denied address can
 // neither receive from nor send to the relay whatever path the request took.
 type relayGen struct {
+	queue    *relayQueue   // a UDP listener's: its relay sockets send through it; nil: linked later
+	relays   *relayPorts   // every relay socket by port
+	clients  *clientRelays // UDP clients' relay sockets
 	inner    *turn.RelayAddressGeneratorPortRange
 	filter   *PeerFilter
 	quota    *quota
@@ -147,7 +150,7 @@ func (g *relayGen) AllocatePacketConn(c turn.AllocateListenerConfig) (net.Packet
 		g.quota.give(c.UserID)
 		return nil, nil, fmt.Errorf("turnserver: relay socket: %w", err)
 	}
-	return &filteredPacketConn{PacketConn: pc, g: g, user: c.UserID}, addr, nil
+	return g.newRelayConn(pc, c.UserID), addr, nil
 }
 
 func (g *relayGen) AllocateListener(c turn.AllocateListenerConfig) (net.Listener, net.Addr, error) {
@@ -182,38 +185,6 @@ func (g *relayGen) denied(a net.Addr) {
 	if g.onDenied != nil {
 		g.onDenied(a)
 	}
-}
-
-// filteredPacketConn is a UDP relay socket that drops datagrams to and from denied peers.
-type filteredPacketConn struct {
-	net.PacketConn
-	g     *relayGen
-	user  string
-	close sync.Once
-}
-
-func (c *filteredPacketConn) WriteTo(p []byte, addr net.Addr) (int, error) {
-	if !c.g.filter.AllowedAddr(addr) {
-		c.g.denied(addr)
-		return 0, fmt.Errorf("%w: %v", ErrPeerDenied, addr)
-	}
-	return c.PacketConn.WriteTo(p, addr) //nolint:wrapcheck // the socket's own error, for pion
-}
-
-func (c *filteredPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
-	for {
-		n, addr, err := c.PacketConn.ReadFrom(p)
-		if err != nil || c.g.filter.AllowedAddr(addr) {
-			return n, addr, err //nolint:wrapcheck // the socket's own error, for pion
-		}
-		c.g.denied(addr)
-	}
-}
-
-func (c *filteredPacketConn) Close() error {
-	err := c.PacketConn.Close()
-	c.close.Do(func() { c.g.quota.give(c.user) })
-	return err //nolint:wrapcheck // the socket's own error, for pion
 }
 
 // filteredListener is a TCP relay listener that drops connections from denied peers.

@@ -4,13 +4,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -87,6 +85,9 @@ type Config struct {
 	// successful Allocate, or ConnectionBind for a relayed TCP connection) this long after
 	// it was accepted (default 10 seconds).
 	AllocateWithin time.Duration
+	// UDPSockets is how many UDP sockets share the listen port (SO_REUSEPORT), each served
+	// by a loop of its own (default: one per core, at most 16).
+	UDPSockets int
 	// TCPIdle closes a client's TCP connection after this long without a byte from it
 	// (default 1 minute; ICE consent checks every few seconds keep a live call's connection
 	// busy), so idle connections cannot pile up to the cap.
@@ -131,6 +132,9 @@ func (c *Config) setDefaults() error {
 	if c.AllocateWithin == 0 {
 		c.AllocateWithin = DefaultAllocateWithin
 	}
+	if c.UDPSockets == 0 {
+		c.UDPSockets = defaultUDPSockets()
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -157,6 +161,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: IP quota %d: want 1 to max allocations %d", ErrBadConfig, c.IPQuota, c.MaxAllocations)
 	case c.TCPPerClient < 1 || c.TCPPerClient > c.MaxAllocations:
 		return fmt.Errorf("%w: TCP connections per client %d: want 1 to max allocations %d", ErrBadConfig, c.TCPPerClient, c.MaxAllocations)
+	case c.UDPSockets < 1 || c.UDPSockets > maxUDPSockets:
+		return fmt.Errorf("%w: UDP sockets %d: want 1 to %d", ErrBadConfig, c.UDPSockets, maxUDPSockets)
 	case c.AllocateWithin < 0 || c.TCPIdle < 0:
 		return fmt.Errorf("%w: allocate deadline %v, TCP idle time %v: must be positive", ErrBadConfig, c.AllocateWithin, c.TCPIdle)
 	}
@@ -211,13 +217,15 @@ type Server struct {
 	quota  *quota
 	ips    *ipQuota
 	turn   *turn.Server
-	udp    *trackedPacketConn
+	udp    []*trackedPacketConn // one per core, sharing the port (SO_REUSEPORT)
 	tcp    *trackedListener
 	table  *connTable // the client connections of tcp and tls
 	tls    tlsSide    // TURN over TLS (tls.go)
 	host   string     // host:port in handed-out URLs
 	stats  Stats
 	binds  bindKeys // keys of ChannelBinds in flight, for forbidDenied
+	// clients maps UDP clients to their relay sockets, for the listeners (udp.go).
+	clients *clientRelays
 }
 
 // New starts a server for cfg: it binds the UDP and TCP listeners and serves until Close.
@@ -227,12 +235,13 @@ func New(cfg Config) (*Server, error) {
 	}
 	logs := &logGate{}
 	s := &Server{
-		cfg:    cfg,
-		log:    slog.New(logs.wrap(cfg.Logger.Handler())),
-		logs:   logs,
-		filter: NewPeerFilter(cfg.AllowPeers),
-		quota:  &quota{perUser: cfg.UserQuota, total: cfg.MaxAllocations, users: map[string]int{}},
-		ips:    &ipQuota{max: cfg.IPQuota, clients: cfg.Clients, n: map[netip.Prefix]int{}},
+		cfg:     cfg,
+		log:     slog.New(logs.wrap(cfg.Logger.Handler())),
+		logs:    logs,
+		filter:  NewPeerFilter(cfg.AllowPeers),
+		quota:   &quota{perUser: cfg.UserQuota, total: cfg.MaxAllocations, users: map[string]int{}},
+		ips:     &ipQuota{max: cfg.IPQuota, clients: cfg.Clients, n: map[netip.Prefix]int{}},
+		clients: &clientRelays{},
 	}
 	if len(s.cfg.Secret) == 0 {
 		b := make([]byte, 32)
@@ -269,8 +278,11 @@ func New(cfg Config) (*Server, error) {
 	if err := s.listen(); err != nil {
 		return nil, err
 	}
-	gen := func() *relayGen {
+	// A UDP listener's allocations send through its queue (udp.go); those made over TCP and
+	// TLS through their client connection's, once the Allocate answer links them (stream.go).
+	gen := func(q *relayQueue) *relayGen {
 		return &relayGen{
+			queue: q, relays: s.table.relays, clients: s.clients,
 			inner: &turn.RelayAddressGeneratorPortRange{
 				RelayAddress: net.IP(s.cfg.PublicIP.AsSlice()),
 				Address:      s.cfg.RelayBind.String(),
@@ -291,6 +303,10 @@ func New(cfg Config) (*Server, error) {
 		s.denied(&net.UDPAddr{IP: peer})
 		return false
 	}
+	udpConfigs := make([]turn.PacketConnConfig, len(s.udp))
+	for i, u := range s.udp {
+		udpConfigs[i] = turn.PacketConnConfig{PacketConn: u, RelayAddressGenerator: gen(&u.out), PermissionHandler: perm}
+	}
 	ts, err := turn.NewServer(turn.ServerConfig{
 		Realm:       s.cfg.Realm,
 		AuthHandler: s.auth,
@@ -307,8 +323,16 @@ func New(cfg Config) (*Server, error) {
 		},
 		LoggerFactory: loggerFactory{s.log},
 		EventHandler: turn.EventHandler{
-			OnAllocationCreated: func(src, _ net.Addr, _, _, _ string, _ net.Addr, _ int) { s.ips.add(src, 1) },
-			OnAllocationDeleted: func(src, _ net.Addr, _, _, _ string) { s.ips.add(src, -1) },
+			OnAllocationCreated: func(src, _ net.Addr, _, _, _ string, relay net.Addr, _ int) {
+				s.ips.add(src, 1)
+				if a, ok := relay.(*net.UDPAddr); ok {
+					s.clients.allocated(src, a.Port, s.table.relays)
+				}
+			},
+			OnAllocationDeleted: func(src, _ net.Addr, _, _, _ string) {
+				s.ips.add(src, -1)
+				s.clients.deleted(src)
+			},
 			// Wrong passwords fail pion's integrity check after auth accepted the username.
 			OnAuth: func(src, _ net.Addr, _, username, _, method string, verdict bool) {
 				if !verdict {
@@ -317,22 +341,22 @@ func New(cfg Config) (*Server, error) {
 				}
 			},
 		},
-		PacketConnConfigs: []turn.PacketConnConfig{{
-			PacketConn: s.udp, RelayAddressGenerator: gen(), PermissionHandler: perm,
-		}},
+		PacketConnConfigs: udpConfigs,
 		ListenerConfigs: []turn.ListenerConfig{
-			{Listener: s.tcp, RelayAddressGenerator: gen(), PermissionHandler: perm},
-			{Listener: s.tls.ln, RelayAddressGenerator: gen(), PermissionHandler: perm},
+			{Listener: s.tcp, RelayAddressGenerator: gen(nil), PermissionHandler: perm},
+			{Listener: s.tls.ln, RelayAddressGenerator: gen(nil), PermissionHandler: perm},
 		},
 	})
 	if err != nil {
-		_ = s.udp.Close()
+		for _, u := range s.udp {
+			_ = u.Close()
+		}
 		_ = s.tcp.Close()
 		_ = s.tls.ln.Close()
 		return nil, fmt.Errorf("turnserver: %w", err)
 	}
 	s.turn = ts
-	s.host = net.JoinHostPort(s.cfg.PublicIP.String(), strconv.Itoa(s.udp.LocalAddr().(*net.UDPAddr).Port))
+	s.host = net.JoinHostPort(s.cfg.PublicIP.String(), strconv.Itoa(s.Addr().Port))
 	return s, nil
 }
 
@@ -340,26 +364,39 @@ func New(cfg Config) (*Server, error) {
 func (s *Server) listen() error {
 	var lastErr error
 	for range 10 {
-		pc, err := net.ListenPacket("udp", s.cfg.Listen) //nolint:noctx // bound once at start
+		pcs, err := listenUDP(s.cfg.Listen, s.cfg.UDPSockets, s.log)
 		if err != nil {
-			return fmt.Errorf("turnserver: listen udp %s: %w", s.cfg.Listen, err)
+			return err
 		}
 		host, _, _ := net.SplitHostPort(s.cfg.Listen)
-		port := pc.LocalAddr().(*net.UDPAddr).Port
+		port := pcs[0].LocalAddr().(*net.UDPAddr).Port
 		ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port))) //nolint:noctx // bound once at start
 		if err != nil {
-			_ = pc.Close()
+			for _, pc := range pcs {
+				_ = pc.Close()
+			}
 			lastErr = err
 			if _, p, _ := net.SplitHostPort(s.cfg.Listen); p == "0" {
 				continue
 			}
 			break
 		}
-		s.udp = &trackedPacketConn{PacketConn: pc, done: make(chan struct{}), rewrite: s.forbidDenied}
+		for _, pc := range pcs {
+			t, err := newTrackedPacketConn(pc, s.forbidDenied, s.clients)
+			if err != nil {
+				for _, pc := range pcs {
+					_ = pc.Close()
+				}
+				_ = ln.Close()
+				return err
+			}
+			s.udp = append(s.udp, t)
+		}
 		s.table = &connTable{
 			max: s.cfg.MaxAllocations, perClient: s.cfg.TCPPerClient, clients: s.cfg.Clients,
 			idle: s.cfg.TCPIdle, allocate: s.cfg.AllocateWithin, stats: &s.stats, log: s.log.Debug,
 			conns: map[*trackedConn]struct{}{}, byKey: map[netip.Prefix]int{}, rewrite: s.forbidDenied,
+			relays: &relayPorts{},
 		}
 		s.tcp = &trackedListener{Listener: survivingAccept(ln, s.log), t: s.table, done: make(chan struct{})}
 		s.tls.init(s.table, ln.Addr())
@@ -429,7 +466,7 @@ func (s *Server) ICEServers(user string, now time.Time) []protocol.ICEServer {
 }
 
 // Addr returns the UDP address the server listens on; TCP listens on the same port.
-func (s *Server) Addr() *net.UDPAddr { return s.udp.LocalAddr().(*net.UDPAddr) }
+func (s *Server) Addr() *net.UDPAddr { return s.udp[0].LocalAddr().(*net.UDPAddr) }
 
 // TCPAddr returns the TCP address the server listens on.
 func (s *Server) TCPAddr() *net.TCPAddr { return s.tcp.Addr().(*net.TCPAddr) }
@@ -459,9 +496,11 @@ func (s *Server) Close(ctx context.Context) error {
 	err := s.turn.Close()
 	s.tls.close()
 	s.table.closeAll()
-	select {
-	case <-s.udp.done:
-	case <-ctx.Done():
+	for _, u := range s.udp {
+		select {
+		case <-u.done:
+		case <-ctx.Done():
+		}
 	}
 	for _, l := range []*trackedListener{s.tcp, s.tls.ln} {
 		select {
@@ -502,20 +541,4 @@ func guessPublicIP() netip.Addr {
 		}
 	}
 	return netip.MustParseAddr("127.0.0.1")
-}
-
-// trackedPacketConn is the UDP listener; done closes when pion's read loop has seen it closed.
-type trackedPacketConn struct {
-	net.PacketConn
-	done    chan struct{}
-	once    sync.Once
-	rewrite func(p []byte, to net.Addr) []byte // forbidDenied: a replacement for p, or nil
-}
-
-func (c *trackedPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
-	n, a, err := c.PacketConn.ReadFrom(p)
-	if err != nil && errors.Is(err, net.ErrClosed) {
-		c.once.Do(func() { close(c.done) })
-	}
-	return n, a, err //nolint:wrapcheck // the socket's own error, for pion
 }

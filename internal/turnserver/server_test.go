@@ -68,6 +68,9 @@ func pionClientFrom(t testing.TB, s *Server, user, pass string, tcp bool, src st
 		if err != nil {
 			t.Fatal(err)
 		}
+		// Room for a window of 256 datagrams relayed to the client (startloss_test.go): the
+		// client's socket must not be what drops them.
+		_ = setReadBuffer(c.(*net.UDPConn), ReadBuffer)
 		conn = c
 	}
 	cl, err := turn.NewClient(&turn.ClientConfig{

@@ -1,11 +1,9 @@
 package turnserver
 
 import (
-	"errors"
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,6 +34,7 @@ type connTable struct {
 	allocate  time.Duration // from accept to the first allocation or ConnectionBind
 	stats     *Stats
 	log       func(msg string, args ...any) // debug log
+	relays    *relayPorts                   // links a connection's relay socket to its queue
 	wg        sync.WaitGroup
 
 	mu     sync.Mutex
@@ -133,30 +132,15 @@ type trackedConn struct {
 	useBy time.Time   // the allocate deadline
 	used  atomic.Bool // an Allocate or ConnectionBind succeeded on it
 	once  sync.Once
-}
 
-// Read extends the idle deadline before each read: a client silent for the idle time gets
-// a timeout error, and pion's loop closes the connection. Until the connection is put to use
-// the deadline is at most the allocate deadline.
-func (c *trackedConn) Read(p []byte) (int, error) {
-	for {
-		used := c.used.Load()
-		deadline := time.Now().Add(c.t.idle)
-		if !used && c.useBy.Before(deadline) {
-			deadline = c.useBy
-		}
-		_ = c.Conn.SetReadDeadline(deadline)
-		n, err := c.Conn.Read(p)
-		if err == nil || used || !errors.Is(err, os.ErrDeadlineExceeded) || time.Now().Before(c.useBy) {
-			return n, err //nolint:wrapcheck // the conn's own error, for pion
-		}
-		if c.used.Load() {
-			continue // put to use while this read waited on the allocate deadline
-		}
-		c.t.stats.TCPNoAllocate.Add(1)
-		c.t.log("turn: TCP connection closed: no allocation in time", "client", c.RemoteAddr().String(), "deadline", c.t.allocate)
-		return n, err //nolint:wrapcheck // the conn's own error, for pion
-	}
+	// Read ahead and batched writes (stream.go).
+	ra         []byte
+	raPos, raN int
+	out        relayQueue
+	wmu        sync.Mutex
+	wslab      *[batchSize * maxDatagram]byte
+	wbuf       []byte
+	linked     atomic.Bool
 }
 
 // markUsed notes an answer that puts the connection to use (p is one message as pion writes
@@ -171,6 +155,8 @@ func (c *trackedConn) markUsed(p []byte) {
 
 func (c *trackedConn) Close() error {
 	err := closeConn(c.Conn)
+	c.out.flush()
+	c.flushWrites()
 	c.once.Do(func() {
 		c.t.mu.Lock()
 		delete(c.t.conns, c)
