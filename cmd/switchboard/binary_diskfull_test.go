@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
 
 // A receiver whose disk fills up (recv in a mount namespace of its own with a 512 KiB tmpfs
@@ -30,25 +29,7 @@ func TestBinaryDiskFull(t *testing.T) {
 	script := `mount -t tmpfs -o size=512k tmpfs "$1" && shift && exec "$@"`
 	cmd := exec.CommandContext(ctx, "unshare", "-m", "sh", "-c", script, "sh", out,
 		cliBinary(t), "recv", "--server", url, "--loopback", code, "--out", out)
-	cmd.Stdout, cmd.Stderr = &recv.stdout, &recv.stderr
-	cmd.WaitDelay = 2 * time.Second
-	cmd.Env = append(os.Environ(), "SWITCHBOARD_SERVER=", "SWITCHBOARD_TOKEN=")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	finished := make(chan struct{})
-	go func() {
-		defer close(finished)
-		recv.done <- cmd.Wait()
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-finished:
-		default:
-			_ = cmd.Process.Kill()
-			<-finished
-		}
-	})
+	startCommand(t, recv, cmd)
 
 	if err := recv.wait(t, "recv on a full disk"); err == nil {
 		t.Fatalf("recv on a full disk succeeded:\n%s", recv.stderr.String())

@@ -142,11 +142,18 @@ func runProcess(t *testing.T, ctx context.Context, c *command, stdin io.Reader, 
 	t.Helper()
 	cmd := exec.CommandContext(ctx, cliBinary(t), args...)
 	cmd.Stdin = stdin
+	startCommand(t, c, cmd)
+}
+
+// startCommand starts cmd as the process of c: its output to c's line buffers, no server or
+// token from the environment; it is killed if still running when the test ends.
+func startCommand(t *testing.T, c *command, cmd *exec.Cmd) {
+	t.Helper()
 	cmd.Stdout, cmd.Stderr = &c.stdout, &c.stderr
 	cmd.WaitDelay = 2 * time.Second
 	cmd.Env = append(os.Environ(), "SWITCHBOARD_SERVER=", "SWITCHBOARD_TOKEN=")
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("start switchboard %s: %v", strings.Join(args, " "), err)
+		t.Fatalf("start %s: %v", strings.Join(cmd.Args, " "), err)
 	}
 	finished := make(chan struct{})
 	go func() {

@@ -127,6 +127,17 @@ func wrongCode(t *testing.T, code string) string {
 	return c.String()
 }
 
+// otherChannel returns code with the next channel number: a room nobody is in.
+func otherChannel(t *testing.T, code string) string {
+	t.Helper()
+	c, err := wormhole.ParseCode(code)
+	if err != nil {
+		t.Fatalf("%q: %v", code, err)
+	}
+	c.Channel = c.Channel%wormhole.MaxChannel + 1
+	return c.String()
+}
+
 // screenshot saves the tab as name in $SWITCHBOARD_ARTIFACTS (a temporary directory without
 // it) and checks it shows something.
 func (p *appTab) screenshot(name string) {
@@ -242,8 +253,9 @@ func TestCodeCLIToPage(t *testing.T) {
 	}
 	t.Logf("switchboard send → page with a code: %d bytes in %v", len(data), time.Since(t0).Round(time.Millisecond))
 
-	// A code nobody sends with: the page says so and waits, until cancelled.
-	pg.typeCode(wrongCode(t, code))
+	// A code nobody sends with (another channel: the sender that just finished may still be
+	// in its room): the page says so and waits, until cancelled.
+	pg.typeCode(otherChannel(t, code))
 	pg.waitFor(`document.querySelector('#code-status').textContent.startsWith('No sender with this code on the server yet')`, "the no-sender line")
 	appEval[bool](pg, `(document.querySelector('#code-cancel').click(), true)`)
 	if s := pg.codeStatus("failed"); s != "Stopped." {

@@ -11,7 +11,7 @@
 
 import { sendWithCode, receiveWithCode, loadWormhole } from '/sdk/wormhole.js';
 import { $, show } from '/app/page.js';
-import { humanBytes } from '/app/files.js';
+import { fileEntry, humanBytes } from '/app/files.js';
 
 /** The server `switchboard` commands use when given no --server. */
 const CLI_DEFAULT_SERVER = 'http://localhost:8080';
@@ -31,45 +31,7 @@ function status(text, kind = 'info') {
 function addEntry(name, size, state) {
   const list = $('code-files');
   list.hidden = false;
-  const li = document.createElement('li');
-  li.className = 'file';
-  li.dataset.state = state;
-  const n = document.createElement('span');
-  n.className = 'file-name';
-  n.textContent = name;
-  const z = document.createElement('span');
-  z.className = 'file-size';
-  z.textContent = ` (${humanBytes(size)})`;
-  const bar = document.createElement('progress');
-  bar.max = 1;
-  bar.value = 0;
-  const st = document.createElement('span');
-  st.className = 'file-state';
-  li.append(n, z, bar, st);
-  list.append(li);
-  return {
-    li,
-    /** @param {number} frac @param {string} text */
-    progress(frac, text) {
-      bar.value = Math.max(0, Math.min(1, frac));
-      st.textContent = text;
-    },
-    /** @param {string} url */
-    link(url) {
-      const a = document.createElement('a');
-      a.className = 'file-link';
-      a.href = url;
-      a.download = name;
-      a.textContent = name;
-      n.replaceChildren(a);
-    },
-    /** @param {'done'|'failed'} s @param {string} text */
-    end(s, text) {
-      li.dataset.state = s;
-      bar.remove();
-      st.textContent = text;
-    },
-  };
+  return fileEntry(list, name, size, state);
 }
 
 /** Shows the file page. */

@@ -18,6 +18,55 @@ export function humanBytes(n) {
 }
 
 /**
+ * Appends to list an entry for one file (li.file, data-state state): before (if any), its
+ * name, size, a progress bar and a status; returns how to update it.
+ * @param {HTMLElement} list @param {string} name @param {number} size @param {string} state
+ * @param {HTMLElement} [before]
+ */
+export function fileEntry(list, name, size, state, before) {
+  const li = document.createElement('li');
+  li.className = 'file';
+  li.dataset.state = state;
+  const n = document.createElement('span');
+  n.className = 'file-name';
+  n.textContent = name;
+  const z = document.createElement('span');
+  z.className = 'file-size';
+  z.textContent = ` (${humanBytes(size)})`;
+  const bar = document.createElement('progress');
+  bar.max = 1;
+  bar.value = 0;
+  const st = document.createElement('span');
+  st.className = 'file-state';
+  if (before) li.append(before);
+  li.append(n, z, bar, st);
+  list.append(li);
+  return {
+    li,
+    /** @param {number} frac @param {string} text */
+    progress(frac, text) {
+      bar.value = Math.max(0, Math.min(1, frac));
+      st.textContent = text;
+    },
+    /** @param {string} url */
+    link(url) {
+      const a = document.createElement('a');
+      a.className = 'file-link';
+      a.href = url;
+      a.download = name;
+      a.textContent = name;
+      n.replaceChildren(a);
+    },
+    /** @param {'done'|'failed'} s @param {string} text */
+    end(s, text) {
+      li.dataset.state = s;
+      bar.remove();
+      st.textContent = text;
+    },
+  };
+}
+
+/**
  * The file sharing of a call.
  * @param {CallView} view
  */
@@ -29,51 +78,14 @@ export function callFiles(view) {
    * @param {string} from @param {string} who @param {string} fileName @param {number} size @param {string} state
    */
   function addFile(from, who, fileName, size, state) {
-    const li = document.createElement('li');
-    li.className = 'file';
-    li.dataset.from = from;
-    li.dataset.state = state;
     const w = document.createElement('span');
     w.className = 'who';
     w.textContent = who;
-    const n = document.createElement('span');
-    n.className = 'file-name';
-    n.textContent = fileName;
-    const z = document.createElement('span');
-    z.className = 'file-size';
-    z.textContent = ` (${humanBytes(size)})`;
-    const bar = document.createElement('progress');
-    bar.max = 1;
-    bar.value = 0;
-    const st = document.createElement('span');
-    st.className = 'file-state';
-    li.append(w, n, z, bar, st);
     const atBottom = log.scrollTop + log.clientHeight >= log.scrollHeight - 8;
-    log.append(li);
+    const entry = fileEntry(log, fileName, size, state, w);
+    entry.li.dataset.from = from;
     if (atBottom) log.scrollTop = log.scrollHeight;
-    return {
-      li,
-      /** @param {number} frac @param {string} text */
-      progress(frac, text) {
-        bar.value = Math.max(0, Math.min(1, frac));
-        st.textContent = text;
-      },
-      /** @param {string} url */
-      link(url) {
-        const a = document.createElement('a');
-        a.className = 'file-link';
-        a.href = url;
-        a.download = fileName;
-        a.textContent = fileName;
-        n.replaceChildren(a);
-      },
-      /** @param {'done'|'failed'} s @param {string} text */
-      end(s, text) {
-        li.dataset.state = s;
-        bar.remove();
-        st.textContent = text;
-      },
-    };
+    return entry;
   }
 
   /**
