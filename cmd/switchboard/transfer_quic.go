@@ -260,6 +260,9 @@ type heardChannel struct {
 	any atomic.Bool
 }
 
+// Unwrap returns the channel c wraps (the transfer asks it why the channel ended).
+func (c *heardChannel) Unwrap() transfer.Channel { return c.Channel }
+
 func (c *heardChannel) Handle(open func(), message func(transfer.Message), closed func()) {
 	c.Channel.Handle(open, func(m transfer.Message) {
 		c.any.Store(true)

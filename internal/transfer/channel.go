@@ -80,10 +80,18 @@ func (c *dataChannel) Close() error {
 }
 
 // frameErr returns why ch ended if its remote broke the framing (a QUIC stream's bad frame),
-// else nil. Valid once ch's closed handler has run.
+// else nil; a Channel that wraps another says which with an Unwrap() Channel method. Valid
+// once ch's closed handler has run.
 func frameErr(ch Channel) error {
-	if c, ok := ch.(interface{ frameErr() error }); ok {
-		return c.frameErr()
+	for range 8 { // wrappers of wrappers, bounded
+		switch c := ch.(type) {
+		case interface{ frameErr() error }:
+			return c.frameErr()
+		case interface{ Unwrap() Channel }:
+			ch = c.Unwrap()
+		default:
+			return nil
+		}
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"path/filepath"
 	"slices"
@@ -189,6 +190,17 @@ func rawAnswer(tb testing.TB, s *quic.Stream) string {
 // the stream rc accepted. closeConn closes rc as soon as Run returns, as a command's client
 // does when it exits.
 func rawQUICSender(tb testing.TB, b []byte) (*quic.Stream, <-chan runResult) {
+	return rawQUICSenderOn(tb, b, false)
+}
+
+// wrappedChannel stands for a command's wrapper of the transfer's channel (cmd/switchboard's
+// heardChannel): the transfer reaches the stream through Unwrap.
+type wrappedChannel struct{ transfer.Channel }
+
+func (c *wrappedChannel) Unwrap() transfer.Channel { return c.Channel }
+
+// rawQUICSenderOn is rawQUICSender, the receiver's channel wrapped when wrap is set.
+func rawQUICSenderOn(tb testing.TB, b []byte, wrap bool) (*quic.Stream, <-chan runResult) {
 	tb.Helper()
 	sc, rc := quicConns(tb)
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
@@ -203,6 +215,9 @@ func rawQUICSender(tb testing.TB, b []byte) (*quic.Stream, <-chan runResult) {
 	ch, err := transfer.AcceptStream(ctx, rc)
 	if err != nil {
 		tb.Fatal(err)
+	}
+	if wrap {
+		ch = &wrappedChannel{ch}
 	}
 	run := startReceiver(tb, transfer.NewReceiverOn(ch, transfer.ReceiveOptions{Dir: tb.TempDir()}))
 	done := make(chan runResult, 1)
@@ -222,18 +237,20 @@ func TestQUICOversizeFrame(t *testing.T) {
 		"text":   rawFrame(1, transfer.MaxTextFrame+1, nil),
 		"huge":   rawFrame(2, 1<<31, nil),
 	} {
-		t.Run(name, func(t *testing.T) {
-			s, run := rawQUICSender(t, f)
-			answer := rawAnswer(t, s)
-			if !strings.Contains(answer, `"protocol"`) || !strings.Contains(answer, "frame") {
-				t.Errorf("the receiver's answer %s does not name the bad frame", answer)
-			}
-			_ = s.Close()
-			r := waitChan(t, run, "the receiver")
-			if !errors.Is(r.err, transfer.ErrProtocol) || !errors.Is(r.err, transfer.ErrFrame) {
-				t.Fatalf("receive: %v, want ErrProtocol and ErrFrame", r.err)
-			}
-		})
+		for _, wrap := range []bool{false, true} { // wrapped: as the commands run it
+			t.Run(fmt.Sprintf("%s/wrapped=%v", name, wrap), func(t *testing.T) {
+				s, run := rawQUICSenderOn(t, f, wrap)
+				answer := rawAnswer(t, s)
+				if !strings.Contains(answer, `"protocol"`) || !strings.Contains(answer, "frame") {
+					t.Errorf("the receiver's answer %s does not name the bad frame", answer)
+				}
+				_ = s.Close()
+				r := waitChan(t, run, "the receiver")
+				if !errors.Is(r.err, transfer.ErrProtocol) || !errors.Is(r.err, transfer.ErrFrame) {
+					t.Fatalf("receive: %v, want ErrProtocol and ErrFrame", r.err)
+				}
+			})
+		}
 	}
 }
 
