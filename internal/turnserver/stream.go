@@ -15,7 +15,8 @@ import (
 //   - peer to client: the ChannelData frames pion writes from the relay socket's loop are
 //     gathered and written together before that loop waits for the peer again.
 //
-// One goroutine reads at a time (pion's loop, then a relayed TCP connection's copy).
+// One goroutine reads at a time (pion's loop, then a relayed TCP connection's copy; when the
+// connection ends both may call Read: rmu keeps them apart).
 
 // readAhead is the read-ahead buffer of a client connection: one TLS record's worth.
 const readAhead = 16 << 10
@@ -25,6 +26,8 @@ const readAhead = 16 << 10
 // timeout error, and pion's loop closes the connection. Until the connection is put to use
 // the deadline is at most the allocate deadline.
 func (c *trackedConn) Read(p []byte) (int, error) {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
 	if c.raPos < c.raN {
 		n := copy(p, c.ra[c.raPos:c.raN])
 		c.raPos += n

@@ -133,7 +133,9 @@ type trackedConn struct {
 	used  atomic.Bool // an Allocate or ConnectionBind succeeded on it
 	once  sync.Once
 
-	// Read ahead and batched writes (stream.go).
+	// Read ahead and batched writes (stream.go). rmu serializes readers: pion's loop and a
+	// ConnectionBind's copy may both be in Read when the connection ends.
+	rmu        sync.Mutex
 	ra         []byte
 	raPos, raN int
 	out        relayQueue
