@@ -7,16 +7,15 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/switchboard-rtc/switchboard/internal/testenv"
 )
 
 // A receiver whose disk fills up (recv in a mount namespace of its own with a 512 KiB tmpfs
 // as its folder, 2 MiB sent): both sides say so in words, with what to do, no raw error.
 func TestBinaryDiskFull(t *testing.T) {
 	if _, err := exec.LookPath("unshare"); err != nil || os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("needs root and unshare (util-linux) to mount a small tmpfs: euid %d, %v", os.Geteuid(), err)
-		}
-		t.Skip("SKIPPED LOUDLY: needs root and unshare to mount a small tmpfs for the receiver")
+		testenv.Missing(t, "root and unshare to mount a small tmpfs for the receiver", "run as root with util-linux installed")
 	}
 	url := startServe(t, "--turn=false")
 	src, out := t.TempDir(), t.TempDir()

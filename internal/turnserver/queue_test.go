@@ -5,6 +5,8 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"github.com/switchboard-rtc/switchboard/internal/testenv"
 )
 
 // TestRelayQueueSendsEveryDatagram: whatever mix the queue holds — runs of one size to one
@@ -19,7 +21,7 @@ func TestRelayQueueSendsEveryDatagram(t *testing.T) {
 			var s udpSender
 			s.init(relay)
 			if gso && !s.gso.Load() {
-				t.Skip("the kernel has no UDP GSO")
+				testenv.Missing(t, "UDP GSO in the kernel", "run on Linux 4.18 or later")
 			}
 			s.gso.Store(gso)
 			peers := []*net.UDPConn{newUDPPeer(t), newUDPPeer(t)}

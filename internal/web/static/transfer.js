@@ -567,12 +567,10 @@ export function receiveOverChannel(ch, opts = {}) {
       if (ch.readyState === 'closed') onClose();
       return;
     }
-    // Until the gate opens, what arrives is kept, the channel's end too, and read after it.
-    // A sender sends nothing before the binds are checked, so what is kept is bounded
-    // (heldLimit): beyond, the transfer fails instead of filling the page's memory.
+    // Until the gate opens, what arrives is kept (at most heldLimit: a sender sends nothing
+    // before the binds are checked), the channel's end too, and read after it.
     /** @type {MessageEvent[]} */
-    let held = [];
-    let heldBytes = 0;
+    let held = [], heldBytes = 0;
     let closedMeanwhile = ch.readyState === 'closed';
     ch.onmessage = (ev) => {
       if (finished) return;
