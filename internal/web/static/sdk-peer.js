@@ -140,9 +140,12 @@ export class Peer {
   /** @internal */
   _start() {
     if (this.polite) return; // the answering side waits for the offer
-    this._do(() => {
-      // Opening the control channel makes the browser fire negotiationneeded.
+    this._do(async () => {
+      // The first offer goes now, with the control channel and whatever onPeer added: the
+      // browser's negotiationneeded comes a task later, tens of milliseconds on a busy page,
+      // and then finds this exchange under way (_onNegotiationNeeded).
       this._control = this.pc.createDataChannel(CONTROL_LABEL);
+      await this._negotiate();
     });
   }
 
@@ -159,12 +162,24 @@ export class Peer {
   /** @private */
   async _onNegotiationNeeded() {
     if (!this.polite) {
+      // Fired while an exchange was being made (the first offer of _start, say): the browser
+      // checks again once it completes and fires anew if something is still left out.
+      if (this.pc.signalingState !== 'stable') return;
       await this._negotiate();
       return;
     }
     if (this._askedToNegotiate) return; // an offer is on its way; the browser asks again if needed
-    /** @type {NegotiateRequest} */
-    const req = { switchboard: 'negotiate' };
+    // Before the first offer: the other side offers on its own (_start) and its m-lines take
+    // our tracks; what they leave out is asked for once that offer is answered.
+    if (!this.pc.remoteDescription) return;
+    this._ask(this._unsent());
+  }
+
+  /**
+   * Our tracks without an m-line yet (polite side), by kind.
+   * @private @returns {{audio: number, video: number}}
+   */
+  _unsent() {
     let audio = 0, video = 0;
     for (const t of this.pc.getTransceivers()) {
       const track = t.sender && t.sender.track;
@@ -172,8 +187,18 @@ export class Peer {
       if (track.kind === 'audio') audio++;
       else if (track.kind === 'video') video++;
     }
-    if (audio) req.audio = audio;
-    if (video) req.video = video;
+    return { audio, video };
+  }
+
+  /**
+   * Asks the impolite side for an offer with m-lines for what we want to send.
+   * @private @param {{audio: number, video: number}} want
+   */
+  _ask(want) {
+    /** @type {NegotiateRequest} */
+    const req = { switchboard: 'negotiate' };
+    if (want.audio) req.audio = want.audio;
+    if (want.video) req.video = want.video;
     this._askedToNegotiate = true;
     this._c._send('message', this.id, req);
   }
@@ -272,6 +297,9 @@ export class Peer {
     await this.pc.setLocalDescription(answer);
     const d = /** @type {RTCSessionDescription} */ (this.pc.localDescription);
     this._c._send('answer', this.id, { type: d.type, sdp: d.sdp });
+    // Tracks added before the offer that it had no m-line for (negotiationneeded kept quiet).
+    const want = this._unsent();
+    if (want.audio || want.video) this._ask(want);
   }
 
   /** @private @param {any} c */

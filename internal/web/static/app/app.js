@@ -119,6 +119,8 @@ function landing() {
  */
 async function call(room, ready, params, tok) {
   const name = ready.name;
+  // Joining starts first: the socket connects while the view is built.
+  const joining = join(location.origin.replace(/^http/, 'ws') + '/ws', room, joinOptions());
   show('call');
   document.title = `${room} · Switchboard`;
   $('room-label').textContent = room;
@@ -450,9 +452,13 @@ async function call(room, ready, params, tok) {
   const extras = {};
   for (const install of EXTENSIONS) Object.assign(extras, install(api) || {});
 
-  const wsUrl = location.origin.replace(/^http/, 'ws') + '/ws';
-  try {
-    client = await join(wsUrl, room, {
+  /**
+   * The join's options, taken at the top of call() before the view is built (the socket
+   * connects meanwhile): its callbacks run on the socket's events, after call()'s first await.
+   * @returns {import('/sdk/switchboard.js').JoinOptions}
+   */
+  function joinOptions() {
+    return {
       name,
       meta: { tab: TAB },
       token: tok ? tok.token : undefined,
@@ -494,7 +500,10 @@ async function call(room, ready, params, tok) {
         document.body.dataset.joined = 'false';
         for (const r of remotes.values()) r.tile.setState('closed');
       },
-    });
+    };
+  }
+  try {
+    client = await joining;
   } catch (e) {
     const err = /** @type {Error & {code?: string}} */ (e);
     const msg = err.code ? accessMessage(err.code, false) : null;

@@ -10,7 +10,12 @@
 //
 // capFor and screenCapFor are pure (the numbers are documented in docs/web-app-media.md);
 // callBitrate applies them to every sender of the call and again whenever update() is called
-// (a peer joined or left, a connection came up, a share started, a camera switched).
+// (a description was set, a peer joined or left, a connection came up, a share started, a
+// camera switched). The picture's scale goes on at once, before the encoder starts; the bit
+// rate only once the sender has encoded its first frame: Chromium's encoder, started with a
+// maxBitrate of any value, drops its first frames about half the time and starts at a quarter
+// of the picture, which costs a joining call ~100 ms before anyone is seen
+// (docs/benchmarks.md, issue 17).
 // ?cap=off on the call's URL turns the caps off, for comparisons (docs/benchmarks.md).
 
 /** @typedef {import('/app/page.js').Remote} Remote */
@@ -59,19 +64,42 @@ function shortSide(track) {
 }
 
 /**
- * Sets cap on sender's first encoding unless it holds already. Resolves to whether the sender
- * now carries it (false before negotiation, when there is no encoding to set yet).
- * @param {RTCRtpSender} sender @param {Cap} cap @returns {Promise<boolean>}
+ * Sets cap on sender's first encoding unless it holds already; with rate false, only its
+ * scale. Resolves to whether the sender now carries it (false before negotiation, when there
+ * is no encoding to set yet).
+ * @param {RTCRtpSender} sender @param {Cap} cap @param {boolean} [rate] @returns {Promise<boolean>}
  */
-export async function applyCap(sender, cap) {
+export async function applyCap(sender, cap, rate = true) {
   const params = sender.getParameters();
   const enc = params.encodings && params.encodings[0];
   if (!enc) return false;
-  if (enc.maxBitrate === cap.maxBitrate && (enc.scaleResolutionDownBy || 1) === cap.scaleResolutionDownBy) return true;
-  enc.maxBitrate = cap.maxBitrate;
+  const scaled = (enc.scaleResolutionDownBy || 1) === cap.scaleResolutionDownBy;
+  if (scaled && (!rate || enc.maxBitrate === cap.maxBitrate)) return true;
+  if (rate) enc.maxBitrate = cap.maxBitrate;
   enc.scaleResolutionDownBy = cap.scaleResolutionDownBy;
   await sender.setParameters(params);
   return true;
+}
+
+/** How often, and how long, a sender is asked whether it has encoded a frame. */
+const FIRST_FRAME_POLL_MS = 50, FIRST_FRAME_WAIT_MS = 5000;
+
+/**
+ * Resolves once sender has encoded a frame (outbound-rtp framesEncoded), or after
+ * FIRST_FRAME_WAIT_MS, or once pc closes.
+ * @param {RTCPeerConnection} pc @param {RTCRtpSender} sender @returns {Promise<void>}
+ */
+async function firstFrame(pc, sender) {
+  const end = Date.now() + FIRST_FRAME_WAIT_MS;
+  while (Date.now() < end && pc.signalingState !== 'closed') {
+    const stats = await sender.getStats().catch(() => null);
+    if (stats) {
+      for (const s of stats.values()) {
+        if (s.type === 'outbound-rtp' && s.framesEncoded > 0) return;
+      }
+    }
+    await new Promise((r) => setTimeout(r, FIRST_FRAME_POLL_MS));
+  }
 }
 
 /**
@@ -84,6 +112,9 @@ export function callBitrate(remotes, { enabled, isScreen }) {
   /** One setParameters at a time per sender: a second one meanwhile is refused. */
   /** @type {WeakMap<RTCRtpSender, Promise<void>>} */
   const chains = new WeakMap();
+  /** Senders watched for their first frame (pending), and those past it (true). */
+  /** @type {WeakMap<RTCRtpSender, boolean>} */
+  const started = new WeakMap();
 
   function update() {
     if (!enabled) return;
@@ -94,8 +125,13 @@ export function callBitrate(remotes, { enabled, isScreen }) {
         const track = sender.track;
         if (!track || track.kind !== 'video') continue;
         const cap = isScreen(sender) ? screenCapFor(n) : capFor(n, shortSide(track));
+        const rate = started.get(sender) === true;
+        if (!started.has(sender) && r.peer.pc.connectionState === 'connected') {
+          started.set(sender, false);
+          firstFrame(r.peer.pc, sender).then(() => { started.set(sender, true); update(); });
+        }
         const prev = chains.get(sender) || Promise.resolve();
-        chains.set(sender, prev.then(() => applyCap(sender, cap)).then(() => {}, (e) => {
+        chains.set(sender, prev.then(() => applyCap(sender, cap, rate)).then(() => {}, (e) => {
           console.warn('switchboard: bitrate cap:', e instanceof Error ? e.message : e);
         }));
       }

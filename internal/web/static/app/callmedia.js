@@ -62,6 +62,9 @@ export function installCallMedia(api) {
     share.peerAdded(r);
     const s = api.state.remote.get(r.peer.id);
     if (s && typeof s[SCREEN_FIELD] === 'string') share.announced(r, s[SCREEN_FIELD]);
+    // A description gives the senders their encodings: the picture's scale goes on before the
+    // encoder starts; the bit rate once the connection is up and a frame is out (bitrate.js).
+    r.peer.pc.addEventListener('signalingstatechange', () => caps.update());
     r.peer.pc.addEventListener('connectionstatechange', () => {
       if (r.peer.pc.connectionState === 'connected') caps.update();
     });
