@@ -315,13 +315,18 @@ func TestWebApp(t *testing.T) {
 		checkScreenshot(t, file)
 	}
 
-	// Mic and camera toggles switch the local tracks off and on.
-	toggles := appEval[[]bool](tabs[1], `(() => {
+	// Mic and camera toggles switch the local tracks off and on (the microphone's track is
+	// disabled; the camera's stops, and a new one opens when it is turned on again).
+	toggles := appEval[[]bool](tabs[1], `(async () => {
 		const s = window.switchboardApp.stream, r = [];
-		const on = () => [s.getAudioTracks()[0].enabled, s.getVideoTracks()[0].enabled];
+		const live = () => s.getVideoTracks()[0].readyState === 'live';
+		const on = () => [s.getAudioTracks()[0].enabled, live() && s.getVideoTracks()[0].enabled];
+		const until = async (f) => { const end = Date.now() + 10000; while (!f() && Date.now() < end) await new Promise((x) => setTimeout(x, 20)); };
 		document.querySelector('#mic').click(); r.push(...on());
 		document.querySelector('#camera').click(); r.push(...on());
-		document.querySelector('#mic').click(); document.querySelector('#camera').click(); r.push(...on());
+		document.querySelector('#mic').click(); document.querySelector('#camera').click();
+		await until(live);
+		r.push(...on());
 		return r;
 	})()`)
 	if want := []bool{false, true, false, false, true, true}; !slices.Equal(toggles, want) {

@@ -139,13 +139,11 @@ func TestCallPrejoin(t *testing.T) {
 		document.querySelector('#preview-video').srcObject?.getVideoTracks()[0].label === 'fake_device_1' &&
 		`+frameColorJS+`(document.querySelector('#preview-video')) === 'grey'`, "the remembered camera after a reload")
 
-	// Join as "Grace Hopper" with the camera off: the other page shows her initials and name,
-	// not a black picture, and hears her.
-	appEval[bool](p, `(() => {
-		document.querySelector('#name-input').value = 'Grace Hopper';
-		document.querySelector('#pre-camera').click();
-		return document.querySelector('#pre-camera').dataset.on === 'false' && document.querySelector('#preview-tile').dataset.cam === 'off';
-	})()`)
+	// Join as "Grace Hopper" with the camera off: the camera stops (its light goes off), the
+	// other page shows her initials and name, not a black picture, and hears her.
+	appEval[bool](p, `(document.querySelector('#name-input').value = 'Grace Hopper', document.querySelector('#pre-camera').click(), true)`)
+	p.waitFor(`document.querySelector('#pre-camera').dataset.on === 'false' && document.querySelector('#preview-tile').dataset.cam === 'off' &&
+		document.querySelector('#preview-video').srcObject.getVideoTracks()[0].readyState === 'ended'`, "the camera off and stopped in the pre-join")
 	appEval[bool](p, `(document.querySelector('#name-submit').click(), true)`)
 	p.waitFor(`document.body.dataset.joined === 'true'`, "joined")
 	q := openApp(t, browser, "Q", base+"/r/"+room+"?name=Q", 1280, 800)
@@ -158,9 +156,22 @@ func TestCallPrejoin(t *testing.T) {
 		t.Fatalf("Q hears %v", names)
 	}
 	if local := appEval[[]string](p, `[document.querySelector('#local-tile').dataset.cam, document.querySelector('#camera').dataset.on,
-		String(window.switchboardApp.stream.getVideoTracks()[0].enabled)]`); strings.Join(local, ",") != "off,false,false" {
-		t.Fatalf("P's own tile, camera button, track enabled: %v", local)
+		window.switchboardApp.stream.getVideoTracks()[0].readyState]`); strings.Join(local, ",") != "off,false,ended" {
+		t.Fatalf("P's own tile, camera button, camera track: %v", local)
 	}
+
+	// Her camera on in the call: it opens again (the one chosen in the pre-join; its frames
+	// are a depth format the encoder refuses, so TestCallRemoteSigns checks the others decode
+	// a camera turned on again) and Q's tile shows it on; off again, it stops.
+	appEval[bool](p, `(document.querySelector('#camera').click(), true)`)
+	p.waitFor(`window.switchboardApp.stream.getVideoTracks()[0].readyState === 'live' && window.switchboardApp.stream.getVideoTracks()[0].label === 'fake_device_1' &&
+		document.querySelector('#camera').dataset.on === 'true'`, "P's camera open again")
+	q.waitFor(`(() => {
+		const t = [...document.querySelectorAll('.tile[data-peer]')].find((t) => t.querySelector('.name').textContent === 'Grace Hopper');
+		return t && t.dataset.cam === 'on';
+	})()`, "Grace's camera on, on the other page")
+	appEval[bool](p, `(document.querySelector('#camera').click(), true)`)
+	p.waitFor(`window.switchboardApp.stream.getVideoTracks()[0].readyState === 'ended' && document.querySelector('#camera').dataset.on === 'false'`, "P's camera stopped")
 	for _, tab := range []*appTab{p, q} {
 		if errs := tab.errors(); len(errs) > 0 {
 			t.Errorf("%s console errors: %v", tab.name, errs)

@@ -212,23 +212,24 @@ async function call(room, ready, params, tok) {
    * @param {'audio'|'video'} kind
    */
   async function toggle(kind) {
-    const has = kind === 'audio' ? media.audio : media.video;
-    if (!has) {
-      try {
-        await media.switchDevice(kind, await recall(kind === 'audio' ? 'mic' : 'camera'), client ? client.peers.values() : []);
-      } catch (e) {
-        const err = /** @type {Error} */ (e);
-        toast(problemText({ stream: media.stream, videoError: kind === 'video' ? err : null, audioError: kind === 'audio' ? err : null }, true));
-        return;
+    const peers = client ? client.peers.values() : [];
+    try {
+      if (kind === 'video') {
+        // Off stops the camera (its light goes off); on opens it again.
+        const on = media.cam && !!media.video;
+        await media.setCam(!on, peers, media.video ? undefined : await recall('camera'));
+      } else if (!media.audio) {
+        await media.switchDevice('audio', await recall('mic'), peers);
+        media.setMic(true);
+      } else {
+        media.setMic(!media.mic);
       }
-      preview(localTile.video, media.stream);
-      if (kind === 'audio') media.setMic(true);
-      else media.setCam(true);
-    } else if (kind === 'audio') {
-      media.setMic(!media.mic);
-    } else {
-      media.setCam(!media.cam);
+    } catch (e) {
+      const err = /** @type {Error} */ (e);
+      toast(problemText({ stream: media.stream, videoError: kind === 'video' ? err : null, audioError: kind === 'audio' ? err : null }, true));
+      return;
     }
+    preview(localTile.video, media.stream);
     renderLocal();
     state.set({ mic: media.mic && !!media.audio, cam: media.cam && !!media.video });
     if (kind === 'audio') announce(media.mic ? 'Microphone on' : 'Microphone off');

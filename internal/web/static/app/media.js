@@ -9,9 +9,11 @@ import { remember, openTrack, deviceOf, canPickSpeaker } from '/app/devices.js';
 
 /**
  * The local camera and microphone of a call: one MediaStream whose tracks every peer
- * connection sends. Turning the camera or microphone off disables its track (the sender
- * stays, so turning it on again needs no negotiation); switching devices replaces the track
- * in every sender (RTCRtpSender.replaceTrack: no new offer).
+ * connection sends. Muting disables the microphone's track. Turning the camera off stops its
+ * track, so the camera's light goes off; the ended track stays in the stream and its senders
+ * (a peer that comes meanwhile gets it too), and turning it on opens the camera again and
+ * gives every sender the new track. Switching devices replaces the track in every sender
+ * (RTCRtpSender.replaceTrack). Neither makes a new offer.
  */
 export class LocalMedia {
   /** @param {MediaStream} stream @param {{mic?: boolean, cam?: boolean, speaker?: string}} [init] */
@@ -24,7 +26,10 @@ export class LocalMedia {
     this.cam = init.cam !== false;
     /** The sound output chosen ('' for the default). */
     this.speaker = init.speaker || '';
+    /** The camera to open when it is turned on again. @private */
+    this._camId = deviceOf(this.video);
     this._apply();
+    if (!this.cam && this.video) this.video.stop(); // joined with the camera off: light off
   }
 
   /** @returns {MediaStreamTrack|null} */
@@ -42,8 +47,35 @@ export class LocalMedia {
   /** @param {boolean} on */
   setMic(on) { this.mic = on; this._apply(); }
 
-  /** @param {boolean} on */
-  setCam(on) { this.cam = on; this._apply(); }
+  /**
+   * Turns the camera off (its track stops) or on (the camera chosen last opens again, or id's,
+   * and every peer sends it: replaceTrack, or addTrack if there was no camera yet, which
+   * negotiates). Rejects, with the camera still off, when it cannot be opened.
+   * @param {boolean} on @param {Iterable<Peer>} peers @param {string} [id]
+   */
+  async setCam(on, peers, id) {
+    const v = this.video;
+    if (!on) {
+      this.cam = false;
+      if (v) {
+        this._camId = deviceOf(v) || this._camId;
+        v.stop();
+      }
+      return;
+    }
+    if (v && v.readyState === 'live' && (!id || deviceOf(v) === id)) {
+      this.cam = true;
+      this._apply();
+      return;
+    }
+    this.cam = true;
+    try {
+      await this.switchDevice('video', id || this._camId, peers);
+    } catch (e) {
+      this.cam = false;
+      throw e;
+    }
+  }
 
   /**
    * Sends the local tracks to a new peer.
@@ -64,7 +96,12 @@ export class LocalMedia {
   async switchDevice(kind, id, peers) {
     const old = kind === 'video' ? this.video : this.audio;
     if (old && deviceOf(old) === id && old.readyState === 'live') return old;
+    if (kind === 'video' && !this.cam && old) {
+      this._camId = id; // the camera is off: this one opens when it is turned on
+      return old;
+    }
     const track = await openTrack(kind, id);
+    if (kind === 'video') this._camId = deviceOf(track) || id;
     track.enabled = kind === 'video' ? this.cam : this.mic;
     remember(kind === 'video' ? 'camera' : 'mic', deviceOf(track) || id, track.label);
     /** @type {Promise<void>[]} */

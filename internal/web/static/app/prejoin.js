@@ -100,7 +100,28 @@ export function prejoin(room, who) {
 
   $('media-retry').addEventListener('click', () => { opening = opening.then(open).catch(oops); });
   micBtn.addEventListener('click', () => { mic = !mic; render(); });
-  camBtn.addEventListener('click', () => { cam = !cam; render(); });
+  // Camera off stops its track (the light goes off; the ended track stays in the stream, so
+  // the call knows which camera to open again); on opens it again.
+  camBtn.addEventListener('click', () => {
+    opening = opening.then(async () => {
+      const v = stream.getVideoTracks()[0];
+      cam = !cam;
+      if (v && !cam) v.stop();
+      if (v && cam && v.readyState === 'ended') {
+        try {
+          const t = await openTrack('video', deviceOf(v));
+          stream.removeTrack(v);
+          stream.addTrack(t);
+          preview(video, stream);
+        } catch (e) {
+          cam = false;
+          $('media-problem-text').textContent = problemText({ stream, videoError: /** @type {Error} */ (e), audioError: null });
+          $('media-problem').hidden = false;
+        }
+      }
+      render();
+    }).catch(oops);
+  });
 
   /** @param {'video'|'audio'} kind @param {HTMLSelectElement} sel */
   const switchTo = (kind, sel) => {
@@ -109,6 +130,7 @@ export function prejoin(room, who) {
       if (old && deviceOf(old) === sel.value) return;
       try {
         const t = await openTrack(kind, sel.value);
+        if (kind === 'video' && !cam) t.stop(); // the camera is off: keep only which one
         if (old) { stream.removeTrack(old); old.stop(); }
         stream.addTrack(t);
         remember(kind === 'video' ? 'camera' : 'mic', deviceOf(t) || sel.value, t.label);
