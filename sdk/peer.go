@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/pion/datachannel"
 	"github.com/pion/webrtc/v4"
@@ -44,6 +45,10 @@ type Peer struct {
 	askedToNegotiate   bool // polite side: a negotiate request is out, no offer yet
 	renegotiatePending bool // impolite side: negotiation was asked for mid-exchange
 	pending            []webrtc.ICECandidateInit
+	// Exchanges made so far (offers on the impolite side, answers on the polite side), read
+	// also by Pion's goroutine when it fires negotiationneeded: an exchange made after the
+	// event already covers what the event was for (Pion may fire it late, from its own queue).
+	exchanges atomic.Uint64
 
 	mu        sync.Mutex
 	name      string          // changed by peer-updated
@@ -92,7 +97,10 @@ func newPeer(c *Client, info peerInfo, newcomer bool) (*Peer, error) {
 			c.report(p, err)
 		}
 	})
-	pc.OnNegotiationNeeded(func() { p.do(p.onNegotiationNeeded) })
+	pc.OnNegotiationNeeded(func() {
+		seen := p.exchanges.Load()
+		p.do(func() { p.onNegotiationNeeded(seen) })
+	})
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
 		if s == webrtc.PeerConnectionStateConnected {
 			p.connOnce.Do(func() { close(p.connected) })
@@ -153,6 +161,9 @@ func (p *Peer) start() {
 				return
 			}
 			p.watchControl(dc)
+			// The first offer goes now, with what OnPeer added; Pion's negotiationneeded,
+			// queued meanwhile, finds this exchange under way (onNegotiationNeeded).
+			p.negotiate()
 		})
 	}
 }
@@ -174,107 +185,6 @@ func (p *Peer) do(op func()) {
 	select {
 	case p.ops <- op:
 	case <-p.quit:
-	}
-}
-
-// onNegotiationNeeded runs when Pion asks for a negotiation. Only the impolite side of a pair
-// ever makes offers, so offers never collide (Pion v4.2.26 cannot roll back a local offer,
-// which browser-style perfect negotiation relies on). The polite side asks the other to
-// renegotiate instead, saying which kinds of media it needs m-lines for.
-func (p *Peer) onNegotiationNeeded() {
-	if !p.polite {
-		p.negotiate()
-		return
-	}
-	if p.askedToNegotiate {
-		return // an offer is on its way; Pion asks again after it if still needed
-	}
-	req := negotiateRequest{Switchboard: "negotiate"}
-	for _, t := range p.pc.GetTransceivers() {
-		if t.Mid() != "" || t.Sender() == nil || t.Sender().Track() == nil {
-			continue
-		}
-		switch t.Kind() {
-		case webrtc.RTPCodecTypeAudio:
-			req.Audio++
-		case webrtc.RTPCodecTypeVideo:
-			req.Video++
-		}
-	}
-	p.askedToNegotiate = true
-	if err := p.c.send("message", p.id, req); err != nil && p.c.ctx.Err() == nil {
-		p.c.report(p, err)
-	}
-}
-
-// maxTransceivers bounds what a remote peer's negotiate requests can make us allocate.
-const maxTransceivers = 64
-
-// negotiateRequest is the SDK's own relayed message asking the offering side to renegotiate.
-type negotiateRequest struct {
-	Switchboard string `json:"switchboard"`
-	Audio       int    `json:"audio,omitempty"`
-	Video       int    `json:"video,omitempty"`
-	// Resend: the asking side may have missed an offer (its signaling lost events): an offer
-	// still unanswered goes again. Restart: its ICE is not connected; the offer restarts ICE.
-	Resend  bool `json:"resend,omitempty"`
-	Restart bool `json:"restart,omitempty"`
-}
-
-// renegotiate answers a negotiateRequest on the offering side: it adds receive-only
-// transceivers for the media the other side wants to send, then offers.
-func (p *Peer) renegotiate(req negotiateRequest) {
-	if p.polite {
-		return // only the offering side honours requests
-	}
-	if req.Resend || req.Restart {
-		p.recoverNegotiation()
-		if req.Audio+req.Video == 0 {
-			return
-		}
-	}
-	if len(p.pc.GetTransceivers())+req.Audio+req.Video > maxTransceivers {
-		p.c.report(p, fmt.Errorf("%w: renegotiation would exceed %d transceivers", ErrBadSignal, maxTransceivers))
-		return
-	}
-	add := func(kind webrtc.RTPCodecType, n int) {
-		for i := 0; i < n && i < 16; i++ {
-			if _, err := p.pc.AddTransceiverFromKind(kind, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
-				p.c.report(p, fmt.Errorf("sdk: add transceiver: %w", err))
-				return
-			}
-		}
-	}
-	add(webrtc.RTPCodecTypeAudio, req.Audio)
-	add(webrtc.RTPCodecTypeVideo, req.Video)
-	p.negotiate()
-}
-
-// negotiate makes and sends an offer.
-func (p *Peer) negotiate() { p.offer(false) }
-
-// offer makes and sends an offer, restarting ICE if iceRestart.
-func (p *Peer) offer(iceRestart bool) {
-	if p.pc.SignalingState() != webrtc.SignalingStateStable {
-		p.renegotiatePending = true // offer again once the current exchange completes
-		return
-	}
-	p.renegotiatePending = false
-	var opts *webrtc.OfferOptions
-	if iceRestart {
-		opts = &webrtc.OfferOptions{ICERestart: true}
-	}
-	offer, err := p.pc.CreateOffer(opts)
-	if err != nil {
-		p.c.report(p, fmt.Errorf("sdk: create offer: %w", err))
-		return
-	}
-	if err := p.pc.SetLocalDescription(offer); err != nil {
-		p.c.report(p, fmt.Errorf("sdk: set local offer: %w", err))
-		return
-	}
-	if err := p.c.send("offer", p.id, p.pc.LocalDescription()); err != nil && p.c.ctx.Err() == nil {
-		p.c.report(p, err)
 	}
 }
 
@@ -336,7 +246,14 @@ func (p *Peer) description(data json.RawMessage) error {
 	if err := p.pc.SetLocalDescription(answer); err != nil {
 		return fmt.Errorf("sdk: set local answer: %w", err)
 	}
-	return p.c.send("answer", p.id, p.pc.LocalDescription())
+	p.exchanges.Add(1)
+	if err := p.c.send("answer", p.id, p.pc.LocalDescription()); err != nil {
+		return err
+	}
+	// Tracks added before the offer that it had no m-line for (negotiationneeded kept quiet),
+	// or changed while it was under way.
+	p.askIfNeeded()
+	return nil
 }
 
 // iceUp reports whether the pair's ICE transport is connected.
