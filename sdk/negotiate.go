@@ -23,9 +23,10 @@ func (p *Peer) onNegotiationNeeded(seen uint64) {
 		return
 	}
 	if !p.polite {
-		// Fired while an exchange was under way (the first offer of start, say): Pion checks
-		// again when the answer makes the pair stable and fires anew if still needed.
-		if p.pc.SignalingState() != webrtc.SignalingStateStable {
+		// Fired before start's first offer (for what OnPeer added: that offer carries it), or
+		// while an exchange was under way (Pion checks again when the answer makes the pair
+		// stable, and fires anew if still needed).
+		if p.exchanges.Load() == 0 || p.pc.SignalingState() != webrtc.SignalingStateStable {
 			return
 		}
 		p.negotiate()

@@ -1,6 +1,8 @@
 package sdk_test
 
 import (
+	"encoding/json"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -119,4 +121,63 @@ func sendOpus(t *testing.T, p *sdk.Peer) {
 			}
 		}
 	}()
+}
+
+// TestPoliteRemovesTrack: the polite side that stops sending (RemoveTrack on its
+// PeerConnection) has no track without an m-line, but sends where its last answer said it
+// would: it asks, the impolite side offers once more, the answer says it no longer sends, and
+// nothing follows (a message relayed after that is the barrier: the server relays a peer's
+// frames in order).
+func TestPoliteRemovesTrack(t *testing.T) {
+	url := testserver.Start(t, nil)
+	var offers atomic.Int32
+	answered := make(chan struct{}, 1) // the polite side answered the third offer
+	arrived := make(chan struct{}, 1)
+	heard := make(chan struct{}, 1)
+	peers := make(chan *sdk.Peer, 2)
+	onPeer := func(p *sdk.Peer) {
+		p.PeerConnection().OnSignalingStateChange(func(s webrtc.SignalingState) {
+			switch {
+			case s == webrtc.SignalingStateHaveLocalOffer:
+				offers.Add(1)
+			case s == webrtc.SignalingStateStable && p.Polite() && offers.Load() == 3:
+				select {
+				case answered <- struct{}{}:
+				default:
+				}
+			}
+		})
+		p.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+			if _, _, err := tr.ReadRTP(); err == nil {
+				arrived <- struct{}{}
+			}
+		})
+		p.OnMessage(func(json.RawMessage) { heard <- struct{}{} })
+		if p.Polite() {
+			sendOpus(t, p)
+		}
+		peers <- p
+	}
+	dial(t, url, "remove", sdk.Options{Name: "a", OnPeer: onPeer})
+	dial(t, url, "remove", sdk.Options{Name: "b", OnPeer: onPeer})
+	polite := waitChan(t, peers, "a peer")
+	if other := waitChan(t, peers, "the other peer"); other.Polite() {
+		polite = other
+	}
+	waitChan(t, arrived, "packets from the polite side")
+	pc := polite.PeerConnection()
+	if err := pc.RemoveTrack(pc.GetSenders()[0]); err != nil {
+		t.Fatal(err)
+	}
+	waitChan(t, answered, "the polite side's answer to the offer after it stopped sending")
+	if _, audio, _ := strings.Cut(pc.CurrentLocalDescription().SDP, "m=audio"); strings.Contains(audio, "a=sendrecv") || strings.Contains(audio, "a=sendonly") {
+		t.Fatalf("the polite side's answer still sends: %q", audio)
+	}
+	if err := polite.SendMessage("barrier"); err != nil {
+		t.Fatal(err)
+	}
+	waitChan(t, heard, "the barrier")
+	if n := offers.Load(); n != 3 {
+		t.Fatalf("%d offers, want 3 (the first, the polite side's track, its removal)", n)
+	}
 }
