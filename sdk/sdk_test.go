@@ -284,35 +284,7 @@ func TestMediaTrackArrivesWithCodec(t *testing.T) {
 			got <- arrival{tr.Codec().MimeType, n}
 		})
 	}})
-	track, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", "sb")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dial(t, url, "media", sdk.Options{OnPeer: func(p *sdk.Peer) {
-		if _, err := p.AddTrack(track); err != nil {
-			t.Error(err)
-			return
-		}
-		go func() {
-			select {
-			case <-p.Connected():
-			case <-p.Closed():
-				return
-			}
-			tick := time.NewTicker(20 * time.Millisecond)
-			defer tick.Stop()
-			for i := 0; i < 500; i++ {
-				select {
-				case <-tick.C:
-				case <-p.Closed():
-					return
-				}
-				if err := track.WriteSample(media.Sample{Data: []byte{0xfc, 0xff, 0xfe}, Duration: 20 * time.Millisecond}); err != nil {
-					return
-				}
-			}
-		}()
-	}})
+	dial(t, url, "media", sdk.Options{OnPeer: func(p *sdk.Peer) { sendOpus(t, p) }})
 	a := waitChan(t, got, "RTP packets")
 	if a.mime != webrtc.MimeTypeOpus || a.n != 10 {
 		t.Fatalf("got %+v", a)
