@@ -57,9 +57,10 @@ func remoteTile(id string) string { return `document.querySelector('.tile[data-p
 
 // What one person does with the microphone, the camera and the devices, as the other page
 // sees it: the microphone-off sign within 1 s of muting (and by the M key), initials and the
-// name with the camera off, the other camera's frames decoded after a switch with no new
-// offer, the sound moved to another speaker; the help overlay lists the shortcuts; no serious
-// or critical accessibility violation in the call.
+// name with the camera off (the camera stopped), its frames again once on, the other camera's
+// frames decoded after a switch, the other microphone's sound after a switch, none of it with
+// a new offer, the sound moved to another speaker; the help overlay lists the shortcuts; no
+// serious or critical accessibility violation in the call.
 func TestCallRemoteSigns(t *testing.T) {
 	axeSrc := requireAxe(t)
 	base, browser := callBrowser(t, 120*time.Second)
@@ -181,6 +182,32 @@ func TestCallRemoteSigns(t *testing.T) {
 	b.waitFor(frameColorJS+`(`+tileA+`.querySelector('video')) === 'blue'`, "B to show the second camera's frames")
 	if now := appEval[float64](a, `window.__offers`) + appEval[float64](b, `window.__offers`); now != offers {
 		t.Fatalf("offers made or taken went from %v to %v: the switch renegotiated", offers, now)
+	}
+
+	// Switching A's microphone mid-call: every sender gets the other fake microphone's track,
+	// the old one stops, B keeps receiving A's sound, and no offer is made or taken.
+	audioJS := `(async () => { let n = 0; (await window.switchboardApp.client.peers.get(` + js(idA) + `).pc.getStats()).forEach((s) => {
+		if (s.type === 'inbound-rtp' && s.kind === 'audio') n += s.packetsReceived || 0; }); return n; })()`
+	heard := appEval[float64](b, audioJS)
+	mic := appEval[[]string](a, `(() => {
+		const sel = document.querySelector('#call-mic');
+		const old = window.switchboardApp.stream.getAudioTracks()[0];
+		window.__oldMic = old;
+		const other = [...sel.options].find((o) => o.value !== sel.value && o.textContent !== old.label);
+		if (!other) return [old.label, ''];
+		sel.value = other.value;
+		sel.dispatchEvent(new Event('change'));
+		return [old.label, other.textContent];
+	})()`)
+	if mic[1] == "" {
+		t.Fatalf("A has no second microphone to switch to (had %q)", mic[0])
+	}
+	a.waitFor(`(() => { const t = window.switchboardApp.stream.getAudioTracks()[0];
+		return t.label === `+js(mic[1])+` && window.__oldMic.readyState === 'ended' &&
+			[...window.switchboardApp.client.peers.values()].every((p) => p.pc.getSenders().some((s) => s.track === t)); })()`, "A sending the other microphone")
+	b.waitFor(`(await `+audioJS+`) > `+strconv.FormatFloat(heard+25, 'f', -1, 64), "B to keep receiving A's sound after the switch")
+	if now := appEval[float64](a, `window.__offers`) + appEval[float64](b, `window.__offers`); now != offers {
+		t.Fatalf("offers made or taken went from %v to %v: the microphone switch renegotiated", offers, now)
 	}
 	appEval[bool](a, `(document.querySelector('#devices-close').click(), true)`)
 
