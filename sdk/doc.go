@@ -3,11 +3,13 @@
 // offer, local description, relay through the server, remote description, answer, and trickle
 // ICE both ways — made robust:
 //
-//   - Negotiation that always converges. Each pair has a polite and an impolite side, decided
-//     from the peer ids. The impolite side makes every offer; when the polite side adds a track
-//     it asks the impolite side (through the server) to renegotiate, and the offer then carries
-//     an m-line for it. Offers therefore never collide, and renegotiation from either side
-//     converges. (Browser-style perfect negotiation resolves collisions by rolling back a local
+//   - Negotiation that converges, and no more of it than needed. Each pair has a polite and an
+//     impolite side, decided from the peer ids. The impolite side makes every offer, the first
+//     as soon as the pair exists (with the tracks OnPeer added); when the polite side adds a
+//     track the first offer gave no m-line, it asks the impolite side (through the server) to
+//     renegotiate, and the offer then carries an m-line for it. Offers therefore never collide,
+//     renegotiation from either side converges, and a pair whose sides both add their tracks
+//     in OnPeer connects with one offer (docs/browser-sdk.md "Negotiation rules"). (Browser-style perfect negotiation resolves collisions by rolling back a local
 //     offer, which Pion v4.2.26 cannot do; avoiding the collision gives the same guarantee.)
 //   - Every negotiation step of a pair runs in order on that pair's own goroutine, like Pion's
 //     operations queue; remote candidates that arrive before the remote description are queued,

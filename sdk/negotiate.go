@@ -45,11 +45,13 @@ func (p *Peer) onNegotiationNeeded(seen uint64) {
 }
 
 // askIfNeeded asks the impolite side for an offer when the polite side has tracks without an
-// m-line, or sends on a transceiver other than its last answer says (a track removed, or put
-// back). Pion's own negotiation-needed check compares a transceiver's direction with the
-// answer's without the intersection with the offered direction that the specification asks
-// for: it reports a need after every answer that narrowed a direction (sendrecv answered
-// sendonly or inactive), and asking on that alone renegotiates endlessly.
+// m-line, or a transceiver whose direction is not what its last answer says (a track removed,
+// or added again on a transceiver that had stopped sending). Pion's own negotiation-needed
+// check is not asked: for the transceiver Pion makes to answer an m-line that none of our
+// tracks takes (sendonly, no track) it reports a need after every exchange, and asking on
+// that renegotiated without end (TestNoRenegotiationLoop). It is also why AddTrack and
+// RemoveTrack check for themselves: while Pion thinks a negotiation is needed it fires no
+// new negotiationneeded.
 func (p *Peer) askIfNeeded() {
 	req := p.unsent()
 	if req.Audio > 0 || req.Video > 0 || p.sendingChanged() {
@@ -57,8 +59,10 @@ func (p *Peer) askIfNeeded() {
 	}
 }
 
-// sendingChanged reports whether a transceiver with an m-line sends (has a track and a sending
-// direction) where the current local description says it does not, or the other way round.
+// sendingChanged reports whether a transceiver with an m-line has a sending direction where
+// the current local description says it does not send, or the other way round. (Pion sets a
+// transceiver's direction when it applies an offer and writes that direction in the answer;
+// RemoveTrack and AddTrack change it.)
 func (p *Peer) sendingChanged() bool {
 	desc := p.pc.CurrentLocalDescription()
 	if desc == nil {
@@ -81,8 +85,7 @@ func (p *Peer) sendingChanged() bool {
 			continue
 		}
 		d := t.Direction()
-		does := t.Sender() != nil && t.Sender().Track() != nil &&
-			(d == webrtc.RTPTransceiverDirectionSendrecv || d == webrtc.RTPTransceiverDirectionSendonly)
+		does := d == webrtc.RTPTransceiverDirectionSendrecv || d == webrtc.RTPTransceiverDirectionSendonly
 		if does != said {
 			return true
 		}
@@ -185,4 +188,18 @@ func (p *Peer) offer(iceRestart bool) {
 	if err := p.c.send("offer", p.id, p.pc.LocalDescription()); err != nil && p.c.ctx.Err() == nil {
 		p.c.report(p, err)
 	}
+}
+
+// checkAsk has the polite side check, on the pair's goroutine, whether it must ask for an
+// offer (after AddTrack or RemoveTrack): not before the first offer, nor while an exchange or
+// a request is under way (description checks again after the answer).
+func (p *Peer) checkAsk() {
+	if !p.polite {
+		return // the impolite side's changes fire Pion's negotiationneeded
+	}
+	p.do(func() {
+		if !p.askedToNegotiate && p.pc.RemoteDescription() != nil && p.pc.SignalingState() == webrtc.SignalingStateStable {
+			p.askIfNeeded()
+		}
+	})
 }

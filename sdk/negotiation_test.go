@@ -3,6 +3,7 @@ package sdk_test
 import (
 	"encoding/json"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -123,9 +124,9 @@ func sendOpus(t *testing.T, p *sdk.Peer) {
 	}()
 }
 
-// TestPoliteRemovesTrack: the polite side that stops sending (RemoveTrack on its
-// PeerConnection) has no track without an m-line, but sends where its last answer said it
-// would: it asks, the impolite side offers once more, the answer says it no longer sends, and
+// TestPoliteRemovesTrack: the polite side that stops sending (Peer.RemoveTrack) has no track
+// without an m-line, but its transceiver no longer sends where its last answer said it would:
+// it asks, the impolite side offers once more, the answer says it no longer sends, and
 // nothing follows (a message relayed after that is the barrier: the server relays a peer's
 // frames in order).
 func TestPoliteRemovesTrack(t *testing.T) {
@@ -166,7 +167,7 @@ func TestPoliteRemovesTrack(t *testing.T) {
 	}
 	waitChan(t, arrived, "packets from the polite side")
 	pc := polite.PeerConnection()
-	if err := pc.RemoveTrack(pc.GetSenders()[0]); err != nil {
+	if err := polite.RemoveTrack(pc.GetSenders()[0]); err != nil {
 		t.Fatal(err)
 	}
 	waitChan(t, answered, "the polite side's answer to the offer after it stopped sending")
@@ -180,4 +181,151 @@ func TestPoliteRemovesTrack(t *testing.T) {
 	if n := offers.Load(); n != 3 {
 		t.Fatalf("%d offers, want 3 (the first, the polite side's track, its removal)", n)
 	}
+}
+
+// pair is two connected Go peers of one pair, seen from each side, with what each heard.
+type pair struct {
+	polite, impolite *sdk.Peer
+	offers           *atomic.Int32 // offers made (have-local-offer on the impolite side)
+	heard            map[*sdk.Peer]chan json.RawMessage
+}
+
+// dialPair connects two Go clients in a room; onPeer (may be nil) runs in each OnPeer after
+// the pair's own hooks. It returns once each side has its Peer.
+func dialPair(t *testing.T, room string, onPeer func(*sdk.Peer)) *pair {
+	t.Helper()
+	url := testserver.Start(t, nil)
+	pr := &pair{offers: new(atomic.Int32), heard: map[*sdk.Peer]chan json.RawMessage{}}
+	peers := make(chan *sdk.Peer, 2)
+	var mu sync.Mutex
+	hook := func(p *sdk.Peer) {
+		p.PeerConnection().OnSignalingStateChange(func(s webrtc.SignalingState) {
+			if s == webrtc.SignalingStateHaveLocalOffer {
+				pr.offers.Add(1)
+			}
+		})
+		heard := make(chan json.RawMessage, 16)
+		mu.Lock()
+		pr.heard[p] = heard
+		mu.Unlock()
+		p.OnMessage(func(m json.RawMessage) { heard <- m })
+		if onPeer != nil {
+			onPeer(p)
+		}
+		peers <- p
+	}
+	dial(t, url, room, sdk.Options{Name: "a", OnPeer: hook})
+	dial(t, url, room, sdk.Options{Name: "b", OnPeer: hook})
+	a, b := waitChan(t, peers, "a peer"), waitChan(t, peers, "the other peer")
+	pr.polite, pr.impolite = a, b
+	if b.Polite() {
+		pr.polite, pr.impolite = b, a
+	}
+	waitChan(t, a.Connected(), "connected")
+	waitChan(t, b.Connected(), "connected")
+	return pr
+}
+
+// roundTrip relays a message from the polite side to the impolite side and one back, each
+// waited for: what either side sent before arrived before it (the server relays a peer's
+// frames in order).
+func (pr *pair) roundTrip(t *testing.T) {
+	t.Helper()
+	heard := func(p *sdk.Peer) chan json.RawMessage { return pr.heard[p] }
+	if err := pr.polite.SendMessage("ping"); err != nil {
+		t.Fatal(err)
+	}
+	waitChan(t, heard(pr.impolite), "ping")
+	if err := pr.impolite.SendMessage("pong"); err != nil {
+		t.Fatal(err)
+	}
+	waitChan(t, heard(pr.polite), "pong")
+}
+
+// settled waits for two round trips and fails if an offer was made during the second: a
+// pair that renegotiates without end makes one every few milliseconds. It returns the offers.
+func (pr *pair) settled(t *testing.T) int32 {
+	t.Helper()
+	pr.roundTrip(t)
+	n := pr.offers.Load()
+	pr.roundTrip(t)
+	if m := pr.offers.Load(); m != n {
+		t.Fatalf("offers went from %d to %d with nothing changing: a renegotiation loop", n, m)
+	}
+	return n
+}
+
+// TestNoRenegotiationLoop: exchanges that leave the polite side a transceiver Pion made for
+// an m-line none of its tracks takes (sendonly, no track) end. Before, the polite side asked
+// after every answer (Pion's check reports a need for that transceiver) and the pair
+// renegotiated without end: 200-odd offers in 2 s.
+func TestNoRenegotiationLoop(t *testing.T) {
+	t.Run("recvonly-offered", func(t *testing.T) {
+		// The impolite side offers to receive audio; the polite side has none to send.
+		pr := dialPair(t, "loop-recvonly", func(p *sdk.Peer) {
+			if p.Polite() {
+				return
+			}
+			if _, err := p.PeerConnection().AddTransceiverFromKind(webrtc.RTPCodecTypeAudio, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+				t.Error(err)
+			}
+		})
+		if n := pr.settled(t); n != 1 {
+			t.Errorf("%d offers, want 1", n)
+		}
+	})
+	t.Run("both-add-later", func(t *testing.T) {
+		// Both sides add audio once connected: the polite side's request may come after the
+		// impolite side's own offer already gave its track an m-line, and the recvonly m-line
+		// made for the request then gets a transceiver with no track.
+		arrived := make(chan bool, 2)
+		pr := dialPair(t, "loop-later", func(p *sdk.Peer) {
+			p.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+				if _, _, err := tr.ReadRTP(); err == nil {
+					arrived <- p.Polite()
+				}
+			})
+		})
+		sendOpus(t, pr.impolite)
+		sendOpus(t, pr.polite)
+		waitChan(t, arrived, "packets one way")
+		waitChan(t, arrived, "packets both ways")
+		if n := pr.settled(t); n < 2 || n > 3 {
+			t.Errorf("%d offers, want 2 or 3", n)
+		}
+	})
+}
+
+// TestPoliteTrackAfterRemoved: the polite side adds and removes a track before the first
+// offer (a transceiver with neither m-line nor track is left), then adds one once connected:
+// the track gets an m-line and its packets arrive. Pion, still thinking a negotiation is
+// needed for the first, fires no negotiationneeded for the second; AddTrack checks itself.
+func TestPoliteTrackAfterRemoved(t *testing.T) {
+	arrived := make(chan struct{}, 1)
+	pr := dialPair(t, "after-removed", func(p *sdk.Peer) {
+		p.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+			if _, _, err := tr.ReadRTP(); err == nil {
+				arrived <- struct{}{}
+			}
+		})
+		if !p.Polite() {
+			return
+		}
+		tr, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "video", "sb")
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		s, err := p.AddTrack(tr)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		if err := p.RemoveTrack(s); err != nil {
+			t.Error(err)
+		}
+	})
+	sendOpus(t, pr.polite)
+	waitChan(t, arrived, "the polite side's track, added once connected")
+	pr.settled(t)
 }

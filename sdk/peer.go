@@ -11,8 +11,9 @@ import (
 	"github.com/pion/webrtc/v4"
 )
 
-// controlLabel is the data channel the newcomer opens so that every pair negotiates a
-// connection even before the application adds anything. It is not shown to OnDataChannel.
+// controlLabel is the data channel the impolite side of a pair opens so that every pair
+// negotiates a connection even before the application adds anything. It is not shown to
+// OnDataChannel.
 const controlLabel = "switchboard"
 
 // Errors reported for a pair.
@@ -149,8 +150,8 @@ func drainTrack(t *webrtc.TrackRemote) {
 	}
 }
 
-// start runs the peer's negotiation goroutine. The offering side opens the control channel,
-// which makes Pion ask for the first negotiation; the other side waits for the offer.
+// start runs the peer's negotiation goroutine. The offering (impolite) side opens the control
+// channel and sends the first offer, with what OnPeer added; the other side waits for it.
 func (p *Peer) start() {
 	go p.run()
 	if !p.polite {
@@ -416,6 +417,22 @@ func (p *Peer) CreateDataChannel(label string, init *webrtc.DataChannelInit) (*w
 	return dc, nil
 }
 
+// RemoveTrack stops sending the track of s (added with AddTrack); negotiation follows by
+// itself. Use it rather than PeerConnection().RemoveTrack: on the polite side of a pair Pion
+// may not announce that change (negotiate.go's askIfNeeded).
+func (p *Peer) RemoveTrack(s *webrtc.RTPSender) error {
+	select {
+	case <-p.quit:
+		return ErrPeerClosed
+	default:
+	}
+	if err := p.pc.RemoveTrack(s); err != nil {
+		return fmt.Errorf("sdk: remove track: %w", err)
+	}
+	p.checkAsk()
+	return nil
+}
+
 // AddTrack sends a local track to the peer; negotiation follows by itself.
 func (p *Peer) AddTrack(t webrtc.TrackLocal) (*webrtc.RTPSender, error) {
 	select {
@@ -427,6 +444,7 @@ func (p *Peer) AddTrack(t webrtc.TrackLocal) (*webrtc.RTPSender, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sdk: add track: %w", err)
 	}
+	p.checkAsk()
 	p.c.wg.Add(1)
 	go func() { // read RTCP so the sender's interceptors keep working; ends when pc closes
 		defer p.c.wg.Done()

@@ -323,7 +323,9 @@ func TestWebApp(t *testing.T) {
 		const on = () => [s.getAudioTracks()[0].enabled, live() && s.getVideoTracks()[0].enabled];
 		const until = async (f) => { const end = Date.now() + 10000; while (!f() && Date.now() < end) await new Promise((x) => setTimeout(x, 20)); };
 		document.querySelector('#mic').click(); r.push(...on());
-		document.querySelector('#camera').click(); r.push(...on());
+		document.querySelector('#camera').click();
+		await until(() => !live());
+		r.push(...on());
 		document.querySelector('#mic').click(); document.querySelector('#camera').click();
 		await until(live);
 		r.push(...on());
@@ -331,6 +333,20 @@ func TestWebApp(t *testing.T) {
 	})()`)
 	if want := []bool{false, true, false, false, true, true}; !slices.Equal(toggles, want) {
 		t.Errorf("mic/camera toggles: [audio video] enabled %v, want %v", toggles, want)
+	}
+	// Quick presses (on → off → on → off, then on): they run one after the other, so the page
+	// ends with one camera track, live, that every peer's one video sender sends.
+	appEval[bool](tabs[1], `(() => { for (let i = 0; i < 3; i++) document.querySelector('#camera').click(); return true; })()`)
+	tabs[1].waitFor(`document.querySelector('#camera').dataset.on === 'false' && window.switchboardApp.stream.getVideoTracks()[0].readyState === 'ended'`, "the camera off after three presses")
+	appEval[bool](tabs[1], `(document.querySelector('#camera').click(), true)`)
+	tabs[1].waitFor(`document.querySelector('#camera').dataset.on === 'true'`, "the camera on after the fourth")
+	if got := appEval[[]int](tabs[1], `(() => {
+		const s = window.switchboardApp.stream, v = s.getVideoTracks();
+		const senders = [...window.switchboardApp.client.peers.values()].map((p) => p.pc.getSenders().filter((x) => x.track && x.track.kind === 'video'));
+		return [v.length, v.filter((t) => t.readyState === 'live').length, senders.length,
+			senders.filter((l) => l.length === 1 && l[0].track === v[0]).length];
+	})()`); got[0] != 1 || got[1] != 1 || got[3] != got[2] {
+		t.Errorf("after quick presses: %d camera tracks (%d live), %d peers of which %d send that one track alone", got[0], got[1], got[2], got[3])
 	}
 
 	// P3 leaves: its tile disappears from the others' grids.

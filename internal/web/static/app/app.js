@@ -206,18 +206,18 @@ async function call(room, ready, params, tok) {
     setLabel(cam, camOn ? 'Turn camera off' : 'Turn camera on', camOn ? 'cam' : 'cam-off');
   };
 
+  /** The peers of the call now (those made since the join began included). */
+  const peers = () => [...remotes.values()].map((r) => r.peer);
+
   /**
    * Turns the microphone ('audio') or camera ('video') on or off; with no such device yet
    * (refused or absent at the start), asks the browser again and sends it to everyone.
    * @param {'audio'|'video'} kind
    */
   async function toggle(kind) {
-    const peers = client ? client.peers.values() : [];
     try {
       if (kind === 'video') {
-        // Off stops the camera (its light goes off); on opens it again.
-        const on = media.cam && !!media.video;
-        await media.setCam(!on, peers, media.video ? undefined : await recall('camera'));
+        await media.toggleCam(peers); // off stops the camera (its light goes off); on opens it again
       } else if (!media.audio) {
         await media.switchDevice('audio', await recall('mic'), peers);
         media.setMic(true);
@@ -367,12 +367,12 @@ async function call(room, ready, params, tok) {
     mic: /** @type {HTMLSelectElement} */ ($('call-mic')),
     speaker: /** @type {HTMLSelectElement} */ ($('call-speaker')),
   };
-  const fillNow = () => fillPickers(pickers, { camera: deviceOf(media.video), mic: deviceOf(media.audio), speaker: media.speaker });
+  const fillNow = () => fillPickers(pickers, { camera: media.cameraId, mic: deviceOf(media.audio), speaker: media.speaker });
   $('devices').addEventListener('click', () => { fillNow().then(() => devDialog.showModal()); });
   /** @param {'video'|'audio'} kind @param {HTMLSelectElement} sel */
   const switchTo = async (kind, sel) => {
     try {
-      await media.switchDevice(kind, sel.value, client ? client.peers.values() : []);
+      await media.switchDevice(kind, sel.value, peers, sel.selectedOptions[0]?.textContent || '');
       preview(localTile.video, media.stream);
       renderLocal();
       state.set({ mic: media.mic && !!media.audio, cam: media.cam && !!media.video });

@@ -85,9 +85,9 @@ export async function applyCap(sender, cap, rate = true) {
 const FIRST_FRAME_POLL_MS = 50, FIRST_FRAME_WAIT_MS = 5000;
 
 /**
- * Resolves once sender has encoded a frame (outbound-rtp framesEncoded), or after
- * FIRST_FRAME_WAIT_MS, or once pc closes.
- * @param {RTCPeerConnection} pc @param {RTCRtpSender} sender @returns {Promise<void>}
+ * Resolves to true once sender has encoded a frame (outbound-rtp framesEncoded), false after
+ * FIRST_FRAME_WAIT_MS or once pc closes.
+ * @param {RTCPeerConnection} pc @param {RTCRtpSender} sender @returns {Promise<boolean>}
  */
 async function firstFrame(pc, sender) {
   const end = Date.now() + FIRST_FRAME_WAIT_MS;
@@ -95,11 +95,12 @@ async function firstFrame(pc, sender) {
     const stats = await sender.getStats().catch(() => null);
     if (stats) {
       for (const s of stats.values()) {
-        if (s.type === 'outbound-rtp' && s.framesEncoded > 0) return;
+        if (s.type === 'outbound-rtp' && s.framesEncoded > 0) return true;
       }
     }
     await new Promise((r) => setTimeout(r, FIRST_FRAME_POLL_MS));
   }
+  return false;
 }
 
 /**
@@ -112,8 +113,12 @@ export function callBitrate(remotes, { enabled, isScreen }) {
   /** One setParameters at a time per sender: a second one meanwhile is refused. */
   /** @type {WeakMap<RTCRtpSender, Promise<void>>} */
   const chains = new WeakMap();
-  /** Senders watched for their first frame (pending), and those past it (true). */
-  /** @type {WeakMap<RTCRtpSender, boolean>} */
+  /** The track each sender was last watched with for its first frame, once per track (a
+   * camera turned on again, or a share that reuses its sender, is a new track). */
+  /** @type {WeakMap<RTCRtpSender, MediaStreamTrack>} */
+  const watched = new WeakMap();
+  /** The track each sender has encoded a frame of: its bit rate may be capped. */
+  /** @type {WeakMap<RTCRtpSender, MediaStreamTrack>} */
   const started = new WeakMap();
 
   function update() {
@@ -123,12 +128,18 @@ export function callBitrate(remotes, { enabled, isScreen }) {
       if (r.peer.pc.signalingState === 'closed') continue;
       for (const sender of r.peer.pc.getSenders()) {
         const track = sender.track;
-        if (!track || track.kind !== 'video') continue;
+        // An ended track (the camera off) has no size to scale from, and sends nothing.
+        if (!track || track.kind !== 'video' || track.readyState === 'ended') continue;
         const cap = isScreen(sender) ? screenCapFor(n) : capFor(n, shortSide(track));
-        const rate = started.get(sender) === true;
-        if (!started.has(sender) && r.peer.pc.connectionState === 'connected') {
-          started.set(sender, false);
-          firstFrame(r.peer.pc, sender).then(() => { started.set(sender, true); update(); });
+        const rate = started.get(sender) === track;
+        if (!rate && watched.get(sender) !== track && r.peer.pc.connectionState === 'connected') {
+          watched.set(sender, track);
+          const pc = r.peer.pc;
+          firstFrame(pc, sender).then((ok) => {
+            if (!ok) return;
+            started.set(sender, track);
+            update();
+          });
         }
         const prev = chains.get(sender) || Promise.resolve();
         chains.set(sender, prev.then(() => applyCap(sender, cap, rate)).then(() => {}, (e) => {

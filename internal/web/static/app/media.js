@@ -3,7 +3,7 @@
 // meter, playing remote video (muted with an Unmute button when autoplay with sound is
 // refused) and the route of a pair (direct or through the relay).
 
-import { remember, openTrack, deviceOf, canPickSpeaker } from '/app/devices.js';
+import { remember, recall, openTrack, deviceOf, canPickSpeaker } from '/app/devices.js';
 
 /** @typedef {import('/sdk/switchboard.js').Peer} Peer */
 
@@ -28,6 +28,10 @@ export class LocalMedia {
     this.speaker = init.speaker || '';
     /** The camera to open when it is turned on again. @private */
     this._camId = deviceOf(this.video);
+    /** The camera and microphone changes, one after the other (_serial). @private @type {Promise<any>} */
+    this._ops = Promise.resolve();
+    /** Set by stop(): a device that opens after it is stopped at once. @private */
+    this._closed = false;
     this._apply();
     if (!this.cam && this.video) this.video.stop(); // joined with the camera off: light off
   }
@@ -47,13 +51,44 @@ export class LocalMedia {
   /** @param {boolean} on */
   setMic(on) { this.mic = on; this._apply(); }
 
+  /** The camera chosen: the live one's device, else the one to open when it is turned on. */
+  get cameraId() {
+    const v = this.video;
+    return (v && v.readyState === 'live' && deviceOf(v)) || this._camId;
+  }
+
+  /**
+   * Runs op after every camera and microphone change asked for before it, so that two never
+   * interleave (a quick on-off-on, a device switch while the camera opens).
+   * @private @template T @param {() => Promise<T>} op @returns {Promise<T>}
+   */
+  _serial(op) {
+    const run = this._ops.then(op);
+    this._ops = run.catch(() => {});
+    return run;
+  }
+
   /**
    * Turns the camera off (its track stops) or on (the camera chosen last opens again, or id's,
    * and every peer sends it: replaceTrack, or addTrack if there was no camera yet, which
    * negotiates). Rejects, with the camera still off, when it cannot be opened.
-   * @param {boolean} on @param {Iterable<Peer>} peers @param {string} [id]
+   * @param {boolean} on @param {() => Iterable<Peer>} peers the peers, asked once the camera is open
+   * @param {string} [id]
    */
-  async setCam(on, peers, id) {
+  setCam(on, peers, id) {
+    return this._serial(() => this._setCam(on, peers, id));
+  }
+
+  /** Turns the camera on if it is off (or absent), off if it is on. @param {() => Iterable<Peer>} peers */
+  toggleCam(peers) {
+    return this._serial(() => {
+      const v = this.video;
+      return this._setCam(!(this.cam && v && v.readyState === 'live'), peers);
+    });
+  }
+
+  /** @private @param {boolean} on @param {() => Iterable<Peer>} peers @param {string} [id] */
+  async _setCam(on, peers, id) {
     const v = this.video;
     if (!on) {
       this.cam = false;
@@ -70,7 +105,7 @@ export class LocalMedia {
     }
     this.cam = true;
     try {
-      await this.switchDevice('video', id || this._camId, peers);
+      await this._switch('video', id || this._camId || await recall('camera'), peers);
     } catch (e) {
       this.cam = false;
       throw e;
@@ -89,24 +124,38 @@ export class LocalMedia {
    * Switches the camera ('video') or microphone ('audio') to device id, remembered for next
    * time. Every sender of the old track gets the new one (replaceTrack: the others see the
    * new camera without a new offer); a kind there was no track of (refused at first) is
-   * added to every peer, which does negotiate.
-   * @param {'video'|'audio'} kind @param {string} id @param {Iterable<Peer>} peers
-   * @returns {Promise<MediaStreamTrack>} the new track
+   * added to every peer, which does negotiate. With the camera off, only remembers it.
+   * @param {'video'|'audio'} kind @param {string} id @param {() => Iterable<Peer>} peers
+   *   the peers, asked once the device is open @param {string} [label] the device's name
+   * @returns {Promise<MediaStreamTrack|null>} the track now sent
    */
-  async switchDevice(kind, id, peers) {
+  switchDevice(kind, id, peers, label = '') {
+    return this._serial(() => this._switch(kind, id, peers, label));
+  }
+
+  /**
+   * @private @param {'video'|'audio'} kind @param {string} id @param {() => Iterable<Peer>} peers
+   * @param {string} [label] @returns {Promise<MediaStreamTrack|null>}
+   */
+  async _switch(kind, id, peers, label = '') {
     const old = kind === 'video' ? this.video : this.audio;
     if (old && deviceOf(old) === id && old.readyState === 'live') return old;
     if (kind === 'video' && !this.cam && old) {
       this._camId = id; // the camera is off: this one opens when it is turned on
+      if (label) remember('camera', id, label);
       return old;
     }
     const track = await openTrack(kind, id);
+    if (this._closed) { // the call ended meanwhile
+      track.stop();
+      return null;
+    }
     if (kind === 'video') this._camId = deviceOf(track) || id;
     track.enabled = kind === 'video' ? this.cam : this.mic;
     remember(kind === 'video' ? 'camera' : 'mic', deviceOf(track) || id, track.label);
     /** @type {Promise<void>[]} */
     const waits = [];
-    for (const peer of peers) {
+    for (const peer of peers()) {
       const sender = old && peer.pc.getSenders().find((s) => s.track === old);
       if (sender) waits.push(sender.replaceTrack(track));
       else peer.addTrack(track, this.stream);
@@ -137,8 +186,9 @@ export class LocalMedia {
     try { await m.setSinkId(this.speaker); } catch (e) { console.warn('switchboard: speaker:', e instanceof Error ? e.message : e); }
   }
 
-  /** Stops every track (the camera light goes off). */
+  /** Stops every track (the camera light goes off), and any still opening once it opens. */
   stop() {
+    this._closed = true;
     for (const t of this.stream.getTracks()) t.stop();
   }
 }

@@ -84,6 +84,7 @@ export function prejoin(room, who) {
     for (const t of stream.getTracks()) t.stop();
     const got = await openMedia();
     stream = got.stream;
+    if (!cam) stream.getVideoTracks().forEach((t) => t.stop()); // off: asked, but the light stays off
     preview(video, stream);
     const text = problemText(got);
     $('media-problem-text').textContent = text;
@@ -160,7 +161,8 @@ export function prejoin(room, who) {
       ev.preventDefault();
       const name = nameInput.value.trim();
       if (!name) { nameInput.focus(); return; }
-      /** @type {HTMLButtonElement} */ ($('name-submit')).disabled = true;
+      // What is chosen is final now: no button changes the stream behind the call's back.
+      for (const id of ['name-submit', 'pre-mic', 'pre-camera', 'media-retry']) /** @type {HTMLButtonElement} */ ($(id)).disabled = true;
       opening.then(() => {
         stopMeter();
         navigator.mediaDevices?.removeEventListener?.('devicechange', onDevices);
