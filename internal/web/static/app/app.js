@@ -119,8 +119,11 @@ function landing() {
  */
 async function call(room, ready, params, tok) {
   const name = ready.name;
-  // Joining starts first: the socket connects while the view is built.
+  // Joining starts first: the socket connects while the view is built. Should building it
+  // throw, the joined client is closed (no one left in the room without a page).
   const joining = join(location.origin.replace(/^http/, 'ws') + '/ws', room, joinOptions());
+  let built = false;
+  joining.then((c) => { if (!built) c.close(); }, () => {});
   show('call');
   document.title = `${room} · Switchboard`;
   $('room-label').textContent = room;
@@ -503,6 +506,7 @@ async function call(room, ready, params, tok) {
       },
     };
   }
+  built = true;
   try {
     client = await joining;
   } catch (e) {
