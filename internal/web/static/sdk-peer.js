@@ -63,6 +63,8 @@ export class Peer {
     /** @private */ this._renegotiatePending = false; // impolite: asked for mid-exchange
     /** @private @type {RTCIceCandidateInit[]} */ this._pending = [];
     /** @private @type {RTCDataChannel|null} */ this._control = null;
+    /** Offers made (impolite side) or answers made (polite side) so far. @private */
+    this._exchanges = 0;
 
     /** @private @type {() => void} */ this._resolveConnected = () => {};
     /** Resolves once the connection first reaches "connected". @type {Promise<void>} */
@@ -76,7 +78,10 @@ export class Peer {
       if (!ev.candidate || !ev.candidate.candidate) return; // end of gathering
       try { client._send('ice-candidate', this.id, ev.candidate.toJSON()); } catch (e) { client._report(this, e); }
     };
-    pc.onnegotiationneeded = () => this._do(() => this._onNegotiationNeeded());
+    pc.onnegotiationneeded = () => {
+      const seen = this._exchanges;
+      this._do(() => this._onNegotiationNeeded(seen));
+    };
     pc.onconnectionstatechange = () => {
       const s = pc.connectionState;
       if (s === 'connected') this._resolveConnected();
@@ -159,8 +164,15 @@ export class Peer {
       .catch((e) => this._c._report(this, e));
   }
 
-  /** @private */
-  async _onNegotiationNeeded() {
+  /**
+   * The browser says a negotiation is needed; seen is _exchanges when it did.
+   * @private @param {number} seen
+   */
+  async _onNegotiationNeeded(seen) {
+    // An exchange made since covers it: an offer made after the event carries what it was for
+    // (the browser fires again at stable if not), and after an answer _description asks for
+    // what is left.
+    if (this._exchanges !== seen) return;
     if (!this.polite) {
       // Fired while an exchange was being made (the first offer of _start, say): the browser
       // checks again once it completes and fires anew if something is still left out.
@@ -231,6 +243,7 @@ export class Peer {
       return;
     }
     this._renegotiatePending = false;
+    this._exchanges++;
     const offer = await this.pc.createOffer(iceRestart ? { iceRestart: true } : undefined);
     await this.pc.setLocalDescription(offer);
     const d = /** @type {RTCSessionDescription} */ (this.pc.localDescription);
@@ -295,6 +308,7 @@ export class Peer {
     this._askedToNegotiate = false;
     const answer = await this.pc.createAnswer();
     await this.pc.setLocalDescription(answer);
+    this._exchanges++;
     const d = /** @type {RTCSessionDescription} */ (this.pc.localDescription);
     this._c._send('answer', this.id, { type: d.type, sdp: d.sdp });
     // Tracks added before the offer that it had no m-line for (negotiationneeded kept quiet).
