@@ -82,6 +82,45 @@ func TestClientQuotaIPv6Prefix(t *testing.T) {
 	}
 }
 
+// has reports whether a's client could make one more allocation now (a check that holds
+// nothing). Tests only.
+func (q *ipQuota) has(a net.Addr) bool {
+	k := q.clients.KeyOf(a)
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.n[k]+len(q.pending[k]) < q.max
+}
+
+// TestClientQuotaReserves: a place is held from the check to the allocation, so Allocate
+// requests of one client checked before any of their allocations is made cannot overshoot
+// the quota (they did, with the count taken only from pion's events: the hostile smoke test
+// saw 4 of 3); a place whose allocation never comes is given back after reserveTTL, and an
+// allocation made takes the oldest place.
+func TestClientQuotaReserves(t *testing.T) {
+	src := &net.UDPAddr{IP: net.ParseIP("192.0.2.7"), Port: 5000}
+	q := &ipQuota{max: 2, n: map[netip.Prefix]int{}}
+	t0 := time.Now()
+	if !q.reserve(src, t0) || !q.reserve(src, t0) {
+		t.Fatal("two places refused under a quota of 2")
+	}
+	if q.reserve(src, t0.Add(time.Second)) {
+		t.Fatal("a third Allocate checked before any allocation was made got past a quota of 2")
+	}
+	q.add(src, 1) // the first allocation is made: its place becomes a live allocation
+	if q.reserve(src, t0.Add(2*time.Second)) {
+		t.Fatal("one live allocation and one place held, and a third got past a quota of 2")
+	}
+	if !q.reserve(src, t0.Add(reserveTTL+time.Second)) {
+		t.Fatal("a place whose allocation never came was not given back after reserveTTL")
+	}
+	q.add(src, 1)
+	q.add(src, -1)
+	q.add(src, -1)
+	if !q.has(src) || len(q.n) != 0 || len(q.pending) != 0 {
+		t.Fatalf("after both allocations were deleted: counts %v, places %v", q.n, q.pending)
+	}
+}
+
 // dialFrom opens a TCP connection to the server's TURN port from src.
 func dialFrom(t *testing.T, s *Server, src string) net.Conn {
 	t.Helper()

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"time"
 
 	"github.com/pion/turn/v5"
 
@@ -81,28 +82,60 @@ func (q *quota) count() int {
 }
 
 // ipQuota counts live allocations per client (an IPv4 address or IPv6 /64, as clients
-// aggregates them). It is checked before an allocation is made and counted from pion's
-// allocation events, so concurrent Allocate requests from one client may overshoot it by a
-// few: it bounds a host, while quota bounds users exactly.
+// aggregates them). An authenticated Allocate that passes the check holds a place (reserve)
+// until pion's allocation event counts it (add) or reserveTTL passes (the allocation failed
+// after the check): concurrent Allocate requests from one client, which a listener's sockets
+// and TCP connections handle in parallel, cannot overshoot it.
 type ipQuota struct {
 	max     int
 	clients clientaddr.Aggregator
 
-	mu sync.Mutex
-	n  map[netip.Prefix]int
+	mu      sync.Mutex
+	n       map[netip.Prefix]int
+	pending map[netip.Prefix][]time.Time // places held by reserve, oldest first
 }
 
-func (q *ipQuota) has(a net.Addr) bool {
+// reserveTTL is how long a place held for an Allocate waits for its allocation.
+const reserveTTL = 5 * time.Second
+
+// reserve reports whether a's client may make one more allocation and, if so, holds a place
+// for it.
+func (q *ipQuota) reserve(a net.Addr, now time.Time) bool {
 	k := q.clients.KeyOf(a)
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return q.n[k] < q.max
+	p := q.pending[k]
+	for len(p) > 0 && now.Sub(p[0]) > reserveTTL {
+		p = p[1:]
+	}
+	if q.n[k]+len(p) >= q.max {
+		q.setPending(k, p)
+		return false
+	}
+	q.setPending(k, append(p, now))
+	return true
 }
 
+func (q *ipQuota) setPending(k netip.Prefix, p []time.Time) {
+	if len(p) == 0 {
+		delete(q.pending, k)
+		return
+	}
+	if q.pending == nil {
+		q.pending = map[netip.Prefix][]time.Time{}
+	}
+	q.pending[k] = p
+}
+
+// add counts d allocations of a's client made (+1: taking the oldest place held for it) or
+// deleted (-1).
 func (q *ipQuota) add(a net.Addr, d int) {
 	k := q.clients.KeyOf(a)
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	if p := q.pending[k]; d > 0 && len(p) > 0 {
+		q.setPending(k, p[1:])
+	}
 	if q.n[k] += d; q.n[k] <= 0 {
 		delete(q.n, k)
 	}

@@ -314,7 +314,7 @@ func New(cfg Config) (*Server, error) {
 			if !s.quota.has(user) {
 				return false
 			}
-			if !s.ips.has(src) {
+			if !s.ips.reserve(src, time.Now()) {
 				s.stats.ClientQuota.Add(1)
 				s.log.Debug("turn: allocation refused: client over its quota", "client", src.String(), "quota", s.cfg.IPQuota)
 				return false
