@@ -36,16 +36,8 @@ func TestFirstNegotiation(t *testing.T) {
 		{"polite-later", (*sdk.Peer).Polite, true, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			url := testserver.Start(t, nil)
-			var offers atomic.Int32
 			arrived := make(chan bool, 2) // the receiving side's Polite()
-			peers := make(chan *sdk.Peer, 2)
-			onPeer := func(p *sdk.Peer) {
-				p.PeerConnection().OnSignalingStateChange(func(s webrtc.SignalingState) {
-					if s == webrtc.SignalingStateHaveLocalOffer {
-						offers.Add(1)
-					}
-				})
+			pr := dialPair(t, "first-"+tc.name, func(p *sdk.Peer) {
 				p.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 					if _, _, err := tr.ReadRTP(); err == nil {
 						arrived <- p.Polite()
@@ -63,14 +55,7 @@ func TestFirstNegotiation(t *testing.T) {
 				case tc.sends(p):
 					sendOpus(t, p)
 				}
-				peers <- p
-			}
-			dial(t, url, "first", sdk.Options{Name: "a", OnPeer: onPeer})
-			dial(t, url, "first", sdk.Options{Name: "b", OnPeer: onPeer})
-			a, b := waitChan(t, peers, "a's peer"), waitChan(t, peers, "b's peer")
-			if a.Polite() == b.Polite() {
-				t.Fatalf("both sides polite=%v", a.Polite())
-			}
+			})
 			if polite := waitChan(t, arrived, "packets"); polite {
 				if tc.name != "both" {
 					t.Fatal("the polite side received a track, but only it sends one")
@@ -79,10 +64,10 @@ func TestFirstNegotiation(t *testing.T) {
 			if tc.name == "both" {
 				waitChan(t, arrived, "packets both ways")
 			}
-			if n := offers.Load(); n != tc.offers {
+			if n := pr.offers.Load(); n != tc.offers {
 				t.Errorf("%d offers for the first negotiation, want %d", n, tc.offers)
 			}
-			for _, p := range []*sdk.Peer{a, b} {
+			for _, p := range []*sdk.Peer{pr.polite, pr.impolite} {
 				if n := len(p.PeerConnection().GetTransceivers()); n != 1 {
 					t.Errorf("polite=%v: %d transceivers, want 1", p.Polite(), n)
 				}
@@ -217,6 +202,9 @@ func dialPair(t *testing.T, room string, onPeer func(*sdk.Peer)) *pair {
 	dial(t, url, room, sdk.Options{Name: "a", OnPeer: hook})
 	dial(t, url, room, sdk.Options{Name: "b", OnPeer: hook})
 	a, b := waitChan(t, peers, "a peer"), waitChan(t, peers, "the other peer")
+	if a.Polite() == b.Polite() {
+		t.Fatalf("both sides polite=%v", a.Polite())
+	}
 	pr.polite, pr.impolite = a, b
 	if b.Polite() {
 		pr.polite, pr.impolite = b, a
